@@ -1,0 +1,44 @@
+"""The ``wixinv-async`` command. Each subcommand lives in its own module with a ``register``
+function that adds its parser; library code never prints, only this package does.
+
+Exit codes: 0 everything committed, 1 some deltas rejected, 2 usage or configuration error,
+3 deltas left in doubt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["EXIT_CONFIG", "EXIT_IN_DOUBT", "EXIT_OK", "EXIT_REJECTED", "main"]
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_CONFIG = 2
+EXIT_IN_DOUBT = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import _registry
+
+    parser = argparse.ArgumentParser(
+        prog="wixinv-async",
+        description="Move Wix Stores inventory at high throughput, safely.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _registry.commands():
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    sys.stdout.flush()
+    return result

@@ -1,0 +1,241 @@
+"""Every exception wixinv_async raises, under one base class.
+
+::
+
+    WixInventoryError
+    ├── InvalidInputError (ValueError)        bad input caught before anything was sent
+    ├── ConfigurationError (ValueError)       bad settings or credentials setup
+    ├── TransportError                        the HTTP exchange itself failed
+    │   ├── ConnectError (ConnectionError)    could not connect: the request was never sent
+    │   └── RequestTimeoutError (TimeoutError)
+    ├── OutcomeUnknownError                   a write may or may not have been applied
+    ├── ApiError                              the server answered with an error status
+    │   ├── BadRequestError (400)
+    │   ├── AuthenticationError (401)
+    │   ├── PermissionDeniedError (403)
+    │   ├── NotFoundError (404)
+    │   ├── ConflictError (409)
+    │   ├── PreconditionFailedError (428)     insufficient inventory, untracked item, ...
+    │   ├── RateLimitedError (429)
+    │   └── ServerError (5xx)
+    ├── AdjusterError
+    │   ├── AdjusterFull                      submit_nowait with max_pending keys pending
+    │   └── AdjusterClosed                    submit after close
+    ├── OffsetLimitError (ValueError)         offset paging past 10,000 items: use the crawler
+    └── WebhookError
+        └── WebhookVerificationError (ValueError)
+
+Third-party exceptions (aiohttp, asyncio timeouts, msgspec) are translated at the transport
+boundary and never escape it. No exception message or repr contains a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import FieldViolation
+
+__all__ = [
+    "AdjusterClosed",
+    "AdjusterError",
+    "AdjusterFull",
+    "ApiError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "ConnectError",
+    "InvalidInputError",
+    "NotFoundError",
+    "OffsetLimitError",
+    "OutcomeUnknownError",
+    "PermissionDeniedError",
+    "PreconditionFailedError",
+    "RateLimitedError",
+    "RequestTimeoutError",
+    "ServerError",
+    "TransportError",
+    "WebhookError",
+    "WebhookVerificationError",
+    "WixInventoryError",
+    "api_error_for_status",
+]
+
+
+class WixInventoryError(Exception):
+    """Base class of every exception raised by wixinv_async."""
+
+
+class InvalidInputError(WixInventoryError, ValueError):
+    """Input that the API would refuse, caught before anything was sent.
+
+    ``index`` is the position of the offending entry in a batch (``None`` for a scalar
+    argument), ``field`` the wire name of the field and ``value`` what was given.
+    """
+
+    def __init__(self, field: str, value: object, reason: str, *, index: int | None = None):
+        self.field = field
+        self.value = value
+        self.reason = reason
+        self.index = index
+        where = f"entry {index}: " if index is not None else ""
+        super().__init__(f"{where}{field}={value!r}: {reason}")
+
+
+class ConfigurationError(WixInventoryError, ValueError):
+    """Settings that cannot work (a bad rate, missing credentials, ...)."""
+
+
+class TransportError(WixInventoryError):
+    """The HTTP exchange failed without an HTTP response."""
+
+
+class ConnectError(TransportError, ConnectionError):
+    """No connection could be made, so the request was provably never sent."""
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """No response arrived in time.
+
+    ``sent`` tells whether the request may have reached the server: a timeout while
+    connecting is safe to retry, one after sending is not (for writes it surfaces as
+    :class:`OutcomeUnknownError`).
+    """
+
+    def __init__(self, message: str, *, sent: bool):
+        self.sent = sent
+        super().__init__(message)
+
+
+class OutcomeUnknownError(WixInventoryError):
+    """A non-idempotent write failed after its body may have been processed.
+
+    The server may or may not have applied it: the caller must reconcile before retrying.
+    ``request`` is the request that was sent (method, path, body; never headers, which
+    carry secrets) and ``__cause__`` the failure that made the outcome unknown.
+    """
+
+    def __init__(self, message: str, *, request: Any):
+        self.request = request
+        super().__init__(message)
+
+
+class ApiError(WixInventoryError):
+    """The server answered with an error status.
+
+    Carries the HTTP ``status``, Wix's ``code`` (``applicationError.code`` or a status name),
+    its ``message``, the ``field_violations`` of a validation error and ``request_id``
+    (``x-wix-request-id``), which Wix support asks for.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        field_violations: Sequence[FieldViolation] = (),
+        request_id: str | None = None,
+        data: Any = None,
+    ):
+        self.status = status
+        self.message = message
+        self.code = code
+        self.field_violations = tuple(field_violations)
+        self.request_id = request_id
+        self.data = data
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.code:
+            parts.append(self.code)
+        if self.message:
+            parts.append(self.message)
+        for violation in self.field_violations:
+            detail = violation.description if isinstance(violation.description, str) else ""
+            parts.append(f"{violation.field}: {detail}".rstrip(": "))
+        if self.request_id:
+            parts.append(f"request id {self.request_id}")
+        return " | ".join(parts)
+
+
+class BadRequestError(ApiError):
+    """400: the request was refused as invalid; nothing was applied."""
+
+
+class AuthenticationError(ApiError):
+    """401: missing, wrong or expired credentials."""
+
+
+class PermissionDeniedError(ApiError):
+    """403: the credentials may not do this (Wix also throttles some calls with 403)."""
+
+
+class NotFoundError(ApiError):
+    """404: an unknown product, inventory item or variant."""
+
+
+class ConflictError(ApiError):
+    """409: the request conflicts with the current state."""
+
+
+class PreconditionFailedError(ApiError):
+    """428: e.g. ``INSUFFICIENT_INVENTORY``, ``INVENTORY_QUANTITY_NOT_TRACKED``."""
+
+
+class RateLimitedError(ApiError):
+    """429: too many requests; ``retry_after`` in seconds when the server said."""
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any):
+        self.retry_after = retry_after
+        super().__init__(*args, **kwargs)
+
+
+class ServerError(ApiError):
+    """5xx: the server failed."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    428: PreconditionFailedError,
+    429: RateLimitedError,
+}
+
+
+def api_error_for_status(status: int) -> type[ApiError]:
+    """The :class:`ApiError` subclass for an HTTP status."""
+    if status >= 500:
+        return ServerError
+    return _BY_STATUS.get(status, ApiError)
+
+
+class AdjusterError(WixInventoryError):
+    """Base of the adjuster's own errors."""
+
+
+class AdjusterFull(AdjusterError):
+    """``submit_nowait`` for a new key while ``max_pending`` keys are pending."""
+
+
+class AdjusterClosed(AdjusterError):
+    """A submit after the adjuster was closed."""
+
+
+class OffsetLimitError(WixInventoryError, ValueError):
+    """Offset paging past the 10,000 items Wix serves by offset; crawl by numericId instead
+    (:func:`wixinv_async.crawl_inventory`)."""
+
+
+class WebhookError(WixInventoryError):
+    """Base of webhook errors."""
+
+
+class WebhookVerificationError(WebhookError, ValueError):
+    """A webhook body that is not a valid, correctly signed, unexpired Wix event."""

@@ -1,0 +1,302 @@
+"""msgspec wire models of the Wix Stores Catalog V1 inventory API.
+
+Field names are the wire's (camelCase through ``rename="camel"``; ``id``, never ``_id``;
+``numericId`` a string of digits). Decoding tolerates unknown fields, because Wix adds fields.
+``UNSET`` means "absent on the wire", which differs from ``None`` ("null on the wire").
+
+The request bodies match what the official Wix JavaScript SDK sends
+(``shared/wire/official-sdk-requests.json``): ``filter`` and ``sort`` are JSON *strings*.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import msgspec
+from msgspec import UNSET, Struct, UnsetType
+
+__all__ = [
+    "DEFAULT_VARIANT_ID",
+    "MAX_BATCH",
+    "MAX_ID_LENGTH",
+    "MAX_OFFSET_ITEMS",
+    "MAX_PAGE_LIMIT",
+    "MAX_QUANTITY",
+    "ApplicationError",
+    "ChangedVariant",
+    "DecrementData",
+    "DecrementInventoryRequest",
+    "EmptyResponse",
+    "ErrorBody",
+    "ErrorDetails",
+    "FieldMask",
+    "FieldViolation",
+    "GetInventoryVariantsRequest",
+    "GetInventoryVariantsResponse",
+    "IncrementData",
+    "IncrementInventoryRequest",
+    "InventoryItem",
+    "InventoryItemChanged",
+    "InventoryItemUpdate",
+    "InventoryVariant",
+    "InventoryVariantsChanged",
+    "Paging",
+    "PagingMetadata",
+    "PreorderInfo",
+    "Query",
+    "QueryInventoryRequest",
+    "QueryInventoryResponse",
+    "TokenRequest",
+    "TokenResponse",
+    "UpdateInventoryVariantsRequest",
+    "VariantUpdate",
+    "VariantValues",
+    "WebhookEnvelope",
+]
+
+DEFAULT_VARIANT_ID: Final = "00000000-0000-0000-0000-000000000000"
+"""The one variant of a product without options."""
+MAX_BATCH: Final = 300
+"""Most entries in one increment or decrement request."""
+MAX_PAGE_LIMIT: Final = 100
+"""Most items in one Query Inventory page."""
+MAX_OFFSET_ITEMS: Final = 10_000
+"""Past this many items, offset paging fails: crawl by numericId."""
+MAX_ID_LENGTH: Final = 36
+"""Longest productId or inventoryId."""
+MAX_QUANTITY: Final = 99_999
+"""Largest stock quantity."""
+
+
+class _Wire(Struct, kw_only=True, omit_defaults=True, rename="camel"):
+    """Base of every wire model."""
+
+
+# --- Inventory items -----------------------------------------------------------------
+
+
+class PreorderInfo(_Wire, kw_only=True):
+    enabled: bool | UnsetType = UNSET
+    message: str | None | UnsetType = UNSET
+    limit: int | None | UnsetType = UNSET
+
+
+class InventoryVariant(_Wire, kw_only=True):
+    variant_id: str
+    in_stock: bool | UnsetType = UNSET
+    quantity: int | None | UnsetType = UNSET
+    """Absent or null for untracked items."""
+    available_for_preorder: bool | UnsetType = UNSET
+
+
+class InventoryItem(_Wire, kw_only=True):
+    id: str | UnsetType = UNSET
+    external_id: str | UnsetType = UNSET
+    product_id: str | UnsetType = UNSET
+    track_quantity: bool | UnsetType = UNSET
+    variants: list[InventoryVariant] = msgspec.field(default_factory=list)
+    last_updated: str | UnsetType = UNSET
+    numeric_id: str | UnsetType = UNSET
+    preorder_info: PreorderInfo | UnsetType = UNSET
+
+
+# --- Query Inventory ---------------------------------------------------------------
+
+
+class Paging(_Wire, kw_only=True):
+    limit: int | UnsetType = UNSET
+    offset: int | UnsetType = UNSET
+
+
+class Query(_Wire, kw_only=True):
+    paging: Paging | UnsetType = UNSET
+    filter: str | UnsetType = UNSET
+    """A JSON-encoded object, e.g. ``'{"numericId":{"$gt":5}}'``."""
+    sort: str | UnsetType = UNSET
+    """A JSON-encoded list, e.g. ``'[{"numericId":"asc"}]'``."""
+
+
+class QueryInventoryRequest(_Wire, kw_only=True):
+    query: Query = msgspec.field(default_factory=Query)
+
+
+class PagingMetadata(_Wire, kw_only=True):
+    items: int = 0
+    offset: int = 0
+
+
+class QueryInventoryResponse(_Wire, kw_only=True):
+    inventory_items: list[InventoryItem] = msgspec.field(default_factory=list)
+    metadata: PagingMetadata | UnsetType = UNSET
+    total_results: int | UnsetType = UNSET
+
+
+# --- Get Inventory Variants --------------------------------------------------------
+
+
+class GetInventoryVariantsRequest(_Wire, kw_only=True):
+    inventory_id: str | UnsetType = UNSET
+    variant_ids: list[str] | UnsetType = UNSET
+
+
+class GetInventoryVariantsResponse(_Wire, kw_only=True):
+    inventory_item: InventoryItem
+
+
+# --- Update Inventory Variants -----------------------------------------------------
+
+
+class VariantUpdate(_Wire, kw_only=True):
+    variant_id: str
+    quantity: int | UnsetType = UNSET
+    in_stock: bool | UnsetType = UNSET
+
+
+class InventoryItemUpdate(_Wire, kw_only=True):
+    product_id: str | UnsetType = UNSET
+    track_quantity: bool | UnsetType = UNSET
+    """Product-wide. Absent on the wire reads as ``false``: the client always sends it."""
+    variants: list[VariantUpdate] | UnsetType = UNSET
+    preorder_info: PreorderInfo | UnsetType = UNSET
+
+
+class UpdateInventoryVariantsRequest(_Wire, kw_only=True):
+    inventory_item: InventoryItemUpdate
+
+
+# --- Increment / Decrement ---------------------------------------------------------
+
+
+class DecrementData(Struct, kw_only=True, rename="camel"):
+    """One decrement entry. ``preorderRequest`` is always sent, as the official SDK does."""
+
+    product_id: str | UnsetType = UNSET
+    inventory_id: str | UnsetType = UNSET
+    variant_id: str
+    decrement_by: int
+    preorder_request: bool = False
+
+
+class IncrementData(_Wire, kw_only=True):
+    product_id: str | UnsetType = UNSET
+    inventory_id: str | UnsetType = UNSET
+    variant_id: str
+    increment_by: int
+
+
+class DecrementInventoryRequest(_Wire, kw_only=True):
+    decrement_data: list[DecrementData]
+
+
+class IncrementInventoryRequest(_Wire, kw_only=True):
+    increment_data: list[IncrementData]
+
+
+class EmptyResponse(_Wire, kw_only=True):
+    """The ``{}`` that writes answer with."""
+
+
+# --- Errors ------------------------------------------------------------------------
+
+
+class FieldViolation(_Wire, kw_only=True):
+    field: str = ""
+    description: str | UnsetType = UNSET
+    violated_rule: str | UnsetType = UNSET
+    rule_name: str | UnsetType = UNSET
+    data: Any = UNSET
+
+
+class ValidationErrorDetails(_Wire, kw_only=True):
+    field_violations: list[FieldViolation] = msgspec.field(default_factory=list)
+
+
+class ApplicationError(_Wire, kw_only=True):
+    code: str = ""
+    description: str | UnsetType = UNSET
+    data: Any = UNSET
+
+
+class ErrorDetails(_Wire, kw_only=True):
+    application_error: ApplicationError | UnsetType = UNSET
+    validation_error: ValidationErrorDetails | UnsetType = UNSET
+
+
+class ErrorBody(_Wire, kw_only=True):
+    message: str = ""
+    details: ErrorDetails | UnsetType = UNSET
+
+
+# --- OAuth ---------------------------------------------------------------------------
+
+
+class TokenRequest(Struct, kw_only=True):
+    """``POST /oauth2/token`` body; the wire names are snake_case here."""
+
+    grant_type: Literal["client_credentials"] = "client_credentials"
+    client_id: str
+    client_secret: str
+    instance_id: str
+
+    def __repr__(self) -> str:
+        return f"TokenRequest(client_id={self.client_id!r}, instance_id={self.instance_id!r})"
+
+
+class TokenResponse(Struct, kw_only=True):
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - a scheme name, not a secret
+    expires_in: int = 14_400
+
+    def __repr__(self) -> str:
+        return f"TokenResponse(token_type={self.token_type!r}, expires_in={self.expires_in})"
+
+
+# --- Webhook payloads ----------------------------------------------------------------
+
+
+class FieldMask(_Wire, kw_only=True):
+    paths: list[str] = msgspec.field(default_factory=list)
+
+
+class InventoryItemChanged(_Wire, kw_only=True):
+    """Payload of ``com.wix.ecommerce.inventory.api.v1.InventoryItemChanged``."""
+
+    inventory_item_id: str
+    external_id: str | UnsetType = UNSET
+    product_id: str | UnsetType = UNSET
+    track_inventory: bool | UnsetType = UNSET
+    preorder_info: PreorderInfo | UnsetType = UNSET
+    field_mask: FieldMask | UnsetType = UNSET
+    updated_date: str | UnsetType = UNSET
+
+
+class VariantValues(_Wire, kw_only=True):
+    quantity: int | None | UnsetType = UNSET
+    in_stock: bool | UnsetType = UNSET
+    available_for_preorder: bool | UnsetType = UNSET
+
+
+class ChangedVariant(_Wire, kw_only=True):
+    id: str
+    old_value: VariantValues = msgspec.field(default_factory=VariantValues)
+    new_value: VariantValues = msgspec.field(default_factory=VariantValues)
+
+
+class InventoryVariantsChanged(_Wire, kw_only=True):
+    """Payload of ``com.wix.ecommerce.inventory.api.v1.InventoryVariantsChanged``."""
+
+    inventory_item_id: str
+    external_id: str | UnsetType = UNSET
+    product_id: str | UnsetType = UNSET
+    variants: list[ChangedVariant] = msgspec.field(default_factory=list)
+
+
+class WebhookEnvelope(_Wire, kw_only=True):
+    """The JSON string in a webhook JWT's ``data`` claim; ``data`` and ``identity`` are JSON
+    strings again."""
+
+    event_type: str
+    instance_id: str | UnsetType = UNSET
+    data: str = "{}"
+    identity: str | UnsetType = UNSET
+    account_info: Any = UNSET
