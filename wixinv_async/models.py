@@ -135,7 +135,10 @@ class QueryInventoryResponse(_Wire, kw_only=True):
 
 
 class GetInventoryVariantsRequest(_Wire, kw_only=True):
+    """By inventory id (as the official SDK sends it) or by product id."""
+
     inventory_id: str | UnsetType = UNSET
+    product_id: str | UnsetType = UNSET
     variant_ids: list[str] | UnsetType = UNSET
 
 
