@@ -1,0 +1,76 @@
+"""The crash-safe journal: what is recorded before sending decides what a rerun does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wixinv_async.bulk.journal import Journal, LineState, input_fingerprint, should_send
+from wixinv_async.errors import ConfigurationError
+
+
+def test_sent_lines_without_outcome_read_back_as_in_doubt(tmp_path: Path) -> None:
+    """Lines recorded as sent, then a crash before their outcome: the reopened journal says sent."""
+    journal = Journal(tmp_path / "j.sqlite", fingerprint="f")
+    journal.record_sent(journal.next_batch_id(), "decrement", [2, 3])
+    journal.record_outcome(4, "committed", None, None)  # buffered, lost in the "crash"
+    del journal  # no close(): the process died
+    reopened = Journal(tmp_path / "j.sqlite", fingerprint="f")
+    assert [s.line for s in reopened.in_doubt()] == [2, 3]
+    assert {s.line for s in reopened.states()} == {2, 3}
+
+
+def test_outcomes_replace_sent_and_cancel_never_downgrades_a_sent_line(tmp_path: Path) -> None:
+    """Committed and rejected are final; CANCELLED on a sent line stays in doubt."""
+    journal = Journal(tmp_path / "j.sqlite", fingerprint="f")
+    journal.record_sent(1, "increment", [10, 11, 12])
+    journal.record_outcome(10, "committed", None, None)
+    journal.record_outcome(11, "rejected", "NOT_FOUND", "no such product")
+    journal.record_outcome(12, "cancelled", None, None)
+    journal.record_outcome(13, "cancelled", None, None)
+    journal.close()
+    states = {s.line: s for s in Journal(tmp_path / "j.sqlite", fingerprint="f").states()}
+    assert states[10].state == "committed"
+    assert states[11] == LineState(11, "rejected", "NOT_FOUND", "no such product")
+    assert states[12].state == "in_doubt"
+    assert states[13].state == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("state", "retry_in_doubt", "expected"),
+    [
+        (None, False, True),
+        ("cancelled", False, True),
+        ("committed", True, False),
+        ("rejected", True, False),
+        ("sent", False, False),
+        ("in_doubt", False, False),
+        ("sent", True, True),
+        ("in_doubt", True, True),
+    ],
+)
+def test_should_send(state: str | None, retry_in_doubt: bool, expected: bool) -> None:
+    """Only never-sent lines go out again, unless in-doubt retry is asked for."""
+    line_state = None if state is None else LineState(1, state, None, None)
+    assert should_send(line_state, retry_in_doubt=retry_in_doubt) is expected
+
+
+def test_journal_refuses_another_input(tmp_path: Path) -> None:
+    """A journal made for one input file refuses a changed one."""
+    data = tmp_path / "in.csv"
+    data.write_text("a\n")
+    Journal(tmp_path / "j.sqlite", fingerprint=input_fingerprint(data)).close()
+    data.write_text("b\n")
+    with pytest.raises(ConfigurationError, match="another version"):
+        Journal(tmp_path / "j.sqlite", fingerprint=input_fingerprint(data))
+
+
+def test_batch_ids_continue_across_runs(tmp_path: Path) -> None:
+    """A rerun's batch ids never collide with an earlier run's."""
+    journal = Journal(tmp_path / "j.sqlite", fingerprint="f")
+    journal.record_sent(journal.next_batch_id(), "increment", [1])
+    journal.close()
+    again = Journal(tmp_path / "j.sqlite", fingerprint="f")
+    assert again.next_batch_id() == 2
+    assert again.run == 2

@@ -1,0 +1,81 @@
+"""The bulk row reader: CSV and JSON Lines, line numbers, bad rows rejected and reading goes on."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from wixinv_async.bulk.rows import DeltaRow, RejectedRow, read_rows
+from wixinv_async.errors import InvalidInputError
+from wixinv_async.models import DEFAULT_VARIANT_ID as V
+
+GOOD = "11111111-2222-3333-4444-555555555555"
+
+
+def test_csv_rows_parse_with_their_line_numbers() -> None:
+    """Each CSV data row becomes a DeltaRow numbered by its physical line."""
+    text = f"product_id,variant_id,delta,preorder\np1,{V},-2,\np2,{GOOD},+5,true\n"
+    rows = list(read_rows(io.StringIO(text), "csv"))
+    assert rows == [
+        DeltaRow(2, "p1", None, V, -2, False),
+        DeltaRow(3, "p2", None, GOOD, 5, True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (f"p1,{V},0,", "delta"),
+        (f"p1,{V},1.5,", "delta"),
+        (f"p1,{V},100000,", "delta"),
+        ("p1,not-a-guid,1,", "variant_id"),
+        (f"{'x' * 37},{V},1,", "product_id"),
+        (f",{V},1,", "product_id"),
+        (f"p1,{V},1,maybe", "preorder"),
+        (f"p1,{V},1,,extra", "more cells"),
+    ],
+)
+def test_bad_csv_rows_are_rejected_and_reading_goes_on(row: str, reason: str) -> None:
+    """A bad row is a RejectedRow naming the problem; the next good row still comes through."""
+    text = f"product_id,variant_id,delta,preorder\n{row}\np9,{V},1,\n"
+    first, second = read_rows(io.StringIO(text), "csv")
+    assert isinstance(first, RejectedRow)
+    assert first.line == 2
+    assert reason in first.reason
+    assert second == DeltaRow(3, "p9", None, V, 1, False)
+
+
+def test_csv_without_required_columns_is_refused_at_once() -> None:
+    """A header without variant_id or delta is a usage error, not a million rejects."""
+    with pytest.raises(InvalidInputError, match="variant_id"):
+        list(read_rows(io.StringIO("product_id,delta\np1,1\n"), "csv"))
+
+
+def test_jsonl_rows_parse_and_bad_json_is_rejected() -> None:
+    """JSON Lines rows parse; malformed JSON and non-objects are rejected with their lines."""
+    text = (
+        f'{{"inventory_id": "i1", "variant_id": "{V}", "delta": -3, "preorder": true}}\n'
+        "\n"
+        "{not json\n"
+        "[1, 2]\n"
+        f'{{"product_id": "p1", "inventory_id": "i1", "variant_id": "{V}", "delta": 1}}\n'
+    )
+    rows = list(read_rows(io.StringIO(text), "jsonl"))
+    assert rows[0] == DeltaRow(1, None, "i1", V, -3, True)
+    assert [(r.line, type(r).__name__) for r in rows[1:]] == [
+        (3, "RejectedRow"),
+        (4, "RejectedRow"),
+        (5, "RejectedRow"),
+    ]
+    assert "exactly one of product_id and inventory_id" in rows[3].reason  # type: ignore[union-attr]
+
+
+def test_reading_is_lazy() -> None:
+    """Rows come one at a time from a generator, so a huge file is never held in memory."""
+    lines = (f"p{i},{V},1,\n" for i in range(10**9))
+    stream = io.StringIO(
+        "product_id,variant_id,delta,preorder\n" + "".join(next(lines) for _ in range(3))
+    )
+    iterator = read_rows(stream, "csv")
+    assert next(iterator).line == 2  # type: ignore[union-attr]

@@ -1,0 +1,1 @@
+"""Bulk adjustment: stream a file of deltas through the adjuster, crash-safely."""

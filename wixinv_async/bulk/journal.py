@@ -1,0 +1,176 @@
+"""A crash-safe SQLite journal for bulk adjustment runs.
+
+Each batch is recorded durably *before* its request is sent (the lines it carries, state
+``sent``), and each line's outcome after. Reading the journal back after a crash or ``kill -9``
+tells every input line apart:
+
+- ``committed`` / ``rejected``: done, skip it;
+- ``sent`` (the outcome was never recorded) or ``in_doubt``: the server may or may not have
+  applied it, so it is never re-sent unless the user says so;
+- absent, or ``cancelled`` without ever being sent: never reached the server, send it.
+
+A line that was sent is never downgraded to ``cancelled``: a later CANCELLED outcome for it is
+stored as ``in_doubt``, because its request may have been applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Final, NamedTuple
+
+from ..errors import ConfigurationError
+
+__all__ = ["FINAL_STATES", "Journal", "LineState", "input_fingerprint", "should_send"]
+
+FINAL_STATES: Final = frozenset({"committed", "rejected"})
+_RESENDABLE: Final = frozenset({"cancelled"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, run INTEGER NOT NULL, lines INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lines (
+    line INTEGER PRIMARY KEY, batch INTEGER, state TEXT NOT NULL, code TEXT, message TEXT
+);
+"""
+
+
+class LineState(NamedTuple):
+    """What the journal knows of one input line."""
+
+    line: int
+    state: str
+    code: str | None
+    message: str | None
+
+
+def input_fingerprint(path: Path) -> str:
+    """Size plus a hash of the first and last MiB: cheap, and changes when the file is edited."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(1 << 20))
+        if size > 2 << 20:
+            handle.seek(-(1 << 20), 2)
+            digest.update(handle.read())
+    return digest.hexdigest()
+
+
+class Journal:
+    """The journal of one input file. Not thread-safe; one run at a time."""
+
+    def __init__(self, path: Path, *, fingerprint: str, outcome_buffer: int = 5_000):
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._check_fingerprint(fingerprint)
+        self.run = self._start_run()
+        self._pending_outcomes: list[tuple[str, str | None, str | None, int]] = []
+        self._outcome_buffer = outcome_buffer
+
+    def _check_fingerprint(self, fingerprint: str) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='input'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('input', ?)", (fingerprint,))
+        elif row[0] != fingerprint:
+            raise ConfigurationError(
+                f"journal {self.path} belongs to another version of the input file; "
+                "rerun with the original file or give a new --journal path"
+            )
+
+    def _start_run(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key='runs'").fetchone()
+        run = int(row[0]) + 1 if row else 1
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('runs', ?)", (str(run),))
+        return run
+
+    def next_batch_id(self) -> int:
+        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM batches").fetchone()
+        return int(row[0]) + 1
+
+    def record_sent(self, batch_id: int, kind: str, lines: Iterable[int]) -> None:
+        """Durably mark ``lines`` as carried by a request that is about to be sent."""
+        numbers = [(line, batch_id) for line in lines]
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?)", (batch_id, kind, self.run, len(numbers))
+            )
+            self._db.executemany(
+                "INSERT INTO lines (line, batch, state) VALUES (?, ?, 'sent') "
+                "ON CONFLICT(line) DO UPDATE SET batch=excluded.batch, state='sent'",
+                numbers,
+            )
+
+    def record_outcome(self, line: int, state: str, code: str | None, message: str | None) -> None:
+        """Buffer a line's outcome; written in groups (losing them in a crash only makes the
+        lines look in doubt, which is safe)."""
+        self._pending_outcomes.append((state, code, message, line))
+        if len(self._pending_outcomes) >= self._outcome_buffer:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered outcomes."""
+        if not self._pending_outcomes:
+            return
+        outcomes, self._pending_outcomes = self._pending_outcomes, []
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO lines (line, state, code, message) VALUES (?4, ?1, ?2, ?3) "
+                "ON CONFLICT(line) DO UPDATE SET "
+                "state=CASE WHEN excluded.state='cancelled' AND lines.state IN ('sent','in_doubt') "
+                "THEN 'in_doubt' ELSE excluded.state END, "
+                "code=excluded.code, message=excluded.message",
+                outcomes,
+            )
+
+    def states(self) -> Iterator[LineState]:
+        """Every journalled line, in line order (for a merge with the input stream)."""
+        cursor = self._db.execute("SELECT line, state, code, message FROM lines ORDER BY line")
+        for line, state, code, message in cursor:
+            yield LineState(line, state, code, message)
+
+    def in_doubt(self) -> list[LineState]:
+        """Lines that may or may not have been applied."""
+        cursor = self._db.execute(
+            "SELECT line, state, code, message FROM lines "
+            "WHERE state IN ('sent', 'in_doubt') ORDER BY line"
+        )
+        return [LineState(*row) for row in cursor]
+
+    def counts(self) -> dict[str, int]:
+        """Lines by state."""
+        rows = self._db.execute("SELECT state, COUNT(*) FROM lines GROUP BY state").fetchall()
+        return {str(state): int(count) for state, count in rows}
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def should_send(state: LineState | None, *, retry_in_doubt: bool) -> bool:
+    """Whether a line in this journal state goes to the server on this run."""
+    if state is None or state.state in _RESENDABLE:
+        return True
+    if state.state in FINAL_STATES:
+        return False
+    return retry_in_doubt
