@@ -7,6 +7,7 @@
     ├── ConfigurationError (ValueError)       bad settings or credentials setup
     ├── TransportError                        the HTTP exchange itself failed
     │   ├── ConnectError (ConnectionError)    could not connect: the request was never sent
+    │   ├── ConnectionLostError (ConnectionError)  the connection failed after sending began
     │   └── RequestTimeoutError (TimeoutError)
     ├── OutcomeUnknownError                   a write may or may not have been applied
     ├── ApiError                              the server answered with an error status
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
+    "ConnectionLostError",
     "InvalidInputError",
     "NotFoundError",
     "OffsetLimitError",
@@ -94,6 +96,14 @@ class TransportError(WixInventoryError):
 
 class ConnectError(TransportError, ConnectionError):
     """No connection could be made, so the request was provably never sent."""
+
+
+class ConnectionLostError(TransportError, ConnectionError):
+    """The connection was reset or closed after the request may have been sent.
+
+    The server may have processed the request: for writes it surfaces as
+    :class:`OutcomeUnknownError`.
+    """
 
 
 class RequestTimeoutError(TransportError, TimeoutError):
@@ -238,4 +248,13 @@ class WebhookError(WixInventoryError):
 
 
 class WebhookVerificationError(WebhookError, ValueError):
-    """A webhook body that is not a valid, correctly signed, unexpired Wix event."""
+    """A webhook body that is not a valid, correctly signed, unexpired Wix event.
+
+    ``reason`` names the failed check, so a receiver can choose its answer: ``"malformed"``
+    (not a JWT, or bad JSON at any of its levels), ``"algorithm"`` (anything but RS256),
+    ``"signature"`` (a wrong key or a tampered token) or ``"expired"`` (past ``exp``, or none).
+    """
+
+    def __init__(self, message: str, *, reason: str = "malformed"):
+        self.reason = reason
+        super().__init__(message)

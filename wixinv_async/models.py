@@ -52,6 +52,7 @@ __all__ = [
     "VariantUpdate",
     "VariantValues",
     "WebhookEnvelope",
+    "WebhookIdentity",
 ]
 
 DEFAULT_VARIANT_ID: Final = "00000000-0000-0000-0000-000000000000"
@@ -303,3 +304,14 @@ class WebhookEnvelope(_Wire, kw_only=True):
     data: str = "{}"
     identity: str | UnsetType = UNSET
     account_info: Any = UNSET
+
+
+class WebhookIdentity(_Wire, kw_only=True):
+    """Who caused a webhook event: the JSON string in the envelope's ``identity``."""
+
+    identity_type: str | UnsetType = UNSET
+    """``ANONYMOUS_VISITOR``, ``MEMBER``, ``WIX_USER`` or ``APP``."""
+    anonymous_visitor_id: str | UnsetType = UNSET
+    member_id: str | UnsetType = UNSET
+    wix_user_id: str | UnsetType = UNSET
+    app_id: str | UnsetType = UNSET
