@@ -478,8 +478,9 @@ class WebhookReceiver:
         self._open = False
         self._counts = dict.fromkeys(WebhookReceiverStats._fields[:-1], 0)
 
-    async def __call__(self, request: web.Request) -> web.Response:
-        """The aiohttp handler: verify, remember, enqueue, answer."""
+    async def handle(self, request: web.Request) -> web.Response:
+        """The aiohttp handler (``app.router.add_post(path, receiver.handle)``): verify,
+        remember, enqueue, answer."""
         self._counts["received"] += 1
         body = await request.read()
         try:
@@ -552,7 +553,7 @@ class WebhookReceiver:
 
     def install(self, app: web.Application, path: str = "/webhooks") -> None:
         """Route ``POST path`` to this receiver and run it for the app's lifetime."""
-        app.router.add_post(path, self)
+        app.router.add_post(path, self.handle)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
 
