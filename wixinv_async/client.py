@@ -1,0 +1,595 @@
+"""InventoryClient: one method per Catalog V1 inventory call, rate-limited and safely retried.
+
+What a caller of ``increment_inventory`` / ``decrement_inventory`` can rely on:
+
+- ``None``: the whole batch was applied (V1 batches are atomic).
+- :class:`InvalidInputError`: refused client-side, nothing sent.
+- ``BadRequestError``, ``NotFoundError``, ``PreconditionFailedError`` (``.code``), and
+  ``AuthenticationError`` / ``PermissionDeniedError`` after the one OAuth refresh: the server
+  refused the batch; nothing was applied.
+- :class:`OutcomeUnknownError`: it may or may not have been applied (timeout after sending,
+  connection lost, 500/502/504). Never retried here.
+- 429, 503 and failures that provably never reached the server are retried up to
+  ``RetryPolicy.max_attempts``; if they run out, the last error is raised and nothing was applied.
+
+Reads are retried on every transient failure. Retry decisions live in
+:mod:`wixinv_async.core.backoff`; pacing in :class:`~wixinv_async.transport.RateLimiter`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType, TracebackType
+from typing import Any, Final, Literal, NamedTuple, Self, TypeVar
+
+import aiohttp
+import msgspec
+from msgspec import UNSET
+
+from .auth import ApiKeyAuth, AppOAuth, Auth
+from .core import validation
+from .core.backoff import (
+    Decision,
+    Failure,
+    RequestKind,
+    backoff_delay,
+    decide,
+    failure_for_status,
+    parse_retry_after,
+)
+from .errors import (
+    ApiError,
+    ConfigurationError,
+    ConnectError,
+    InvalidInputError,
+    OffsetLimitError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RequestTimeoutError,
+    TransportError,
+    WixInventoryError,
+    api_error_for_status,
+)
+from .models import (
+    MAX_OFFSET_ITEMS,
+    MAX_QUANTITY,
+    DecrementData,
+    DecrementInventoryRequest,
+    ErrorBody,
+    GetInventoryVariantsRequest,
+    GetInventoryVariantsResponse,
+    IncrementData,
+    IncrementInventoryRequest,
+    InventoryItem,
+    InventoryItemUpdate,
+    Paging,
+    PreorderInfo,
+    Query,
+    QueryInventoryRequest,
+    QueryInventoryResponse,
+    UpdateInventoryVariantsRequest,
+    VariantUpdate,
+)
+from .transport import (
+    AiohttpTransport,
+    Clock,
+    HttpRequest,
+    HttpResponse,
+    LoopClock,
+    RateLimit,
+    RateLimiter,
+    SiteLimiter,
+    Transport,
+)
+
+__all__ = ["DEFAULT_BASE_URL", "ClientStats", "InventoryClient", "RetryPolicy"]
+
+logger = logging.getLogger("wixinv_async.client")
+_T = TypeVar("_T")
+
+DEFAULT_BASE_URL: Final = "https://www.wixapis.com"
+_READER: Final = "/stores-reader/v2/inventoryItems"
+_WRITER: Final = "/stores/v2/inventoryItems"
+
+_ENCODER: Final = msgspec.json.Encoder()
+_QUERY_DECODER: Final = msgspec.json.Decoder(QueryInventoryResponse)
+_VARIANTS_DECODER: Final = msgspec.json.Decoder(GetInventoryVariantsResponse)
+_ERROR_DECODER: Final = msgspec.json.Decoder(ErrorBody)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How the client retries what is safe to retry.
+
+    ``max_attempts``: attempts per call, the first included. ``base_delay`` / ``max_delay``:
+    the capped exponential backoff with full jitter (``core.backoff.backoff_delay``).
+    ``max_retry_after``: the longest ``Retry-After`` the client waits out; a longer one raises
+    :class:`RateLimitedError` at once. ``seed``: seeds the jitter, for reproducible tests.
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise ConfigurationError(f"max_attempts must be an int, got {self.max_attempts!r}")
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if not (0 <= self.base_delay <= self.max_delay and self.max_retry_after >= 0):
+            raise ConfigurationError(
+                f"need 0 <= base_delay ({self.base_delay}) <= max_delay ({self.max_delay}) "
+                f"and max_retry_after ({self.max_retry_after}) >= 0"
+            )
+
+
+class ClientStats(NamedTuple):
+    """Counters since the client was created (``InventoryClient.stats()``)."""
+
+    requests: int
+    """HTTP requests sent, retries and token fetches included."""
+    requests_by_endpoint: Mapping[str, int]
+    """The same, by endpoint (``decrement_inventory``, ``oauth_token``, ...)."""
+    retries: int
+    """Attempts repeated after a retryable failure."""
+    rate_limited: int
+    """429 answers received."""
+    outcome_unknown: int
+    """Writes that raised OutcomeUnknownError."""
+    auth_refreshes: int
+    """Forced token refreshes after a 401."""
+    failures: int
+    """Calls that raised (validation errors excluded)."""
+
+
+_DEFAULT_RATE_LIMIT: Final = RateLimit()
+_DEFAULT_RETRY: Final = RetryPolicy()
+
+
+class InventoryClient:
+    """The Wix Stores Catalog V1 inventory API, over one aiohttp session.
+
+    An async context manager. ``session`` is borrowed (not closed); without one the client
+    makes and closes its own. ``rate_limit`` is a :class:`RateLimit` (a private budget), a
+    :class:`RateLimiter` shared with other clients, or ``None`` (no pacing). ``timeout`` bounds
+    connecting and each read. ``transport`` replaces HTTP entirely (e.g. ``MockTransport``).
+    ``clock`` is where backoff and pauses wait: a ``VirtualClock`` makes them instant in tests.
+    """
+
+    def __init__(
+        self,
+        auth: ApiKeyAuth | AppOAuth,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        session: aiohttp.ClientSession | None = None,
+        rate_limit: RateLimit | RateLimiter | None = _DEFAULT_RATE_LIMIT,
+        timeout: float = 30.0,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must start with http:// or https://: {base_url!r}")
+        if transport is not None and session is not None:
+            raise ConfigurationError("give a session or a transport, not both")
+        self._auth: Auth = auth
+        self._base_url = base_url.rstrip("/")
+        self._clock: Clock = clock if clock is not None else LoopClock()
+        self._retry = retry
+        self._rng = random.Random(retry.seed)
+        self._owned: AiohttpTransport | None = None
+        if transport is None:
+            transport = self._owned = AiohttpTransport(session, timeout=timeout)
+        self._transport = transport
+        self._site = _site_limiter(rate_limit, auth.site_key, self._clock)
+        self._closed = False
+        self._by_endpoint: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session the client made (a borrowed one stays open). Idempotent."""
+        self._closed = True
+        if self._owned is not None:
+            await self._owned.aclose()
+
+    def stats(self) -> ClientStats:
+        """A snapshot of the counters."""
+        counts = self._counts
+        return ClientStats(
+            requests=sum(self._by_endpoint.values()),
+            requests_by_endpoint=MappingProxyType(dict(self._by_endpoint)),
+            retries=counts["retries"],
+            rate_limited=counts["rate_limited"],
+            outcome_unknown=counts["outcome_unknown"],
+            auth_refreshes=counts["auth_refreshes"],
+            failures=counts["failures"],
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<InventoryClient {self._base_url} auth={self._auth!r} {state}>"
+
+    # --- the five calls ----------------------------------------------------------------
+
+    async def query_inventory(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        sort: Sequence[Mapping[str, str]] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> QueryInventoryResponse:
+        """One page of inventory items. ``filter`` and ``sort`` are given as dicts/lists and
+        sent as the JSON strings the API wants. Offsets past 10,000 raise OffsetLimitError:
+        crawl by numericId instead."""
+        query = Query(
+            paging=Paging(limit=validation.check_page_limit(limit), offset=_check_offset(offset)),
+            filter=_json_text("query.filter", filter, Mapping),
+            sort=_json_text("query.sort", sort, Sequence),
+        )
+        body = _ENCODER.encode(QueryInventoryRequest(query=query))
+        response = await self._send("query_inventory", "POST", f"{_READER}/query", body)
+        return _decode(_QUERY_DECODER, response)
+
+    async def get_inventory_variants(
+        self,
+        *,
+        inventory_id: str | None = None,
+        product_id: str | None = None,
+        variant_ids: Sequence[str] | None = None,
+    ) -> InventoryItem:
+        """One inventory item, by inventory id or by product id (exactly one), optionally
+        narrowed to some variants."""
+        if (inventory_id is None) == (product_id is None):
+            raise InvalidInputError(
+                "inventoryId", inventory_id, "give exactly one of inventory_id and product_id"
+            )
+        request = GetInventoryVariantsRequest()
+        if inventory_id is not None:
+            key = request.inventory_id = validation.check_entity_id("inventoryId", inventory_id)
+        else:
+            key = request.product_id = validation.check_entity_id("productId", product_id)
+        if variant_ids is not None:
+            request.variant_ids = _check_variant_ids(variant_ids)
+        path = f"{_READER}/{key}/getVariants"
+        response = await self._send(
+            "get_inventory_variants", "POST", path, _ENCODER.encode(request)
+        )
+        return _decode(_VARIANTS_DECODER, response).inventory_item
+
+    async def update_inventory_variants(
+        self,
+        product_id: str,
+        variants: Sequence[VariantUpdate],
+        *,
+        track_quantity: bool | Literal["keep"],
+        preorder_info: PreorderInfo | None = None,
+    ) -> None:
+        """Set variants' quantity / inStock. ``trackQuantity`` is product-wide and always sent
+        (absent, Wix reads it as false): pass it, or ``"keep"`` to read the current value first.
+        A failure after sending raises OutcomeUnknownError (an overwrite is not retried: a
+        retry could clobber a concurrent decrement)."""
+        validation.check_entity_id("productId", product_id)
+        checked = _check_variant_updates(variants)
+        if track_quantity == "keep":
+            track_quantity = await self._current_tracking(product_id)
+        elif not isinstance(track_quantity, bool):
+            raise InvalidInputError("trackQuantity", track_quantity, 'must be a bool or "keep"')
+        item = InventoryItemUpdate(product_id=product_id, track_quantity=track_quantity)
+        if checked:
+            item.variants = checked
+        if preorder_info is not None:
+            item.preorder_info = preorder_info
+        body = _ENCODER.encode(UpdateInventoryVariantsRequest(inventory_item=item))
+        path = f"{_WRITER}/product/{product_id}"
+        await self._send("update_inventory_variants", "PATCH", path, body, RequestKind.WRITE)
+
+    async def increment_inventory(self, entries: Sequence[IncrementData]) -> None:
+        """Add stock to 1 to 300 variants in one atomic batch."""
+        _check_entries("incrementData", entries, IncrementData, "incrementBy")
+        body = _ENCODER.encode(IncrementInventoryRequest(increment_data=list(entries)))
+        path = f"{_WRITER}/increment"
+        await self._send("increment_inventory", "POST", path, body, RequestKind.WRITE)
+
+    async def decrement_inventory(self, entries: Sequence[DecrementData]) -> None:
+        """Take stock from 1 to 300 variants in one atomic batch."""
+        _check_entries("decrementData", entries, DecrementData, "decrementBy")
+        body = _ENCODER.encode(DecrementInventoryRequest(decrement_data=list(entries)))
+        path = f"{_WRITER}/decrement"
+        await self._send("decrement_inventory", "POST", path, body, RequestKind.WRITE)
+
+    async def _current_tracking(self, product_id: str) -> bool:
+        item = await self.get_inventory_variants(product_id=product_id)
+        if not isinstance(item.track_quantity, bool):
+            raise TransportError(f"inventory item of product {product_id!r} lacks trackQuantity")
+        return item.track_quantity
+
+    # --- sending, retrying -------------------------------------------------------------
+
+    async def _send(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        body: bytes,
+        kind: RequestKind = RequestKind.READ,
+    ) -> HttpResponse:
+        """Send a call with credentials and pacing, retrying what the decision table allows."""
+        if self._closed:
+            raise ConfigurationError("the InventoryClient is closed")
+        try:
+            return await self._retrying(endpoint, method, self._base_url + path, body, kind, True)
+        except WixInventoryError:
+            self._counts["failures"] += 1
+            raise
+
+    async def _fetch_token(self, request: HttpRequest) -> HttpResponse:
+        """How an auth fetches its token: a read, unpaced and unauthenticated."""
+        url, body = request.url, request.body
+        return await self._retrying("oauth_token", "POST", url, body, RequestKind.READ, False)
+
+    async def _retrying(
+        self, endpoint: str, method: str, url: str, body: bytes, kind: RequestKind, signed: bool
+    ) -> HttpResponse:
+        attempt, refreshed = 1, False
+        while True:
+            if signed and self._site is not None:
+                await self._site.acquire()
+            request = await self._request(method, url, body, signed)
+            outcome = await self._attempt(endpoint, request, signed)
+            if isinstance(outcome, HttpResponse):
+                return outcome
+            failure, error = outcome
+            can_refresh = signed and self._auth.can_refresh and not refreshed
+            decision = decide(
+                kind,
+                failure,
+                attempt=attempt,
+                max_attempts=self._retry.max_attempts,
+                can_refresh=can_refresh,
+            )
+            if decision is Decision.RETRY:
+                await self._wait_before_retry(request, failure, error, attempt)
+                attempt += 1
+            elif decision is Decision.REFRESH_AUTH:
+                refreshed = True
+                self._counts["auth_refreshes"] += 1
+                await self._auth.refresh(self._fetch_token, self._base_url, request.headers)
+            elif decision is Decision.OUTCOME_UNKNOWN:
+                self._counts["outcome_unknown"] += 1
+                raise OutcomeUnknownError(
+                    f"{method} {request.path}: outcome unknown ({error})",
+                    request=request.without_headers(),
+                ) from error
+            else:
+                raise error
+
+    async def _request(self, method: str, url: str, body: bytes, signed: bool) -> HttpRequest:
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            headers.update(await self._auth.headers(self._fetch_token, self._base_url))
+        return HttpRequest(method, url, body, headers)
+
+    async def _attempt(
+        self, endpoint: str, request: HttpRequest, signed: bool
+    ) -> HttpResponse | tuple[Failure, WixInventoryError]:
+        """One exchange: the 2xx response, or why it failed and the error to raise."""
+        self._by_endpoint[endpoint] += 1
+        try:
+            response = await self._transport.handle_request(request)
+        except TransportError as exc:
+            return _transport_failure(exc), exc
+        status = response.status
+        if signed and self._site is not None and status != 429:
+            self._site.succeeded()
+        if 200 <= status < 300:
+            logger.debug("%s %s -> %d", request.method, request.path, status)
+            return response
+        error = _api_error(response)
+        logger.debug("%s %s -> %d %s", request.method, request.path, status, error.request_id)
+        if status == 429:
+            self._counts["rate_limited"] += 1
+        return failure_for_status(status), error
+
+    async def _wait_before_retry(
+        self, request: HttpRequest, failure: Failure, error: WixInventoryError, attempt: int
+    ) -> None:
+        """Back off before the next attempt; a 429 pauses every sender of the site instead."""
+        policy = self._retry
+        if failure is Failure.RATE_LIMITED:
+            delay = self._throttle_delay(error, attempt)
+        else:
+            delay = backoff_delay(
+                attempt, base=policy.base_delay, cap=policy.max_delay, rng=self._rng
+            )
+        self._counts["retries"] += 1
+        logger.info(
+            "%s %s failed (%s), attempt %d; retrying in %.2f s",
+            request.method,
+            request.path,
+            type(error).__name__,
+            attempt,
+            delay,
+        )
+        if failure is Failure.RATE_LIMITED and self._site is not None:
+            return  # the paused site limiter makes every sender wait, this one included
+        await self._clock.sleep(delay)
+
+    def _throttle_delay(self, error: WixInventoryError, attempt: int) -> float:
+        """How long a 429 pauses the site: ``Retry-After`` if given (and not too long), else
+        backoff by the site's streak of 429s."""
+        policy = self._retry
+        retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+        if retry_after is not None and retry_after > policy.max_retry_after:
+            raise error
+        if retry_after is None:
+            streak = self._site.streak + 1 if self._site is not None else attempt
+            retry_after = backoff_delay(
+                streak, base=max(policy.base_delay, 1.0), cap=policy.max_delay, rng=self._rng
+            )
+        if self._site is not None:
+            return self._site.throttled(retry_after)
+        return retry_after
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _site_limiter(
+    rate_limit: RateLimit | RateLimiter | None, site_key: str, clock: Clock
+) -> SiteLimiter | None:
+    if rate_limit is None:
+        return None
+    if isinstance(rate_limit, RateLimit):
+        rate_limit = RateLimiter(rate_limit, clock=clock)
+    if not isinstance(rate_limit, RateLimiter):
+        raise ConfigurationError("rate_limit must be a RateLimit, a RateLimiter or None")
+    return rate_limit.site(site_key)
+
+
+def _transport_failure(exc: TransportError) -> Failure:
+    if isinstance(exc, ConnectError):
+        return Failure.NOT_SENT
+    if isinstance(exc, RequestTimeoutError) and not exc.sent:
+        return Failure.NOT_SENT
+    if isinstance(exc, RequestTimeoutError):
+        return Failure.SENT_TIMEOUT
+    return Failure.CONNECTION_LOST
+
+
+def _api_error(response: HttpResponse) -> ApiError:
+    """The ApiError for an error response, from Wix's error body when it has one."""
+    try:
+        parsed = _ERROR_DECODER.decode(response.body) if response.body.strip() else ErrorBody()
+    except msgspec.DecodeError:
+        parsed = ErrorBody(message=response.body[:200].decode("utf-8", "replace"))
+    code, data, violations, message = None, None, [], parsed.message
+    if parsed.details is not UNSET:
+        app = parsed.details.application_error
+        if app is not UNSET:
+            code, data = app.code or None, (None if app.data is UNSET else app.data)
+            if not message and isinstance(app.description, str):
+                message = app.description
+        if parsed.details.validation_error is not UNSET:
+            violations = parsed.details.validation_error.field_violations
+    kwargs: dict[str, Any] = {
+        "code": code,
+        "field_violations": violations,
+        "request_id": response.header("x-wix-request-id"),
+        "data": data,
+    }
+    cls = api_error_for_status(response.status)
+    if cls is RateLimitedError:
+        kwargs["retry_after"] = parse_retry_after(response.header("retry-after"), now=time.time())
+    return cls(response.status, message, **kwargs)
+
+
+def _decode(decoder: msgspec.json.Decoder[_T], response: HttpResponse) -> _T:
+    try:
+        return decoder.decode(response.body)
+    except msgspec.DecodeError as exc:
+        raise TransportError(f"malformed response body: {exc}") from None
+
+
+def _check_offset(offset: object) -> int:
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInputError("paging.offset", offset, "must be an int >= 0")
+    if offset >= MAX_OFFSET_ITEMS:
+        raise OffsetLimitError(
+            f"paging.offset={offset}: Wix serves at most {MAX_OFFSET_ITEMS} items by offset; "
+            "crawl by numericId (crawl_inventory) instead"
+        )
+    return offset
+
+
+def _json_text(field: str, value: object, kind: type) -> str | msgspec.UnsetType:
+    """A filter or sort as the JSON string the API wants (absent when ``None``)."""
+    if value is None:
+        return UNSET
+    if not isinstance(value, kind) or isinstance(value, str | bytes):
+        raise InvalidInputError(field, value, f"must be a {kind.__name__}")
+    try:
+        return _ENCODER.encode(value).decode()
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidInputError(field, value, f"is not JSON-encodable: {exc}") from None
+
+
+def _check_variant_ids(variant_ids: Sequence[str]) -> list[str]:
+    if isinstance(variant_ids, str):
+        raise InvalidInputError("variantIds", variant_ids, "must be a list of GUIDs")
+    return [
+        validation.check_variant_id(value, index=index, field="variantIds")
+        for index, value in enumerate(variant_ids)
+    ]
+
+
+def _check_variant_updates(variants: Sequence[VariantUpdate]) -> list[VariantUpdate]:
+    for index, variant in enumerate(variants):
+        if not isinstance(variant, VariantUpdate):
+            raise InvalidInputError("variants", variant, "must be a VariantUpdate", index=index)
+        validation.check_variant_id(variant.variant_id, index=index)
+        quantity = variant.quantity
+        if quantity is not UNSET and (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 0 <= quantity <= MAX_QUANTITY
+        ):
+            raise InvalidInputError(
+                "quantity", quantity, f"must be an int from 0 to {MAX_QUANTITY}", index=index
+            )
+    return list(variants)
+
+
+def _check_entries(
+    field: str,
+    entries: Sequence[IncrementData] | Sequence[DecrementData],
+    entry_type: type[IncrementData] | type[DecrementData],
+    amount_field: str,
+) -> None:
+    """The checks Wix would apply to an increment or decrement batch, entry by entry."""
+    if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
+        raise InvalidInputError(field, entries, "must be a sequence of entries")
+    validation.check_batch_size(field, len(entries))
+    for index, entry in enumerate(entries):
+        if type(entry) is not entry_type:
+            raise InvalidInputError(field, entry, f"must be a {entry_type.__name__}", index=index)
+        _check_entry(entry, index, amount_field)
+
+
+def _check_entry(entry: IncrementData | DecrementData, index: int, amount_field: str) -> None:
+    product_id, inventory_id = entry.product_id, entry.inventory_id
+    if (product_id is UNSET) == (inventory_id is UNSET):
+        raise InvalidInputError(
+            "productId", product_id, "give exactly one of productId and inventoryId", index=index
+        )
+    if product_id is not UNSET:
+        validation.check_entity_id("productId", product_id, index=index)
+    else:
+        validation.check_entity_id("inventoryId", inventory_id, index=index)
+    validation.check_variant_id(entry.variant_id, index=index)
+    amount = entry.increment_by if isinstance(entry, IncrementData) else entry.decrement_by
+    validation.check_amount(amount_field, amount, index=index)
+    if isinstance(entry, DecrementData) and not isinstance(entry.preorder_request, bool):
+        raise InvalidInputError(
+            "preorderRequest", entry.preorder_request, "must be a bool", index=index
+        )

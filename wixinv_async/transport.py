@@ -1,0 +1,375 @@
+"""The one seam between wixinv_async and HTTP, plus the clocks and the per-site rate limiter.
+
+Everything above this module speaks :class:`HttpRequest` and :class:`HttpResponse`. A
+:class:`Transport` turns one into the other with a single async method; :class:`AiohttpTransport`
+does it over aiohttp and translates every aiohttp and timeout exception into
+:mod:`wixinv_async.errors`, keeping apart what was provably never sent (``ConnectError``,
+``RequestTimeoutError(sent=False)``) from what the server may have processed
+(``ConnectionLostError``, ``RequestTimeoutError(sent=True)``). :class:`MockTransport` answers
+from a handler function, for tests (httpx's ``MockTransport`` in spirit).
+
+Pacing (:class:`RateLimiter`) uses aiolimiter on the event loop's clock; waits for 429 pauses
+and backoff go through a :class:`Clock`, so tests can pass a :class:`VirtualClock` and have them
+complete instantly while recording how long they would have lasted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+from urllib.parse import urlsplit
+
+import aiohttp
+import msgspec
+from aiolimiter import AsyncLimiter
+
+from .core.ratelimit import ThrottleState, pacing_interval
+from .errors import (
+    ConfigurationError,
+    ConnectError,
+    ConnectionLostError,
+    RequestTimeoutError,
+)
+
+__all__ = [
+    "AiohttpTransport",
+    "Clock",
+    "HttpRequest",
+    "HttpResponse",
+    "LoopClock",
+    "MockTransport",
+    "RateLimit",
+    "RateLimiter",
+    "SiteLimiter",
+    "Transport",
+    "VirtualClock",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One HTTP request. ``repr`` shows neither headers (credentials) nor the body."""
+
+    method: str
+    url: str
+    body: bytes = b""
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        """The URL's path, e.g. ``/stores/v2/inventoryItems/decrement``."""
+        return urlsplit(self.url).path
+
+    def json(self) -> Any:
+        """The body decoded as JSON."""
+        return msgspec.json.decode(self.body)
+
+    def without_headers(self) -> HttpRequest:
+        """This request with its headers dropped: safe to keep in errors and logs."""
+        return dataclasses.replace(self, headers={})
+
+    def __repr__(self) -> str:
+        return f"HttpRequest({self.method} {self.path}, {len(self.body)} bytes)"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """One HTTP response: status, headers (looked up case-insensitively by ``header``), body."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_json(
+        cls, status: int, content: Any, headers: Mapping[str, str] | None = None
+    ) -> HttpResponse:
+        """A response whose body is ``content`` encoded as JSON."""
+        return cls(status, msgspec.json.encode(content), dict(headers or {}))
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (any case), or ``None``."""
+        value = self.headers.get(name)
+        if value is not None:
+            return value
+        lowered = name.lower()
+        for key, candidate in self.headers.items():
+            if key.lower() == lowered:
+                return candidate
+        return None
+
+    def json(self) -> Any:
+        """The body decoded as JSON."""
+        return msgspec.json.decode(self.body)
+
+    def __repr__(self) -> str:
+        return f"HttpResponse({self.status}, {len(self.body)} bytes)"
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Sends one request and returns its response, or raises a :class:`TransportError`."""
+
+    async def handle_request(self, request: HttpRequest) -> HttpResponse: ...
+
+
+Handler = Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
+
+
+class MockTransport:
+    """A transport that answers every request with ``handler(request)`` (sync or async).
+
+    The handler may raise :class:`~wixinv_async.errors.TransportError` subclasses to play
+    network failures. ``requests`` keeps every request received, in order.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self.requests: list[HttpRequest] = []
+
+    async def handle_request(self, request: HttpRequest) -> HttpResponse:
+        self.requests.append(request)
+        result = self._handler(request)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    def __repr__(self) -> str:
+        return f"<MockTransport requests={len(self.requests)}>"
+
+
+class AiohttpTransport:
+    """Sends requests with an aiohttp session, its own (closed by ``aclose``) or a borrowed one.
+
+    ``timeout`` bounds connecting (including waiting for a pooled connection) and each read
+    separately, so a timeout tells whether the request can have been sent.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession | None = None, *, timeout: float = 30.0):
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout must be > 0, got {timeout!r}")
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def handle_request(self, request: HttpRequest) -> HttpResponse:
+        session = self._get_session()
+        with _map_aiohttp_errors(request):
+            async with session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=dict(request.headers),
+                timeout=self._timeout,
+            ) as response:
+                body = await response.read()
+                headers = {key.lower(): value for key, value in response.headers.items()}
+                return HttpResponse(response.status, body, headers)
+
+    async def aclose(self) -> None:
+        """Close the session if this transport created it."""
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        owner = "own" if self._owns_session else "borrowed"
+        return f"<AiohttpTransport {owner} session>"
+
+
+@contextlib.contextmanager
+def _map_aiohttp_errors(request: HttpRequest) -> Iterator[None]:
+    """Translate aiohttp and timeout exceptions into ours; never include headers or body."""
+    what = f"{request.method} {request.path}"
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise RequestTimeoutError(f"{what}: timed out connecting", sent=False) from exc
+    except aiohttp.SocketTimeoutError as exc:
+        raise RequestTimeoutError(f"{what}: timed out waiting for the response", sent=True) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectError(f"{what}: could not connect ({type(exc).__name__})") from exc
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+        raise ConfigurationError(f"{what}: invalid URL") from exc
+    except TimeoutError as exc:
+        raise RequestTimeoutError(f"{what}: timed out", sent=True) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise ConnectionLostError(f"{what}: connection lost ({type(exc).__name__})") from exc
+
+
+# --- Clocks ---------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """Where the client reads the time and waits, for retries and 429 pauses."""
+
+    def time(self) -> float: ...
+
+    async def sleep(self, delay: float) -> None: ...
+
+
+class LoopClock:
+    """The running event loop's clock and ``asyncio.sleep``: the default."""
+
+    __slots__ = ()
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+
+    def __repr__(self) -> str:
+        return "LoopClock()"
+
+
+class VirtualClock:
+    """A clock for tests: ``sleep`` returns at once, advancing ``time`` by the delay.
+
+    Pass it as ``InventoryClient(..., clock=VirtualClock())`` so backoff, ``Retry-After`` and
+    429 pauses cost no real time; ``slept`` records every wait, to assert on.
+    """
+
+    __slots__ = ("_now", "slept")
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self._now
+
+    async def sleep(self, delay: float) -> None:
+        self.slept.append(delay)
+        self._now += max(delay, 0.0)
+        await asyncio.sleep(0)
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(time={self._now!r}, sleeps={len(self.slept)})"
+
+
+# --- Rate limiting ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A per-site request budget: at most ``requests`` in any rolling ``period`` seconds.
+
+    ``safety`` widens the spacing between requests by that fraction (see
+    :mod:`wixinv_async.core.ratelimit`): slack against network jitter, at that cost in
+    throughput. Wix documents 200 requests per minute per app instance.
+    """
+
+    requests: int = 200
+    period: float = 60.0
+    safety: float = 0.02
+
+    def __post_init__(self) -> None:
+        if isinstance(self.requests, bool) or not isinstance(self.requests, int):
+            raise ConfigurationError(f"RateLimit.requests must be an int, got {self.requests!r}")
+        if self.requests < 1 or not self.period > 0 or not 0 <= self.safety < 1:
+            raise ConfigurationError(
+                f"bad RateLimit: requests={self.requests!r} (>= 1), period={self.period!r} "
+                f"(> 0), safety={self.safety!r} (0 to 1)"
+            )
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two requests of one site."""
+        return pacing_interval(self.requests, self.period, self.safety)
+
+
+class SiteLimiter:
+    """Pacing and the 429 pause of one site, shared by every sender of that site."""
+
+    __slots__ = ("_bucket", "_clock", "_throttle", "key", "rate")
+
+    def __init__(self, key: str, rate: RateLimit, clock: Clock) -> None:
+        self.key = key
+        self.rate = rate
+        self._clock = clock
+        # Capacity 1: one request per interval, never a burst (aiolimiter's own burst is its
+        # max_rate, which would put up to twice the budget into one rolling window).
+        self._bucket = AsyncLimiter(1, rate.interval)
+        self._throttle = ThrottleState()
+
+    async def acquire(self) -> None:
+        """Wait for any 429 pause, then for this site's next paced slot.
+
+        A slot granted while a pause began is given up and taken again after the pause, so the
+        senders released by a pause still leave one interval apart.
+        """
+        while True:
+            while (wait := self._throttle.remaining(self._clock.time())) > 0:
+                await self._clock.sleep(wait)
+            await self._bucket.acquire()
+            if self._throttle.remaining(self._clock.time()) <= 0:
+                return
+
+    def throttled(self, delay: float) -> float:
+        """Pause every sender of this site for ``delay`` seconds from now; the pause length."""
+        now = self._clock.time()
+        return self._throttle.throttled(now, delay) - now
+
+    def succeeded(self) -> None:
+        """A request was answered without a 429: the next pause starts small again."""
+        self._throttle.succeeded()
+
+    @property
+    def streak(self) -> int:
+        """429s in a row for this site."""
+        return self._throttle.streak
+
+    def __repr__(self) -> str:
+        paused = self._throttle.remaining(self._clock.time())
+        return (
+            f"<SiteLimiter {self.key!r} {self.rate.requests}/{self.rate.period}s "
+            f"paused={paused:.3f}s streak={self._throttle.streak}>"
+        )
+
+
+class RateLimiter:
+    """Per-site pacing for every client given this object (no globals).
+
+    Several clients of one site (say a crawler and an adjuster) share one budget when they
+    share one ``RateLimiter``; each site gets its own :class:`SiteLimiter` on first use.
+    Bind it to one event loop.
+    """
+
+    __slots__ = ("_clock", "_sites", "rate")
+
+    def __init__(self, rate: RateLimit | None = None, *, clock: Clock | None = None) -> None:
+        self.rate = rate if rate is not None else RateLimit()
+        self._clock: Clock = clock if clock is not None else LoopClock()
+        self._sites: dict[str, SiteLimiter] = {}
+
+    def site(self, key: str) -> SiteLimiter:
+        """The limiter of site ``key`` (a site id, account id or app instance id)."""
+        limiter = self._sites.get(key)
+        if limiter is None:
+            limiter = self._sites[key] = SiteLimiter(key, self.rate, self._clock)
+        return limiter
+
+    def __repr__(self) -> str:
+        return f"<RateLimiter {self.rate.requests}/{self.rate.period}s sites={len(self._sites)}>"
