@@ -1,0 +1,262 @@
+"""The pure core: netting per key and the planner, with no event loop."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections import Counter, defaultdict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wixinv_async.core.batching import (
+    hint_index,
+    minimum_requests,
+    plan,
+    plan_keys,
+    select,
+    split,
+)
+from wixinv_async.core.coalesce import MAX_AMOUNT, DeltaTable, Entry, slot_key, wire_identity
+from wixinv_async.errors import InvalidInputError, NotFoundError
+from wixinv_async.models import FieldViolation
+
+V = [f"00000000-0000-0000-0000-{i:012d}" for i in range(40)]
+
+deltas_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["p1", "p2", "p3"]),
+        st.sampled_from(V[:12]),
+        st.booleans(),
+        st.integers(-50, 50).filter(bool),
+    ),
+    max_size=400,
+)
+
+
+def build(deltas: list[tuple[str, str, bool, int]], net: bool = True) -> DeltaTable:
+    table = DeltaTable(net_opposite_signs=net)
+    for t, (product, variant, preorder, delta) in enumerate(deltas):
+        table.add(slot_key(product, None, variant, preorder, delta, net), delta, float(t))
+    return table
+
+
+def heads(table: DeltaTable) -> list[tuple[tuple[object, ...], int]]:
+    return [(entry.key, entry.net) for entry in table.entries.values()]
+
+
+@given(deltas_strategy, st.booleans())
+def test_table_conserves_the_sum_per_key(
+    deltas: list[tuple[str, str, bool, int]], net: bool
+) -> None:
+    """Whatever the order, every key's entries sum to the deltas given for it."""
+    table = build(deltas, net)
+    expected: Counter[tuple[str, str, bool]] = Counter()
+    for product, variant, preorder, delta in deltas:
+        expected[(product, variant, preorder)] += delta
+    got: Counter[tuple[str, str, bool]] = Counter()
+    for entry in table.pending():
+        got[(entry.key[0], entry.key[2], entry.key[3])] += entry.net
+    assert +got == +expected and -got == -expected
+    assert sum(e.count for e in table.pending()) == len(deltas)
+
+
+@given(deltas_strategy, st.integers(1, 30))
+@settings(max_examples=200)
+def test_plan_conserves_nets_and_respects_limits(
+    deltas: list[tuple[str, str, bool, int]], max_batch: int
+) -> None:
+    """The plan carries every nonzero net once, <= max_batch entries, no variant twice a request."""
+    table = build(deltas)
+    pairs = heads(table)
+    requests = plan_keys(pairs, max_batch)
+    carried: dict[tuple[object, ...], int] = {}
+    for kind, chunk in requests:
+        assert 1 <= len(chunk) <= max_batch
+        idents = [wire_identity(key) for key, _ in chunk]
+        assert len(idents) == len(set(idents))
+        for key, amount in chunk:
+            assert (amount > 0) == (kind == "increment")
+            assert key not in carried
+            carried[key] = amount
+    assert carried == {key: net for key, net in pairs if net}
+
+
+@given(deltas_strategy, st.integers(1, 30))
+@settings(max_examples=200)
+def test_plan_uses_the_minimum_number_of_requests(
+    deltas: list[tuple[str, str, bool, int]], max_batch: int
+) -> None:
+    """The plan needs exactly the lower bound: ceil(n / max_batch), or 2 when a variant pairs up."""
+    pairs = heads(build(deltas))
+    assert len(plan_keys(pairs, max_batch)) == minimum_requests(pairs, max_batch)
+
+
+@given(deltas_strategy)
+def test_without_netting_signs_never_mix(deltas: list[tuple[str, str, bool, int]]) -> None:
+    """With net_opposite_signs=False an entry only holds deltas of one sign."""
+    table = build(deltas, net=False)
+    per_sign: dict[tuple[object, ...], int] = defaultdict(int)
+    for product, variant, preorder, delta in deltas:
+        per_sign[(product, None, variant, preorder, delta > 0)] += delta
+    assert {e.key: e.net for e in table.pending()} == per_sign
+
+
+def test_opposite_deltas_net_to_one_increment() -> None:
+    """+5 and -3 for one variant become a single increment of 2."""
+    table = build([("p1", V[0], False, 5), ("p1", V[0], False, -3)])
+    assert plan_keys(heads(table), 300) == [("increment", [(("p1", None, V[0], False), 2)])]
+
+
+def test_a_zero_net_needs_no_request_and_is_a_noop() -> None:
+    """+4 then -4 plans nothing, and select resolves the entry as a no-op."""
+    table = build([("p1", V[0], False, 4), ("p1", V[0], False, -4)])
+    assert plan_keys(heads(table), 300) == []
+    chosen = select(table, now=10.0, linger=0.05, max_batch=300, slots=4)
+    assert chosen.batches == [] and [e.count for e in chosen.noops] == [2]
+    assert len(table) == 0 and not table.busy
+
+
+def test_preorder_and_plain_decrements_of_one_variant_go_in_two_requests() -> None:
+    """A variant with a preorder and a plain decrement never appears twice in one request."""
+    table = build([("p1", V[0], False, -1), ("p1", V[0], True, -2), ("p1", V[1], False, -1)])
+    requests = plan_keys(heads(table), 300)
+    assert [len(chunk) for _, chunk in requests] == [2, 1]
+
+
+def test_a_positive_preorder_delta_nets_with_the_preorder_decrement() -> None:
+    """Giving back a cancelled preorder (-2 then +2, both preorder) costs no request."""
+    table = build([("p1", V[0], True, -2), ("p1", V[0], True, 2)])
+    assert plan_keys(heads(table), 300) == []
+
+
+def test_an_entry_never_leaves_the_amount_range() -> None:
+    """Deltas past 99999 in total start a follow-up entry for a later request."""
+    table = build([("p1", V[0], False, MAX_AMOUNT), ("p1", V[0], False, 5)])
+    entries = list(table.pending())
+    assert [e.net for e in entries] == [MAX_AMOUNT, 5]
+    head = entries[0]
+    table.take(head)
+    assert table.entries[head.key].net == 5 and head.key in table.busy
+
+
+def test_plan_packs_full_batches_first() -> None:
+    """650 increments become 300 + 300 + 50."""
+    items = list(range(650))
+    assert [len(c) for c in plan(items, 300)] == [300, 300, 50]
+
+
+def test_plan_splits_a_small_pair_set_in_two() -> None:
+    """Two pairs and nothing else need exactly two requests, each holding one of every pair."""
+    chunks = plan(["a", "b", "a2", "b2"], 300, lambda s: s[0])
+    assert sorted(sorted(c) for c in chunks) == [["a", "b"], ["a2", "b2"]]
+
+
+def test_plan_refuses_three_items_of_one_identity() -> None:
+    """The planner is only for identities shared by at most two keys."""
+    with pytest.raises(ValueError, match="at most two"):
+        plan(["a", "a", "a"], 300)
+
+
+def test_select_sends_a_full_batch_at_once_and_keeps_the_rest() -> None:
+    """With 301 increments ready, one full batch goes now; one entry waits for linger."""
+    table2 = DeltaTable()
+    for i in range(301):
+        table2.add((f"p{i}", None, V[0], False), 1, 0.0)
+    chosen = select(table2, now=0.0, linger=1.0, max_batch=300, slots=4)
+    assert [(b.reason, len(b.entries)) for b in chosen.batches] == [("full", 300)]
+    assert len(table2) == 1 and chosen.deadline == 1.0
+
+
+def test_select_waits_for_linger_then_sends_the_oldest() -> None:
+    """Nothing goes before the oldest entry lingered; then one batch with the oldest entries."""
+    table = DeltaTable()
+    for i in range(5):
+        table.add((f"p{i}", None, V[0], False), -1, float(i))
+    assert select(table, now=0.5, linger=1.0, max_batch=10, slots=4).batches == []
+    chosen = select(table, now=1.0, linger=1.0, max_batch=10, slots=4)
+    assert [(b.kind, b.reason, [e.key[0] for e in b.entries]) for b in chosen.batches] == [
+        ("decrement", "linger", ["p0", "p1", "p2", "p3", "p4"])
+    ]
+
+
+def test_select_holds_a_busy_key_until_released() -> None:
+    """A key whose entry is in flight is not sent again until its outcome is known."""
+    table = DeltaTable()
+    key = ("p1", None, V[0], False)
+    table.add(key, 1, 0.0)
+    first = select(table, now=0.0, linger=0.0, max_batch=300, slots=4, drain="flush")
+    table.add(key, 2, 0.0)
+    assert select(table, now=9.0, linger=0.0, max_batch=300, slots=4, drain="flush").batches == []
+    table.release(key)
+    again = select(table, now=9.0, linger=0.0, max_batch=300, slots=4, drain="flush")
+    assert [[e.net for e in b.entries] for b in first.batches + again.batches] == [[1], [2]]
+
+
+def test_select_respects_free_slots() -> None:
+    """With one free slot only one full batch goes, however many are ready."""
+    table = DeltaTable()
+    for i in range(10):
+        table.add((f"p{i}", None, V[0], False), 1, 0.0)
+    chosen = select(table, now=0.0, linger=1.0, max_batch=2, slots=1)
+    assert len(chosen.batches) == 1 and len(table) == 8
+
+
+def test_ready_counts_follow_sign_changes() -> None:
+    """The per-sign ready counts track merges that flip an entry's sign."""
+    table = DeltaTable()
+    key = ("p1", None, V[0], False)
+    table.add(key, 2, 0.0)
+    assert table.ready == [0, 1, 0]
+    table.add(key, -5, 0.0)
+    assert table.ready == [0, 0, 1]
+    table.add(key, 3, 0.0)
+    assert table.ready == [1, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        (InvalidInputError("decrementBy", 0, "bad", index=3), 3),
+        (NotFoundError(404, "no", code="NOT_FOUND", data={"index": 2}), 2),
+        (NotFoundError(404, "no", data={"index": 99}), None),
+        (
+            NotFoundError(
+                404, "no", field_violations=[FieldViolation(field="incrementData[4].variantId")]
+            ),
+            4,
+        ),
+        (NotFoundError(404, "no"), None),
+    ],
+)
+def test_hint_index_reads_what_the_server_blamed(error: Exception, hint: int | None) -> None:
+    """The offending entry's index is read from the error when it is there and in range."""
+    assert hint_index(error, 10) == hint
+
+
+def test_split_halves_without_a_hint_and_cuts_out_the_blamed_entry_with_one() -> None:
+    """No hint: two halves. A hint: the blamed entry alone and the rest as one batch."""
+    assert split([1, 2, 3, 4, 5], None) == (None, [[1, 2], [3, 4, 5]])
+    assert split([1, 2, 3, 4, 5], 1) == (2, [[1, 3, 4, 5]])
+
+
+def test_the_core_imports_nothing_async() -> None:
+    """coalesce and batching load without asyncio or aiohttp."""
+    code = (
+        "import sys; import wixinv_async.core.coalesce, wixinv_async.core.batching; "
+        "bad = {'asyncio', 'aiohttp'} & set(sys.modules); print(sorted(bad))"
+    )
+    out = subprocess.run(  # noqa: S603 - our own interpreter, fixed code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_entry_repr_shows_live_state() -> None:
+    """An entry's repr names its key, net and state."""
+    entry = Entry(("p1", None, V[0], False), 0.0)
+    entry.merge(3, None)
+    assert "net=3" in repr(entry) and "pending" in repr(entry)
+    assert math.isclose(entry.first, 0.0)

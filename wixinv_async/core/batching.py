@@ -1,0 +1,294 @@
+"""The planner: pending entries -> increment and decrement requests, with no event loop.
+
+Two jobs, both pure:
+
+- :func:`plan` packs the entries of one kind into the fewest requests of at most ``max_batch``
+  entries, never one variant twice in a request. A variant can have two keys of one kind (with and
+  without ``preorder``), so the minimum is ``max(ceil(n / max_batch), 2 if such a pair exists
+  else 1)``, and :func:`plan` always reaches it.
+- :func:`select` decides, from the table and the time, what to send *now*: a full batch as soon
+  as ``max_batch`` entries of a kind are ready; the oldest entries once the oldest has waited
+  ``linger``; everything on ``flush()`` and on close. It also hands back the entries that netted
+  to zero, which are committed without a request, and the time of the next linger deadline.
+
+The bisection of refused batches is pure too: :func:`split` cuts a refused batch into the parts
+to try next, using the server's hint about the offending entry when it gives one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, Literal, NamedTuple, TypeVar
+
+from ..errors import ApiError, InvalidInputError
+from .coalesce import DeltaTable, Entry, Key, wire_identity
+
+__all__ = [
+    "FLUSH_REASONS",
+    "FlushReason",
+    "Kind",
+    "Planned",
+    "Selection",
+    "hint_index",
+    "kind_of",
+    "minimum_requests",
+    "plan",
+    "plan_keys",
+    "select",
+    "split",
+]
+
+Kind = Literal["increment", "decrement"]
+FlushReason = Literal["full", "linger", "flush", "close"]
+FLUSH_REASONS: tuple[FlushReason, ...] = ("full", "linger", "flush", "close")
+
+T = TypeVar("T")
+
+
+class Planned(NamedTuple):
+    """One request to send: its kind, why it goes now, and its entries."""
+
+    kind: Kind
+    reason: FlushReason
+    entries: list[Entry]
+
+
+class Selection(NamedTuple):
+    """What :func:`select` decided."""
+
+    batches: list[Planned]
+    noops: list[Entry]
+    """Entries that netted to zero: committed without a request."""
+    deadline: float | None
+    """When the oldest entry left pending reaches ``linger`` (``None``: nothing pending)."""
+
+
+def kind_of(net: int) -> Kind:
+    """An entry with a positive net is an increment, a negative one a decrement."""
+    return "increment" if net > 0 else "decrement"
+
+
+def plan(
+    items: Sequence[T], max_batch: int, identity: Callable[[T], Hashable] = lambda x: x
+) -> list[list[T]]:
+    """Pack items of one kind into the fewest chunks of at most ``max_batch``, never two items of
+    one identity in a chunk, full chunks first. At most two items may share an identity.
+
+    With ``P`` pairs and ``S`` single items, the sequence ``firsts + singles + seconds`` puts the
+    two members of a pair ``P + S`` apart; chunks of ``max_batch`` then never hold both when
+    ``P + S >= max_batch``, and otherwise (``n < 2 * max_batch``) two chunks of ``ceil(n / 2)``
+    never do.
+    """
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    firsts: list[T] = []
+    seconds: list[T] = []
+    seen: dict[Hashable, T] = {}
+    for item in items:
+        ident = identity(item)
+        if ident in seen:
+            seconds.append(item)
+        else:
+            seen[ident] = item
+            firsts.append(item)
+    paired = {identity(item) for item in seconds}
+    if len(paired) != len(seconds):
+        raise ValueError("at most two items may share an identity")
+    head = [item for item in firsts if identity(item) in paired]
+    singles = [item for item in firsts if identity(item) not in paired]
+    sequence = head + singles + seconds
+    n = len(sequence)
+    if not seconds or len(head) + len(singles) >= max_batch:
+        size = max_batch
+    else:
+        size = math.ceil(n / max(2, math.ceil(n / max_batch)))
+    return [sequence[i : i + size] for i in range(0, n, size)]
+
+
+def minimum_requests(keys_and_nets: Iterable[tuple[Key, int]], max_batch: int) -> int:
+    """The fewest requests that can carry these (distinct) keys' nonzero nets."""
+    items = list(keys_and_nets)
+    total = 0
+    for sign in (1, -1):
+        keys = [key for key, net in items if net * sign > 0]
+        if not keys:
+            continue
+        idents = [wire_identity(key) for key in keys]
+        pairs = len(idents) != len(set(idents))
+        total += max(math.ceil(len(keys) / max_batch), 2 if pairs else 1)
+    return total
+
+
+def plan_keys(
+    keys_and_nets: Iterable[tuple[Key, int]], max_batch: int
+) -> list[tuple[Kind, list[tuple[Key, int]]]]:
+    """Plan a whole table's (key, net) pairs: increments, then decrements; zero nets dropped."""
+    items = list(keys_and_nets)
+    out: list[tuple[Kind, list[tuple[Key, int]]]] = []
+    for kind, sign in (("increment", 1), ("decrement", -1)):
+        mine = [(key, net) for key, net in items if net * sign > 0]
+        for chunk in plan(mine, max_batch, lambda item: wire_identity(item[0])):
+            out.append((kind, chunk))  # type: ignore[arg-type]
+    return out
+
+
+def select(
+    table: DeltaTable,
+    *,
+    now: float,
+    linger: float,
+    max_batch: int,
+    slots: int,
+    drain: FlushReason | None = None,
+) -> Selection:
+    """What to send now, taking the chosen entries out of the table.
+
+    ``slots`` bounds the batches returned for the full and linger triggers (the free request
+    slots); a drain (``"flush"`` or ``"close"``) plans every ready entry at once.
+    """
+    noops: list[Entry] = []
+    if drain is not None:
+        batches = _select_all(table, max_batch, drain, noops)
+    else:
+        batches = _select_due(table, now, linger, max_batch, slots, noops)
+    for batch in batches:
+        for entry in batch.entries:
+            table.take(entry)
+    return Selection(batches, noops, _deadline(table, linger))
+
+
+def _select_all(
+    table: DeltaTable, max_batch: int, reason: FlushReason, noops: list[Entry]
+) -> list[Planned]:
+    by_kind: dict[Kind, list[Entry]] = {"increment": [], "decrement": []}
+    for entry in list(table.ready_entries()):
+        if entry.net == 0:
+            table.take_resolved(entry)
+            noops.append(entry)
+        else:
+            by_kind[kind_of(entry.net)].append(entry)
+    batches: list[Planned] = []
+    for kind, entries in by_kind.items():
+        for chunk in plan(entries, max_batch, lambda e: wire_identity(e.key)):
+            batches.append(Planned(kind, reason, chunk))
+    return batches
+
+
+def _select_due(
+    table: DeltaTable, now: float, linger: float, max_batch: int, slots: int, noops: list[Entry]
+) -> list[Planned]:
+    batches: list[Planned] = []
+    chosen: set[int] = set()
+    kinds: tuple[tuple[Kind, int], ...] = (("increment", 1), ("decrement", -1))
+    for kind, sign in kinds:
+        ready = table.ready[sign]
+        while len(batches) < slots and ready >= max_batch:
+            batch = _oldest(table, kind, max_batch, chosen, "full")
+            if len(batch.entries) < max_batch:
+                for entry in batch.entries:
+                    chosen.discard(id(entry))
+                break  # identity clashes: fewer than max_batch fit; linger will send them
+            batches.append(batch)
+            ready -= max_batch
+    horizon = now - linger
+    while len(batches) < slots:
+        oldest = _first_due(table, horizon, chosen, noops)
+        if oldest is None:
+            break
+        batches.append(_oldest(table, kind_of(oldest.net), max_batch, chosen, "linger"))
+    return batches
+
+
+def _oldest(
+    table: DeltaTable, kind: Kind, max_batch: int, chosen: set[int], reason: FlushReason
+) -> Planned:
+    """The oldest ready entries of a kind, at most ``max_batch``, no identity twice."""
+    sign = 1 if kind == "increment" else -1
+    picked: list[Entry] = []
+    idents: set[Hashable] = set()
+    for entry in table.ready_entries():
+        if entry.net * sign <= 0 or id(entry) in chosen:
+            continue
+        ident = wire_identity(entry.key)
+        if ident in idents:
+            continue
+        idents.add(ident)
+        picked.append(entry)
+        chosen.add(id(entry))
+        if len(picked) == max_batch:
+            break
+    return Planned(kind, reason, picked)
+
+
+def _first_due(
+    table: DeltaTable, horizon: float, chosen: set[int], noops: list[Entry]
+) -> Entry | None:
+    """The oldest ready entry that has lingered long enough; zero nets on the way are noops."""
+    zeros: list[Entry] = []
+    found: Entry | None = None
+    for entry in table.ready_entries():
+        if entry.first > horizon:
+            break
+        if id(entry) in chosen:
+            continue
+        if entry.net == 0:
+            zeros.append(entry)
+            continue
+        found = entry
+        break
+    for entry in zeros:
+        table.take_resolved(entry)
+        noops.append(entry)
+    return found
+
+
+def _deadline(table: DeltaTable, linger: float) -> float | None:
+    for entry in table.ready_entries():
+        return entry.first + linger
+    return None
+
+
+# --- bisection --------------------------------------------------------------------------
+
+_INDEXED_FIELD = re.compile(r"(?:increment|decrement)Data\[(\d+)\]")
+
+
+def hint_index(error: BaseException, size: int) -> int | None:
+    """The index of the entry the server (or the client's validation) blamed, if it said.
+
+    Read from ``InvalidInputError.index``, ``applicationError.data["index"]`` or a field
+    violation such as ``decrementData[17].variantId``. Only a hint: the bisection stays correct
+    without it.
+    """
+    index: Any = None
+    if isinstance(error, InvalidInputError):
+        index = error.index
+    elif isinstance(error, ApiError):
+        if isinstance(error.data, dict):
+            index = error.data.get("index")
+        if index is None:
+            for violation in error.field_violations:
+                match = _INDEXED_FIELD.search(violation.field or "")
+                if match:
+                    index = int(match.group(1))
+                    break
+    if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < size:
+        return index
+    return None
+
+
+def split(entries: Sequence[T], hint: int | None) -> tuple[T | None, list[list[T]]]:
+    """How to go on after ``entries`` (more than one) were refused as a batch.
+
+    With a hint: the blamed entry is rejected with the server's error and the rest is sent again
+    as one batch. Without: two halves.
+    """
+    if len(entries) < 2:
+        raise ValueError("only a batch of two or more entries can be split")
+    if hint is not None:
+        rest = [e for i, e in enumerate(entries) if i != hint]
+        return entries[hint], [rest]
+    middle = len(entries) // 2
+    return None, [list(entries[:middle]), list(entries[middle:])]

@@ -1,0 +1,241 @@
+"""The delta table: integer stock deltas netted per key, with no event loop.
+
+A *key* is ``(product_id, inventory_id, variant_id, preorder)``: exactly one of the two ids is
+set. With ``net_opposite_signs=False`` the sign of the delta joins the key (a fifth element), so
+increments and decrements of one variant are kept apart and each decrement can fail on its own.
+
+Every pending key has one :class:`Entry`, the future wire entry: its ``net`` is the sum of the
+deltas merged into it, ``count`` how many there were and ``first`` when the oldest arrived. A
+delta never makes an entry leave the API's amount range: if it would, it starts a follow-up entry
+for the same key (``more``), which goes out in a later request.
+
+``preorder`` only means something on a decrement (Wix's increment has no preorder flag). A
+positive delta with ``preorder=True`` is accepted and nets with that variant's preorder
+decrements, so giving back a cancelled preorder costs no request; if the preorder key nets
+positive, it is sent as a plain increment.
+
+The table also tracks which keys are *busy* (an entry of theirs is in flight): their pending
+entry collects deltas but is not sent until the request in flight has an outcome, so the
+requests for one key never overtake each other.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+from ..models import MAX_QUANTITY
+
+__all__ = [
+    "MAX_AMOUNT",
+    "DeltaKey",
+    "DeltaTable",
+    "Entry",
+    "Key",
+    "Outcome",
+    "OutcomeStatus",
+    "slot_key",
+    "wire_identity",
+]
+
+MAX_AMOUNT: Final = MAX_QUANTITY
+"""Largest ``incrementBy`` / ``decrementBy`` one entry may carry (and one delta may be)."""
+
+Key = tuple[Any, ...]
+"""A table key: ``(product_id, inventory_id, variant_id, preorder)`` plus the sign when not netting
+across signs. A plain tuple, so building one costs nothing; :class:`DeltaKey` is its public view."""
+
+
+class DeltaKey(NamedTuple):
+    """The public view of a key: which variant, through which id, and whether a preorder."""
+
+    product_id: str | None
+    inventory_id: str | None
+    variant_id: str
+    preorder: bool
+
+
+class OutcomeStatus(enum.Enum):
+    """What happened to a delta."""
+
+    COMMITTED = "committed"
+    """Applied by the server (or netted to zero, which needs no request)."""
+    REJECTED = "rejected"
+    """Definitely not applied; ``code`` and ``message`` say why."""
+    IN_DOUBT = "in_doubt"
+    """The request may or may not have been applied: reconcile before retrying."""
+    CANCELLED = "cancelled"
+    """Never sent: the adjuster was closed with ``abort=True`` or its deadline passed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The outcome of a delta, shared by every delta merged into the same entry."""
+
+    status: OutcomeStatus
+    code: str | None = None
+    """Wix's code for REJECTED (``NOT_FOUND``, ``INSUFFICIENT_INVENTORY``, ...) or ours."""
+    message: str | None = None
+    request_id: str | None = None
+    """``x-wix-request-id`` of the request that decided it, when there was one."""
+
+
+NOOP: Final = Outcome(OutcomeStatus.COMMITTED, code="NETTED_TO_ZERO")
+
+
+def slot_key(
+    product_id: str | None,
+    inventory_id: str | None,
+    variant_id: str,
+    preorder: bool,
+    delta: int,
+    net_opposite_signs: bool,
+) -> Key:
+    """The table key of a delta."""
+    if net_opposite_signs:
+        return (product_id, inventory_id, variant_id, preorder)
+    return (product_id, inventory_id, variant_id, preorder, delta > 0)
+
+
+def wire_identity(key: Key) -> Hashable:
+    """What the server sees as one variant: two keys with one identity never share a request."""
+    return key[:3]
+
+
+class Entry:
+    """One future wire entry: the deltas of one key merged so far, and their shared outcome.
+
+    Attributes are read by the adjuster and the planner; user code reads ``outcome`` only.
+    """
+
+    __slots__ = ("count", "first", "key", "more", "net", "outcome", "tags", "waiter")
+
+    def __init__(self, key: Key, now: float) -> None:
+        self.key: Key = key
+        self.net = 0
+        self.count = 0
+        self.first = now
+        self.tags: list[object] | None = None
+        self.more: Entry | None = None
+        self.outcome: Outcome | None = None
+        self.waiter: Any = None  # the shared future, made only when someone awaits
+
+    def merge(self, delta: int, tag: object) -> None:
+        """Add one delta (and its tag, kept only when given)."""
+        self.net += delta
+        self.count += 1
+        if tag is not None:
+            if self.tags is None:
+                self.tags = [tag]
+            else:
+                self.tags.append(tag)
+
+    def public_key(self) -> DeltaKey:
+        """The key without the sign element of non-netting tables."""
+        return DeltaKey(*self.key[:4])
+
+    def __repr__(self) -> str:
+        state = self.outcome.status.name if self.outcome else "pending"
+        return f"<{type(self).__name__} {self.public_key()} net={self.net} n={self.count} {state}>"
+
+
+def _sign(value: int) -> int:
+    return (value > 0) - (value < 0)
+
+
+class DeltaTable:
+    """Pending entries by key, in arrival order, with counts of the entries ready to send."""
+
+    __slots__ = ("_factory", "busy", "entries", "net_opposite_signs", "ready")
+
+    def __init__(
+        self, *, net_opposite_signs: bool = True, factory: Callable[[Key, float], Entry] = Entry
+    ) -> None:
+        self.net_opposite_signs = net_opposite_signs
+        self._factory = factory
+        self.entries: dict[Key, Entry] = {}
+        """The head entry of every pending key (follow-ups hang off ``Entry.more``)."""
+        self.busy: set[Key] = set()
+        """Keys with an entry in flight."""
+        self.ready = [0, 0, 0]
+        """Non-busy head entries by sign of their net: index 0 zero, 1 positive, -1 negative."""
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, key: Key, delta: int, now: float, tag: object = None) -> Entry:
+        """Merge a (validated) delta into the key's entry and return that entry."""
+        head = self.entries.get(key)
+        if head is None:
+            head = self._factory(key, now)
+            self.entries[key] = head
+            if key not in self.busy:
+                self.ready[0] += 1
+        entry = head
+        while not -MAX_AMOUNT <= entry.net + delta <= MAX_AMOUNT:
+            if entry.more is None:
+                entry.more = self._factory(key, now)
+            entry = entry.more
+        if entry is head and key not in self.busy:
+            before, after = _sign(head.net), _sign(head.net + delta)
+            if before != after:
+                self.ready[before] -= 1
+                self.ready[after] += 1
+        entry.merge(delta, tag)
+        return entry
+
+    def ready_entries(self) -> Iterator[Entry]:
+        """Head entries that may be sent now (their key is not busy), oldest first."""
+        busy = self.busy
+        if not busy:
+            yield from self.entries.values()
+            return
+        for key, entry in self.entries.items():
+            if key not in busy:
+                yield entry
+
+    def take(self, entry: Entry) -> None:
+        """Remove a ready head entry to send it (or resolve it); its key becomes busy."""
+        key = entry.key
+        assert self.entries.get(key) is entry and key not in self.busy
+        self.ready[_sign(entry.net)] -= 1
+        del self.entries[key]
+        if entry.more is not None:
+            self.entries[key] = entry.more
+            entry.more = None
+        self.busy.add(key)
+
+    def take_resolved(self, entry: Entry) -> None:
+        """Remove a ready head entry that needs no request (it netted to zero)."""
+        self.take(entry)
+        self.release(entry.key)
+
+    def release(self, key: Key) -> None:
+        """The key's entry in flight has its outcome: its pending entry may go now."""
+        self.busy.discard(key)
+        head = self.entries.get(key)
+        if head is not None:
+            self.ready[_sign(head.net)] += 1
+
+    def pop_all(self) -> list[Entry]:
+        """Remove every pending entry, follow-ups included (to cancel them)."""
+        out: list[Entry] = []
+        for head in self.entries.values():
+            entry: Entry | None = head
+            while entry is not None:
+                out.append(entry)
+                following, entry.more = entry.more, None
+                entry = following
+        self.entries.clear()
+        self.ready = [0, 0, 0]
+        return out
+
+    def pending(self) -> Iterator[Entry]:
+        """Every pending entry, follow-ups included."""
+        for head in self.entries.values():
+            entry: Entry | None = head
+            while entry is not None:
+                yield entry
+                entry = entry.more
