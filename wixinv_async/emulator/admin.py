@@ -1,0 +1,88 @@
+"""The admin API under ``/_emulator/`` (outside Wix's paths, no authentication).
+
+``GET state`` (every item of a site, wire format), ``GET journal`` (applied writes in order),
+``GET stats``, ``POST reset``, ``GET``/``POST faults``. ``?site=`` picks a site (default: the
+first); ``?since=N`` skips the first N journal entries.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import web
+
+from .faults import FaultPlan
+from .store import SiteStore
+
+if TYPE_CHECKING:
+    from .server import Emulator
+
+__all__ = ["add_admin_routes", "journal_json"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+def journal_json(store: SiteStore, since: int = 0) -> dict[str, Any]:
+    """The journal in JSON form: ``{"journal": [{"requestId", "endpoint", "entries", "at"}]}``."""
+    return {
+        "journal": [
+            {"requestId": e.request_id, "endpoint": e.endpoint, "entries": e.entries, "at": e.at}
+            for e in store.journal[since:]
+        ]
+    }
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=_encode(data), content_type="application/json")
+
+
+def _problem(status: int, text: str) -> web.Response:
+    return _json({"message": text}, status)
+
+
+def add_admin_routes(app: web.Application, emu: Emulator) -> None:
+    """Add the ``/_emulator/`` routes for ``emu`` to ``app``."""
+
+    def store_of(request: web.Request) -> SiteStore:
+        site_id = request.query.get("site")
+        try:
+            return emu.store if site_id is None else emu.site(site_id)
+        except KeyError:
+            raise web.HTTPNotFound(text=f"no site {site_id!r}") from None
+
+    async def state(request: web.Request) -> web.Response:
+        return _json({"inventoryItems": store_of(request).items()})
+
+    async def journal(request: web.Request) -> web.Response:
+        since = request.query.get("since", "0")
+        if not since.isdigit():
+            return _problem(400, f"since={since!r}: must be a whole number")
+        return _json(journal_json(store_of(request), int(since)))
+
+    async def stats(request: web.Request) -> web.Response:
+        return _json(emu.stats())
+
+    async def reset(request: web.Request) -> web.Response:
+        emu.reset()
+        return _json({})
+
+    async def get_faults(request: web.Request) -> web.Response:
+        plan = emu.faults
+        return _json(plan.to_dict() if plan is not None else None)
+
+    async def set_faults(request: web.Request) -> web.Response:
+        try:
+            data = msgspec.json.decode(await request.read() or b"null")
+            plan = FaultPlan.from_dict(data) if data else None
+        except (msgspec.DecodeError, ValueError, TypeError) as exc:
+            return _problem(400, f"bad fault plan: {exc}")
+        emu.set_faults(plan)
+        return _json(plan.to_dict() if plan is not None else None)
+
+    app.router.add_get("/_emulator/state", state)
+    app.router.add_get("/_emulator/journal", journal)
+    app.router.add_get("/_emulator/stats", stats)
+    app.router.add_post("/_emulator/reset", reset)
+    app.router.add_get("/_emulator/faults", get_faults)
+    app.router.add_post("/_emulator/faults", set_faults)

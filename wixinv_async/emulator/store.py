@@ -1,0 +1,414 @@
+"""One site's inventory: the rules of the five calls, applied all or nothing, and a journal.
+
+Pure and synchronous (no asyncio, no clock at module level): the server calls in with a
+decoded request, a request id and ``now``; a refusal is raised as a
+:class:`~wixinv_async.emulator._errors.WixApiError` carrying the Wix status and body, and
+nothing is changed. Tests may also read and seed the store directly.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+import msgspec
+
+from ..core.validation import is_guid
+from ..models import (
+    DEFAULT_VARIANT_ID,
+    MAX_BATCH,
+    MAX_ID_LENGTH,
+    InventoryItem,
+    PreorderInfo,
+    VariantValues,
+)
+from ._errors import WixApiError, application_error, validation_error
+from .catalog import new_guid, seed_catalog
+from .items import Item, Variant
+from .query import CompiledQuery, Page, run_query
+from .requests import DecrementEntry, IncrementEntry, ItemUpdateIn
+from .updates import apply_update
+
+__all__ = ["ChangeEvent", "JournalEntry", "Listener", "SiteStore"]
+
+_MAX_AMOUNT = 2**31 - 1
+
+
+class ChangeEvent(NamedTuple):
+    """One inventory item changed by one request (what a Wix webhook would report)."""
+
+    site_id: str
+    instance_id: str
+    request_id: str
+    inventory_item_id: str
+    product_id: str
+    track_quantity: bool
+    preorder_info: PreorderInfo
+    item_fields_changed: tuple[str, ...]
+    variants: tuple[tuple[str, VariantValues, VariantValues], ...]
+
+
+class JournalEntry(NamedTuple):
+    """One applied write: its request id, endpoint (SDK method name), entries and wall time."""
+
+    request_id: str
+    endpoint: str
+    entries: list[dict[str, Any]]
+    at: float
+
+
+Listener = Callable[[ChangeEvent], None]
+Entry = DecrementEntry | IncrementEntry
+_Snapshot = tuple[bool, bool, str | None, int | None, dict[str, tuple[int, bool]]]
+
+
+class SiteStore:
+    """The items of one site (one instance), ordered by numericId, and its journal."""
+
+    def __init__(
+        self,
+        *,
+        site_id: str,
+        instance_id: str,
+        products: int = 100,
+        variants_per_product: int = 3,
+        seed: int = 0,
+        id_distribution: str = "clustered",
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.site_id = site_id
+        self.instance_id = instance_id
+        self.journal: list[JournalEntry] = []
+        self._seeding = (products, variants_per_product, seed, id_distribution)
+        self._wall_clock = wall_clock
+        self._listeners: list[Listener] = []
+        self._items: list[Item] = []
+        self._numeric_ids: list[int] = []
+        self._by_product: dict[str, Item] = {}
+        self._by_inventory: dict[str, Item] = {}
+        self._rng = random.Random(seed ^ 0x5EED)
+        self.entries_applied = 0
+        self.reset()
+
+    def __repr__(self) -> str:
+        return f"SiteStore(site_id={self.site_id!r}, items={len(self._items)})"
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    # --- inspection and seeding ----------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the seeded catalog, with an empty journal (listeners are kept)."""
+        products, variants_per_product, seed, distribution = self._seeding
+        self._items = seed_catalog(products, variants_per_product, seed, distribution)
+        self._numeric_ids = [item.numeric_id for item in self._items]
+        self._by_product = {item.product_id: item for item in self._items}
+        self._by_inventory = {item.id: item for item in self._items}
+        self._rng = random.Random(seed ^ 0x5EED)
+        self.journal = []
+        self.entries_applied = 0
+
+    def items(self) -> list[InventoryItem]:
+        """Every item in the wire format, in numericId order (a snapshot)."""
+        return [item.to_wire() for item in self._items]
+
+    def item(self, product_id: str) -> InventoryItem | None:
+        """One product's item in the wire format, or ``None``."""
+        item = self._by_product.get(product_id)
+        return item.to_wire() if item is not None else None
+
+    def quantity(self, product_id: str, variant_id: str) -> int | None:
+        """A tracked variant's quantity; ``None`` for an untracked or unknown one."""
+        item = self._by_product.get(product_id)
+        variant = item.variants.get(variant_id) if item is not None else None
+        if item is None or variant is None or not item.track:
+            return None
+        return variant.quantity
+
+    def add_product(
+        self, *, variants: int = 1, quantity: int = 10, track: bool = True
+    ) -> InventoryItem:
+        """A new product (default variant only when ``variants`` is 1), numericId above all."""
+        if variants < 1:
+            raise ValueError(f"variants={variants!r}: must be at least 1")
+        ids = (
+            [DEFAULT_VARIANT_ID]
+            if variants == 1
+            else [new_guid(self._rng) for _ in range(variants)]
+        )
+        now = self._wall_clock()
+        last = self._numeric_ids[-1] if self._numeric_ids else 0
+        numeric_id = max(int(now * 1_000_000), last + 1)
+        stock = {vid: Variant(vid, quantity if track else 0, quantity > 0) for vid in ids}
+        item = Item(new_guid(self._rng), new_guid(self._rng), numeric_id, track, stock)
+        item.last_updated = now
+        self._items.append(item)
+        self._numeric_ids.append(numeric_id)
+        self._by_product[item.product_id] = item
+        self._by_inventory[item.id] = item
+        return item.to_wire()
+
+    def set_quantity(self, product_id: str, variant_id: str, quantity: int) -> None:
+        """Set a variant's quantity directly (as from the Wix dashboard): not journaled, but
+        listeners hear of it, with request id ``""``."""
+        item = self._by_product.get(product_id)
+        variant = item.variants.get(variant_id) if item is not None else None
+        if item is None or variant is None:
+            raise KeyError(f"no variant {variant_id!r} of product {product_id!r}")
+        before = self._snapshot(item)
+        variant.quantity = quantity
+        if not item.track:
+            variant.in_stock = quantity > 0
+        item.last_updated = self._wall_clock()
+        self._notify("", [(item, before)])
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with one :class:`ChangeEvent` per item changed, after each change."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    # --- the five calls ------------------------------------------------------------------
+
+    def query(self, query: CompiledQuery) -> Page:
+        """Query Inventory: one page and the total number of matches."""
+        return run_query(self._items, self._numeric_ids, query)
+
+    def get_variants(
+        self, inventory_id: str | None, product_id: str | None, variant_ids: Sequence[str] | None
+    ) -> InventoryItem:
+        """Get Inventory Variants, by inventory id (falling back to product id) or product id."""
+        key = product_id if product_id is not None else inventory_id
+        field = "productId" if product_id is not None else "inventoryId"
+        _check_id(field, key)
+        assert key is not None
+        item = self._by_product.get(key) if product_id is not None else None
+        if item is None and product_id is None:
+            item = self._by_inventory.get(key) or self._by_product.get(key)
+        if item is None:
+            raise _not_found(f"no inventory item with {field} {key!r}", {field: key})
+        for index, vid in enumerate(variant_ids or ()):
+            _check_guid(f"variantIds[{index}]", vid)
+        return item.to_wire(set(variant_ids) if variant_ids is not None else None)
+
+    def decrement(self, entries: list[DecrementEntry], request_id: str) -> None:
+        """Decrement Inventory: validated whole, applied all or nothing, journaled."""
+        self._adjust("decrementInventory", "decrementData", entries, request_id)
+
+    def increment(self, entries: list[IncrementEntry], request_id: str) -> None:
+        """Increment Inventory: validated whole, applied all or nothing, journaled."""
+        self._adjust("incrementInventory", "incrementData", entries, request_id)
+
+    def _adjust(self, endpoint: str, field: str, entries: Sequence[Entry], request_id: str) -> None:
+        if not 1 <= len(entries) <= MAX_BATCH:
+            raise validation_error(
+                [(field, f"must hold 1 to {MAX_BATCH} entries, got {len(entries)}")], rule="SIZE"
+            )
+        targets = self._resolve(field, entries)
+        plan = _plan(field, entries, targets)
+        changed = {id(item): (item, self._snapshot(item)) for item, _v in targets}
+        for variant, quantity in plan.items():
+            variant.quantity = quantity
+        now = self._wall_clock()
+        for item, _before in changed.values():
+            item.last_updated = now
+        self.entries_applied += len(entries)
+        self.journal.append(JournalEntry(request_id, endpoint, msgspec.to_builtins(entries), now))
+        self._notify(request_id, changed.values())
+
+    def _resolve(self, field: str, entries: Sequence[Entry]) -> list[tuple[Item, Variant]]:
+        """The item and variant of each entry; 400 for malformed ones, else 404 for unknown."""
+        targets: list[tuple[Item, Variant]] = []
+        violations: list[tuple[str, str]] = []
+        missing: list[tuple[int, str]] = []
+        by_product, by_inventory = self._by_product, self._by_inventory
+        for index, entry in enumerate(entries):
+            amount = entry.decrement_by if isinstance(entry, DecrementEntry) else entry.increment_by
+            if not 1 <= amount <= _MAX_AMOUNT:
+                name = "decrementBy" if isinstance(entry, DecrementEntry) else "incrementBy"
+                violations.append((f"{field}[{index}].{name}", f"must be at least 1, got {amount}"))
+            pid, iid = entry.product_id, entry.inventory_id
+            item = by_product.get(pid) if pid is not None else by_inventory.get(iid or "")
+            if item is not None and (pid is None or iid is None or item.id == iid):
+                variant = item.variants.get(entry.variant_id)
+                if variant is not None:
+                    targets.append((item, variant))
+                    continue
+            # A miss: malformed (400) or unknown (404). Found ids are well-formed by construction.
+            violations.extend(_entry_violations(field, index, entry))
+            missing.append((index, "item" if item is None else "variant"))
+        if violations:
+            raise validation_error(violations)
+        if missing:
+            index, kind = missing[0]
+            raise _entry_not_found(field, index, entries[index], kind)
+        return targets
+
+    def update(self, product_id: str, body: ItemUpdateIn, request_id: str) -> None:
+        """Update Inventory Variants (the ``trackQuantity`` trap included): all or nothing."""
+        _check_id("productId", product_id)
+        item = self._by_product.get(product_id)
+        if item is None:
+            raise _not_found(f"no product {product_id!r}", {"productId": product_id})
+        before = self._snapshot(item)
+        entries = apply_update(item, product_id, body)
+        item.last_updated = self._wall_clock()
+        self.entries_applied += 1
+        self.journal.append(
+            JournalEntry(request_id, "updateInventoryVariants", entries, item.last_updated)
+        )
+        self._notify(request_id, [(item, before)])
+
+    # --- change events -------------------------------------------------------------------
+
+    def _snapshot(self, item: Item) -> _Snapshot:
+        variants = {vid: (v.quantity, v.in_stock) for vid, v in item.variants.items()}
+        return (
+            item.track,
+            item.preorder_enabled,
+            item.preorder_message,
+            item.preorder_limit,
+            variants,
+        )
+
+    def _notify(self, request_id: str, changed: Iterable[tuple[Item, _Snapshot]]) -> None:
+        if not self._listeners:
+            return
+        events = [self._event(request_id, item, before) for item, before in changed]
+        for event in events:
+            for listener in list(self._listeners):
+                listener(event)
+
+    def _event(self, request_id: str, item: Item, before: _Snapshot) -> ChangeEvent:
+        track, enabled, message, limit, variants = before
+        fields: list[str] = []
+        if track != item.track:
+            fields.append("trackQuantity")
+        if (enabled, message, limit) != (
+            item.preorder_enabled,
+            item.preorder_message,
+            item.preorder_limit,
+        ):
+            fields.append("preorderInfo")
+        old = Item(item.id, item.product_id, item.numeric_id, track, {})
+        old.preorder_enabled, old.preorder_message, old.preorder_limit = enabled, message, limit
+        changes = []
+        for vid, variant in item.variants.items():
+            quantity, in_stock = variants[vid]
+            old_values = old.values(Variant(vid, quantity, in_stock))
+            new_values = item.values(variant)
+            if old_values != new_values:
+                changes.append((vid, old_values, new_values))
+        return ChangeEvent(
+            self.site_id,
+            self.instance_id,
+            request_id,
+            item.id,
+            item.product_id,
+            item.track,
+            item.preorder_info(),
+            tuple(fields),
+            tuple(changes),
+        )
+
+
+def _plan(
+    field: str, entries: Sequence[Entry], targets: list[tuple[Item, Variant]]
+) -> dict[Variant, int]:
+    """The new quantity of every touched variant, entries applied in order, or a 428."""
+    plan: dict[Variant, int] = {}
+    for index, (entry, (item, variant)) in enumerate(zip(entries, targets, strict=True)):
+        if not item.track:
+            raise _precondition(
+                "INVENTORY_QUANTITY_NOT_TRACKED",
+                "the quantity of this item is not tracked: it cannot be incremented or decremented",
+                field,
+                index,
+                entry,
+                None,
+            )
+        current = plan.get(variant, variant.quantity)
+        if isinstance(entry, DecrementEntry):
+            quantity = current - entry.decrement_by
+            floor = item.preorder_floor() if entry.preorder_request and item.preorder_enabled else 0
+            if floor is not None and quantity < floor:
+                raise _precondition(
+                    "INSUFFICIENT_INVENTORY",
+                    f"insufficient inventory: {current} available, {entry.decrement_by} requested",
+                    field,
+                    index,
+                    entry,
+                    current,
+                )
+        else:
+            quantity = current + entry.increment_by
+            if quantity > 99_999:
+                raise _precondition(
+                    "MAX_QUANTITY_LIMIT_REACHED",
+                    f"quantity would be {quantity}, above the maximum of 99999",
+                    field,
+                    index,
+                    entry,
+                    current,
+                )
+        plan[variant] = quantity
+    return plan
+
+
+def _entry_data(index: int, entry: Entry) -> dict[str, Any]:
+    data: dict[str, Any] = {"index": index, "variantId": entry.variant_id}
+    if entry.product_id is not None:
+        data["productId"] = entry.product_id
+    if entry.inventory_id is not None:
+        data["inventoryId"] = entry.inventory_id
+    return data
+
+
+def _precondition(
+    code: str, text: str, field: str, index: int, entry: Entry, current: int | None
+) -> WixApiError:
+    data = _entry_data(index, entry)
+    if current is not None:
+        data["quantity"] = current
+    return application_error(428, code, f"{field}[{index}]: {text}", data)
+
+
+def _entry_not_found(field: str, index: int, entry: Entry, kind: str) -> WixApiError:
+    what = "variant" if kind == "variant" else "product or inventory item"
+    return _not_found(f"{field}[{index}]: no such {what}", _entry_data(index, entry))
+
+
+def _not_found(text: str, data: dict[str, Any]) -> WixApiError:
+    return application_error(404, "NOT_FOUND", text, data)
+
+
+def _entry_violations(field: str, index: int, entry: Entry) -> list[tuple[str, str]]:
+    pid, iid = entry.product_id, entry.inventory_id
+    out = []
+    if not is_guid(entry.variant_id):
+        out.append((f"{field}[{index}].variantId", f"must be a GUID, got {entry.variant_id!r}"))
+    if pid is None and iid is None:
+        out.append((f"{field}[{index}].productId", "productId or inventoryId is required"))
+    for name, value in (("productId", pid), ("inventoryId", iid)):
+        if value is not None and not 1 <= len(value) <= MAX_ID_LENGTH:
+            out.append(
+                (
+                    f"{field}[{index}].{name}",
+                    f"must be 1 to {MAX_ID_LENGTH} characters, got {value!r}",
+                )
+            )
+    return out
+
+
+def _check_id(field: str, value: str | None) -> None:
+    if value is None or not 1 <= len(value) <= MAX_ID_LENGTH:
+        raise validation_error([(field, f"must be 1 to {MAX_ID_LENGTH} characters, got {value!r}")])
+
+
+def _check_guid(field: str, value: str) -> None:
+    if not is_guid(value):
+        raise validation_error([(field, f"must be a GUID, got {value!r}")])
