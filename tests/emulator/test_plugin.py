@@ -1,0 +1,45 @@
+"""The shipped pytest plugin: the wix_emulator fixtures, as a user's test suite sees them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import aiohttp
+import pytest
+
+from wixinv_async.emulator import Emulator
+
+
+@pytest.fixture
+def wix_emulator_settings() -> dict[str, Any]:
+    """These tests override the settings fixture, as a user's conftest would."""
+    return {"products": 7, "variants_per_product": 1, "seed": 3}
+
+
+async def test_wix_emulator_fixture_serves_with_the_overridden_settings(
+    wix_emulator: Emulator,
+) -> None:
+    """The fixture gives a running emulator built from wix_emulator_settings."""
+    assert len(wix_emulator.store) == 7
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(wix_emulator.url + "/_emulator/stats") as response,
+    ):
+        assert response.status == 200
+
+
+async def test_factory_starts_emulators_with_custom_settings(wix_emulator_factory: Any) -> None:
+    """The factory starts as many emulators as asked, each with its own settings."""
+    first = await wix_emulator_factory(products=2)
+    second = await wix_emulator_factory(products=5, extra_sites=1)
+    assert (len(first.store), len(second.store), len(second.sites)) == (2, 5, 2)
+    assert first.url != second.url
+
+
+def test_plugin_import_does_not_load_the_emulator() -> None:
+    """Importing the plugin stays cheap: it does not import the emulator package."""
+    code = "import sys, wixinv_async.testing; print('wixinv_async.emulator' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603
+    assert out.stdout.strip() == "False"
