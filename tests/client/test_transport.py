@@ -1,0 +1,115 @@
+"""The aiohttp transport: exceptions mapped at the seam, bytes and headers passed through."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from wixinv_async.errors import (
+    ConfigurationError,
+    ConnectError,
+    ConnectionLostError,
+    RequestTimeoutError,
+    TransportError,
+    WixInventoryError,
+)
+from wixinv_async.transport import AiohttpTransport, HttpRequest, HttpResponse, MockTransport
+
+URL = "https://www.wixapis.com/stores/v2/inventoryItems/decrement"
+
+
+def refused() -> aiohttp.ClientConnectorError:
+    """What aiohttp raises when the server refuses the connection."""
+    key = mock.Mock(host="www.wixapis.com", port=443, ssl=True)
+    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected", "sent"),
+    [
+        (aiohttp.ConnectionTimeoutError(), RequestTimeoutError, False),
+        (aiohttp.SocketTimeoutError(), RequestTimeoutError, True),
+        (TimeoutError(), RequestTimeoutError, True),
+        (refused(), ConnectError, False),
+        (aiohttp.ServerDisconnectedError(), ConnectionLostError, True),
+        (aiohttp.ClientConnectionResetError("reset"), ConnectionLostError, True),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), ConnectionLostError, True),
+        (aiohttp.ClientPayloadError("truncated"), ConnectionLostError, True),
+        (aiohttp.InvalidURL("nope"), ConfigurationError, False),
+    ],
+)
+async def test_aiohttp_exceptions_become_ours(
+    http: aioresponses, raised: Exception, expected: type[Exception], sent: bool
+) -> None:
+    """Each aiohttp failure surfaces as our type, telling whether it can have been sent."""
+    http.post(URL, exception=raised)
+    async with AiohttpTransport() as transport:
+        with pytest.raises(expected) as caught:
+            await transport.handle_request(HttpRequest("POST", URL, b"{}"))
+    assert not isinstance(caught.value, aiohttp.ClientError)
+    assert isinstance(caught.value, WixInventoryError)
+    assert caught.value.__cause__ is raised
+    if isinstance(caught.value, RequestTimeoutError):
+        assert caught.value.sent is sent
+    assert "/stores/v2/inventoryItems/decrement" in str(caught.value)
+
+
+async def test_response_status_headers_and_body_come_back(http: aioresponses) -> None:
+    """The response's status, lower-cased headers and raw body are returned."""
+    http.post(URL, status=428, body=b'{"message":"x"}', headers={"X-Wix-Request-Id": "r1"})
+    async with AiohttpTransport() as transport:
+        response = await transport.handle_request(HttpRequest("POST", URL, b"{}"))
+    assert response.status == 428
+    assert response.header("x-wix-request-id") == "r1"
+    assert response.header("X-WIX-REQUEST-ID") == "r1"
+    assert response.json() == {"message": "x"}
+
+
+async def test_a_borrowed_session_stays_open(http: aioresponses) -> None:
+    """Closing the transport leaves a borrowed session to its owner."""
+    http.post(URL, payload={})
+    async with aiohttp.ClientSession() as session:
+        async with AiohttpTransport(session) as transport:
+            await transport.handle_request(HttpRequest("POST", URL, b"{}"))
+        assert not session.closed
+
+
+async def test_an_own_session_is_closed() -> None:
+    """The session the transport made is closed by aclose, and aclose is idempotent."""
+    transport = AiohttpTransport()
+    session = transport._get_session()
+    await transport.aclose()
+    await transport.aclose()
+    assert session.closed
+
+
+def test_bad_timeout_is_refused() -> None:
+    """A timeout must be positive."""
+    with pytest.raises(ConfigurationError, match="timeout"):
+        AiohttpTransport(timeout=0)
+
+
+async def test_mock_transport_accepts_sync_and_async_handlers() -> None:
+    """A handler may return a response or an awaitable of one, or raise our errors."""
+
+    async def slow(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(201)
+
+    def failing(request: HttpRequest) -> HttpResponse:
+        raise ConnectError("down")
+
+    assert (await MockTransport(slow).handle_request(HttpRequest("GET", URL))).status == 201
+    with pytest.raises(TransportError):
+        await MockTransport(failing).handle_request(HttpRequest("GET", URL))
+
+
+def test_request_repr_hides_headers_and_body() -> None:
+    """A request's repr names method and path only."""
+    request = HttpRequest("POST", URL, b'{"secret":1}', {"Authorization": "KEY-123"})
+    assert "KEY-123" not in repr(request)
+    assert "secret" not in repr(request)
+    assert request.without_headers().headers == {}
+    assert request.path == "/stores/v2/inventoryItems/decrement"

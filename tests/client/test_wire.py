@@ -1,0 +1,88 @@
+"""Wire conformance: the five calls send what the official Wix SDK sends."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import pytest
+from aioresponses import aioresponses
+
+from wixinv_async.auth import ApiKeyAuth
+from wixinv_async.client import InventoryClient
+from wixinv_async.models import DEFAULT_VARIANT_ID as V0
+from wixinv_async.models import DecrementData, IncrementData, VariantUpdate
+from wixinv_async.transport import HttpRequest, HttpResponse, MockTransport
+
+Call = Callable[[InventoryClient], Awaitable[object]]
+
+CALLS: dict[str, Call] = {
+    "queryInventory": lambda c: c.query_inventory(
+        filter={"numericId": {"$gt": 5}}, sort=[{"numericId": "asc"}], limit=100, offset=0
+    ),
+    "getInventoryVariants": lambda c: c.get_inventory_variants(inventory_id="i1", variant_ids=[V0]),
+    "updateInventoryVariants": lambda c: c.update_inventory_variants(
+        "p1", [VariantUpdate(variant_id=V0, quantity=5)], track_quantity=True
+    ),
+    "incrementInventory": lambda c: c.increment_inventory(
+        [IncrementData(product_id="p1", variant_id=V0, increment_by=2)]
+    ),
+    "decrementInventory": lambda c: c.decrement_inventory(
+        [DecrementData(inventory_id="i1", variant_id=V0, decrement_by=1)]
+    ),
+}
+
+
+def answer(request: HttpRequest) -> HttpResponse:
+    """What Wix answers each call with, minimally."""
+    if request.path.endswith("/query"):
+        return HttpResponse.from_json(200, {"inventoryItems": [], "totalResults": 0})
+    if request.path.endswith("/getVariants"):
+        return HttpResponse.from_json(200, {"inventoryItem": {"id": "i1", "variants": []}})
+    return HttpResponse.from_json(200, {})
+
+
+@pytest.mark.parametrize("sdk_method", sorted(CALLS))
+async def test_request_matches_the_official_sdk(
+    sdk_method: str, sdk_requests: dict[str, dict[str, Any]]
+) -> None:
+    """Method, path, auth headers and parsed JSON body equal the SDK's capture."""
+    expected = sdk_requests[sdk_method]
+    transport = MockTransport(answer)
+    async with InventoryClient(
+        ApiKeyAuth("KEY", site_id="SITE"), transport=transport, rate_limit=None
+    ) as client:
+        await CALLS[sdk_method](client)
+    [request] = transport.requests
+    assert request.method == expected["method"]
+    assert request.url == "https://www.wixapis.com" + expected["path"]
+    assert dict(request.headers) == expected["headers"]
+    assert request.json() == expected["body"]
+
+
+async def test_filter_and_sort_travel_as_json_strings(sdk_requests: dict[str, Any]) -> None:
+    """filter and sort are strings inside the body, which decode to what the caller gave."""
+    transport = MockTransport(answer)
+    async with InventoryClient(
+        ApiKeyAuth("KEY", "SITE"), transport=transport, rate_limit=None
+    ) as c:
+        await c.query_inventory(filter={"productId": {"$hasSome": ["a", "b"]}}, sort=[])
+    query = transport.requests[0].json()["query"]
+    assert isinstance(query["filter"], str)
+    assert isinstance(query["sort"], str)
+    assert msgspec.json.decode(query["filter"]) == {"productId": {"$hasSome": ["a", "b"]}}
+    assert msgspec.json.decode(query["sort"]) == []
+
+
+async def test_aiohttp_sends_the_same_bytes_and_headers(
+    client: InventoryClient, http: aioresponses, sdk_requests: dict[str, Any]
+) -> None:
+    """Over aiohttp the decrement goes out with the SDK's headers and body."""
+    expected = sdk_requests["decrementInventory"]
+    url = "https://www.wixapis.com" + expected["path"]
+    http.post(url, payload={})
+    await CALLS["decrementInventory"](client)
+    [call] = next(iter(http.requests.values()))
+    assert msgspec.json.decode(call.kwargs["data"]) == expected["body"]
+    assert {k: call.kwargs["headers"][k] for k in expected["headers"]} == expected["headers"]
