@@ -51,6 +51,8 @@ __all__ = [
     "DeliveryMemory",
     "InventoryItemChangedEvent",
     "InventoryVariantsChangedEvent",
+    "PrivateKeyInput",
+    "PublicKeyInput",
     "RawWebhookEvent",
     "WebhookCallback",
     "WebhookEvent",
@@ -119,40 +121,48 @@ WebhookCallback: TypeAlias = Callable[[WebhookEvent], Awaitable[None]]
 # --- Keys ------------------------------------------------------------------------------
 
 
-def _pem_bytes(key: str | bytes, what: str) -> bytes:
-    """PEM bytes from PEM text or from base64 of it (how Wix's dashboard often shows keys)."""
-    raw = key.encode() if isinstance(key, str) else bytes(key)
-    raw = raw.strip()
+def _key_bytes(key: str | bytes, what: str, *, der: bool) -> bytes:
+    """PEM bytes from PEM text or base64 of it; with ``der``, also DER from base64 of DER (the
+    PEM body without its armour lines, as keys are often pasted)."""
+    raw = (key.encode() if isinstance(key, str) else bytes(key)).strip()
     if raw.startswith(b"-----BEGIN"):
         return raw
     try:
-        decoded = binascii.a2b_base64(raw, strict_mode=True)
+        decoded = binascii.a2b_base64(b"".join(raw.split()), strict_mode=True)
     except (binascii.Error, ValueError):
         decoded = b""
-    if not decoded.lstrip().startswith(b"-----BEGIN"):
-        raise ConfigurationError(f"{what}: neither a PEM block nor base64 of one")
-    return decoded.strip()
+    if decoded.lstrip().startswith(b"-----BEGIN"):
+        return decoded.strip()
+    if der and decoded:
+        return decoded
+    raise ConfigurationError(f"{what}: neither a PEM block nor base64 of one")
 
 
 def load_public_key(key: PublicKeyInput) -> RSAPublicKey:
-    """The app's RSA public key from PEM, base64 of PEM, or a loaded key.
+    """The app's RSA public key from PEM, base64 of PEM, base64 of DER, or a loaded key.
 
     Raises :class:`~wixinv_async.errors.ConfigurationError` for anything else, and when the
     ``webhooks`` extra is not installed.
     """
     try:
+        from cryptography.exceptions import UnsupportedAlgorithm
         from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+        from cryptography.hazmat.primitives.serialization import (
+            load_der_public_key,
+            load_pem_public_key,
+        )
     except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         raise ConfigurationError(_MISSING_EXTRA) from exc
     if isinstance(key, RSAPublicKey):
         return key
     if not isinstance(key, str | bytes):
         raise ConfigurationError(f"public key: expected PEM text, got {type(key).__name__}")
+    data = _key_bytes(key, "public key", der=True)
+    load = load_pem_public_key if data.startswith(b"-----BEGIN") else load_der_public_key
     try:
-        loaded = load_pem_public_key(_pem_bytes(key, "public key"))
-    except ValueError as exc:
-        raise ConfigurationError("public key: the PEM block is not a valid public key") from exc
+        loaded = load(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ConfigurationError("public key: not a valid PEM or DER public key") from exc
     if not isinstance(loaded, RSAPublicKey):
         raise ConfigurationError(f"public key: RS256 needs RSA, got {type(loaded).__name__}")
     return loaded
@@ -161,6 +171,7 @@ def load_public_key(key: PublicKeyInput) -> RSAPublicKey:
 def load_private_key(key: PrivateKeyInput) -> RSAPrivateKey:
     """An RSA private key (unencrypted PEM, base64 of PEM, or loaded), to sign test events."""
     try:
+        from cryptography.exceptions import UnsupportedAlgorithm
         from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
     except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
@@ -170,8 +181,8 @@ def load_private_key(key: PrivateKeyInput) -> RSAPrivateKey:
     if not isinstance(key, str | bytes):
         raise ConfigurationError(f"private key: expected PEM text, got {type(key).__name__}")
     try:
-        loaded = load_pem_private_key(_pem_bytes(key, "private key"), password=None)
-    except (ValueError, TypeError):
+        loaded = load_pem_private_key(_key_bytes(key, "private key", der=False), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         # Never chain or echo the key's text: the message names the problem only.
         raise ConfigurationError("private key: not an unencrypted PEM private key") from None
     if not isinstance(loaded, RSAPrivateKey):

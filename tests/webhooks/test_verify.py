@@ -263,10 +263,20 @@ def test_malformed_json_at_each_level(
     assert fragment in str(error)
 
 
+def test_public_key_accepts_base64_of_der(app_keys: Any) -> None:
+    """The PEM body without its armour lines (base64 of DER), as often pasted, works too."""
+    body = b"".join(app_keys.public_pem.splitlines()[1:-1])
+    token = signed(claims_of(envelope()), app_keys.private)
+    assert verify_webhook(token, body, now=NOW).instance_id == "inst-1"
+
+
 # --- keys and the optional extra -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["", "not a key", base64.b64encode(b"just text").decode()])
+@pytest.mark.parametrize(
+    "key",
+    ["", "not a key", base64.b64encode(b"just text").decode(), "-----BEGIN PUBLIC KEY-----\nx"],
+)
 def test_bad_public_key_is_a_configuration_error(key: str) -> None:
     """A public key that is neither PEM nor base64 of PEM is refused up front."""
     with pytest.raises(ConfigurationError, match="public key"):
