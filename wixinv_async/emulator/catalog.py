@@ -114,7 +114,7 @@ def _seed_item(rng: random.Random, numeric_id: int, variants_per_product: int) -
         item.preorder_enabled = True
         item.preorder_message = "Ships in 2 weeks"
         item.preorder_limit = rng.randint(1, 500)
-    item.last_updated = numeric_id / 1e6 + rng.uniform(0, 30 * 86_400)
+    item.last_updated = numeric_id // 1000 + rng.randrange(30 * 86_400_000)
     return item
 
 

@@ -15,9 +15,10 @@ from ..models import InventoryItem, InventoryVariant, PreorderInfo, VariantValue
 __all__ = ["Item", "Variant", "rfc3339"]
 
 
-def rfc3339(epoch: float) -> str:
-    """``epoch`` seconds as an RFC 3339 UTC string with milliseconds, e.g. ``...T10:00:00.000Z``."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+def rfc3339(epoch_ms: int) -> str:
+    """Epoch milliseconds as an RFC 3339 UTC string, e.g. ``2024-05-01T10:00:00.123Z``."""
+    seconds, millis = divmod(epoch_ms, 1000)
+    return f"{datetime.fromtimestamp(seconds, UTC).isoformat()[:-6]}.{millis:03d}Z"
 
 
 class Variant:
@@ -65,7 +66,8 @@ class Item:
         self.preorder_enabled = False
         self.preorder_message: str | None = None
         self.preorder_limit: int | None = None
-        self.last_updated = 0.0
+        self.last_updated = 0
+        """Epoch milliseconds (Wix's precision), so filters compare exactly."""
 
     def __repr__(self) -> str:
         return f"Item(id={self.id!r}, product_id={self.product_id!r}, numeric_id={self.numeric_id})"

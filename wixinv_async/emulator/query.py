@@ -238,14 +238,14 @@ def _value(field: str, op: str, raw: Any) -> Any:
     return raw
 
 
-def _timestamp(raw: Any, bad: WixApiError) -> float:
-    """An RFC 3339 string, ``{"$date": "..."}``, or a number of epoch milliseconds."""
+def _timestamp(raw: Any, bad: WixApiError) -> int:
+    """Epoch ms of an RFC 3339 string, ``{"$date": "..."}``, or a number of epoch ms."""
     if isinstance(raw, dict) and set(raw) == {"$date"}:
         raw = raw["$date"]
     if isinstance(raw, bool):
         raise bad
     if isinstance(raw, int | float):
-        return raw / 1000
+        return int(raw)
     if not isinstance(raw, str):
         raise bad
     try:
@@ -254,7 +254,7 @@ def _timestamp(raw: Any, bad: WixApiError) -> float:
         raise bad from None
     if parsed.tzinfo is None:
         raise bad
-    return parsed.timestamp()
+    return round(parsed.timestamp() * 1000)
 
 
 def _compile_sort(text: str | None) -> tuple[SortKey, ...]:

@@ -22,7 +22,7 @@ import msgspec
 from aiohttp import web
 
 from ..errors import ConfigurationError
-from ..models import PagingMetadata, QueryInventoryResponse, TokenResponse
+from ..models import TokenResponse
 from ._errors import WixApiError, application_error, validation_error
 from .catalog import ID_DISTRIBUTIONS, new_guid
 from .faults import AFTER_APPLY, Fault, FaultInjector, FaultPlan
@@ -411,12 +411,13 @@ class Emulator:
             paging.offset if paging is not None else None,
         )
         page = site.store.query(compiled)
-        answer = QueryInventoryResponse(
-            inventory_items=[item.to_wire() for item in page.items],
-            metadata=PagingMetadata(items=len(page.items), offset=compiled.offset),
-            total_results=page.total,
+        return _encode(
+            {
+                "inventoryItems": [item.to_wire() for item in page.items],
+                "metadata": {"items": len(page.items), "offset": compiled.offset},
+                "totalResults": page.total,
+            }
         )
-        return _encode(answer)
 
     def _get_variants(self, site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
         wanted = decode(GetVariantsBody, body or _EMPTY)

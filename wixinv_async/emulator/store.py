@@ -144,7 +144,7 @@ class SiteStore:
         numeric_id = max(int(now * 1_000_000), last + 1)
         stock = {vid: Variant(vid, quantity if track else 0, quantity > 0) for vid in ids}
         item = Item(new_guid(self._rng), new_guid(self._rng), numeric_id, track, stock)
-        item.last_updated = now
+        item.last_updated = int(now * 1000)
         self._items.append(item)
         self._numeric_ids.append(numeric_id)
         self._by_product[item.product_id] = item
@@ -162,7 +162,7 @@ class SiteStore:
         variant.quantity = quantity
         if not item.track:
             variant.in_stock = quantity > 0
-        item.last_updated = self._wall_clock()
+        item.last_updated = int(self._wall_clock() * 1000)
         self._notify("", [(item, before)])
 
     def add_listener(self, listener: Listener) -> None:
@@ -214,8 +214,9 @@ class SiteStore:
         for variant, quantity in plan.items():
             variant.quantity = quantity
         now = self._wall_clock()
+        now_ms = int(now * 1000)
         for item, _before in changed.values():
-            item.last_updated = now
+            item.last_updated = now_ms
         self.entries_applied += len(entries)
         self.journal.append(JournalEntry(request_id, endpoint, msgspec.to_builtins(entries), now))
         self._notify(request_id, changed.values())
@@ -256,11 +257,10 @@ class SiteStore:
             raise _not_found(f"no product {product_id!r}", {"productId": product_id})
         before = self._snapshot(item)
         entries = apply_update(item, product_id, body)
-        item.last_updated = self._wall_clock()
+        now = self._wall_clock()
+        item.last_updated = int(now * 1000)
         self.entries_applied += 1
-        self.journal.append(
-            JournalEntry(request_id, "updateInventoryVariants", entries, item.last_updated)
-        )
+        self.journal.append(JournalEntry(request_id, "updateInventoryVariants", entries, now))
         self._notify(request_id, [(item, before)])
 
     # --- change events -------------------------------------------------------------------
