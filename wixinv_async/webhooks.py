@@ -295,7 +295,8 @@ def verify_webhook(
     Checks, in order: a JWT at all; ``alg`` exactly RS256 (so ``none``, HS256 and the HS256
     signed-with-the-public-key attack fail before any key is used); the signature against
     ``public_key``; ``exp`` present and later than ``now - leeway`` (``now`` defaults to
-    ``time.time()``; no issuer or audience check, as Wix documents); then JSON at all three
+    ``time.time()``; no issuer or audience check, as Wix documents, and no ``iat``/``nbf`` check,
+    so a sender's clock running ahead does not reject good events); then JSON at all three
     levels. An unknown ``eventType`` is a :class:`RawWebhookEvent`, not an error.
 
     Raises :class:`~wixinv_async.errors.WebhookVerificationError` whose ``reason`` is
@@ -351,6 +352,14 @@ def sign_webhook(
     issued = int(time.time() if now is None else now)
     claims = {"data": _encode_str(envelope), "iat": issued, "exp": issued + int(lifetime)}
     return jwt.encode(claims, load_private_key(private_key), algorithm=_ALGORITHM)
+
+
+def _require_jwt() -> None:
+    """Fail at setup, not at the first delivery, when the ``webhooks`` extra is missing."""
+    try:
+        import jwt  # noqa: F401
+    except ImportError as exc:
+        raise ConfigurationError(_MISSING_EXTRA) from exc
 
 
 def _encode_str(value: Any) -> str:
@@ -477,6 +486,7 @@ class WebhookReceiver:
             raise ConfigurationError(f"max_queue={max_queue!r}: must be an int >= 1")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigurationError(f"workers={workers!r}: must be an int >= 1")
+        _require_jwt()
         self._key = load_public_key(public_key)
         self._callback = callback
         self._queue: asyncio.Queue[WebhookEvent] = asyncio.Queue(max_queue)

@@ -29,6 +29,7 @@ from wixinv_async.webhooks import (
     InventoryItemChangedEvent,
     InventoryVariantsChangedEvent,
     RawWebhookEvent,
+    WebhookReceiver,
     load_public_key,
     sign_webhook,
     verify_webhook,
@@ -283,13 +284,23 @@ def test_bad_public_key_is_a_configuration_error(key: str) -> None:
         load_public_key(key)
 
 
+@pytest.mark.parametrize("use", ["verify", "sign", "receiver"])
 def test_missing_extra_names_the_install_command(
-    app_keys: Any, monkeypatch: pytest.MonkeyPatch
+    app_keys: Any, monkeypatch: pytest.MonkeyPatch, use: str
 ) -> None:
-    """Without PyJWT, verifying raises ConfigurationError telling how to install it."""
+    """Without PyJWT, each webhook entry point raises ConfigurationError saying what to install."""
+    calls = {
+        "verify": lambda: verify_webhook("a.b.c", app_keys.public_pem, now=NOW),
+        "sign": lambda: sign_webhook(ITEM_CHANGED, {}, app_keys.private_pem),
+        "receiver": lambda: WebhookReceiver(app_keys.public_pem, _ignore),
+    }
     monkeypatch.setitem(sys.modules, "jwt", None)
     with pytest.raises(ConfigurationError, match=r'pip install "wixinv-async\[webhooks\]"'):
-        verify_webhook("a.b.c", app_keys.public_pem, now=NOW)
+        calls[use]()
+
+
+async def _ignore(event: object) -> None:
+    """A callback that does nothing."""
 
 
 def test_package_imports_without_the_extra() -> None:

@@ -48,6 +48,7 @@ from ..webhooks import (
 
 __all__ = [
     "ChangeLike",
+    "ChangeSource",
     "WebhookSender",
     "WebhookSenderStats",
     "change_payloads",
@@ -81,7 +82,9 @@ class ChangeLike(Protocol):
     def variants(self) -> tuple[tuple[str, VariantValues, VariantValues], ...]: ...
 
 
-class _Listenable(Protocol):
+class ChangeSource(Protocol):
+    """What the sender needs of a store: ``SiteStore.add_listener``."""
+
     def add_listener(self, listener: Callable[[ChangeLike], None]) -> None: ...
 
 
@@ -209,7 +212,7 @@ class WebhookSender:
 
     # --- WebhookSink -------------------------------------------------------------------
 
-    def attach(self, store: _Listenable) -> None:
+    def attach(self, store: ChangeSource) -> None:
         """Listen to ``store``'s changes (any number of stores may be attached)."""
         store.add_listener(self.on_change)
 
