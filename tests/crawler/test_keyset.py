@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def test_split_range_tiles_the_range(lo: int, width: int, parts: int) -> None:
     hi = lo + width - 1
     ranges = split_range(lo, hi, parts)
     assert ranges[0][0] == lo and ranges[-1][1] == hi
-    assert all(a[1] + 1 == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
     widths = {b - a + 1 for a, b in ranges}
     assert max(widths) - min(widths) <= 1
     assert len(ranges) == min(parts, width)
@@ -92,7 +93,7 @@ def test_filter_ands_the_user_filter_with_the_window() -> None:
 def _tiles(plan: KeysetPlan) -> None:
     segments = list(plan.ordered())
     assert segments[0].start == plan.lo - 1
-    for left, right in zip(segments, segments[1:], strict=False):
+    for left, right in itertools.pairwise(segments):
         assert left.end == right.start
     assert segments[-1].end is None
     assert all(s.start <= s.after and (s.end is None or s.after <= s.end) for s in segments)
