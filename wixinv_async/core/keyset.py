@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, TransportError
 
 __all__ = [
     "KeysetPlan",
@@ -309,10 +309,8 @@ def _check_page(segment: Segment, ids: Iterable[int]) -> None:
     previous = segment.after
     for value in ids:
         if value <= previous:
-            raise InvalidInputError(
-                "numericId",
-                value,
-                f"page out of order: expected ascending ids above {previous} "
-                f"(segment {segment.key})",
+            raise TransportError(
+                f"malformed Query Inventory page: numericId {value} is not above {previous} "
+                f"(ids must ascend above the cursor of segment {segment.key})"
             )
         previous = value

@@ -1,0 +1,502 @@
+"""Read a whole catalog, past the 10,000 items Wix serves by offset, with parallel keyset cursors.
+
+::
+
+    async with crawl_inventory(client, segments=8) as items:
+        async for item in items:
+            ...
+
+:func:`crawl_inventory` finds the lowest and highest numericId matching the filter (two
+``limit=1`` queries), splits that range into ``segments`` and reads every segment with its own
+keyset cursor (``numericId > last`` and ``<= segment end``, ascending, AND-ed with the filter),
+all concurrently through the client's rate limiter, like DynamoDB's parallel scan or
+Elasticsearch's sliced scroll. When a cursor runs out it takes the upper half of what is left
+of the richest segment (work stealing), so numericIds clustered in time don't leave workers
+idle. The range arithmetic lives in :mod:`wixinv_async.core.keyset`; this module only waits.
+
+Guarantees: every item is yielded exactly once, also while the catalog changes (an item keeps
+its numericId when it changes; one created during the crawl is yielded if its numericId lies
+in a range not yet read, and new numericIds are above all others, which the crawl reads last).
+``ordered=True`` yields in numericId order, buffering at most about ``2 * buffer_pages``
+pages. Leaving the iteration early (``break`` inside ``async with``, or ``aclose()``) stops
+every worker before returning; an error in any segment cancels the others and is raised.
+
+:func:`paginate_inventory` is plain offset paging, for small result sets and user sorts; it
+refuses to go past 10,000 items with :class:`~wixinv_async.errors.OffsetLimitError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final, Generic, NamedTuple, Protocol, TypeVar
+
+from .core.keyset import KeysetPlan, Segment, SegmentState, compose_filter
+from .errors import InvalidInputError, OffsetLimitError, TransportError
+from .models import MAX_OFFSET_ITEMS, MAX_PAGE_LIMIT, InventoryItem, QueryInventoryResponse
+
+__all__ = [
+    "CrawlStats",
+    "InventoryCrawl",
+    "InventoryQuerier",
+    "crawl_inventory",
+    "crawl_inventory_pages",
+    "paginate_inventory",
+]
+
+T = TypeVar("T")
+Page = list[InventoryItem]
+
+_ASCENDING: Final = ({"numericId": "asc"},)
+_DESCENDING: Final = ({"numericId": "desc"},)
+MAX_SEGMENTS: Final = 256
+
+
+class InventoryQuerier(Protocol):
+    """What the crawler needs of a client: :meth:`InventoryClient.query_inventory`."""
+
+    async def query_inventory(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        sort: Sequence[Mapping[str, str]] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> QueryInventoryResponse: ...
+
+
+class CrawlStats(NamedTuple):
+    """A snapshot of one crawl's counters."""
+
+    requests: int
+    """Query Inventory calls made, the two bound queries included."""
+    pages: int
+    """Non-empty pages handed to the consumer."""
+    items: int
+    """Items handed to the consumer."""
+    segments: int
+    """Segments read: the initial split plus one per steal."""
+    steals: int
+    """Times an idle worker took half of another segment."""
+    max_buffered: int
+    """Most pages held at once between the workers and the consumer."""
+
+
+class InventoryCrawl(Generic[T]):
+    """An async iterator over a running crawl; also an async context manager that stops it.
+
+    Use ``async with`` (or ``contextlib.aclosing``) when you may leave the loop early: the
+    workers are then stopped before the block exits, not whenever the iterator is collected.
+    """
+
+    __slots__ = ("_crawler", "_source")
+
+    def __init__(self, crawler: _Crawler, source: AsyncGenerator[T, None]) -> None:
+        self._crawler = crawler
+        self._source = source
+
+    def __aiter__(self) -> InventoryCrawl[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        return await self._source.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the workers and wait for them. Idempotent."""
+        await self._source.aclose()
+
+    async def __aenter__(self) -> InventoryCrawl[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def stats(self) -> CrawlStats:
+        """The crawl's counters so far."""
+        return self._crawler.stats()
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (
+            f"<InventoryCrawl requests={s.requests} items={s.items} segments={s.segments} "
+            f"steals={s.steals}>"
+        )
+
+
+def crawl_inventory(
+    client: InventoryQuerier,
+    *,
+    filter: Mapping[str, Any] | None = None,
+    segments: int = 8,
+    page_size: int = 100,
+    ordered: bool = False,
+    adaptive: bool = True,
+    buffer_pages: int | None = None,
+) -> InventoryCrawl[InventoryItem]:
+    """Every inventory item matching ``filter``, each exactly once, read by ``segments``
+    concurrent keyset cursors.
+
+    ``filter`` is a Query Inventory filter (a dict), AND-ed with each cursor's numericId range.
+    ``page_size`` is the items per request (1 to 100). ``ordered`` yields in numericId order
+    (at the cost of some head-of-line waiting); otherwise items come as pages arrive.
+    ``adaptive=False`` turns work stealing off (a fixed split, for comparison).
+    ``buffer_pages`` bounds the pages held for a slow consumer (default ``2 * segments``).
+    """
+    crawler = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages)
+    return InventoryCrawl(crawler, _flatten(crawler.pages()))
+
+
+def crawl_inventory_pages(
+    client: InventoryQuerier,
+    *,
+    filter: Mapping[str, Any] | None = None,
+    segments: int = 8,
+    page_size: int = 100,
+    ordered: bool = False,
+    adaptive: bool = True,
+    buffer_pages: int | None = None,
+) -> InventoryCrawl[list[InventoryItem]]:
+    """:func:`crawl_inventory` a page at a time: non-empty lists of at most ``page_size``
+    items, each from one cursor (ascending within the page)."""
+    crawler = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages)
+    return InventoryCrawl(crawler, crawler.pages())
+
+
+async def _flatten(pages: AsyncGenerator[Page, None]) -> AsyncGenerator[InventoryItem, None]:
+    try:
+        async for page in pages:
+            for item in page:
+                yield item
+    finally:
+        await pages.aclose()
+
+
+# --- the driver ----------------------------------------------------------------------------
+
+
+class _Signal:
+    """Wakes every waiter whenever the plan or the buffer changes; waiters then re-check."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def pulse(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+class _Crawler:
+    """One crawl: the plan, the workers that read it and the buffer they fill."""
+
+    def __init__(
+        self,
+        client: InventoryQuerier,
+        user_filter: Mapping[str, Any] | None,
+        segments: int,
+        page_size: int,
+        ordered: bool,
+        adaptive: bool,
+        buffer_pages: int | None,
+    ) -> None:
+        self._client = client
+        self._filter = _check_filter(user_filter)
+        self._workers = _check_int("segments", segments, 1, MAX_SEGMENTS)
+        self._page_size = _check_int("page_size", page_size, 1, MAX_PAGE_LIMIT)
+        capacity = 2 * self._workers if buffer_pages is None else buffer_pages
+        self._ordered = ordered
+        self._adaptive = adaptive
+        self._signal = _Signal()
+        capacity = _check_int("buffer_pages", capacity, 1, 1 << 20)
+        self._buffer = _PageBuffer(ordered, capacity, self._signal)
+        self._plan: KeysetPlan | None = None
+        self._requests = 0
+
+    def stats(self) -> CrawlStats:
+        plan = self._plan
+        return CrawlStats(
+            requests=self._requests,
+            pages=self._buffer.pages_out,
+            items=self._buffer.items_out,
+            segments=len(plan.segments) if plan is not None else 0,
+            steals=plan.steals if plan is not None else 0,
+            max_buffered=self._buffer.max_held,
+        )
+
+    async def pages(self) -> AsyncGenerator[Page, None]:
+        """The pages, as the consumer should see them; closing it stops the workers."""
+        bounds = await self._bounds()
+        if bounds is None:
+            return
+        plan = self._plan = KeysetPlan(
+            *bounds, self._workers, steal=self._adaptive, min_steal_items=self._page_size
+        )
+        self._buffer.plan = plan
+        runner = asyncio.create_task(self._run(plan), name="wixinv-crawl")
+        try:
+            while (page := await self._buffer.get()) is not None:
+                yield page
+        finally:
+            await _stop(runner)
+
+    async def _query(
+        self, filter: Mapping[str, Any] | None, sort: Sequence[Mapping[str, str]], limit: int
+    ) -> list[InventoryItem]:
+        self._requests += 1
+        response = await self._client.query_inventory(filter=filter, sort=sort, limit=limit)
+        return response.inventory_items
+
+    async def _bounds(self) -> tuple[int, int] | None:
+        """The lowest and highest numericId matching the filter, by two concurrent queries."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                first = group.create_task(self._query(self._filter, _ASCENDING, 1))
+                last = group.create_task(self._query(self._filter, _DESCENDING, 1))
+        except ExceptionGroup as errors:
+            raise _first_leaf(errors) from None
+        if not first.result() or not last.result():
+            return None
+        lo, hi = _numeric_id(first.result()[0]), _numeric_id(last.result()[0])
+        return lo, max(lo, hi)
+
+    async def _run(self, plan: KeysetPlan) -> None:
+        """All workers in one task group: the first error cancels the rest and is handed to
+        the consumer; a cancellation (the consumer left) cancels them all."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for i in range(self._workers):
+                    group.create_task(self._worker(plan), name=f"wixinv-crawl-worker-{i}")
+        except Exception as exc:  # an ExceptionGroup of the workers' errors
+            self._buffer.fail(_first_leaf(exc))
+            return
+        self._buffer.close()
+
+    async def _worker(self, plan: KeysetPlan) -> None:
+        try:
+            while not plan.finished:
+                segment = plan.claim()
+                if segment is None:
+                    await self._signal.wait()
+                else:
+                    await self._read(plan, segment)
+        except Exception as exc:
+            self._buffer.fail(exc)
+            raise
+
+    async def _read(self, plan: KeysetPlan, segment: Segment) -> None:
+        """Read ``segment`` page by page until it is exhausted (or parked, for the open tail)."""
+        more = True
+        while more:
+            window = plan.begin_read(segment)
+            if window is None:
+                break
+            where = compose_filter(self._filter, window.after, window.end)
+            items = await self._query(where, _ASCENDING, self._page_size)
+            outcome = plan.record_page(segment, [_numeric_id(i) for i in items], self._page_size)
+            self._signal.pulse()
+            if outcome.keep:
+                await self._buffer.put(segment, items[: outcome.keep])
+            more = outcome.more
+        if segment.state is SegmentState.DONE:
+            self._buffer.seal(segment)
+        self._signal.pulse()
+
+
+async def _stop(runner: asyncio.Task[None]) -> None:
+    """Cancel the workers' task and wait until every worker has finished."""
+    runner.cancel()
+    await asyncio.wait([runner])
+    if not runner.cancelled():
+        runner.exception()  # retrieved: it was already handed over through the buffer
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+class _PageBuffer:
+    """Pages between the workers and the consumer, bounded.
+
+    Unordered: one FIFO of at most ``capacity`` pages. Ordered: one queue per segment; the
+    consumer drains the *frontier* (the first segment in numericId order not yet sealed and
+    drained); the frontier's worker may always hold up to ``capacity`` pages, the others
+    together ``capacity``, so the frontier always progresses and nothing deadlocks.
+    """
+
+    def __init__(self, ordered: bool, capacity: int, signal: _Signal) -> None:
+        self.ordered = ordered
+        self.capacity = capacity
+        self.signal = signal
+        self.plan: KeysetPlan | None = None
+        self.pages_out = 0
+        self.items_out = 0
+        self.max_held = 0
+        self._fifo: collections.deque[Page] = collections.deque()
+        self._by_segment: dict[int, collections.deque[Page]] = {}
+        self._sealed: set[int] = set()
+        self._cursor = 0
+        self._held = 0
+        self._closed = False
+        self._error: BaseException | None = None
+
+    async def put(self, segment: Segment, page: Page) -> None:
+        while not self._may_put(segment):
+            await self.signal.wait()
+        if self.ordered:
+            self._by_segment.setdefault(segment.key, collections.deque()).append(page)
+        else:
+            self._fifo.append(page)
+        self._held += 1
+        self.max_held = max(self.max_held, self._held)
+        self.signal.pulse()
+
+    def seal(self, segment: Segment) -> None:
+        """No more pages will come for ``segment``."""
+        self._sealed.add(segment.key)
+
+    def close(self) -> None:
+        self._closed = True
+        self.signal.pulse()
+
+    def fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self.signal.pulse()
+
+    async def get(self) -> Page | None:
+        """The next page, ``None`` at the end; raises the first worker error at once."""
+        while True:
+            if self._error is not None:
+                raise self._error
+            page = self._take()
+            if page is not None:
+                self._held -= 1
+                self.pages_out += 1
+                self.items_out += len(page)
+                self.signal.pulse()
+                return page
+            if self._closed:
+                return None
+            await self.signal.wait()
+
+    def _may_put(self, segment: Segment) -> bool:
+        if not self.ordered:
+            return self._held < self.capacity
+        mine = len(self._by_segment.get(segment.key, ()))
+        if segment is self._frontier():
+            return mine < self.capacity
+        return self._held - self._frontier_held() < self.capacity
+
+    def _take(self) -> Page | None:
+        if not self.ordered:
+            return self._fifo.popleft() if self._fifo else None
+        frontier = self._frontier()
+        if frontier is None:
+            return None
+        queue = self._by_segment.get(frontier.key)
+        return queue.popleft() if queue else None
+
+    def _frontier(self) -> Segment | None:
+        """The first segment, in numericId order, that may still have pages to give."""
+        if self.plan is None:
+            return None
+        segments = self.plan.ordered()
+        while self._cursor < len(segments):
+            segment = segments[self._cursor]
+            if segment.key not in self._sealed or self._by_segment.get(segment.key):
+                return segment
+            self._by_segment.pop(segment.key, None)
+            self._cursor += 1
+        return None
+
+    def _frontier_held(self) -> int:
+        frontier = self._frontier()
+        return len(self._by_segment.get(frontier.key, ())) if frontier is not None else 0
+
+
+# --- offset paging -------------------------------------------------------------------------
+
+
+async def paginate_inventory(
+    client: InventoryQuerier,
+    *,
+    filter: Mapping[str, Any] | None = None,
+    sort: Sequence[Mapping[str, str]] | None = None,
+    page_size: int = 100,
+    max_items: int | None = None,
+) -> AsyncIterator[InventoryItem]:
+    """Items matching ``filter`` in ``sort`` order, by offset: for small result sets.
+
+    Wix serves at most 10,000 items by offset. When the first page reports more than that
+    (and ``max_items`` does not stop sooner) this raises
+    :class:`~wixinv_async.errors.OffsetLimitError` before yielding anything: use
+    :func:`crawl_inventory`. Offsets shift when items are added during paging (an item can
+    be skipped or seen twice); the crawler has no such problem.
+    """
+    filter = _check_filter(filter)
+    page_size = _check_int("page_size", page_size, 1, MAX_PAGE_LIMIT)
+    wanted = MAX_OFFSET_ITEMS if max_items is None else max_items
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > MAX_OFFSET_ITEMS:
+        raise _offset_limit(f"max_items={wanted} asks for more than {MAX_OFFSET_ITEMS} items")
+    _check_int("max_items", wanted, 0, MAX_OFFSET_ITEMS)
+    offset = 0
+    while offset < wanted:
+        limit = min(page_size, wanted - offset)
+        response = await client.query_inventory(
+            filter=filter, sort=sort, limit=limit, offset=offset
+        )
+        total = response.total_results
+        if offset == 0 and max_items is None and isinstance(total, int) and total > wanted:
+            raise _offset_limit(f"{total} items match")
+        for item in response.inventory_items:
+            yield item
+        offset += len(response.inventory_items)
+        if len(response.inventory_items) < limit:
+            return
+    if max_items is None:  # 10,000 full pages' worth, the total unknown: there may be more
+        raise _offset_limit(f"{MAX_OFFSET_ITEMS} items read and the last page was full")
+
+
+def _offset_limit(detail: str) -> OffsetLimitError:
+    return OffsetLimitError(
+        f"{detail}: Wix serves at most {MAX_OFFSET_ITEMS} items by offset; read them with "
+        "crawl_inventory(), which pages by numericId"
+    )
+
+
+# --- input checks --------------------------------------------------------------------------
+
+
+def _check_int(field: str, value: object, lowest: int, highest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+        raise InvalidInputError(field, value, f"must be an int from {lowest} to {highest}")
+    return value
+
+
+def _check_filter(value: object) -> Mapping[str, Any] | None:
+    if value is not None and not isinstance(value, Mapping):
+        raise InvalidInputError("filter", value, "must be a mapping (a Query Inventory filter)")
+    return value
+
+
+def _numeric_id(item: InventoryItem) -> int:
+    value = item.numeric_id
+    if not isinstance(value, str) or not value.isdigit():
+        raise TransportError(
+            f"malformed Query Inventory item {item.id!r}: numericId={value!r} is not a "
+            "string of digits"
+        )
+    return int(value)
