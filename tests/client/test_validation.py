@@ -1,0 +1,216 @@
+"""Client-side validation: bad input raises InvalidInputError and sends nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from msgspec import UNSET
+
+from wixinv_async.auth import ApiKeyAuth
+from wixinv_async.client import InventoryClient
+from wixinv_async.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    OffsetLimitError,
+    TransportError,
+)
+from wixinv_async.models import DEFAULT_VARIANT_ID as V0
+from wixinv_async.models import DecrementData, IncrementData, VariantUpdate
+from wixinv_async.transport import HttpRequest, HttpResponse, MockTransport
+
+Call = Callable[[InventoryClient], Awaitable[object]]
+GOOD = {"product_id": "p1", "variant_id": V0}
+
+
+def dec(**fields: Any) -> DecrementData:
+    return DecrementData(**{**GOOD, "decrement_by": 1, **fields})
+
+
+def inc(**fields: Any) -> IncrementData:
+    return IncrementData(**{**GOOD, "increment_by": 1, **fields})
+
+
+def item_answer(track: bool | None) -> Callable[[HttpRequest], HttpResponse]:
+    """A Wix that answers getVariants with an item tracked or not, and {} otherwise."""
+
+    def handle(request: HttpRequest) -> HttpResponse:
+        if request.path.endswith("/getVariants"):
+            item: dict[str, Any] = {"id": "i1", "productId": "p1", "variants": []}
+            if track is not None:
+                item["trackQuantity"] = track
+            return HttpResponse.from_json(200, {"inventoryItem": item})
+        return HttpResponse.from_json(200, {})
+
+    return handle
+
+
+async def run(
+    call: Call, handler: Callable[[HttpRequest], HttpResponse] | None = None
+) -> MockTransport:
+    transport = MockTransport(handler or item_answer(True))
+    async with InventoryClient(
+        ApiKeyAuth("K", site_id="S"), transport=transport, rate_limit=None
+    ) as c:
+        await call(c)
+    return transport
+
+
+BAD_BATCHES: list[tuple[str, Call, int | None, str, object]] = [
+    ("empty", lambda c: c.decrement_inventory([]), None, "decrementData", 0),
+    ("301 entries", lambda c: c.increment_inventory([inc()] * 301), None, "incrementData", 301),
+    (
+        "zero amount",
+        lambda c: c.decrement_inventory([dec(), dec(decrement_by=0)]),
+        1,
+        "decrementBy",
+        0,
+    ),
+    (
+        "huge amount",
+        lambda c: c.increment_inventory([inc(increment_by=100_000)]),
+        0,
+        "incrementBy",
+        100_000,
+    ),
+    (
+        "bool amount",
+        lambda c: c.increment_inventory([inc(increment_by=True)]),
+        0,
+        "incrementBy",
+        True,
+    ),
+    (
+        "long id",
+        lambda c: c.decrement_inventory([dec(product_id="x" * 37)]),
+        0,
+        "productId",
+        "x" * 37,
+    ),
+    (
+        "long inventory id",
+        lambda c: c.decrement_inventory([dec(product_id=UNSET, inventory_id="y" * 37)]),
+        0,
+        "inventoryId",
+        "y" * 37,
+    ),
+    (
+        "bad variant",
+        lambda c: c.decrement_inventory([dec(), dec(), dec(variant_id="v1")]),
+        2,
+        "variantId",
+        "v1",
+    ),
+    ("both ids", lambda c: c.decrement_inventory([dec(inventory_id="i1")]), 0, "productId", "p1"),
+    ("wrong entry type", lambda c: c.decrement_inventory([inc()]), 0, "decrementData", inc()),  # type: ignore[list-item]
+    (
+        "preorder not bool",
+        lambda c: c.decrement_inventory([dec(preorder_request="yes")]),
+        0,
+        "preorderRequest",
+        "yes",
+    ),
+    ("page limit", lambda c: c.query_inventory(limit=101), None, "paging.limit", 101),
+    ("negative offset", lambda c: c.query_inventory(offset=-1), None, "paging.offset", -1),
+    ("filter not a dict", lambda c: c.query_inventory(filter="{}"), None, "query.filter", "{}"),  # type: ignore[arg-type]
+    (
+        "variant ids",
+        lambda c: c.get_inventory_variants(inventory_id="i1", variant_ids=[V0, "nope"]),
+        1,
+        "variantIds",
+        "nope",
+    ),
+    (
+        "two ids",
+        lambda c: c.get_inventory_variants(inventory_id="i1", product_id="p1"),
+        None,
+        "inventoryId",
+        "i1",
+    ),
+    (
+        "no track",
+        lambda c: c.update_inventory_variants("p1", [], track_quantity=None),
+        None,
+        "trackQuantity",
+        None,
+    ),  # type: ignore[arg-type]
+    (
+        "bad quantity",
+        lambda c: c.update_inventory_variants(
+            "p1", [VariantUpdate(variant_id=V0, quantity=-1)], track_quantity=True
+        ),
+        0,
+        "quantity",
+        -1,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "index", "field", "value"),
+    [case[1:] for case in BAD_BATCHES],
+    ids=[case[0] for case in BAD_BATCHES],
+)
+async def test_bad_input_is_refused_before_sending(
+    call: Call, index: int | None, field: str, value: object
+) -> None:
+    """The error names entry index, field and value, and no request leaves."""
+    transport = MockTransport(item_answer(True))
+    async with InventoryClient(
+        ApiKeyAuth("K", site_id="S"), transport=transport, rate_limit=None
+    ) as c:
+        with pytest.raises(InvalidInputError) as caught:
+            await call(c)
+    assert (caught.value.index, caught.value.field, caught.value.value) == (index, field, value)
+    assert isinstance(caught.value, ValueError)
+    assert transport.requests == []
+
+
+async def test_offsets_past_10000_point_to_the_crawler() -> None:
+    """Offset paging past Wix's 10,000 items raises OffsetLimitError before sending."""
+    with pytest.raises(OffsetLimitError, match="crawl"):
+        await run(lambda c: c.query_inventory(offset=10_000))
+
+
+async def test_a_full_batch_of_300_is_accepted() -> None:
+    """300 entries, the most Wix takes, go out in one request."""
+    transport = await run(
+        lambda c: c.decrement_inventory([dec(product_id=f"p{i}") for i in range(300)])
+    )
+    assert len(transport.requests[0].json()["decrementData"]) == 300
+
+
+@pytest.mark.parametrize("track", [True, False])
+async def test_keep_reads_tracking_first_and_sends_it(track: bool) -> None:
+    """track_quantity="keep" reads the item, then sends its trackQuantity explicitly."""
+    update = [VariantUpdate(variant_id=V0, quantity=3)]
+    transport = await run(
+        lambda c: c.update_inventory_variants("p1", update, track_quantity="keep"),
+        item_answer(track),
+    )
+    read, write = transport.requests
+    assert read.json() == {"productId": "p1"}
+    assert read.path == "/stores-reader/v2/inventoryItems/p1/getVariants"
+    assert write.method == "PATCH"
+    assert write.json()["inventoryItem"]["trackQuantity"] is track
+
+
+async def test_keep_refuses_to_guess_when_wix_omits_tracking() -> None:
+    """If the item read back lacks trackQuantity, nothing is written."""
+    transport = MockTransport(item_answer(None))
+    async with InventoryClient(
+        ApiKeyAuth("K", site_id="S"), transport=transport, rate_limit=None
+    ) as c:
+        with pytest.raises(TransportError, match="trackQuantity"):
+            await c.update_inventory_variants("p1", [], track_quantity="keep")
+    assert [r.method for r in transport.requests] == ["POST"]
+
+
+async def test_closed_client_refuses_calls() -> None:
+    """A call after aclose fails clearly instead of reopening a session."""
+    transport = MockTransport(item_answer(True))
+    client = InventoryClient(ApiKeyAuth("K", site_id="S"), transport=transport)
+    await client.aclose()
+    with pytest.raises(ConfigurationError, match="closed"):
+        await client.query_inventory()
