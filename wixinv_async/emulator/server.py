@@ -102,7 +102,10 @@ class Emulator:
         _check_settings(
             products, variants_per_product, extra_sites, latency_ms, token_lifetime, id_distribution
         )
-        self._rate = parse_rate(rate_limit) if rate_limit is not None else None
+        try:
+            self._rate = parse_rate(rate_limit) if rate_limit is not None else None
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         ids = random.Random(seed + 0x51DE)
         self.api_key = api_key if api_key is not None else "IST." + secrets.token_urlsafe(32)
         self.app_id = new_guid(ids)
