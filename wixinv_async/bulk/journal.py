@@ -99,7 +99,8 @@ class Journal:
         numbers = [(line, batch_id) for line in lines]
         with self._transaction():
             self._db.execute(
-                "INSERT INTO batches VALUES (?, ?, ?, ?)", (batch_id, kind, self.run, len(numbers))
+                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)",
+                (batch_id, kind, self.run, len(numbers)),
             )
             self._db.executemany(
                 "INSERT INTO lines (line, batch, state) VALUES (?, ?, 'sent') "
@@ -130,10 +131,17 @@ class Journal:
             )
 
     def states(self) -> Iterator[LineState]:
-        """Every journalled line, in line order (for a merge with the input stream)."""
-        cursor = self._db.execute("SELECT line, state, code, message FROM lines ORDER BY line")
-        for line, state, code, message in cursor:
-            yield LineState(line, state, code, message)
+        """Every journalled line as it stood when iteration began, in line order (for a merge
+        with the input stream). It reads through its own connection: WAL gives it a snapshot
+        that the writes of the running job do not disturb."""
+        self.flush()
+        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            cursor = reader.execute("SELECT line, state, code, message FROM lines ORDER BY line")
+            for line, state, code, message in cursor:
+                yield LineState(line, state, code, message)
+        finally:
+            reader.close()
 
     def in_doubt(self) -> list[LineState]:
         """Lines that may or may not have been applied."""

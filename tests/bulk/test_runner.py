@@ -1,0 +1,131 @@
+"""The bulk runner against the emulator: every row applied at most once across reruns."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from wixinv_async.auth import ApiKeyAuth
+from wixinv_async.bulk.runner import BulkPaths, run_bulk_adjust
+from wixinv_async.client import InventoryClient
+from wixinv_async.emulator import Emulator, FaultPlan, FaultRule
+
+Key = tuple[str, str]
+
+
+def _tracked_keys(emu: Emulator) -> list[Key]:
+    keys = []
+    for item in emu.store.items():
+        if item.track_quantity:
+            for variant in item.variants:
+                emu.store.set_quantity(item.product_id, variant.variant_id, 5_000)  # type: ignore[arg-type]
+                keys.append((str(item.product_id), variant.variant_id))
+    return keys
+
+
+def _write_rows(path: Path, keys: list[Key], rows: int, seed: int) -> list[tuple[int, Key, int]]:
+    rng = random.Random(seed)
+    written = []
+    lines = ["product_id,variant_id,delta,preorder"]
+    for line in range(2, rows + 2):
+        key = rng.choice(keys)
+        delta = rng.choice([-3, -2, -1, 1, 2, 5])
+        lines.append(f"{key[0]},{key[1]},{delta},")
+        written.append((line, key, delta))
+    path.write_text("\n".join(lines) + "\n")
+    return written
+
+
+def _quantities(emu: Emulator, keys: list[Key]) -> Counter[Key]:
+    return Counter({key: emu.store.quantity(*key) or 0 for key in keys})
+
+
+def _client(emu: Emulator) -> InventoryClient:
+    return InventoryClient(
+        ApiKeyAuth(emu.api_key, site_id=emu.site_id), base_url=emu.url, rate_limit=None
+    )
+
+
+async def test_bulk_run_applies_rows_and_a_rerun_sends_nothing(tmp_path: Path) -> None:
+    """Good rows are applied exactly once; bad rows go to the rejects file; a rerun is a no-op."""
+    async with Emulator(products=40, variants_per_product=2, seed=5) as emu:
+        keys = _tracked_keys(emu)
+        source = tmp_path / "deltas.csv"
+        rows = _write_rows(source, keys, 1_500, seed=1)
+        with source.open("a") as extra:
+            extra.write("nope,not-a-guid,1,\n")  # invalid row
+            extra.write(f"unknown-product,{keys[0][1]},1,\n")  # valid form, NOT_FOUND on the server
+        before = _quantities(emu, keys)
+        paths = BulkPaths.beside(source)
+        async with _client(emu) as client:
+            summary = await run_bulk_adjust(client, paths)
+            journal_length = len(emu.store.journal)
+            rerun = await run_bulk_adjust(client, paths)
+        expected = before.copy()
+        for _, key, delta in rows:
+            expected[key] += delta
+        assert _quantities(emu, keys) == expected
+        assert (summary.committed, summary.rejected, summary.invalid) == (1_500, 1, 1)
+        assert summary.exit_code == 1
+        assert summary.requests < 60  # coalesced and batched, not one request per row
+        rejects = paths.rejects.read_text()
+        assert "\n1502,variant_id" in rejects
+        assert "\n1503,NOT_FOUND" in rejects
+        assert len(emu.store.journal) == journal_length  # the rerun sent nothing
+        assert (rerun.submitted, rerun.done_before, rerun.invalid) == (0, 1_501, 1)
+
+
+async def test_in_doubt_rows_are_listed_and_never_resent(tmp_path: Path) -> None:
+    """Rows whose request was reset after applying are IN_DOUBT, listed, and held back on rerun."""
+    faults = FaultPlan(
+        endpoints={
+            "decrementInventory": FaultRule(reset_after=0.4),
+            "incrementInventory": FaultRule(reset_after=0.4),
+        },
+        seed=11,
+    )
+    async with Emulator(products=40, variants_per_product=2, seed=6, faults=faults) as emu:
+        keys = _tracked_keys(emu)
+        source = tmp_path / "deltas.csv"
+        rows = _write_rows(source, keys, 3_000, seed=2)
+        before = _quantities(emu, keys)
+        paths = BulkPaths.beside(source)
+        async with _client(emu) as client:
+            summary = await run_bulk_adjust(client, paths, max_outstanding=40)
+            assert summary.in_doubt > 0
+            assert summary.exit_code == 3
+            emu.set_faults(None)
+            journal_length = len(emu.store.journal)
+            rerun = await run_bulk_adjust(client, paths)
+        assert len(emu.store.journal) == journal_length
+        assert rerun.held_in_doubt == summary.in_doubt
+        assert rerun.exit_code == 3
+        listed = paths.in_doubt.read_text().splitlines()[1:]
+        assert len(listed) == summary.in_doubt
+        # A reset after applying means every in-doubt row was in fact applied, exactly once.
+        expected = before.copy()
+        for _, key, delta in rows:
+            expected[key] += delta
+        assert _quantities(emu, keys) == expected
+
+
+@pytest.mark.parametrize("retry_in_doubt", [True])
+async def test_retry_in_doubt_resends_held_rows(tmp_path: Path, retry_in_doubt: bool) -> None:
+    """--retry-in-doubt resends rows held in doubt (at-least-once, by the user's choice)."""
+    faults = FaultPlan(endpoints={"incrementInventory": FaultRule(error_504=1.0)}, seed=3)
+    async with Emulator(products=10, variants_per_product=1, seed=7, faults=faults) as emu:
+        keys = _tracked_keys(emu)
+        source = tmp_path / "deltas.csv"
+        source.write_text(f"product_id,variant_id,delta\n{keys[0][0]},{keys[0][1]},4\n")
+        paths = BulkPaths.beside(source)
+        async with _client(emu) as client:
+            first = await run_bulk_adjust(client, paths)
+            emu.set_faults(None)
+            second = await run_bulk_adjust(client, paths, retry_in_doubt=retry_in_doubt)
+        assert first.in_doubt == 1
+        assert second.committed == 1
+        assert second.exit_code == 0
+        assert emu.store.quantity(*keys[0]) == 5_008  # applied by both runs: what was asked for

@@ -1,0 +1,290 @@
+"""Run a bulk adjustment file through the adjuster, crash-safely and in constant memory.
+
+The input is streamed row by row and merged with the journal's line states (both in line
+order), so a rerun after a crash skips what was committed or rejected, holds back what is in
+doubt (unless ``retry_in_doubt``) and sends the rest. At most ``max_outstanding`` rows wait for
+their outcome at once, so memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..adjuster import InventoryAdjuster, InventoryWriter, SentBatch, Ticket
+from ..core.coalesce import Outcome
+from .journal import Journal, LineState, input_fingerprint, should_send
+from .rows import DeltaRow, RejectedRow, detect_format, read_rows
+
+__all__ = ["BulkPaths", "BulkProgress", "BulkSummary", "count_lines", "run_bulk_adjust"]
+
+
+@dataclass(frozen=True)
+class BulkPaths:
+    """Where a run keeps its journal and writes its reports (all next to the input by default)."""
+
+    source: Path
+    journal: Path
+    rejects: Path
+    in_doubt: Path
+
+    @classmethod
+    def beside(cls, source: Path, journal: Path | None = None) -> BulkPaths:
+        journal = journal or source.with_name(source.name + ".journal")
+        return cls(
+            source=source,
+            journal=journal,
+            rejects=source.with_name(source.name + ".rejects.csv"),
+            in_doubt=source.with_name(source.name + ".in-doubt.csv"),
+        )
+
+
+@dataclass
+class BulkProgress:
+    """Counters of a running job, in rows."""
+
+    rows: int = 0
+    invalid: int = 0
+    done_before: int = 0
+    """Rows committed or rejected by an earlier run (skipped)."""
+    held_in_doubt: int = 0
+    """Rows in doubt from an earlier run, not re-sent."""
+    submitted: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def finished(self) -> int:
+        return self.invalid + self.done_before + self.held_in_doubt + sum(self.outcomes.values())
+
+
+@dataclass(frozen=True)
+class BulkSummary:
+    """How a run ended. ``exit_code``: 0 all committed, 1 some rows rejected, 3 some in doubt."""
+
+    rows: int
+    invalid: int
+    done_before: int
+    held_in_doubt: int
+    submitted: int
+    committed: int
+    rejected: int
+    in_doubt: int
+    cancelled: int
+    requests: int
+    seconds: float
+    journal_counts: Mapping[str, int]
+    paths: BulkPaths
+
+    @property
+    def exit_code(self) -> int:
+        if self.in_doubt or self.held_in_doubt or self.journal_counts.get("sent", 0):
+            return 3
+        if self.invalid or self.rejected or self.journal_counts.get("rejected", 0):
+            return 1
+        return 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "invalid_rows": self.invalid,
+            "done_in_earlier_runs": self.done_before,
+            "in_doubt_held_back": self.held_in_doubt,
+            "submitted": self.submitted,
+            "committed": self.committed,
+            "rejected": self.rejected,
+            "in_doubt": self.in_doubt,
+            "cancelled": self.cancelled,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "journal": dict(self.journal_counts),
+            "rejects_file": str(self.paths.rejects),
+            "in_doubt_file": str(self.paths.in_doubt),
+            "exit_code": self.exit_code,
+        }
+
+
+def count_lines(path: Path) -> int:
+    """Data rows in a file, roughly (newlines, less a CSV header): for progress totals."""
+    with path.open("rb") as handle:
+        newlines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return max(newlines - (detect_format(path) == "csv"), 0)
+
+
+async def run_bulk_adjust(
+    client: InventoryWriter,
+    paths: BulkPaths,
+    *,
+    retry_in_doubt: bool = False,
+    max_outstanding: int = 20_000,
+    adjuster_options: Mapping[str, Any] | None = None,
+    on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None = None,
+    progress_every: int = 2_000,
+) -> BulkSummary:
+    """Apply every row of ``paths.source`` at most once across any number of (crashed) runs."""
+    started = time.monotonic()
+    journal = Journal(paths.journal, fingerprint=input_fingerprint(paths.source))
+    job = _Job(journal, paths, retry_in_doubt, max_outstanding)
+    try:
+        with _Reports(paths) as reports:
+            job.reports = reports
+            async with InventoryAdjuster(
+                client, on_send=job.on_send, **dict(adjuster_options or {})
+            ) as adjuster:
+                job.adjuster = adjuster
+                await job.feed(on_progress, progress_every)
+                await adjuster.flush()
+            job.settle_done(everything=True)
+            if on_progress is not None:
+                on_progress(job.progress, adjuster)
+        return job.summary(adjuster.stats().requests, time.monotonic() - started)
+    finally:
+        job.settle_done()  # after a crash or Ctrl-C, keep every outcome that is known
+        journal.close()
+
+
+class _Reports:
+    """The rejects and in-doubt CSV files, rewritten on every run."""
+
+    def __init__(self, paths: BulkPaths):
+        self._paths = paths
+        self.rejects: Any = None
+        self.in_doubt: Any = None
+        self._files: list[TextIO] = []
+
+    def __enter__(self) -> _Reports:
+        self.rejects = self._open(self._paths.rejects, ["line", "reason", "row"])
+        self.in_doubt = self._open(
+            self._paths.in_doubt, ["line", "product_id", "inventory_id", "variant_id", "delta"]
+        )
+        return self
+
+    def _open(self, path: Path, header: list[str]) -> Any:
+        handle = path.open("w", newline="", encoding="utf-8")
+        self._files.append(handle)
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        return writer
+
+    def __exit__(self, *_: object) -> None:
+        for handle in self._files:
+            handle.close()
+
+
+class _Job:
+    def __init__(self, journal: Journal, paths: BulkPaths, retry: bool, max_outstanding: int):
+        self.journal = journal
+        self.paths = paths
+        self.retry = retry
+        self.max_outstanding = max_outstanding
+        self.batch_base = journal.next_batch_id() - 1
+        self.progress = BulkProgress()
+        self.outstanding: deque[tuple[DeltaRow, Ticket]] = deque()
+        self.reports: _Reports
+        self.adjuster: InventoryAdjuster
+
+    async def on_send(self, batch: SentBatch) -> None:
+        lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
+        self.journal.record_sent(self.batch_base + batch.batch_id, batch.kind, lines)
+
+    async def feed(
+        self, on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None, every: int
+    ) -> None:
+        states = _StateCursor(self.journal.states())
+        with self.paths.source.open(encoding="utf-8", newline="") as stream:
+            for row in read_rows(stream, detect_format(self.paths.source)):
+                self.progress.rows += 1
+                if isinstance(row, RejectedRow):
+                    self.progress.invalid += 1
+                    self.reports.rejects.writerow([row.line, row.reason, row.raw])
+                else:
+                    await self._take(row, states.at(row.line))
+                if on_progress is not None and self.progress.rows % every == 0:
+                    on_progress(self.progress, self.adjuster)
+
+    async def _take(self, row: DeltaRow, state: LineState | None) -> None:
+        if not should_send(state, retry_in_doubt=self.retry):
+            assert state is not None
+            self._skip(row, state)
+            return
+        ticket = await self.adjuster.submit(
+            row.product_id,
+            row.variant_id,
+            row.delta,
+            inventory_id=row.inventory_id,
+            preorder=row.preorder,
+            tag=row.line,
+        )
+        self.progress.submitted += 1
+        self.outstanding.append((row, ticket))
+        if len(self.outstanding) >= self.max_outstanding:
+            await self.outstanding[0][1]
+        self.settle_done()
+
+    def _skip(self, row: DeltaRow, state: LineState) -> None:
+        if state.state == "committed":
+            self.progress.done_before += 1
+        elif state.state == "rejected":
+            self.progress.done_before += 1
+            self.reports.rejects.writerow([row.line, f"{state.code}: {state.message}", ""])
+        else:
+            self.progress.held_in_doubt += 1
+            self._write_in_doubt(row)
+
+    def settle_done(self, *, everything: bool = False) -> None:
+        while self.outstanding and (everything or self.outstanding[0][1].done()):
+            row, ticket = self.outstanding.popleft()
+            assert ticket.outcome is not None
+            self._record(row, ticket.outcome)
+
+    def _record(self, row: DeltaRow, outcome: Outcome) -> None:
+        status = outcome.status.name.lower()
+        self.progress.outcomes[status] += 1
+        self.journal.record_outcome(row.line, status, outcome.code, outcome.message)
+        if status == "rejected":
+            self.reports.rejects.writerow([row.line, f"{outcome.code}: {outcome.message}", ""])
+        elif status == "in_doubt":
+            self._write_in_doubt(row)
+
+    def _write_in_doubt(self, row: DeltaRow) -> None:
+        self.reports.in_doubt.writerow(
+            [row.line, row.product_id or "", row.inventory_id or "", row.variant_id, row.delta]
+        )
+
+    def summary(self, requests: int, seconds: float) -> BulkSummary:
+        outcomes = self.progress.outcomes
+        self.journal.flush()
+        return BulkSummary(
+            rows=self.progress.rows,
+            invalid=self.progress.invalid,
+            done_before=self.progress.done_before,
+            held_in_doubt=self.progress.held_in_doubt,
+            submitted=self.progress.submitted,
+            committed=outcomes["committed"],
+            rejected=outcomes["rejected"],
+            in_doubt=outcomes["in_doubt"],
+            cancelled=outcomes["cancelled"],
+            requests=requests,
+            seconds=seconds,
+            journal_counts=self.journal.counts(),
+            paths=self.paths,
+        )
+
+
+class _StateCursor:
+    """Walks the journal's line states alongside the input, both in ascending line order."""
+
+    def __init__(self, states: Iterator[LineState]):
+        self._states = states
+        self._head: LineState | None = next(states, None)
+
+    def at(self, line: int) -> LineState | None:
+        while self._head is not None and self._head.line < line:
+            self._head = next(self._states, None)
+        if self._head is not None and self._head.line == line:
+            return self._head
+        return None
