@@ -9,5 +9,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def commands() -> list[Register]:
-    registers: list[Register] = []
+    from . import adjust, demo, export
+
+    registers: list[Register] = [demo.register, adjust.register, export.register]
     return registers

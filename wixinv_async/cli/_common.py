@@ -1,0 +1,244 @@
+"""What the subcommands share: reaching a site, progress display, the JSON summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..client import InventoryClient
+
+__all__ = [
+    "ProgressLine",
+    "TargetConfig",
+    "add_output_options",
+    "add_target_options",
+    "emit_summary",
+    "make_client",
+    "parse_rate",
+    "target_from_args",
+]
+
+_ENV = {
+    "base_url": "WIX_BASE_URL",
+    "api_key": "WIX_API_KEY",
+    "site_id": "WIX_SITE_ID",
+    "app_id": "WIX_APP_ID",
+    "app_secret": "WIX_APP_SECRET",
+    "instance_id": "WIX_INSTANCE_ID",
+}
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """Flags that reach a site; each falls back to its WIX_* environment variable."""
+    group = parser.add_argument_group(
+        "site",
+        "Credentials come from these flags or the WIX_* environment variables "
+        "(prefer the variables: flags show in the process list). Secrets are never printed.",
+    )
+    group.add_argument(
+        "--base-url", help="API host [WIX_BASE_URL, default https://www.wixapis.com]"
+    )
+    group.add_argument("--api-key", help="API key [WIX_API_KEY]")
+    group.add_argument("--site-id", help="site id, with --api-key [WIX_SITE_ID]")
+    group.add_argument("--app-id", help="app id for OAuth [WIX_APP_ID]")
+    group.add_argument("--app-secret", help="app secret for OAuth [WIX_APP_SECRET]")
+    group.add_argument("--instance-id", help="app instance id for OAuth [WIX_INSTANCE_ID]")
+    group.add_argument(
+        "--rate-limit",
+        default="200/60",
+        help="requests per period the client allows itself, e.g. 200/60; 'off' for none",
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument(
+        "--json", action="store_true", help="print a machine-readable JSON summary on stdout"
+    )
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """Where and as whom to connect. ``repr`` never shows the secrets."""
+
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    site_id: str | None = None
+    app_id: str | None = None
+    app_secret: str | None = field(default=None, repr=False)
+    instance_id: str | None = None
+    rate_limit: tuple[int, float] | None = (200, 60.0)
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.api_key is None
+
+
+def target_from_args(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> TargetConfig:
+    """Merge flags over environment variables; refuse incomplete credentials."""
+
+    def pick(name: str) -> str | None:
+        value = getattr(args, name, None) or env.get(_ENV[name])
+        return value or None
+
+    config = TargetConfig(
+        base_url=pick("base_url") or "https://www.wixapis.com",
+        api_key=pick("api_key"),
+        site_id=pick("site_id"),
+        app_id=pick("app_id"),
+        app_secret=pick("app_secret"),
+        instance_id=pick("instance_id"),
+        rate_limit=parse_rate(args.rate_limit),
+    )
+    _check_credentials(config)
+    return config
+
+
+def _check_credentials(config: TargetConfig) -> None:
+    if config.api_key is not None:
+        if config.site_id is None:
+            raise ConfigurationError("--api-key needs --site-id (or WIX_SITE_ID)")
+        return
+    missing = [
+        flag
+        for flag, value in (
+            ("--app-id", config.app_id),
+            ("--app-secret", config.app_secret),
+            ("--instance-id", config.instance_id),
+        )
+        if value is None
+    ]
+    if len(missing) == 3:
+        raise ConfigurationError(
+            "no credentials: give --api-key and --site-id, or --app-id, --app-secret and "
+            "--instance-id (or the WIX_* environment variables)"
+        )
+    if missing:
+        raise ConfigurationError(f"OAuth credentials incomplete: missing {', '.join(missing)}")
+
+
+def parse_rate(text: str | None) -> tuple[int, float] | None:
+    """``"200/60"`` -> (200, 60.0); ``"off"`` or None -> no limit."""
+    if text is None or text.lower() in {"off", "none", "0"}:
+        return None
+    count, _, period = text.partition("/")
+    try:
+        parsed = (int(count), float(period or 1))
+    except ValueError:
+        raise ConfigurationError(
+            f"--rate-limit={text!r}: expected N/SECONDS, e.g. 200/60"
+        ) from None
+    if parsed[0] < 1 or parsed[1] <= 0:
+        raise ConfigurationError(f"--rate-limit={text!r}: both numbers must be positive")
+    return parsed
+
+
+def emit_summary(summary: Mapping[str, Any], *, as_json: bool, out: TextIO = sys.stdout) -> None:
+    """The closing summary: one JSON object, or aligned ``key: value`` lines."""
+    if as_json:
+        out.write(json.dumps(summary, sort_keys=True, default=str) + "\n")
+        return
+    width = max((len(k) for k in summary), default=0)
+    for key, value in summary.items():
+        out.write(f"{key.replace('_', ' '):<{width}}  {value}\n")
+
+
+class ProgressLine:
+    """A progress display on stderr: rich's bar when rich is installed and stderr is a terminal,
+    else a plain line at most every ``interval`` seconds; nothing at all when ``quiet``."""
+
+    def __init__(self, description: str, *, total: int | None, quiet: bool, interval: float = 1.0):
+        self._description = description
+        self._total = total
+        self._quiet = quiet
+        self._interval = interval
+        self._last = 0.0
+        self._started = time.monotonic()
+        self._rich: Any = None
+        self._task: Any = None
+        if not quiet and sys.stderr.isatty():
+            self._rich, self._task = _start_rich(description, total)
+
+    def update(self, done: int, **fields: object) -> None:
+        if self._quiet:
+            return
+        if self._rich is not None:
+            self._rich.update(self._task, completed=done, fields=_fields_text(fields))
+            return
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self._last = now
+            self._print(done, fields)
+
+    def close(self, done: int, **fields: object) -> None:
+        if self._quiet:
+            return
+        if self._rich is not None:
+            self._rich.update(self._task, completed=done, fields=_fields_text(fields))
+            self._rich.stop()
+            return
+        self._print(done, fields)
+
+    def _print(self, done: int, fields: Mapping[str, object]) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        total = f"/{self._total}" if self._total is not None else ""
+        eta = ""
+        if self._total and done:
+            eta = f" eta {max(self._total - done, 0) * elapsed / done:.0f}s"
+        sys.stderr.write(
+            f"{self._description}: {done}{total} ({done / elapsed:.0f}/s){eta} "
+            f"{_fields_text(fields)}\n"
+        )
+
+
+def _fields_text(fields: Mapping[str, object]) -> str:
+    return " ".join(f"{k.replace('_', ' ')} {v}" for k, v in fields.items())
+
+
+def _start_rich(description: str, total: int | None) -> tuple[Any, Any]:
+    try:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+    except ImportError:
+        return None, None
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fields]}"),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+    progress.start()
+    task = progress.add_task(description, total=total, fields="")
+    return progress, task
+
+
+def make_client(config: TargetConfig) -> InventoryClient:
+    """An InventoryClient for a configured target (not yet entered)."""
+    from ..auth import ApiKeyAuth, AppOAuth
+    from ..client import InventoryClient
+    from ..transport import RateLimit
+
+    auth: ApiKeyAuth | AppOAuth
+    if config.api_key is not None:
+        auth = ApiKeyAuth(config.api_key, site_id=config.site_id)
+    else:
+        assert config.app_id and config.app_secret and config.instance_id
+        auth = AppOAuth(config.app_id, config.app_secret, config.instance_id)
+    rate = RateLimit(*config.rate_limit) if config.rate_limit else None
+    return InventoryClient(auth, base_url=config.base_url, rate_limit=rate)

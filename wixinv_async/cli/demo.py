@@ -1,0 +1,366 @@
+"""``wixinv-async demo``: the main job, end to end on the embedded emulator.
+
+1. Start the emulator in process with a seeded catalog (tens of thousands of variants).
+2. Crawl it to learn every tracked variant's starting quantity.
+3. Run many concurrent producers (a simulated order and restock stream with hot SKUs, plus a
+   few deltas for products that do not exist) through one InventoryAdjuster.
+4. Crawl again and check every tracked variant: final = initial + exactly the committed deltas.
+
+With ``--real-site`` (and credentials) it targets a real site instead: then every increment is
+matched by a decrement of the same variant, sent separately (``net_opposite_signs=False``), so
+stock ends where it started and the check is the same. Other changes to the site during the run
+(real orders) make that check fail, so use a test site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..adjuster import InventoryAdjuster, Ticket
+from ..client import InventoryClient
+from ..core.coalesce import OutcomeStatus
+from ..crawler import crawl_inventory
+from ..errors import ConfigurationError, WixInventoryError
+from . import EXIT_CONFIG, EXIT_IN_DOUBT, EXIT_OK, EXIT_REJECTED
+from ._common import (
+    ProgressLine,
+    TargetConfig,
+    add_output_options,
+    add_target_options,
+    emit_summary,
+    make_client,
+    parse_rate,
+    target_from_args,
+)
+
+Key = tuple[str, str]
+"""(product id, variant id)"""
+
+EXAMPLES = """\
+examples:
+  wixinv-async demo                              # ~30,000 variants, 200,000 deltas, 64 producers
+  wixinv-async demo --products 2000 --deltas 20000 --json
+  wixinv-async demo --site-rate-limit 200/60 --rate-limit 200/60   # feel Wix's real budget
+
+exit codes: 0 verified, 1 verification failed, 2 usage error, 3 deltas left in doubt
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="the main job: producers -> adjuster -> emulator, then crawl and verify",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--products", type=int, default=12_000, help="catalog size (items)")
+    parser.add_argument("--variants-per-product", type=int, default=3)
+    parser.add_argument("--deltas", type=int, default=200_000, help="deltas to submit in all")
+    parser.add_argument("--producers", type=int, default=64, help="concurrent producers")
+    parser.add_argument("--hot-skus", type=float, default=1.1, help="Zipf exponent of SKU choice")
+    parser.add_argument("--segments", type=int, default=8, help="crawler segments")
+    parser.add_argument("--max-in-flight", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="emulator latency")
+    parser.add_argument(
+        "--site-rate-limit", help="the emulator's per-site limit, e.g. 200/60 (default: none)"
+    )
+    parser.add_argument(
+        "--real-site",
+        action="store_true",
+        help="target the site given by the site flags / WIX_* variables instead of the emulator",
+    )
+    parser.add_argument(
+        "--i-understand-this-changes-stock",
+        dest="confirmed",
+        action="store_true",
+        help="required with --real-site",
+    )
+    add_target_options(parser)
+    parser.set_defaults(rate_limit="off")
+    add_output_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        _check_args(args)
+        report = asyncio.run(_demo(args))
+    except ConfigurationError as exc:
+        print(f"wixinv-async demo: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except WixInventoryError as exc:
+        print(f"wixinv-async demo: failed: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    emit_summary(report.as_dict(), as_json=args.json)
+    if report.mismatches:
+        return EXIT_REJECTED
+    return EXIT_IN_DOUBT if report.in_doubt else EXIT_OK
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name in ("products", "variants_per_product", "deltas", "producers", "segments"):
+        if getattr(args, name) < 1:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.real_site and not args.confirmed:
+        raise ConfigurationError(
+            "--real-site changes stock on a live site: add --i-understand-this-changes-stock"
+        )
+
+
+@dataclass
+class Report:
+    """What the demo measured."""
+
+    target: str
+    variants: int = 0
+    tracked_variants: int = 0
+    deltas: int = 0
+    committed: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    in_doubt: int = 0
+    requests: int = 0
+    entries: int = 0
+    """Distinct entries the deltas merged into (each sent once unless bisected or resent)."""
+    entries_sent: int = 0
+    batch_fill: float = 0.0
+    seconds: float = 0.0
+    latency_p50: float | None = None
+    latency_p99: float | None = None
+    crawl_requests: int = 0
+    crawl_seconds: float = 0.0
+    checked: int = 0
+    mismatches: int = 0
+    example_mismatch: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        seconds = max(self.seconds, 1e-9)
+        verdict = "PASS" if not self.mismatches and not self.in_doubt else "FAIL"
+        return {
+            "target": self.target,
+            "variants": self.variants,
+            "tracked_variants": self.tracked_variants,
+            "deltas": self.deltas,
+            "committed": self.committed,
+            "rejected": dict(self.rejected),
+            "in_doubt": self.in_doubt,
+            "requests": self.requests,
+            "coalescing_ratio": round(self.deltas / max(self.entries, 1), 2),
+            "deltas_per_request": round(self.deltas / max(self.requests, 1), 1),
+            "batch_fill": round(self.batch_fill, 3),
+            "throughput_deltas_per_s": round(self.deltas / seconds),
+            "throughput_variants_per_s": round(self.entries / seconds),
+            "latency_p50_ms": _ms(self.latency_p50),
+            "latency_p99_ms": _ms(self.latency_p99),
+            "adjust_seconds": round(self.seconds, 3),
+            "crawl_requests": self.crawl_requests,
+            "crawl_seconds": round(self.crawl_seconds, 3),
+            "verified_variants": self.checked,
+            "mismatches": self.mismatches,
+            "verification": verdict + (f" ({self.example_mismatch})" if self.mismatches else ""),
+        }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+async def _demo(args: argparse.Namespace) -> Report:
+    async with _target(args) as (config, label):
+        report = Report(target=label)
+        async with make_client(config) as client:
+            initial = await _snapshot(client, args.segments, report)
+            report.variants = len(initial.all_keys)
+            report.tracked_variants = len(initial.tracked)
+            if not initial.tracked:
+                raise ConfigurationError("the catalog has no tracked variants to adjust")
+            committed = await _produce(client, args, initial, report)
+            final = await _snapshot(client, args.segments, report)
+        _verify(initial, final, committed, report)
+        return report
+
+
+@contextlib.asynccontextmanager
+async def _target(args: argparse.Namespace) -> AsyncIterator[tuple[TargetConfig, str]]:
+    if args.real_site:
+        config = target_from_args(args)
+        yield config, config.base_url
+        return
+    from ..emulator import Emulator
+
+    async with Emulator(
+        products=args.products,
+        variants_per_product=args.variants_per_product,
+        seed=args.seed,
+        latency_ms=args.latency_ms,
+        rate_limit=args.site_rate_limit,
+    ) as emu:
+        config = TargetConfig(
+            base_url=emu.url,
+            api_key=emu.api_key,
+            site_id=emu.site_id,
+            rate_limit=parse_rate(args.rate_limit),
+        )
+        yield config, f"embedded emulator at {emu.url}"
+
+
+@dataclass
+class Snapshot:
+    quantities: dict[Key, int]
+    """Tracked variants' quantities."""
+    all_keys: set[Key]
+
+    @property
+    def tracked(self) -> list[Key]:
+        return sorted(self.quantities)
+
+
+async def _snapshot(client: InventoryClient, segments: int, report: Report) -> Snapshot:
+    started = time.monotonic()
+    quantities: dict[Key, int] = {}
+    keys: set[Key] = set()
+    async with crawl_inventory(client, segments=segments) as crawl:
+        async for item in crawl:
+            for variant in item.variants:
+                key = (str(item.product_id), variant.variant_id)
+                keys.add(key)
+                if item.track_quantity is True and isinstance(variant.quantity, int):
+                    quantities[key] = variant.quantity
+        report.crawl_requests += crawl.stats().requests
+    report.crawl_seconds += time.monotonic() - started
+    return Snapshot(quantities, keys)
+
+
+def zipf_weights(count: int, exponent: float) -> list[float]:
+    """Cumulative weights of ranks 1..count under a Zipf law: a few SKUs get most orders."""
+    total = 0.0
+    cumulative = []
+    for rank in range(1, count + 1):
+        total += 1.0 / rank**exponent
+        cumulative.append(total)
+    return cumulative
+
+
+def delta_stream(
+    keys: Sequence[Key], count: int, rng: random.Random, cumulative: Sequence[float]
+) -> list[tuple[Key, int]]:
+    """``count`` deltas: orders (-1 to -3) four times as often as restocks (+5 to +20), on
+    SKUs drawn by ``cumulative`` weights; about one in 5,000 names a product that does not
+    exist."""
+    picks = rng.choices(keys, cum_weights=cumulative, k=count)
+    stream: list[tuple[Key, int]] = []
+    for key in picks:
+        if rng.random() < 0.0002:
+            key = (f"no-such-product-{rng.randrange(10**6)}", key[1])
+        delta = -rng.randint(1, 3) if rng.random() < 0.8 else rng.randint(5, 20)
+        stream.append((key, delta))
+    return stream
+
+
+def balanced_stream(keys: Sequence[Key], count: int, rng: random.Random) -> list[tuple[Key, int]]:
+    """For a real site: +n then -n on the same variant, so stock ends where it began."""
+    stream: list[tuple[Key, int]] = []
+    for _ in range(max(count // 2, 1)):
+        key = rng.choice(keys)
+        amount = rng.randint(1, 3)
+        stream += [(key, amount), (key, -amount)]
+    return stream
+
+
+async def _produce(
+    client: InventoryClient, args: argparse.Namespace, initial: Snapshot, report: Report
+) -> Counter[Key]:
+    rng = random.Random(args.seed)
+    keys = initial.tracked
+    rng.shuffle(keys)  # hotness independent of catalog order
+    if args.real_site:
+        stream = balanced_stream(keys, args.deltas, rng)
+    else:
+        stream = delta_stream(keys, args.deltas, rng, zipf_weights(len(keys), args.hot_skus))
+    shares = [stream[i :: args.producers] for i in range(args.producers)]
+    bar = ProgressLine("adjust", total=len(stream), quiet=args.quiet or args.json)
+    started = time.monotonic()
+    async with InventoryAdjuster(
+        client, max_in_flight=args.max_in_flight, net_opposite_signs=not args.real_site
+    ) as adjuster:
+        watcher = asyncio.create_task(_watch(adjuster, bar))
+        try:
+            submitted = await asyncio.gather(*(_producer(adjuster, share) for share in shares))
+            await adjuster.flush()
+        finally:
+            watcher.cancel()
+        stats = adjuster.stats()
+    report.seconds = time.monotonic() - started
+    bar.close(len(stream), requests=stats.requests)
+    report.deltas = len(stream)
+    report.requests = stats.requests
+    report.entries = stats.submitted - stats.coalesced
+    report.entries_sent = stats.entries_sent
+    report.batch_fill = stats.batch_fill
+    report.latency_p50, report.latency_p99 = stats.latency_p50, stats.latency_p99
+    return _committed(submitted, report)
+
+
+async def _watch(adjuster: InventoryAdjuster, bar: ProgressLine) -> None:
+    while True:
+        await asyncio.sleep(0.2)
+        stats = adjuster.stats()
+        bar.update(
+            stats.committed + stats.rejected + stats.in_doubt,
+            requests=stats.requests,
+            in_doubt=stats.in_doubt,
+        )
+
+
+async def _producer(
+    adjuster: InventoryAdjuster, share: Sequence[tuple[Key, int]]
+) -> list[tuple[Key, int, Ticket]]:
+    """One producer: submits its deltas as they come, yielding to the others between them."""
+    tickets = []
+    for index, (key, delta) in enumerate(share):
+        tickets.append((key, delta, await adjuster.submit(key[0], key[1], delta)))
+        if index % 64 == 0:
+            await asyncio.sleep(0)
+    return tickets
+
+
+def _committed(
+    submitted: Sequence[Sequence[tuple[Key, int, Ticket]]], report: Report
+) -> Counter[Key]:
+    committed: Counter[Key] = Counter()
+    for tickets in submitted:
+        for key, delta, ticket in tickets:
+            outcome = ticket.outcome
+            assert outcome is not None, "flush() resolves every ticket"
+            if outcome.status is OutcomeStatus.COMMITTED:
+                report.committed += 1
+                committed[key] += delta
+            elif outcome.status is OutcomeStatus.REJECTED:
+                report.rejected[outcome.code or "REJECTED"] += 1
+            else:
+                report.in_doubt += 1
+    return committed
+
+
+def _verify(initial: Snapshot, final: Snapshot, committed: Counter[Key], report: Report) -> None:
+    """Every tracked variant: final == initial + committed deltas, and nothing else moved."""
+    for key, start in initial.quantities.items():
+        report.checked += 1
+        expected = start + committed.get(key, 0)
+        actual = final.quantities.get(key)
+        if actual != expected:
+            report.mismatches += 1
+            if not report.example_mismatch:
+                report.example_mismatch = f"{key[0]}/{key[1]}: expected {expected}, found {actual}"
+    strays = set(committed) - set(initial.quantities)
+    report.mismatches += len(strays)
