@@ -9,7 +9,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def commands() -> list[Register]:
-    from . import adjust, demo, export
+    from . import adjust, bench, demo, export
 
-    registers: list[Register] = [demo.register, adjust.register, export.register]
+    registers: list[Register] = [demo.register, adjust.register, export.register, bench.register]
     return registers

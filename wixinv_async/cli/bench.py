@@ -1,0 +1,180 @@
+"""``wixinv-async bench``: run the ``benchmarks/`` suite and write its results.
+
+Each ``benchmarks/bench_*.py`` runs in its own process and prints JSON lines; this command
+collects them into ``results.json``, a markdown table (``results.md``) and, when matplotlib is
+installed, a chart of every ratio against its target (``ratios.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import EXIT_CONFIG, EXIT_OK, EXIT_REJECTED
+
+RATIO_FIELDS = ("ratio", "speedup")
+
+EXAMPLES = """\
+examples:
+  wixinv-async bench --quick                 # a small run of every benchmark (about a minute)
+  wixinv-async bench --only crawler -o out/  # the full crawler benchmark
+
+Run it from a checkout of the repository (the benchmarks are not installed with the package).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="run the benchmark suite; write JSON, a markdown table and a chart",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only benchmarks whose name has this"
+    )
+    parser.add_argument("-o", "--output", type=Path, default=Path("bench-results"))
+    parser.add_argument("--benchmarks", type=Path, help="the benchmarks folder (default: found)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    folder = args.benchmarks or _find_benchmarks()
+    if folder is None or not folder.is_dir():
+        print("wixinv-async bench: no benchmarks/ folder; run from the repository", file=sys.stderr)
+        return EXIT_CONFIG
+    scripts = [
+        p for p in sorted(folder.glob("bench_*.py")) if not args.only or _wanted(p, args.only)
+    ]
+    if not scripts:
+        print(f"wixinv-async bench: no benchmark matches {args.only}", file=sys.stderr)
+        return EXIT_CONFIG
+    records: list[dict[str, Any]] = []
+    failed = []
+    for script in scripts:
+        found, ok = _run_script(script, quick=args.quick)
+        records += found
+        if not ok:
+            failed.append(script.stem)
+    _write(args.output, records)
+    print(f"wrote {args.output}/results.json and results.md ({len(records)} results)")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
+def _find_benchmarks() -> Path | None:
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (base / "benchmarks").is_dir():
+            return base / "benchmarks"
+    return None
+
+
+def _wanted(script: Path, only: Sequence[str]) -> bool:
+    return any(name in script.stem for name in only)
+
+
+def _run_script(script: Path, *, quick: bool) -> tuple[list[dict[str, Any]], bool]:
+    command = [sys.executable, str(script), *(["--quick"] if quick else [])]
+    print(f"running {script.name}{' --quick' if quick else ''} ...", flush=True)
+    started = time.monotonic()
+    completed = subprocess.run(  # noqa: S603 - our own scripts, with our interpreter
+        command, capture_output=True, text=True, check=False, cwd=script.parent.parent
+    )
+    records = []
+    for line in completed.stdout.splitlines():
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            records.append({"benchmark": script.stem, **record})
+    seconds = time.monotonic() - started
+    print(f"  {len(records)} results in {seconds:.1f}s (exit {completed.returncode})", flush=True)
+    if completed.returncode != 0:
+        sys.stderr.write(completed.stderr[-2000:])
+    return records, completed.returncode == 0
+
+
+def _write(folder: Path, records: list[dict[str, Any]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
+    (folder / "results.md").write_text(markdown_table(records))
+    _chart(folder / "ratios.png", records)
+
+
+def markdown_table(records: Sequence[dict[str, Any]]) -> str:
+    """One table per benchmark script, one row per result, one column per field."""
+    out: list[str] = []
+    by_bench: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_bench.setdefault(record["benchmark"], []).append(record)
+    for bench, rows in by_bench.items():
+        columns = [c for c in dict.fromkeys(k for r in rows for k in r) if c != "benchmark"]
+        out.append(f"### {bench}\n")
+        out.append("| " + " | ".join(columns) + " |")
+        out.append("|" + "---|" * len(columns))
+        for row in rows:
+            out.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def ratio_points(records: Sequence[dict[str, Any]]) -> list[tuple[str, float, float | None]]:
+    """(label, measured ratio, target) for every result that reports a ratio."""
+    points = []
+    for record in records:
+        for name in RATIO_FIELDS:
+            value = record.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                target = record.get("target")
+                label = f"{record['benchmark'].removeprefix('bench_')}: {record.get('name', name)}"
+                points.append(
+                    (label, float(value), target if isinstance(target, int | float) else None)
+                )
+    return points
+
+
+def _chart(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    points = ratio_points(records)
+    if not points:
+        return
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("  (pip install matplotlib for ratios.png)")
+        return
+    labels = [p[0] for p in points]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(points) + 1.5))
+    ax.barh(labels, [p[1] for p in points], color="#4c72b0", label="measured")
+    for index, (_, _, target) in enumerate(points):
+        if target is not None:
+            ax.plot([target, target], [index - 0.4, index + 0.4], color="#c44e52", linewidth=2)
+    ax.invert_yaxis()
+    ax.set_xlabel("ratio (red: target)")
+    ax.set_title("wixinv_async benchmarks: measured ratios against targets")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
