@@ -669,9 +669,10 @@ class InventoryAdjuster:
             else:
                 await self._client.decrement_inventory([_decrement(e) for e in entries])
         except Exception as exc:
-            return exc
-        finally:
             run.sending = False
+            return exc
+        # Left set when cancelled mid-request: _run then knows the entries may have been applied.
+        run.sending = False
         return None
 
     def _after_failure(self, error: BaseException, attempt: int) -> Outcome | float:

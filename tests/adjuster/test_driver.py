@@ -1,0 +1,499 @@
+"""The async driver against a fake client: triggers, outcomes, bisection, backpressure, close."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from wixinv_async.adjuster import (
+    BatchReport,
+    InventoryAdjuster,
+    OutcomeStatus,
+    SentBatch,
+)
+from wixinv_async.core.coalesce import DeltaTable, slot_key
+from wixinv_async.errors import (
+    AdjusterClosed,
+    AdjusterFull,
+    ConfigurationError,
+    InvalidInputError,
+)
+
+C, R, D, X = (
+    OutcomeStatus.COMMITTED,
+    OutcomeStatus.REJECTED,
+    OutcomeStatus.IN_DOUBT,
+    OutcomeStatus.CANCELLED,
+)
+SLOW = 3600.0  # a linger that never fires within a test
+
+
+async def test_deltas_net_into_one_request(fake: Any, variants: list[str]) -> None:
+    """+5 and -3 on one variant reach the server as a single increment of 2."""
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        first = adj.submit_nowait("p0", variants[0], 5)
+        second = adj.submit_nowait("p0", variants[0], -3)
+        await adj.flush()
+    assert first is second and (await first).status is C
+    assert fake.calls == [("increment", [("p0", variants[0], 2, False)])]
+    assert fake.quantities[("p0", variants[0])] == 1002
+
+
+async def test_a_zero_net_is_committed_without_a_request(fake: Any, variants: list[str]) -> None:
+    """Deltas that cancel out are committed as a no-op and send nothing."""
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        ticket = adj.submit_nowait("p0", variants[0], 4)
+        adj.submit_nowait("p0", variants[0], -4)
+        await adj.flush()
+    assert (await ticket).code == "NETTED_TO_ZERO" and fake.calls == []
+    assert adj.stats().netted_to_zero == 1
+
+
+async def test_without_netting_increments_and_decrements_stay_apart(
+    fake: Any, variants: list[str]
+) -> None:
+    """net_opposite_signs=False sends the +5 and the -3 as two requests."""
+    async with InventoryAdjuster(fake, linger=SLOW, net_opposite_signs=False) as adj:
+        up = adj.submit_nowait("p0", variants[0], 5)
+        down = adj.submit_nowait("p0", variants[0], -3)
+        adj.submit_nowait("p0", variants[0], -1)
+        await adj.flush()
+    assert up is not down
+    assert sorted((kind, rows[0][2]) for kind, rows in fake.calls) == [
+        ("decrement", -4),
+        ("increment", 5),
+    ]
+
+
+async def test_a_full_batch_goes_without_waiting_for_linger(fake: Any, variants: list[str]) -> None:
+    """max_batch ready variants are sent at once, with flush reason "full"."""
+    async with InventoryAdjuster(fake, max_batch=3, linger=SLOW) as adj:
+        tickets = [adj.submit_nowait("p0", variants[i], -1) for i in range(3)]
+        assert {(await t).status for t in tickets} == {C}
+        assert adj.stats().batches_by_reason["full"] == 1
+
+
+async def test_linger_sends_a_partial_batch(fake: Any, variants: list[str]) -> None:
+    """A lone delta goes out once linger has passed, without flush."""
+    async with InventoryAdjuster(fake, linger=0.001) as adj:
+        assert (await adj.submit_nowait("p0", variants[0], -1)).status is C
+        assert adj.stats().batches_by_reason["linger"] == 1
+
+
+async def test_flush_and_close_are_counted_as_reasons(fake: Any, variants: list[str]) -> None:
+    """A batch sent by flush() counts as "flush", one sent by close as "close"."""
+    adj = InventoryAdjuster(fake, linger=SLOW)
+    async with adj:
+        adj.submit_nowait("p0", variants[0], -1)
+        await adj.flush()
+        adj.submit_nowait("p0", variants[1], -1)
+    reasons = adj.stats().batches_by_reason
+    assert (reasons["flush"], reasons["close"]) == (1, 1)
+
+
+async def test_requests_in_flight_never_exceed_the_limit(fake: Any, variants: list[str]) -> None:
+    """With max_in_flight=2, at most two requests run at once."""
+    async with InventoryAdjuster(fake, max_batch=2, max_in_flight=2, linger=SLOW) as adj:
+        for p in range(10):
+            for v in range(4):
+                adj.submit_nowait(f"p{p}", variants[v], -1)
+        await adj.flush()
+    assert fake.peak == 2 and len(fake.calls) == 20
+
+
+async def test_deltas_for_a_key_in_flight_wait_for_the_next_request(
+    fake: Any, variants: list[str]
+) -> None:
+    """While a key's request is in flight, its new deltas merge into the next request."""
+    fake.gate = asyncio.Event()
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        first = adj.submit_nowait("p0", variants[0], -1)
+        flushing = asyncio.create_task(adj.flush())
+        await fake.entered.wait()
+        second = adj.submit_nowait("p0", variants[0], -2)
+        third = adj.submit_nowait("p0", variants[0], -3)
+        assert second is third and second is not first and len(fake.calls) == 1
+        fake.gate.set()
+        await flushing
+        await adj.flush()
+    assert [rows for _, rows in fake.calls] == [
+        [("p0", variants[0], -1, False)],
+        [("p0", variants[0], -5, False)],
+    ]
+
+
+@pytest.mark.parametrize("hints", [True, False])
+async def test_one_bad_entry_is_isolated_and_the_rest_applied(
+    fake: Any, variants: list[str], hints: bool
+) -> None:
+    """An unknown variant in a batch of 50 is REJECTED alone; the other 49 are applied."""
+    fake.hints = hints
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        good = [adj.submit_nowait(f"p{i % 10}", variants[i // 10], -1) for i in range(49)]
+        bad = adj.submit_nowait("p-missing", variants[0], -1)
+        await adj.flush()
+    assert {(await t).status for t in good} == {C}
+    outcome = await bad
+    assert (outcome.status, outcome.code) == (R, "NOT_FOUND")
+    assert sum(len(rows) for _, rows in fake.applied) == 49
+    extra = adj.stats().bisect_requests
+    assert extra == 1 if hints else 2 <= extra <= 12
+
+
+async def test_insufficient_stock_rejects_only_that_decrement(
+    fake: Any, variants: list[str]
+) -> None:
+    """A decrement below zero is REJECTED with INSUFFICIENT_INVENTORY; its batch-mates commit."""
+    fake.hints = False
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        ok = [adj.submit_nowait("p1", variants[i], -1) for i in range(7)]
+        too_much = adj.submit_nowait("p2", variants[3], -5000)
+        await adj.flush()
+    assert (await too_much).code == "INSUFFICIENT_INVENTORY"
+    assert {(await t).status for t in ok} == {C}
+    assert fake.quantities[("p2", variants[3])] == 1000
+
+
+async def test_an_ambiguous_failure_is_in_doubt_and_not_retried(
+    fake: Any, variants: list[str]
+) -> None:
+    """A reset after applying leaves the entries IN_DOUBT, listed with their tags, sent once."""
+    fake.script = ["unknown_after"]
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        ticket = adj.submit_nowait("p0", variants[0], -2, tag="line 7")
+        adj.submit_nowait("p0", variants[0], -1, tag="line 8")
+        await adj.flush()
+    assert (await ticket).status is D and len(fake.calls) == 1
+    [doubt] = adj.in_doubt()
+    assert (doubt.key.product_id, doubt.amount, doubt.tags) == ("p0", -3, ("line 7", "line 8"))
+    assert adj.stats().in_doubt == 2
+
+
+async def test_on_ambiguous_retry_resends_until_known(fake: Any, variants: list[str]) -> None:
+    """With on_ambiguous="retry" an unknown outcome is sent again and ends COMMITTED."""
+    fake.script = ["unknown_before"]
+    async with InventoryAdjuster(fake, linger=SLOW, on_ambiguous="retry") as adj:
+        ticket = adj.submit_nowait("p0", variants[0], -2)
+        await adj.flush()
+    assert (await ticket).status is C and len(fake.calls) == 2
+    assert fake.quantities[("p0", variants[0])] == 998
+
+
+async def test_a_refusal_after_an_ambiguous_attempt_stays_in_doubt(
+    fake: Any, variants: list[str]
+) -> None:
+    """If the first attempt may have applied it, a later 428 does not make it REJECTED."""
+    fake.quantities[("p0", variants[0])] = 2
+    fake.script = ["unknown_after"]
+    async with InventoryAdjuster(fake, linger=SLOW, on_ambiguous="retry") as adj:
+        ticket = adj.submit_nowait("p0", variants[0], -2)
+        await adj.flush()
+    assert (await ticket).status is D and fake.quantities[("p0", variants[0])] == 0
+
+
+@pytest.mark.parametrize("fault", ["429", "503", "connect"])
+async def test_failures_that_never_reached_the_server_are_resent(
+    fake: Any, variants: list[str], fault: str
+) -> None:
+    """429, 503 and connect errors that outlast the client's retries are resent, then commit."""
+    fake.script = [fault]
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        adj._rng.seed(1)
+        ticket = adj.submit_nowait("p0", variants[0], -2)
+        await adj.flush()
+    assert (await ticket).status is C and len(fake.applied) == 1
+    assert adj.stats().retries == 1
+
+
+async def test_an_auth_failure_rejects_the_whole_batch_without_bisecting(
+    fake: Any, variants: list[str]
+) -> None:
+    """A 401 is not an entry's fault: every entry is REJECTED after one request."""
+    fake.script = ["auth"]
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        tickets = [adj.submit_nowait("p0", variants[i], -1) for i in range(5)]
+        await adj.flush()
+    assert {(await t).code for t in tickets} == {"UNAUTHENTICATED"} and len(fake.calls) == 1
+
+
+async def test_backpressure_counts_keys_not_deltas(fake: Any, variants: list[str]) -> None:
+    """At max_pending keys a new key is refused, but deltas for pending keys still merge."""
+    async with InventoryAdjuster(fake, linger=SLOW, max_pending=2) as adj:
+        adj.submit_nowait("p0", variants[0], -1)
+        adj.submit_nowait("p0", variants[1], -1)
+        with pytest.raises(AdjusterFull):
+            adj.submit_nowait("p0", variants[2], -1)
+        for _ in range(100):
+            adj.submit_nowait("p0", variants[0], -1)
+        waiting = asyncio.create_task(adj.submit("p0", variants[2], -1))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        await adj.flush()
+        ticket = await waiting
+    assert (await ticket).status is C
+    assert fake.quantities[("p0", variants[0])] == 899
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("p0", None, True), "delta"),
+        (("p0", None, 1.0), "delta"),
+        (("p0", None, 0), "delta"),
+        (("p0", None, 100_000), "delta"),
+        (("p0", "not-a-guid", 1), "variant_id"),
+        ((None, None, 1), "product_id"),
+        (("x" * 37, None, 1), "product_id"),
+        (("", None, 1), "product_id"),
+    ],
+)
+async def test_bad_submits_raise_and_change_nothing(
+    fake: Any, variants: list[str], args: tuple[Any, Any, Any], field: str
+) -> None:
+    """A bad delta or id raises InvalidInputError naming the field, and nothing is pending."""
+    product, variant, delta = args
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        adj.submit_nowait("p0", variants[0], 1)
+        with pytest.raises(InvalidInputError) as caught:
+            adj.submit_nowait(product, variant or variants[0], delta)
+        assert caught.value.field == field
+        assert (adj.stats().pending, adj.stats().submitted) == (1, 1)
+
+
+async def test_bad_merges_are_refused_too(fake: Any, variants: list[str]) -> None:
+    """A bool, float or zero delta for a pending key is refused like for a new one."""
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        adj.submit_nowait("p0", variants[0], 1)
+        for bad in (True, 1.0, 0, -(10**6)):
+            with pytest.raises(InvalidInputError):
+                adj.submit_nowait("p0", variants[0], bad)
+            with pytest.raises(InvalidInputError):
+                adj.submit_nowait("p0", variants[0], 1, inventory_id="inv-1")
+        assert adj.stats().submitted == 1
+
+
+async def test_both_ids_or_a_non_bool_preorder_are_refused(fake: Any, variants: list[str]) -> None:
+    """product_id with inventory_id, or preorder=1, raise InvalidInputError."""
+    async with InventoryAdjuster(fake) as adj:
+        with pytest.raises(InvalidInputError, match="exactly one"):
+            adj.submit_nowait("p0", variants[0], 1, inventory_id="i0")
+        with pytest.raises(InvalidInputError, match="preorder"):
+            adj.submit_nowait("p0", variants[0], 1, preorder=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"max_batch": 301},
+        {"max_batch": 0},
+        {"linger": -1},
+        {"max_in_flight": 0},
+        {"on_ambiguous": "x"},
+    ],
+)
+def test_bad_settings_are_refused(fake: Any, settings: dict[str, Any]) -> None:
+    """Settings that cannot work raise ConfigurationError at construction."""
+    with pytest.raises(ConfigurationError):
+        InventoryAdjuster(fake, **settings)
+
+
+async def test_submit_after_close_is_refused(fake: Any, variants: list[str]) -> None:
+    """Once closed the adjuster refuses deltas, even for a key seen before."""
+    adj = InventoryAdjuster(fake)
+    async with adj:
+        adj.submit_nowait("p0", variants[0], 1)
+    with pytest.raises(AdjusterClosed):
+        adj.submit_nowait("p0", variants[0], 1)
+
+
+async def test_abort_cancels_pending_but_keeps_in_flight_outcomes(
+    fake: Any, variants: list[str]
+) -> None:
+    """close(abort=True): pending deltas CANCELLED at once; the request in flight still commits."""
+    fake.gate = asyncio.Event()
+    adj = InventoryAdjuster(fake, max_batch=1, max_in_flight=1, linger=SLOW)
+    async with adj:
+        flying = adj.submit_nowait("p0", variants[0], -1)
+        await fake.entered.wait()
+        pending = adj.submit_nowait("p0", variants[1], -1)
+        closing = asyncio.create_task(adj.close(abort=True))
+        await asyncio.sleep(0)
+        assert (await pending).status is X
+        fake.gate.set()
+        await closing
+    assert (await flying).status is C and len(fake.calls) == 1
+
+
+async def test_close_with_a_deadline_leaves_a_stalled_request_in_doubt(
+    fake: Any, variants: list[str]
+) -> None:
+    """close(timeout=...) cancels a stalled request: its entries IN_DOUBT, queued ones CANCELLED."""
+    fake.gate = asyncio.Event()
+    adj = InventoryAdjuster(fake, max_batch=1, max_in_flight=1, linger=SLOW)
+    adj.submit_nowait("p0", variants[0], -1)
+    stalled = adj.submit_nowait("p0", variants[0], -1)
+    queued = adj.submit_nowait("p0", variants[1], -1)
+    await adj.close(timeout=0.01)
+    assert ((await stalled).status, (await queued).status) == (D, X)
+    assert [d.key.variant_id for d in adj.in_doubt()] == [variants[0]]
+    assert _adjuster_tasks() == []
+
+
+async def test_cancelling_the_user_task_keeps_in_flight_outcomes_and_leaks_nothing(
+    fake: Any, variants: list[str]
+) -> None:
+    """A cancelled producer task: the batch in flight still gets COMMITTED; no task remains."""
+    fake.gate = asyncio.Event()
+    tickets = []
+
+    async def producer() -> None:
+        async with InventoryAdjuster(fake, linger=SLOW) as adj:
+            tickets.append(adj.submit_nowait("p0", variants[0], -1))
+            await adj.flush()
+
+    task = asyncio.create_task(producer())
+    await fake.entered.wait()
+    task.cancel()
+    await asyncio.sleep(0)
+    fake.gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (await tickets[0]).status is C and fake.quantities[("p0", variants[0])] == 999
+    assert _adjuster_tasks() == []
+
+
+async def test_a_cancelled_awaiter_does_not_cancel_the_shared_outcome(
+    fake: Any, variants: list[str]
+) -> None:
+    """Two awaiters share a ticket; cancelling one leaves the other its outcome."""
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        ticket = adj.submit_nowait("p0", variants[0], -1)
+        first = asyncio.create_task(_wait(ticket))
+        second = asyncio.create_task(_wait(ticket))
+        await asyncio.sleep(0)
+        first.cancel()
+        await adj.flush()
+        assert (await second).status is C and first.cancelled()
+
+
+async def test_on_send_sees_every_request_and_on_batch_every_outcome(
+    fake: Any, variants: list[str]
+) -> None:
+    """on_send precedes each request (bisection parts too, with tags); on_batch gets outcomes."""
+    fake.hints = False
+    sent: list[SentBatch] = []
+    reports: list[BatchReport] = []
+
+    async def on_send(batch: SentBatch) -> None:
+        sent.append(batch)
+
+    async with InventoryAdjuster(
+        fake, linger=SLOW, on_send=on_send, on_batch=reports.append
+    ) as adj:
+        for i in range(4):
+            adj.submit_nowait("p0", variants[i], -1, tag=i)
+        adj.submit_nowait("nope", variants[0], -1, tag="bad")
+        await adj.flush()
+    assert len(sent) == len(fake.calls) > 1
+    assert sent[0].parent_id is None and all(b.parent_id is not None for b in sent[1:])
+    assert [e.tags for e in sent[0].entries] == [(0,), (1,), (2,), (3,), ("bad",)]
+    [report] = reports
+    statuses = {e.tags[0]: o.status for e, o in zip(report.entries, report.outcomes, strict=True)}
+    assert statuses == {0: C, 1: C, 2: C, 3: C, "bad": R}
+    assert report.requests == len(fake.calls)
+
+
+async def test_a_failing_on_send_means_nothing_is_sent(fake: Any, variants: list[str]) -> None:
+    """If on_send raises, the request is not sent and its entries are REJECTED."""
+
+    async def on_send(batch: SentBatch) -> None:
+        raise OSError("disk full")
+
+    async with InventoryAdjuster(fake, linger=SLOW, on_send=on_send) as adj:
+        ticket = adj.submit_nowait("p0", variants[0], -1)
+        await adj.flush()
+    assert (await ticket).code == "ON_SEND_FAILED" and fake.calls == []
+
+
+async def test_a_net_past_the_amount_limit_goes_in_two_requests(
+    fake: Any, variants: list[str]
+) -> None:
+    """Two +60000 deltas exceed 99999 together, so they go as two increments, in order."""
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        first = adj.submit_nowait("p0", variants[0], 60_000)
+        second = adj.submit_nowait("p0", variants[0], 60_000)
+        await adj.flush()
+    assert first is not second
+    assert [rows[0][2] for _, rows in fake.calls] == [60_000, 60_000]
+
+
+async def test_preorder_decrements_carry_the_flag(fake: Any, variants: list[str]) -> None:
+    """A preorder decrement is sent with preorderRequest and apart from the plain one."""
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        adj.submit_nowait("p0", variants[0], -1)
+        adj.submit_nowait("p0", variants[0], -2000, preorder=True)
+        await adj.flush()
+    assert sorted(rows[0][3] for _, rows in fake.calls) == [False, True]
+    assert fake.quantities[("p0", variants[0])] == -1001
+
+
+async def test_inventory_id_reaches_the_wire(fake: Any, variants: list[str]) -> None:
+    """inventory_id= replaces product_id on the wire entry."""
+    fake.quantities[("inv-9", variants[0])] = 5
+    async with InventoryAdjuster(fake, linger=0.001) as adj:
+        outcome = await adj.adjust(None, variants[0], -2, inventory_id="inv-9")
+    assert outcome.status is C and fake.quantities[("inv-9", variants[0])] == 3
+
+
+async def test_stats_report_latency_fill_and_coalescing(fake: Any, variants: list[str]) -> None:
+    """stats() counts deltas, coalescing, requests, fill and latency percentiles."""
+    async with InventoryAdjuster(fake, linger=SLOW, max_batch=10) as adj:
+        for i in range(100):
+            adj.submit_nowait("p0", variants[i % 10], -1)
+        await adj.flush()
+        stats = adj.stats()
+    assert (stats.submitted, stats.coalesced, stats.requests) == (100, 90, 1)
+    assert stats.batch_fill == 1.0 and stats.committed == 100
+    assert stats.latency_p50 is not None and stats.latency_p99 is not None
+    assert stats.latency_p50 <= stats.latency_p99
+
+
+async def test_the_fast_path_builds_the_same_table_as_the_core(variants: list[str]) -> None:
+    """Random deltas through submit_nowait leave the nets DeltaTable.add computes."""
+    seed = 20261122
+    rng = random.Random(seed)
+    for net in (True, False):
+        table = DeltaTable(net_opposite_signs=net)
+        adj = InventoryAdjuster(_Never(), linger=SLOW, net_opposite_signs=net)
+        for _ in range(3000):
+            product, variant = f"p{rng.randrange(3)}", variants[rng.randrange(5)]
+            delta = rng.choice([-70_000, -3, -1, 1, 2, 50_000])
+            adj.submit_nowait(product, variant, delta)
+            table.add(slot_key(product, None, variant, False, delta, net), delta, 0.0)
+        got = [(e.key, e.net, e.count) for e in adj._table.pending()]
+        assert got == [(e.key, e.net, e.count) for e in table.pending()], f"seed {seed}"
+        assert adj._table.ready == table.ready
+        await adj.close(abort=True)
+
+
+class _Never:
+    async def increment_inventory(self, entries: Any) -> None:
+        raise AssertionError("nothing should be sent")
+
+    async def decrement_inventory(self, entries: Any) -> None:
+        raise AssertionError("nothing should be sent")
+
+
+async def _wait(ticket: Any) -> Any:
+    return await ticket
+
+
+def _adjuster_tasks() -> list[str]:
+    return [
+        t.get_name()
+        for t in asyncio.all_tasks()
+        if t.get_name().startswith("adjuster") and not t.done()
+    ]
