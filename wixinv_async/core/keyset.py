@@ -12,9 +12,11 @@ tests: the segments, in order, tile ``(lo - 1, +inf)`` exactly once, so every nu
 belongs to exactly one cursor and no item can be yielded twice.
 
 Work stealing: a worker whose segment is exhausted takes the upper half of the remaining
-range of the segment with the most items left (estimated from the density of its last full
-page) and reads it as a new segment, so clustered numericIds (they are creation times) do
-not leave workers idle while one cursor plods through a dense region.
+range of the segment with the most items left and reads it as a new segment, so clustered
+numericIds (they are creation times) do not leave workers idle while one cursor plods through
+a dense region. Items left are estimated from the density a segment has read so far over its
+whole read range: bursts of ids created together would inflate one page's density and cause
+useless steals (measured: 127 steals instead of 10 on a 100,000-item clustered catalog).
 
 Open-ended tail: the open segment may only be declared exhausted by a read that was issued
 when no other segment was still being read. Before that it is *parked*, and reopened when
@@ -109,7 +111,8 @@ class Segment:
     items: int = 0
     """Items read so far."""
     density: float | None = None
-    """Items per numericId in the last full page read (inherited by a stolen half)."""
+    """Items per numericId over ``(start, after]``, set once a full page is read (a stolen
+    half inherits its victim's)."""
     issued_alone: bool = False
     """Whether the read in flight was issued while no other segment was unfinished."""
 
@@ -236,10 +239,10 @@ class KeysetPlan:
             raise RuntimeError(f"segment {segment.key} is {segment.state.value}, not active")
 
     def _advance(self, segment: Segment, ids: Sequence[int], *, full: bool) -> None:
-        if full and ids[-1] > segment.after:
-            segment.density = len(ids) / (ids[-1] - segment.after)
         segment.after = ids[-1]
         segment.items += len(ids)
+        if full:
+            segment.density = segment.items / (segment.after - segment.start)
         self._top = max(self._top, ids[-1])
 
     def _exhausted(self, segment: Segment) -> None:
