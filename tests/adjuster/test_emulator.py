@@ -11,11 +11,10 @@ import itertools
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from wixinv_async.adjuster import BatchReport, InventoryAdjuster, OutcomeStatus, Ticket
+from wixinv_async.adjuster import BatchReport, InventoryAdjuster, OutcomeStatus, SentBatch, Ticket
 from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.client import InventoryClient, RetryPolicy
 from wixinv_async.emulator import Emulator
@@ -70,6 +69,8 @@ class Producers:
     def __init__(self) -> None:
         self.sent: Counter[Key] = Counter()
         self.tickets: dict[int, Ticket] = {}
+        self.reached = asyncio.Event()
+        """Set once 500 distinct tickets were handed out."""
 
     async def run(
         self,
@@ -99,6 +100,8 @@ class Producers:
                 ticket = await adj.submit(*key, delta)
             self.sent[key] += delta
             self.tickets[id(ticket)] = ticket
+            if len(self.tickets) >= 500:
+                self.reached.set()
             if n % 50 == 0:
                 await asyncio.sleep(0)
 
@@ -138,9 +141,8 @@ async def test_many_producers_every_ticket_has_an_outcome_and_totals_match(
     keys = tracked(emulator)
     before = quantities(emulator)
     producers = Producers()
-    async with client_for(emulator) as client:
-        async with InventoryAdjuster(client, linger=0.01) as adj:
-            await producers.run(adj, keys, PRODUCERS, PER_PRODUCER, SEED)
+    async with client_for(emulator) as client, InventoryAdjuster(client, linger=0.01) as adj:
+        await producers.run(adj, keys, PRODUCERS, PER_PRODUCER, SEED)
     by_status = producers.net_by_status()
     assert +by_status[R] == Counter() and +by_status[D] == Counter()
     committed = by_status[C]
@@ -167,13 +169,16 @@ async def test_with_faults_committed_apply_once_and_in_doubt_match_the_journal(
 ) -> None:
     """Under 429s, 5xx, resets and stalls: committed entries appear exactly once in the journal;
     anything else in it is an in-doubt entry; nothing is lost."""
-    emulator.set_faults(FaultPlan(endpoints={"*": FAULTS}, seed=SEED, stall_seconds=5, retry_after=0))
+    emulator.set_faults(
+        FaultPlan(endpoints={"*": FAULTS}, seed=SEED, stall_seconds=5, retry_after=0)
+    )
     keys = tracked(emulator)
     before = quantities(emulator)
     producers, reports = Producers(), []
-    async with client_for(emulator, timeout=0.3) as client:
-        async with InventoryAdjuster(client, linger=0.01, on_batch=reports.append) as adj:
-            await producers.run(adj, keys, PRODUCERS, PER_PRODUCER // 4, SEED)
+    client = client_for(emulator, timeout=0.3)
+    adj = InventoryAdjuster(client, linger=0.01, on_batch=reports.append)
+    async with client, adj:
+        await producers.run(adj, keys, PRODUCERS, PER_PRODUCER // 4, SEED)
     emulator.set_faults(None)
     committed, doubted = reported(reports, C), reported(reports, D)
     journal = journal_entries(emulator)
@@ -184,9 +189,9 @@ async def test_with_faults_committed_apply_once_and_in_doubt_match_the_journal(
     applied_doubts: Counter[Key] = Counter()
     for (key, amount), times in (journal - committed).items():
         applied_doubts[key] += amount * times
-    assert all(
-        after[k] == before[k] + by_status[C][k] + applied_doubts[k] for k in before
-    ), f"seed {SEED}"
+    assert all(after[k] == before[k] + by_status[C][k] + applied_doubts[k] for k in before), (
+        f"seed {SEED}"
+    )
     assert +by_status[R] == Counter() and +by_status[X] == Counter()
     assert adj.stats().rate_limited > 0
 
@@ -196,15 +201,16 @@ async def test_poison_entries_are_isolated_with_one_extra_request_each(emulator:
     keys = tracked(emulator)[:40]
     untracked = next(i for i in emulator.store.items() if i.track_quantity is False)
     before = quantities(emulator)
-    async with client_for(emulator) as client:
-        async with InventoryAdjuster(client, linger=60) as adj:
-            good = [adj.submit_nowait(*key, -1) for key in keys]
-            missing = adj.submit_nowait("no-such-product", keys[0][1], -1)
-            not_tracked = adj.submit_nowait(
-                untracked.product_id, untracked.variants[0].variant_id, -1  # type: ignore[arg-type]
-            )
-            await adj.flush()
-            stats = adj.stats()
+    async with client_for(emulator) as client, InventoryAdjuster(client, linger=60) as adj:
+        good = [adj.submit_nowait(*key, -1) for key in keys]
+        missing = adj.submit_nowait("no-such-product", keys[0][1], -1)
+        not_tracked = adj.submit_nowait(
+            untracked.product_id,
+            untracked.variants[0].variant_id,
+            -1,  # type: ignore[arg-type]
+        )
+        await adj.flush()
+        stats = adj.stats()
     assert (missing.outcome.code, not_tracked.outcome.code) == (  # type: ignore[union-attr]
         "NOT_FOUND",
         "INVENTORY_QUANTITY_NOT_TRACKED",
@@ -218,19 +224,16 @@ async def test_poison_entries_are_isolated_with_one_extra_request_each(emulator:
 async def test_backpressure_bounds_pending_keys_under_many_producers(emulator: Emulator) -> None:
     """With max_pending=50, producers wait for room; pending keys never pass 50; all commit."""
     keys = tracked(emulator)
-    producers, peak = Producers(), [0]
+    producers, seen = Producers(), []
 
-    async def watch(adj: InventoryAdjuster) -> None:
-        while True:
-            peak[0] = max(peak[0], adj.stats().pending)
-            await asyncio.sleep(0)
+    async def on_send(batch: SentBatch) -> None:
+        seen.append(adj.stats().pending)
 
-    async with client_for(emulator) as client:
-        async with InventoryAdjuster(client, linger=0.005, max_pending=50, max_batch=20) as adj:
-            watcher = asyncio.create_task(watch(adj))
-            await producers.run(adj, keys, 16, 200, SEED, nowait=False)
-            watcher.cancel()
-    assert 0 < peak[0] <= 50
+    client = client_for(emulator)
+    adj = InventoryAdjuster(client, linger=0.005, max_pending=50, max_batch=20, on_send=on_send)
+    async with client, adj:
+        await producers.run(adj, keys, 16, 200, SEED, nowait=False)
+    assert seen and max(seen) <= 50
     assert set(producers.net_by_status()[C]) == set(producers.sent)
     assert adj.stats().committed == 16 * 200
 
@@ -239,14 +242,12 @@ async def test_cancelled_producers_lose_no_outcome_and_leak_no_task(emulator: Em
     """Producers cancelled mid-stream: every ticket handed out still gets an outcome."""
     keys = tracked(emulator)
     producers = Producers()
-    async with client_for(emulator) as client:
-        async with InventoryAdjuster(client, linger=0.001) as adj:
-            task = asyncio.create_task(producers.run(adj, keys, 8, 10_000, SEED))
-            while len(producers.tickets) < 500:
-                await asyncio.sleep(0.001)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async with client_for(emulator) as client, InventoryAdjuster(client, linger=0.001) as adj:
+        task = asyncio.create_task(producers.run(adj, keys, 8, 10_000, SEED))
+        await producers.reached.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
     assert all(t.outcome is not None for t in producers.tickets.values())
     assert {t.outcome.status for t in producers.tickets.values()} == {C}  # type: ignore[union-attr]
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("adjuster")]
@@ -274,16 +275,16 @@ async def test_on_ambiguous_retry_commits_at_least_once(emulator: Emulator) -> N
     emulator.set_faults(FaultPlan(endpoints={"*": rule}, seed=SEED))
     keys = tracked(emulator)[:300]
     reports: list[BatchReport] = []
-    async with client_for(emulator) as client:
-        async with InventoryAdjuster(
+    async with (
+        client_for(emulator) as client,
+        InventoryAdjuster(
             client, linger=60, max_batch=30, on_ambiguous="retry", on_batch=reports.append
-        ) as adj:
-            for key in keys:
-                adj.submit_nowait(*key, -1)
+        ) as adj,
+    ):
+        for key in keys:
+            adj.submit_nowait(*key, -1)
     journal = journal_entries(emulator)
     committed = reported(reports, C)
     assert committed - journal == Counter() and sum(committed.values()) > 0
     assert sum(journal.values()) > sum(committed.values())  # some were applied twice
     assert set(itertools.chain(journal)) <= set(committed) | set(reported(reports, D))
-
-
