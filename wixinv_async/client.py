@@ -56,6 +56,7 @@ from .errors import (
     api_error_for_status,
 )
 from .models import (
+    MAX_ID_LENGTH,
     MAX_OFFSET_ITEMS,
     MAX_QUANTITY,
     DecrementData,
@@ -190,6 +191,7 @@ class InventoryClient:
         self._transport = transport
         self._site = _site_limiter(rate_limit, auth.site_key, self._clock)
         self._closed = False
+        self._variant_ids: set[str] = set()  # variant ids already checked to be GUIDs
         self._by_endpoint: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
 
@@ -306,14 +308,14 @@ class InventoryClient:
 
     async def increment_inventory(self, entries: Sequence[IncrementData]) -> None:
         """Add stock to 1 to 300 variants in one atomic batch."""
-        _check_entries("incrementData", entries, IncrementData, "incrementBy")
+        _check_entries("incrementData", entries, IncrementData, "incrementBy", self._variant_ids)
         body = _ENCODER.encode(IncrementInventoryRequest(increment_data=list(entries)))
         path = f"{_WRITER}/increment"
         await self._send("increment_inventory", "POST", path, body, RequestKind.WRITE)
 
     async def decrement_inventory(self, entries: Sequence[DecrementData]) -> None:
         """Take stock from 1 to 300 variants in one atomic batch."""
-        _check_entries("decrementData", entries, DecrementData, "decrementBy")
+        _check_entries("decrementData", entries, DecrementData, "decrementBy", self._variant_ids)
         body = _ENCODER.encode(DecrementInventoryRequest(decrement_data=list(entries)))
         path = f"{_WRITER}/decrement"
         await self._send("decrement_inventory", "POST", path, body, RequestKind.WRITE)
@@ -565,15 +567,89 @@ def _check_entries(
     entries: Sequence[IncrementData] | Sequence[DecrementData],
     entry_type: type[IncrementData] | type[DecrementData],
     amount_field: str,
+    known_variant_ids: set[str],
 ) -> None:
-    """The checks Wix would apply to an increment or decrement batch, entry by entry."""
+    """The checks Wix would apply to an increment or decrement batch.
+
+    A batch-wide fast path (C-level scans over the fields, variant ids checked once per
+    client) accepts the common all-valid batch; anything it cannot vouch for is checked entry
+    by entry, which names the first offending index, field and value.
+    """
     if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
         raise InvalidInputError(field, entries, "must be a sequence of entries")
     validation.check_batch_size(field, len(entries))
+    if _plainly_valid(entries, entry_type, known_variant_ids):
+        return
     for index, entry in enumerate(entries):
         if type(entry) is not entry_type:
             raise InvalidInputError(field, entry, f"must be a {entry_type.__name__}", index=index)
         _check_entry(entry, index, amount_field)
+
+
+_INT_ONLY: Final = {int}
+_BOOL_ONLY: Final = {bool}
+_MAX_KNOWN_VARIANT_IDS: Final = 100_000
+
+
+def _plainly_valid(entries: Sequence[Any], entry_type: type, known: set[str]) -> bool:
+    """Whether every entry is certainly valid: all of ``entry_type``, all by productId or all
+    by inventoryId, ids of 1 to 36 characters, GUID variant ids, amounts from 1 to 99999.
+    ``False`` means "check entry by entry", not "invalid". Type checks use C-level scans
+    (``str.join`` refuses non-strings), since this runs for every batch."""
+    if set(map(type, entries)) != {entry_type}:
+        return False
+    ids = _uniform_ids(entries)
+    if ids is None:
+        return False
+    lengths = list(map(len, ids))
+    if min(lengths) < 1 or max(lengths) > MAX_ID_LENGTH:
+        return False
+    if not _known_guids([entry.variant_id for entry in entries], known):
+        return False
+    amounts: list[int]
+    if entry_type is DecrementData:
+        amounts = [entry.decrement_by for entry in entries]
+        if set(map(type, [entry.preorder_request for entry in entries])) != _BOOL_ONLY:
+            return False
+    else:
+        amounts = [entry.increment_by for entry in entries]
+    if set(map(type, amounts)) != _INT_ONLY:
+        return False
+    return min(amounts) >= 1 and max(amounts) <= MAX_QUANTITY
+
+
+def _uniform_ids(entries: Sequence[Any]) -> list[str] | None:
+    """The ids of a batch naming every entry by productId, or every one by inventoryId."""
+    product_ids = [entry.product_id for entry in entries]
+    inventory_ids = [entry.inventory_id for entry in entries]
+    if _all_strings(product_ids) and inventory_ids.count(UNSET) == len(entries):
+        return product_ids
+    if _all_strings(inventory_ids) and product_ids.count(UNSET) == len(entries):
+        return inventory_ids
+    return None
+
+
+def _all_strings(values: list[Any]) -> bool:
+    try:
+        "".join(values)  # refuses anything but strings, at C speed
+    except TypeError:
+        return False
+    return True
+
+
+def _known_guids(variant_ids: list[Any], known: set[str]) -> bool:
+    """Whether all are GUIDs; remembers the ones seen, since batches repeat variants."""
+    if not _all_strings(variant_ids):
+        return False
+    if known.issuperset(variant_ids):
+        return True
+    new = set(variant_ids) - known
+    if not all(map(validation.is_guid, new)):
+        return False
+    if len(known) + len(new) > _MAX_KNOWN_VARIANT_IDS:
+        known.clear()
+    known.update(new)
+    return True
 
 
 def _check_entry(entry: IncrementData | DecrementData, index: int, amount_field: str) -> None:

@@ -6,8 +6,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from msgspec import UNSET
 
+from wixinv_async import client as client_module
 from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.client import InventoryClient
 from wixinv_async.errors import (
@@ -214,3 +217,55 @@ async def test_closed_client_refuses_calls() -> None:
     await client.aclose()
     with pytest.raises(ConfigurationError, match="closed"):
         await client.query_inventory()
+
+
+async def test_a_batch_mixing_product_and_inventory_ids_is_accepted() -> None:
+    """Entries may name items either way within one batch."""
+    batch = [dec(), dec(product_id=UNSET, inventory_id="i1")]
+    transport = await run(lambda c: c.decrement_inventory(batch))
+    assert [sorted(e) for e in transport.requests[0].json()["decrementData"]] == [
+        ["decrementBy", "preorderRequest", "productId", "variantId"],
+        ["decrementBy", "inventoryId", "preorderRequest", "variantId"],
+    ]
+
+
+_ids = st.one_of(st.just(UNSET), st.text(max_size=40), st.just("p" * 36), st.integers(), st.none())
+_variants = st.one_of(
+    st.sampled_from([V0, "5e6f7a8b-0000-4000-8000-00000000abcd", "not-a-guid", V0.upper()]),
+    st.integers(),
+)
+_amounts = st.one_of(st.integers(-2, 100_001), st.booleans(), st.floats(0, 10))
+_entries = st.builds(
+    DecrementData,
+    product_id=_ids,
+    inventory_id=_ids,
+    variant_id=_variants,
+    decrement_by=_amounts,
+    preorder_request=st.one_of(st.booleans(), st.integers(0, 1)),
+)
+
+
+def _verdict(check: Callable[[], None]) -> tuple[int | None, str] | None:
+    try:
+        check()
+    except InvalidInputError as exc:
+        return (exc.index, exc.field)
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_entries, min_size=1, max_size=12), st.booleans())
+def test_the_fast_path_agrees_with_entry_by_entry_checks(
+    entries: list[DecrementData], warm: bool
+) -> None:
+    """Whatever the batch, the batch-wide fast path and the per-entry checks agree."""
+    known: set[str] = {V0} if warm else set()
+
+    def fast() -> None:
+        client_module._check_entries("decrementData", entries, DecrementData, "decrementBy", known)
+
+    def slow() -> None:
+        for index, entry in enumerate(entries):
+            client_module._check_entry(entry, index, "decrementBy")
+
+    assert _verdict(fast) == _verdict(slow)

@@ -1,0 +1,226 @@
+"""The client's cost per 300-entry decrement against a bare aiohttp POST, in one run.
+
+Both loops talk to the same local server, in a subprocess so it does not share the event loop:
+
+- ``bare``: ``session.post(url, data=<pre-encoded bytes>)`` and read the answer, nothing else;
+- ``client``: ``InventoryClient.decrement_inventory(entries)`` with the entries built each
+  time from (product id, variant id, amount) tuples, so model building, validation, encoding,
+  the rate limiter (a budget too large to bind), the retry loop and response handling count.
+
+Rounds alternate bare and client so drift hits both. Prints one JSON line per server (a minimal
+aiohttp app answering ``{}``, and the emulator applying each decrement for real) with the
+throughputs and ``ratio`` = client / bare (the target is >= 0.85), then a summary line.
+
+    python benchmarks/bench_client.py            # ~30 s
+    python benchmarks/bench_client.py --quick    # ~5 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from wixinv_async.auth import ApiKeyAuth  # noqa: E402
+from wixinv_async.client import InventoryClient  # noqa: E402
+from wixinv_async.models import DecrementData, DecrementInventoryRequest  # noqa: E402
+from wixinv_async.transport import RateLimit  # noqa: E402
+
+BATCH = 300
+PATH = "/stores/v2/inventoryItems/decrement"
+
+MINIMAL_SERVER = """
+import asyncio, sys
+from aiohttp import web
+
+async def answer(request):
+    await request.read()
+    return web.json_response({}, headers={"x-wix-request-id": "bench"})
+
+async def main():
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    print(f"http://127.0.0.1:{port} KEY SITE", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+EMULATOR_SERVER = """
+import asyncio
+from wixinv_async.emulator import Emulator
+
+async def main():
+    async with Emulator(products=400, variants_per_product=1, seed=11, api_key="KEY") as emu:
+        for item in emu.store.items():
+            if item.track_quantity:
+                for variant in item.variants:
+                    emu.store.set_quantity(item.product_id, variant.variant_id, 99_999)
+        print(f"{emu.url} {emu.api_key} {emu.site_id}", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@contextmanager
+def server(code: str) -> Iterator[tuple[str, str, str]]:
+    """Run a server script in a subprocess; yield its (url, api key, site id)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert process.stdout is not None
+        url, key, site = process.stdout.readline().split()
+        yield url, key, site
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def tracked_keys(client: InventoryClient) -> list[tuple[str, str]]:
+    """(productId, variantId) of up to 300 tracked variants, read through the API."""
+    keys: list[tuple[str, str]] = []
+    offset = 0
+    while len(keys) < BATCH:
+        page = await client.query_inventory(limit=100, offset=offset)
+        if not page.inventory_items:
+            break
+        for item in page.inventory_items:
+            if item.track_quantity is True and isinstance(item.product_id, str):
+                keys += [(item.product_id, v.variant_id) for v in item.variants]
+        offset += 100
+    return keys[:BATCH]
+
+
+async def timed(loop: Callable[[], Awaitable[None]], count: int, in_flight: int = 1) -> float:
+    """Requests per second of ``count`` calls of ``loop``, ``in_flight`` at a time."""
+
+    async def worker(calls: int) -> None:
+        for _ in range(calls):
+            await loop()
+
+    share, extra = divmod(count, in_flight)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(share + (i < extra)) for i in range(in_flight)))
+    return count / (time.perf_counter() - started)
+
+
+async def measure(
+    name: str, code: str, rounds: int, per_round: int, in_flight: int
+) -> dict[str, Any]:
+    with server(code) as (url, key, site):
+        auth = ApiKeyAuth(key, site_id=site)
+        limit = RateLimit(1_000_000, 1.0)  # active, never binding
+        async with (
+            aiohttp.ClientSession() as session,
+            InventoryClient(auth, base_url=url, rate_limit=limit) as client,
+        ):
+            if name == "emulator":
+                keys = await tracked_keys(client)
+            else:
+                keys = [(f"product-{i:05d}", str(uuid.UUID(int=i))) for i in range(BATCH)]
+            rows = [(product, variant, 1) for product, variant in keys]
+            entries = [
+                DecrementData(product_id=p, variant_id=v, decrement_by=n) for p, v, n in rows
+            ]
+            body = msgspec_encode(DecrementInventoryRequest(decrement_data=entries))
+            headers = {
+                "Content-Type": "application/json",
+                "Authorization": key,
+                "wix-site-id": site,
+            }
+
+            async def bare() -> None:
+                async with session.post(url + PATH, data=body, headers=headers) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+
+            async def ours() -> None:
+                batch = [
+                    DecrementData(product_id=p, variant_id=v, decrement_by=n) for p, v, n in rows
+                ]
+                await client.decrement_inventory(batch)
+
+            await timed(bare, per_round // 4, in_flight)  # warm up both paths and connections
+            await timed(ours, per_round // 4, in_flight)
+            bare_rates, client_rates = [], []
+            for _ in range(rounds):
+                bare_rates.append(await timed(bare, per_round, in_flight))
+                client_rates.append(await timed(ours, per_round, in_flight))
+    bare_rps, client_rps = statistics.median(bare_rates), statistics.median(client_rates)
+    return {
+        "bench": "client_decrement_300",
+        "server": name,
+        "entries_per_request": len(rows),
+        "in_flight": in_flight,
+        "rounds": rounds,
+        "requests_per_round": per_round,
+        "bare_rps": round(bare_rps, 1),
+        "client_rps": round(client_rps, 1),
+        "bare_us_per_request": round(1e6 / bare_rps, 1),
+        "client_us_per_request": round(1e6 / client_rps, 1),
+        "client_overhead_us": round(1e6 / client_rps - 1e6 / bare_rps, 1),
+        "ratio": round(client_rps / bare_rps, 3),
+    }
+
+
+def msgspec_encode(value: Any) -> bytes:
+    import msgspec
+
+    return msgspec.json.encode(value)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run for development")
+    parser.add_argument("--server", choices=["minimal", "emulator", "both"], default="both")
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        nargs="+",
+        default=[1, 4],
+        help="concurrent requests: 1 = strictly sequential, 4 = the adjuster's default",
+    )
+    options = parser.parse_args()
+    rounds, per_round = (3, 150) if options.quick else (7, 600)
+    servers = {"minimal": MINIMAL_SERVER, "emulator": EMULATOR_SERVER}
+    chosen = list(servers) if options.server == "both" else [options.server]
+    results = []
+    for name in chosen:
+        for in_flight in options.in_flight:
+            result = await measure(name, servers[name], rounds, per_round, in_flight)
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    summary = {
+        "bench": "client_decrement_300_summary",
+        "target_ratio": 0.85,
+        "ratios": {f"{r['server']}/in_flight={r['in_flight']}": r["ratio"] for r in results},
+        "meets_target": all(r["ratio"] >= 0.85 for r in results),
+    }
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
