@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -301,3 +302,47 @@ async def test_write_updates_last_updated(api: Any) -> None:
     after = api.emu.store.item(pid).last_updated
     assert after > before
     assert after[:2] == "20"
+
+
+async def test_product_and_inventory_id_must_name_the_same_item(api: Any) -> None:
+    """An entry naming a product and another product's inventory item is a 404."""
+    items = [i for i in api.emu.store.items() if i.track_quantity]
+    first, second = items[0], items[1]
+    bad = {
+        "productId": first.product_id,
+        "inventoryId": second.id,
+        "variantId": first.variants[0].variant_id,
+        "decrementBy": 1,
+    }
+    status, data = await api.decrement([bad])
+    assert (status, data["details"]["applicationError"]["code"]) == (404, "NOT_FOUND")
+    good = {**bad, "inventoryId": first.id}
+    api.emu.store.set_quantity(first.product_id, first.variants[0].variant_id, 5)
+    assert (await api.decrement([good]))[0] == 200
+
+
+async def test_not_found_wins_over_insufficient(api: Any) -> None:
+    """A batch with an insufficient entry first and an unknown product later is a 404."""
+    pid, _, vid = api.tracked()
+    status, _ = await api.decrement([entry(pid, vid, 10**6), entry("unknown", vid, 1)])
+    assert status == 404
+
+
+async def test_queries_show_writes_at_once(api: Any) -> None:
+    """A query after a decrement shows the new quantity (no stale cached page)."""
+    pid, _, vid = api.tracked()
+    await api.query({"paging": {"limit": 100}})
+    await api.decrement([entry(pid, vid, 1)])
+    _, data = await api.query({"filter": json.dumps({"productId": pid})})
+    (variant,) = [v for v in data["inventoryItems"][0]["variants"] if v["variantId"] == vid]
+    assert variant["quantity"] == api.emu.store.quantity(pid, vid)
+
+
+async def test_decrement_and_increment_by_inventory_id_only(api: Any) -> None:
+    """Increment entries may also name the inventory item alone."""
+    pid, iid, vid = api.tracked()
+    before = api.emu.store.quantity(pid, vid)
+    assert (await api.increment([{"inventoryId": iid, "variantId": vid, "incrementBy": 3}]))[
+        0
+    ] == 200
+    assert api.emu.store.quantity(pid, vid) == before + 3

@@ -52,7 +52,7 @@ def add_admin_routes(app: web.Application, emu: Emulator) -> None:
             raise web.HTTPNotFound(text=f"no site {site_id!r}") from None
 
     async def state(request: web.Request) -> web.Response:
-        return _json({"inventoryItems": store_of(request).items()})
+        return web.Response(body=store_of(request).state_json(), content_type="application/json")
 
     async def journal(request: web.Request) -> web.Response:
         since = request.query.get("since", "0")

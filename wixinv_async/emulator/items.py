@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
 from msgspec import UNSET
 
 from ..models import InventoryItem, InventoryVariant, PreorderInfo, VariantValues
 
 __all__ = ["Item", "Variant", "rfc3339"]
+
+_encode = msgspec.json.Encoder().encode
 
 
 def rfc3339(epoch_ms: int) -> str:
@@ -40,6 +43,7 @@ class Item:
 
     __slots__ = (
         "id",
+        "json",
         "last_updated",
         "numeric_id",
         "preorder_enabled",
@@ -68,6 +72,8 @@ class Item:
         self.preorder_limit: int | None = None
         self.last_updated = 0
         """Epoch milliseconds (Wix's precision), so filters compare exactly."""
+        self.json: bytes | None = None
+        """The wire JSON, cached; whoever changes the item sets it back to ``None``."""
 
     def __repr__(self) -> str:
         return f"Item(id={self.id!r}, product_id={self.product_id!r}, numeric_id={self.numeric_id})"
@@ -99,6 +105,13 @@ class Item:
         return PreorderInfo(
             enabled=self.preorder_enabled, message=self.preorder_message, limit=self.preorder_limit
         )
+
+    def wire_json(self) -> bytes:
+        """The wire form as JSON bytes, cached until the item changes."""
+        cached = self.json
+        if cached is None:
+            cached = self.json = _encode(self.to_wire())
+        return cached
 
     def to_wire(self, variant_ids: set[str] | None = None) -> InventoryItem:
         """The wire model; ``variant_ids`` keeps only those variants."""

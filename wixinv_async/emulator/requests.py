@@ -32,7 +32,9 @@ __all__ = [
 ]
 
 
-class _Req(Struct, kw_only=True, omit_defaults=True, rename="camel", forbid_unknown_fields=True):
+class _Req(
+    Struct, kw_only=True, omit_defaults=True, rename="camel", forbid_unknown_fields=True, gc=False
+):
     """Base of the emulator's request models."""
 
 

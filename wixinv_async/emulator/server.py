@@ -414,13 +414,9 @@ class Emulator:
             paging.offset if paging is not None else None,
         )
         page = site.store.query(compiled)
-        return _encode(
-            {
-                "inventoryItems": [item.to_wire() for item in page.items],
-                "metadata": {"items": len(page.items), "offset": compiled.offset},
-                "totalResults": page.total,
-            }
-        )
+        items = b",".join([item.wire_json() for item in page.items])
+        tail = f'],"metadata":{{"items":{len(page.items)},"offset":{compiled.offset}}},'
+        return b'{"inventoryItems":[' + items + f'{tail}"totalResults":{page.total}}}'.encode()
 
     def _get_variants(self, site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
         wanted = decode(GetVariantsBody, body or _EMPTY)
@@ -439,11 +435,11 @@ class Emulator:
         return _EMPTY
 
     def _decrement(self, site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
-        site.store.decrement(decode(DecrementBody, body).decrement_data, rid)
+        site.store.decrement(decode(DecrementBody, body).decrement_data, rid, raw=body)
         return _EMPTY
 
     def _increment(self, site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
-        site.store.increment(decode(IncrementBody, body).increment_data, rid)
+        site.store.increment(decode(IncrementBody, body).increment_data, rid, raw=body)
         return _EMPTY
 
     async def _unknown(self, request: web.Request) -> web.Response:

@@ -18,13 +18,13 @@ import msgspec
 from ..core.validation import is_guid
 from ..models import (
     DEFAULT_VARIANT_ID,
-    MAX_BATCH,
     MAX_ID_LENGTH,
     InventoryItem,
     PreorderInfo,
     VariantValues,
 )
 from ._errors import WixApiError, application_error, validation_error
+from .batch import Plan, plan_decrement, plan_increment
 from .catalog import new_guid, seed_catalog
 from .items import Item, Variant
 from .query import CompiledQuery, Page, run_query
@@ -80,7 +80,8 @@ class SiteStore:
     ) -> None:
         self.site_id = site_id
         self.instance_id = instance_id
-        self.journal: list[JournalEntry] = []
+        self._journal: list[JournalEntry] = []
+        self._unconverted: list[tuple[str, str, Sequence[Any] | bytes, float]] = []
         self._seeding = (products, variants_per_product, seed, id_distribution)
         self._wall_clock = wall_clock
         self._listeners: list[Listener] = []
@@ -108,12 +109,30 @@ class SiteStore:
         self._by_product = {item.product_id: item for item in self._items}
         self._by_inventory = {item.id: item for item in self._items}
         self._rng = random.Random(seed ^ 0x5EED)
-        self.journal = []
+        self._journal = []
+        self._unconverted = []
         self.entries_applied = 0
+
+    @property
+    def journal(self) -> list[JournalEntry]:
+        """Every applied write, in order, its entries as sent. Kept as the raw request body (or
+        the decoded entries) and converted to dicts on first read: off the request path, and
+        compact while a long benchmark runs."""
+        if self._unconverted:
+            self._journal.extend(
+                JournalEntry(rid, endpoint, _journal_entries(endpoint, entries), at)
+                for rid, endpoint, entries, at in self._unconverted
+            )
+            self._unconverted.clear()
+        return self._journal
 
     def items(self) -> list[InventoryItem]:
         """Every item in the wire format, in numericId order (a snapshot)."""
         return [item.to_wire() for item in self._items]
+
+    def state_json(self) -> bytes:
+        """``{"inventoryItems": [...]}``: every item's wire JSON, in numericId order."""
+        return b'{"inventoryItems":[' + b",".join([i.wire_json() for i in self._items]) + b"]}"
 
     def item(self, product_id: str) -> InventoryItem | None:
         """One product's item in the wire format, or ``None``."""
@@ -163,6 +182,7 @@ class SiteStore:
         if not item.track:
             variant.in_stock = quantity > 0
         item.last_updated = int(self._wall_clock() * 1000)
+        item.json = None
         self._notify("", [(item, before)])
 
     def add_listener(self, listener: Listener) -> None:
@@ -195,59 +215,42 @@ class SiteStore:
             _check_guid(f"variantIds[{index}]", vid)
         return item.to_wire(set(variant_ids) if variant_ids is not None else None)
 
-    def decrement(self, entries: list[DecrementEntry], request_id: str) -> None:
-        """Decrement Inventory: validated whole, applied all or nothing, journaled."""
-        self._adjust("decrementInventory", "decrementData", entries, request_id)
+    def decrement(
+        self, entries: list[DecrementEntry], request_id: str, *, raw: bytes | None = None
+    ) -> None:
+        """Decrement Inventory: validated whole, applied all or nothing, journaled (``raw``:
+        the request body the entries were decoded from, journaled instead of them)."""
+        plan = plan_decrement(entries, self._by_product, self._by_inventory)
+        self._adjust("decrementInventory", plan, entries, request_id, raw)
 
-    def increment(self, entries: list[IncrementEntry], request_id: str) -> None:
-        """Increment Inventory: validated whole, applied all or nothing, journaled."""
-        self._adjust("incrementInventory", "incrementData", entries, request_id)
+    def increment(
+        self, entries: list[IncrementEntry], request_id: str, *, raw: bytes | None = None
+    ) -> None:
+        """Increment Inventory, as :meth:`decrement`."""
+        plan = plan_increment(entries, self._by_product, self._by_inventory)
+        self._adjust("incrementInventory", plan, entries, request_id, raw)
 
-    def _adjust(self, endpoint: str, field: str, entries: Sequence[Entry], request_id: str) -> None:
-        if not 1 <= len(entries) <= MAX_BATCH:
-            raise validation_error(
-                [(field, f"must hold 1 to {MAX_BATCH} entries, got {len(entries)}")], rule="SIZE"
-            )
-        targets = self._resolve(field, entries)
-        plan = _plan(field, entries, targets)
-        changed = {id(item): (item, self._snapshot(item)) for item, _v in targets}
-        for variant, quantity in plan.items():
+    def _adjust(
+        self,
+        endpoint: str,
+        plan: Plan,
+        entries: Sequence[Entry],
+        request_id: str,
+        raw: bytes | None,
+    ) -> None:
+        quantities, items = plan
+        before = [(item, self._snapshot(item)) for item in items] if self._listeners else []
+        for variant, quantity in quantities.items():
             variant.quantity = quantity
         now = self._wall_clock()
         now_ms = int(now * 1000)
-        for item, _before in changed.values():
+        for item in items:
             item.last_updated = now_ms
+            item.json = None
         self.entries_applied += len(entries)
-        self.journal.append(JournalEntry(request_id, endpoint, msgspec.to_builtins(entries), now))
-        self._notify(request_id, changed.values())
-
-    def _resolve(self, field: str, entries: Sequence[Entry]) -> list[tuple[Item, Variant]]:
-        """The item and variant of each entry; 400 for malformed ones, else 404 for unknown."""
-        targets: list[tuple[Item, Variant]] = []
-        violations: list[tuple[str, str]] = []
-        missing: list[tuple[int, str]] = []
-        by_product, by_inventory = self._by_product, self._by_inventory
-        for index, entry in enumerate(entries):
-            amount = entry.decrement_by if isinstance(entry, DecrementEntry) else entry.increment_by
-            if not 1 <= amount <= _MAX_AMOUNT:
-                name = "decrementBy" if isinstance(entry, DecrementEntry) else "incrementBy"
-                violations.append((f"{field}[{index}].{name}", f"must be at least 1, got {amount}"))
-            pid, iid = entry.product_id, entry.inventory_id
-            item = by_product.get(pid) if pid is not None else by_inventory.get(iid or "")
-            if item is not None and (pid is None or iid is None or item.id == iid):
-                variant = item.variants.get(entry.variant_id)
-                if variant is not None:
-                    targets.append((item, variant))
-                    continue
-            # A miss: malformed (400) or unknown (404). Found ids are well-formed by construction.
-            violations.extend(_entry_violations(field, index, entry))
-            missing.append((index, "item" if item is None else "variant"))
-        if violations:
-            raise validation_error(violations)
-        if missing:
-            index, kind = missing[0]
-            raise _entry_not_found(field, index, entries[index], kind)
-        return targets
+        self._unconverted.append((request_id, endpoint, entries if raw is None else raw, now))
+        if before:
+            self._notify(request_id, before)
 
     def update(self, product_id: str, body: ItemUpdateIn, request_id: str) -> None:
         """Update Inventory Variants (the ``trackQuantity`` trap included): all or nothing."""
@@ -259,8 +262,9 @@ class SiteStore:
         entries = apply_update(item, product_id, body)
         now = self._wall_clock()
         item.last_updated = int(now * 1000)
+        item.json = None
         self.entries_applied += 1
-        self.journal.append(JournalEntry(request_id, "updateInventoryVariants", entries, now))
+        self._unconverted.append((request_id, "updateInventoryVariants", entries, now))
         self._notify(request_id, [(item, before)])
 
     # --- change events -------------------------------------------------------------------
@@ -316,92 +320,8 @@ class SiteStore:
         )
 
 
-def _plan(
-    field: str, entries: Sequence[Entry], targets: list[tuple[Item, Variant]]
-) -> dict[Variant, int]:
-    """The new quantity of every touched variant, entries applied in order, or a 428."""
-    plan: dict[Variant, int] = {}
-    for index, (entry, (item, variant)) in enumerate(zip(entries, targets, strict=True)):
-        if not item.track:
-            raise _precondition(
-                "INVENTORY_QUANTITY_NOT_TRACKED",
-                "the quantity of this item is not tracked: it cannot be incremented or decremented",
-                field,
-                index,
-                entry,
-                None,
-            )
-        current = plan.get(variant, variant.quantity)
-        if isinstance(entry, DecrementEntry):
-            quantity = current - entry.decrement_by
-            floor = item.preorder_floor() if entry.preorder_request and item.preorder_enabled else 0
-            if floor is not None and quantity < floor:
-                raise _precondition(
-                    "INSUFFICIENT_INVENTORY",
-                    f"insufficient inventory: {current} available, {entry.decrement_by} requested",
-                    field,
-                    index,
-                    entry,
-                    current,
-                )
-        else:
-            quantity = current + entry.increment_by
-            if quantity > 99_999:
-                raise _precondition(
-                    "MAX_QUANTITY_LIMIT_REACHED",
-                    f"quantity would be {quantity}, above the maximum of 99999",
-                    field,
-                    index,
-                    entry,
-                    current,
-                )
-        plan[variant] = quantity
-    return plan
-
-
-def _entry_data(index: int, entry: Entry) -> dict[str, Any]:
-    data: dict[str, Any] = {"index": index, "variantId": entry.variant_id}
-    if entry.product_id is not None:
-        data["productId"] = entry.product_id
-    if entry.inventory_id is not None:
-        data["inventoryId"] = entry.inventory_id
-    return data
-
-
-def _precondition(
-    code: str, text: str, field: str, index: int, entry: Entry, current: int | None
-) -> WixApiError:
-    data = _entry_data(index, entry)
-    if current is not None:
-        data["quantity"] = current
-    return application_error(428, code, f"{field}[{index}]: {text}", data)
-
-
-def _entry_not_found(field: str, index: int, entry: Entry, kind: str) -> WixApiError:
-    what = "variant" if kind == "variant" else "product or inventory item"
-    return _not_found(f"{field}[{index}]: no such {what}", _entry_data(index, entry))
-
-
 def _not_found(text: str, data: dict[str, Any]) -> WixApiError:
     return application_error(404, "NOT_FOUND", text, data)
-
-
-def _entry_violations(field: str, index: int, entry: Entry) -> list[tuple[str, str]]:
-    pid, iid = entry.product_id, entry.inventory_id
-    out = []
-    if not is_guid(entry.variant_id):
-        out.append((f"{field}[{index}].variantId", f"must be a GUID, got {entry.variant_id!r}"))
-    if pid is None and iid is None:
-        out.append((f"{field}[{index}].productId", "productId or inventoryId is required"))
-    for name, value in (("productId", pid), ("inventoryId", iid)):
-        if value is not None and not 1 <= len(value) <= MAX_ID_LENGTH:
-            out.append(
-                (
-                    f"{field}[{index}].{name}",
-                    f"must be 1 to {MAX_ID_LENGTH} characters, got {value!r}",
-                )
-            )
-    return out
 
 
 def _check_id(field: str, value: str | None) -> None:
@@ -412,3 +332,14 @@ def _check_id(field: str, value: str | None) -> None:
 def _check_guid(field: str, value: str) -> None:
     if not is_guid(value):
         raise validation_error([(field, f"must be a GUID, got {value!r}")])
+
+
+_BODY_FIELDS = {"decrementInventory": "decrementData", "incrementInventory": "incrementData"}
+
+
+def _journal_entries(endpoint: str, entries: Sequence[Any] | bytes) -> list[dict[str, Any]]:
+    if isinstance(entries, bytes):
+        decoded: list[dict[str, Any]] = msgspec.json.decode(entries)[_BODY_FIELDS[endpoint]]
+        return decoded
+    converted: list[dict[str, Any]] = msgspec.to_builtins(entries)
+    return converted

@@ -1,0 +1,275 @@
+"""Benchmark: the emulator must not be what limits our other benchmarks.
+
+Measures, in one run, on loopback, with the server and the load generator in separate
+processes (the machine has 2 cores):
+
+- ``decrement300``: 300-entry Decrement Inventory requests against the emulator, and against a
+  bare aiohttp handler that only reads and JSON-parses the body; the ratio must be >= 0.5.
+- ``crawl_query``: numericId-range queries (numericId sort, limit 100) on a 100k-item site.
+- ``seed``: seconds to seed 100,000 products in process.
+
+Prints one JSON line per measurement. ``--quick`` runs a small version.
+
+    .venv/bin/python benchmarks/bench_emulator.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import random
+import sys
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import msgspec
+from aiohttp import web
+
+DECREMENT = "/stores/v2/inventoryItems/decrement"
+QUERY = "/stores-reader/v2/inventoryItems/query"
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+# --- servers (run in a child process) -------------------------------------------------------
+
+
+async def _serve_bare(ready: Any, stop: Any) -> None:
+    async def decrement(request: web.Request) -> web.Response:
+        msgspec.json.decode(await request.read())
+        return web.Response(body=b"{}", content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post(DECREMENT, decrement)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    ready.send({"url": f"http://127.0.0.1:{port}", "headers": {}})
+    await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+    await runner.cleanup()
+
+
+async def _serve_emulator(ready: Any, stop: Any, products: int) -> None:
+    from wixinv_async.emulator import Emulator
+
+    async with Emulator(products=products, variants_per_product=3, seed=1) as emu:
+        headers = {"Authorization": emu.api_key, "wix-site-id": emu.site_id}
+        ready.send({"url": emu.url, "headers": headers})
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+
+
+def _server_main(kind: str, ready: Any, stop: Any, products: int) -> None:
+    if kind == "bare":
+        asyncio.run(_serve_bare(ready, stop))
+    else:
+        asyncio.run(_serve_emulator(ready, stop, products))
+
+
+class Server:
+    """A server in a child process, as a context manager giving its URL and headers."""
+
+    def __init__(self, kind: str, products: int = 10_000) -> None:
+        self.kind = kind
+        self.products = products
+
+    def __enter__(self) -> dict[str, Any]:
+        ctx = multiprocessing.get_context("spawn")
+        receiver, sender = ctx.Pipe(duplex=False)
+        self.stop = ctx.Event()
+        self.process = ctx.Process(
+            target=_server_main, args=(self.kind, sender, self.stop, self.products)
+        )
+        self.process.start()
+        info: dict[str, Any] = receiver.recv()
+        return info
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+
+
+# --- load generation ------------------------------------------------------------------------
+
+
+async def _fire(
+    url: str, headers: dict[str, str], bodies: list[bytes], concurrency: int
+) -> tuple[float, dict[int, int]]:
+    """POST every body twice (a warm-up pass, then the measured one) over ``concurrency``
+    keep-alive connections; returns the measured pass's seconds and statuses.
+
+    A raw HTTP/1.1 client over asyncio streams, far cheaper than a full client, so the
+    server, not the load generator, sets the pace.
+    """
+    split = urlsplit(url)
+    head = "".join(
+        f"{k}: {v}\r\n" for k, v in {**headers, "Content-Type": "application/json"}.items()
+    )
+    requests = [
+        (
+            f"POST {split.path} HTTP/1.1\r\nHost: {split.netloc}\r\n{head}"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for body in bodies
+    ]
+    statuses: dict[int, int] = {}
+    streams = [
+        await asyncio.open_connection(split.hostname, split.port) for _ in range(concurrency)
+    ]
+
+    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, todo: Any) -> None:
+        for request in todo:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    try:
+        for measured in (False, True):
+            todo = iter(requests)
+            statuses.clear()
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(r, w, todo) for r, w in streams))
+            if measured:
+                return time.perf_counter() - started, statuses
+    finally:
+        for _, writer in streams:
+            writer.close()
+            await writer.wait_closed()
+    raise AssertionError("unreachable")
+
+
+async def _decrement_bodies(info: dict[str, Any], count: int) -> list[bytes]:
+    """300-entry bodies over tracked variants with stock, round robin so none runs out."""
+    keys: list[tuple[str, str]] = []
+    if info["headers"]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(info["url"] + "/_emulator/state") as r,
+        ):
+            state = await r.json()
+        for item in state["inventoryItems"]:
+            if item["trackQuantity"]:
+                keys += [
+                    (item["productId"], v["variantId"])
+                    for v in item["variants"]
+                    if v.get("quantity", 0) >= 100
+                ]
+    else:
+        keys = [(f"p{i}", "00000000-0000-0000-0000-000000000000") for i in range(30_000)]
+    bodies = []
+    for n in range(count):
+        start = (n * 300) % (len(keys) - 300)
+        entries = [
+            {"productId": p, "variantId": v, "decrementBy": 1, "preorderRequest": False}
+            for p, v in keys[start : start + 300]
+        ]
+        bodies.append(msgspec.json.encode({"decrementData": entries}))
+    return bodies
+
+
+def bench_decrement(requests: int, concurrency: int, rounds: int) -> None:
+    rates: dict[str, list[float]] = {"bare": [], "emulator": []}
+    for _ in range(rounds):
+        for kind in ("bare", "emulator"):
+            with Server(kind) as info:
+                bodies = asyncio.run(_decrement_bodies(info, requests))
+                seconds, statuses = asyncio.run(
+                    _fire(info["url"] + DECREMENT, info["headers"], bodies, concurrency)
+                )
+            rate = requests / seconds
+            rates[kind].append(rate)
+            emit(
+                bench="decrement300",
+                server=kind,
+                requests=requests,
+                seconds=round(seconds, 3),
+                rps=round(rate, 1),
+                statuses=statuses,
+            )
+    best = {kind: max(values) for kind, values in rates.items()}
+    emit(
+        bench="decrement300",
+        ratio_emulator_to_bare=round(best["emulator"] / best["bare"], 3),
+        best_rps=best,
+    )
+
+
+def bench_crawl_query(products: int, queries: int, concurrency: int) -> None:
+    with Server("emulator", products) as info:
+
+        async def bodies() -> list[bytes]:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(info["url"] + "/_emulator/state") as r,
+            ):
+                state = await r.json()
+            ids = [int(i["numericId"]) for i in state["inventoryItems"]]
+            rng = random.Random(1)
+            out = []
+            for _ in range(queries):
+                low = rng.choice(ids)
+                query = {
+                    "paging": {"limit": 100},
+                    "filter": json.dumps({"numericId": {"$gt": low, "$lte": low + 10**13}}),
+                    "sort": '[{"numericId":"asc"}]',
+                }
+                out.append(msgspec.json.encode({"query": query}))
+            return out
+
+        payloads = asyncio.run(bodies())
+        seconds, statuses = asyncio.run(
+            _fire(info["url"] + QUERY, info["headers"], payloads, concurrency)
+        )
+    emit(
+        bench="crawl_query",
+        items=products,
+        queries=queries,
+        seconds=round(seconds, 3),
+        qps=round(queries / seconds, 1),
+        statuses=statuses,
+    )
+
+
+def bench_seed(products: int) -> None:
+    from wixinv_async.emulator import SiteStore
+
+    started = time.perf_counter()
+    store = SiteStore(
+        site_id="s", instance_id="i", products=products, variants_per_product=3, seed=1
+    )
+    emit(
+        bench="seed",
+        products=products,
+        variants=sum(len(i.variants) for i in store._items),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run for development")
+    args = parser.parse_args(argv)
+    requests, rounds, queries, products = (
+        (1_000, 2, 1_000, 20_000) if args.quick else (3_000, 3, 2_000, 100_000)
+    )
+    bench_seed(products)
+    bench_decrement(requests, concurrency=8, rounds=rounds)
+    bench_crawl_query(products, queries, concurrency=8)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
