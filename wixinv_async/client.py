@@ -601,8 +601,7 @@ def _plainly_valid(entries: Sequence[Any], entry_type: type, known: set[str]) ->
     ids = _uniform_ids(entries)
     if ids is None:
         return False
-    lengths = list(map(len, ids))
-    if min(lengths) < 1 or max(lengths) > MAX_ID_LENGTH:
+    if max(map(len, ids)) > MAX_ID_LENGTH or "" in ids:
         return False
     if not _known_guids([entry.variant_id for entry in entries], known):
         return False
