@@ -9,7 +9,13 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def commands() -> list[Register]:
-    from . import adjust, bench, demo, export
+    from . import adjust, bench, demo, emulator_cmd, export
 
-    registers: list[Register] = [demo.register, adjust.register, export.register, bench.register]
+    registers: list[Register] = [
+        demo.register,
+        adjust.register,
+        export.register,
+        bench.register,
+        emulator_cmd.register,
+    ]
     return registers

@@ -1,0 +1,134 @@
+"""The ``wixinv-async emulator`` command: serves, announces itself, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from wixinv_async.cli import build_parser
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start the command; read its announcement up to the export lines."""
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "wixinv_async", "emulator", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    exports: dict[str, str] = {}
+    for line in process.stdout:
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").strip().partition("=")
+            exports[name] = value
+            if name == "WIX_SITE_ID":
+                break
+    return process, exports
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=30)
+    return process.returncode, out
+
+
+async def test_serves_until_interrupted_and_prints_credentials(tmp_path: Path) -> None:
+    """The command prints URL and credentials, serves the API with them, stops on Ctrl-C."""
+    plan = tmp_path / "faults.json"
+    plan.write_text(json.dumps({"endpoints": {"queryInventory": {"error_503": 1.0}}}))
+    process, env = start(
+        "--products", "12", "--seed", "3", "--api-key", "k1", "--faults", str(plan)
+    )
+    try:
+        assert env["WIX_API_KEY"] == "k1"
+        headers = {"Authorization": env["WIX_API_KEY"], "wix-site-id": env["WIX_SITE_ID"]}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(env["WIX_BASE_URL"] + "/_emulator/state") as state:
+                assert len((await state.json())["inventoryItems"]) == 12
+            async with session.post(
+                env["WIX_BASE_URL"] + "/stores-reader/v2/inventoryItems/query",
+                json={},
+                headers=headers,
+            ) as r:
+                assert r.status == 503
+    finally:
+        code, out = stop(process)
+    assert code == 0
+    assert "emulator stopped" in out
+
+
+def test_parser_accepts_every_flag_of_the_issue() -> None:
+    """Every documented flag parses into the settings the emulator takes."""
+    args = build_parser().parse_args(
+        [
+            "emulator",
+            "--host",
+            "::1",
+            "--port",
+            "9000",
+            "--products",
+            "5",
+            "--variants-per-product",
+            "2",
+            "--seed",
+            "4",
+            "--api-key",
+            "K",
+            "--site-id",
+            "S",
+            "--rate-limit",
+            "200/60",
+            "--retry-after",
+            "off",
+            "--latency-ms",
+            "3",
+            "--faults",
+            "f.json",
+        ]
+    )
+    assert (args.host, args.port, args.products, args.variants_per_product, args.seed) == (
+        "::1",
+        9000,
+        5,
+        2,
+        4,
+    )
+    assert (
+        args.api_key,
+        args.site_id,
+        args.rate_limit,
+        args.retry_after,
+        args.latency_ms,
+        args.faults,
+    ) == (
+        "K",
+        "S",
+        "200/60",
+        "off",
+        3.0,
+        "f.json",
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--rate-limit", "lots"], ["--faults", "/no/such/file.json"], ["--products", "-1"]],
+)
+def test_bad_settings_exit_2_with_a_message(args: list[str]) -> None:
+    """Bad settings end with exit code 2 and say what was wrong, before serving."""
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "wixinv_async", "emulator", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "wixinv-async emulator:" in result.stderr
