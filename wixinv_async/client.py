@@ -447,7 +447,7 @@ class InventoryClient:
         if retry_after is None:
             streak = self._site.streak + 1 if self._site is not None else attempt
             retry_after = backoff_delay(
-                streak, base=max(policy.base_delay, 1.0), cap=policy.max_delay, rng=self._rng
+                streak, base=policy.base_delay, cap=policy.max_delay, rng=self._rng
             )
         if self._site is not None:
             return self._site.throttled(retry_after)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -235,7 +236,10 @@ class LoopClock:
     __slots__ = ()
 
     def time(self) -> float:
-        return asyncio.get_running_loop().time()
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:  # no running loop (a repr, say): the loop's default time source
+            return time.monotonic()
 
     async def sleep(self, delay: float) -> None:
         await asyncio.sleep(delay)

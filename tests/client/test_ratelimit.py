@@ -178,3 +178,10 @@ async def test_limiter_repr_shows_live_state(virtual_time: Any) -> None:
     site = RateLimiter(RateLimit(10, 1)).site("S")
     site.throttled(5.0)
     assert repr(site) == "<SiteLimiter 'S' 10/1s paused=5.000s streak=1>"
+
+
+def test_limiter_repr_works_outside_an_event_loop() -> None:
+    """A repr needs no running loop."""
+    site = RateLimiter().site("S")
+    assert repr(site) == "<SiteLimiter 'S' 200/60.0s paused=0.000s streak=0>"
+    assert repr(RateLimiter()) == "<RateLimiter 200/60.0s sites=0>"
