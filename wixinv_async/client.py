@@ -371,7 +371,7 @@ class InventoryClient:
                 can_refresh=can_refresh,
             )
             if decision is Decision.RETRY:
-                await self._wait_before_retry(request, failure, error, attempt)
+                await self._wait_before_retry(request, failure, error, attempt, signed)
                 attempt += 1
             elif decision is Decision.REFRESH_AUTH:
                 refreshed = True
@@ -414,12 +414,19 @@ class InventoryClient:
         return failure_for_status(status), error
 
     async def _wait_before_retry(
-        self, request: HttpRequest, failure: Failure, error: WixInventoryError, attempt: int
+        self,
+        request: HttpRequest,
+        failure: Failure,
+        error: WixInventoryError,
+        attempt: int,
+        signed: bool,
     ) -> None:
-        """Back off before the next attempt; a 429 pauses every sender of the site instead."""
+        """Back off before the next attempt; a 429 on a paced call pauses every sender of the
+        site instead (the token endpoint is not paced, so it waits on its own)."""
         policy = self._retry
+        paced = signed and self._site is not None
         if failure is Failure.RATE_LIMITED:
-            delay = self._throttle_delay(error, attempt)
+            delay = self._throttle_delay(error, attempt, paced)
         else:
             delay = backoff_delay(
                 attempt, base=policy.base_delay, cap=policy.max_delay, rng=self._rng
@@ -433,24 +440,25 @@ class InventoryClient:
             attempt,
             delay,
         )
-        if failure is Failure.RATE_LIMITED and self._site is not None:
+        if failure is Failure.RATE_LIMITED and paced:
             return  # the paused site limiter makes every sender wait, this one included
         await self._clock.sleep(delay)
 
-    def _throttle_delay(self, error: WixInventoryError, attempt: int) -> float:
+    def _throttle_delay(self, error: WixInventoryError, attempt: int, paced: bool) -> float:
         """How long a 429 pauses the site: ``Retry-After`` if given (and not too long), else
         backoff by the site's streak of 429s."""
         policy = self._retry
         retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
         if retry_after is not None and retry_after > policy.max_retry_after:
             raise error
+        site = self._site if paced else None
         if retry_after is None:
-            streak = self._site.streak + 1 if self._site is not None else attempt
+            streak = site.streak + 1 if site is not None else attempt
             retry_after = backoff_delay(
                 streak, base=policy.base_delay, cap=policy.max_delay, rng=self._rng
             )
-        if self._site is not None:
-            return self._site.throttled(retry_after)
+        if site is not None:
+            return site.throttled(retry_after)
         return retry_after
 
 

@@ -20,7 +20,7 @@ from wixinv_async.errors import (
     OutcomeUnknownError,
 )
 from wixinv_async.models import DecrementData
-from wixinv_async.transport import VirtualClock
+from wixinv_async.transport import RateLimit, VirtualClock
 
 BASE = "https://www.wixapis.com"
 TOKEN = f"{BASE}/oauth2/token"
@@ -227,3 +227,23 @@ async def test_a_token_error_echoing_the_secret_is_scrubbed(
             await client.query_inventory()
     assert SECRET not in str(caught.value)
     assert "bad client_secret ***" in str(caught.value)
+
+
+async def test_a_throttled_token_fetch_waits_on_its_own(
+    new_client: Callable[..., InventoryClient], http: aioresponses, clock: VirtualClock
+) -> None:
+    """A 429 from the token endpoint is waited out there, without pausing the site."""
+    fetched_at: list[float] = []
+
+    def token(url: URL, **kwargs: Any) -> CallbackResult:
+        fetched_at.append(clock.time())
+        return CallbackResult(payload={"access_token": "tok-1", "expires_in": 14_400})
+
+    http.post(TOKEN, status=429, headers={"Retry-After": "2"})
+    http.post(TOKEN, callback=token)
+    http.post(QUERY, payload={})
+    async with new_client(auth=oauth(), rate_limit=RateLimit(100, 1)) as client:
+        await client.query_inventory()
+    assert fetched_at == [2.0]
+    assert clock.slept == [2.0]
+    assert authorizations(http, QUERY) == ["tok-1"]
