@@ -353,6 +353,7 @@ class InventoryClient:
     async def _retrying(
         self, endpoint: str, method: str, url: str, body: bytes, kind: RequestKind, signed: bool
     ) -> HttpResponse:
+        """Attempt until a 2xx response, or until the decision table says to raise."""
         attempt, refreshed = 1, False
         while True:
             if signed and self._site is not None:
@@ -363,12 +364,9 @@ class InventoryClient:
                 return outcome
             failure, error = outcome
             can_refresh = signed and self._auth.can_refresh and not refreshed
+            max_attempts = self._retry.max_attempts
             decision = decide(
-                kind,
-                failure,
-                attempt=attempt,
-                max_attempts=self._retry.max_attempts,
-                can_refresh=can_refresh,
+                kind, failure, attempt=attempt, max_attempts=max_attempts, can_refresh=can_refresh
             )
             if decision is Decision.RETRY:
                 await self._wait_before_retry(request, failure, error, attempt, signed)
@@ -377,14 +375,23 @@ class InventoryClient:
                 refreshed = True
                 self._counts["auth_refreshes"] += 1
                 await self._auth.refresh(self._fetch_token, self._base_url, request.headers)
-            elif decision is Decision.OUTCOME_UNKNOWN:
-                self._counts["outcome_unknown"] += 1
-                raise OutcomeUnknownError(
-                    f"{method} {request.path}: outcome unknown ({error})",
-                    request=request.without_headers(),
-                ) from error
             else:
-                raise error
+                raise self._final_error(decision, request, error)
+
+    def _final_error(
+        self, decision: Decision, request: HttpRequest, error: WixInventoryError
+    ) -> WixInventoryError:
+        """The error a failed call raises: the last one, or OutcomeUnknownError for a write
+        that may have been applied (carrying the request without its headers)."""
+        if decision is not Decision.OUTCOME_UNKNOWN:
+            return error
+        self._counts["outcome_unknown"] += 1
+        unknown = OutcomeUnknownError(
+            f"{request.method} {request.path}: outcome unknown ({error})",
+            request=request.without_headers(),
+        )
+        unknown.__cause__ = error
+        return unknown
 
     async def _request(self, method: str, url: str, body: bytes, signed: bool) -> HttpRequest:
         headers = {"Content-Type": "application/json"}
