@@ -46,7 +46,7 @@ from .core.coalesce import (
     Outcome,
     OutcomeStatus,
 )
-from .core.validation import check_entity_id, check_variant_id
+from .core.validation import check_entity_id, check_variant_id, is_guid
 from .errors import (
     AdjusterClosed,
     AdjusterFull,
@@ -62,7 +62,7 @@ from .errors import (
     RequestTimeoutError,
     ServerError,
 )
-from .models import MAX_BATCH, DecrementData, IncrementData
+from .models import MAX_BATCH, MAX_ID_LENGTH, DecrementData, IncrementData
 
 __all__ = [
     "AdjusterStats",
@@ -274,6 +274,7 @@ class InventoryAdjuster:
         self._idle = True
         self._next_id = 0
         self._in_flight = 0
+        self._entries_made = 0
         self._counts: Counter[str] = Counter()
         self._by_reason: Counter[str] = Counter()
         self._latency: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
@@ -305,13 +306,15 @@ class InventoryAdjuster:
         and :class:`InvalidInputError` for bad input (changing nothing)."""
         if type(delta) is int and delta:
             if self._net:
-                entry = self._open.get((product_id, inventory_id, variant_id, preorder))
+                key: Key = (product_id, inventory_id, variant_id, preorder)
             else:
-                entry = self._open.get((product_id, inventory_id, variant_id, preorder, delta > 0))
-            if entry is not None:  # the hot path: same sign, still in range, nothing to recount
+                key = (product_id, inventory_id, variant_id, preorder, delta > 0)
+            entry = self._open.get(key)
+            if entry is not None:  # a known key: its ids were checked when it was new
                 old = entry.net
                 new = old + delta
                 if old * new > 0 and -MAX_AMOUNT <= new <= MAX_AMOUNT:
+                    # The hot path: same sign, still in range, no count to update.
                     entry.net = new
                     entry.count += 1
                     if tag is not None:
@@ -321,6 +324,7 @@ class InventoryAdjuster:
                         else:
                             tags.append(tag)
                     return entry  # type: ignore[return-value]
+                return self._merge_slow(key, delta, tag)
         return self._submit_slow(product_id, inventory_id, variant_id, preorder, delta, tag)
 
     async def submit(
@@ -363,6 +367,21 @@ class InventoryAdjuster:
         )
         return await ticket
 
+    def _merge_slow(self, key: Key, delta: int, tag: object) -> Ticket:
+        """A delta for a pending key that changes its entry's sign or range."""
+        if not -MAX_AMOUNT <= delta <= MAX_AMOUNT:
+            raise InvalidInputError("delta", delta, f"must be nonzero and within ±{MAX_AMOUNT}")
+        assert self._loop is not None
+        return self._add(key, delta, self._loop.time(), tag)
+
+    def _add(self, key: Key, delta: int, now: float, tag: object) -> Ticket:
+        table = self._table
+        entry = table.add(key, delta, now, tag)
+        ready = table.ready
+        if self._idle or ready[1] >= self._max_batch or ready[-1] >= self._max_batch:
+            self._wake.set()
+        return entry  # type: ignore[return-value]
+
     def _submit_slow(
         self,
         product_id: str | None,
@@ -375,19 +394,20 @@ class InventoryAdjuster:
         if self._closing:
             raise AdjusterClosed("the adjuster is closed")
         _check_delta(product_id, inventory_id, variant_id, preorder, delta)
-        table = self._table
         key: Key = (product_id, inventory_id, variant_id, preorder)
         if not self._net:
             key = (*key, delta > 0)
-        if key not in table.entries:
-            if len(table) >= self._max_pending:
-                self._space.clear()
-                raise AdjusterFull(f"{self._max_pending} keys are pending")
-            self._counts["entries"] += 1
-        now = self._start()
-        entry = table.add(key, delta, now, tag)
-        ready = table.ready
-        if self._idle or ready[1] >= self._max_batch or ready[-1] >= self._max_batch:
+        loop = self._loop
+        now = loop.time() if loop is not None else self._start()
+        entries = self._table.entries
+        if key in entries:
+            return self._add(key, delta, now, tag)
+        if len(entries) >= self._max_pending:
+            self._space.clear()
+            raise AdjusterFull(f"{self._max_pending} keys are pending")
+        self._entries_made += 1
+        entry = self._table.insert(key, delta, now, tag)
+        if self._idle or self._table.ready[1 if delta > 0 else -1] >= self._max_batch:
             self._wake.set()
         return entry  # type: ignore[return-value]
 
@@ -401,10 +421,13 @@ class InventoryAdjuster:
         self._flushes += 1
         self._wake.set()
         try:
-            waiting = [*self._table.pending()]
-            waiting += [e for run in self._runs.values() for e in run.planned.entries]
-            for entry in waiting:
-                await entry  # type: ignore[misc]
+            waiting = deque(e for run in self._runs.values() for e in run.planned.entries)
+            waiting.extend(self._table.pending())
+            while waiting:  # entries settle roughly in this order: one await per batch or so
+                if waiting[0].outcome is not None:
+                    waiting.popleft()
+                else:
+                    await waiting[0]  # type: ignore[misc]
         finally:
             self._flushes -= 1
 
@@ -492,7 +515,7 @@ class InventoryAdjuster:
         requests = c["requests"]
         return AdjusterStats(
             submitted=submitted,
-            coalesced=submitted - c["entries"],
+            coalesced=submitted - self._entries_made,
             netted_to_zero=c["noops"],
             requests=requests,
             entries_sent=c["entries_sent"],
@@ -629,9 +652,11 @@ class InventoryAdjuster:
     ) -> BaseException | None:
         """Send entries as one request, resending what was provably not applied. Settles the
         entries unless the request was refused for an entry's sake: that error is returned."""
-        sent = tuple(_sent_entry(e) for e in entries)
+        sent: tuple[SentEntry, ...] | None = None
         for attempt in itertools.count(1):
             if self._on_send is not None:
+                if sent is None:
+                    sent = tuple(_sent_entry(e) for e in entries)
                 try:
                     await self._on_send(
                         SentBatch(batch_id, run.kind, sent, run.reason, parent, attempt)
@@ -703,27 +728,38 @@ class InventoryAdjuster:
     # --- outcomes ------------------------------------------------------------------------
 
     def _settle(self, run: _Run, entries: Sequence[Entry], outcome: Outcome) -> None:
+        """Give entries without an outcome yet this one (IN_DOUBT instead of REJECTED or
+        CANCELLED for those an ambiguous attempt may have applied) and free their keys."""
         now = self._now()
-        doubt = None
+        todo = [e for e in entries if e.outcome is None]
         if outcome.status is not _OK and run.ambiguous:
             doubt = Outcome(OutcomeStatus.IN_DOUBT, "OUTCOME_UNKNOWN", outcome.message)
-        for entry in entries:
-            if entry.outcome is not None:
-                continue
-            if doubt is not None and id(entry) in run.ambiguous:
-                self._resolve(entry, doubt, now)
-            else:
-                self._resolve(entry, outcome, now)
-            outcome_now = entry.outcome
-            assert outcome_now is not None
-            self._table.release(entry.key)
-            if outcome_now.status is OutcomeStatus.IN_DOUBT:
-                key, amount, tags = _sent_entry(entry)
-                code, message = outcome_now.code, outcome_now.message
-                self._doubts.append(InDoubtEntry(key, amount, tags, run.batch_id, code, message))
+            self._resolve_all(run, [e for e in todo if id(e) in run.ambiguous], doubt, now)
+            todo = [e for e in todo if id(e) not in run.ambiguous]
+        self._resolve_all(run, todo, outcome, now)
         self._wake.set()
 
+    def _resolve_all(self, run: _Run, entries: list[Entry], outcome: Outcome, now: float) -> None:
+        release, latency = self._table.release, self._latency.append
+        deltas = 0
+        for entry in entries:
+            entry.outcome = outcome
+            deltas += entry.count
+            latency(now - entry.first)
+            release(entry.key)
+            waiter = entry.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(outcome)
+        self._counts[outcome.status.value] += deltas
+        if outcome.status is OutcomeStatus.IN_DOUBT:
+            for entry in entries:
+                key, amount, tags = _sent_entry(entry)
+                self._doubts.append(
+                    InDoubtEntry(key, amount, tags, run.batch_id, outcome.code, outcome.message)
+                )
+
     def _resolve(self, entry: Entry, outcome: Outcome, now: float) -> None:
+        """Resolve an entry that is not in flight (a no-op, or cancelled while pending)."""
         entry.outcome = outcome
         self._counts[outcome.status.value] += entry.count
         self._latency.append(now - entry.first)
@@ -801,6 +837,27 @@ def _check_delta(
     product_id: object, inventory_id: object, variant_id: object, preorder: object, delta: object
 ) -> None:
     """The checks of a submit; raises InvalidInputError naming the field and value."""
+    if (
+        type(delta) is int
+        and delta
+        and -MAX_AMOUNT <= delta <= MAX_AMOUNT
+        and type(preorder) is bool
+        and is_guid(variant_id)
+    ):
+        entity = product_id if inventory_id is None else inventory_id
+        if (
+            (product_id is None) != (inventory_id is None)
+            and type(entity) is str
+            and 0 < len(entity) <= MAX_ID_LENGTH
+        ):
+            return  # the common case, checked without building error messages
+    _explain_delta(product_id, inventory_id, variant_id, preorder, delta)
+
+
+def _explain_delta(
+    product_id: object, inventory_id: object, variant_id: object, preorder: object, delta: object
+) -> None:
+    """The full checks, raising with the offending field and value."""
     if isinstance(delta, bool) or not isinstance(delta, int):
         raise InvalidInputError("delta", delta, "must be an int (not a bool or a float)")
     if delta == 0 or not -MAX_AMOUNT <= delta <= MAX_AMOUNT:

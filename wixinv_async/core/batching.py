@@ -153,10 +153,11 @@ def select(
         batches = _select_all(table, max_batch, drain, noops)
     else:
         batches = _select_due(table, now, linger, max_batch, slots, noops)
-    for batch in batches:
-        for entry in batch.entries:
-            table.take(entry)
     return Selection(batches, noops, _deadline(table, linger))
+
+
+def _identity(entry: Entry) -> Hashable:
+    return wire_identity(entry.key)
 
 
 def _select_all(
@@ -170,69 +171,68 @@ def _select_all(
         else:
             by_kind[kind_of(entry.net)].append(entry)
     batches: list[Planned] = []
+    clashes = table.preorders > 0  # else no two keys share a variant: plain chunks will do
     for kind, entries in by_kind.items():
-        for chunk in plan(entries, max_batch, lambda e: wire_identity(e.key)):
+        if clashes:
+            chunks = plan(entries, max_batch, _identity)
+        else:
+            chunks = [entries[i : i + max_batch] for i in range(0, len(entries), max_batch)]
+        for chunk in chunks:
+            for entry in chunk:
+                table.take(entry)
             batches.append(Planned(kind, reason, chunk))
     return batches
+
+
+_KINDS: tuple[tuple[Kind, int], ...] = (("increment", 1), ("decrement", -1))
 
 
 def _select_due(
     table: DeltaTable, now: float, linger: float, max_batch: int, slots: int, noops: list[Entry]
 ) -> list[Planned]:
     batches: list[Planned] = []
-    chosen: set[int] = set()
-    kinds: tuple[tuple[Kind, int], ...] = (("increment", 1), ("decrement", -1))
-    for kind, sign in kinds:
-        ready = table.ready[sign]
-        while len(batches) < slots and ready >= max_batch:
-            batch = _oldest(table, kind, max_batch, chosen, "full")
-            if len(batch.entries) < max_batch:
-                for entry in batch.entries:
-                    chosen.discard(id(entry))
-                break  # identity clashes: fewer than max_batch fit; linger will send them
-            batches.append(batch)
-            ready -= max_batch
+    for kind, sign in _KINDS:
+        while len(batches) < slots and table.ready[sign] >= max_batch:
+            # Short only if variant clashes left fewer than max_batch sendable together.
+            batches.append(_oldest(table, kind, max_batch, "full"))
     horizon = now - linger
     while len(batches) < slots:
-        oldest = _first_due(table, horizon, chosen, noops)
+        oldest = _first_due(table, horizon, noops)
         if oldest is None:
             break
-        batches.append(_oldest(table, kind_of(oldest.net), max_batch, chosen, "linger"))
+        batches.append(_oldest(table, kind_of(oldest.net), max_batch, "linger"))
     return batches
 
 
-def _oldest(
-    table: DeltaTable, kind: Kind, max_batch: int, chosen: set[int], reason: FlushReason
-) -> Planned:
-    """The oldest ready entries of a kind, at most ``max_batch``, no identity twice."""
+def _oldest(table: DeltaTable, kind: Kind, max_batch: int, reason: FlushReason) -> Planned:
+    """Take the oldest ready entries of a kind, at most ``max_batch``, no variant twice."""
     sign = 1 if kind == "increment" else -1
     picked: list[Entry] = []
+    clashes = table.preorders > 0
     idents: set[Hashable] = set()
     for entry in table.ready_entries():
-        if entry.net * sign <= 0 or id(entry) in chosen:
+        if entry.net * sign <= 0:
             continue
-        ident = wire_identity(entry.key)
-        if ident in idents:
-            continue
-        idents.add(ident)
+        if clashes:
+            ident = wire_identity(entry.key)
+            if ident in idents:
+                continue
+            idents.add(ident)
         picked.append(entry)
-        chosen.add(id(entry))
         if len(picked) == max_batch:
             break
+    for entry in picked:
+        table.take(entry)
     return Planned(kind, reason, picked)
 
 
-def _first_due(
-    table: DeltaTable, horizon: float, chosen: set[int], noops: list[Entry]
-) -> Entry | None:
+def _first_due(table: DeltaTable, horizon: float, noops: list[Entry]) -> Entry | None:
     """The oldest ready entry that has lingered long enough; zero nets on the way are noops."""
     zeros: list[Entry] = []
     found: Entry | None = None
     for entry in table.ready_entries():
         if entry.first > horizon:
             break
-        if id(entry) in chosen:
-            continue
         if entry.net == 0:
             zeros.append(entry)
             continue

@@ -142,13 +142,14 @@ class Entry:
 
 
 def _sign(value: int) -> int:
+    """-1, 0 or 1: the index of an entry's count in ``DeltaTable.ready``."""
     return (value > 0) - (value < 0)
 
 
 class DeltaTable:
     """Pending entries by key, in arrival order, with counts of the entries ready to send."""
 
-    __slots__ = ("_factory", "busy", "entries", "net_opposite_signs", "ready")
+    __slots__ = ("_factory", "busy", "entries", "net_opposite_signs", "preorders", "ready")
 
     def __init__(
         self, *, net_opposite_signs: bool = True, factory: Callable[[Key, float], Entry] = Entry
@@ -161,6 +162,8 @@ class DeltaTable:
         """Keys with an entry in flight."""
         self.ready = [0, 0, 0]
         """Non-busy head entries by sign of their net: index 0 zero, 1 positive, -1 negative."""
+        self.preorders = 0
+        """Pending keys with ``preorder=True``: while none is, no two keys share a variant."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -168,22 +171,39 @@ class DeltaTable:
     def add(self, key: Key, delta: int, now: float, tag: object = None) -> Entry:
         """Merge a (validated) delta into the key's entry and return that entry."""
         head = self.entries.get(key)
+        counted = key not in self.busy
         if head is None:
             head = self._factory(key, now)
             self.entries[key] = head
-            if key not in self.busy:
+            self.preorders += key[3] is True
+            if counted:
                 self.ready[0] += 1
         entry = head
         while not -MAX_AMOUNT <= entry.net + delta <= MAX_AMOUNT:
             if entry.more is None:
                 entry.more = self._factory(key, now)
             entry = entry.more
-        if entry is head and key not in self.busy:
-            before, after = _sign(head.net), _sign(head.net + delta)
+        if entry is head and counted:
+            old, new = head.net, head.net + delta
+            before, after = (old > 0) - (old < 0), (new > 0) - (new < 0)
             if before != after:
                 self.ready[before] -= 1
                 self.ready[after] += 1
         entry.merge(delta, tag)
+        return entry
+
+    def insert(self, key: Key, delta: int, now: float, tag: object = None) -> Entry:
+        """The first entry of a key that is not pending (the caller has checked): ``add``
+        without the merging, for the cost of a new key."""
+        entry = self._factory(key, now)
+        entry.net = delta
+        entry.count = 1
+        if tag is not None:
+            entry.tags = [tag]
+        self.entries[key] = entry
+        self.preorders += key[3] is True
+        if key not in self.busy:
+            self.ready[1 if delta > 0 else -1] += 1
         return entry
 
     def ready_entries(self) -> Iterator[Entry]:
@@ -199,12 +219,13 @@ class DeltaTable:
     def take(self, entry: Entry) -> None:
         """Remove a ready head entry to send it (or resolve it); its key becomes busy."""
         key = entry.key
-        assert self.entries.get(key) is entry and key not in self.busy
         self.ready[_sign(entry.net)] -= 1
         del self.entries[key]
         if entry.more is not None:
             self.entries[key] = entry.more
             entry.more = None
+        else:
+            self.preorders -= key[3] is True
         self.busy.add(key)
 
     def take_resolved(self, entry: Entry) -> None:
@@ -230,6 +251,7 @@ class DeltaTable:
                 entry = following
         self.entries.clear()
         self.ready = [0, 0, 0]
+        self.preorders = 0
         return out
 
     def pending(self) -> Iterator[Entry]:
