@@ -285,6 +285,20 @@ async def test_breaking_out_stops_every_worker() -> None:
     assert fake.in_flight == 0
 
 
+async def test_plain_break_stops_the_workers_once_the_iterator_is_dropped() -> None:
+    """Without `async with`, the dropped iterator is finalized by the loop and stops them."""
+    fake = FakeInventory(range(1, 2001))
+    async for item in crawl_inventory(fake, segments=8, page_size=10):
+        if int(item.numeric_id) > 0:
+            break
+    for _ in range(100):  # let the loop run the async-generator finalizer: no timing involved
+        if not _other_tasks():
+            break
+        await asyncio.sleep(0)
+    assert _other_tasks() == set()
+    assert fake.in_flight == 0
+
+
 async def test_aclosing_a_crawl_stops_it() -> None:
     """contextlib.aclosing works as well as `async with`."""
     fake = FakeInventory(range(1, 2001))
