@@ -162,6 +162,15 @@ class InventoryClient:
     :class:`RateLimiter` shared with other clients, or ``None`` (no pacing). ``timeout`` bounds
     connecting and each read. ``transport`` replaces HTTP entirely (e.g. ``MockTransport``).
     ``clock`` is where backoff and pauses wait: a ``VirtualClock`` makes them instant in tests.
+
+    ::
+
+        auth = ApiKeyAuth(api_key, site_id=site_id)
+        async with InventoryClient(auth) as client:
+            page = await client.query_inventory(filter={"numericId": {"$gt": 0}}, limit=100)
+            await client.decrement_inventory(
+                [DecrementData(product_id=pid, variant_id=DEFAULT_VARIANT_ID, decrement_by=1)]
+            )
     """
 
     def __init__(
