@@ -152,29 +152,35 @@ async def _fire(
 
 
 async def _decrement_bodies(info: dict[str, Any], count: int) -> list[bytes]:
-    """300-entry bodies over tracked variants with stock, round robin so none runs out."""
-    keys: list[tuple[str, str]] = []
+    """300-entry bodies (sent twice) walking cyclically over tracked variants with enough stock
+    that none runs out: every request is a success, as on the bare server."""
+    stock: list[tuple[int, str, str]] = []
     if info["headers"]:
         async with (
             aiohttp.ClientSession() as session,
             session.get(info["url"] + "/_emulator/state") as r,
         ):
             state = await r.json()
-        for item in state["inventoryItems"]:
-            if item["trackQuantity"]:
-                keys += [
-                    (item["productId"], v["variantId"])
-                    for v in item["variants"]
-                    if v.get("quantity", 0) >= 100
-                ]
+        stock = [
+            (v["quantity"], item["productId"], v["variantId"])
+            for item in state["inventoryItems"]
+            if item["trackQuantity"]
+            for v in item["variants"]
+        ]
     else:
-        keys = [(f"p{i}", "00000000-0000-0000-0000-000000000000") for i in range(30_000)]
+        stock = [(10**6, f"p{i}", "00000000-0000-0000-0000-000000000000") for i in range(30_000)]
+    threshold = 1
+    while True:
+        keys = [(p, v) for q, p, v in stock if q >= threshold]
+        uses = 2 * -(-count * 300 // len(keys))  # each of the two passes walks the cycle
+        if uses <= threshold:
+            break
+        threshold = uses
     bodies = []
     for n in range(count):
-        start = (n * 300) % (len(keys) - 300)
         entries = [
             {"productId": p, "variantId": v, "decrementBy": 1, "preorderRequest": False}
-            for p, v in keys[start : start + 300]
+            for p, v in (keys[(n * 300 + j) % len(keys)] for j in range(300))
         ]
         bodies.append(msgspec.json.encode({"decrementData": entries}))
     return bodies

@@ -1,16 +1,17 @@
-"""Planning an increment or decrement batch: one pass, nothing changed until it all holds.
+"""Applying an increment or decrement batch all or nothing, in one pass.
 
-Pure: takes the decoded entries and the store's indexes, returns the new quantity of every
-touched variant (entries applied in order, so the same key twice is fine) and the touched
-items, or raises the one :class:`WixApiError` the whole batch fails with. Precedence: a
-malformed entry (400) over an unknown one (404) over a refused one (428); among equals, the
-first entry. This is the emulator's hot path, so the loop stays flat.
+Entries are applied in order, in place (so the same key twice is fine), with an undo list; at
+the first problem every change is rolled back before anything else can run (there is no await
+in between), and the one :class:`WixApiError` the whole batch fails with is raised.
+Precedence: a malformed entry (400) over an unknown one (404) over a refused one (428); among
+equals, the first entry. This is the emulator's hot path, so the loop stays flat and the
+rare failure takes a separate, slower path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from ..core.validation import is_guid
 from ..models import MAX_BATCH, MAX_ID_LENGTH, MAX_QUANTITY
@@ -18,85 +19,70 @@ from ._errors import WixApiError, application_error, validation_error
 from .items import Item, Variant
 from .requests import DecrementEntry, IncrementEntry
 
-__all__ = ["Plan", "plan_decrement", "plan_increment"]
+__all__ = ["Applied", "apply_decrement", "apply_increment", "changes"]
 
-Plan = tuple[dict[Variant, int], dict[Item, None]]
+Applied = list[Variant]
+"""The variant of each entry, in entry order (entry ``i`` changed ``applied[i]``)."""
 Entry = DecrementEntry | IncrementEntry
 _DEC: Final = "decrementData"
 _INC: Final = "incrementData"
 
 
-def plan_decrement(
+def apply_decrement(
     entries: Sequence[DecrementEntry],
     by_product: Mapping[str, Item],
     by_inventory: Mapping[str, Item],
-) -> Plan:
-    """New quantities for a Decrement Inventory batch, or the error it fails with."""
+) -> Applied:
+    """Apply a Decrement Inventory batch, or change nothing and raise its error."""
     _check_size(_DEC, entries)
-    plan: dict[Variant, int] = {}
-    items: dict[Item, None] = {}
-    misses: list[int] = []
-    refusal: WixApiError | None = None
+    applied: Applied = []
     for index, entry in enumerate(entries):
-        # Inlined lookups (the same in plan_increment): this loop is the emulator's hot path.
+        # Inlined lookups (the same in apply_increment): this loop is the hot path.
         pid, iid = entry.product_id, entry.inventory_id
         item = by_product.get(pid) if pid is not None else by_inventory.get(iid or "")
-        if item is None or (iid is not None and item.id != iid):
-            misses.append(index)
-            continue
-        variant = item.variants.get(entry.variant_id)
-        if variant is None:
-            misses.append(index)
-            continue
+        variant = item.variants.get(entry.variant_id) if item is not None else None
+        if variant is None or (iid is not None and item.id != iid):  # type: ignore[union-attr]
+            _fail(_DEC, entries, applied, None, by_product, by_inventory)
+        assert item is not None
         by = entry.decrement_by
-        quantity = plan.get(variant, variant.quantity) - by
+        quantity = variant.quantity - by
         if quantity < 0 or by < 1 or not item.track:
-            if by < 1:  # malformed: _fail reports it as a 400
-                misses.append(index)
-                continue
-            problem = _decrement_refusal(index, entry, item, quantity + by, quantity)
-            if problem is not None:
-                refusal = refusal or problem
-                continue
-        plan[variant] = quantity
-        items[item] = None
-    _fail(_DEC, entries, misses, refusal, by_product, by_inventory)
-    return plan, items
+            problem = _decrement_refusal(index, entry, item, variant.quantity, quantity)
+            if by < 1 or problem is not None:
+                _fail(_DEC, entries, applied, problem, by_product, by_inventory)
+        variant.quantity = quantity
+        applied.append(variant)
+    return applied
 
 
-def plan_increment(
+def apply_increment(
     entries: Sequence[IncrementEntry],
     by_product: Mapping[str, Item],
     by_inventory: Mapping[str, Item],
-) -> Plan:
-    """New quantities for an Increment Inventory batch, or the error it fails with."""
+) -> Applied:
+    """Apply an Increment Inventory batch, or change nothing and raise its error."""
     _check_size(_INC, entries)
-    plan: dict[Variant, int] = {}
-    items: dict[Item, None] = {}
-    misses: list[int] = []
-    refusal: WixApiError | None = None
+    applied: Applied = []
     for index, entry in enumerate(entries):
         pid, iid = entry.product_id, entry.inventory_id
         item = by_product.get(pid) if pid is not None else by_inventory.get(iid or "")
-        if item is None or (iid is not None and item.id != iid):
-            misses.append(index)
-            continue
-        variant = item.variants.get(entry.variant_id)
-        if variant is None:
-            misses.append(index)
-            continue
+        variant = item.variants.get(entry.variant_id) if item is not None else None
+        if variant is None or (iid is not None and item.id != iid):  # type: ignore[union-attr]
+            _fail(_INC, entries, applied, None, by_product, by_inventory)
+        assert item is not None
         by = entry.increment_by
-        quantity = plan.get(variant, variant.quantity) + by
+        quantity = variant.quantity + by
         if quantity > MAX_QUANTITY or by < 1 or not item.track:
-            if by < 1:  # malformed: _fail reports it as a 400
-                misses.append(index)
-            else:
-                refusal = refusal or _increment_refusal(index, entry, item, quantity - by, quantity)
-            continue
-        plan[variant] = quantity
-        items[item] = None
-    _fail(_INC, entries, misses, refusal, by_product, by_inventory)
-    return plan, items
+            problem = _increment_refusal(index, entry, item, variant.quantity, quantity)
+            _fail(_INC, entries, applied, problem, by_product, by_inventory)
+        variant.quantity = quantity
+        applied.append(variant)
+    return applied
+
+
+def changes(entries: Sequence[Entry]) -> list[int]:
+    """The signed quantity change of each entry."""
+    return [-e.decrement_by if isinstance(e, DecrementEntry) else e.increment_by for e in entries]
 
 
 def _check_size(field: str, entries: Sequence[Entry]) -> None:
@@ -109,6 +95,9 @@ def _check_size(field: str, entries: Sequence[Entry]) -> None:
 def _decrement_refusal(
     index: int, entry: DecrementEntry, item: Item, current: int, quantity: int
 ) -> WixApiError | None:
+    """The 428 for one decrement, or ``None`` when a preorder allows going below zero."""
+    if entry.decrement_by < 1:
+        return None
     if not item.track:
         return _untracked(_DEC, index, entry)
     floor = item.preorder_floor() if entry.preorder_request and item.preorder_enabled else 0
@@ -120,7 +109,9 @@ def _decrement_refusal(
 
 def _increment_refusal(
     index: int, entry: IncrementEntry, item: Item, current: int, quantity: int
-) -> WixApiError:
+) -> WixApiError | None:
+    if entry.increment_by < 1:
+        return None
     if not item.track:
         return _untracked(_INC, index, entry)
     text = f"quantity would be {quantity}, above the maximum of {MAX_QUANTITY}"
@@ -135,33 +126,31 @@ def _untracked(field: str, index: int, entry: Entry) -> WixApiError:
 def _fail(
     field: str,
     entries: Sequence[Entry],
-    misses: list[int],
+    applied: Applied,
     refusal: WixApiError | None,
     by_product: Mapping[str, Item],
     by_inventory: Mapping[str, Item],
-) -> None:
-    """Raise the batch's error, if any: 400 over 404 over 428."""
-    if not misses and refusal is None:
-        return
+) -> NoReturn:
+    """Undo ``applied``, then raise the batch's error: 400 over 404 over ``refusal`` (428)."""
+    for variant, change in reversed(list(zip(applied, changes(entries), strict=False))):
+        variant.quantity -= change
     violations = [
         v for index, entry in enumerate(entries) for v in _violations(field, index, entry)
     ]
     if violations:
         raise validation_error(violations)
-    if misses:
-        index = misses[0]
-        entry = entries[index]
+    for index, entry in enumerate(entries):
         pid, iid = entry.product_id, entry.inventory_id
         item = by_product.get(pid) if pid is not None else by_inventory.get(iid or "")
-        what = "variant" if item is not None and (iid is None or item.id == iid) else "item"
-        text = f"{field}[{index}]: no such {what}" + (
-            f" {entry.variant_id!r}"
-            if what == "variant"
-            else f" (productId {pid!r}, inventoryId {iid!r})"
-        )
+        if item is None or (iid is not None and item.id != iid):
+            text = f"{field}[{index}]: no such item (productId {pid!r}, inventoryId {iid!r})"
+        elif entry.variant_id not in item.variants:
+            text = f"{field}[{index}]: no such variant {entry.variant_id!r}"
+        else:
+            continue
         raise application_error(404, "NOT_FOUND", text, entry_data(index, entry))
-    if refusal is not None:
-        raise refusal
+    assert refusal is not None, "a batch failed without a reason"
+    raise refusal
 
 
 def _violations(field: str, index: int, entry: Entry) -> list[tuple[str, str]]:

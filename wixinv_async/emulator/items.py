@@ -27,12 +27,14 @@ def rfc3339(epoch_ms: int) -> str:
 class Variant:
     """One variant's stock. ``quantity`` is kept for untracked items too, but never shown."""
 
-    __slots__ = ("in_stock", "quantity", "variant_id")
+    __slots__ = ("in_stock", "item", "quantity", "variant_id")
 
     def __init__(self, variant_id: str, quantity: int, in_stock: bool) -> None:
         self.variant_id = variant_id
         self.quantity = quantity
         self.in_stock = in_stock
+        self.item: Item | None = None
+        """The item holding this variant (set by :class:`Item`)."""
 
     def __repr__(self) -> str:
         return f"Variant({self.variant_id!r}, quantity={self.quantity}, in_stock={self.in_stock})"
@@ -67,6 +69,8 @@ class Item:
         self.numeric_id = numeric_id
         self.track = track
         self.variants = variants
+        for variant in variants.values():
+            variant.item = self
         self.preorder_enabled = False
         self.preorder_message: str | None = None
         self.preorder_limit: int | None = None

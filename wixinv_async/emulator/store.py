@@ -24,7 +24,7 @@ from ..models import (
     VariantValues,
 )
 from ._errors import WixApiError, application_error, validation_error
-from .batch import Plan, plan_decrement, plan_increment
+from .batch import Applied, apply_decrement, apply_increment, changes
 from .catalog import new_guid, seed_catalog
 from .items import Item, Variant
 from .query import CompiledQuery, Page, run_query
@@ -220,31 +220,31 @@ class SiteStore:
     ) -> None:
         """Decrement Inventory: validated whole, applied all or nothing, journaled (``raw``:
         the request body the entries were decoded from, journaled instead of them)."""
-        plan = plan_decrement(entries, self._by_product, self._by_inventory)
-        self._adjust("decrementInventory", plan, entries, request_id, raw)
+        applied = apply_decrement(entries, self._by_product, self._by_inventory)
+        self._adjust("decrementInventory", applied, entries, request_id, raw)
 
     def increment(
         self, entries: list[IncrementEntry], request_id: str, *, raw: bytes | None = None
     ) -> None:
         """Increment Inventory, as :meth:`decrement`."""
-        plan = plan_increment(entries, self._by_product, self._by_inventory)
-        self._adjust("incrementInventory", plan, entries, request_id, raw)
+        applied = apply_increment(entries, self._by_product, self._by_inventory)
+        self._adjust("incrementInventory", applied, entries, request_id, raw)
 
     def _adjust(
         self,
         endpoint: str,
-        plan: Plan,
+        applied: Applied,
         entries: Sequence[Entry],
         request_id: str,
         raw: bytes | None,
     ) -> None:
-        quantities, items = plan
-        before = [(item, self._snapshot(item)) for item in items] if self._listeners else []
-        for variant, quantity in quantities.items():
-            variant.quantity = quantity
+        """Book an applied batch: lastUpdated, the journal, the listeners."""
+        before = self._snapshots(applied, entries) if self._listeners else []
         now = self._wall_clock()
         now_ms = int(now * 1000)
-        for item in items:
+        for variant in applied:
+            item = variant.item
+            assert item is not None
             item.last_updated = now_ms
             item.json = None
         self.entries_applied += len(entries)
@@ -269,8 +269,22 @@ class SiteStore:
 
     # --- change events -------------------------------------------------------------------
 
-    def _snapshot(self, item: Item) -> _Snapshot:
-        variants = {vid: (v.quantity, v.in_stock) for vid, v in item.variants.items()}
+    def _snapshots(
+        self, applied: Applied, entries: Sequence[Entry]
+    ) -> list[tuple[Item, _Snapshot]]:
+        """Each touched item (once, in entry order) with its state before ``applied``."""
+        undo: dict[Variant, int] = {}
+        for variant, change in zip(applied, changes(entries), strict=True):
+            undo[variant] = undo.get(variant, 0) + change
+        items = dict.fromkeys(v.item for v in undo if v.item is not None)
+        return [(item, self._snapshot(item, undo)) for item in items]
+
+    def _snapshot(self, item: Item, undo: dict[Variant, int] | None = None) -> _Snapshot:
+        """The item's state; ``undo`` subtracts changes already applied to its variants."""
+        undo = undo or {}
+        variants = {
+            vid: (v.quantity - undo.get(v, 0), v.in_stock) for vid, v in item.variants.items()
+        }
         return (
             item.track,
             item.preorder_enabled,
