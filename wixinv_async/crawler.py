@@ -17,9 +17,10 @@ idle. The range arithmetic lives in :mod:`wixinv_async.core.keyset`; this module
 Guarantees: every item is yielded exactly once, also while the catalog changes (an item keeps
 its numericId when it changes; one created during the crawl is yielded if its numericId lies
 in a range not yet read, and new numericIds are above all others, which the crawl reads last).
-``ordered=True`` yields in numericId order, buffering at most about ``2 * buffer_pages``
-pages. Leaving the iteration early (``break`` inside ``async with``, or ``aclose()``) stops
-every worker before returning; an error in any segment cancels the others and is raised.
+``ordered=True`` yields in numericId order, buffering at most ``2 * buffer_pages`` pages
+(plus, rarely, the one page the consumer is waiting for). Leaving the iteration early
+(``break`` inside ``async with``, or ``aclose()``) stops every worker before returning; an
+error in any segment cancels the others and is raised.
 
 :func:`paginate_inventory` is plain offset paging, for small result sets and user sorts; it
 refuses to go past 10,000 items with :class:`~wixinv_async.errors.OffsetLimitError`.
@@ -306,7 +307,8 @@ class _Crawler:
             outcome = plan.record_page(segment, [_numeric_id(i) for i in items], self._page_size)
             self._signal.pulse()
             if outcome.keep:
-                await self._buffer.put(segment, items[: outcome.keep])
+                place = self._buffer.ticket(segment)
+                await self._buffer.put(segment, place, items[: outcome.keep])
             more = outcome.more
         if segment.state is SegmentState.DONE:
             self._buffer.seal(segment)
@@ -330,10 +332,13 @@ def _first_leaf(exc: BaseException) -> BaseException:
 class _PageBuffer:
     """Pages between the workers and the consumer, bounded.
 
-    Unordered: one FIFO of at most ``capacity`` pages. Ordered: one queue per segment; the
-    consumer drains the *frontier* (the first segment in numericId order not yet sealed and
-    drained); the frontier's worker may always hold up to ``capacity`` pages, the others
-    together ``capacity``, so the frontier always progresses and nothing deadlocks.
+    Unordered: one FIFO of at most ``capacity`` pages. Ordered: each page gets a ticket (its
+    place within its segment) when its segment's plan records it, so pages of one segment
+    come out in numericId order even when two workers hold them (the open tail, parked by
+    one and re-read by another). The consumer drains the *frontier*, the first segment in
+    numericId order not yet sealed and drained; pages of the frontier may always take up to
+    ``capacity`` places (the next one due always may), those of all other segments together
+    ``capacity``: the frontier always progresses, so nothing deadlocks.
     """
 
     def __init__(self, ordered: bool, capacity: int, signal: _Signal) -> None:
@@ -345,18 +350,26 @@ class _PageBuffer:
         self.items_out = 0
         self.max_held = 0
         self._fifo: collections.deque[Page] = collections.deque()
-        self._by_segment: dict[int, collections.deque[Page]] = {}
+        self._waiting: dict[int, dict[int, Page]] = collections.defaultdict(dict)
+        self._issued: collections.Counter[int] = collections.Counter()
+        self._taken: collections.Counter[int] = collections.Counter()
         self._sealed: set[int] = set()
         self._cursor = 0
         self._held = 0
         self._closed = False
         self._error: BaseException | None = None
 
-    async def put(self, segment: Segment, page: Page) -> None:
-        while not self._may_put(segment):
+    def ticket(self, segment: Segment) -> int:
+        """The place of the page just recorded for ``segment``; take it before any await."""
+        place = self._issued[segment.key]
+        self._issued[segment.key] += 1
+        return place
+
+    async def put(self, segment: Segment, place: int, page: Page) -> None:
+        while not self._may_put(segment, place):
             await self.signal.wait()
         if self.ordered:
-            self._by_segment.setdefault(segment.key, collections.deque()).append(page)
+            self._waiting[segment.key][place] = page
         else:
             self._fifo.append(page)
         self._held += 1
@@ -364,8 +377,9 @@ class _PageBuffer:
         self.signal.pulse()
 
     def seal(self, segment: Segment) -> None:
-        """No more pages will come for ``segment``."""
+        """``segment`` is exhausted: once its ticketed pages are taken, move past it."""
         self._sealed.add(segment.key)
+        self.signal.pulse()
 
     def close(self) -> None:
         self._closed = True
@@ -392,13 +406,15 @@ class _PageBuffer:
                 return None
             await self.signal.wait()
 
-    def _may_put(self, segment: Segment) -> bool:
+    def _may_put(self, segment: Segment, place: int) -> bool:
         if not self.ordered:
             return self._held < self.capacity
-        mine = len(self._by_segment.get(segment.key, ()))
-        if segment is self._frontier():
-            return mine < self.capacity
-        return self._held - self._frontier_held() < self.capacity
+        frontier = self._frontier()
+        if segment is frontier:
+            due = place == self._taken[segment.key]
+            return due or len(self._waiting[segment.key]) < self.capacity
+        frontier_held = len(self._waiting[frontier.key]) if frontier is not None else 0
+        return self._held - frontier_held < self.capacity
 
     def _take(self) -> Page | None:
         if not self.ordered:
@@ -406,8 +422,10 @@ class _PageBuffer:
         frontier = self._frontier()
         if frontier is None:
             return None
-        queue = self._by_segment.get(frontier.key)
-        return queue.popleft() if queue else None
+        page = self._waiting[frontier.key].pop(self._taken[frontier.key], None)
+        if page is not None:
+            self._taken[frontier.key] += 1
+        return page
 
     def _frontier(self) -> Segment | None:
         """The first segment, in numericId order, that may still have pages to give."""
@@ -416,15 +434,12 @@ class _PageBuffer:
         segments = self.plan.ordered()
         while self._cursor < len(segments):
             segment = segments[self._cursor]
-            if segment.key not in self._sealed or self._by_segment.get(segment.key):
+            key = segment.key
+            if key not in self._sealed or self._taken[key] < self._issued[key]:
                 return segment
-            self._by_segment.pop(segment.key, None)
+            self._waiting.pop(key, None)
             self._cursor += 1
         return None
-
-    def _frontier_held(self) -> int:
-        frontier = self._frontier()
-        return len(self._by_segment.get(frontier.key, ())) if frontier is not None else 0
 
 
 # --- offset paging -------------------------------------------------------------------------
