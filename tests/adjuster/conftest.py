@@ -121,3 +121,9 @@ def fake() -> FakeClient:
 def variants() -> list[str]:
     """GUID variant ids."""
     return VARIANTS
+
+
+@pytest.fixture
+def fake_factory() -> type[FakeClient]:
+    """The fake client class, for tests that seed their own catalog."""
+    return FakeClient

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -12,15 +13,37 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wixinv_async.core.batching import (
+    AMBIGUOUS_ROUNDS,
+    NOT_APPLIED_ROUNDS,
     hint_index,
+    is_refusal,
     minimum_requests,
     plan,
     plan_keys,
     select,
     split,
+    verdict,
 )
-from wixinv_async.core.coalesce import MAX_AMOUNT, DeltaTable, Entry, slot_key, wire_identity
-from wixinv_async.errors import InvalidInputError, NotFoundError
+from wixinv_async.core.coalesce import (
+    MAX_AMOUNT,
+    DeltaTable,
+    Entry,
+    Outcome,
+    OutcomeStatus,
+    slot_key,
+    wire_identity,
+)
+from wixinv_async.errors import (
+    AuthenticationError,
+    ConnectError,
+    InvalidInputError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PreconditionFailedError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ServerError,
+)
 from wixinv_async.models import FieldViolation
 
 V = [f"00000000-0000-0000-0000-{i:012d}" for i in range(40)]
@@ -260,3 +283,45 @@ def test_entry_repr_shows_live_state() -> None:
     entry.merge(3, None)
     assert "net=3" in repr(entry) and "pending" in repr(entry)
     assert math.isclose(entry.first, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("error", "attempt", "retry_ambiguous", "expected"),
+    [
+        (RateLimitedError(429, "slow", retry_after=2.0), 1, False, 2.0),
+        (ServerError(503, "busy"), 1, False, "delay"),
+        (ConnectError("refused"), 2, False, "delay"),
+        (RequestTimeoutError("connect", sent=False), 1, False, "delay"),
+        (ConnectError("refused"), NOT_APPLIED_ROUNDS + 1, False, OutcomeStatus.REJECTED),
+        (OutcomeUnknownError("reset", request=None), 1, False, OutcomeStatus.IN_DOUBT),
+        (OutcomeUnknownError("reset", request=None), 1, True, 0.0),
+        (
+            OutcomeUnknownError("reset", request=None),
+            AMBIGUOUS_ROUNDS + 1,
+            True,
+            OutcomeStatus.IN_DOUBT,
+        ),
+        (ServerError(500, "boom"), 1, False, OutcomeStatus.IN_DOUBT),
+        (AuthenticationError(401, "no", code="UNAUTHENTICATED"), 1, False, OutcomeStatus.REJECTED),
+        (RuntimeError("bug"), 1, False, OutcomeStatus.IN_DOUBT),
+    ],
+)
+def test_verdict_retries_only_what_provably_was_not_applied(
+    error: Exception, attempt: int, retry_ambiguous: bool, expected: object
+) -> None:
+    """429/503/connect errors are resent; unknown outcomes are in doubt unless opted in."""
+    got = verdict(error, attempt, retry_ambiguous=retry_ambiguous, rng=random.Random(1))
+    if expected == "delay":
+        assert isinstance(got, float) and got >= 0
+    elif isinstance(expected, OutcomeStatus):
+        assert isinstance(got, Outcome) and got.status is expected
+    else:
+        assert got == expected
+
+
+def test_only_entry_caused_refusals_are_bisected() -> None:
+    """400, 404, 428 and client-side refusals bisect; auth and server errors do not."""
+    assert is_refusal(PreconditionFailedError(428, "low", code="INSUFFICIENT_INVENTORY"))
+    assert is_refusal(InvalidInputError("variantId", "x", "bad", index=0))
+    assert not is_refusal(AuthenticationError(401, "no"))
+    assert not is_refusal(OutcomeUnknownError("reset", request=None))

@@ -497,3 +497,20 @@ def _adjuster_tasks() -> list[str]:
         for t in asyncio.all_tasks()
         if t.get_name().startswith("adjuster") and not t.done()
     ]
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_bisection_cost_without_hints_stays_logarithmic(
+    fake_factory: Any, variants: list[str], seed: int
+) -> None:
+    """One unknown variant among 300, no hint: at most 14 extra requests, 299 applied."""
+    fake = fake_factory()
+    fake.seed(300, 1)
+    fake.hints = False
+    bad = random.Random(seed).randrange(300)
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        for i in range(300):
+            adj.submit_nowait("missing" if i == bad else f"p{i}", variants[0], -1)
+        await adj.flush()
+    assert adj.stats().bisect_requests <= 14, f"seed {seed}"
+    assert sum(len(rows) for _, rows in fake.applied) == 299

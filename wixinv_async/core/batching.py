@@ -19,25 +19,58 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from ..errors import ApiError, InvalidInputError
-from .coalesce import DeltaTable, Entry, Key, wire_identity
+from msgspec import UNSET
+
+from ..errors import (
+    ApiError,
+    BadRequestError,
+    ConfigurationError,
+    ConnectError,
+    InvalidInputError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PreconditionFailedError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ServerError,
+)
+from ..models import MAX_BATCH, DecrementData, IncrementData
+from .backoff import Uniform, backoff_delay
+from .coalesce import DeltaKey, DeltaTable, Entry, Key, Outcome, OutcomeStatus, wire_identity
 
 __all__ = [
+    "AMBIGUOUS_ROUNDS",
     "FLUSH_REASONS",
+    "NOT_APPLIED_ROUNDS",
+    "AdjusterStats",
+    "BatchReport",
     "FlushReason",
+    "InDoubtEntry",
     "Kind",
     "Planned",
     "Selection",
+    "SentBatch",
+    "SentEntry",
+    "check_settings",
+    "decrement_entries",
     "hint_index",
+    "increment_entries",
+    "is_refusal",
     "kind_of",
     "minimum_requests",
+    "outcome_for",
+    "percentile",
     "plan",
     "plan_keys",
+    "provably_not_applied",
     "select",
+    "sent_entry",
     "split",
+    "verdict",
 ]
 
 Kind = Literal["increment", "decrement"]
@@ -292,3 +325,212 @@ def split(entries: Sequence[T], hint: int | None) -> tuple[T | None, list[list[T
         return entries[hint], [rest]
     middle = len(entries) // 2
     return None, [list(entries[:middle]), list(entries[middle:])]
+
+
+# --- requests and what their failures mean ----------------------------------------------
+
+NOT_APPLIED_ROUNDS = 4
+"""Times a batch is resent after the client gave up on it although it was provably not applied
+(429s or 503s that outlasted the client's own retries, connect errors), before it is REJECTED."""
+AMBIGUOUS_ROUNDS = 3
+"""Times ``on_ambiguous="retry"`` resends a batch whose outcome was unknown."""
+_REFUSALS = (BadRequestError, NotFoundError, PreconditionFailedError, InvalidInputError)
+
+
+class SentEntry(NamedTuple):
+    """One entry of a request: the key, the amount sent (signed) and the tags of its deltas."""
+
+    key: DeltaKey
+    amount: int
+    tags: tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SentBatch:
+    """A request about to be sent (given to ``on_send``). A bisection part has its own
+    ``batch_id`` and names the batch it came from in ``parent_id``; a resend repeats the
+    ``batch_id`` with the next ``attempt``."""
+
+    batch_id: int
+    kind: Kind
+    entries: tuple[SentEntry, ...]
+    reason: FlushReason
+    parent_id: int | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    """A planned batch whose every entry has its outcome (given to ``on_batch``)."""
+
+    batch_id: int
+    kind: Kind
+    reason: FlushReason
+    entries: tuple[SentEntry, ...]
+    outcomes: tuple[Outcome, ...]
+    """Aligned with ``entries``."""
+    requests: int
+    """Requests it took, bisection and resends included."""
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubtEntry:
+    """An entry whose request may or may not have been applied: reconcile it."""
+
+    key: DeltaKey
+    amount: int
+    tags: tuple[object, ...]
+    batch_id: int
+    code: str | None
+    message: str | None
+
+
+def sent_entry(entry: Entry) -> SentEntry:
+    """The public view of an entry as sent."""
+    return SentEntry(entry.public_key(), entry.net, tuple(entry.tags or ()))
+
+
+def increment_entries(entries: Sequence[Entry]) -> list[IncrementData]:
+    """The wire entries of an increment batch."""
+    return [
+        IncrementData(
+            product_id=UNSET if e.key[0] is None else e.key[0],
+            inventory_id=UNSET if e.key[1] is None else e.key[1],
+            variant_id=e.key[2],
+            increment_by=e.net,
+        )
+        for e in entries
+    ]
+
+
+def decrement_entries(entries: Sequence[Entry]) -> list[DecrementData]:
+    """The wire entries of a decrement batch (``preorderRequest`` from the key)."""
+    return [
+        DecrementData(
+            product_id=UNSET if e.key[0] is None else e.key[0],
+            inventory_id=UNSET if e.key[1] is None else e.key[1],
+            variant_id=e.key[2],
+            decrement_by=-e.net,
+            preorder_request=e.key[3],
+        )
+        for e in entries
+    ]
+
+
+def is_refusal(error: BaseException) -> bool:
+    """A refusal some entries may have caused (400, 404, 428, or refused client-side): nothing
+    was applied, and bisecting finds the entries at fault."""
+    return isinstance(error, _REFUSALS)
+
+
+def outcome_for(status: OutcomeStatus, error: BaseException, default_code: str) -> Outcome:
+    """An outcome carrying the error's Wix code, message and request id."""
+    if isinstance(error, ApiError):
+        return Outcome(status, error.code or default_code, error.message, error.request_id)
+    return Outcome(status, default_code, str(error))
+
+
+def provably_not_applied(error: BaseException) -> bool:
+    """429, 503, a connect error or a connect timeout: the server did not apply the request."""
+    if isinstance(error, RateLimitedError | ConnectError):
+        return True
+    if isinstance(error, ServerError):
+        return error.status == 503
+    return isinstance(error, RequestTimeoutError) and not error.sent
+
+
+def verdict(
+    error: BaseException, attempt: int, *, retry_ambiguous: bool, rng: Uniform
+) -> Outcome | float:
+    """What a failed request (not a refusal) means after ``attempt`` attempts: the entries'
+    final outcome, or the seconds to wait before resending them.
+
+    ==============================================  ===============================
+    failure                                         verdict
+    ==============================================  ===============================
+    429, 503, connect error, connect timeout        resend after ``Retry-After`` or
+                                                    backoff; REJECTED after
+                                                    ``NOT_APPLIED_ROUNDS``
+    outcome unknown (timeout, reset, other 5xx)     IN_DOUBT, or resend at once with
+                                                    ``retry_ambiguous`` (at most
+                                                    ``AMBIGUOUS_ROUNDS`` times)
+    other API error (401, 403, 409, ...)            REJECTED: refused whole
+    anything else (a bug, an unknown error)         IN_DOUBT: it may have been sent
+    ==============================================  ===============================
+    """
+    if provably_not_applied(error):
+        if attempt > NOT_APPLIED_ROUNDS:
+            return outcome_for(OutcomeStatus.REJECTED, error, "GAVE_UP_NOT_APPLIED")
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, int | float):
+            return float(retry_after)
+        return backoff_delay(attempt, base=1.0, cap=30.0, rng=rng)
+    if isinstance(error, OutcomeUnknownError | ServerError):  # a 5xx but 503 may have applied
+        if retry_ambiguous and attempt <= AMBIGUOUS_ROUNDS:
+            return 0.0
+        return outcome_for(OutcomeStatus.IN_DOUBT, error, "OUTCOME_UNKNOWN")
+    if isinstance(error, ApiError):
+        return outcome_for(OutcomeStatus.REJECTED, error, "REFUSED")
+    return outcome_for(OutcomeStatus.IN_DOUBT, error, type(error).__name__)
+
+
+# --- settings and statistics ---------------------------------------------------------
+
+
+class AdjusterStats(NamedTuple):
+    """Counters since the adjuster started (``InventoryAdjuster.stats()``). Outcome counts are
+    in deltas; latencies in seconds, per entry from its oldest delta to its outcome."""
+
+    submitted: int
+    coalesced: int
+    """Deltas that merged into an entry already pending (no entry of their own)."""
+    netted_to_zero: int
+    """Entries committed without a request because their deltas cancelled out."""
+    requests: int
+    entries_sent: int
+    batch_fill: float
+    """Mean entries per request over ``max_batch``."""
+    batches_by_reason: Mapping[str, int]
+    bisect_requests: int
+    """Requests for the parts of refused batches (bisection), resends of parts included."""
+    in_flight: int
+    pending: int
+    """Distinct keys waiting to be sent."""
+    committed: int
+    rejected: int
+    in_doubt: int
+    cancelled: int
+    rate_limited: int
+    """429 answers (as counted by the client, when it counts) and 429 errors that surfaced."""
+    retries: int
+    """Resends by the adjuster itself (the client's own retries are in its stats)."""
+    latency_p50: float | None
+    latency_p99: float | None
+
+
+def check_settings(
+    max_batch: int, linger: float, max_in_flight: int, max_pending: int, on_ambiguous: str
+) -> None:
+    """The adjuster's settings; raises ConfigurationError naming the bad one."""
+
+    def whole(name: str, value: object, low: int, high: int | None = None) -> None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        if not ok or (high is not None and value > high):  # type: ignore[operator]
+            bound = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise ConfigurationError(f"{name} must be an int {bound}, got {value!r}")
+
+    whole("max_batch", max_batch, 1, MAX_BATCH)
+    whole("max_in_flight", max_in_flight, 1)
+    whole("max_pending", max_pending, 1)
+    if isinstance(linger, bool) or not isinstance(linger, int | float) or not linger >= 0:
+        raise ConfigurationError(f"linger must be a number of seconds >= 0, got {linger!r}")
+    if on_ambiguous not in ("report", "retry"):
+        raise ConfigurationError(f'on_ambiguous must be "report" or "retry", got {on_ambiguous!r}')
+
+
+def percentile(samples: list[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted samples (nearest rank), ``None`` without samples."""
+    if not samples:
+        return None
+    return samples[min(len(samples) - 1, int(q * len(samples)))]

@@ -26,7 +26,9 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from ..models import MAX_QUANTITY
+from ..errors import InvalidInputError
+from ..models import MAX_ID_LENGTH, MAX_QUANTITY
+from .validation import check_entity_id, check_variant_id, is_guid
 
 __all__ = [
     "MAX_AMOUNT",
@@ -36,6 +38,7 @@ __all__ = [
     "Key",
     "Outcome",
     "OutcomeStatus",
+    "check_delta",
     "slot_key",
     "wire_identity",
 ]
@@ -261,3 +264,45 @@ class DeltaTable:
             while entry is not None:
                 yield entry
                 entry = entry.more
+
+
+def check_delta(
+    product_id: object, inventory_id: object, variant_id: object, preorder: object, delta: object
+) -> None:
+    """The checks of a submit; raises InvalidInputError naming the field and value."""
+    if (
+        type(delta) is int
+        and delta
+        and -MAX_AMOUNT <= delta <= MAX_AMOUNT
+        and type(preorder) is bool
+        and is_guid(variant_id)
+    ):
+        entity = product_id if inventory_id is None else inventory_id
+        if (
+            (product_id is None) != (inventory_id is None)
+            and type(entity) is str
+            and 0 < len(entity) <= MAX_ID_LENGTH
+        ):
+            return  # the common case, checked without building error messages
+    _explain_delta(product_id, inventory_id, variant_id, preorder, delta)
+
+
+def _explain_delta(
+    product_id: object, inventory_id: object, variant_id: object, preorder: object, delta: object
+) -> None:
+    """The full checks, raising with the offending field and value."""
+    if isinstance(delta, bool) or not isinstance(delta, int):
+        raise InvalidInputError("delta", delta, "must be an int (not a bool or a float)")
+    if delta == 0 or not -MAX_AMOUNT <= delta <= MAX_AMOUNT:
+        raise InvalidInputError("delta", delta, f"must be nonzero and within ±{MAX_AMOUNT}")
+    if (product_id is None) == (inventory_id is None):
+        raise InvalidInputError(
+            "product_id", product_id, "give exactly one of product_id and inventory_id"
+        )
+    if product_id is not None:
+        check_entity_id("product_id", product_id)
+    else:
+        check_entity_id("inventory_id", inventory_id)
+    check_variant_id(variant_id, field="variant_id")
+    if not isinstance(preorder, bool):
+        raise InvalidInputError("preorder", preorder, "must be a bool")
