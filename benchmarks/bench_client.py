@@ -190,6 +190,37 @@ async def measure(
     }
 
 
+def breakdown(repeat: int) -> dict[str, Any]:
+    """In-process cost of each client step for one 300-entry batch (best of ``repeat``)."""
+    import timeit
+
+    from wixinv_async import client as client_module
+
+    rows = [(f"product-{i:05d}", str(uuid.UUID(int=i)), 1) for i in range(BATCH)]
+    entries = [DecrementData(product_id=p, variant_id=v, decrement_by=n) for p, v, n in rows]
+    known: set[str] = set()
+
+    def best(step: Callable[[], object]) -> float:
+        return round(min(timeit.repeat(step, number=200, repeat=repeat)) / 200 * 1e6, 1)
+
+    check = client_module._check_entries
+    return {
+        "bench": "client_decrement_300_breakdown_us",
+        "build_entries": best(
+            lambda: [DecrementData(product_id=p, variant_id=v, decrement_by=n) for p, v, n in rows]
+        ),
+        "validate": best(
+            lambda: check("decrementData", entries, DecrementData, "decrementBy", known)
+        ),
+        "validate_unseen_variant_ids": best(
+            lambda: check("decrementData", entries, DecrementData, "decrementBy", set())
+        ),
+        "encode": best(
+            lambda: msgspec_encode(DecrementInventoryRequest(decrement_data=list(entries)))
+        ),
+    }
+
+
 def msgspec_encode(value: Any) -> bytes:
     import msgspec
 
@@ -211,6 +242,7 @@ async def main() -> None:
     rounds, per_round = (3, 150) if options.quick else (7, 600)
     servers = {"minimal": MINIMAL_SERVER, "emulator": EMULATOR_SERVER}
     chosen = list(servers) if options.server == "both" else [options.server]
+    print(json.dumps(breakdown(3 if options.quick else 10)), flush=True)
     results = []
     for name in chosen:
         for in_flight in options.in_flight:

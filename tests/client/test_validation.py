@@ -269,3 +269,23 @@ def test_the_fast_path_agrees_with_entry_by_entry_checks(
             client_module._check_entry(entry, index, "decrementBy")
 
     assert _verdict(fast) == _verdict(slow)
+
+
+_GUIDS = [V0, "5e6f7a8b-0000-4000-8000-00000000abcd", "ABCDEF01-2345-6789-abcd-ef0123456789"]
+_guid_like = st.one_of(
+    st.sampled_from(_GUIDS),
+    st.sampled_from(_GUIDS).map(lambda g: g[:-1]),  # 35 characters
+    st.sampled_from(_GUIDS).map(lambda g: g + "0"),
+    st.sampled_from(_GUIDS).map(lambda g: g.replace("-", "_", 1)),
+    st.lists(st.sampled_from(_GUIDS), min_size=2, max_size=3).map("\n".join),  # hides newlines
+    st.text(alphabet="0123456789abcdef-\n", max_size=80),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sets(_guid_like, max_size=8))
+def test_the_one_scan_guid_check_agrees_with_is_guid(values: set[str]) -> None:
+    """Checking GUIDs joined in one regex scan equals checking each one."""
+    from wixinv_async.core.validation import is_guid
+
+    assert client_module._all_guids(values) == all(map(is_guid, values))
