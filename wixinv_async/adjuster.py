@@ -484,6 +484,19 @@ class InventoryAdjuster:
         return self._loop.time() if self._loop is not None else 0.0
 
     async def _dispatch(self) -> None:
+        try:
+            await self._dispatch_loop()
+        except Exception as exc:
+            # A bug must not leave tickets pending forever: refuse new deltas, cancel the
+            # pending ones (requests in flight still settle), and let close() raise it.
+            self._report_error("the adjuster's dispatcher failed", exc)
+            self._closing = True
+            self._open = {}
+            self._space.set()
+            self._cancel_pending()
+            raise
+
+    async def _dispatch_loop(self) -> None:
         table, loop = self._table, asyncio.get_running_loop()
         while True:
             self._wake.clear()

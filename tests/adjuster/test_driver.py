@@ -514,3 +514,23 @@ async def test_bisection_cost_without_hints_stays_logarithmic(
         await adj.flush()
     assert adj.stats().bisect_requests <= 14, f"seed {seed}"
     assert sum(len(rows) for _, rows in fake.applied) == 299
+
+
+async def test_a_failing_dispatcher_cancels_pending_tickets_and_close_raises(
+    fake: Any, variants: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If planning raises (a bug), pending tickets end CANCELLED and close() re-raises it."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("planner bug")
+
+    monkeypatch.setattr("wixinv_async.adjuster.select", broken)
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    adj = InventoryAdjuster(fake, linger=SLOW)
+    ticket = adj.submit_nowait("p0", variants[0], -1)
+    assert (await ticket).status is X
+    with pytest.raises(RuntimeError, match="planner bug"):
+        await adj.close()
+    assert reported and fake.calls == []
