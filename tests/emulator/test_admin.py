@@ -169,3 +169,14 @@ def test_emulator_without_loop_has_no_url_yet() -> None:
     assert (emu.url, emu.site_id, len(emu.store)) == ("", "my-site", 4)
     with pytest.raises(KeyError):
         emu.site("other")
+
+
+def test_emulator_all_is_sorted_and_complete() -> None:
+    """wixinv_async.emulator's __all__ is sorted, importable and lists every public class."""
+    import wixinv_async.emulator as package
+
+    names = package.__all__
+    assert names == sorted(names, key=lambda n: (not n.isupper(), n))
+    assert all(hasattr(package, name) for name in names)
+    public = {n for n, v in vars(package).items() if not n.startswith("_") and isinstance(v, type)}
+    assert public <= set(names)

@@ -7,6 +7,7 @@ first); ``?since=N`` skips the first N journal entries.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["add_admin_routes", "journal_json"]
 
 _encode = msgspec.json.Encoder().encode
+_ids = itertools.count(1)
 
 
 def journal_json(store: SiteStore, since: int = 0) -> dict[str, Any]:
@@ -34,7 +36,12 @@ def journal_json(store: SiteStore, since: int = 0) -> dict[str, Any]:
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=_encode(data), content_type="application/json")
+    return _bytes(_encode(data), status)
+
+
+def _bytes(body: bytes, status: int = 200) -> web.Response:
+    headers = {"x-wix-request-id": f"admin.{next(_ids)}", "Content-Type": "application/json"}
+    return web.Response(status=status, body=body, headers=headers)
 
 
 def _problem(status: int, text: str) -> web.Response:
@@ -44,21 +51,26 @@ def _problem(status: int, text: str) -> web.Response:
 def add_admin_routes(app: web.Application, emu: Emulator) -> None:
     """Add the ``/_emulator/`` routes for ``emu`` to ``app``."""
 
-    def store_of(request: web.Request) -> SiteStore:
+    def store_of(request: web.Request) -> SiteStore | web.Response:
+        """The ``?site=`` store (default: the first site), or a 404 answer."""
         site_id = request.query.get("site")
         try:
             return emu.store if site_id is None else emu.site(site_id)
         except KeyError:
-            raise web.HTTPNotFound(text=f"no site {site_id!r}") from None
+            return _problem(404, f"no site {site_id!r}: sites are {emu.sites}")
 
     async def state(request: web.Request) -> web.Response:
-        return web.Response(body=store_of(request).state_json(), content_type="application/json")
+        store = store_of(request)
+        return store if isinstance(store, web.Response) else _bytes(store.state_json())
 
     async def journal(request: web.Request) -> web.Response:
+        store = store_of(request)
         since = request.query.get("since", "0")
+        if isinstance(store, web.Response):
+            return store
         if not since.isdigit():
             return _problem(400, f"since={since!r}: must be a whole number")
-        return _json(journal_json(store_of(request), int(since)))
+        return _json(journal_json(store, int(since)))
 
     async def stats(request: web.Request) -> web.Response:
         return _json(emu.stats())

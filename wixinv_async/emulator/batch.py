@@ -143,7 +143,10 @@ def _fail(
         pid, iid = entry.product_id, entry.inventory_id
         item = by_product.get(pid) if pid is not None else by_inventory.get(iid or "")
         if item is None or (iid is not None and item.id != iid):
-            text = f"{field}[{index}]: no such item (productId {pid!r}, inventoryId {iid!r})"
+            what = f"product {pid!r}" if pid is not None else f"inventory item {iid!r}"
+            if item is not None:
+                what = f"inventory item {iid!r} for product {pid!r}"
+            text = f"{field}[{index}]: no such {what}"
         elif entry.variant_id not in item.variants:
             text = f"{field}[{index}]: no such variant {entry.variant_id!r}"
         else:
