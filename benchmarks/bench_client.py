@@ -239,7 +239,7 @@ async def main() -> None:
         help="concurrent requests: 1 = strictly sequential, 4 = the adjuster's default",
     )
     options = parser.parse_args()
-    rounds, per_round = (3, 150) if options.quick else (7, 600)
+    rounds, per_round = (3, 150) if options.quick else (15, 300)
     servers = {"minimal": MINIMAL_SERVER, "emulator": EMULATOR_SERVER}
     chosen = list(servers) if options.server == "both" else [options.server]
     print(json.dumps(breakdown(3 if options.quick else 10)), flush=True)
