@@ -161,6 +161,8 @@ class AiohttpTransport:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        elif self._session.closed:
+            raise ConfigurationError("the aiohttp session given to the client is closed")
         return self._session
 
     async def handle_request(self, request: HttpRequest) -> HttpResponse:

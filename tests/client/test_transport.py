@@ -113,3 +113,12 @@ def test_request_repr_hides_headers_and_body() -> None:
     assert "secret" not in repr(request)
     assert request.without_headers().headers == {}
     assert request.path == "/stores/v2/inventoryItems/decrement"
+
+
+async def test_a_closed_borrowed_session_is_a_clear_error() -> None:
+    """Sending over a session its owner closed raises ConfigurationError, not aiohttp's."""
+    session = aiohttp.ClientSession()
+    await session.close()
+    transport = AiohttpTransport(session)
+    with pytest.raises(ConfigurationError, match="closed"):
+        await transport.handle_request(HttpRequest("POST", URL, b"{}"))
