@@ -162,7 +162,8 @@ class InventoryClient:
     makes and closes its own. ``rate_limit`` is a :class:`RateLimit` (a private budget), a
     :class:`RateLimiter` shared with other clients, or ``None`` (no pacing). ``timeout`` bounds
     connecting and each read. ``transport`` replaces HTTP entirely (e.g. ``MockTransport``).
-    ``clock`` is where backoff and pauses wait: a ``VirtualClock`` makes them instant in tests.
+    ``clock`` is where backoff and pauses wait: a ``VirtualClock`` makes them instant in tests
+    (a shared ``RateLimiter`` pauses on its own clock; pacing always runs on the event loop's).
 
     ::
 
