@@ -12,13 +12,15 @@ from wixinv_async.auth import ApiKeyAuth, AppOAuth
 from wixinv_async.client import InventoryClient, RetryPolicy
 from wixinv_async.emulator import Emulator, FaultPlan, FaultRule
 from wixinv_async.errors import (
+    ConnectError,
     NotFoundError,
     OutcomeUnknownError,
     PreconditionFailedError,
     RequestTimeoutError,
 )
+from wixinv_async.models import DEFAULT_VARIANT_ID as V0
 from wixinv_async.models import DecrementData, IncrementData, InventoryItem, VariantUpdate
-from wixinv_async.transport import RateLimit
+from wixinv_async.transport import RateLimit, VirtualClock
 
 
 @pytest.fixture
@@ -223,3 +225,24 @@ async def test_a_stall_after_applying_times_out_as_unknown() -> None:
     assert isinstance(caught.value.__cause__, RequestTimeoutError)
     assert caught.value.__cause__.sent is True
     assert stock(emu, item) == 49
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    """Nothing listening: the decrement is retried, then ConnectError says it was never sent."""
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago, now closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    clock = VirtualClock()
+    auth = ApiKeyAuth("KEY", site_id="SITE")
+    retry = RetryPolicy(max_attempts=3, seed=1)
+    async with InventoryClient(
+        auth, base_url=f"http://127.0.0.1:{port}", rate_limit=None, retry=retry, clock=clock
+    ) as client:
+        with pytest.raises(ConnectError):
+            await client.decrement_inventory(
+                [DecrementData(product_id="p1", variant_id=V0, decrement_by=1)]
+            )
+        assert client.stats().requests == 3
+    assert len(clock.slept) == 2
