@@ -96,7 +96,8 @@ __all__ = [
     "Ticket",
 ]
 
-_LATENCY_SAMPLES = 100_000
+_LATENCY_SAMPLES = 10_000
+"""The latency percentiles are over the latest this many entries sent (a cheap stats())."""
 _UNKNOWN = Outcome(OutcomeStatus.IN_DOUBT, code="UNKNOWN")
 _OK = OutcomeStatus.COMMITTED
 
@@ -413,9 +414,8 @@ class InventoryAdjuster:
     def _cancel_pending(self) -> None:
         """Resolve every pending delta, and every batch not yet being sent, as CANCELLED."""
         cancelled = Outcome(OutcomeStatus.CANCELLED, code="CANCELLED")
-        now = self._now()
         for entry in self._table.pop_all():
-            self._resolve(entry, cancelled, now)
+            self._resolve(entry, cancelled)
         for task, run in self._runs.items():
             if not run.requests and not run.sending:
                 task.cancel()
@@ -532,7 +532,7 @@ class InventoryAdjuster:
         now = loop.time()
         for entry in noops:
             self._counts["noops"] += 1
-            self._resolve(entry, NOOP, now)
+            self._resolve(entry, NOOP)
         for planned in batches:
             self._next_id += 1
             self._by_reason[planned.reason] += 1
@@ -685,11 +685,10 @@ class InventoryAdjuster:
                     InDoubtEntry(key, amount, tags, run.batch_id, outcome.code, outcome.message)
                 )
 
-    def _resolve(self, entry: Entry, outcome: Outcome, now: float) -> None:
-        """Resolve an entry that is not in flight (a no-op, or cancelled while pending)."""
+    def _resolve(self, entry: Entry, outcome: Outcome) -> None:
+        """Resolve an entry that was never sent (a no-op, or cancelled while pending)."""
         entry.outcome = outcome
         self._counts[outcome.status.value] += entry.count
-        self._latency.append(now - entry.first)
         waiter = entry.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(outcome)

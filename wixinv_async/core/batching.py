@@ -480,7 +480,8 @@ def verdict(
 
 class AdjusterStats(NamedTuple):
     """Counters since the adjuster started (``InventoryAdjuster.stats()``). Outcome counts are
-    in deltas; latencies in seconds, per entry from its oldest delta to its outcome."""
+    in deltas. Latencies are in seconds, from an entry's oldest delta to its outcome, over the
+    latest 10,000 entries sent (``None`` before the first)."""
 
     submitted: int
     coalesced: int
