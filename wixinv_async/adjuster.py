@@ -217,6 +217,8 @@ class InventoryAdjuster:
         self._doubts: list[InDoubtEntry] = []
         self._rng = random.Random()
         self._client_429_base = _client_rate_limited(client)
+        if not self._net:  # keep the netting hot path free of the mode test
+            self.submit_nowait = self._submit_nowait_apart  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         state = "closing" if self._closing else "open"
@@ -241,11 +243,7 @@ class InventoryAdjuster:
         needs a new key and ``max_pending`` keys are pending, :class:`AdjusterClosed` after close
         and :class:`InvalidInputError` for bad input (changing nothing)."""
         if type(delta) is int and delta:
-            if self._net:
-                key: Key = (product_id, inventory_id, variant_id, preorder)
-            else:
-                key = (product_id, inventory_id, variant_id, preorder, delta > 0)
-            entry = self._open.get(key)
+            entry = self._open.get((product_id, inventory_id, variant_id, preorder))
             if entry is not None:  # a known key: its ids were checked when it was new
                 old = entry.net
                 new = old + delta
@@ -260,7 +258,26 @@ class InventoryAdjuster:
                         else:
                             tags.append(tag)
                     return entry  # type: ignore[return-value]
-                return self._merge_slow(key, delta, tag)
+                return self._merge_slow(entry.key, delta, tag)
+        return self._submit_slow(product_id, inventory_id, variant_id, preorder, delta, tag)
+
+    def _submit_nowait_apart(
+        self,
+        product_id: str | None,
+        variant_id: str,
+        delta: int,
+        *,
+        inventory_id: str | None = None,
+        preorder: bool = False,
+        tag: object = None,
+    ) -> Ticket:
+        """``submit_nowait`` with ``net_opposite_signs=False``: the sign is part of the key."""
+        if type(delta) is int and delta:
+            key = (product_id, inventory_id, variant_id, preorder, delta > 0)
+            entry = self._open.get(key)
+            if entry is not None and -MAX_AMOUNT <= entry.net + delta <= MAX_AMOUNT:
+                entry.merge(delta, tag)  # same sign by construction: no count to update
+                return entry  # type: ignore[return-value]
         return self._submit_slow(product_id, inventory_id, variant_id, preorder, delta, tag)
 
     async def submit(
