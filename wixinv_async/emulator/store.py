@@ -8,6 +8,7 @@ nothing is changed. Tests may also read and seed the store directly.
 
 from __future__ import annotations
 
+import operator
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +34,7 @@ from .updates import apply_update
 
 __all__ = ["ChangeEvent", "JournalEntry", "Listener", "SiteStore"]
 
-_MAX_AMOUNT = 2**31 - 1
+_ITEM_OF: Any = operator.attrgetter("item")
 
 
 class ChangeEvent(NamedTuple):
@@ -242,9 +243,7 @@ class SiteStore:
         before = self._snapshots(applied, entries) if self._listeners else []
         now = self._wall_clock()
         now_ms = int(now * 1000)
-        for variant in applied:
-            item = variant.item
-            assert item is not None
+        for item in set(map(_ITEM_OF, applied)):
             item.last_updated = now_ms
             item.json = None
         self.entries_applied += len(entries)
