@@ -25,7 +25,7 @@ VARIANTS = [f"00000000-0000-0000-0000-{i:012d}" for i in range(1000)]
 class FakeClient:
     """An atomic in-memory inventory: quantities per (product id, variant id).
 
-    ``script`` holds the fault of each next call (``"429"``, ``"503"``, ``"connect"``,
+    ``script`` holds the fault of each next call (``"429"``, ``"429_long"`` (Retry-After 60), ``"503"``, ``"connect"``,
     ``"unknown_before"``, ``"unknown_after"``, ``"auth"``, ``None``). ``gate``, when set, makes
     every call wait for it (after applying, for ``stall_after``). ``hints`` puts the offending
     index in ``applicationError.data`` as the emulator does.
@@ -79,6 +79,8 @@ class FakeClient:
     def _fault_before(self, fault: str | None) -> None:
         if fault == "429":
             raise RateLimitedError(429, "slow down", code="TOO_MANY_REQUESTS", retry_after=0.0)
+        if fault == "429_long":
+            raise RateLimitedError(429, "slow down", code="TOO_MANY_REQUESTS", retry_after=60.0)
         if fault == "503":
             raise ServerError(503, "unavailable")
         if fault == "connect":

@@ -534,3 +534,15 @@ async def test_a_failing_dispatcher_cancels_pending_tickets_and_close_raises(
     with pytest.raises(RuntimeError, match="planner bug"):
         await adj.close()
     assert reported and fake.calls == []
+
+
+async def test_a_deadline_during_a_429_wait_cancels_what_was_never_applied(
+    fake: Any, variants: list[str]
+) -> None:
+    """Waiting out a long Retry-After when the close deadline hits: CANCELLED, not in doubt."""
+    fake.script = ["429_long"]
+    adj = InventoryAdjuster(fake, linger=SLOW)
+    ticket = adj.submit_nowait("p0", variants[0], -1)
+    await adj.close(timeout=0.05)
+    assert (await ticket).status is X and adj.in_doubt() == []
+    assert adj.stats().rate_limited == 1 and fake.applied == []
