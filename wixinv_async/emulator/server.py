@@ -16,39 +16,35 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Final, NamedTuple, Protocol, Self
+from typing import Any, Final, Protocol, Self
 
 import msgspec
 from aiohttp import web
 
 from ..errors import ConfigurationError
-from ..models import TokenResponse
-from ._errors import WixApiError, application_error, validation_error
+from ._errors import WixApiError, application_error
+from .auth import Credentials
 from .catalog import ID_DISTRIBUTIONS, new_guid
 from .faults import AFTER_APPLY, Fault, FaultInjector, FaultPlan
-from .query import compile_query
-from .ratelimit import RollingWindow, parse_rate, retry_after_header
-from .requests import (
-    DecrementBody,
-    GetVariantsBody,
-    IncrementBody,
-    QueryBody,
-    TokenBody,
-    UpdateBody,
-    decode,
+from .handlers import (
+    Handler,
+    decrement_inventory,
+    get_inventory_variants,
+    increment_inventory,
+    query_inventory,
+    update_inventory_variants,
 )
+from .ratelimit import RollingWindow, parse_rate, retry_after_header
+from .requests import TokenBody, decode
 from .store import SiteStore
 
 __all__ = ["Emulator", "WebhookSink"]
 
 _encode = msgspec.json.Encoder().encode
 _JSON: Final = "application/json"
-_EMPTY: Final = b"{}"
 _NO_FAULT: Final = Fault(None, 0.0)
 _READ_PREFIXES: Final = ("/stores-reader/v2/inventoryItems", "/stores/v2/inventoryItems")
 _WRITE_PREFIX: Final = "/stores/v2/inventoryItems"
-
-Handler = Callable[["_Site", web.Request, bytes, str], bytes]
 
 
 class WebhookSink(Protocol):
@@ -65,11 +61,6 @@ class _Site:
     def __init__(self, store: SiteStore, limiter: RollingWindow | None) -> None:
         self.store = store
         self.limiter = limiter
-
-
-class _Grant(NamedTuple):
-    site: _Site
-    expires_at: float
 
 
 class Emulator:
@@ -103,21 +94,12 @@ class Emulator:
             products, variants_per_product, extra_sites, latency_ms, token_lifetime, id_distribution
         )
         try:
-            self._rate = parse_rate(rate_limit) if rate_limit is not None else None
+            rate = parse_rate(rate_limit) if rate_limit is not None else None
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         ids = random.Random(seed + 0x51DE)
-        self.api_key = api_key if api_key is not None else "IST." + secrets.token_urlsafe(32)
-        self.app_id = new_guid(ids)
-        self.app_secret = secrets.token_urlsafe(24)
-        self.retry_after = retry_after
-        self.latency = latency_ms / 1000
-        self.token_lifetime = token_lifetime
-        self.host, self._port = host, port
-        self._clock = clock
-        self._webhooks = webhooks
+        app_id = new_guid(ids)
         self._sites: dict[str, _Site] = {}
-        self._by_instance: dict[str, _Site] = {}
         for index in range(extra_sites + 1):
             sid = site_id if index == 0 and site_id is not None else new_guid(ids)
             store = SiteStore(
@@ -128,14 +110,23 @@ class Emulator:
                 seed=seed + index,
                 id_distribution=id_distribution,
             )
-            site = _Site(store, RollingWindow(*self._rate) if self._rate else None)
-            self._sites[sid] = site
-            self._by_instance[store.instance_id] = site
-        first = next(iter(self._sites.values()))
-        self.site_id = first.store.site_id
-        self.instance_id = first.store.instance_id
-        self.store = first.store
-        self._tokens: dict[str, _Grant] = {}
+            self._sites[sid] = _Site(store, RollingWindow(*rate) if rate else None)
+        self.store = next(iter(self._sites.values())).store
+        self.site_id = self.store.site_id
+        self.instance_id = self.store.instance_id
+        self._credentials = Credentials(
+            api_key=api_key if api_key is not None else "IST." + secrets.token_urlsafe(32),
+            app_id=app_id,
+            app_secret=secrets.token_urlsafe(24),
+            instances={site.store.instance_id: sid for sid, site in self._sites.items()},
+            token_lifetime=token_lifetime,
+            clock=clock,
+        )
+        self.retry_after = retry_after
+        self.latency = latency_ms / 1000
+        self.host, self._port = host, port
+        self._clock = clock
+        self._webhooks = webhooks
         self._injector = FaultInjector(faults) if faults is not None else None
         self._rid_prefix = secrets.token_hex(4)
         self._rid = 0
@@ -144,6 +135,25 @@ class Emulator:
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
+
+    @property
+    def api_key(self) -> str:
+        """The API key every site accepts (with ``wix-site-id``)."""
+        return self._credentials.api_key
+
+    @property
+    def app_id(self) -> str:
+        """The OAuth app's client id."""
+        return self._credentials.app_id
+
+    @property
+    def app_secret(self) -> str:
+        """The OAuth app's client secret."""
+        return self._credentials.app_secret
+
+    @property
+    def token_lifetime(self) -> float:
+        return self._credentials.token_lifetime
 
     def __repr__(self) -> str:
         return f"Emulator(url={self.url!r}, site_id={self.site_id!r}, sites={len(self._sites)})"
@@ -171,8 +181,12 @@ class Emulator:
             self._build_app(), access_log=None, handler_cancellation=True, shutdown_timeout=1.0
         )
         await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self._port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
         self._runner = runner
-        await web.TCPSite(runner, self.host, self._port).start()
         host, port = runner.addresses[0][:2]
         self.url = f"http://{_url_host(host)}:{port}"
         if self._webhooks is not None:
@@ -235,19 +249,21 @@ class Emulator:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         add = app.router.add_route
         for prefix in _READ_PREFIXES:
-            add("POST", f"{prefix}/query", self._wix("queryInventory", self._query))
-            add(
-                "POST",
-                f"{prefix}/{{inventoryId}}/getVariants",
-                self._wix("getInventoryVariants", self._get_variants),
-            )
+            add("POST", f"{prefix}/query", self._wix("queryInventory", query_inventory))
+            variants = self._wix("getInventoryVariants", get_inventory_variants)
+            add("POST", f"{prefix}/{{inventoryId}}/getVariants", variants)
+        update = self._wix("updateInventoryVariants", update_inventory_variants)
+        add("PATCH", f"{_WRITE_PREFIX}/product/{{productId}}", update)
         add(
-            "PATCH",
-            f"{_WRITE_PREFIX}/product/{{productId}}",
-            self._wix("updateInventoryVariants", self._update),
+            "POST",
+            f"{_WRITE_PREFIX}/decrement",
+            self._wix("decrementInventory", decrement_inventory),
         )
-        add("POST", f"{_WRITE_PREFIX}/decrement", self._wix("decrementInventory", self._decrement))
-        add("POST", f"{_WRITE_PREFIX}/increment", self._wix("incrementInventory", self._increment))
+        add(
+            "POST",
+            f"{_WRITE_PREFIX}/increment",
+            self._wix("incrementInventory", increment_inventory),
+        )
         add("POST", "/oauth2/token", self._token)
         from .admin import add_admin_routes
 
@@ -284,7 +300,8 @@ class Emulator:
                 if fault.kind is not None and fault.kind not in AFTER_APPLY:
                     return await self._fault(request, endpoint, fault.kind, rid)
                 self._admit(site)
-                payload = handler(site, request, await request.read(), rid)
+                body = await request.read()
+                payload = handler(site.store, request.match_info, body, rid)
             except WixApiError as error:
                 return self._error(endpoint, error, rid)
             if fault.kind is not None:
@@ -304,26 +321,15 @@ class Emulator:
     # --- auth and rate limit -------------------------------------------------------------
 
     def _authenticate(self, request: web.Request) -> _Site:
-        header = request.headers.get("Authorization")
-        if not header:
-            raise _unauthorized("missing Authorization header")
-        token = header[7:] if header[:7].lower() == "bearer " else header
-        if token == self.api_key:
-            site_id = request.headers.get("wix-site-id")
-            if not site_id:
-                raise validation_error([("wix-site-id", "header required with an API key")])
-            site = self._sites.get(site_id)
-            if site is None:
-                raise application_error(
-                    403, "FORBIDDEN", f"the API key has no access to site {site_id!r}"
-                )
-            return site
-        grant = self._tokens.get(token)
-        if grant is None:
-            raise _unauthorized("invalid API key or access token")
-        if grant.expires_at <= self._clock():
-            raise _unauthorized("access token expired")
-        return grant.site
+        headers = request.headers
+        site_id = self._credentials.site_of(
+            headers.get("Authorization"), headers.get("wix-site-id")
+        )
+        site = self._sites.get(site_id)
+        if site is None:
+            text = f"the API key has no access to site {site_id!r}"
+            raise application_error(403, "FORBIDDEN", text)
+        return site
 
     def _admit(self, site: _Site) -> None:
         if site.limiter is None:
@@ -333,6 +339,7 @@ class Emulator:
             raise _too_many(retry_after_header(wait) if self.retry_after else None)
 
     async def _token(self, request: web.Request) -> web.StreamResponse:
+        """``POST /oauth2/token``: faults apply only when named (``oauthToken``)."""
         rid = self._next_request_id()
         endpoint = "oauthToken"
         try:
@@ -341,30 +348,12 @@ class Emulator:
                 await asyncio.sleep(fault.delay)
             if fault.kind is not None:
                 return await self._fault(request, endpoint, fault.kind, rid)
-            site = self._grant(decode(TokenBody, await request.read()))
+            answer = self._credentials.issue(decode(TokenBody, await request.read()))
         except WixApiError as error:
             return self._error(endpoint, error, rid)
-        token = secrets.token_urlsafe(32)
-        now = self._clock()
-        self._tokens = {t: g for t, g in self._tokens.items() if g.expires_at > now}
-        self._tokens[token] = _Grant(site, now + self.token_lifetime)
         self._count(endpoint, 200)
-        answer = TokenResponse(access_token=token, expires_in=math.floor(self.token_lifetime))
-        return web.Response(
-            body=_encode(answer), headers={"x-wix-request-id": rid, "Content-Type": _JSON}
-        )
-
-    def _grant(self, body: TokenBody) -> _Site:
-        if body.grant_type != "client_credentials":
-            raise validation_error(
-                [("grant_type", f"must be client_credentials, got {body.grant_type!r}")]
-            )
-        if body.client_id != self.app_id or body.client_secret != self.app_secret:
-            raise _unauthorized("wrong client_id or client_secret")
-        site = self._by_instance.get(body.instance_id)
-        if site is None:
-            raise validation_error([("instance_id", f"unknown instance {body.instance_id!r}")])
-        return site
+        headers = {"x-wix-request-id": rid, "Content-Type": _JSON}
+        return web.Response(body=_encode(answer), headers=headers)
 
     # --- faults --------------------------------------------------------------------------
 
@@ -402,46 +391,6 @@ class Emulator:
             transport.abort()
         return web.Response(status=500)
 
-    # --- the five calls ------------------------------------------------------------------
-
-    def _query(self, site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
-        query = decode(QueryBody, body or _EMPTY).query
-        paging = query.paging if query is not None else None
-        compiled = compile_query(
-            query.filter if query is not None else None,
-            query.sort if query is not None else None,
-            paging.limit if paging is not None else None,
-            paging.offset if paging is not None else None,
-        )
-        page = site.store.query(compiled)
-        items = b",".join([item.wire_json() for item in page.items])
-        tail = f'],"metadata":{{"items":{len(page.items)},"offset":{compiled.offset}}},'
-        return b'{"inventoryItems":[' + items + f'{tail}"totalResults":{page.total}}}'.encode()
-
-    def _get_variants(self, site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
-        wanted = decode(GetVariantsBody, body or _EMPTY)
-        path_id = request.match_info["inventoryId"]
-        if wanted.inventory_id is not None and wanted.inventory_id != path_id:
-            raise validation_error(
-                [("inventoryId", f"{wanted.inventory_id!r} differs from the path's {path_id!r}")]
-            )
-        inventory_id = None if wanted.product_id is not None else path_id
-        item = site.store.get_variants(inventory_id, wanted.product_id, wanted.variant_ids)
-        return _encode({"inventoryItem": item})
-
-    def _update(self, site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
-        update = decode(UpdateBody, body)
-        site.store.update(request.match_info["productId"], update.inventory_item, rid)
-        return _EMPTY
-
-    def _decrement(self, site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
-        site.store.decrement(decode(DecrementBody, body).decrement_data, rid, raw=body)
-        return _EMPTY
-
-    def _increment(self, site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
-        site.store.increment(decode(IncrementBody, body).increment_data, rid, raw=body)
-        return _EMPTY
-
     async def _unknown(self, request: web.Request) -> web.Response:
         rid = self._next_request_id()
         error = application_error(
@@ -456,10 +405,6 @@ _SYSTEM_CODES: Final = {
     503: "SERVICE_UNAVAILABLE",
     504: "GATEWAY_TIMEOUT",
 }
-
-
-def _unauthorized(text: str) -> WixApiError:
-    return application_error(401, "UNAUTHENTICATED", text)
 
 
 def _too_many(retry_after: str | None) -> WixApiError:
