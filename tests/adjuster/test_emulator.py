@@ -80,14 +80,22 @@ class Producers:
         each: int,
         seed: int,
         nowait: bool = True,
+        pause: float = 0.0,
     ) -> None:
-        """Odd deltas go by submit_nowait (unless ``nowait=False``), even ones by submit."""
+        """Odd deltas go by submit_nowait (unless ``nowait=False``), even ones by submit; each
+        producer sleeps ``pause`` seconds every 50 deltas."""
         await asyncio.gather(
-            *(self._one(adj, keys, each, seed + i, nowait) for i in range(producers))
+            *(self._one(adj, keys, each, seed + i, nowait, pause) for i in range(producers))
         )
 
     async def _one(
-        self, adj: InventoryAdjuster, keys: list[Key], each: int, seed: int, nowait: bool
+        self,
+        adj: InventoryAdjuster,
+        keys: list[Key],
+        each: int,
+        seed: int,
+        nowait: bool,
+        pause: float,
     ) -> None:
         rng = random.Random(seed)
         hot = keys[: max(1, len(keys) // 20)]
@@ -103,7 +111,7 @@ class Producers:
             if len(self.tickets) >= 500:
                 self.reached.set()
             if n % 50 == 0:
-                await asyncio.sleep(0)
+                await asyncio.sleep(pause)
 
     def net_by_status(self) -> dict[OutcomeStatus, Counter[Key]]:
         """The deltas per key, summed by their outcome."""
@@ -176,9 +184,9 @@ async def test_with_faults_committed_apply_once_and_in_doubt_match_the_journal(
     before = quantities(emulator)
     producers, reports = Producers(), []
     client = client_for(emulator, timeout=0.3)
-    adj = InventoryAdjuster(client, linger=0.01, on_batch=reports.append)
+    adj = InventoryAdjuster(client, linger=0.01, max_batch=10, on_batch=reports.append)
     async with client, adj:
-        await producers.run(adj, keys, PRODUCERS, PER_PRODUCER // 4, SEED)
+        await producers.run(adj, keys, PRODUCERS, PER_PRODUCER // 4, SEED, pause=0.002)
     emulator.set_faults(None)
     committed, doubted = reported(reports, C), reported(reports, D)
     journal = journal_entries(emulator)
