@@ -224,3 +224,17 @@ def test_numeric_id_range_page_touches_only_the_page(sort: str | None) -> None:
     assert page.total == 10_000
     assert len(page.items) == 100
     assert CountingItems.handed_out == 100
+
+
+def test_a_write_that_changes_nothing_visible_tells_no_listener() -> None:
+    """An update that sets what is already there produces no change event."""
+    store = make(products=10)
+    item = store.add_product(quantity=4)
+    events: list[ChangeEvent] = []
+    store.add_listener(events.append)
+    same = ItemUpdateIn(
+        track_quantity=True, variants=[VariantIn(variant_id=DEFAULT_VARIANT_ID, quantity=4)]
+    )
+    store.update(item.product_id, same, "r")  # type: ignore[arg-type]
+    assert events == []
+    assert len(store.journal) == 1

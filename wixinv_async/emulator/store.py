@@ -293,10 +293,13 @@ class SiteStore:
         )
 
     def _notify(self, request_id: str, changed: Iterable[tuple[Item, _Snapshot]]) -> None:
+        """One event per item whose tracking, preorder settings or variants changed (a write
+        that changed nothing visible, e.g. a decrement then an increment of the same key in one
+        batch, tells no one)."""
         if not self._listeners:
             return
         events = [self._event(request_id, item, before) for item, before in changed]
-        for event in events:
+        for event in (e for e in events if e.item_fields_changed or e.variants):
             for listener in list(self._listeners):
                 listener(event)
 
