@@ -30,6 +30,7 @@ from wixinv_async.core.coalesce import (
     Entry,
     Outcome,
     OutcomeStatus,
+    check_delta,
     slot_key,
     wire_identity,
 )
@@ -44,6 +45,7 @@ from wixinv_async.errors import (
     RequestTimeoutError,
     ServerError,
 )
+from wixinv_async.core.validation import is_guid
 from wixinv_async.models import FieldViolation
 
 V = [f"00000000-0000-0000-0000-{i:012d}" for i in range(40)]
@@ -325,3 +327,14 @@ def test_only_entry_caused_refusals_are_bisected() -> None:
     assert is_refusal(InvalidInputError("variantId", "x", "bad", index=0))
     assert not is_refusal(AuthenticationError(401, "no"))
     assert not is_refusal(OutcomeUnknownError("reset", request=None))
+
+
+@given(st.one_of(st.uuids().map(str), st.text(max_size=40), st.from_regex(r"[0-9a-gA-G-]{36}")))
+def test_the_fast_submit_check_agrees_with_the_validation_module(variant: str) -> None:
+    """check_delta accepts a variant id exactly when core.validation.is_guid does."""
+    try:
+        check_delta("p1", None, variant, False, -1)
+    except InvalidInputError as error:
+        assert not is_guid(variant) and error.field == "variant_id"
+    else:
+        assert is_guid(variant)

@@ -22,13 +22,17 @@ requests for one key never overtake each other.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from ..errors import InvalidInputError
 from ..models import MAX_ID_LENGTH, MAX_QUANTITY
-from .validation import check_entity_id, check_variant_id, is_guid
+from .validation import check_entity_id, check_variant_id
+
+_guid: Final = re.compile("[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}").fullmatch
+"""The GUID check of ``validation.is_guid``, bound once for the new-key path."""
 
 __all__ = [
     "MAX_AMOUNT",
@@ -275,7 +279,8 @@ def check_delta(
         and delta
         and -MAX_AMOUNT <= delta <= MAX_AMOUNT
         and type(preorder) is bool
-        and is_guid(variant_id)
+        and type(variant_id) is str
+        and _guid(variant_id) is not None
     ):
         entity = product_id if inventory_id is None else inventory_id
         if (
