@@ -1,10 +1,39 @@
 """wixinv_async: move Wix Stores inventory at high throughput, safely.
 
-Public names are listed in ``__all__``; a test keeps that list honest.
+Start with :class:`InventoryClient` (one method per API call), put an :class:`InventoryAdjuster`
+in front of it to coalesce many producers' deltas into few full batches, read whole catalogs
+with :func:`crawl_inventory`, and test offline with :mod:`wixinv_async.emulator`.
 """
 
 from __future__ import annotations
 
+from .adjuster import (
+    AdjusterStats,
+    BatchReport,
+    InDoubtEntry,
+    InventoryAdjuster,
+    Outcome,
+    OutcomeStatus,
+    SentBatch,
+    SentEntry,
+    Ticket,
+)
+from .auth import (
+    ApiKeyAuth,
+    AppOAuth,
+)
+from .client import (
+    ClientStats,
+    InventoryClient,
+    RetryPolicy,
+)
+from .crawler import (
+    CrawlStats,
+    InventoryCrawl,
+    crawl_inventory,
+    crawl_inventory_pages,
+    paginate_inventory,
+)
 from .errors import (
     AdjusterClosed,
     AdjusterError,
@@ -15,6 +44,7 @@ from .errors import (
     ConfigurationError,
     ConflictError,
     ConnectError,
+    ConnectionLostError,
     InvalidInputError,
     NotFoundError,
     OffsetLimitError,
@@ -29,7 +59,35 @@ from .errors import (
     WebhookVerificationError,
     WixInventoryError,
 )
-from .models import DEFAULT_VARIANT_ID, DecrementData, IncrementData, InventoryItem
+from .models import (
+    DEFAULT_VARIANT_ID,
+    DecrementData,
+    IncrementData,
+    InventoryItem,
+    InventoryVariant,
+    PreorderInfo,
+    QueryInventoryResponse,
+    VariantUpdate,
+)
+from .transport import (
+    AiohttpTransport,
+    HttpRequest,
+    HttpResponse,
+    MockTransport,
+    RateLimit,
+    RateLimiter,
+    Transport,
+    VirtualClock,
+)
+from .webhooks import (
+    DeliveryMemory,
+    InventoryItemChangedEvent,
+    InventoryVariantsChangedEvent,
+    RawWebhookEvent,
+    WebhookEvent,
+    WebhookReceiver,
+    verify_webhook,
+)
 
 __version__ = "0.1.0"
 
@@ -38,27 +96,66 @@ __all__ = [
     "AdjusterClosed",
     "AdjusterError",
     "AdjusterFull",
+    "AdjusterStats",
+    "AiohttpTransport",
     "ApiError",
+    "ApiKeyAuth",
+    "AppOAuth",
     "AuthenticationError",
     "BadRequestError",
+    "BatchReport",
+    "ClientStats",
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
+    "ConnectionLostError",
+    "CrawlStats",
     "DecrementData",
+    "DeliveryMemory",
+    "HttpRequest",
+    "HttpResponse",
+    "InDoubtEntry",
     "IncrementData",
     "InvalidInputError",
+    "InventoryAdjuster",
+    "InventoryClient",
+    "InventoryCrawl",
     "InventoryItem",
+    "InventoryItemChangedEvent",
+    "InventoryVariant",
+    "InventoryVariantsChangedEvent",
+    "MockTransport",
     "NotFoundError",
     "OffsetLimitError",
+    "Outcome",
+    "OutcomeStatus",
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "PreconditionFailedError",
+    "PreorderInfo",
+    "QueryInventoryResponse",
+    "RateLimit",
     "RateLimitedError",
+    "RateLimiter",
+    "RawWebhookEvent",
     "RequestTimeoutError",
+    "RetryPolicy",
+    "SentBatch",
+    "SentEntry",
     "ServerError",
+    "Ticket",
+    "Transport",
     "TransportError",
+    "VariantUpdate",
+    "VirtualClock",
     "WebhookError",
+    "WebhookEvent",
+    "WebhookReceiver",
     "WebhookVerificationError",
     "WixInventoryError",
     "__version__",
+    "crawl_inventory",
+    "crawl_inventory_pages",
+    "paginate_inventory",
+    "verify_webhook",
 ]
