@@ -115,6 +115,16 @@ class Journal:
         if len(self._pending_outcomes) >= self._outcome_buffer:
             self.flush()
 
+    def record_outcomes_now(
+        self, outcomes: Iterable[tuple[int, str, str | None, str | None]]
+    ) -> None:
+        """Write the outcomes of one finished batch durably at once, so that after a crash only
+        the batches still in flight look in doubt."""
+        self._pending_outcomes.extend(
+            (state, code, msg, line) for line, state, code, msg in outcomes
+        )
+        self.flush()
+
     def flush(self) -> None:
         """Write the buffered outcomes."""
         if not self._pending_outcomes:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..adjuster import InventoryAdjuster, InventoryWriter, SentBatch, Ticket
+from ..adjuster import BatchReport, InventoryAdjuster, InventoryWriter, SentBatch, Ticket
 from ..core.coalesce import Outcome
 from .journal import Journal, LineState, input_fingerprint, should_send
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
@@ -133,7 +133,7 @@ async def run_bulk_adjust(
         with _Reports(paths) as reports:
             job.reports = reports
             async with InventoryAdjuster(
-                client, on_send=job.on_send, **dict(adjuster_options or {})
+                client, on_send=job.on_send, on_batch=job.on_batch, **dict(adjuster_options or {})
             ) as adjuster:
                 job.adjuster = adjuster
                 await job.feed(on_progress, progress_every)
@@ -190,6 +190,14 @@ class _Job:
     async def on_send(self, batch: SentBatch) -> None:
         lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
         self.journal.record_sent(self.batch_base + batch.batch_id, batch.kind, lines)
+
+    def on_batch(self, report: BatchReport) -> None:
+        self.journal.record_outcomes_now(
+            (tag, outcome.status.name.lower(), outcome.code, outcome.message)
+            for entry, outcome in zip(report.entries, report.outcomes, strict=True)
+            for tag in entry.tags
+            if isinstance(tag, int)
+        )
 
     async def feed(
         self, on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None, every: int
