@@ -67,6 +67,7 @@ from .core.batching import (
 from .core.coalesce import (
     MAX_AMOUNT,
     NOOP,
+    DeltaKey,
     DeltaTable,
     Entry,
     Key,
@@ -86,6 +87,7 @@ from .models import MAX_BATCH, DecrementData, IncrementData
 __all__ = [
     "AdjusterStats",
     "BatchReport",
+    "DeltaKey",
     "InDoubtEntry",
     "InventoryAdjuster",
     "InventoryWriter",
