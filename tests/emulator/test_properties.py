@@ -32,7 +32,7 @@ def test_batches_apply_all_or_nothing_and_the_journal_explains_every_quantity(ba
     """After any mix of accepted and refused batches, each quantity is the seeded one plus
     exactly the journaled entries: refused batches left no trace."""
     STORE.reset()
-    start = {key: STORE._by_product[key[0]].variants[key[1]].quantity for key in KEYS}
+    start = {key: STORE._index.by_product[key[0]].variants[key[1]].quantity for key in KEYS}
     accepted = 0
     refusals: list[int] = []
     for is_decrement, entries in batches:
@@ -66,7 +66,9 @@ def test_batches_apply_all_or_nothing_and_the_journal_explains_every_quantity(ba
             expected[key] += sign * e.get("decrementBy", e.get("incrementBy", 0))
     assert set(refusals) <= {400, 404, 428}
     assert len(STORE.journal) == accepted
-    assert {key: STORE._by_product[key[0]].variants[key[1]].quantity for key in KEYS} == expected
+    assert {
+        key: STORE._index.by_product[key[0]].variants[key[1]].quantity for key in KEYS
+    } == expected
 
 
 bound = st.sampled_from(IDS)

@@ -10,7 +10,7 @@ rare failure takes a separate, slower path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, NoReturn
 
 from ..core.validation import is_guid
@@ -19,62 +19,99 @@ from ._errors import WixApiError, application_error, validation_error
 from .items import Item, Variant
 from .requests import DecrementEntry, IncrementEntry
 
-__all__ = ["Applied", "apply_decrement", "apply_increment", "changes"]
+__all__ = ["Applied", "Index", "apply_decrement", "apply_increment", "changes"]
 
 Applied = list[Variant]
 """The variant of each entry, in entry order (entry ``i`` changed ``applied[i]``)."""
 Entry = DecrementEntry | IncrementEntry
+_GUID_LENGTH: Final = 36
 _DEC: Final = "decrementData"
+
+
+class Index:
+    """The store's lookups: by product id, by inventory id, and the flat ``productId +
+    variantId`` key (variant ids are 36-character GUIDs, so the key is unambiguous)."""
+
+    __slots__ = ("by_inventory", "by_key", "by_product")
+
+    def __init__(self, items: Iterable[Item] = ()) -> None:
+        self.by_product: dict[str, Item] = {}
+        self.by_inventory: dict[str, Item] = {}
+        self.by_key: dict[str, Variant] = {}
+        for item in items:
+            self.add(item)
+
+    def __repr__(self) -> str:
+        return f"Index(items={len(self.by_product)}, variants={len(self.by_key)})"
+
+    def add(self, item: Item) -> None:
+        self.by_product[item.product_id] = item
+        self.by_inventory[item.id] = item
+        for variant_id, variant in item.variants.items():
+            self.by_key[item.product_id + variant_id] = variant
+
+    def locate(
+        self, product_id: str | None, inventory_id: str | None, variant_id: str
+    ) -> Variant | None:
+        """The variant an entry names (by product, inventory item or both), or ``None``."""
+        if product_id is not None:
+            item = self.by_product.get(product_id)
+        else:
+            item = self.by_inventory.get(inventory_id or "")
+        if item is None or (inventory_id is not None and item.id != inventory_id):
+            return None
+        return item.variants.get(variant_id)
+
+
 _INC: Final = "incrementData"
 
 
-def apply_decrement(
-    entries: Sequence[DecrementEntry],
-    by_product: Mapping[str, Item],
-    by_inventory: Mapping[str, Item],
-) -> Applied:
+def apply_decrement(entries: Sequence[DecrementEntry], index: Index) -> Applied:
     """Apply a Decrement Inventory batch, or change nothing and raise its error."""
     _check_size(_DEC, entries)
     applied: Applied = []
-    for index, entry in enumerate(entries):
-        # Inlined lookups (the same in apply_increment): this loop is the hot path.
-        pid, iid = entry.product_id, entry.inventory_id
-        item = by_product.get(pid) if pid is not None else by_inventory.get(iid or "")
-        variant = item.variants.get(entry.variant_id) if item is not None else None
-        if variant is None or (iid is not None and item.id != iid):  # type: ignore[union-attr]
-            _fail(_DEC, entries, applied, None, by_product, by_inventory)
+    for position, entry in enumerate(entries):
+        # Inlined lookup (the same in apply_increment): this loop is the hot path, and
+        # memory-bound, so the common case is one probe of the flat key index.
+        pid, vid = entry.product_id, entry.variant_id
+        if pid is not None and entry.inventory_id is None and len(vid) == _GUID_LENGTH:
+            variant = index.by_key.get(pid + vid)
+        else:
+            variant = index.locate(pid, entry.inventory_id, vid)
+        if variant is None:
+            _fail(_DEC, entries, applied, None, index)
+        item = variant.item
         assert item is not None
         by = entry.decrement_by
         quantity = variant.quantity - by
         if quantity < 0 or by < 1 or not item.track:
-            problem = _decrement_refusal(index, entry, item, variant.quantity, quantity)
+            problem = _decrement_refusal(position, entry, item, variant.quantity, quantity)
             if by < 1 or problem is not None:
-                _fail(_DEC, entries, applied, problem, by_product, by_inventory)
+                _fail(_DEC, entries, applied, problem, index)
         variant.quantity = quantity
         applied.append(variant)
     return applied
 
 
-def apply_increment(
-    entries: Sequence[IncrementEntry],
-    by_product: Mapping[str, Item],
-    by_inventory: Mapping[str, Item],
-) -> Applied:
+def apply_increment(entries: Sequence[IncrementEntry], index: Index) -> Applied:
     """Apply an Increment Inventory batch, or change nothing and raise its error."""
     _check_size(_INC, entries)
     applied: Applied = []
-    for index, entry in enumerate(entries):
-        pid, iid = entry.product_id, entry.inventory_id
-        item = by_product.get(pid) if pid is not None else by_inventory.get(iid or "")
-        variant = item.variants.get(entry.variant_id) if item is not None else None
-        if variant is None or (iid is not None and item.id != iid):  # type: ignore[union-attr]
-            _fail(_INC, entries, applied, None, by_product, by_inventory)
+    for position, entry in enumerate(entries):
+        pid, vid = entry.product_id, entry.variant_id
+        if pid is not None and entry.inventory_id is None and len(vid) == _GUID_LENGTH:
+            variant = index.by_key.get(pid + vid)
+        else:
+            variant = index.locate(pid, entry.inventory_id, vid)
+        if variant is None:
+            _fail(_INC, entries, applied, None, index)
+        item = variant.item
         assert item is not None
         by = entry.increment_by
         quantity = variant.quantity + by
         if quantity > MAX_QUANTITY or by < 1 or not item.track:
-            problem = _increment_refusal(index, entry, item, variant.quantity, quantity)
-            _fail(_INC, entries, applied, problem, by_product, by_inventory)
+            problem = _increment_refusal(position, entry, item, variant.quantity, quantity)
+            _fail(_INC, entries, applied, problem, index)
         variant.quantity = quantity
         applied.append(variant)
     return applied
@@ -128,8 +165,7 @@ def _fail(
     entries: Sequence[Entry],
     applied: Applied,
     refusal: WixApiError | None,
-    by_product: Mapping[str, Item],
-    by_inventory: Mapping[str, Item],
+    catalog: Index,
 ) -> NoReturn:
     """Undo ``applied``, then raise the batch's error: 400 over 404 over ``refusal`` (428)."""
     for variant, change in reversed(list(zip(applied, changes(entries), strict=False))):
@@ -139,6 +175,7 @@ def _fail(
     ]
     if violations:
         raise validation_error(violations)
+    by_product, by_inventory = catalog.by_product, catalog.by_inventory
     for index, entry in enumerate(entries):
         pid, iid = entry.product_id, entry.inventory_id
         item = by_product.get(pid) if pid is not None else by_inventory.get(iid or "")

@@ -25,7 +25,7 @@ from ..models import (
     VariantValues,
 )
 from ._errors import WixApiError, application_error, validation_error
-from .batch import Applied, apply_decrement, apply_increment, changes
+from .batch import Applied, Index, apply_decrement, apply_increment, changes
 from .catalog import new_guid, seed_catalog
 from .items import Item, Variant
 from .query import CompiledQuery, Page, run_query
@@ -88,8 +88,7 @@ class SiteStore:
         self._listeners: list[Listener] = []
         self._items: list[Item] = []
         self._numeric_ids: list[int] = []
-        self._by_product: dict[str, Item] = {}
-        self._by_inventory: dict[str, Item] = {}
+        self._index = Index()
         self._rng = random.Random(seed ^ 0x5EED)
         self.entries_applied = 0
         self.reset()
@@ -107,8 +106,7 @@ class SiteStore:
         products, variants_per_product, seed, distribution = self._seeding
         self._items = seed_catalog(products, variants_per_product, seed, distribution)
         self._numeric_ids = [item.numeric_id for item in self._items]
-        self._by_product = {item.product_id: item for item in self._items}
-        self._by_inventory = {item.id: item for item in self._items}
+        self._index = Index(self._items)
         self._rng = random.Random(seed ^ 0x5EED)
         self._journal = []
         self._unconverted = []
@@ -137,12 +135,12 @@ class SiteStore:
 
     def item(self, product_id: str) -> InventoryItem | None:
         """One product's item in the wire format, or ``None``."""
-        item = self._by_product.get(product_id)
+        item = self._index.by_product.get(product_id)
         return item.to_wire() if item is not None else None
 
     def quantity(self, product_id: str, variant_id: str) -> int | None:
         """A tracked variant's quantity; ``None`` for an untracked or unknown one."""
-        item = self._by_product.get(product_id)
+        item = self._index.by_product.get(product_id)
         variant = item.variants.get(variant_id) if item is not None else None
         if item is None or variant is None or not item.track:
             return None
@@ -167,14 +165,13 @@ class SiteStore:
         item.last_updated = int(now * 1000)
         self._items.append(item)
         self._numeric_ids.append(numeric_id)
-        self._by_product[item.product_id] = item
-        self._by_inventory[item.id] = item
+        self._index.add(item)
         return item.to_wire()
 
     def set_quantity(self, product_id: str, variant_id: str, quantity: int) -> None:
         """Set a variant's quantity directly (as from the Wix dashboard): not journaled, but
         listeners hear of it, with request id ``""``."""
-        item = self._by_product.get(product_id)
+        item = self._index.by_product.get(product_id)
         variant = item.variants.get(variant_id) if item is not None else None
         if item is None or variant is None:
             raise KeyError(f"no variant {variant_id!r} of product {product_id!r}")
@@ -207,9 +204,9 @@ class SiteStore:
         field = "productId" if product_id is not None else "inventoryId"
         _check_id(field, key)
         assert key is not None
-        item = self._by_product.get(key) if product_id is not None else None
+        item = self._index.by_product.get(key) if product_id is not None else None
         if item is None and product_id is None:
-            item = self._by_inventory.get(key) or self._by_product.get(key)
+            item = self._index.by_inventory.get(key) or self._index.by_product.get(key)
         if item is None:
             raise _not_found(f"no inventory item with {field} {key!r}", {field: key})
         for index, vid in enumerate(variant_ids or ()):
@@ -221,14 +218,14 @@ class SiteStore:
     ) -> None:
         """Decrement Inventory: validated whole, applied all or nothing, journaled (``raw``:
         the request body the entries were decoded from, journaled instead of them)."""
-        applied = apply_decrement(entries, self._by_product, self._by_inventory)
+        applied = apply_decrement(entries, self._index)
         self._adjust("decrementInventory", applied, entries, request_id, raw)
 
     def increment(
         self, entries: list[IncrementEntry], request_id: str, *, raw: bytes | None = None
     ) -> None:
         """Increment Inventory, as :meth:`decrement`."""
-        applied = apply_increment(entries, self._by_product, self._by_inventory)
+        applied = apply_increment(entries, self._index)
         self._adjust("incrementInventory", applied, entries, request_id, raw)
 
     def _adjust(
@@ -254,7 +251,7 @@ class SiteStore:
     def update(self, product_id: str, body: ItemUpdateIn, request_id: str) -> None:
         """Update Inventory Variants (the ``trackQuantity`` trap included): all or nothing."""
         _check_id("productId", product_id)
-        item = self._by_product.get(product_id)
+        item = self._index.by_product.get(product_id)
         if item is None:
             raise _not_found(f"no product {product_id!r}", {"productId": product_id})
         before = self._snapshot(item)
