@@ -1,0 +1,223 @@
+"""The wixinv-async command, run as a subprocess against an emulator process."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import CLI, run_cli, write_csv
+
+SUBCOMMANDS = ["demo", "adjust", "export", "emulator", "bench"]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help_with_examples(command: str) -> None:
+    """``--help`` works for every subcommand and shows examples."""
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    assert "examples:" in result.stdout
+
+
+def test_missing_credentials_exit_2_without_printing_secrets() -> None:
+    """A half-configured target is a usage error (2) whose message leaks no secret."""
+    result = run_cli("export", env={"WIX_API_KEY": "super-secret-key-123"})
+    assert result.returncode == 2
+    assert "--site-id" in result.stderr
+    assert "super-secret-key-123" not in result.stderr + result.stdout
+
+
+def test_adjust_applies_a_file_and_reports_json(emulator_process: Any, tmp_path: Path) -> None:
+    """adjust applies every row once, exits 0 and prints a JSON summary."""
+    emu = emulator_process("--products", "50", "--seed", "3")
+    keys = emu.tracked_keys()[:40]
+    before = emu.quantities()
+    rows = [(p, v, d) for (p, v) in keys for d in (5, 2)]
+    source = tmp_path / "in.csv"
+    write_csv(source, rows)
+    result = run_cli("adjust", str(source), "--json", env=emu.env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["committed"] == len(rows)
+    assert summary["exit_code"] == 0
+    after = emu.quantities()
+    assert all(after[key] == before[key] + 7 for key in keys)  # type: ignore[operator]
+
+
+def test_adjust_sends_bad_rows_to_the_rejects_file(emulator_process: Any, tmp_path: Path) -> None:
+    """Bad rows land in the rejects file with line and reason; the rest goes on; exit 1."""
+    emu = emulator_process("--products", "20", "--seed", "4")
+    (product, variant) = emu.tracked_keys()[0]
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "product_id,variant_id,delta\n"
+        f"{product},{variant},3\n"
+        f"{product},not-a-guid,1\n"
+        f"{product},{variant},0\n"
+        f"ghost-product,{variant},1\n"
+    )
+    before = emu.quantities()[(product, variant)]
+    result = run_cli("adjust", str(source), "--json", env=emu.env)
+    assert result.returncode == 1
+    rejects = (tmp_path / "in.csv.rejects.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in rejects[1:]] == ["3", "4", "5"]
+    assert "must be a GUID" in rejects[1]
+    assert "NOT_FOUND" in rejects[3]
+    assert emu.quantities()[(product, variant)] == before + 3
+
+
+def test_kill_9_then_rerun_applies_nothing_twice_and_loses_nothing(
+    emulator_process: Any, tmp_path: Path
+) -> None:
+    """kill -9 mid-run, rerun: the emulator's journal shows every row once, in-doubt rows listed."""
+    emu = emulator_process("--products", "1500", "--seed", "9", "--latency-ms", "60")
+    keys = emu.tracked_keys()
+    rng = random.Random(7)
+    rows = [(*rng.choice(keys), rng.randint(1, 4)) for _ in range(12_000)]
+    source = tmp_path / "big.csv"
+    write_csv(source, rows)
+    before = emu.quantities()
+    journal = tmp_path / "big.csv.journal"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIX_")} | emu.env
+    first = subprocess.Popen(  # noqa: S603
+        [*CLI, "adjust", str(source), "--quiet", "--max-in-flight", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for_batches(journal, 3, first)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    rerun = run_cli("adjust", str(source), "--json", env=emu.env)
+    summary = json.loads(rerun.stdout)
+    states = _line_states(journal)
+    in_doubt = {line for line, (state, _) in states.items() if state in {"sent", "in_doubt"}}
+    assert in_doubt  # killed right after a batch was journalled: its request was in flight
+    assert rerun.returncode == 3
+    assert summary["in_doubt_held_back"] == len(in_doubt)
+    assert summary["done_in_earlier_runs"] > 0  # the killed run did commit some batches
+    listed = (tmp_path / "big.csv.in-doubt.csv").read_text().splitlines()[1:]
+    assert {int(line.split(",")[0]) for line in listed} == in_doubt
+
+    committed: Counter[tuple[str, str]] = Counter()
+    doubtful: defaultdict[int, Counter[tuple[str, str]]] = defaultdict(Counter)
+    for line, (product, variant, delta) in enumerate(rows, start=2):
+        state, batch = states[line]
+        if state == "committed":
+            committed[(product, variant)] += delta
+        elif line in in_doubt:
+            doubtful[batch][(product, variant)] += delta
+        else:
+            pytest.fail(f"line {line} ended {state}")
+    applied_requests = [_entries(e) for e in emu.admin("journal")["journal"]]
+    expected = committed.copy()
+    for entries in doubtful.values():
+        if entries in applied_requests:  # the in-doubt batch did reach the server, once
+            expected.update(entries)
+    after = emu.quantities()
+    assert {k: after[k] - before[k] for k in before if after[k] != before[k]} == +expected  # type: ignore[operator]
+
+
+def _wait_for_batches(journal: Path, count: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail("the adjust run finished before it could be killed")
+        if journal.exists():
+            try:
+                with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
+                    done = db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
+            except sqlite3.OperationalError:
+                done = 0
+            if done >= count:
+                return
+        time.sleep(0.01)
+    pytest.fail("no batches were journalled")
+
+
+def _line_states(journal: Path) -> dict[int, tuple[str, int | None]]:
+    with sqlite3.connect(journal) as db:
+        return {
+            line: (state, batch)
+            for line, state, batch in db.execute("SELECT line, state, batch FROM lines")
+        }
+
+
+def _entries(journal_entry: dict[str, Any]) -> Counter[tuple[str, str]]:
+    sign = -1 if journal_entry["endpoint"] == "decrementInventory" else 1
+    entries: Counter[tuple[str, str]] = Counter()
+    for entry in journal_entry["entries"]:
+        amount = entry.get("incrementBy") or entry.get("decrementBy")
+        entries[(entry["productId"], entry["variantId"])] += sign * amount
+    return entries
+
+
+def test_export_reads_past_10000_items(emulator_process: Any, tmp_path: Path) -> None:
+    """export crawls every item of a catalog larger than the offset limit, once each."""
+    emu = emulator_process("--products", "10500", "--variants-per-product", "1", "--seed", "2")
+    output = tmp_path / "items.jsonl"
+    result = run_cli("export", "-o", str(output), "--json", "--segments", "4", env=emu.env)
+    assert result.returncode == 0, result.stderr
+    ids = [json.loads(line)["id"] for line in output.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 10_500
+    assert json.loads(result.stdout)["items"] == 10_500
+
+
+def test_export_csv_has_one_row_per_variant(emulator_process: Any, tmp_path: Path) -> None:
+    """CSV export writes a header and one row per variant, with a user filter applied."""
+    emu = emulator_process("--products", "60", "--seed", "5")
+    tracked = {p for p, _ in emu.tracked_keys()}
+    output = tmp_path / "items.csv"
+    result = run_cli(
+        "export", "-o", str(output), "--filter", '{"trackQuantity": {"$eq": true}}', env=emu.env
+    )
+    assert result.returncode == 0, result.stderr
+    lines = output.read_text().splitlines()
+    assert lines[0].startswith("numeric_id,inventory_id,product_id,track_quantity,variant_id")
+    assert {line.split(",")[2] for line in lines[1:]} == tracked
+    assert len(lines) - 1 == len(emu.tracked_keys())
+
+
+def test_demo_verifies_at_a_small_size() -> None:
+    """The main job runs end to end on the embedded emulator and its verification passes."""
+    result = run_cli("demo", "--products", "400", "--deltas", "8000", "--producers", "16", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["verification"] == "PASS"
+    assert report["verified_variants"] > 500
+    assert report["deltas"] == 8000
+    assert report["requests"] < 8000 / 10  # coalescing and batching at work
+
+
+def test_demo_real_site_needs_the_explicit_flag() -> None:
+    """--real-site without the confirmation flag refuses to run (exit 2)."""
+    result = run_cli("demo", "--real-site", env={"WIX_API_KEY": "k", "WIX_SITE_ID": "s"})
+    assert result.returncode == 2
+    assert "--i-understand-this-changes-stock" in result.stderr
+
+
+def test_demo_real_site_mode_leaves_stock_unchanged(emulator_process: Any) -> None:
+    """The real-site workload (tried on an emulator process) ends with stock where it began."""
+    emu = emulator_process("--products", "300", "--seed", "8")
+    before = emu.quantities()
+    result = run_cli(
+        "demo",
+        "--real-site",
+        "--i-understand-this-changes-stock",
+        "--deltas",
+        "2000",
+        "--json",
+        env=emu.env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["verification"] == "PASS"
+    assert emu.quantities() == before
