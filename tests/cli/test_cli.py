@@ -165,7 +165,9 @@ def test_export_reads_past_10000_items(emulator_process: Any, tmp_path: Path) ->
     """export crawls every item of a catalog larger than the offset limit, once each."""
     emu = emulator_process("--products", "10500", "--variants-per-product", "1", "--seed", "2")
     output = tmp_path / "items.jsonl"
-    result = run_cli("export", "-o", str(output), "--json", "--segments", "4", env=emu.env)
+    result = run_cli(
+        "export", "-o", str(output), "--json", "--segments", "4", "--rate-limit", "off", env=emu.env
+    )
     assert result.returncode == 0, result.stderr
     ids = [json.loads(line)["id"] for line in output.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 10_500
@@ -178,7 +180,14 @@ def test_export_csv_has_one_row_per_variant(emulator_process: Any, tmp_path: Pat
     tracked = {p for p, _ in emu.tracked_keys()}
     output = tmp_path / "items.csv"
     result = run_cli(
-        "export", "-o", str(output), "--filter", '{"trackQuantity": {"$eq": true}}', env=emu.env
+        "export",
+        "-o",
+        str(output),
+        "--rate-limit",
+        "off",
+        "--filter",
+        '{"trackQuantity": {"$eq": true}}',
+        env=emu.env,
     )
     assert result.returncode == 0, result.stderr
     lines = output.read_text().splitlines()
