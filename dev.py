@@ -22,7 +22,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".installed"
-LINTED = ("wixinv_async", "tests", "benchmarks", "dev.py")
+LINTED = ("wixinv_async", "tests", "benchmarks", "examples", "dev.py")
 
 
 def _run(*args: str | Path) -> None:
