@@ -24,31 +24,39 @@ __all__ = ["Applied", "Index", "apply_decrement", "apply_increment", "changes"]
 Applied = list[Variant]
 """The variant of each entry, in entry order (entry ``i`` changed ``applied[i]``)."""
 Entry = DecrementEntry | IncrementEntry
-_GUID_LENGTH: Final = 36
 _DEC: Final = "decrementData"
 
 
 class Index:
     """The store's lookups: by product id, by inventory id, and the flat ``productId +
-    variantId`` key (variant ids are 36-character GUIDs, so the key is unambiguous)."""
+    variantId`` key of tracked variants (variant ids are 36-character GUIDs, so the key is
+    unambiguous)."""
 
-    __slots__ = ("by_inventory", "by_key", "by_product")
+    __slots__ = ("by_inventory", "by_product", "tracked")
 
     def __init__(self, items: Iterable[Item] = ()) -> None:
         self.by_product: dict[str, Item] = {}
         self.by_inventory: dict[str, Item] = {}
-        self.by_key: dict[str, Variant] = {}
+        self.tracked: dict[str, Variant] = {}
+        """``productId + variantId`` -> variant, for tracked items only."""
         for item in items:
             self.add(item)
 
     def __repr__(self) -> str:
-        return f"Index(items={len(self.by_product)}, variants={len(self.by_key)})"
+        return f"Index(items={len(self.by_product)}, tracked variants={len(self.tracked)})"
 
     def add(self, item: Item) -> None:
         self.by_product[item.product_id] = item
         self.by_inventory[item.id] = item
+        self.retrack(item)
+
+    def retrack(self, item: Item) -> None:
+        """Follow a change of the item's ``trackQuantity``."""
         for variant_id, variant in item.variants.items():
-            self.by_key[item.product_id + variant_id] = variant
+            if item.track:
+                self.tracked[item.product_id + variant_id] = variant
+            else:
+                self.tracked.pop(item.product_id + variant_id, None)
 
     def locate(
         self, product_id: str | None, inventory_id: str | None, variant_id: str
@@ -70,26 +78,27 @@ def apply_decrement(entries: Sequence[DecrementEntry], index: Index) -> Applied:
     """Apply a Decrement Inventory batch, or change nothing and raise its error."""
     _check_size(_DEC, entries)
     applied: Applied = []
-    for position, entry in enumerate(entries):
-        # Inlined lookup (the same in apply_increment): this loop is the hot path, and
-        # memory-bound, so the common case is one probe of the flat key index.
-        pid, vid = entry.product_id, entry.variant_id
-        if pid is not None and entry.inventory_id is None and len(vid) == _GUID_LENGTH:
-            variant = index.by_key.get(pid + vid)
+    append, tracked = applied.append, index.tracked.get
+    for entry in entries:  # entry number len(applied): every earlier one was applied
+        # The hot path, memory-bound: one probe of the flat index of tracked variants finds the
+        # usual entry; anything else (inventory ids, untracked, unknown) takes the slow lookup.
+        pid, vid, by = entry.product_id, entry.variant_id, entry.decrement_by
+        if pid is not None and entry.inventory_id is None and len(vid) == 36:  # a GUID
+            variant = tracked(pid + vid)
         else:
-            variant = index.locate(pid, entry.inventory_id, vid)
+            variant = None
         if variant is None:
-            _fail(_DEC, entries, applied, None, index)
-        item = variant.item
-        assert item is not None
-        by = entry.decrement_by
+            variant = _slow_lookup(_DEC, len(applied), entries, applied, index)
         quantity = variant.quantity - by
-        if quantity < 0 or by < 1 or not item.track:
+        if quantity < 0 or by < 1:
+            item = variant.item
+            assert item is not None
+            position = len(applied)
             problem = _decrement_refusal(position, entry, item, variant.quantity, quantity)
             if by < 1 or problem is not None:
                 _fail(_DEC, entries, applied, problem, index)
         variant.quantity = quantity
-        applied.append(variant)
+        append(variant)
     return applied
 
 
@@ -97,24 +106,41 @@ def apply_increment(entries: Sequence[IncrementEntry], index: Index) -> Applied:
     """Apply an Increment Inventory batch, or change nothing and raise its error."""
     _check_size(_INC, entries)
     applied: Applied = []
-    for position, entry in enumerate(entries):
-        pid, vid = entry.product_id, entry.variant_id
-        if pid is not None and entry.inventory_id is None and len(vid) == _GUID_LENGTH:
-            variant = index.by_key.get(pid + vid)
+    append, tracked = applied.append, index.tracked.get
+    for entry in entries:  # entry number len(applied): every earlier one was applied
+        pid, vid, by = entry.product_id, entry.variant_id, entry.increment_by
+        if pid is not None and entry.inventory_id is None and len(vid) == 36:  # a GUID
+            variant = tracked(pid + vid)
         else:
-            variant = index.locate(pid, entry.inventory_id, vid)
+            variant = None
         if variant is None:
-            _fail(_INC, entries, applied, None, index)
-        item = variant.item
-        assert item is not None
-        by = entry.increment_by
+            variant = _slow_lookup(_INC, len(applied), entries, applied, index)
         quantity = variant.quantity + by
-        if quantity > MAX_QUANTITY or by < 1 or not item.track:
+        if quantity > MAX_QUANTITY or by < 1:
+            item = variant.item
+            assert item is not None
+            position = len(applied)
             problem = _increment_refusal(position, entry, item, variant.quantity, quantity)
             _fail(_INC, entries, applied, problem, index)
         variant.quantity = quantity
-        applied.append(variant)
+        append(variant)
     return applied
+
+
+def _slow_lookup(
+    field: str, position: int, entries: Sequence[Entry], applied: Applied, index: Index
+) -> Variant:
+    """The variant of an entry the fast index does not hold: by inventory id, untracked,
+    or unknown (then the batch fails)."""
+    entry = entries[position]
+    variant = index.locate(entry.product_id, entry.inventory_id, entry.variant_id)
+    if variant is None:
+        _fail(field, entries, applied, None, index)
+    item = variant.item
+    assert item is not None
+    if not item.track:
+        _fail(field, entries, applied, _untracked(field, position, entry), index)
+    return variant
 
 
 def changes(entries: Sequence[Entry]) -> list[int]:
