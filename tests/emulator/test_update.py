@@ -64,12 +64,15 @@ async def test_untracked_variants_hide_quantity_and_keep_in_stock_by_hand(api: A
 
 
 async def test_switching_tracking_back_on_restores_quantity(api: Any) -> None:
-    """Tracking off then on shows the quantity kept meanwhile."""
+    """Tracking off then on shows the quantity kept meanwhile, and decrements work again."""
     pid, _, vid = api.tracked()
     quantity = api.emu.store.quantity(pid, vid)
     await patch(api, pid, {"trackQuantity": False})
     await patch(api, pid, {"trackQuantity": True})
     assert api.emu.store.quantity(pid, vid) == quantity
+    status, _ = await api.decrement([{"productId": pid, "variantId": vid, "decrementBy": 1}])
+    assert status == 200
+    assert api.emu.store.quantity(pid, vid) == quantity - 1
 
 
 async def test_update_preorder_info(api: Any) -> None:
