@@ -38,7 +38,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "emulator",
         help="serve a local Wix Inventory emulator (seeded catalog, rate limits, faults)",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description=(
+            "Serve a local Wix Inventory emulator until interrupted. It prints its URL and its "
+            "own test credentials (also as export WIX_... lines) when ready."
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
