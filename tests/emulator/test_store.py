@@ -238,3 +238,22 @@ def test_a_write_that_changes_nothing_visible_tells_no_listener() -> None:
     store.update(item.product_id, same, "r")  # type: ignore[arg-type]
     assert events == []
     assert len(store.journal) == 1
+
+
+def test_last_updated_of_many_batches_is_stamped_in_order() -> None:
+    """Batch stamps settle lazily, yet every read sees the latest write's time, also after a
+    later direct change and past the settling threshold."""
+    times = iter(float(t) for t in range(1_000, 2_000))
+    store = SiteStore(
+        site_id="s", instance_id="i", products=3, seed=1, wall_clock=lambda: next(times)
+    )
+    item = store.add_product(quantity=5_000)
+    entry = [
+        DecrementEntry(product_id=item.product_id, variant_id=DEFAULT_VARIANT_ID, decrement_by=1)
+    ]  # type: ignore[arg-type]
+    for _ in range(300):
+        store.decrement(entry, "r")
+    assert store.item(item.product_id).last_updated == "1970-01-01T00:21:40.000Z"  # type: ignore[union-attr]
+    store.decrement(entry, "r")
+    store.set_quantity(item.product_id, DEFAULT_VARIANT_ID, 7)  # type: ignore[arg-type]
+    assert store.item(item.product_id).last_updated == "1970-01-01T00:21:42.000Z"  # type: ignore[union-attr]

@@ -35,6 +35,8 @@ from .updates import apply_update
 __all__ = ["ChangeEvent", "JournalEntry", "Listener", "SiteStore"]
 
 _ITEM_OF: Any = operator.attrgetter("item")
+_MAX_UNSTAMPED = 256
+"""Batches whose lastUpdated stamps may wait for the next read."""
 
 
 class ChangeEvent(NamedTuple):
@@ -83,6 +85,7 @@ class SiteStore:
         self.instance_id = instance_id
         self._journal: list[JournalEntry] = []
         self._unconverted: list[tuple[str, str, Sequence[Any] | bytes, float]] = []
+        self._unstamped: list[tuple[Applied, int]] = []
         self._seeding = (products, variants_per_product, seed, id_distribution)
         self._wall_clock = wall_clock
         self._listeners: list[Listener] = []
@@ -110,6 +113,7 @@ class SiteStore:
         self._rng = random.Random(seed ^ 0x5EED)
         self._journal = []
         self._unconverted = []
+        self._unstamped = []
         self.entries_applied = 0
 
     @property
@@ -125,16 +129,29 @@ class SiteStore:
             self._unconverted.clear()
         return self._journal
 
+    def _settle(self) -> None:
+        """Stamp ``lastUpdated`` (and drop the cached JSON) of the items changed by batches
+        since the last read: done lazily, off the write path, and always before any read or
+        direct change of an item."""
+        for applied, stamp in self._unstamped:
+            for item in set(map(_ITEM_OF, applied)):
+                item.last_updated = stamp
+                item.json = None
+        self._unstamped.clear()
+
     def items(self) -> list[InventoryItem]:
         """Every item in the wire format, in numericId order (a snapshot)."""
+        self._settle()
         return [item.to_wire() for item in self._items]
 
     def state_json(self) -> bytes:
         """``{"inventoryItems": [...]}``: every item's wire JSON, in numericId order."""
+        self._settle()
         return b'{"inventoryItems":[' + b",".join([i.wire_json() for i in self._items]) + b"]}"
 
     def item(self, product_id: str) -> InventoryItem | None:
         """One product's item in the wire format, or ``None``."""
+        self._settle()
         item = self._index.by_product.get(product_id)
         return item.to_wire() if item is not None else None
 
@@ -179,6 +196,7 @@ class SiteStore:
         variant.quantity = quantity
         if not item.track:
             variant.in_stock = quantity > 0
+        self._settle()
         item.last_updated = int(self._wall_clock() * 1000)
         item.json = None
         self._notify("", [(item, before)])
@@ -194,12 +212,14 @@ class SiteStore:
 
     def query(self, query: CompiledQuery) -> Page:
         """Query Inventory: one page and the total number of matches."""
+        self._settle()
         return run_query(self._items, self._numeric_ids, query)
 
     def get_variants(
         self, inventory_id: str | None, product_id: str | None, variant_ids: Sequence[str] | None
     ) -> InventoryItem:
         """Get Inventory Variants, by inventory id (falling back to product id) or product id."""
+        self._settle()
         key = product_id if product_id is not None else inventory_id
         field = "productId" if product_id is not None else "inventoryId"
         _check_id(field, key)
@@ -239,10 +259,9 @@ class SiteStore:
         """Book an applied batch: lastUpdated, the journal, the listeners."""
         before = self._snapshots(applied, entries) if self._listeners else []
         now = self._wall_clock()
-        now_ms = int(now * 1000)
-        for item in set(map(_ITEM_OF, applied)):
-            item.last_updated = now_ms
-            item.json = None
+        self._unstamped.append((applied, int(now * 1000)))
+        if len(self._unstamped) >= _MAX_UNSTAMPED:
+            self._settle()
         self.entries_applied += len(entries)
         self._unconverted.append((request_id, endpoint, entries if raw is None else raw, now))
         if before:
@@ -257,6 +276,7 @@ class SiteStore:
         before = self._snapshot(item)
         entries = apply_update(item, product_id, body)
         self._index.retrack(item)
+        self._settle()
         now = self._wall_clock()
         item.last_updated = int(now * 1000)
         item.json = None
