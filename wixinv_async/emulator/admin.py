@@ -50,21 +50,35 @@ def _problem(status: int, text: str) -> web.Response:
 
 def add_admin_routes(app: web.Application, emu: Emulator) -> None:
     """Add the ``/_emulator/`` routes for ``emu`` to ``app``."""
+    admin = _Admin(emu)
+    app.router.add_get("/_emulator/state", admin.state)
+    app.router.add_get("/_emulator/journal", admin.journal)
+    app.router.add_get("/_emulator/stats", admin.stats)
+    app.router.add_post("/_emulator/reset", admin.reset)
+    app.router.add_get("/_emulator/faults", admin.get_faults)
+    app.router.add_post("/_emulator/faults", admin.set_faults)
 
-    def store_of(request: web.Request) -> SiteStore | web.Response:
+
+class _Admin:
+    """The admin handlers of one emulator."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+
+    def _store_of(self, request: web.Request) -> SiteStore | web.Response:
         """The ``?site=`` store (default: the first site), or a 404 answer."""
         site_id = request.query.get("site")
         try:
-            return emu.store if site_id is None else emu.site(site_id)
+            return self.emu.store if site_id is None else self.emu.site(site_id)
         except KeyError:
-            return _problem(404, f"no site {site_id!r}: sites are {emu.sites}")
+            return _problem(404, f"no site {site_id!r}: sites are {self.emu.sites}")
 
-    async def state(request: web.Request) -> web.Response:
-        store = store_of(request)
+    async def state(self, request: web.Request) -> web.Response:
+        store = self._store_of(request)
         return store if isinstance(store, web.Response) else _bytes(store.state_json())
 
-    async def journal(request: web.Request) -> web.Response:
-        store = store_of(request)
+    async def journal(self, request: web.Request) -> web.Response:
+        store = self._store_of(request)
         since = request.query.get("since", "0")
         if isinstance(store, web.Response):
             return store
@@ -72,29 +86,23 @@ def add_admin_routes(app: web.Application, emu: Emulator) -> None:
             return _problem(400, f"since={since!r}: must be a whole number")
         return _json(journal_json(store, int(since)))
 
-    async def stats(request: web.Request) -> web.Response:
-        return _json(emu.stats())
+    async def stats(self, request: web.Request) -> web.Response:
+        return _json(self.emu.stats())
 
-    async def reset(request: web.Request) -> web.Response:
-        emu.reset()
+    async def reset(self, request: web.Request) -> web.Response:
+        self.emu.reset()
         return _json({})
 
-    async def get_faults(request: web.Request) -> web.Response:
-        plan = emu.faults
+    async def get_faults(self, request: web.Request) -> web.Response:
+        plan = self.emu.faults
         return _json(plan.to_dict() if plan is not None else None)
 
-    async def set_faults(request: web.Request) -> web.Response:
+    async def set_faults(self, request: web.Request) -> web.Response:
+        """Install the JSON plan in the body (``null`` or ``{}``: no faults)."""
         try:
             data = msgspec.json.decode(await request.read() or b"null")
             plan = FaultPlan.from_dict(data) if data else None
         except (msgspec.DecodeError, ValueError, TypeError) as exc:
             return _problem(400, f"bad fault plan: {exc}")
-        emu.set_faults(plan)
+        self.emu.set_faults(plan)
         return _json(plan.to_dict() if plan is not None else None)
-
-    app.router.add_get("/_emulator/state", state)
-    app.router.add_get("/_emulator/journal", journal)
-    app.router.add_get("/_emulator/stats", stats)
-    app.router.add_post("/_emulator/reset", reset)
-    app.router.add_get("/_emulator/faults", get_faults)
-    app.router.add_post("/_emulator/faults", set_faults)

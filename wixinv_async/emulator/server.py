@@ -99,18 +99,18 @@ class Emulator:
             raise ConfigurationError(str(exc)) from None
         ids = random.Random(seed + 0x51DE)
         app_id = new_guid(ids)
-        self._sites: dict[str, _Site] = {}
-        for index in range(extra_sites + 1):
-            sid = site_id if index == 0 and site_id is not None else new_guid(ids)
-            store = SiteStore(
-                site_id=sid,
+        stores = [
+            SiteStore(
+                site_id=site_id if index == 0 and site_id is not None else new_guid(ids),
                 instance_id=new_guid(ids),
                 products=products,
                 variants_per_product=variants_per_product,
                 seed=seed + index,
                 id_distribution=id_distribution,
             )
-            self._sites[sid] = _Site(store, RollingWindow(*rate) if rate else None)
+            for index in range(extra_sites + 1)
+        ]
+        self._sites = {s.site_id: _Site(s, RollingWindow(*rate) if rate else None) for s in stores}
         self.store = next(iter(self._sites.values())).store
         self.site_id = self.store.site_id
         self.instance_id = self.store.instance_id
