@@ -55,7 +55,9 @@ async def test_journal_lists_applied_writes_with_request_ids(api: Any) -> None:
         (first.headers["x-wix-request-id"], "decrementInventory"),
         (second.headers["x-wix-request-id"], "incrementInventory"),
     ]
-    assert data["journal"][0]["entries"] == [{"productId": pid, "variantId": vid, "decrementBy": 1}]
+    assert data["journal"][0]["entries"] == [
+        {"productId": pid, "variantId": vid, "decrementBy": 1, "preorderRequest": False}
+    ]
     _, later, _ = await api.call("GET", "/_emulator/journal?since=1")
     assert [j["endpoint"] for j in later["journal"]] == ["incrementInventory"]
     assert (await api.call("GET", "/_emulator/journal?since=x"))[0] == 400
@@ -180,3 +182,15 @@ def test_emulator_all_is_sorted_and_complete() -> None:
     assert all(hasattr(package, name) for name in names)
     public = {n for n, v in vars(package).items() if not n.startswith("_") and isinstance(v, type)}
     assert public <= set(names)
+
+
+async def test_journal_keeps_inventory_ids_as_sent(api: Any) -> None:
+    """A batch naming an entry by inventoryId is journaled with that id, as sent."""
+    pid, iid, vid = api.tracked()
+    sent = [
+        {"inventoryId": iid, "variantId": vid, "decrementBy": 1},
+        {"productId": pid, "variantId": vid, "decrementBy": 2, "preorderRequest": True},
+    ]
+    assert (await api.decrement(sent))[0] == 200
+    _, data, _ = await api.call("GET", "/_emulator/journal")
+    assert data["journal"][0]["entries"] == sent

@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
-import msgspec
-
 from ..core.validation import is_guid
 from ..models import (
     DEFAULT_VARIANT_ID,
@@ -28,6 +26,7 @@ from ._errors import WixApiError, application_error, validation_error
 from .batch import Applied, Index, apply_decrement, apply_increment, changes
 from .catalog import new_guid, seed_catalog
 from .items import Item, Variant
+from .journal import Record, expand, record_batch
 from .query import CompiledQuery, Page, run_query
 from .requests import DecrementEntry, IncrementEntry, ItemUpdateIn
 from .updates import apply_update
@@ -84,7 +83,7 @@ class SiteStore:
         self.site_id = site_id
         self.instance_id = instance_id
         self._journal: list[JournalEntry] = []
-        self._unconverted: list[tuple[str, str, Sequence[Any] | bytes, float]] = []
+        self._unconverted: list[tuple[str, str, Record, float]] = []
         self._unstamped: list[tuple[Applied, int]] = []
         self._seeding = (products, variants_per_product, seed, id_distribution)
         self._wall_clock = wall_clock
@@ -118,13 +117,13 @@ class SiteStore:
 
     @property
     def journal(self) -> list[JournalEntry]:
-        """Every applied write, in order, its entries as sent. Kept as the raw request body (or
-        the decoded entries) and converted to dicts on first read: off the request path, and
-        compact while a long benchmark runs."""
+        """Every applied write, in order, with its entries (see :mod:`.journal` for their
+        normalized form). Kept compact and converted to dicts on first read: off the request
+        path, and small while a long benchmark runs."""
         if self._unconverted:
             self._journal.extend(
-                JournalEntry(rid, endpoint, _journal_entries(endpoint, entries), at)
-                for rid, endpoint, entries, at in self._unconverted
+                JournalEntry(rid, endpoint, expand(endpoint, record), at)
+                for rid, endpoint, record, at in self._unconverted
             )
             self._unconverted.clear()
         return self._journal
@@ -263,7 +262,8 @@ class SiteStore:
         if len(self._unstamped) >= _MAX_UNSTAMPED:
             self._settle()
         self.entries_applied += len(entries)
-        self._unconverted.append((request_id, endpoint, entries if raw is None else raw, now))
+        record = record_batch(endpoint, applied, entries, raw)
+        self._unconverted.append((request_id, endpoint, record, now))
         if before:
             self._notify(request_id, before)
 
@@ -366,14 +366,3 @@ def _check_id(field: str, value: str | None) -> None:
 def _check_guid(field: str, value: str) -> None:
     if not is_guid(value):
         raise validation_error([(field, f"must be a GUID, got {value!r}")])
-
-
-_BODY_FIELDS = {"decrementInventory": "decrementData", "incrementInventory": "incrementData"}
-
-
-def _journal_entries(endpoint: str, entries: Sequence[Any] | bytes) -> list[dict[str, Any]]:
-    if isinstance(entries, bytes):
-        decoded: list[dict[str, Any]] = msgspec.json.decode(entries)[_BODY_FIELDS[endpoint]]
-        return decoded
-    converted: list[dict[str, Any]] = msgspec.to_builtins(entries)
-    return converted
