@@ -61,9 +61,12 @@ The emulator's choices where Wix documents nothing (``wix-api-notes.md`` lists t
   untracked and 10 % have preorder. Extra sites are seeded with ``seed + i``; ``reset``
   reseeds every site (products added since vanish) and clears journals, stats and rate
   windows, keeping the fault plan and issued tokens.
-- The journal holds every applied write with its entries as sent; ``entries_applied`` counts
-  batch entries, and one per applied update. ``SiteStore.set_quantity`` (a dashboard edit)
-  reaches listeners with request id ``""`` and is not journaled.
+- The journal holds every applied write in order. Batch entries are normalized to
+  ``productId``, ``variantId``, the amount and (decrements) ``preorderRequest``; a batch naming
+  any entry by ``inventoryId`` is kept exactly as sent; an update keeps its ``inventoryItem``.
+  ``entries_applied`` counts batch entries, and one per applied update.
+  ``SiteStore.set_quantity`` (a dashboard edit) reaches listeners with request id ``""`` and
+  is not journaled.
 - Every Wix response (errors included) carries ``x-wix-request-id``.
 """
 
