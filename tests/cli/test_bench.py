@@ -1,0 +1,63 @@
+"""The bench command: runs benchmark scripts out of process and writes JSON and markdown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from wixinv_async.cli.bench import markdown_table, ratio_points
+
+from .conftest import run_cli
+
+FAKE_BENCH = """
+import json, sys
+quick = "--quick" in sys.argv
+print("warming up")
+print(json.dumps({"name": "speedup_8_vs_1", "speedup": 7.5, "target": 7.0, "quick": quick}))
+print(json.dumps({"name": "throughput", "per_s": 1234.5}))
+"""
+
+
+def test_bench_runs_scripts_and_writes_results(tmp_path: Path) -> None:
+    """Each bench_*.py runs as its own process; its JSON lines land in results.json and .md."""
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "bench_fake.py").write_text(FAKE_BENCH)
+    (folder / "bench_broken.py").write_text("raise SystemExit(3)\n")
+    out = tmp_path / "out"
+    result = run_cli("bench", "--quick", "--benchmarks", str(folder), "-o", str(out))
+    assert result.returncode == 1  # the broken one is reported as a failure
+    assert "bench_broken" in result.stderr
+    records = json.loads((out / "results.json").read_text())
+    assert records == [
+        {
+            "benchmark": "bench_fake",
+            "name": "speedup_8_vs_1",
+            "speedup": 7.5,
+            "target": 7.0,
+            "quick": True,
+        },
+        {"benchmark": "bench_fake", "name": "throughput", "per_s": 1234.5},
+    ]
+    assert "| name | speedup | target | quick | per_s |" in (out / "results.md").read_text()
+
+
+def test_bench_only_filters_by_name(tmp_path: Path) -> None:
+    """--only runs just the matching scripts; no match is a usage error."""
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "bench_fake.py").write_text(FAKE_BENCH)
+    result = run_cli("bench", "--only", "nothing", "--benchmarks", str(folder), "-o", str(tmp_path))
+    assert result.returncode == 2
+
+
+def test_markdown_table_and_ratio_points() -> None:
+    """Results become one table per benchmark, and ratio fields become chart points."""
+    records = [
+        {"benchmark": "bench_a", "name": "x", "ratio": 0.9, "target": 0.85},
+        {"benchmark": "bench_b", "name": "y", "seconds": 1.0},
+    ]
+    table = markdown_table(records)
+    assert "### bench_a" in table
+    assert "| x | 0.9 | 0.85 |" in table
+    assert ratio_points(records) == [("a: x", 0.9, 0.85)]
