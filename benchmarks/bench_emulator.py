@@ -24,9 +24,11 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import sys
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -103,6 +105,7 @@ class Server:
         )
         self.process.start()
         info: dict[str, Any] = receiver.recv()
+        info["pid"] = self.process.pid
         return info
 
     def __exit__(self, *exc: object) -> None:
@@ -117,10 +120,15 @@ class Server:
 
 
 async def _fire(
-    url: str, headers: dict[str, str], bodies: list[bytes], concurrency: int
-) -> tuple[float, dict[int, int]]:
+    url: str,
+    headers: dict[str, str],
+    bodies: list[bytes],
+    concurrency: int,
+    server_pid: int | None = None,
+) -> tuple[float, dict[int, int], float | None]:
     """POST every body twice (a warm-up pass, then the measured one) over ``concurrency``
-    keep-alive connections; returns the measured pass's seconds and statuses.
+    keep-alive connections; returns the measured pass's seconds, statuses and the CPU
+    seconds the server process used meanwhile (``None`` without ``/proc``).
 
     A raw HTTP/1.1 client over asyncio streams, far cheaper than a full client, so the
     server, not the load generator, sets the pace.
@@ -155,15 +163,30 @@ async def _fire(
         for measured in (False, True):
             todo = iter(requests)
             statuses.clear()
+            cpu = _cpu_seconds(server_pid)
             started = time.perf_counter()
             await asyncio.gather(*(worker(r, w, todo) for r, w in streams))
             if measured:
-                return time.perf_counter() - started, statuses
+                seconds = time.perf_counter() - started
+                after = _cpu_seconds(server_pid)
+                used = after - cpu if after is not None and cpu is not None else None
+                return seconds, statuses, used
     finally:
         for _, writer in streams:
             writer.close()
             await writer.wait_closed()
     raise AssertionError("unreachable")
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far, from ``/proc`` (Linux)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _decrement_bodies(count: int) -> list[bytes]:
@@ -198,31 +221,44 @@ def _decrement_bodies(count: int) -> list[bytes]:
 
 def bench_decrement(requests: int, concurrency: int, rounds: int) -> None:
     rates: dict[str, list[float]] = {"bare": [], "emulator": [], "bare_json": []}
+    cpu: dict[str, list[float]] = {kind: [] for kind in rates}
     bodies = _decrement_bodies(requests)
     for _ in range(rounds):
         for kind in rates:
             with Server(kind) as info:
-                seconds, statuses = asyncio.run(
-                    _fire(info["url"] + DECREMENT, info["headers"], bodies, concurrency)
+                seconds, statuses, used = asyncio.run(
+                    _fire(
+                        info["url"] + DECREMENT, info["headers"], bodies, concurrency, info["pid"]
+                    )
                 )
-            rate = requests / seconds
-            rates[kind].append(rate)
+            rates[kind].append(requests / seconds)
+            if used:
+                cpu[kind].append(used / requests)
             emit(
                 bench="decrement300",
                 server=kind,
                 requests=requests,
                 seconds=round(seconds, 3),
-                rps=round(rate, 1),
+                rps=round(requests / seconds, 1),
+                server_cpu_us_per_request=round(used / requests * 1e6, 1) if used else None,
                 statuses=statuses,
             )
+    _emit_ratios(rates, cpu)
+
+
+def _emit_ratios(rates: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
     best = {kind: max(values) for kind, values in rates.items()}
     pairs = sorted(e / b for b, e in zip(rates["bare"], rates["emulator"], strict=True))
     ratio = best["emulator"] / best["bare"]
+    cheapest = {kind: min(values) for kind, values in cpu.items() if values}
     emit(
         bench="decrement300",
         name="300-entry decrements: emulator / bare aiohttp handler",
         ratio=round(ratio, 3),
         ratio_median_of_rounds=round(pairs[len(pairs) // 2], 3),
+        ratio_by_server_cpu=(
+            round(cheapest["bare"] / cheapest["emulator"], 3) if len(cheapest) == 3 else None
+        ),
         target=0.5,
         ok=ratio >= 0.5,
         best_rps={kind: round(rate, 1) for kind, rate in best.items()},
@@ -257,7 +293,7 @@ def bench_crawl_query(products: int, queries: int, concurrency: int) -> None:
             return out
 
         payloads = asyncio.run(bodies())
-        seconds, statuses = asyncio.run(
+        seconds, statuses, _ = asyncio.run(
             _fire(info["url"] + QUERY, info["headers"], payloads, concurrency)
         )
     emit(
