@@ -7,10 +7,11 @@ processes (the machine has 2 cores):
   products, every request a success, the journal kept) and against a bare aiohttp handler that
   only reads and JSON-parses the body with msgspec; the ratio must be >= 0.5. For context,
   also against a handler doing aiohttp's ``request.json()``. Rounds alternate the servers;
-  each sends every body once to warm up, then again measured, over 8 keep-alive connections of a raw HTTP/1.1 client (far cheaper than a full client, so the server sets the
-  pace). The ratio of the best rates is reported, the median of the rounds' ratios, and
-  the ratio of the servers' own CPU time per request (from ``/proc``; the steadiest of the
-  three when other processes share the machine).
+  each sends every body once to warm up, then again measured, over 8 keep-alive
+  connections of a raw HTTP/1.1 client (far cheaper than a full client, so the server sets
+  the pace). Reported: the ratio of the best rates, the median of the rounds' ratios, and the
+  ratio of the servers' own CPU time per request (from ``/proc``; the steadiest of the three
+  when other processes share the machine).
 - ``crawl_query``: numericId-range queries (numericId sort, limit 100) on a 100k-item site.
 - ``seed``: seconds to seed 100,000 products in process.
 
