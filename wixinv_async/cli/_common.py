@@ -172,7 +172,9 @@ class ProgressLine:
         if self._quiet:
             return
         if self._rich is not None:
-            self._rich.update(self._task, completed=done, fields=_fields_text(fields))
+            self._rich.update(
+                self._task, completed=done, fields=self._rate(done) + _fields_text(fields)
+            )
             return
         now = time.monotonic()
         if now - self._last >= self._interval:
@@ -183,10 +185,15 @@ class ProgressLine:
         if self._quiet:
             return
         if self._rich is not None:
-            self._rich.update(self._task, completed=done, fields=_fields_text(fields))
+            self._rich.update(
+                self._task, completed=done, fields=self._rate(done) + _fields_text(fields)
+            )
             self._rich.stop()
             return
         self._print(done, fields)
+
+    def _rate(self, done: int) -> str:
+        return f"{done / max(time.monotonic() - self._started, 1e-9):.0f}/s "
 
     def _print(self, done: int, fields: Mapping[str, object]) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
@@ -210,6 +217,7 @@ def _start_rich(description: str, total: int | None) -> tuple[Any, Any]:
             BarColumn,
             MofNCompleteColumn,
             Progress,
+            TaskProgressColumn,
             TextColumn,
             TimeRemainingColumn,
         )
@@ -219,6 +227,7 @@ def _start_rich(description: str, total: int | None) -> tuple[Any, Any]:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TaskProgressColumn(),
         TextColumn("{task.fields[fields]}"),
         TimeRemainingColumn(),
         transient=False,
