@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +70,36 @@ async def test_default_pacing_never_exceeds_200_in_any_minute(virtual_time: Any)
     assert max_in_window(times, 60.0) <= 200
     rate = (len(times) - 1) / (max(times) - min(times))
     assert rate >= 0.97 * 200 / 60
+
+
+def start_hogging(virtual_time: Any, most: float) -> asyncio.Task[None]:
+    """A task whose callbacks hold the loop for up to ``most`` seconds, every 3 ms: every
+    timer fires late by as much."""
+    rng = random.Random(7)
+
+    async def hog() -> None:
+        while True:
+            await asyncio.sleep(0.003)
+            virtual_time.now += rng.uniform(0.0, most)
+
+    return asyncio.create_task(hog())
+
+
+async def test_a_late_event_loop_keeps_the_rate_and_the_window(virtual_time: Any) -> None:
+    """Wake-ups up to 8 ms late still pace 50/s at >= 97 % of the limit, at most 50 a second."""
+    hogging = start_hogging(virtual_time, 0.008)
+    times = await acquire_all(RateLimiter(RateLimit(50, 1.0)).site("S"), 400)
+    hogging.cancel()
+    assert max_in_window(times, 1.0) <= 50
+    assert (len(times) - 1) / (max(times) - min(times)) >= 0.97 * 50
+
+
+async def test_a_capacity_one_bucket_would_lose_the_lateness(virtual_time: Any) -> None:
+    """The contrast: AsyncLimiter(1, interval) spaces grants from the late ones, below 95 %."""
+    hogging = start_hogging(virtual_time, 0.008)
+    times = await acquire_all(AsyncLimiter(1, RateLimit(50, 1.0).interval), 400)
+    hogging.cancel()
+    assert (len(times) - 1) / (max(times) - min(times)) < 0.95 * 50
 
 
 async def test_a_bursting_leaky_bucket_would_break_the_window(virtual_time: Any) -> None:

@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wixinv_async.core.ratelimit import (
+    SlotSchedule,
     ThrottleState,
+    catch_up_budget,
     max_in_window,
     pacing_interval,
     window_capacity,
 )
+
+
+def simulate(
+    schedule: SlotSchedule, asks: list[float], lateness: list[float]
+) -> list[tuple[float, float]]:
+    """Senders asking at ``asks`` sleep until the next slot and wake up late by ``lateness``
+    (cycled, in seconds), in time order as an event loop runs them: (slot, send) times."""
+    late = itertools.cycle(lateness)
+    events = [(t, n) for n, t in enumerate(asks)]
+    heapq.heapify(events)
+    order = itertools.count(len(events))
+    sends: list[tuple[float, float]] = []
+    while events:
+        now, _ = heapq.heappop(events)
+        wait = schedule.take(now)
+        if wait:
+            heapq.heappush(events, (now + wait + next(late), next(order)))
+        else:
+            sends.append((schedule.last, now))
+    return sends
+
+
+budgets = st.tuples(st.integers(1, 300), st.floats(0.5, 120), st.floats(0.001, 0.2))
 
 
 @given(
@@ -74,3 +102,71 @@ def test_success_ends_the_streak() -> None:
     state.succeeded()
     assert state.streak == 0
     assert "streak=0" in repr(state)
+
+
+@settings(max_examples=200)
+@given(
+    budget=budgets,
+    asks=st.lists(st.floats(0, 5), min_size=1, max_size=120),
+    lateness=st.lists(st.floats(0, 3), min_size=1, max_size=50),
+)
+def test_late_senders_never_overfill_a_window(
+    budget: tuple[int, float, float], asks: list[float], lateness: list[float]
+) -> None:
+    """Whatever the wake-up lateness (up to 3 catch-up budgets), every sender sends, within
+    the catch-up of its slot, slots stay an interval apart, and no window of the period holds
+    more than the budget."""
+    requests, period, safety = budget
+    interval = pacing_interval(requests, period, safety)
+    catch_up = catch_up_budget(period, safety)
+    schedule = SlotSchedule(interval, catch_up)
+    sends = simulate(schedule, [t * period for t in asks], [x * catch_up for x in lateness])
+    assert len(sends) == len(asks)
+    assert all(slot <= sent <= slot + catch_up for slot, sent in sends)
+    slots = [slot for slot, _ in sends]
+    assert all(b - a >= interval * (1 - 1e-12) for a, b in itertools.pairwise(slots))
+    assert max_in_window([sent for _, sent in sends], period) <= requests
+
+
+@given(budget=budgets, lateness=st.lists(st.floats(0, 0.99), min_size=1, max_size=50))
+def test_lateness_within_the_catch_up_costs_no_slot(
+    budget: tuple[int, float, float], lateness: list[float]
+) -> None:
+    """Backlogged senders late by up to the catch-up still send one per interval: every slot
+    follows the one before by exactly one interval, so the rate stays 1 / (1 + safety)."""
+    requests, period, safety = budget
+    interval = pacing_interval(requests, period, safety)
+    catch_up = catch_up_budget(period, safety)
+    schedule = SlotSchedule(interval, catch_up)
+    sends = simulate(schedule, [0.0] * 60, [x * catch_up for x in lateness])
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(sends)]
+    assert gaps == pytest.approx([interval] * len(gaps), rel=1e-6)
+
+
+def test_an_idle_schedule_restarts_at_now_without_a_burst() -> None:
+    """After a quiet spell the next slot is now, not a catch-up slot in the past."""
+    schedule = SlotSchedule(1.0, 0.5)
+    assert schedule.take(0.0) == 0.0
+    assert schedule.take(0.25) == 0.75  # the next slot is due in 0.75 s
+    assert schedule.take(1.3) == 0.0  # late by less than the catch-up: the slot at 1.0
+    assert schedule.last == 1.0
+    assert schedule.take(10.0) == 0.0
+    assert schedule.last == 10.0
+
+
+def test_after_a_pause_slots_restart_at_now() -> None:
+    """Taken without catch-up, a slot is never in the past."""
+    schedule = SlotSchedule(1.0, 0.5)
+    schedule.take(0.0)
+    assert schedule.take(1.3, catch_up=False) == 0.0
+    assert schedule.last == 1.3
+    assert schedule.take(1.3, catch_up=False) == pytest.approx(1.0)
+    assert "catch_up=0.5" in repr(schedule)
+
+
+def test_a_bad_schedule_is_refused() -> None:
+    """A non-positive interval or a negative catch-up makes no sense."""
+    with pytest.raises(ValueError, match="bad slot schedule"):
+        SlotSchedule(0.0, 0.1)
+    with pytest.raises(ValueError, match="bad slot schedule"):
+        SlotSchedule(1.0, -0.1)

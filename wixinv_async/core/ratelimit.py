@@ -13,6 +13,20 @@ Requests spaced by at least ``interval`` put at most ``floor(period / interval) 
 window of length ``period``; with ``safety > 0`` that is at most ``requests``, and it leaves
 ``safety * period`` seconds of slack for requests that leave late and arrive early. The steady
 rate is ``1 / (1 + safety)`` of the limit (0.98 with the default 2 %).
+
+:class:`SlotSchedule` gives out those evenly spaced send times ("slots"), each at least
+``interval`` after the one before, to whichever sender is ready first. A sender the event loop
+wakes up late may still use a slot up to ``catch_up`` seconds in the past, so lateness is not
+lost and does not compound (a capacity-1 leaky bucket spaces each grant from the previous
+*actual* grant, so every late wake-up delays all later sends: about 0.94 of a 50 requests/s
+limit was measured). A schedule more than ``catch_up`` behind (an idle site) restarts at the
+present instead of sending a burst.
+
+So every send happens in ``[slot, slot + catch_up]``, and the sends in a closed window of
+``period`` have slots in a closed interval of ``period + catch_up``. With ``catch_up = safety *
+period / 2`` that interval is shorter than ``requests * interval = period * (1 + safety)``, so
+it holds at most ``requests`` slots; the other half of the margin stays as slack for network
+jitter between sending and arriving.
 """
 
 from __future__ import annotations
@@ -20,7 +34,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["ThrottleState", "max_in_window", "pacing_interval", "window_capacity"]
+__all__ = [
+    "SlotSchedule",
+    "ThrottleState",
+    "catch_up_budget",
+    "max_in_window",
+    "pacing_interval",
+    "window_capacity",
+]
 
 
 def pacing_interval(requests: int, period: float, safety: float) -> float:
@@ -28,6 +49,11 @@ def pacing_interval(requests: int, period: float, safety: float) -> float:
     if requests < 1 or period <= 0 or safety < 0:
         raise ValueError(f"bad rate {requests}/{period}s with safety {safety}")
     return period / requests * (1.0 + safety)
+
+
+def catch_up_budget(period: float, safety: float) -> float:
+    """How late a paced send may leave: half the safety margin, ``safety * period / 2``."""
+    return safety * period / 2.0
 
 
 def window_capacity(interval: float, period: float) -> int:
@@ -45,6 +71,42 @@ def max_in_window(times: Sequence[float], period: float) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+class SlotSchedule:
+    """Evenly spaced send slots for one site, taken by whichever sender is ready first.
+
+    ``take(now)`` answers 0.0 and records the slot the sender uses, or the seconds until the
+    next slot is due. The slot is ``last + interval`` when it is due and at most ``catch_up``
+    in the past; a schedule further behind (an idle site) restarts at ``now`` rather than
+    release a burst. With ``catch_up=False`` (after a 429 pause) it restarts at ``now`` as soon
+    as it is behind at all.
+    """
+
+    __slots__ = ("catch_up", "interval", "last")
+
+    def __init__(self, interval: float, catch_up: float) -> None:
+        if not interval > 0 or not catch_up >= 0:
+            raise ValueError(f"bad slot schedule: interval={interval}, catch_up={catch_up}")
+        self.interval = interval
+        self.catch_up = catch_up
+        self.last = -math.inf
+
+    def take(self, now: float, *, catch_up: bool = True) -> float:
+        """Use the next slot if it is due at ``now`` (0.0), else the seconds until it is."""
+        slot = self.last + self.interval
+        if slot > now:
+            return slot - now
+        if slot < (now - self.catch_up if catch_up else now):
+            slot = now
+        self.last = slot
+        return 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"SlotSchedule(interval={self.interval!r}, catch_up={self.catch_up!r}, "
+            f"last={self.last!r})"
+        )
 
 
 class ThrottleState:
