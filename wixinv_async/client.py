@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -202,7 +201,6 @@ class InventoryClient:
         self._transport = transport
         self._site = _site_limiter(rate_limit, auth.site_key, self._clock)
         self._closed = False
-        self._variant_ids: set[str] = set()  # variant ids already checked to be GUIDs
         self._by_endpoint: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
 
@@ -317,16 +315,31 @@ class InventoryClient:
         path = f"{_WRITER}/product/{product_id}"
         await self._send("update_inventory_variants", "PATCH", path, body, RequestKind.WRITE)
 
-    async def increment_inventory(self, entries: Sequence[IncrementData]) -> None:
-        """Add stock to 1 to 300 variants in one atomic batch."""
-        _check_entries("incrementData", entries, IncrementData, "incrementBy", self._variant_ids)
+    async def increment_inventory(
+        self, entries: Sequence[IncrementData], *, validate: bool = True
+    ) -> None:
+        """Add stock to 1 to 300 variants in one atomic batch.
+
+        ``validate=False`` skips the per-entry checks, for callers that built the entries from
+        input they already checked the same way (the adjuster does); the batch size is always
+        checked."""
+        if validate:
+            _check_entries("incrementData", entries, IncrementData, "incrementBy")
+        else:
+            validation.check_batch_size("incrementData", len(entries))
         body = _ENCODER.encode(IncrementInventoryRequest(increment_data=list(entries)))
         path = f"{_WRITER}/increment"
         await self._send("increment_inventory", "POST", path, body, RequestKind.WRITE)
 
-    async def decrement_inventory(self, entries: Sequence[DecrementData]) -> None:
-        """Take stock from 1 to 300 variants in one atomic batch."""
-        _check_entries("decrementData", entries, DecrementData, "decrementBy", self._variant_ids)
+    async def decrement_inventory(
+        self, entries: Sequence[DecrementData], *, validate: bool = True
+    ) -> None:
+        """Take stock from 1 to 300 variants in one atomic batch (``validate``: as for
+        :meth:`increment_inventory`)."""
+        if validate:
+            _check_entries("decrementData", entries, DecrementData, "decrementBy")
+        else:
+            validation.check_batch_size("decrementData", len(entries))
         body = _ENCODER.encode(DecrementInventoryRequest(decrement_data=list(entries)))
         path = f"{_WRITER}/decrement"
         await self._send("decrement_inventory", "POST", path, body, RequestKind.WRITE)
@@ -593,18 +606,17 @@ def _check_entries(
     entries: Sequence[IncrementData] | Sequence[DecrementData],
     entry_type: type[IncrementData] | type[DecrementData],
     amount_field: str,
-    known_variant_ids: set[str],
 ) -> None:
     """The checks Wix would apply to an increment or decrement batch.
 
-    A batch-wide fast path (C-level scans over the fields, variant ids checked once per
-    client) accepts the common all-valid batch; anything it cannot vouch for is checked entry
-    by entry, which names the first offending index, field and value.
+    A batch-wide fast path (C-level scans over each field) accepts the common all-valid batch;
+    anything it cannot vouch for is checked entry by entry, which names the first offending
+    index, field and value.
     """
     if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
         raise InvalidInputError(field, entries, "must be a sequence of entries")
     validation.check_batch_size(field, len(entries))
-    if _plainly_valid(entries, entry_type, known_variant_ids):
+    if _plainly_valid(entries, entry_type):
         return
     for index, entry in enumerate(entries):
         if type(entry) is not entry_type:
@@ -614,10 +626,9 @@ def _check_entries(
 
 _INT_ONLY: Final = {int}
 _BOOL_ONLY: Final = {bool}
-_MAX_KNOWN_VARIANT_IDS: Final = 100_000
 
 
-def _plainly_valid(entries: Sequence[Any], entry_type: type, known: set[str]) -> bool:
+def _plainly_valid(entries: Sequence[Any], entry_type: type) -> bool:
     """Whether every entry is certainly valid: all of ``entry_type``, all by productId or all
     by inventoryId, ids of 1 to 36 characters, GUID variant ids, amounts from 1 to 99999.
     ``False`` means "check entry by entry", not "invalid". Type checks use C-level scans
@@ -625,11 +636,9 @@ def _plainly_valid(entries: Sequence[Any], entry_type: type, known: set[str]) ->
     if set(map(type, entries)) != {entry_type}:
         return False
     ids = _uniform_ids(entries)
-    if ids is None:
+    if ids is None or max(map(len, ids)) > MAX_ID_LENGTH or "" in ids:
         return False
-    if max(map(len, ids)) > MAX_ID_LENGTH or "" in ids:
-        return False
-    if not _known_guids([entry.variant_id for entry in entries], known):
+    if not _all_guids([entry.variant_id for entry in entries]):
         return False
     amounts: list[int]
     if entry_type is DecrementData:
@@ -646,9 +655,11 @@ def _plainly_valid(entries: Sequence[Any], entry_type: type, known: set[str]) ->
 def _uniform_ids(entries: Sequence[Any]) -> list[str] | None:
     """The ids of a batch naming every entry by productId, or every one by inventoryId."""
     product_ids = [entry.product_id for entry in entries]
+    if _all_strings(product_ids):
+        if [entry.inventory_id for entry in entries].count(UNSET) == len(entries):
+            return product_ids
+        return None
     inventory_ids = [entry.inventory_id for entry in entries]
-    if _all_strings(product_ids) and inventory_ids.count(UNSET) == len(entries):
-        return product_ids
     if _all_strings(inventory_ids) and product_ids.count(UNSET) == len(entries):
         return inventory_ids
     return None
@@ -662,32 +673,36 @@ def _all_strings(values: list[Any]) -> bool:
     return True
 
 
-_GUID_PART: Final = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_GUID_LINES: Final = re.compile(f"(?:{_GUID_PART}\n)*{_GUID_PART}")
+_HEX_DIGITS: Final = b"0123456789abcdefABCDEF"
+_GUID_DASHES: Final = (8, 13, 18, 23)
 
 
-def _all_guids(values: set[str]) -> bool:
-    """Whether every string is a GUID, in one regex scan: joined by newlines, ``n`` GUIDs
-    (which hold no newline) make exactly ``37 * n - 1`` characters of GUID lines."""
-    if not values:
+def _all_guids(values: list[Any]) -> bool:
+    """Whether every value is a GUID string, in a few C-level scans instead of one regex match
+    per value (about 5 times faster).
+
+    Joined by newlines, ``n`` GUIDs make ``37 * n - 1`` ASCII characters with a ``-`` at
+    offsets 8, 13, 18 and 23 and a newline at offset 36 of every 37, and, once the hex digits
+    are deleted, exactly ``n`` times ``----`` and ``n - 1`` newlines remain: so no other dash or
+    newline, and every other character is a hex digit. Conversely any value that is no GUID
+    breaks one of these.
+    """
+    count = len(values)
+    if not count:
         return True
-    joined = "\n".join(values)
-    return len(joined) == 37 * len(values) - 1 and _GUID_LINES.fullmatch(joined) is not None
-
-
-def _known_guids(variant_ids: list[Any], known: set[str]) -> bool:
-    """Whether all are GUIDs; remembers the ones seen, since batches repeat variants."""
-    if not _all_strings(variant_ids):
+    try:
+        joined = "\n".join(values)
+    except TypeError:  # not all strings
         return False
-    if known.issuperset(variant_ids):
-        return True
-    new = set(variant_ids) - known
-    if not _all_guids(new):
+    if len(joined) != 37 * count - 1 or not joined.isascii():
         return False
-    if len(known) + len(new) > _MAX_KNOWN_VARIANT_IDS:
-        known.clear()
-    known.update(new)
-    return True
+    raw = joined.encode()
+    dashes = b"-" * count
+    if any(raw[offset::37] != dashes for offset in _GUID_DASHES):
+        return False
+    if raw[36::37] != b"\n" * (count - 1):
+        return False
+    return raw.translate(None, _HEX_DIGITS) == (b"----\n" * count)[:-1]
 
 
 def _check_entry(entry: IncrementData | DecrementData, index: int, amount_field: str) -> None:

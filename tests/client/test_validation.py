@@ -170,6 +170,19 @@ async def test_bad_input_is_refused_before_sending(
     assert transport.requests == []
 
 
+async def test_validate_false_sends_prechecked_entries_unchecked() -> None:
+    """validate=False trusts the caller's entries: even one the check would refuse is sent."""
+    transport = await run(lambda c: c.decrement_inventory([dec(decrement_by=0)], validate=False))
+    assert transport.requests[0].json()["decrementData"][0]["decrementBy"] == 0
+
+
+@pytest.mark.parametrize("size", [0, 301])
+async def test_validate_false_still_checks_the_batch_size(size: int) -> None:
+    """Even unvalidated, a batch holds 1 to 300 entries."""
+    with pytest.raises(InvalidInputError, match="incrementData"):
+        await run(lambda c: c.increment_inventory([inc()] * size, validate=False))
+
+
 async def test_offsets_past_10000_point_to_the_crawler() -> None:
     """Offset paging past Wix's 10,000 items raises OffsetLimitError before sending."""
     with pytest.raises(OffsetLimitError, match="crawl"):
@@ -254,15 +267,12 @@ def _verdict(check: Callable[[], None]) -> tuple[int | None, str] | None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_entries, min_size=1, max_size=12), st.booleans())
-def test_the_fast_path_agrees_with_entry_by_entry_checks(
-    entries: list[DecrementData], warm: bool
-) -> None:
+@given(st.lists(_entries, min_size=1, max_size=12))
+def test_the_fast_path_agrees_with_entry_by_entry_checks(entries: list[DecrementData]) -> None:
     """Whatever the batch, the batch-wide fast path and the per-entry checks agree."""
-    known: set[str] = {V0} if warm else set()
 
     def fast() -> None:
-        client_module._check_entries("decrementData", entries, DecrementData, "decrementBy", known)
+        client_module._check_entries("decrementData", entries, DecrementData, "decrementBy")
 
     def slow() -> None:
         for index, entry in enumerate(entries):
@@ -278,14 +288,19 @@ _guid_like = st.one_of(
     st.sampled_from(_GUIDS).map(lambda g: g + "0"),
     st.sampled_from(_GUIDS).map(lambda g: g.replace("-", "_", 1)),
     st.lists(st.sampled_from(_GUIDS), min_size=2, max_size=3).map("\n".join),  # hides newlines
+    st.sampled_from(_GUIDS).map(lambda g: g[:7] + "-" + g[7] + g[9:]),  # a dash moved
+    st.sampled_from(_GUIDS).map(lambda g: g[:2] + "-" + g[3:]),  # a dash too many
+    st.sampled_from(_GUIDS).map(lambda g: g[:8] + "\n" + g[9:]),  # a newline for a dash
+    st.sampled_from(_GUIDS).map(lambda g: g[:-1] + "\u00e9"),  # not ASCII
+    st.sampled_from(_GUIDS).map(lambda g: g[:-1] + "g"),
     st.text(alphabet="0123456789abcdef-\n", max_size=80),
 )
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.sets(_guid_like, max_size=8))
-def test_the_one_scan_guid_check_agrees_with_is_guid(values: set[str]) -> None:
-    """Checking GUIDs joined in one regex scan equals checking each one."""
+@given(st.lists(st.one_of(_guid_like, st.text(max_size=40), st.integers()), max_size=8))
+def test_the_batch_guid_check_agrees_with_is_guid(values: list[Any]) -> None:
+    """Checking GUIDs joined in a few scans equals checking each one."""
     from wixinv_async.core.validation import is_guid
 
     assert client_module._all_guids(values) == all(map(is_guid, values))
