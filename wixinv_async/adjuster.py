@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import random
 from collections import Counter, deque
@@ -219,6 +220,9 @@ class InventoryAdjuster:
         self._doubts: list[InDoubtEntry] = []
         self._rng = random.Random()
         self._client_429_base = _client_rate_limited(client)
+        # Entries are built from deltas check_delta accepted, with nets kept within
+        # ±MAX_AMOUNT: a client that can skip re-checking them (InventoryClient) is told so.
+        self._trusted: dict[str, Any] = {"validate": False} if _takes_validate(client) else {}
         if not self._net:  # keep the netting hot path free of the mode test
             self.submit_nowait = self._submit_nowait_apart  # type: ignore[method-assign]
 
@@ -661,9 +665,9 @@ class InventoryAdjuster:
         run.current, run.sending = entries, True
         try:
             if run.kind == "increment":
-                await self._client.increment_inventory(increment_entries(entries))
+                await self._client.increment_inventory(increment_entries(entries), **self._trusted)
             else:
-                await self._client.decrement_inventory(decrement_entries(entries))
+                await self._client.decrement_inventory(decrement_entries(entries), **self._trusted)
         except Exception as exc:
             run.sending = False
             return exc
@@ -737,6 +741,19 @@ class InventoryAdjuster:
     def _report_error(self, message: str, exc: BaseException | None) -> None:
         if self._loop is not None:
             self._loop.call_exception_handler({"message": message, "exception": exc})
+
+
+def _takes_validate(client: object) -> bool:
+    """Whether both write methods of ``client`` accept ``validate=False``."""
+    for name in ("increment_inventory", "decrement_inventory"):
+        try:
+            parameters = inspect.signature(getattr(client, name)).parameters
+        except (AttributeError, TypeError, ValueError):
+            return False
+        parameter = parameters.get("validate")
+        if parameter is None or parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
+            return False
+    return True
 
 
 def _client_rate_limited(client: object) -> int:

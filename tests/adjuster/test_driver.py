@@ -546,3 +546,34 @@ async def test_a_deadline_during_a_429_wait_cancels_what_was_never_applied(
     await adj.close(timeout=0.05)
     assert (await ticket).status is X and adj.in_doubt() == []
     assert adj.stats().rate_limited == 1 and fake.applied == []
+
+
+class _Recording:
+    """A writer that accepts ``validate`` and records what it was told."""
+
+    def __init__(self) -> None:
+        self.validate: list[bool] = []
+
+    async def increment_inventory(self, entries: Any, *, validate: bool = True) -> None:
+        self.validate.append(validate)
+
+    async def decrement_inventory(self, entries: Any, *, validate: bool = True) -> None:
+        self.validate.append(validate)
+
+
+async def test_a_client_that_can_skip_validation_is_told_to(variants: list[str]) -> None:
+    """The adjuster checked every delta already, so a client taking validate= skips its own."""
+    writer = _Recording()
+    async with InventoryAdjuster(writer, linger=SLOW) as adj:
+        adj.submit_nowait("p0", variants[0], 1)
+        adj.submit_nowait("p1", variants[0], -1)
+        await adj.flush()
+    assert writer.validate == [False, False]
+
+
+async def test_a_plain_writer_is_called_without_validate(fake: Any, variants: list[str]) -> None:
+    """A writer without the keyword gets the entries alone, as before."""
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        ticket = adj.submit_nowait("p0", variants[0], 2)
+        await adj.flush()
+    assert (await ticket).status is C
