@@ -143,15 +143,16 @@ def test_lateness_within_the_catch_up_costs_no_slot(
     assert gaps == pytest.approx([interval] * len(gaps), rel=1e-6)
 
 
-def test_an_idle_schedule_restarts_at_now_without_a_burst() -> None:
-    """After a quiet spell the next slot is now, not a catch-up slot in the past."""
+def test_the_schedule_never_falls_more_than_the_catch_up_behind() -> None:
+    """A late sender keeps its slot; a later one gets a slot just the catch-up in the past."""
     schedule = SlotSchedule(1.0, 0.5)
     assert schedule.take(0.0) == 0.0
+    assert schedule.last == 0.0  # the first slot is now, never in the past
     assert schedule.take(0.25) == 0.75  # the next slot is due in 0.75 s
-    assert schedule.take(1.3) == 0.0  # late by less than the catch-up: the slot at 1.0
-    assert schedule.last == 1.0
+    assert schedule.take(1.3) == 0.0
+    assert schedule.last == 1.0  # late by less than the catch-up: the slot at 1.0
     assert schedule.take(10.0) == 0.0
-    assert schedule.last == 10.0
+    assert schedule.last == 9.5
 
 
 def test_after_a_pause_slots_restart_at_now() -> None:
