@@ -690,16 +690,16 @@ class InventoryAdjuster:
         self._wake.set()
 
     def _resolve_all(self, run: _Run, entries: list[Entry], outcome: Outcome, now: float) -> None:
-        release, latency = self._table.release, self._latency.append
+        latency = self._latency.append
         deltas = 0
         for entry in entries:
             entry.outcome = outcome
             deltas += entry.count
             latency(now - entry.first)
-            release(entry.key)
             waiter = entry.waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(outcome)
+        self._table.release_all([entry.key for entry in entries])
         self._counts[outcome.status.value] += deltas
         if outcome.status is OutcomeStatus.IN_DOUBT:
             for entry in entries:

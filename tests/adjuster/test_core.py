@@ -342,3 +342,29 @@ def test_the_fast_submit_check_agrees_with_the_validation_module(variant: str) -
         with pytest.raises(InvalidInputError) as caught:
             check_delta("p1", None, variant, False, -1)
         assert caught.value.field == "variant_id"
+
+
+def _state(table: DeltaTable) -> tuple[object, ...]:
+    pending = [(e.key, e.net, e.count) for e in table.pending()]
+    return (pending, sorted(map(repr, table.busy)), list(table.ready), table.preorders)
+
+
+@given(deltas_strategy, st.data())
+def test_taking_and_releasing_a_batch_equals_doing_it_entry_by_entry(
+    deltas: list[tuple[str, str, bool, int]], data: st.DataObject
+) -> None:
+    """take_all and release_all leave the table as take and release one at a time would."""
+    one, batch = build(deltas), build(deltas)
+    ready = list(one.ready_entries())
+    chosen = data.draw(st.lists(st.sampled_from(ready), unique=True) if ready else st.just([]))
+    keys = [e.key for e in chosen]
+    for entry in chosen:
+        one.take(entry)
+    batch.take_all([batch.entries[key] for key in keys])
+    assert _state(one) == _state(batch)
+    for key in keys:
+        one.add(key, 1, 9e9)  # a follow-up arrives while the key is busy
+        batch.add(key, 1, 9e9)
+        one.release(key)
+    batch.release_all(keys)
+    assert _state(one) == _state(batch)

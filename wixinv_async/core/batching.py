@@ -211,8 +211,7 @@ def _select_all(
         else:
             chunks = [entries[i : i + max_batch] for i in range(0, len(entries), max_batch)]
         for chunk in chunks:
-            for entry in chunk:
-                table.take(entry)
+            table.take_all(chunk)
             batches.append(Planned(kind, reason, chunk))
     return batches
 
@@ -254,8 +253,7 @@ def _oldest(table: DeltaTable, kind: Kind, max_batch: int, reason: FlushReason) 
         picked.append(entry)
         if len(picked) == max_batch:
             break
-    for entry in picked:
-        table.take(entry)
+    table.take_all(picked)
     return Planned(kind, reason, picked)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -235,6 +235,22 @@ class DeltaTable:
             self.preorders -= key[3] is True
         self.busy.add(key)
 
+    def take_all(self, entries: Iterable[Entry]) -> None:
+        """``take`` each of ``entries`` (ready head entries), in one pass: a batch's worth."""
+        ready, table, busy = self.ready, self.entries, self.busy
+        preorders = 0
+        for entry in entries:
+            key, net = entry.key, entry.net
+            ready[(net > 0) - (net < 0)] -= 1
+            del table[key]
+            if entry.more is not None:
+                table[key] = entry.more
+                entry.more = None
+            elif key[3] is True:
+                preorders += 1
+            busy.add(key)
+        self.preorders -= preorders
+
     def take_resolved(self, entry: Entry) -> None:
         """Remove a ready head entry that needs no request (it netted to zero)."""
         self.take(entry)
@@ -246,6 +262,16 @@ class DeltaTable:
         head = self.entries.get(key)
         if head is not None:
             self.ready[_sign(head.net)] += 1
+
+    def release_all(self, keys: Iterable[Key]) -> None:
+        """``release`` each of ``keys``, in one pass: a settled batch's worth."""
+        ready, get, discard = self.ready, self.entries.get, self.busy.discard
+        for key in keys:
+            discard(key)
+            head = get(key)
+            if head is not None:
+                net = head.net
+                ready[(net > 0) - (net < 0)] += 1
 
     def pop_all(self) -> list[Entry]:
         """Remove every pending entry, follow-ups included (to cancel them)."""
