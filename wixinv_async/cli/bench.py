@@ -140,18 +140,36 @@ def _cell(value: object) -> str:
 
 
 def ratio_points(records: Sequence[dict[str, Any]]) -> list[tuple[str, float, float | None]]:
-    """(label, measured ratio, target) for every result that reports a ratio."""
+    """(label, measured ratio, target) for every result that reports a ratio: a ``ratio`` or
+    ``speedup`` field (target in ``target``), or ``ratio_X`` with its target in ``target_X``."""
     points = []
     for record in records:
-        for name in RATIO_FIELDS:
-            value = record.get(name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                target = record.get("target")
-                label = f"{record['benchmark'].removeprefix('bench_')}: {record.get('name', name)}"
-                points.append(
-                    (label, float(value), target if isinstance(target, int | float) else None)
-                )
+        label = _label(record)
+        for name, value in record.items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            if name in RATIO_FIELDS:
+                points.append((label, float(value), _number(record.get("target"))))
+            elif name.startswith("ratio_") and f"target_{name[6:]}" in record:
+                target = _number(record[f"target_{name[6:]}"])
+                points.append((f"{label} ({name[6:]})", float(value), target))
     return points
+
+
+_LABEL_FIELDS = ("bench", "case", "comparison", "name", "server")
+
+
+def _label(record: dict[str, Any]) -> str:
+    parts = [str(record[k]) for k in _LABEL_FIELDS if k in record]
+    if "in_flight" in record:
+        parts.append(f"in_flight={record['in_flight']}")
+    return f"{record['benchmark'].removeprefix('bench_')}: {' '.join(parts)}"
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def _chart(path: Path, records: Sequence[dict[str, Any]]) -> None:
@@ -166,15 +184,18 @@ def _chart(path: Path, records: Sequence[dict[str, Any]]) -> None:
     except ImportError:
         print("  (pip install matplotlib for ratios.png)")
         return
-    labels = [p[0] for p in points]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(points) + 1.5))
-    ax.barh(labels, [p[1] for p in points], color="#4c72b0", label="measured")
-    for index, (_, _, target) in enumerate(points):
+    positions = list(range(len(points)))
+    fig, ax = plt.subplots(figsize=(12, 0.5 * len(points) + 1.5))
+    ax.barh(positions, [p[1] for p in points], color="#4c72b0")
+    ax.set_yticks(positions, [p[0] for p in points], fontsize=8)
+    for index, (_, value, target) in enumerate(points):
+        ax.text(value, index, f" {value:.3g}", va="center", fontsize=8)
         if target is not None:
             ax.plot([target, target], [index - 0.4, index + 0.4], color="#c44e52", linewidth=2)
     ax.invert_yaxis()
-    ax.set_xlabel("ratio (red: target)")
-    ax.set_title("wixinv_async benchmarks: measured ratios against targets")
+    ax.set_xscale("log")
+    ax.set_xlabel("measured ratio, log scale (red bar: target)")
+    fig.suptitle("wixinv_async benchmarks: ratios measured side by side in one run")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
