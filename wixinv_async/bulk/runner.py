@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..adjuster import BatchReport, InventoryAdjuster, InventoryWriter, SentBatch, Ticket
-from ..core.coalesce import Outcome
+from ..core.coalesce import NOOP, Outcome, OutcomeStatus
 from .journal import Journal, LineState, input_fingerprint, should_send
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
 
@@ -252,7 +252,9 @@ class _Job:
     def _record(self, row: DeltaRow, outcome: Outcome) -> None:
         status = outcome.status.name.lower()
         self.progress.outcomes[status] += 1
-        self.journal.record_outcome(row.line, status, outcome.code, outcome.message)
+        if outcome is NOOP or outcome.status is OutcomeStatus.CANCELLED:
+            # Never in a request, so on_batch did not journal it (every request's entries are).
+            self.journal.record_outcome(row.line, status, outcome.code, outcome.message)
         if status == "rejected":
             self.reports.rejects.writerow([row.line, f"{outcome.code}: {outcome.message}", ""])
         elif status == "in_doubt":
