@@ -198,7 +198,7 @@ def breakdown(repeat: int) -> dict[str, Any]:
     """In-process cost of each client step for one 300-entry batch (best of ``repeat``)."""
     import timeit
 
-    from wixinv_async import client as client_module
+    from wixinv_async.core import validation
 
     rows = [(f"product-{i:05d}", str(uuid.UUID(int=i)), 1) for i in range(BATCH)]
     entries = [DecrementData(product_id=p, variant_id=v, decrement_by=n) for p, v, n in rows]
@@ -206,7 +206,7 @@ def breakdown(repeat: int) -> dict[str, Any]:
     def best(step: Callable[[], object]) -> float:
         return round(min(timeit.repeat(step, number=200, repeat=repeat)) / 200 * 1e6, 1)
 
-    check = client_module._check_entries
+    check = validation.check_entries
     return {
         "bench": "client_decrement_300_breakdown_us",
         "build_entries": best(

@@ -56,7 +56,6 @@ from .errors import (
     api_error_for_status,
 )
 from .models import (
-    MAX_ID_LENGTH,
     MAX_OFFSET_ITEMS,
     MAX_QUANTITY,
     DecrementData,
@@ -324,7 +323,7 @@ class InventoryClient:
         input they already checked the same way (the adjuster does); the batch size is always
         checked."""
         if validate:
-            _check_entries("incrementData", entries, IncrementData, "incrementBy")
+            validation.check_entries("incrementData", entries, IncrementData, "incrementBy")
         else:
             validation.check_batch_size("incrementData", len(entries))
         body = _ENCODER.encode(IncrementInventoryRequest(increment_data=list(entries)))
@@ -337,7 +336,7 @@ class InventoryClient:
         """Take stock from 1 to 300 variants in one atomic batch (``validate``: as for
         :meth:`increment_inventory`)."""
         if validate:
-            _check_entries("decrementData", entries, DecrementData, "decrementBy")
+            validation.check_entries("decrementData", entries, DecrementData, "decrementBy")
         else:
             validation.check_batch_size("decrementData", len(entries))
         body = _ENCODER.encode(DecrementInventoryRequest(decrement_data=list(entries)))
@@ -599,126 +598,3 @@ def _check_variant_updates(variants: Sequence[VariantUpdate]) -> list[VariantUpd
                 "quantity", quantity, f"must be an int from 0 to {MAX_QUANTITY}", index=index
             )
     return list(variants)
-
-
-def _check_entries(
-    field: str,
-    entries: Sequence[IncrementData] | Sequence[DecrementData],
-    entry_type: type[IncrementData] | type[DecrementData],
-    amount_field: str,
-) -> None:
-    """The checks Wix would apply to an increment or decrement batch.
-
-    A batch-wide fast path (C-level scans over each field) accepts the common all-valid batch;
-    anything it cannot vouch for is checked entry by entry, which names the first offending
-    index, field and value.
-    """
-    if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
-        raise InvalidInputError(field, entries, "must be a sequence of entries")
-    validation.check_batch_size(field, len(entries))
-    if _plainly_valid(entries, entry_type):
-        return
-    for index, entry in enumerate(entries):
-        if type(entry) is not entry_type:
-            raise InvalidInputError(field, entry, f"must be a {entry_type.__name__}", index=index)
-        _check_entry(entry, index, amount_field)
-
-
-_INT_ONLY: Final = {int}
-_BOOL_ONLY: Final = {bool}
-
-
-def _plainly_valid(entries: Sequence[Any], entry_type: type) -> bool:
-    """Whether every entry is certainly valid: all of ``entry_type``, all by productId or all
-    by inventoryId, ids of 1 to 36 characters, GUID variant ids, amounts from 1 to 99999.
-    ``False`` means "check entry by entry", not "invalid". Type checks use C-level scans
-    (``str.join`` refuses non-strings), since this runs for every batch."""
-    if set(map(type, entries)) != {entry_type}:
-        return False
-    ids = _uniform_ids(entries)
-    if ids is None or max(map(len, ids)) > MAX_ID_LENGTH or "" in ids:
-        return False
-    if not _all_guids([entry.variant_id for entry in entries]):
-        return False
-    amounts: list[int]
-    if entry_type is DecrementData:
-        amounts = [entry.decrement_by for entry in entries]
-        if set(map(type, [entry.preorder_request for entry in entries])) != _BOOL_ONLY:
-            return False
-    else:
-        amounts = [entry.increment_by for entry in entries]
-    if set(map(type, amounts)) != _INT_ONLY:
-        return False
-    return min(amounts) >= 1 and max(amounts) <= MAX_QUANTITY
-
-
-def _uniform_ids(entries: Sequence[Any]) -> list[str] | None:
-    """The ids of a batch naming every entry by productId, or every one by inventoryId."""
-    product_ids = [entry.product_id for entry in entries]
-    if _all_strings(product_ids):
-        if [entry.inventory_id for entry in entries].count(UNSET) == len(entries):
-            return product_ids
-        return None
-    inventory_ids = [entry.inventory_id for entry in entries]
-    if _all_strings(inventory_ids) and product_ids.count(UNSET) == len(entries):
-        return inventory_ids
-    return None
-
-
-def _all_strings(values: list[Any]) -> bool:
-    try:
-        "".join(values)  # refuses anything but strings, at C speed
-    except TypeError:
-        return False
-    return True
-
-
-_HEX_DIGITS: Final = b"0123456789abcdefABCDEF"
-_GUID_DASHES: Final = (8, 13, 18, 23)
-
-
-def _all_guids(values: list[Any]) -> bool:
-    """Whether every value is a GUID string, in a few C-level scans instead of one regex match
-    per value (about 5 times faster).
-
-    Joined by newlines, ``n`` GUIDs make ``37 * n - 1`` ASCII characters with a ``-`` at
-    offsets 8, 13, 18 and 23 and a newline at offset 36 of every 37, and, once the hex digits
-    are deleted, exactly ``n`` times ``----`` and ``n - 1`` newlines remain: so no other dash or
-    newline, and every other character is a hex digit. Conversely any value that is no GUID
-    breaks one of these.
-    """
-    count = len(values)
-    if not count:
-        return True
-    try:
-        joined = "\n".join(values)
-    except TypeError:  # not all strings
-        return False
-    if len(joined) != 37 * count - 1 or not joined.isascii():
-        return False
-    raw = joined.encode()
-    dashes = b"-" * count
-    if any(raw[offset::37] != dashes for offset in _GUID_DASHES):
-        return False
-    if raw[36::37] != b"\n" * (count - 1):
-        return False
-    return raw.translate(None, _HEX_DIGITS) == (b"----\n" * count)[:-1]
-
-
-def _check_entry(entry: IncrementData | DecrementData, index: int, amount_field: str) -> None:
-    product_id, inventory_id = entry.product_id, entry.inventory_id
-    if (product_id is UNSET) == (inventory_id is UNSET):
-        raise InvalidInputError(
-            "productId", product_id, "give exactly one of productId and inventoryId", index=index
-        )
-    if product_id is not UNSET:
-        validation.check_entity_id("productId", product_id, index=index)
-    else:
-        validation.check_entity_id("inventoryId", inventory_id, index=index)
-    validation.check_variant_id(entry.variant_id, index=index)
-    amount = entry.increment_by if isinstance(entry, IncrementData) else entry.decrement_by
-    validation.check_amount(amount_field, amount, index=index)
-    if isinstance(entry, DecrementData) and not isinstance(entry.preorder_request, bool):
-        raise InvalidInputError(
-            "preorderRequest", entry.preorder_request, "must be a bool", index=index
-        )

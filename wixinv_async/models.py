@@ -171,8 +171,11 @@ class UpdateInventoryVariantsRequest(_Wire, kw_only=True):
 # --- Increment / Decrement ---------------------------------------------------------
 
 
-class DecrementData(Struct, kw_only=True, rename="camel"):
-    """One decrement entry. ``preorderRequest`` is always sent, as the official SDK does."""
+class DecrementData(Struct, kw_only=True, rename="camel", gc=False):
+    """One decrement entry. ``preorderRequest`` is always sent, as the official SDK does.
+
+    Entries hold only strings, ints and bools, so they can never be part of a reference cycle:
+    ``gc=False`` keeps the hundreds built per batch out of the garbage collector's sweeps."""
 
     product_id: str | UnsetType = UNSET
     inventory_id: str | UnsetType = UNSET
@@ -181,7 +184,9 @@ class DecrementData(Struct, kw_only=True, rename="camel"):
     preorder_request: bool = False
 
 
-class IncrementData(_Wire, kw_only=True):
+class IncrementData(_Wire, kw_only=True, gc=False):
+    """One increment entry (``gc=False``: as for :class:`DecrementData`)."""
+
     product_id: str | UnsetType = UNSET
     inventory_id: str | UnsetType = UNSET
     variant_id: str

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec import UNSET
 
-from wixinv_async import client as client_module
 from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.client import InventoryClient
+from wixinv_async.core import validation
 from wixinv_async.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -272,11 +272,11 @@ def test_the_fast_path_agrees_with_entry_by_entry_checks(entries: list[Decrement
     """Whatever the batch, the batch-wide fast path and the per-entry checks agree."""
 
     def fast() -> None:
-        client_module._check_entries("decrementData", entries, DecrementData, "decrementBy")
+        validation.check_entries("decrementData", entries, DecrementData, "decrementBy")
 
     def slow() -> None:
         for index, entry in enumerate(entries):
-            client_module._check_entry(entry, index, "decrementBy")
+            validation.check_entry(entry, index, "decrementBy")
 
     assert _verdict(fast) == _verdict(slow)
 
@@ -303,4 +303,29 @@ def test_the_batch_guid_check_agrees_with_is_guid(values: list[Any]) -> None:
     """Checking GUIDs joined in a few scans equals checking each one."""
     from wixinv_async.core.validation import is_guid
 
-    assert client_module._all_guids(values) == all(map(is_guid, values))
+    assert validation.all_guids(values) == all(map(is_guid, values))
+
+
+_id_like = st.one_of(
+    st.sampled_from(_GUIDS),
+    st.sampled_from(["p1", "p" * 36, "p" * 37, "", "a\nb", "\n", "product-00001"]),
+    st.text(alphabet="ab\n", max_size=40),
+    st.integers(),
+    st.none(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_id_like, max_size=8))
+def test_the_batch_id_check_agrees_with_check_entity_id(values: list[Any]) -> None:
+    """Checking ids joined in a few scans equals checking each one."""
+
+    def one_by_one() -> bool:
+        try:
+            for value in values:
+                validation.check_entity_id("productId", value)
+        except InvalidInputError:
+            return False
+        return True
+
+    assert validation.all_short_ids(values) == one_by_one()

@@ -7,15 +7,29 @@ and, in a batch, the entry index.
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
+
+from msgspec import UNSET
 
 from ..errors import InvalidInputError
-from ..models import MAX_BATCH, MAX_ID_LENGTH, MAX_PAGE_LIMIT, MAX_QUANTITY
+from ..models import (
+    MAX_BATCH,
+    MAX_ID_LENGTH,
+    MAX_PAGE_LIMIT,
+    MAX_QUANTITY,
+    DecrementData,
+    IncrementData,
+)
 
 __all__ = [
+    "all_guids",
+    "all_short_ids",
     "check_amount",
     "check_batch_size",
     "check_entity_id",
+    "check_entries",
+    "check_entry",
     "check_page_limit",
     "check_variant_id",
     "is_guid",
@@ -69,3 +83,150 @@ def check_page_limit(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_LIMIT:
         raise InvalidInputError("paging.limit", value, f"must be an int from 1 to {MAX_PAGE_LIMIT}")
     return value
+
+
+# --- whole batches ----------------------------------------------------------------------------
+
+
+def check_entries(
+    field: str,
+    entries: Sequence[IncrementData] | Sequence[DecrementData],
+    entry_type: type[IncrementData] | type[DecrementData],
+    amount_field: str,
+) -> None:
+    """The checks Wix would apply to an increment or decrement batch.
+
+    A batch-wide fast path (a few C-level scans per field) accepts the common all-valid batch;
+    anything it cannot vouch for is checked entry by entry, which names the first offending
+    index, field and value. This runs for every batch a caller sends, so its cost is measured
+    (``benchmarks/bench_client.py``, about 55 µs for 300 entries).
+    """
+    if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
+        raise InvalidInputError(field, entries, "must be a sequence of entries")
+    check_batch_size(field, len(entries))
+    if _plainly_valid(entries, entry_type):
+        return
+    for index, entry in enumerate(entries):
+        if type(entry) is not entry_type:
+            raise InvalidInputError(field, entry, f"must be a {entry_type.__name__}", index=index)
+        check_entry(entry, index, amount_field)
+
+
+def check_entry(entry: IncrementData | DecrementData, index: int, amount_field: str) -> None:
+    """One increment or decrement entry; the error names ``index``."""
+    product_id, inventory_id = entry.product_id, entry.inventory_id
+    if (product_id is UNSET) == (inventory_id is UNSET):
+        raise InvalidInputError(
+            "productId", product_id, "give exactly one of productId and inventoryId", index=index
+        )
+    if product_id is not UNSET:
+        check_entity_id("productId", product_id, index=index)
+    else:
+        check_entity_id("inventoryId", inventory_id, index=index)
+    check_variant_id(entry.variant_id, index=index)
+    amount = entry.increment_by if isinstance(entry, IncrementData) else entry.decrement_by
+    check_amount(amount_field, amount, index=index)
+    if isinstance(entry, DecrementData) and not isinstance(entry.preorder_request, bool):
+        raise InvalidInputError(
+            "preorderRequest", entry.preorder_request, "must be a bool", index=index
+        )
+
+
+_INT_ONLY: Final = {int}
+_BOOL_ONLY: Final = {bool}
+
+
+def _plainly_valid(entries: Sequence[Any], entry_type: type) -> bool:
+    """Whether every entry is certainly valid: all of ``entry_type``, all by productId or all
+    by inventoryId, ids of 1 to 36 characters, GUID variant ids, amounts from 1 to 99999.
+    ``False`` means "check entry by entry", not "invalid". Type checks are C-level scans
+    (``str.join`` refuses non-strings; ``set(map(type, ...))`` tells ``bool`` from ``int``)."""
+    if set(map(type, entries)) != {entry_type}:
+        return False
+    ids = _uniform_ids(entries)
+    if ids is None or not all_short_ids(ids):
+        return False
+    if not all_guids([entry.variant_id for entry in entries]):
+        return False
+    amounts: list[int]
+    if entry_type is DecrementData:
+        amounts = [entry.decrement_by for entry in entries]
+        if set(map(type, [entry.preorder_request for entry in entries])) != _BOOL_ONLY:
+            return False
+    else:
+        amounts = [entry.increment_by for entry in entries]
+    if set(map(type, amounts)) != _INT_ONLY:
+        return False
+    return min(amounts) >= 1 and max(amounts) <= MAX_QUANTITY
+
+
+def _uniform_ids(entries: Sequence[Any]) -> list[Any] | None:
+    """The ids of a batch naming every entry by productId, or every one by inventoryId
+    (not yet known to be strings)."""
+    product_ids = [entry.product_id for entry in entries]
+    if UNSET not in product_ids:
+        if [entry.inventory_id for entry in entries].count(UNSET) == len(entries):
+            return product_ids
+        return None
+    if product_ids.count(UNSET) == len(entries):
+        inventory_ids = [entry.inventory_id for entry in entries]
+        if UNSET not in inventory_ids:
+            return inventory_ids
+    return None
+
+
+def all_short_ids(values: list[Any]) -> bool:
+    """Whether every value is a string of 1 to 36 characters (a productId or inventoryId).
+
+    Ids of one length (Wix's are GUIDs) are proved in three C-level scans instead of a ``len``
+    per value: joined by newlines, ``n`` ids of width ``w`` make ``(w + 1) * n - 1`` characters
+    with exactly ``n - 1`` newlines, all at offsets ``w, 2w + 1, ...``, which leaves no room for
+    a newline inside an id or an id of another width.
+    """
+    if not values:
+        return True
+    try:
+        joined = "\n".join(values)  # refuses anything but strings, at C speed
+    except TypeError:
+        return False
+    count, width = len(values), len(values[0])
+    if (
+        0 < width <= MAX_ID_LENGTH
+        and len(joined) == (width + 1) * count - 1
+        and joined.count("\n") == count - 1
+        and joined[width :: width + 1] == "\n" * (count - 1)
+    ):
+        return True
+    return "" not in values and max(map(len, values)) <= MAX_ID_LENGTH
+
+
+_HEX_DIGITS: Final = b"0123456789abcdefABCDEF"
+_GUID_DASHES: Final = (8, 13, 18, 23)
+
+
+def all_guids(values: list[Any]) -> bool:
+    """Whether every value is a GUID string, in a few C-level scans instead of one regex match
+    per value (about 5 times faster).
+
+    Joined by newlines, ``n`` GUIDs make ``37 * n - 1`` ASCII characters with a ``-`` at
+    offsets 8, 13, 18 and 23 and a newline at offset 36 of every 37, and, once the hex digits
+    are deleted, exactly ``n`` times ``----`` and ``n - 1`` newlines remain: so no other dash or
+    newline, and every other character is a hex digit. Conversely any value that is no GUID
+    breaks one of these.
+    """
+    count = len(values)
+    if not count:
+        return True
+    try:
+        joined = "\n".join(values)
+    except TypeError:  # not all strings
+        return False
+    if len(joined) != 37 * count - 1 or not joined.isascii():
+        return False
+    raw = joined.encode()
+    dashes = b"-" * count
+    if any(raw[offset::37] != dashes for offset in _GUID_DASHES):
+        return False
+    if raw[36::37] != b"\n" * (count - 1):
+        return False
+    return raw.translate(None, _HEX_DIGITS) == (b"----\n" * count)[:-1]
