@@ -24,11 +24,10 @@ full paced rate, so aiolimiter no longer has a role in the library.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
@@ -174,17 +173,19 @@ class AiohttpTransport:
 
     async def handle_request(self, request: HttpRequest) -> HttpResponse:
         session = self._get_session()
-        with _map_aiohttp_errors(request):
+        try:
             async with session.request(
                 request.method,
                 request.url,
                 data=request.body,
-                headers=dict(request.headers),
+                headers=request.headers,
                 timeout=self._timeout,
             ) as response:
                 body = await response.read()
                 headers = {key.lower(): value for key, value in response.headers.items()}
                 return HttpResponse(response.status, body, headers)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _translated(exc, request) from exc
 
     async def aclose(self) -> None:
         """Close the session if this transport created it."""
@@ -208,24 +209,20 @@ class AiohttpTransport:
         return f"<AiohttpTransport {owner} session>"
 
 
-@contextlib.contextmanager
-def _map_aiohttp_errors(request: HttpRequest) -> Iterator[None]:
-    """Translate aiohttp and timeout exceptions into ours; never include headers or body."""
+def _translated(exc: BaseException, request: HttpRequest) -> Exception:
+    """Our error for an aiohttp or timeout exception; it never includes headers or body."""
     what = f"{request.method} {request.path}"
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise RequestTimeoutError(f"{what}: timed out connecting", sent=False) from exc
-    except aiohttp.SocketTimeoutError as exc:
-        raise RequestTimeoutError(f"{what}: timed out waiting for the response", sent=True) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise ConnectError(f"{what}: could not connect ({type(exc).__name__})") from exc
-    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
-        raise ConfigurationError(f"{what}: invalid URL") from exc
-    except TimeoutError as exc:
-        raise RequestTimeoutError(f"{what}: timed out", sent=True) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise ConnectionLostError(f"{what}: connection lost ({type(exc).__name__})") from exc
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return RequestTimeoutError(f"{what}: timed out connecting", sent=False)
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return RequestTimeoutError(f"{what}: timed out waiting for the response", sent=True)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(f"{what}: could not connect ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return ConfigurationError(f"{what}: invalid URL")
+    if isinstance(exc, TimeoutError):
+        return RequestTimeoutError(f"{what}: timed out", sent=True)
+    return ConnectionLostError(f"{what}: connection lost ({type(exc).__name__})")
 
 
 # --- Clocks ---------------------------------------------------------------------------

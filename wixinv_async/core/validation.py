@@ -141,17 +141,16 @@ def _plainly_valid(entries: Sequence[Any], entry_type: type) -> bool:
     by inventoryId, ids of 1 to 36 characters, GUID variant ids, amounts from 1 to 99999.
     ``False`` means "check entry by entry", not "invalid". Type checks are C-level scans
     (``str.join`` refuses non-strings; ``set(map(type, ...))`` tells ``bool`` from ``int``)."""
-    if set(map(type, entries)) != {entry_type}:
-        return False
-    ids = _uniform_ids(entries)
-    if ids is None or not all_short_ids(ids):
+    if set(map(type, entries)) != {entry_type} or not _ids_valid(entries):
         return False
     if not all_guids([entry.variant_id for entry in entries]):
         return False
     amounts: list[int]
     if entry_type is DecrementData:
         amounts = [entry.decrement_by for entry in entries]
-        if set(map(type, [entry.preorder_request for entry in entries])) != _BOOL_ONLY:
+        # Nearly every entry says False: only the others need their type looked at.
+        flags = [flag for entry in entries if (flag := entry.preorder_request) is not False]
+        if flags and set(map(type, flags)) != _BOOL_ONLY:
             return False
     else:
         amounts = [entry.increment_by for entry in entries]
@@ -160,19 +159,15 @@ def _plainly_valid(entries: Sequence[Any], entry_type: type) -> bool:
     return min(amounts) >= 1 and max(amounts) <= MAX_QUANTITY
 
 
-def _uniform_ids(entries: Sequence[Any]) -> list[Any] | None:
-    """The ids of a batch naming every entry by productId, or every one by inventoryId
-    (not yet known to be strings)."""
+def _ids_valid(entries: Sequence[Any]) -> bool:
+    """Whether every entry names its item by a valid productId, or every one by a valid
+    inventoryId (``count`` finds ``UNSET`` by identity, at C speed)."""
     product_ids = [entry.product_id for entry in entries]
-    if UNSET not in product_ids:
-        if [entry.inventory_id for entry in entries].count(UNSET) == len(entries):
-            return product_ids
-        return None
+    if all_short_ids(product_ids):
+        return [entry.inventory_id for entry in entries].count(UNSET) == len(entries)
     if product_ids.count(UNSET) == len(entries):
-        inventory_ids = [entry.inventory_id for entry in entries]
-        if UNSET not in inventory_ids:
-            return inventory_ids
-    return None
+        return all_short_ids([entry.inventory_id for entry in entries])
+    return False
 
 
 def all_short_ids(values: list[Any]) -> bool:
