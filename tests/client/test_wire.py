@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -86,3 +87,30 @@ async def test_aiohttp_sends_the_same_bytes_and_headers(
     [call] = next(iter(http.requests.values()))
     assert msgspec.json.decode(call.kwargs["data"]) == expected["body"]
     assert {k: call.kwargs["headers"][k] for k in expected["headers"]} == expected["headers"]
+
+
+async def test_concurrent_batches_each_send_their_own_body() -> None:
+    """Batches encoded while others are still in flight keep their own bytes, whatever their
+    sizes (the client reuses one encoding buffer)."""
+    release = asyncio.Event()
+
+    async def slow_answer(request: HttpRequest) -> HttpResponse:
+        if len(transport.requests) == len(batches):  # all four are in flight: answer them
+            release.set()
+        await release.wait()
+        return HttpResponse.from_json(200, {})
+
+    transport = MockTransport(slow_answer)
+    sizes = [300, 1, 120, 7]
+    batches = [
+        [DecrementData(product_id=f"p{n}-{i}", variant_id=V0, decrement_by=i + 1) for i in range(n)]
+        for n in sizes
+    ]
+    async with InventoryClient(
+        ApiKeyAuth("KEY", site_id="SITE"), transport=transport, rate_limit=None
+    ) as client:
+        await asyncio.gather(*(client.decrement_inventory(batch) for batch in batches))
+    sent = [request.json()["decrementData"] for request in transport.requests]
+    assert sorted(sent, key=len) == sorted(
+        ([msgspec.to_builtins(entry) for entry in batch] for batch in batches), key=len
+    )
