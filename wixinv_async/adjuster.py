@@ -75,6 +75,7 @@ from .core.coalesce import (
     Outcome,
     OutcomeStatus,
     check_delta,
+    match_guid,
 )
 from .errors import (
     AdjusterClosed,
@@ -83,7 +84,7 @@ from .errors import (
     RateLimitedError,
     WixInventoryError,
 )
-from .models import MAX_BATCH, DecrementData, IncrementData
+from .models import MAX_BATCH, MAX_ID_LENGTH, DecrementData, IncrementData
 
 __all__ = [
     "AdjusterStats",
@@ -102,7 +103,9 @@ __all__ = [
 _LATENCY_SAMPLES = 10_000
 """The latency percentiles are over the latest this many entries sent (a cheap stats())."""
 _UNKNOWN = Outcome(OutcomeStatus.IN_DOUBT, code="UNKNOWN")
+_NEVER = float("inf")
 _OK = OutcomeStatus.COMMITTED
+_COMMITTED = Outcome(_OK)
 
 
 class InventoryWriter(Protocol):
@@ -118,8 +121,6 @@ class Ticket(Entry):
     Deltas merged into one entry share one ticket, so a ticket costs nothing to hand out; the
     future behind it is made only when someone awaits it.
     """
-
-    __slots__ = ()
 
     def done(self) -> bool:
         """Whether the outcome is known."""
@@ -202,6 +203,14 @@ class InventoryAdjuster:
         self._on_batch = on_batch
         self._table = DeltaTable(net_opposite_signs=self._net, factory=Ticket)
         self._open: dict[Key, Entry] = self._table.entries  # {} once closed: the fast path misses
+        self._busy = self._table.busy
+        self._ready = self._table.ready
+        self._accepting = False
+        """Whether a new key may take the inline path: the loop is known and we are open."""
+        self._clock: Callable[[], float] = _no_clock
+        self._wake_at: float = 1
+        """A kind's ready count at which a new key wakes the dispatcher: 1 while it is idle,
+        ``max_batch`` while it waits for a timer or a slot, never once it has been woken."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -213,7 +222,9 @@ class InventoryAdjuster:
         self._idle = True
         self._next_id = 0
         self._in_flight = 0
-        self._entries_made = 0
+        self._entries_done = 0
+        self._tagged = False
+        """Whether any delta came with a tag: entries' tags are then dropped once reported."""
         self._counts: Counter[str] = Counter()
         self._by_reason: Counter[str] = Counter()
         self._latency: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
@@ -249,7 +260,9 @@ class InventoryAdjuster:
         needs a new key and ``max_pending`` keys are pending, :class:`AdjusterClosed` after close
         and :class:`InvalidInputError` for bad input (changing nothing)."""
         if type(delta) is int and delta:
-            entry = self._open.get((product_id, inventory_id, variant_id, preorder))
+            key = (product_id, inventory_id, variant_id, preorder)
+            entries = self._open
+            entry = entries.get(key)
             if entry is not None:  # a known key: its ids were checked when it was new
                 old = entry.net
                 new = old + delta
@@ -258,13 +271,38 @@ class InventoryAdjuster:
                     entry.net = new
                     entry.count += 1
                     if tag is not None:
+                        self._tagged = True
                         tags = entry.tags
                         if tags is None:
                             entry.tags = [tag]
                         else:
                             tags.append(tag)
                     return entry  # type: ignore[return-value]
-                return self._merge_slow(entry.key, delta, tag)
+                return self._merge_slow(entry, delta, tag)
+            if (
+                inventory_id is None
+                and preorder is False
+                and tag is None
+                and -MAX_AMOUNT <= delta <= MAX_AMOUNT
+                and type(product_id) is str
+                and 0 < len(product_id) <= MAX_ID_LENGTH
+                and type(variant_id) is str
+                and match_guid(variant_id) is not None
+                and len(entries) < self._max_pending
+                and self._accepting
+            ):
+                # A new key of the common shape (by product id, not a preorder, untagged),
+                # checked inline as check_delta would, inserted as DeltaTable.insert would.
+                entry = Ticket(key, self._clock(), delta, 1)
+                entries[key] = entry
+                if key not in self._busy:
+                    ready = self._ready
+                    sign = 1 if delta > 0 else -1
+                    ready[sign] = count = ready[sign] + 1
+                    if count >= self._wake_at:
+                        self._wake_at = _NEVER
+                        self._wake.set()
+                return entry
         return self._submit_slow(product_id, inventory_id, variant_id, preorder, delta, tag)
 
     def _submit_nowait_apart(
@@ -282,6 +320,7 @@ class InventoryAdjuster:
             key = (product_id, inventory_id, variant_id, preorder, delta > 0)
             entry = self._open.get(key)
             if entry is not None and -MAX_AMOUNT <= entry.net + delta <= MAX_AMOUNT:
+                self._tagged |= tag is not None
                 entry.merge(delta, tag)  # same sign by construction: no count to update
                 return entry  # type: ignore[return-value]
         return self._submit_slow(product_id, inventory_id, variant_id, preorder, delta, tag)
@@ -326,12 +365,25 @@ class InventoryAdjuster:
         )
         return await ticket
 
-    def _merge_slow(self, key: Key, delta: int, tag: object) -> Ticket:
-        """A delta for a pending key that changes its entry's sign or range."""
+    def _merge_slow(self, head: Entry, delta: int, tag: object) -> Ticket:
+        """A delta for a pending key that changes the sign of its head entry (``DeltaTable.add``
+        done inline, as that is common in a mixed stream) or would take it out of range."""
         if not -MAX_AMOUNT <= delta <= MAX_AMOUNT:
             raise InvalidInputError("delta", delta, f"must be nonzero and within ±{MAX_AMOUNT}")
-        assert self._loop is not None
-        return self._add(key, delta, self._loop.time(), tag)
+        self._tagged |= tag is not None
+        old = head.net
+        new = old + delta
+        if not -MAX_AMOUNT <= new <= MAX_AMOUNT:  # a follow-up entry takes it
+            assert self._loop is not None
+            return self._add(head.key, delta, self._loop.time(), tag)
+        head.merge(delta, tag)
+        ready = self._ready
+        if head.key not in self._busy:  # move it between the ready counts
+            ready[(old > 0) - (old < 0)] -= 1
+            ready[(new > 0) - (new < 0)] += 1
+        if self._idle or ready[1] >= self._max_batch or ready[-1] >= self._max_batch:
+            self._wake.set()
+        return head  # type: ignore[return-value]
 
     def _add(self, key: Key, delta: int, now: float, tag: object) -> Ticket:
         table = self._table
@@ -353,6 +405,7 @@ class InventoryAdjuster:
         if self._closing:
             raise AdjusterClosed("the adjuster is closed")
         check_delta(product_id, inventory_id, variant_id, preorder, delta)
+        self._tagged |= tag is not None
         key: Key = (product_id, inventory_id, variant_id, preorder)
         if not self._net:
             key = (*key, delta > 0)
@@ -364,9 +417,8 @@ class InventoryAdjuster:
         if len(entries) >= self._max_pending:
             self._space.clear()
             raise AdjusterFull(f"{self._max_pending} keys are pending")
-        self._entries_made += 1
         entry = self._table.insert(key, delta, now, tag)
-        if self._idle or self._table.ready[1 if delta > 0 else -1] >= self._max_batch:
+        if self._idle or self._ready[1 if delta > 0 else -1] >= self._max_batch:
             self._wake.set()
         return entry  # type: ignore[return-value]
 
@@ -402,7 +454,7 @@ class InventoryAdjuster:
         become IN_DOUBT if the request may have been sent) and the rest is CANCELLED.
         ``abort=True``: pending deltas are CANCELLED at once; requests in flight still finish.
         """
-        self._closing = True
+        self._closing, self._accepting = True, False
         self._open = {}
         self._space.set()
         if abort:
@@ -473,7 +525,7 @@ class InventoryAdjuster:
         requests = c["requests"]
         return AdjusterStats(
             submitted=submitted,
-            coalesced=submitted - self._entries_made,
+            coalesced=submitted - self._entries_done - len(pending) - len(flying),
             netted_to_zero=c["noops"],
             requests=requests,
             entries_sent=c["entries_sent"],
@@ -500,6 +552,8 @@ class InventoryAdjuster:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
+            self._clock = loop.time
+            self._accepting = not self._closing
             self._dispatcher = loop.create_task(self._dispatch(), name="adjuster-dispatch")
         return loop.time()
 
@@ -513,7 +567,7 @@ class InventoryAdjuster:
             # A bug must not leave tickets pending forever: refuse new deltas, cancel the
             # pending ones (requests in flight still settle), and let close() raise it.
             self._report_error("the adjuster's dispatcher failed", exc)
-            self._closing = True
+            self._closing, self._accepting = True, False
             self._open = {}
             self._space.set()
             self._cancel_pending()
@@ -544,6 +598,7 @@ class InventoryAdjuster:
                 return
             # Idle: a new key must wake the dispatcher (nothing else will).
             self._idle = drain is not None or (slots > 0 and deadline is None)
+            self._wake_at = 1 if self._idle else self._max_batch
             timer = loop.call_at(deadline, self._wake.set) if deadline is not None else None
             await self._wake.wait()
             if timer is not None:
@@ -591,6 +646,9 @@ class InventoryAdjuster:
             raise
         finally:
             self._report(run)
+            if self._tagged:  # reported: drop them, as a tag may refer to its own ticket
+                for entry in run.planned.entries:
+                    entry.tags = None
 
     async def _deliver(
         self, run: _Run, entries: list[Entry], parent: int | None, known_bad: bool = False
@@ -604,9 +662,10 @@ class InventoryAdjuster:
         batch_id = parent  # an unsent part's own parts name the request that was refused
         if not known_bad or len(entries) == 1:
             batch_id = run.batch_id if parent is None else self._new_id()
-            error = await self._request(run, entries, batch_id, parent)
-            if error is None:
-                return all(e.outcome is not None and e.outcome.status is _OK for e in entries)
+            result = await self._request(run, entries, batch_id, parent)
+            if isinstance(result, Outcome):
+                return result.status is _OK
+            error = result
             if len(entries) == 1:
                 self._settle(run, entries, outcome_for(OutcomeStatus.REJECTED, error, "REFUSED"))
                 return False
@@ -620,9 +679,10 @@ class InventoryAdjuster:
 
     async def _request(
         self, run: _Run, entries: list[Entry], batch_id: int, parent: int | None
-    ) -> BaseException | None:
+    ) -> Outcome | BaseException:
         """Send entries as one request, resending what was provably not applied. Settles the
-        entries unless the request was refused for an entry's sake: that error is returned."""
+        entries and returns their outcome, unless the request was refused for an entry's sake:
+        that error is returned."""
         sent: tuple[SentEntry, ...] | None = None
         for attempt in itertools.count(1):
             if self._on_send is not None:
@@ -635,11 +695,11 @@ class InventoryAdjuster:
                 except Exception as exc:
                     failed = outcome_for(OutcomeStatus.REJECTED, exc, "ON_SEND_FAILED")
                     self._settle(run, entries, failed)
-                    return None
+                    return failed
             error = await self._call(run, entries, bisecting=parent is not None)
             if error is None:
-                self._settle(run, entries, Outcome(OutcomeStatus.COMMITTED))
-                return None
+                self._settle(run, entries, _COMMITTED)
+                return _COMMITTED
             if is_refusal(error):
                 return error
             if isinstance(error, RateLimitedError):
@@ -649,7 +709,7 @@ class InventoryAdjuster:
             then = verdict(error, attempt, retry_ambiguous=self._retry_ambiguous, rng=self._rng)
             if isinstance(then, Outcome):
                 self._settle(run, entries, then)
-                return None
+                return then
             if isinstance(then, float) and not provably_not_applied(error):
                 run.ambiguous.update(id(e) for e in entries)
             self._counts["retries"] += 1
@@ -690,16 +750,15 @@ class InventoryAdjuster:
         self._wake.set()
 
     def _resolve_all(self, run: _Run, entries: list[Entry], outcome: Outcome, now: float) -> None:
-        latency = self._latency.append
         deltas = 0
         for entry in entries:
             entry.outcome = outcome
             deltas += entry.count
-            latency(now - entry.first)
-            waiter = entry.waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(outcome)
+            if entry.waiter is not None and not entry.waiter.done():
+                entry.waiter.set_result(outcome)
+        self._latency.extend([now - entry.first for entry in entries])
         self._table.release_all([entry.key for entry in entries])
+        self._entries_done += len(entries)
         self._counts[outcome.status.value] += deltas
         if outcome.status is OutcomeStatus.IN_DOUBT:
             for entry in entries:
@@ -710,7 +769,8 @@ class InventoryAdjuster:
 
     def _resolve(self, entry: Entry, outcome: Outcome) -> None:
         """Resolve an entry that was never sent (a no-op, or cancelled while pending)."""
-        entry.outcome = outcome
+        entry.outcome, entry.tags = outcome, None
+        self._entries_done += 1
         self._counts[outcome.status.value] += entry.count
         waiter = entry.waiter
         if waiter is not None and not waiter.done():
@@ -741,6 +801,10 @@ class InventoryAdjuster:
     def _report_error(self, message: str, exc: BaseException | None) -> None:
         if self._loop is not None:
             self._loop.call_exception_handler({"message": message, "exception": exc})
+
+
+def _no_clock() -> float:
+    raise AssertionError("unreachable: the inline path runs only once the loop is known")
 
 
 def _takes_validate(client: object) -> bool:

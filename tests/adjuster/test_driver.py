@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+import weakref
 from typing import Any
 
 import pytest
@@ -245,6 +247,10 @@ async def test_backpressure_counts_keys_not_deltas(fake: Any, variants: list[str
         (("p0", None, 0), "delta"),
         (("p0", None, 100_000), "delta"),
         (("p0", "not-a-guid", 1), "variant_id"),
+        (("p1", "00000000-0000-0000-0000-00000000000g", 1), "variant_id"),
+        (("p1", "00000000-0000-0000-0000-000000000001\n", 1), "variant_id"),
+        (("p1", 7, 1), "variant_id"),
+        (("p1", "00000000-0000-0000-0000-0000000000001", 1), "variant_id"),
         ((None, None, 1), "product_id"),
         (("x" * 37, None, 1), "product_id"),
         (("", None, 1), "product_id"),
@@ -479,6 +485,44 @@ async def test_the_fast_path_builds_the_same_table_as_the_core(variants: list[st
         await adj.close(abort=True)
 
 
+async def test_the_inline_paths_keep_the_core_counts_with_busy_keys(variants: list[str]) -> None:
+    """New keys of every shape, sign changes and overflows, some keys busy: same table as core."""
+    seed = 20261123
+    rng = random.Random(seed)
+    table = DeltaTable()
+    adj = InventoryAdjuster(_Never(), linger=SLOW)
+    adj.submit_nowait("p0", variants[0], 1)  # starts the adjuster: the inline paths are live
+    table.add(("p0", None, variants[0], False), 1, 0.0)
+    for n in range(4000):
+        if n % 500 == 250:  # what sending does to a few keys: busy, counted out of ready
+            for key in rng.sample(sorted(table.entries, key=repr), 3):
+                for each in (table, adj._table):
+                    each.take(each.entries[key])
+        if n % 500 == 450:
+            keys = sorted(table.busy, key=repr)
+            table.release_all(keys)
+            adj._table.release_all(keys)
+        product, variant = f"p{rng.randrange(4)}", variants[rng.randrange(6)]
+        inventory, preorder = (None, rng.random() < 0.2) if product != "p3" else (product, False)
+        delta = rng.choice([-70_000, -3, -1, 1, 2, 50_000])
+        tag = n if rng.random() < 0.1 else None
+        adj.submit_nowait(
+            None if inventory else product,
+            variant,
+            delta,
+            inventory_id=inventory,
+            preorder=preorder,
+            tag=tag,
+        )
+        key = (None if inventory else product, inventory, variant, preorder)
+        table.add(key, delta, 0.0, tag)
+    got = [(e.key, e.net, e.count, e.tags) for e in adj._table.pending()]
+    assert got == [(e.key, e.net, e.count, e.tags) for e in table.pending()], f"seed {seed}"
+    assert (adj._table.ready, adj._table.busy) == (table.ready, table.busy), f"seed {seed}"
+    assert adj._table.preorders == table.preorders
+    await adj.close(abort=True)
+
+
 class _Never:
     async def increment_inventory(self, entries: Any) -> None:
         raise AssertionError("nothing should be sent")
@@ -577,3 +621,27 @@ async def test_a_plain_writer_is_called_without_validate(fake: Any, variants: li
         ticket = adj.submit_nowait("p0", variants[0], 2)
         await adj.flush()
     assert (await ticket).status is C
+
+
+class _Row:
+    """A tag that refers to its own ticket, as a user's row object might."""
+
+    def __init__(self) -> None:
+        self.ticket: Any = None
+
+
+@pytest.mark.parametrize("deltas", [(-1,), (2, -2)], ids=["sent", "netted-to-zero"])
+async def test_a_tag_referring_to_its_own_ticket_is_freed(
+    fake: Any, variants: list[str], deltas: tuple[int, ...]
+) -> None:
+    """Entries are outside the cycle collector, so their tags go once reported: no leak."""
+    row = _Row()
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        for delta in deltas:
+            row.ticket = adj.submit_nowait("p0", variants[0], delta, tag=row)
+        await adj.flush()
+    assert row.ticket.outcome.status is C
+    alive = weakref.ref(row)
+    del row
+    gc.collect()
+    assert alive() is None
