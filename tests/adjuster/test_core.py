@@ -368,3 +368,26 @@ def test_taking_and_releasing_a_batch_equals_doing_it_entry_by_entry(
         one.release(key)
     batch.release_all(keys)
     assert _state(one) == _state(batch)
+
+
+@given(deltas_strategy, st.integers(0, 3), st.sampled_from(["flush", "close"]))
+@settings(max_examples=200)
+def test_a_drain_takes_every_ready_entry_once_into_valid_batches(
+    deltas: list[tuple[str, str, bool, int]], busy: int, reason: str
+) -> None:
+    """flush/close plan each ready head once (zeros as no-ops), by sign, never a variant twice."""
+    table = build(deltas)
+    for entry in list(table.entries.values())[:busy]:  # in flight: their keys stay out
+        table.take(entry)
+    ready = [e for e in table.entries.values() if e.key not in table.busy]
+    waiting = [e for e in table.entries.values() if e.key in table.busy]
+    chosen = select(table, now=0.0, linger=9.0, max_batch=7, slots=0, drain=reason)  # type: ignore[arg-type]
+    sent = [e for b in chosen.batches for e in b.entries]
+    assert sorted(map(id, sent + chosen.noops)) == sorted(map(id, ready))
+    assert all(e.net == 0 for e in chosen.noops)
+    for batch in chosen.batches:
+        assert batch.reason == reason and 1 <= len(batch.entries) <= 7
+        assert all((e.net > 0) == (batch.kind == "increment") for e in batch.entries)
+        idents = [wire_identity(e.key) for e in batch.entries]
+        assert len(idents) == len(set(idents))
+    assert list(table.entries.values()) == waiting

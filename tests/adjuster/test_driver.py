@@ -645,3 +645,17 @@ async def test_a_tag_referring_to_its_own_ticket_is_freed(
     del row
     gc.collect()
     assert alive() is None
+
+
+async def test_a_patched_loop_clock_dates_new_keys(
+    fake: Any, variants: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests that control time by patching loop.time see it in every new key's age."""
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(loop, "time", lambda: 1234.5)
+    adj = InventoryAdjuster(fake, linger=SLOW)
+    first = adj.submit_nowait("p0", variants[0], -1)  # starts the adjuster
+    second = adj.submit_nowait("p1", variants[0], -1)  # a new key on the inline path
+    assert (first.first, second.first) == (1234.5, 1234.5)
+    monkeypatch.undo()
+    await adj.close(abort=True)

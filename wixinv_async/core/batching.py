@@ -195,13 +195,25 @@ def _identity(entry: Entry) -> Hashable:
 def _select_all(
     table: DeltaTable, max_batch: int, reason: FlushReason, noops: list[Entry]
 ) -> list[Planned]:
-    by_kind: dict[Kind, list[Entry]] = {"increment": [], "decrement": []}
-    for entry in list(table.ready_entries()):
-        if entry.net == 0:
-            table.take_resolved(entry)
-            noops.append(entry)
+    ups: list[Entry] = []
+    downs: list[Entry] = []
+    ready = table.ready
+    if not ready[0] and ready[1] + ready[-1] == len(table.entries):
+        # Every pending entry is ready and nonzero (no key busy): no per-entry busy test.
+        everything = list(table.entries.values())
+        if not ready[1] or not ready[-1]:
+            (ups if ready[1] else downs).extend(everything)
         else:
-            by_kind[kind_of(entry.net)].append(entry)
+            for entry in everything:
+                (ups if entry.net > 0 else downs).append(entry)
+    else:
+        for entry in list(table.ready_entries()):
+            if entry.net == 0:
+                table.take_resolved(entry)
+                noops.append(entry)
+            else:
+                (ups if entry.net > 0 else downs).append(entry)
+    by_kind: dict[Kind, list[Entry]] = {"increment": ups, "decrement": downs}
     batches: list[Planned] = []
     clashes = table.preorders > 0  # else no two keys share a variant: plain chunks will do
     for kind, entries in by_kind.items():
