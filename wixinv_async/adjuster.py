@@ -512,8 +512,16 @@ class InventoryAdjuster:
     # --- reports -------------------------------------------------------------------------
 
     def in_doubt(self) -> list[InDoubtEntry]:
-        """Entries whose requests may or may not have been applied, for reconciliation."""
+        """Entries whose requests may or may not have been applied, for reconciliation: every
+        one since the adjuster started, less those handed over by :meth:`take_in_doubt`."""
         return list(self._doubts)
+
+    def take_in_doubt(self) -> list[InDoubtEntry]:
+        """Hand over the in-doubt entries listed so far and forget them: a long-running service
+        passes them to its reconciliation now and then, and the list stays bounded.
+        ``stats().in_doubt`` still counts every one."""
+        taken, self._doubts = self._doubts, []
+        return taken
 
     def stats(self) -> AdjusterStats:
         """A snapshot of the counters."""

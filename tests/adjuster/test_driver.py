@@ -174,6 +174,21 @@ async def test_an_ambiguous_failure_is_in_doubt_and_not_retried(
     assert adj.stats().in_doubt == 2
 
 
+async def test_taking_the_in_doubt_entries_forgets_them(fake: Any, variants: list[str]) -> None:
+    """take_in_doubt hands over what is listed and empties the list; the count stays."""
+    fake.script = ["unknown_after", "unknown_after"]
+    async with InventoryAdjuster(fake, linger=SLOW) as adj:
+        adj.submit_nowait("p0", variants[0], -2)
+        await adj.flush()
+        [first] = adj.take_in_doubt()
+        assert adj.in_doubt() == [] and adj.take_in_doubt() == []
+        adj.submit_nowait("p1", variants[1], -1)
+        await adj.flush()
+    assert first.key.product_id == "p0"
+    assert [d.key.product_id for d in adj.take_in_doubt()] == ["p1"]
+    assert adj.stats().in_doubt == 2
+
+
 async def test_on_ambiguous_retry_resends_until_known(fake: Any, variants: list[str]) -> None:
     """With on_ambiguous="retry" an unknown outcome is sent again and ends COMMITTED."""
     fake.script = ["unknown_before"]
