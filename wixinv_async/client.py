@@ -149,7 +149,6 @@ class ClientStats(NamedTuple):
     """Calls that raised (validation errors excluded)."""
 
 
-_BatchRequest = IncrementInventoryRequest | DecrementInventoryRequest
 _DEFAULT_RATE_LIMIT: Final = RateLimit()
 _DEFAULT_RETRY: Final = RetryPolicy()
 
