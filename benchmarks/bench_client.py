@@ -8,7 +8,12 @@ Both loops talk to the same local server, in a subprocess so it does not share t
   the rate limiter (a budget too large to bind), the retry loop and response handling count;
 - ``validate_false``: the same with ``validate=False``, the adjuster's path (its deltas
   were checked at submit): exactly the issue's list, "model building, encoding, limiter, send",
-  so the difference between the two is what validating 300 entries costs in place.
+  so the difference between the two is what validating 300 entries costs in place;
+- ``bare_plus_cpu``: the bare loop burning 60 µs of CPU before each POST, a calibration:
+  ``bare_plus_cpu_added_us`` is what 60 µs of client CPU costs in wall time per request. With
+  1 request in flight it measured 70 to 105 µs on this machine (a virtual machine whose idle
+  CPUs wake slowly: the server waits idle while the client works), so there every µs the client
+  spends costs more than a µs; with 4 in flight, nothing while the server is the bottleneck.
 
 Many short rounds run the three loops back to back, in an order that rotates every round, so a
 drift in the machine's speed hits all alike; each ``ratio_*`` is the median over rounds of ours /
@@ -183,14 +188,24 @@ async def measure(
                 ]
                 await client.decrement_inventory(batch, validate=False)
 
-            loops = {"bare": bare, "default": ours, "validate_false": trusted}
+            async def bare_with_cpu() -> None:
+                spin(SPIN_US)
+                await bare()
+
+            loops = {
+                "bare": bare,
+                "default": ours,
+                "validate_false": trusted,
+                "bare_plus_cpu": bare_with_cpu,
+            }
             for loop in loops.values():  # warm up every path and the connections
                 await timed(loop, per_round, in_flight)
             rates: dict[str, list[float]] = {loop_name: [] for loop_name in loops}
             for round_ in range(rounds):
                 # The order rotates every round: a drift in the machine's speed hits all alike.
                 order = list(loops)
-                for loop_name in order[round_ % 3 :] + order[: round_ % 3]:
+                shift = round_ % len(order)
+                for loop_name in order[shift:] + order[:shift]:
                     rates[loop_name].append(await timed(loops[loop_name], per_round, in_flight))
     result: dict[str, Any] = {
         "bench": "client_decrement_300",
@@ -201,6 +216,12 @@ async def measure(
         "requests_per_round": per_round,
         "bare_us_per_request": round(1e6 / statistics.median(rates["bare"]), 1),
     }
+    spun = [mine / bare for mine, bare in zip(rates["bare_plus_cpu"], rates["bare"], strict=True)]
+    result["bare_plus_cpu_us"] = SPIN_US
+    result["bare_plus_cpu_added_us"] = round(
+        1e6 / statistics.median(rates["bare_plus_cpu"]) - 1e6 / statistics.median(rates["bare"]), 1
+    )
+    result["bare_plus_cpu_ratio"] = round(statistics.median(spun), 3)
     for ours in ("default", "validate_false"):
         ratios = [mine / bare for mine, bare in zip(rates[ours], rates["bare"], strict=True)]
         result[f"us_per_request_{ours}"] = round(1e6 / statistics.median(rates[ours]), 1)
@@ -208,6 +229,17 @@ async def measure(
         result[f"target_{ours}"] = TARGET_RATIO
         result[f"quartiles_{ours}"] = [round(q, 3) for q in statistics.quantiles(ratios)]
     return result
+
+
+SPIN_US = 60
+"""CPU time the reference loop burns before each bare POST (about the client's overhead)."""
+
+
+def spin(microseconds: float) -> None:
+    """Keep the CPU busy for ``microseconds``, as client code would."""
+    end = time.perf_counter() + microseconds / 1e6
+    while time.perf_counter() < end:
+        pass
 
 
 def breakdown(repeat: int) -> dict[str, Any]:
