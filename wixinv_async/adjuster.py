@@ -37,7 +37,6 @@ import contextlib
 import inspect
 import itertools
 import random
-import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import MappingProxyType, TracebackType
@@ -208,7 +207,6 @@ class InventoryAdjuster:
         self._ready = self._table.ready
         self._accepting = False
         """Whether a new key may take the inline path: the loop is known and we are open."""
-        self._clock: Callable[[], float] = _no_clock
         self._wake_at: float = 1
         """A kind's ready count at which a new key wakes the dispatcher: 1 while it is idle,
         ``max_batch`` while it waits for a timer or a slot, never once it has been woken."""
@@ -294,7 +292,8 @@ class InventoryAdjuster:
             ):
                 # A new key of the common shape (by product id, not a preorder, untagged),
                 # checked inline as check_delta would, inserted as DeltaTable.insert would.
-                entry = Ticket(key, self._clock(), delta, 1)
+                # loop.time() looked up each time: tests and users may patch it while we run.
+                entry = Ticket(key, self._loop.time(), delta, 1)  # type: ignore[union-attr]
                 entries[key] = entry
                 if key not in self._busy:
                     ready = self._ready
@@ -561,7 +560,6 @@ class InventoryAdjuster:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-            self._clock = _clock_of(loop)
             self._accepting = not self._closing
             self._dispatcher = loop.create_task(self._dispatch(), name="adjuster-dispatch")
         return loop.time()
@@ -631,10 +629,23 @@ class InventoryAdjuster:
             self._space.set()
 
     def _run_done(self, task: asyncio.Task[None]) -> None:
-        self._runs.pop(task, None)
+        run = self._runs.pop(task, None)
         self._wake.set()
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            if run is not None and any(e.outcome is None for e in run.planned.entries):
+                self._finish_unstarted(run)
+        elif task.exception() is not None:
             self._report_error("adjuster batch failed", task.exception())
+
+    def _finish_unstarted(self, run: _Run) -> None:
+        """A batch whose task was cancelled before its first step: ``_run`` never ran to settle
+        it, and nothing of it was sent, so its entries are CANCELLED."""
+        try:
+            self._settle(run, run.planned.entries, Outcome(OutcomeStatus.CANCELLED, "CANCELLED"))
+        finally:
+            self._report(run)
+            for entry in run.planned.entries:
+                entry.tags = None
 
     # --- delivering one planned batch ----------------------------------------------------
 
@@ -810,18 +821,6 @@ class InventoryAdjuster:
     def _report_error(self, message: str, exc: BaseException | None) -> None:
         if self._loop is not None:
             self._loop.call_exception_handler({"message": message, "exception": exc})
-
-
-def _clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
-    """``loop.time``, or ``time.monotonic`` itself when that is all ``loop.time`` does (asyncio's
-    own loops, unpatched when the adjuster starts): one C call per new key, not two calls."""
-    if type(loop).time is asyncio.BaseEventLoop.time and "time" not in vars(loop):
-        return time.monotonic
-    return loop.time
-
-
-def _no_clock() -> float:
-    raise AssertionError("unreachable: the inline path runs only once the loop is known")
 
 
 def _takes_validate(client: object) -> bool:

@@ -665,12 +665,30 @@ async def test_a_tag_referring_to_its_own_ticket_is_freed(
 async def test_a_patched_loop_clock_dates_new_keys(
     fake: Any, variants: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tests that control time by patching loop.time see it in every new key's age."""
+    """Tests that control time by patching loop.time see it in every new key's age, whether
+    they patch before the adjuster starts or while it runs."""
     loop = asyncio.get_running_loop()
     monkeypatch.setattr(loop, "time", lambda: 1234.5)
     adj = InventoryAdjuster(fake, linger=SLOW)
     first = adj.submit_nowait("p0", variants[0], -1)  # starts the adjuster
     second = adj.submit_nowait("p1", variants[0], -1)  # a new key on the inline path
-    assert (first.first, second.first) == (1234.5, 1234.5)
+    monkeypatch.setattr(loop, "time", lambda: 2000.0)
+    third = adj.submit_nowait("p2", variants[0], -1)
+    assert (first.first, second.first, third.first) == (1234.5, 1234.5, 2000.0)
     monkeypatch.undo()
     await adj.close(abort=True)
+
+
+async def test_abort_cancels_a_batch_whose_task_never_started(
+    fake: Any, variants: list[str]
+) -> None:
+    """A batch planned but not yet running when close(abort=True) cancels it still gives every
+    ticket an outcome, CANCELLED, sends nothing and leaves no key busy."""
+    reports: list[BatchReport] = []
+    adj = InventoryAdjuster(fake, max_batch=2, linger=SLOW, on_batch=reports.append)
+    tickets = [adj.submit_nowait(f"p{i}", variants[i], -1) for i in range(2)]  # a full batch
+    await asyncio.sleep(0)  # the dispatcher plans it and creates its task, which has not run
+    await adj.close(abort=True)
+    assert [t.outcome and t.outcome.status for t in tickets] == [X, X]
+    assert fake.calls == [] and not adj._table.busy
+    assert [o.status for r in reports for o in r.outcomes] == [X, X]
