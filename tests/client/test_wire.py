@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +15,12 @@ from aioresponses import aioresponses
 from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.client import InventoryClient
 from wixinv_async.models import DEFAULT_VARIANT_ID as V0
-from wixinv_async.models import DecrementData, IncrementData, VariantUpdate
+from wixinv_async.models import (
+    DecrementData,
+    DecrementInventoryRequest,
+    IncrementData,
+    VariantUpdate,
+)
 from wixinv_async.transport import HttpRequest, HttpResponse, MockTransport
 
 Call = Callable[[InventoryClient], Awaitable[object]]
@@ -114,3 +121,36 @@ async def test_concurrent_batches_each_send_their_own_body() -> None:
     assert sorted(sent, key=len) == sorted(
         ([msgspec.to_builtins(entry) for entry in batch] for batch in batches), key=len
     )
+
+
+def test_threads_encoding_on_one_client_never_share_bytes() -> None:
+    """Two threads encoding batches on one client at once (each could run its own event loop)
+    never get each other's bytes, with the interpreter switching threads as often as it can."""
+    client = InventoryClient(ApiKeyAuth("KEY", site_id="SITE"), transport=MockTransport(answer))
+    requests = [
+        DecrementInventoryRequest(
+            decrement_data=[
+                DecrementData(product_id=f"t{t}", variant_id=V0, decrement_by=i + 1)
+                for i in range(300)
+            ]
+        )
+        for t in range(2)
+    ]
+    expected = [msgspec.json.encode(request) for request in requests]
+    wrong = [0, 0]
+
+    def encode_many(t: int) -> None:
+        for _ in range(3000):
+            wrong[t] += client._encode_batch(requests[t]) != expected[t]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=encode_many, args=(t,)) for t in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == [0, 0]
