@@ -15,7 +15,8 @@ processes (the machine has 2 cores):
 - ``crawl_query``: numericId-range queries (numericId sort, limit 100) on a 100k-item site.
 - ``seed``: seconds to seed 100,000 products in process.
 
-Prints one JSON line per measurement. ``--quick`` runs a small version (20k items, fewer
+The load generator and each server are pinned to different CPUs (when there are two), so no
+run has them competing for one. Prints one JSON line per measurement. ``--quick`` runs a small version (20k items, fewer
 requests). Other processes on the machine move the figures; compare within one run.
 
     .venv/bin/python benchmarks/bench_emulator.py [--quick]
@@ -86,10 +87,18 @@ async def _serve_emulator(ready: Any, stop: Any, products: int) -> None:
 
 
 def _server_main(kind: str, ready: Any, stop: Any, products: int) -> None:
+    _pin(1)
     if kind.startswith("bare"):
         asyncio.run(_serve_bare(ready, stop, kind))
     else:
         asyncio.run(_serve_emulator(ready, stop, products))
+
+
+def _pin(cpu: int) -> None:
+    """Keep this process on one CPU (when there are two): the server and the load generator
+    then never share one, whichever server runs, so runs compare alike."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {cpu})
 
 
 class Server:
@@ -328,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run for development")
     args = parser.parse_args(argv)
+    _pin(0)  # the load generator; each server pins itself to the other CPU
     requests, rounds, queries, products = (
         (1_000, 2, 1_000, 20_000) if args.quick else (3_000, 3, 2_000, 100_000)
     )
