@@ -106,6 +106,7 @@ _UNKNOWN = Outcome(OutcomeStatus.IN_DOUBT, code="UNKNOWN")
 _NEVER = float("inf")
 _OK = OutcomeStatus.COMMITTED
 _COMMITTED = Outcome(_OK)
+_CANCELLED = Outcome(OutcomeStatus.CANCELLED, code="CANCELLED")
 
 
 class InventoryWriter(Protocol):
@@ -488,9 +489,8 @@ class InventoryAdjuster:
 
     def _cancel_pending(self) -> None:
         """Resolve every pending delta, and every batch not yet being sent, as CANCELLED."""
-        cancelled = Outcome(OutcomeStatus.CANCELLED, code="CANCELLED")
         for entry in self._table.pop_all():
-            self._resolve(entry, cancelled)
+            self._resolve(entry, _CANCELLED)
         for task, run in self._runs.items():
             if not run.requests and not run.sending:
                 task.cancel()
@@ -641,9 +641,14 @@ class InventoryAdjuster:
         """A batch whose task was cancelled before its first step: ``_run`` never ran to settle
         it, and nothing of it was sent, so its entries are CANCELLED."""
         try:
-            self._settle(run, run.planned.entries, Outcome(OutcomeStatus.CANCELLED, "CANCELLED"))
+            self._settle(run, run.planned.entries, _CANCELLED)
         finally:
-            self._report(run)
+            self._close_run(run)
+
+    def _close_run(self, run: _Run) -> None:
+        """Report a finished batch, then drop its tags (a tag may refer to its own ticket)."""
+        self._report(run)
+        if self._tagged:
             for entry in run.planned.entries:
                 entry.tags = None
 
@@ -658,17 +663,13 @@ class InventoryAdjuster:
                 finally:
                     self._in_flight -= 1
         except asyncio.CancelledError:
-            unsent = Outcome(OutcomeStatus.CANCELLED, code="CANCELLED")
             maybe = Outcome(OutcomeStatus.IN_DOUBT, code="CANCELLED_WHILE_SENDING")
             if run.sending:
                 self._settle(run, run.current, maybe)
-            self._settle(run, run.planned.entries, unsent)
+            self._settle(run, run.planned.entries, _CANCELLED)
             raise
         finally:
-            self._report(run)
-            if self._tagged:  # reported: drop them, as a tag may refer to its own ticket
-                for entry in run.planned.entries:
-                    entry.tags = None
+            self._close_run(run)
 
     async def _deliver(
         self, run: _Run, entries: list[Entry], parent: int | None, known_bad: bool = False
