@@ -176,17 +176,15 @@ async def measure(
                     await response.read()
                     assert response.status == 200, response.status
 
-            async def ours() -> None:
-                batch = [
-                    DecrementData(product_id=p, variant_id=v, decrement_by=n) for p, v, n in rows
-                ]
-                await client.decrement_inventory(batch)
+            def client_loop(validate: bool) -> Callable[[], Awaitable[None]]:
+                async def send() -> None:
+                    batch = [
+                        DecrementData(product_id=p, variant_id=v, decrement_by=n)
+                        for p, v, n in rows
+                    ]
+                    await client.decrement_inventory(batch, validate=validate)
 
-            async def trusted() -> None:
-                batch = [
-                    DecrementData(product_id=p, variant_id=v, decrement_by=n) for p, v, n in rows
-                ]
-                await client.decrement_inventory(batch, validate=False)
+                return send
 
             async def bare_with_cpu() -> None:
                 spin(SPIN_US)
@@ -194,8 +192,8 @@ async def measure(
 
             loops = {
                 "bare": bare,
-                "default": ours,
-                "validate_false": trusted,
+                "default": client_loop(validate=True),
+                "validate_false": client_loop(validate=False),
                 "bare_plus_cpu": bare_with_cpu,
             }
             for loop in loops.values():  # warm up every path and the connections
