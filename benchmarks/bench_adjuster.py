@@ -48,6 +48,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._cpus import CLIENT_CPU, SERVER_CPU, pin  # noqa: E402
 from wixinv_async.adjuster import InventoryAdjuster, SentBatch  # noqa: E402
 from wixinv_async.auth import ApiKeyAuth  # noqa: E402
 from wixinv_async.client import InventoryClient, RetryPolicy  # noqa: E402
@@ -95,6 +96,7 @@ def emulator(products: int, rate: str | None = None) -> Iterator[tuple[str, str,
             text=True,
             env=env,
         )
+        pin(SERVER_CPU, process.pid)
         try:
             assert process.stdout is not None
             url, key, site = process.stdout.readline().split()
@@ -456,6 +458,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short run for development")
     parser.add_argument("--only", help="run one benchmark: ingest, requests, e2e, rate, memory")
     options = parser.parse_args()
+    pin(CLIENT_CPU)
     benches = {
         "ingest": bench_ingest,
         "requests": bench_requests,

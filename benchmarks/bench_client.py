@@ -52,6 +52,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._cpus import CLIENT_CPU, SERVER_CPU, pin  # noqa: E402
 from wixinv_async.auth import ApiKeyAuth  # noqa: E402
 from wixinv_async.client import InventoryClient  # noqa: E402
 from wixinv_async.models import DecrementData, DecrementInventoryRequest  # noqa: E402
@@ -109,6 +110,7 @@ def server(code: str) -> Iterator[tuple[str, str, str]]:
     process = subprocess.Popen(  # noqa: S603 - our own script, run by this interpreter
         [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
     )
+    pin(SERVER_CPU, process.pid)
     try:
         assert process.stdout is not None
         url, key, site = process.stdout.readline().split()
@@ -284,6 +286,7 @@ async def main() -> None:
         help="concurrent requests: 1 = strictly sequential, 4 = the adjuster's default",
     )
     options = parser.parse_args()
+    pin(CLIENT_CPU)
     rounds, per_round = (6, 50) if options.quick else (40, 100)
     servers = {"minimal": MINIMAL_SERVER, "emulator": EMULATOR_SERVER}
     chosen = list(servers) if options.server == "both" else [options.server]

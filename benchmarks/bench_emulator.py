@@ -40,6 +40,9 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._cpus import CLIENT_CPU, SERVER_CPU, pin
+
 DECREMENT = "/stores/v2/inventoryItems/decrement"
 QUERY = "/stores-reader/v2/inventoryItems/query"
 PRODUCTS = 10_000
@@ -87,18 +90,11 @@ async def _serve_emulator(ready: Any, stop: Any, products: int) -> None:
 
 
 def _server_main(kind: str, ready: Any, stop: Any, products: int) -> None:
-    _pin(1)
+    pin(SERVER_CPU)
     if kind.startswith("bare"):
         asyncio.run(_serve_bare(ready, stop, kind))
     else:
         asyncio.run(_serve_emulator(ready, stop, products))
-
-
-def _pin(cpu: int) -> None:
-    """Keep this process on one CPU (when there are two): the server and the load generator
-    then never share one, whichever server runs, so runs compare alike."""
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {cpu})
 
 
 class Server:
@@ -337,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run for development")
     args = parser.parse_args(argv)
-    _pin(0)  # the load generator; each server pins itself to the other CPU
+    pin(CLIENT_CPU)  # the load generator; each server pins itself to the other CPU
     requests, rounds, queries, products = (
         (1_000, 2, 1_000, 20_000) if args.quick else (3_000, 3, 2_000, 100_000)
     )
