@@ -107,6 +107,8 @@ _NEVER = float("inf")
 _OK = OutcomeStatus.COMMITTED
 _COMMITTED = Outcome(_OK)
 _CANCELLED = Outcome(OutcomeStatus.CANCELLED, code="CANCELLED")
+_MIN_AMOUNT = -MAX_AMOUNT
+"""The most negative delta (a constant: ``-MAX_AMOUNT`` would be computed on every submit)."""
 
 
 class InventoryWriter(Protocol):
@@ -266,24 +268,38 @@ class InventoryAdjuster:
             if entry is not None:  # a known key: its ids were checked when it was new
                 old = entry.net
                 new = old + delta
-                if old * new > 0 and -MAX_AMOUNT <= new <= MAX_AMOUNT:
-                    # The hot path: same sign, still in range, no count to update.
-                    entry.net = new
-                    entry.count += 1
-                    if tag is not None:
-                        self._tagged = True
-                        tags = entry.tags
-                        if tags is None:
-                            entry.tags = [tag]
-                        else:
-                            tags.append(tag)
-                    return entry  # type: ignore[return-value]
+                if _MIN_AMOUNT <= new <= MAX_AMOUNT:
+                    if old * new > 0:
+                        # The hot path: same sign, still in range, no count to update.
+                        entry.net = new
+                        entry.count += 1
+                        if tag is not None:
+                            self._tagged = True
+                            tags = entry.tags
+                            if tags is None:
+                                entry.tags = [tag]
+                            else:
+                                tags.append(tag)
+                        return entry  # type: ignore[return-value]
+                    if tag is None and _MIN_AMOUNT <= delta <= MAX_AMOUNT:
+                        # The net changes sign (or leaves or reaches zero): common in a mixed
+                        # stream, so done here as _merge_slow would, without its calls.
+                        entry.net = new
+                        entry.count += 1
+                        ready = self._ready
+                        if key not in self._busy:  # move it between the ready counts
+                            ready[(old > 0) - (old < 0)] -= 1
+                            ready[(new > 0) - (new < 0)] += 1
+                        batch = self._max_batch
+                        if self._idle or ready[1] >= batch or ready[-1] >= batch:
+                            self._wake.set()
+                        return entry  # type: ignore[return-value]
                 return self._merge_slow(entry, delta, tag)
             if (
                 inventory_id is None
                 and preorder is False
                 and tag is None
-                and -MAX_AMOUNT <= delta <= MAX_AMOUNT
+                and _MIN_AMOUNT <= delta <= MAX_AMOUNT
                 and type(product_id) is str
                 and 0 < len(product_id) <= MAX_ID_LENGTH
                 and type(variant_id) is str

@@ -482,6 +482,23 @@ async def test_stats_report_latency_fill_and_coalescing(fake: Any, variants: lis
     assert stats.latency_p50 <= stats.latency_p99
 
 
+async def test_a_sign_change_that_fills_a_batch_sends_it_at_once(
+    fake: Any, variants: list[str]
+) -> None:
+    """A net that turns positive can complete a full batch of increments: it goes at once,
+    not after the linger."""
+    fake.seed(1, 2)
+    async with InventoryAdjuster(fake, linger=SLOW, max_batch=2) as adj:
+        adj.submit_nowait("p0", variants[0], 1)
+        adj.submit_nowait("p0", variants[1], -1)
+        await asyncio.sleep(0)  # the dispatcher has seen both and waits for the linger
+        ticket = adj.submit_nowait("p0", variants[1], 2)
+        outcome = await asyncio.wait_for(_wait(ticket), 5)
+        assert outcome.status is C
+        assert adj.stats().batches_by_reason["full"] == 1
+    assert fake.quantities[("p0", variants[1])] == 1001
+
+
 async def test_the_fast_path_builds_the_same_table_as_the_core(variants: list[str]) -> None:
     """Random deltas through submit_nowait leave the nets DeltaTable.add computes."""
     seed = 20261122
