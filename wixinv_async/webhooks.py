@@ -216,7 +216,7 @@ def _signed_claims(token: str, key: RSAPublicKey) -> bytes:
         raise ConfigurationError(_MISSING_EXTRA) from exc
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError as exc:
+    except jwt.InvalidTokenError as exc:  # DecodeError, and header checks (kid, crit)
         raise _reject(f"not a JWT ({exc})", "malformed") from None
     alg = header.get("alg")
     if alg != _ALGORITHM:

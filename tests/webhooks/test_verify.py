@@ -319,3 +319,19 @@ def test_package_imports_without_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert 'pip install "wixinv-async[webhooks]"' in out.stdout
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"alg": "RS256", "kid": 5}, {"alg": "RS256", "crit": ["unknown-extension"]}],
+    ids=["kid-not-a-string", "unknown-crit"],
+)
+def test_bad_header_parameters_are_malformed_not_raw_jwt_errors(
+    app_keys: Any, header: dict[str, Any]
+) -> None:
+    """A header PyJWT refuses while parsing is a typed malformed rejection, not a jwt exception."""
+    head = b64url(json.dumps(header).encode())
+    body = b64url(json.dumps(claims_of(envelope())).encode())
+    assert rejection(f"{head}.{body}.{b64url(b'x' * 256)}", app_keys.public_pem).reason == (
+        "malformed"
+    )
