@@ -538,7 +538,10 @@ class WebhookReceiver:
                 self._memory.forget(event.delivery_key)
                 _log.exception("webhook callback failed for %s", event.event_type)
                 if self._on_error is not None:
-                    self._on_error(event, exc)
+                    try:
+                        self._on_error(event, exc)
+                    except Exception:  # a raising hook must not kill the worker
+                        _log.exception("webhook on_error hook failed")
             else:
                 self._counts["handled"] += 1
             finally:

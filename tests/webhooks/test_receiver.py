@@ -241,3 +241,25 @@ def test_bad_receiver_settings_are_refused(app_keys: Any, kwargs: dict[str, Any]
     """Queue and worker counts must be positive ints."""
     with pytest.raises(ConfigurationError, match=next(iter(kwargs))):
         WebhookReceiver(app_keys.public_pem, Recorder(), **kwargs)
+
+
+async def test_raising_on_error_does_not_kill_the_worker(serve: Serve, app_keys: Any) -> None:
+    """An on_error hook that raises is logged; the worker lives on and handles later events."""
+    calls: list[int | None] = []
+
+    async def flaky(event: WebhookEvent) -> None:
+        calls.append(quantity_of(event))
+        if len(calls) == 1:
+            raise RuntimeError("database down")
+
+    def broken_hook(event: WebhookEvent, exc: Exception) -> None:
+        raise ValueError("the hook itself fails")
+
+    client, receiver = await serve(flaky, on_error=broken_hook)
+    await post(client, token_for(app_keys, 1))
+    await receiver.join()
+    assert (await post(client, token_for(app_keys, 2)))[0] == 200
+    async with asyncio.timeout(30):  # a guard against hanging, not a timing assertion
+        await receiver.join()
+    assert calls == [1, 2]
+    assert receiver.stats().handled == 1
