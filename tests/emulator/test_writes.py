@@ -346,3 +346,24 @@ async def test_decrement_and_increment_by_inventory_id_only(api: Any) -> None:
         0
     ] == 200
     assert api.emu.store.quantity(pid, vid) == before + 3
+
+
+@pytest.mark.parametrize("kind", ["decrement", "increment"])
+async def test_amount_above_int32_is_400(api: Any, kind: str) -> None:
+    """decrementBy/incrementBy above 2^31-1 are malformed (400), even where no 428 would stop
+    them: a preorder item without a limit has no floor."""
+    item = api.emu.store.add_product(quantity=5)
+    pid = item.product_id
+    body = {"inventoryItem": {"trackQuantity": True, "preorderInfo": {"enabled": True}}}
+    assert (await api.call("PATCH", f"{WRITE}/product/{pid}", body))[0] == 200
+    if kind == "decrement":
+        status, data = await api.decrement(
+            [entry(pid, DEFAULT_VARIANT_ID, 2**31, preorderRequest=True)]
+        )
+        field = "decrementData[0].decrementBy"
+    else:
+        status, data = await api.increment([inc(pid, DEFAULT_VARIANT_ID, 2**31)])
+        field = "incrementData[0].incrementBy"
+    assert status == 400
+    assert [v["field"] for v in data["details"]["validationError"]["fieldViolations"]] == [field]
+    assert api.emu.store.quantity(pid, DEFAULT_VARIANT_ID) == 5

@@ -7,7 +7,7 @@ field, where Wix might silently ignore it. Decoding errors become 400 answers na
 from __future__ import annotations
 
 import re
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 from msgspec import Struct
@@ -38,11 +38,15 @@ class _Req(
     """Base of the emulator's request models."""
 
 
+_Amount = Annotated[int, msgspec.Meta(le=2**31 - 1)]
+"""decrementBy / incrementBy: Wix's int32 (the lower bound, 1, is checked per entry in batch.py)."""
+
+
 class DecrementEntry(_Req, kw_only=True):
     product_id: str | None = None
     inventory_id: str | None = None
     variant_id: str
-    decrement_by: int
+    decrement_by: _Amount
     preorder_request: bool = False
 
 
@@ -50,7 +54,7 @@ class IncrementEntry(_Req, kw_only=True):
     product_id: str | None = None
     inventory_id: str | None = None
     variant_id: str
-    increment_by: int
+    increment_by: _Amount
 
 
 class DecrementBody(_Req, kw_only=True):
