@@ -533,6 +533,9 @@ class WebhookReceiver:
             event = await self._queue.get()
             try:
                 await self._callback(event)
+            except asyncio.CancelledError:  # cut off by aclose: not handled, so not remembered
+                self._memory.forget(event.delivery_key)
+                raise
             except Exception as exc:
                 self._counts["failed"] += 1
                 self._memory.forget(event.delivery_key)
@@ -562,7 +565,8 @@ class WebhookReceiver:
 
     async def aclose(self, *, grace: float | None = 10.0) -> None:
         """Stop accepting (503), let the workers finish the queue for up to ``grace`` s,
-        then cancel them; events still queued are dropped (they were answered 200 already)."""
+        then cancel them; events still queued are dropped (they were answered 200 already) and,
+        like those whose callback was cut off, forgotten by the memory."""
         self._open = False
         if self._workers:
             with contextlib.suppress(TimeoutError):
@@ -572,7 +576,7 @@ class WebhookReceiver:
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
         while not self._queue.empty():
-            self._queue.get_nowait()
+            self._memory.forget(self._queue.get_nowait().delivery_key)
             self._queue.task_done()
 
     def install(self, app: web.Application, path: str = "/webhooks") -> None:

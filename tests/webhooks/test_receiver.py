@@ -14,6 +14,7 @@ from wixinv_async.errors import ConfigurationError
 from wixinv_async.models import ChangedVariant, InventoryVariantsChanged, VariantValues
 from wixinv_async.webhooks import (
     VARIANTS_CHANGED,
+    DeliveryMemory,
     InventoryVariantsChangedEvent,
     WebhookEvent,
     WebhookReceiver,
@@ -263,3 +264,22 @@ async def test_raising_on_error_does_not_kill_the_worker(serve: Serve, app_keys:
         await receiver.join()
     assert calls == [1, 2]
     assert receiver.stats().handled == 1
+
+
+async def test_events_dropped_at_shutdown_are_forgotten_by_the_memory(
+    recorder: Recorder, app_keys: Any
+) -> None:
+    """Events aclose drops (queued, or cut off mid-callback) leave a shared memory, so a later
+    delivery of them is handled by the next receiver instead of being taken for a duplicate."""
+    memory = DeliveryMemory()
+    first = WebhookReceiver(app_keys.public_pem, recorder, memory=memory)
+    app = web.Application()
+    app.router.add_post(PATH, first.handle)
+    async with test_utils.TestClient(test_utils.TestServer(app)) as client, first:
+        recorder.release.clear()
+        await post(client, token_for(app_keys, 1))
+        await post(client, token_for(app_keys, 2))
+        await recorder.entered.wait()
+        await first.aclose(grace=0)
+    assert recorder.events == []
+    assert len(memory) == 0
