@@ -254,6 +254,12 @@ def delivery_key(envelope: WebhookEnvelope, payload: Any, identity: Any) -> str:
     an ``id`` in other payloads may be the entity's, shared by many events. The content
     (type, instance, decoded payload and identity, account info) with sorted keys is what one
     event keeps across deliveries.
+
+    The price: two distinct events with equal content share a key. ``InventoryVariantsChanged``
+    carries no timestamp, so stock going 5 -> 4, back to 5, then 4 again within the memory's
+    window makes the second 5 -> 4 look like a duplicate of the first. A receiver that must
+    see every change should re-read the item (Get Inventory Variants) rather than trust the
+    sequence of events alone.
     """
     fields = [envelope.event_type, envelope.instance_id, payload, identity, envelope.account_info]
     canonical = _CANONICAL.encode([None if f is msgspec.UNSET else f for f in fields])
