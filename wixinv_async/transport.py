@@ -162,9 +162,12 @@ class AiohttpTransport:
             raise ConfigurationError(f"timeout must be > 0, got {timeout!r}")
         self._session = session
         self._owns_session = session is None
+        self._closed = False
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ConfigurationError("the transport is closed")
         if self._session is None:
             self._session = aiohttp.ClientSession()
         elif self._session.closed:
@@ -188,7 +191,9 @@ class AiohttpTransport:
             raise _translated(exc, request) from exc
 
     async def aclose(self) -> None:
-        """Close the session if this transport created it."""
+        """Close the session if this transport created it; later requests are refused (a
+        request still retrying would otherwise open a session nothing closes)."""
+        self._closed = True
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()

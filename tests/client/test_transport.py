@@ -122,3 +122,14 @@ async def test_a_closed_borrowed_session_is_a_clear_error() -> None:
     transport = AiohttpTransport(session)
     with pytest.raises(ConfigurationError, match="closed"):
         await transport.handle_request(HttpRequest("POST", URL, b"{}"))
+
+
+async def test_a_closed_own_session_is_not_reopened() -> None:
+    """After aclose, a request (say a retry that was backing off) fails instead of opening a
+    new session that nothing would ever close."""
+    transport = AiohttpTransport()
+    transport._get_session()
+    await transport.aclose()
+    with pytest.raises(ConfigurationError, match="closed"):
+        await transport.handle_request(HttpRequest("POST", URL, b"{}"))
+    assert transport._session is None
