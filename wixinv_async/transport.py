@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .core.ratelimit import SlotSchedule, ThrottleState, catch_up_budget, pacing_interval
 from .errors import (
@@ -188,7 +189,8 @@ class AiohttpTransport:
                 headers = {key.lower(): value for key, value in response.headers.items()}
                 return HttpResponse(response.status, body, headers)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _translated(exc, request) from exc
+            error, cause = _translated(exc, request), _without_credentials(exc)
+        raise error from cause  # outside the handler: no __context__ holding aiohttp's error
 
     async def aclose(self) -> None:
         """Close the session if this transport created it; later requests are refused (a
@@ -228,6 +230,19 @@ def _translated(exc: BaseException, request: HttpRequest) -> Exception:
     if isinstance(exc, TimeoutError):
         return RequestTimeoutError(f"{what}: timed out", sent=True)
     return ConnectionLostError(f"{what}: connection lost ({type(exc).__name__})")
+
+
+def _without_credentials(exc: BaseException) -> BaseException:
+    """``exc``, or, for aiohttp's response errors, whose ``request_info`` (in their repr and
+    args) holds the request headers and so the credentials, a copy without those headers."""
+    if not isinstance(exc, aiohttp.ClientResponseError):
+        return exc
+    info = exc.request_info
+    no_headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+    bare = aiohttp.RequestInfo(info.url, info.method, no_headers, info.real_url)
+    copy = type(exc)(bare, (), status=exc.status, message=exc.message, headers=exc.headers)
+    copy.__cause__ = exc.__cause__
+    return copy.with_traceback(exc.__traceback__)
 
 
 # --- Clocks ---------------------------------------------------------------------------

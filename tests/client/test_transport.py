@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from unittest import mock
 
 import aiohttp
@@ -19,6 +20,7 @@ from wixinv_async.errors import (
 from wixinv_async.transport import AiohttpTransport, HttpRequest, HttpResponse, MockTransport
 
 URL = "https://www.wixapis.com/stores/v2/inventoryItems/decrement"
+SECRET = "KEY-SENSITIVE-42"
 
 
 def refused() -> aiohttp.ClientConnectorError:
@@ -133,3 +135,33 @@ async def test_a_closed_own_session_is_not_reopened() -> None:
     with pytest.raises(ConfigurationError, match="closed"):
         await transport.handle_request(HttpRequest("POST", URL, b"{}"))
     assert transport._session is None
+
+
+async def test_a_malformed_response_leaves_no_credentials_in_the_error_chain() -> None:
+    """aiohttp's error for an unparsable response holds the request headers in its repr and
+    args; the chain below our error must not, so a repr of a cause never shows the key."""
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1000)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    request = HttpRequest("POST", f"http://127.0.0.1:{port}/x", b"{}", {"Authorization": SECRET})
+    try:
+        async with AiohttpTransport() as transport:
+            with pytest.raises(ConnectionLostError) as caught:
+                await transport.handle_request(request)
+    finally:
+        server.close()
+        await server.wait_closed()
+    chain: list[BaseException] = []
+    error: BaseException | None = caught.value
+    while error is not None and len(chain) < 10:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert len(chain) > 1  # the cause is kept, for debugging
+    for link in chain:
+        assert SECRET not in f"{link} {link!r} {link.args!r}"
