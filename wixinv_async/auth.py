@@ -197,7 +197,15 @@ class AppOAuth:
         except msgspec.DecodeError:
             raise TransportError("POST /oauth2/token: malformed token response") from None
         except WixInventoryError as exc:
-            raise self._scrubbed(exc) from exc.__cause__
+            scrubbed = self._scrubbed(exc)
+            if scrubbed is exc:
+                raise
+        else:
+            return self._keep(token, started)
+        raise scrubbed from None  # outside the handler: the original is not its __context__
+
+    def _keep(self, token: TokenResponse, started: float) -> str:
+        """Cache a fetched token until shortly before it expires; return it."""
         lifetime = float(token.expires_in)
         margin = min(self.refresh_margin, lifetime / 10)
         self._token = token.access_token
