@@ -11,6 +11,7 @@ What a caller of ``increment_inventory`` / ``decrement_inventory`` can rely on:
   connection lost, 500/502/504). Never retried here.
 - 429, 503 and failures that provably never reached the server are retried up to
   ``RetryPolicy.max_attempts``; if they run out, the last error is raised and nothing was applied.
+  An app token that cannot be fetched raises :class:`ConnectError`: the call was never sent.
 
 Reads are retried on every transient failure. Retry decisions live in
 :mod:`wixinv_async.core.backoff`; pacing in :class:`~wixinv_async.transport.RateLimiter`.
@@ -23,7 +24,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal, NamedTuple, Self, TypeVar
 
@@ -51,6 +52,7 @@ from .errors import (
     OutcomeUnknownError,
     RateLimitedError,
     RequestTimeoutError,
+    ServerError,
     TransportError,
     WixInventoryError,
     api_error_for_status,
@@ -419,7 +421,8 @@ class InventoryClient:
             elif decision is Decision.REFRESH_AUTH:
                 refreshed = True
                 self._counts["auth_refreshes"] += 1
-                await self._auth.refresh(self._fetch_token, self._base_url, request.headers)
+                refresh = self._auth.refresh(self._fetch_token, self._base_url, request.headers)
+                await _token_step(request, refresh)
             else:
                 raise self._final_error(decision, request, error)
 
@@ -440,9 +443,11 @@ class InventoryClient:
 
     async def _request(self, method: str, url: str, body: bytes, signed: bool) -> HttpRequest:
         headers = {"Content-Type": "application/json"}
+        request = HttpRequest(method, url, body, headers)
         if signed:
-            headers.update(await self._auth.headers(self._fetch_token, self._base_url))
-        return HttpRequest(method, url, body, headers)
+            auth = self._auth.headers(self._fetch_token, self._base_url)
+            headers.update(await _token_step(request, auth))
+        return request
 
     async def _attempt(
         self, endpoint: str, request: HttpRequest, signed: bool
@@ -527,6 +532,21 @@ def _site_limiter(
     if not isinstance(rate_limit, RateLimiter):
         raise ConfigurationError("rate_limit must be a RateLimit, a RateLimiter or None")
     return rate_limit.site(site_key)
+
+
+async def _token_step(request: HttpRequest, step: Awaitable[_T]) -> _T:
+    """Await an auth step (its headers, or a refresh after a 401) for ``request``.
+
+    If the token cannot be fetched for a transient reason (a 5xx, a lost connection, a
+    timeout, a malformed answer: already retried as a read), ``request`` was never sent. That
+    raises :class:`ConnectError` (provably not applied), since a 500 or a lost connection
+    surfacing from a write would read as "maybe applied". Refusals (400, 401, 403, 429) stay
+    as they are: nothing was applied either way."""
+    try:
+        return await step
+    except (TransportError, ServerError) as exc:
+        what = f"{request.method} {request.path}"
+        raise ConnectError(f"{what}: not sent, no app token ({exc})") from exc
 
 
 def _transport_failure(exc: TransportError) -> Failure:

@@ -95,7 +95,8 @@ class TransportError(WixInventoryError):
 
 
 class ConnectError(TransportError, ConnectionError):
-    """No connection could be made, so the request was provably never sent."""
+    """No connection could be made, or no app token fetched for the request, so the request
+    was provably never sent."""
 
 
 class ConnectionLostError(TransportError, ConnectionError):

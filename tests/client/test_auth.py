@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
@@ -17,7 +18,9 @@ from wixinv_async.errors import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    ConnectError,
     OutcomeUnknownError,
+    WixInventoryError,
 )
 from wixinv_async.models import DecrementData
 from wixinv_async.transport import RateLimit, VirtualClock
@@ -261,3 +264,44 @@ async def test_a_scrubbed_token_error_keeps_no_unscrubbed_copy_in_its_chain(
     while error is not None:
         assert SECRET not in f"{error} {error!r}"
         error = error.__cause__ or error.__context__
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status": 500},
+        {"status": 502},
+        {"exception": aiohttp.ServerDisconnectedError()},
+        {"exception": aiohttp.SocketTimeoutError()},
+        {"body": b"not json"},
+    ],
+)
+async def test_a_write_whose_token_cannot_be_fetched_fails_as_never_sent(
+    new_client: Callable[..., InventoryClient],
+    http: aioresponses,
+    decrements: Entries,
+    failure: Any,
+) -> None:
+    """When the token endpoint keeps failing, the decrement was never sent: the call raises
+    ConnectError (provably not applied), never a 500 or a lost connection, which on a write
+    mean "maybe applied"."""
+    http.post(TOKEN, **failure, repeat=True)
+    async with new_client(auth=oauth()) as client:
+        with pytest.raises(ConnectError, match="token") as caught:
+            await client.decrement_inventory(decrements())
+    assert ("POST", URL(DECREMENT)) not in http.requests
+    assert isinstance(caught.value.__cause__, WixInventoryError)
+    assert SECRET not in str(caught.value)
+
+
+async def test_a_failed_refresh_after_a_401_fails_as_never_sent(
+    new_client: Callable[..., InventoryClient], http: aioresponses, decrements: Entries
+) -> None:
+    """A 401 refused the batch; if the new token cannot be fetched, it still was not applied."""
+    tokens(http, "tok-1")
+    http.post(TOKEN, status=500, repeat=True)
+    http.post(DECREMENT, status=401)
+    async with new_client(auth=oauth()) as client:
+        with pytest.raises(ConnectError, match="token"):
+            await client.decrement_inventory(decrements())
+    assert authorizations(http, DECREMENT) == ["tok-1"]
