@@ -115,6 +115,8 @@ class AppOAuth:
 
     __slots__ = (
         "_clock",
+        "_completed",
+        "_failure",
         "_lock",
         "_refresh_at",
         "_secret",
@@ -147,6 +149,8 @@ class AppOAuth:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
+        self._completed = 0  # token fetches that ended, with a token or an error
+        self._failure: WixInventoryError | None = None  # how the latest one failed, if it did
         self.fetches = 0
         """How many tokens were fetched."""
 
@@ -176,11 +180,25 @@ class AppOAuth:
         await self._renew(fetch, base_url, stale=rejected.get("Authorization"))
 
     async def _renew(self, fetch: Fetch, base_url: str, *, stale: str | None) -> str:
+        """One fetch at a time. Callers that waited for one share its token or, if it failed
+        (after the client's retries), its error: each running the whole retried fetch again
+        in turn would cost every caller before it its wait and requests."""
+        asked = self._completed
         async with self._lock:
             token = self._fresh_token()
             if token is not None and token != stale:
                 return token  # another caller renewed it while we waited
-            return await self._fetch(fetch, base_url)
+            if self._completed != asked and self._failure is not None:
+                raise self._failure  # the fetch that ended while we waited failed
+            try:
+                token = await self._fetch(fetch, base_url)
+            except WixInventoryError as exc:
+                self._failure = exc
+                self._completed += 1
+                raise
+            self._failure = None
+            self._completed += 1
+            return token
 
     async def _fetch(self, fetch: Fetch, base_url: str) -> str:
         url = self.token_url or f"{base_url.rstrip('/')}/oauth2/token"

@@ -305,3 +305,22 @@ async def test_a_failed_refresh_after_a_401_fails_as_never_sent(
         with pytest.raises(ConnectError, match="token"):
             await client.decrement_inventory(decrements())
     assert authorizations(http, DECREMENT) == ["tok-1"]
+
+
+async def test_50_callers_share_one_failed_token_fetch(
+    new_client: Callable[..., InventoryClient], http: aioresponses, clock: VirtualClock
+) -> None:
+    """Callers that waited on a token fetch that failed get its failure instead of each
+    running the whole retried fetch again in turn; the next call after it tries anew."""
+    http.post(TOKEN, status=500, repeat=5)
+    tokens(http, "tok-1")
+    http.post(QUERY, payload={}, repeat=True)
+    async with new_client(auth=oauth()) as client:
+        results = await asyncio.gather(
+            *(client.query_inventory() for _ in range(50)), return_exceptions=True
+        )
+        assert all(isinstance(result, ConnectError) for result in results)
+        assert len(http.requests[("POST", URL(TOKEN))]) == 5  # one fetch, five attempts
+        assert len(clock.slept) == 4
+        await client.query_inventory()
+    assert authorizations(http, QUERY) == ["tok-1"]
