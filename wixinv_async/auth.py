@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import Final, Protocol
 
 import msgspec
 
@@ -57,6 +58,18 @@ def _check_text(name: str, value: object) -> str:
     return value
 
 
+_CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _check_header(name: str, value: object) -> str:
+    """A non-empty string that can go in a header (no control characters, which aiohttp
+    would refuse with a bare ValueError at send time), else ConfigurationError."""
+    text = _check_text(name, value)
+    if _CONTROL_CHARACTERS.search(text):
+        raise ConfigurationError(f"{name} must not contain control characters")
+    return text
+
+
 class ApiKeyAuth:
     """A Wix API key: ``Authorization: <key>`` plus ``wix-site-id`` and/or ``wix-account-id``.
 
@@ -69,14 +82,14 @@ class ApiKeyAuth:
     def __init__(
         self, api_key: str, site_id: str | None = None, account_id: str | None = None
     ) -> None:
-        _check_text("api_key", api_key)
+        _check_header("api_key", api_key)
         if site_id is None and account_id is None:
             raise ConfigurationError("ApiKeyAuth needs site_id (or account_id)")
         headers = {"Authorization": api_key}
         if site_id is not None:
-            headers["wix-site-id"] = _check_text("site_id", site_id)
+            headers["wix-site-id"] = _check_header("site_id", site_id)
         if account_id is not None:
-            headers["wix-account-id"] = _check_text("account_id", account_id)
+            headers["wix-account-id"] = _check_header("account_id", account_id)
         self._headers: Mapping[str, str] = headers
         self.site_id = site_id
         self.account_id = account_id

@@ -57,12 +57,23 @@ def test_api_key_headers_and_site_key() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [("", "SITE", None), ("KEY", None, None), ("KEY", "", None), (None, "SITE", None)]
+    "args",
+    [
+        ("", "SITE", None),
+        ("KEY", None, None),
+        ("KEY", "", None),
+        (None, "SITE", None),
+        ("KEY-SENSITIVE\r\nX-Evil: 1", "SITE", None),
+        ("KEY", "SITE\n", None),
+        ("KEY", None, "ACC\x00"),
+    ],
 )
 def test_bad_api_key_settings_are_refused(args: tuple[Any, ...]) -> None:
-    """A missing key or a missing site and account is a configuration error."""
-    with pytest.raises(ConfigurationError):
+    """A missing key, a missing site and account, or a header value with control characters
+    (aiohttp would raise a bare ValueError when sending) is a configuration error."""
+    with pytest.raises(ConfigurationError) as caught:
         ApiKeyAuth(*args)
+    assert "SENSITIVE" not in str(caught.value)
 
 
 async def test_app_token_is_fetched_once_and_reused(
