@@ -39,6 +39,7 @@ from wixinv_async.core.coalesce import (
 from wixinv_async.core.validation import is_guid
 from wixinv_async.errors import (
     AuthenticationError,
+    ConfigurationError,
     ConnectError,
     InvalidInputError,
     NotFoundError,
@@ -309,6 +310,7 @@ def test_entry_repr_shows_live_state() -> None:
         ),
         (ServerError(500, "boom"), 1, False, OutcomeStatus.IN_DOUBT),
         (AuthenticationError(401, "no", code="UNAUTHENTICATED"), 1, False, OutcomeStatus.REJECTED),
+        (ConfigurationError("the InventoryClient is closed"), 1, True, OutcomeStatus.REJECTED),
         (RuntimeError("bug"), 1, False, OutcomeStatus.IN_DOUBT),
     ],
 )

@@ -16,6 +16,8 @@ from wixinv_async.adjuster import (
     OutcomeStatus,
     SentBatch,
 )
+from wixinv_async.auth import ApiKeyAuth
+from wixinv_async.client import InventoryClient
 from wixinv_async.core.coalesce import DeltaTable, slot_key
 from wixinv_async.errors import (
     AdjusterClosed,
@@ -497,6 +499,16 @@ async def test_a_sign_change_that_fills_a_batch_sends_it_at_once(
         assert outcome.status is C
         assert adj.stats().batches_by_reason["full"] == 1
     assert fake.quantities[("p0", variants[1])] == 1001
+
+
+async def test_a_closed_client_rejects_the_batch_as_never_sent(variants: list[str]) -> None:
+    """A client closed under the adjuster refuses before sending: REJECTED, not IN_DOUBT."""
+    client = InventoryClient(ApiKeyAuth("KEY", site_id="SITE"), base_url="http://127.0.0.1:9")
+    await client.aclose()
+    async with InventoryAdjuster(client, linger=0.001) as adj:
+        outcome = await adj.adjust("p0", variants[0], -1)
+    assert (outcome.status, outcome.code) == (R, "NOT_SENT")
+    assert adj.in_doubt() == [] and adj.stats().rejected == 1
 
 
 async def test_the_fast_path_builds_the_same_table_as_the_core(variants: list[str]) -> None:

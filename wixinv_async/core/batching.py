@@ -470,6 +470,7 @@ def verdict(
                                                     ``retry_ambiguous`` (at most
                                                     ``AMBIGUOUS_ROUNDS`` times)
     other API error (401, 403, 409, ...)            REJECTED: refused whole
+    the client refused to send (closed client)      REJECTED: ``NOT_SENT``
     anything else (a bug, an unknown error)         IN_DOUBT: it may have been sent
     ==============================================  ===============================
     """
@@ -486,6 +487,8 @@ def verdict(
         return outcome_for(OutcomeStatus.IN_DOUBT, error, "OUTCOME_UNKNOWN")
     if isinstance(error, ApiError):
         return outcome_for(OutcomeStatus.REJECTED, error, "REFUSED")
+    if isinstance(error, ConfigurationError):  # raised before sending: a closed client
+        return outcome_for(OutcomeStatus.REJECTED, error, "NOT_SENT")
     return outcome_for(OutcomeStatus.IN_DOUBT, error, type(error).__name__)
 
 
