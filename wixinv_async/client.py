@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Awaitable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal, NamedTuple, Self, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
@@ -284,7 +285,7 @@ class InventoryClient:
             key = request.product_id = validation.check_entity_id("productId", product_id)
         if variant_ids is not None:
             request.variant_ids = _check_variant_ids(variant_ids)
-        path = f"{_READER}/{key}/getVariants"
+        path = f"{_READER}/{_segment(key)}/getVariants"
         response = await self._send(
             "get_inventory_variants", "POST", path, _ENCODER.encode(request)
         )
@@ -314,7 +315,7 @@ class InventoryClient:
         if preorder_info is not None:
             item.preorder_info = preorder_info
         body = _ENCODER.encode(UpdateInventoryVariantsRequest(inventory_item=item))
-        path = f"{_WRITER}/product/{product_id}"
+        path = f"{_WRITER}/product/{_segment(product_id)}"
         await self._send("update_inventory_variants", "PATCH", path, body, RequestKind.WRITE)
 
     async def increment_inventory(
@@ -547,6 +548,12 @@ async def _token_step(request: HttpRequest, step: Awaitable[_T]) -> _T:
     except (TransportError, ServerError) as exc:
         what = f"{request.method} {request.path}"
         raise ConnectError(f"{what}: not sent, no app token ({exc})") from exc
+
+
+def _segment(value: str) -> str:
+    """An id as one path segment: percent-encoded, so an id holding ``/``, ``?``, ``#`` or
+    ``..`` cannot send the request to another path (a GUID is unchanged)."""
+    return quote(value, safe="")
 
 
 def _transport_failure(exc: TransportError) -> Failure:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -246,3 +247,14 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
             )
         assert client.stats().requests == 3
     assert len(clock.slept) == 2
+
+
+@pytest.mark.parametrize("odd", ["a/b", "../decrement", "x?y#z"])
+async def test_an_id_with_path_characters_is_looked_up_as_itself(emu: Emulator, odd: str) -> None:
+    """Over real HTTP the id reaches the server as one segment: a 404 naming it, no other call."""
+    async with api_client(emu) as client:
+        with pytest.raises(NotFoundError, match=re.escape(repr(odd))):
+            await client.get_inventory_variants(inventory_id=odd)
+        with pytest.raises(NotFoundError, match=re.escape(repr(odd))):
+            await client.update_inventory_variants(odd, [], track_quantity=True)
+    assert emu.store.journal == []

@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 import pytest
@@ -67,6 +68,21 @@ async def test_request_matches_the_official_sdk(
     assert request.url == "https://www.wixapis.com" + expected["path"]
     assert dict(request.headers) == expected["headers"]
     assert request.json() == expected["body"]
+
+
+@pytest.mark.parametrize("odd", ["a/b", "../decrement", "x?y#z", "50%"])
+async def test_ids_in_paths_stay_one_segment(odd: str) -> None:
+    """An id with /, ?, # or % is percent-encoded: the call cannot land on another path."""
+    transport = MockTransport(answer)
+    async with InventoryClient(
+        ApiKeyAuth("KEY", site_id="SITE"), transport=transport, rate_limit=None
+    ) as client:
+        await client.get_inventory_variants(inventory_id=odd)
+        await client.update_inventory_variants(odd, [], track_quantity=True)
+    reader, writer = (request.url for request in transport.requests)
+    encoded = quote(odd, safe="")
+    assert "/" not in encoded and reader.endswith(f"/inventoryItems/{encoded}/getVariants")
+    assert writer.endswith(f"/inventoryItems/product/{encoded}")
 
 
 async def test_filter_and_sort_travel_as_json_strings(sdk_requests: dict[str, Any]) -> None:
