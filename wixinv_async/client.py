@@ -112,7 +112,8 @@ class RetryPolicy:
     ``max_attempts``: attempts per call, the first included. ``base_delay`` / ``max_delay``:
     the capped exponential backoff with full jitter (``core.backoff.backoff_delay``).
     ``max_retry_after``: the longest ``Retry-After`` the client waits out; a longer one raises
-    :class:`RateLimitedError` at once. ``seed``: seeds the jitter, for reproducible tests.
+    :class:`RateLimitedError` at once (and still pauses the site's other senders for that
+    long). ``seed``: seeds the jitter, for reproducible tests.
     """
 
     max_attempts: int = 5
@@ -507,9 +508,11 @@ class InventoryClient:
         backoff by the site's streak of 429s."""
         policy = self._retry
         retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
-        if retry_after is not None and retry_after > policy.max_retry_after:
-            raise error
         site = self._site if paced else None
+        if retry_after is not None and retry_after > policy.max_retry_after:
+            if site is not None:  # not waited out here, but the site's other senders hold off
+                site.throttled(retry_after)
+            raise error
         if retry_after is None:
             streak = site.streak + 1 if site is not None else attempt
             retry_after = backoff_delay(

@@ -172,6 +172,23 @@ async def test_a_429_pauses_every_sender_of_that_site_only(
     assert len(server.times("S")) == 11
 
 
+async def test_a_retry_after_too_long_to_wait_still_pauses_the_site(
+    virtual_time: Any, decrements: Entries
+) -> None:
+    """A Retry-After beyond max_retry_after raises for the call that got it, and the site's
+    other senders still hold off for that long instead of collecting 429s."""
+    server = Server()
+    server.throttle_next["S"] = "600"
+    async with client_for(server, "S", RateLimiter(RateLimit(60, 60))) as client:
+        results = await asyncio.gather(
+            *(client.decrement_inventory(decrements()) for _ in range(5)),
+            return_exceptions=True,
+        )
+    assert [type(r).__name__ for r in results].count("RateLimitedError") == 1
+    throttled_at = server.times("S")[0]
+    assert min(t - throttled_at for t in server.times("S")[1:]) >= 600.0
+
+
 async def test_senders_released_by_a_pause_leave_one_interval_apart(
     virtual_time: Any, decrements: Entries
 ) -> None:
