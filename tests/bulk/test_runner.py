@@ -12,6 +12,7 @@ from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.bulk.runner import BulkPaths, run_bulk_adjust
 from wixinv_async.client import InventoryClient
 from wixinv_async.emulator import Emulator, FaultPlan, FaultRule
+from wixinv_async.errors import ConfigurationError
 
 Key = tuple[str, str]
 
@@ -129,3 +130,45 @@ async def test_retry_in_doubt_resends_held_rows(tmp_path: Path, retry_in_doubt: 
         assert second.committed == 1
         assert second.exit_code == 0
         assert emu.store.quantity(*keys[0]) == 5_008  # applied by both runs: what was asked for
+
+
+async def test_rows_refused_for_the_whole_request_are_sent_again_on_rerun(tmp_path: Path) -> None:
+    """Rows a request lost whole (429 until giving up) were never applied: a rerun sends them."""
+    faults = FaultPlan(endpoints={"*": FaultRule(rate_limited=1.0)}, seed=3, retry_after=0)
+    async with Emulator(products=10, variants_per_product=1, seed=7, faults=faults) as emu:
+        keys = _tracked_keys(emu)
+        source = tmp_path / "deltas.csv"
+        source.write_text(f"product_id,variant_id,delta\n{keys[0][0]},{keys[0][1]},4\n")
+        paths = BulkPaths.beside(source)
+        async with _client(emu) as client:
+            first = await run_bulk_adjust(client, paths)
+            emu.set_faults(None)
+            second = await run_bulk_adjust(client, paths)
+        assert (first.rejected, first.exit_code) == (1, 1)
+        assert (second.committed, second.done_before, second.exit_code) == (1, 0, 0)
+        assert emu.store.quantity(*keys[0]) == 5_004
+
+
+async def test_wrong_credentials_stop_the_run_and_a_rerun_applies_every_row(
+    tmp_path: Path,
+) -> None:
+    """A 401 is a configuration error: the run stops, and no row is journalled as rejected."""
+    async with Emulator(products=10, variants_per_product=1, seed=7) as emu:
+        keys = _tracked_keys(emu)
+        source = tmp_path / "deltas.csv"
+        rows = _write_rows(source, keys, 500, seed=4)
+        before = _quantities(emu, keys)
+        paths = BulkPaths.beside(source)
+        wrong = InventoryClient(
+            ApiKeyAuth("wrong-key", site_id=emu.site_id), base_url=emu.url, rate_limit=None
+        )
+        async with wrong:
+            with pytest.raises(ConfigurationError, match="UNAUTHENTICATED"):
+                await run_bulk_adjust(wrong, paths, adjuster_options={"linger": 0.001})
+        async with _client(emu) as client:
+            rerun = await run_bulk_adjust(client, paths)
+        expected = before.copy()
+        for _, key, delta in rows:
+            expected[key] += delta
+        assert _quantities(emu, keys) == expected
+        assert (rerun.committed, rerun.exit_code) == (500, 0)

@@ -7,7 +7,8 @@ tells every input line apart:
 - ``committed`` / ``rejected``: done, skip it;
 - ``sent`` (the outcome was never recorded) or ``in_doubt``: the server may or may not have
   applied it, so it is never re-sent unless the user says so;
-- absent, or ``cancelled`` without ever being sent: never reached the server, send it.
+- absent, ``cancelled`` without ever being sent, or ``not_applied`` (its request was refused
+  whole, for no fault of the line: 401, 429 to the last attempt, ...): not applied, send it.
 
 A line that was sent is never downgraded to ``cancelled``: a later CANCELLED outcome for it is
 stored as ``in_doubt``, because its request may have been applied.
@@ -23,10 +24,18 @@ from typing import Final, NamedTuple
 
 from ..errors import ConfigurationError
 
-__all__ = ["FINAL_STATES", "Journal", "LineState", "input_fingerprint", "should_send"]
+__all__ = [
+    "FINAL_STATES",
+    "NOT_APPLIED",
+    "Journal",
+    "LineState",
+    "input_fingerprint",
+    "should_send",
+]
 
 FINAL_STATES: Final = frozenset({"committed", "rejected"})
-_RESENDABLE: Final = frozenset({"cancelled"})
+NOT_APPLIED: Final = "not_applied"
+_RESENDABLE: Final = frozenset({"cancelled", NOT_APPLIED})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

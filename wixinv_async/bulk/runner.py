@@ -9,16 +9,20 @@ their outcome at once, so memory does not grow with the file.
 from __future__ import annotations
 
 import csv
+import inspect
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..adjuster import BatchReport, InventoryAdjuster, InventoryWriter, SentBatch, Ticket
+from ..core.batching import is_refusal
 from ..core.coalesce import NOOP, Outcome, OutcomeStatus
-from .journal import Journal, LineState, input_fingerprint, should_send
+from ..errors import ApiError, AuthenticationError, ConfigurationError, PermissionDeniedError
+from ..models import DecrementData, IncrementData
+from .journal import NOT_APPLIED, Journal, LineState, input_fingerprint, should_send
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
 
 __all__ = ["BulkPaths", "BulkProgress", "BulkSummary", "count_lines", "run_bulk_adjust"]
@@ -132,18 +136,24 @@ async def run_bulk_adjust(
     try:
         with _Reports(paths) as reports:
             job.reports = reports
-            async with InventoryAdjuster(
-                client, on_send=job.on_send, on_batch=job.on_batch, **dict(adjuster_options or {})
-            ) as adjuster:
-                job.adjuster = adjuster
-                await job.feed(on_progress, progress_every)
-                await adjuster.flush()
+            try:
+                async with InventoryAdjuster(
+                    _WatchedWriter(client, job),
+                    on_send=job.on_send,
+                    on_batch=job.on_batch,
+                    **dict(adjuster_options or {}),
+                ) as adjuster:
+                    job.adjuster = adjuster
+                    await job.feed(on_progress, progress_every)
+                    await adjuster.flush()
+                    job.stop_if_refused()
+            finally:
+                job.settle_done()  # after a crash or Ctrl-C, keep every outcome that is known
             job.settle_done(everything=True)
             if on_progress is not None:
                 on_progress(job.progress, adjuster)
         return job.summary(adjuster.stats().requests, time.monotonic() - started)
     finally:
-        job.settle_done()  # after a crash or Ctrl-C, keep every outcome that is known
         journal.close()
 
 
@@ -186,6 +196,9 @@ class _Job:
         self.outstanding: deque[tuple[DeltaRow, Ticket]] = deque()
         self.reports: _Reports
         self.adjuster: InventoryAdjuster
+        self.refused_whole: set[tuple[str | None, str | None]] = set()
+        """(message, request id) of each error that refused a whole request."""
+        self.fatal: ApiError | None = None
 
     async def on_send(self, batch: SentBatch) -> None:
         lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
@@ -193,11 +206,39 @@ class _Job:
 
     def on_batch(self, report: BatchReport) -> None:
         self.journal.record_outcomes_now(
-            (tag, outcome.status.name.lower(), outcome.code, outcome.message)
+            (tag, self._state(outcome), outcome.code, outcome.message)
             for entry, outcome in zip(report.entries, report.outcomes, strict=True)
             for tag in entry.tags
             if isinstance(tag, int)
         )
+
+    def _state(self, outcome: Outcome) -> str:
+        """The journal state of an outcome: a REJECTED that says nothing of the row (the request
+        was refused whole: 401, 403, 409, 429 or 503 to the last attempt, no connection, the
+        journal failed) was never applied, so a rerun sends the row again."""
+        if outcome.status is OutcomeStatus.REJECTED and (
+            outcome.code in _NOT_APPLIED_CODES
+            or (outcome.message, outcome.request_id) in self.refused_whole
+        ):
+            return NOT_APPLIED
+        return outcome.status.name.lower()
+
+    def saw(self, error: ApiError) -> None:
+        """Note an error the client raised: one that refuses a whole request, whatever it
+        carries, is remembered; a 401 or 403 stops the run."""
+        if is_refusal(error):
+            return
+        self.refused_whole.add((error.message, error.request_id))
+        if self.fatal is None and isinstance(error, AuthenticationError | PermissionDeniedError):
+            self.fatal = error
+
+    def stop_if_refused(self) -> None:
+        """Raise when the site refused the credentials: every later request would be refused."""
+        if self.fatal is not None:
+            raise ConfigurationError(
+                f"the site refused the credentials: {self.fatal}. The refused rows were not "
+                "applied; fix the credentials and run the same command again."
+            )
 
     async def feed(
         self, on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None, every: int
@@ -211,6 +252,7 @@ class _Job:
                     self.reports.rejects.writerow([row.line, row.reason, row.raw])
                 else:
                     await self._take(row, states.at(row.line))
+                    self.stop_if_refused()
                 if on_progress is not None and self.progress.rows % every == 0:
                     on_progress(self.progress, self.adjuster)
 
@@ -256,7 +298,10 @@ class _Job:
             # Never in a request, so on_batch did not journal it (every request's entries are).
             self.journal.record_outcome(row.line, status, outcome.code, outcome.message)
         if status == "rejected":
-            self.reports.rejects.writerow([row.line, f"{outcome.code}: {outcome.message}", ""])
+            reason = f"{outcome.code}: {outcome.message}"
+            if self._state(outcome) == NOT_APPLIED:
+                reason += " (not applied; a rerun sends it again)"
+            self.reports.rejects.writerow([row.line, reason, ""])
         elif status == "in_doubt":
             self._write_in_doubt(row)
 
@@ -283,6 +328,44 @@ class _Job:
             journal_counts=self.journal.counts(),
             paths=self.paths,
         )
+
+
+_NOT_APPLIED_CODES = frozenset({"GAVE_UP_NOT_APPLIED", "ON_SEND_FAILED"})
+
+
+class _WatchedWriter:
+    """The client, with every API error it raises shown to the job first (see ``_Job.saw``)."""
+
+    def __init__(self, client: InventoryWriter, job: _Job):
+        self._client = client
+        self._job = job
+        self._trusted = all(
+            "validate" in inspect.signature(getattr(client, name)).parameters
+            for name in ("increment_inventory", "decrement_inventory")
+        )
+
+    async def increment_inventory(
+        self, entries: Sequence[IncrementData], *, validate: bool = True
+    ) -> None:
+        extra = {"validate": validate} if self._trusted else {}
+        try:
+            await self._client.increment_inventory(entries, **extra)
+        except ApiError as exc:
+            self._job.saw(exc)
+            raise
+
+    async def decrement_inventory(
+        self, entries: Sequence[DecrementData], *, validate: bool = True
+    ) -> None:
+        extra = {"validate": validate} if self._trusted else {}
+        try:
+            await self._client.decrement_inventory(entries, **extra)
+        except ApiError as exc:
+            self._job.saw(exc)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)  # stats(), for the adjuster's 429 count
 
 
 class _StateCursor:
