@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,10 @@ def test_sent_lines_without_outcome_read_back_as_in_doubt(tmp_path: Path) -> Non
     journal = Journal(tmp_path / "j.sqlite", fingerprint="f")
     journal.record_sent(journal.next_batch_id(), "decrement", [2, 3])
     journal.record_outcome(4, "committed", None, None)  # buffered, lost in the "crash"
-    del journal  # no close(): the process died
-    reopened = Journal(tmp_path / "j.sqlite", fingerprint="f")
-    assert [s.line for s in reopened.in_doubt()] == [2, 3]
-    assert {s.line for s in reopened.states()} == {2, 3}
+    _die(journal)
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint="f")) as reopened:
+        assert [s.line for s in reopened.in_doubt()] == [2, 3]
+        assert {s.line for s in reopened.states()} == {2, 3}
 
 
 def test_outcomes_replace_sent_and_cancel_never_downgrades_a_sent_line(tmp_path: Path) -> None:
@@ -30,7 +31,8 @@ def test_outcomes_replace_sent_and_cancel_never_downgrades_a_sent_line(tmp_path:
     journal.record_outcome(12, "cancelled", None, None)
     journal.record_outcome(13, "cancelled", None, None)
     journal.close()
-    states = {s.line: s for s in Journal(tmp_path / "j.sqlite", fingerprint="f").states()}
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint="f")) as reopened:
+        states = {s.line: s for s in reopened.states()}
     assert states[10].state == "committed"
     assert states[11] == LineState(11, "rejected", "NOT_FOUND", "no such product")
     assert states[12].state == "in_doubt"
@@ -71,6 +73,23 @@ def test_batch_ids_continue_across_runs(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.sqlite", fingerprint="f")
     journal.record_sent(journal.next_batch_id(), "increment", [1])
     journal.close()
-    again = Journal(tmp_path / "j.sqlite", fingerprint="f")
-    assert again.next_batch_id() == 2
-    assert again.run == 2
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint="f")) as again:
+        assert again.next_batch_id() == 2
+        assert again.run == 2
+
+
+def test_a_second_run_on_the_same_journal_is_refused_while_the_first_is_open(
+    tmp_path: Path,
+) -> None:
+    """Two runs at once would both send the lines neither has journalled: the second one stops."""
+    first = Journal(tmp_path / "j.sqlite", fingerprint="f")
+    with pytest.raises(ConfigurationError, match="another run"):
+        Journal(tmp_path / "j.sqlite", fingerprint="f")
+    first.close()
+    Journal(tmp_path / "j.sqlite", fingerprint="f").close()  # free again once the first ends
+
+
+def _die(journal: Journal) -> None:
+    """What kill -9 leaves: nothing buffered is written, the connection and the lock just go."""
+    journal._db.close()
+    journal._lock.close()

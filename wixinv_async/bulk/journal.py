@@ -12,15 +12,19 @@ tells every input line apart:
 
 A line that was sent is never downgraded to ``cancelled``: a later CANCELLED outcome for it is
 stored as ``in_doubt``, because its request may have been applied.
+
+One run at a time: a journal is locked (``PATH.lock``, released when the process ends, even by
+``kill -9``), since two runs at once would both send every line neither had journalled yet.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import BinaryIO, Final, NamedTuple
 
 from ..errors import ConfigurationError
 
@@ -74,12 +78,18 @@ class Journal:
 
     def __init__(self, path: Path, *, fingerprint: str, outcome_buffer: int = 5_000):
         self.path = path
+        self._lock = _lock(path)
         self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        self._check_fingerprint(fingerprint)
-        self.run = self._start_run()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._check_fingerprint(fingerprint)
+            self.run = self._start_run()
+        except BaseException:
+            self._db.close()
+            self._lock.close()
+            raise
         self._pending_outcomes: list[tuple[str, str | None, str | None, int]] = []
         self._outcome_buffer = outcome_buffer
 
@@ -176,11 +186,36 @@ class Journal:
         return {str(state): int(count) for state, count in rows}
 
     def close(self) -> None:
-        self.flush()
-        self._db.close()
+        try:
+            self.flush()
+            self._db.close()
+        finally:
+            self._lock.close()
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+def _lock(path: Path) -> BinaryIO:
+    """Hold ``PATH.lock`` for as long as the returned file stays open, or refuse."""
+    lock_path = path.with_name(path.name + ".lock")
+    handle = lock_path.open("a+b")
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigurationError(
+            f"journal {path} is in use by another run ({lock_path} is locked); "
+            "wait for that run to end, then run again"
+        ) from None
+    return handle
 
 
 class _Transaction:
