@@ -93,3 +93,12 @@ def _die(journal: Journal) -> None:
     """What kill -9 leaves: nothing buffered is written, the connection and the lock just go."""
     journal._db.close()
     journal._lock.close()
+
+
+@pytest.mark.parametrize("name", ["orders #12.csv.journal", "what?.journal", "x%41.journal"])
+def test_journal_paths_with_uri_characters_read_back(tmp_path: Path, name: str) -> None:
+    """A journal named with #, ? or % reads its own lines back (no stray database opened)."""
+    with closing(Journal(tmp_path / name, fingerprint="f")) as journal:
+        journal.record_sent(1, "increment", [5])
+        assert [s.line for s in journal.states()] == [5]
+    assert sorted(p.name for p in tmp_path.iterdir() if "journal" not in p.name) == []

@@ -164,7 +164,7 @@ class Journal:
         with the input stream). It reads through its own connection: WAL gives it a snapshot
         that the writes of the running job do not disturb."""
         self.flush()
-        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        reader = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro", uri=True)
         try:
             cursor = reader.execute("SELECT line, state, code, message FROM lines ORDER BY line")
             for line, state, code, message in cursor:
