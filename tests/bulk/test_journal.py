@@ -102,3 +102,17 @@ def test_journal_paths_with_uri_characters_read_back(tmp_path: Path, name: str) 
         journal.record_sent(1, "increment", [5])
         assert [s.line for s in journal.states()] == [5]
     assert sorted(p.name for p in tmp_path.iterdir() if "journal" not in p.name) == []
+
+
+@pytest.mark.parametrize("rows", [30_000, 100_000])
+def test_fingerprint_sees_an_edit_anywhere_in_the_file(tmp_path: Path, rows: int) -> None:
+    """Same size, one delta changed near the end (1.4 MiB) or in the middle (4.8 MiB)."""
+    data = tmp_path / "in.csv"
+    body = "product_id,variant_id,delta\n" + "".join(
+        f"p{i:06d},00000000-0000-0000-0000-000000000000,-2\n" for i in range(rows)
+    )
+    data.write_text(body)
+    before = input_fingerprint(data)
+    at = body.index("-2", len(body) // 2 if rows > 50_000 else len(body) - 10)
+    data.write_text(body[:at] + "-3" + body[at + 2 :])
+    assert input_fingerprint(data) != before
