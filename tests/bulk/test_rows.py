@@ -79,3 +79,13 @@ def test_reading_is_lazy() -> None:
     )
     iterator = read_rows(stream, "csv")
     assert next(iterator).line == 2  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("delta", ["²", "٣", "\uff11", "+-5", "--5"])
+def test_a_delta_of_non_ascii_digits_is_a_rejected_row(delta: str) -> None:
+    """Non-ASCII digits or two signs reject the row (no ValueError ends the run); reading goes on."""
+    text = f"product_id,variant_id,delta\np1,{V},{delta}\np2,{V},3\n"
+    rows = list(read_rows(io.StringIO(text), "csv"))
+    assert isinstance(rows[0], RejectedRow)
+    assert f"delta={delta!r}" in rows[0].reason
+    assert rows[1] == DeltaRow(3, "p2", None, V, 3, False)

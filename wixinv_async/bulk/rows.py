@@ -137,7 +137,8 @@ def _entity_ids(record: Mapping[str | None, Any]) -> tuple[str | None, str | Non
 def _delta(value: Any) -> int:
     if isinstance(value, str):
         text = value.strip()
-        if not text.lstrip("+-").isdigit():
+        digits = text[1:] if text[:1] in "+-" else text
+        if not (digits.isascii() and digits.isdigit()):  # int() takes "٣" and refuses "²"
             raise InvalidInputError("delta", value, "must be a whole number")
         value = int(text)
     if isinstance(value, bool) or not isinstance(value, int):
