@@ -172,3 +172,20 @@ async def test_wrong_credentials_stop_the_run_and_a_rerun_applies_every_row(
             expected[key] += delta
         assert _quantities(emu, keys) == expected
         assert (rerun.committed, rerun.exit_code) == (500, 0)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+async def test_a_file_saved_with_a_byte_order_mark_reads_whole(tmp_path: Path, suffix: str) -> None:
+    """Excel's UTF-8 BOM and Windows line endings: the header and the first row still parse."""
+    async with Emulator(products=10, variants_per_product=1, seed=7) as emu:
+        (product, variant), *_ = _tracked_keys(emu)
+        source = tmp_path / f"deltas{suffix}"
+        if suffix == ".csv":
+            text = f"product_id,variant_id,delta\r\n{product},{variant},4\r\n"
+        else:
+            text = f'{{"product_id":"{product}","variant_id":"{variant}","delta":4}}\r\n'
+        source.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        async with _client(emu) as client:
+            summary = await run_bulk_adjust(client, BulkPaths.beside(source))
+        assert (summary.committed, summary.invalid, summary.exit_code) == (1, 0, 0)
+        assert emu.store.quantity(product, variant) == 5_004

@@ -244,7 +244,7 @@ class _Job:
         self, on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None, every: int
     ) -> None:
         states = _StateCursor(self.journal.states())
-        with self.paths.source.open(encoding="utf-8", newline="") as stream:
+        with self.paths.source.open(encoding="utf-8-sig", newline="") as stream:
             for row in read_rows(stream, detect_format(self.paths.source)):
                 self.progress.rows += 1
                 if isinstance(row, RejectedRow):
