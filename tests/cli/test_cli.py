@@ -196,6 +196,23 @@ def test_export_csv_has_one_row_per_variant(emulator_process: Any, tmp_path: Pat
     assert len(lines) - 1 == len(emu.tracked_keys())
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_to_stdout_keeps_the_json_summary_out_of_the_data(
+    emulator_process: Any, fmt: str
+) -> None:
+    """With the data on stdout, --json puts the summary on stderr: stdout stays pure data."""
+    emu = emulator_process("--products", "30", "--seed", "5")
+    result = run_cli("export", "--format", fmt, "--json", "--rate-limit", "off", env=emu.env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    if fmt == "jsonl":
+        assert all("variants" in json.loads(line) for line in lines)
+        assert len(lines) == 30
+    else:
+        assert all(line.count(",") == 8 for line in lines)
+    assert json.loads(result.stderr.splitlines()[-1])["items"] == 30
+
+
 def test_demo_verifies_at_a_small_size() -> None:
     """The main job runs end to end on the embedded emulator and its verification passes."""
     result = run_cli("demo", "--products", "400", "--deltas", "8000", "--producers", "16", "--json")

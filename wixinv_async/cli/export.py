@@ -47,6 +47,7 @@ examples:
 
 JSON Lines holds one inventory item per line, in the wire format. CSV holds one row per variant.
 The crawl reads numericId ranges concurrently, so it is not limited to 10,000 items.
+--json prints the summary on stdout, or on stderr when the data itself goes to stdout.
 """
 
 
@@ -80,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wixinv-async export: failed: {exc}", file=sys.stderr)
         return EXIT_REJECTED
     if args.json or args.output is not None:
-        emit_summary(summary, as_json=args.json, out=sys.stdout if args.json else sys.stderr)
+        # stdout carries the data when there is no --output: the summary must not join it
+        out = sys.stdout if args.json and args.output is not None else sys.stderr
+        emit_summary(summary, as_json=args.json, out=out)
     return EXIT_OK
 
 
