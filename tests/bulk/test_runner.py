@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -189,3 +192,53 @@ async def test_a_file_saved_with_a_byte_order_mark_reads_whole(tmp_path: Path, s
             summary = await run_bulk_adjust(client, BulkPaths.beside(source))
         assert (summary.committed, summary.invalid, summary.exit_code) == (1, 0, 0)
         assert emu.store.quantity(product, variant) == 5_004
+
+
+class _StuckIncrements:
+    """A writer whose increments answer only once released; decrements commit at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def increment_inventory(self, entries: object) -> None:
+        await self.release.wait()
+
+    async def decrement_inventory(self, entries: object) -> None:
+        return None
+
+
+async def test_rows_netted_to_zero_are_journalled_together_or_not_at_all(tmp_path: Path) -> None:
+    """+2 and -2 netted to nothing: a crash must never leave one committed and the other unsent
+    (the rerun would apply the -2 alone)."""
+    v = "00000000-0000-0000-0000-000000000000"
+    source = tmp_path / "deltas.csv"
+    source.write_text(
+        "product_id,variant_id,delta\n"
+        f"p1,{v},2\n"  # line 2
+        f"p2,{v},1\n"  # line 3: its request never answers
+        f"p1,{v},-2\n"  # line 4: nets line 2 to zero
+        + "".join(f"p3,{v},-1\n" for _ in range(6))  # lines 5..10: decrements that commit
+    )
+    paths = BulkPaths.beside(source)
+    writer = _StuckIncrements()
+    run = asyncio.create_task(
+        run_bulk_adjust(writer, paths, max_outstanding=4, adjuster_options={"linger": 0.001})
+    )
+    try:
+        states: dict[int, str] = {}
+        for _ in range(200):  # what a kill -9 would leave: the journal's durable state
+            await asyncio.sleep(0.01)
+            if paths.journal.exists():
+                with contextlib.closing(sqlite3.connect(paths.journal)) as db:
+                    states = dict(db.execute("SELECT line, state FROM lines").fetchall())
+            if states.get(6) == "committed":
+                break
+        assert states.get(6) == "committed"
+        assert states.get(2) == states.get(4)
+    finally:
+        writer.release.set()
+        summary = await run
+    with contextlib.closing(sqlite3.connect(paths.journal)) as db:
+        lines = db.execute("SELECT line FROM lines WHERE state='committed'").fetchall()
+    assert sorted(line for (line,) in lines) == list(range(2, 11))  # once all settled: both
+    assert summary.exit_code == 0

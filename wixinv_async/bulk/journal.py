@@ -129,7 +129,13 @@ class Journal:
     def record_outcome(self, line: int, state: str, code: str | None, message: str | None) -> None:
         """Buffer a line's outcome; written in groups (losing them in a crash only makes the
         lines look in doubt, which is safe)."""
-        self._pending_outcomes.append((state, code, message, line))
+        self.record_outcomes([line], state, code, message)
+
+    def record_outcomes(
+        self, lines: Iterable[int], state: str, code: str | None, message: str | None
+    ) -> None:
+        """Buffer one outcome of several lines: they reach the file in the same transaction."""
+        self._pending_outcomes.extend((state, code, message, line) for line in lines)
         if len(self._pending_outcomes) >= self._outcome_buffer:
             self.flush()
 

@@ -199,6 +199,8 @@ class _Job:
         self.refused_whole: set[tuple[str | None, str | None]] = set()
         """(message, request id) of each error that refused a whole request."""
         self.fatal: ApiError | None = None
+        self.netted: dict[int, tuple[Ticket, list[int]]] = {}
+        """Rows of entries netted to zero, by ticket, until all of an entry's are settled."""
 
     async def on_send(self, batch: SentBatch) -> None:
         lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
@@ -289,13 +291,24 @@ class _Job:
         while self.outstanding and (everything or self.outstanding[0][1].done()):
             row, ticket = self.outstanding.popleft()
             assert ticket.outcome is not None
-            self._record(row, ticket.outcome)
+            self._record(row, ticket, ticket.outcome)
 
-    def _record(self, row: DeltaRow, outcome: Outcome) -> None:
+    def _record_netted(self, row: DeltaRow, ticket: Ticket) -> None:
+        """Journal the rows of an entry netted to zero all at once, when the last is settled:
+        were one journalled committed and another not, a rerun would send that one alone."""
+        _, lines = self.netted.setdefault(id(ticket), (ticket, []))
+        lines.append(row.line)
+        if len(lines) == ticket.count:
+            del self.netted[id(ticket)]
+            self.journal.record_outcomes(lines, "committed", NOOP.code, NOOP.message)
+
+    def _record(self, row: DeltaRow, ticket: Ticket, outcome: Outcome) -> None:
         status = outcome.status.name.lower()
         self.progress.outcomes[status] += 1
-        if outcome is NOOP or outcome.status is OutcomeStatus.CANCELLED:
-            # Never in a request, so on_batch did not journal it (every request's entries are).
+        # Never in a request, so on_batch did not journal these (every request's entries are).
+        if outcome is NOOP:
+            self._record_netted(row, ticket)
+        elif outcome.status is OutcomeStatus.CANCELLED:
             self.journal.record_outcome(row.line, status, outcome.code, outcome.message)
         if status == "rejected":
             reason = f"{outcome.code}: {outcome.message}"
