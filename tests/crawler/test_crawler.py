@@ -455,3 +455,15 @@ async def test_pages_of_one_segment_come_out_in_recorded_order() -> None:
     buffer.close()
     assert [(await waiting)[0].numeric_id, (await buffer.get() or [])[0].numeric_id] == ["1", "2"]
     assert await buffer.get() is None
+
+
+@pytest.mark.parametrize("old", [0, 1, 10])
+async def test_recent_cluster_after_sparse_old_items_costs_no_steal_storm(old: int) -> None:
+    """A few old items and 300 recent ones (numericIds are microsecond timestamps): the empty
+    segments between them must not set idle workers halving the range request after request."""
+    base, span = 1_500_000_000_000_000, 10**14
+    recent = range(base + span, base + span + 300_000, 1000)
+    fake = FakeInventory([*range(base, base + old), *recent])
+    crawl = crawl_inventory(fake, segments=8)
+    assert sorted(await _ids(crawl)) == fake.ids()
+    assert crawl.stats().requests <= 2 + 8 + 8, crawl.stats()

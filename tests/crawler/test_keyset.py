@@ -321,3 +321,15 @@ def test_any_split_and_steal_sequence_reads_every_item_exactly_once(
 
     in_order = [i for s in plan.ordered() for i in sim.yielded.get(s.key, [])]
     assert in_order == sim.ids
+
+
+@pytest.mark.parametrize("first_page", [[], [1]], ids=["empty", "one-item"])
+def test_a_finished_sparse_segment_makes_no_steal_worth_it(first_page: list[int]) -> None:
+    """A segment that read (nearly) nothing over its whole range counts as sparse, not dense:
+    an idle worker does not split an unread neighbour over a trillion ids."""
+    plan = KeysetPlan(1, 10**12, 2, min_steal_items=100)
+    low, high = plan.claim(), plan.claim()
+    assert low is not None and high is not None
+    _read(plan, low, first_page, limit=100)
+    assert low.state is SegmentState.DONE
+    assert plan.claim() is None and plan.steals == 0

@@ -120,6 +120,12 @@ class Segment:
     def is_open(self) -> bool:
         return self.end is None
 
+    def covered(self) -> int:
+        """numericIds known read: ``(start, after]``, or all of ``(start, end]`` once done."""
+        if self.state is SegmentState.DONE and self.end is not None:
+            return self.end - self.start
+        return self.after - self.start
+
     def left(self, top: int) -> int:
         """numericIds left to read; an open segment counts up to ``top``, the highest seen."""
         end = top if self.end is None else self.end
@@ -289,12 +295,15 @@ class KeysetPlan:
         return best
 
     def _mean_density(self) -> float:
-        """Items per numericId read so far across the crawl (used before a segment has its own)."""
-        read = sum(s.items for s in self.segments)
-        span = sum(s.after - s.start for s in self.segments)
-        if read == 0 or span <= 0:
+        """Items per numericId read so far across the crawl (used before a segment has its own).
+
+        A finished segment counts its whole range: one that read one item, or none, over a
+        trillion ids is sparse, not dense, and must not set idle workers halving its neighbours.
+        """
+        span = sum(s.covered() for s in self.segments)
+        if span <= 0:
             return math.inf
-        return read / span
+        return sum(s.items for s in self.segments) / span
 
 
 def _count_within(ids: Sequence[int], end: int | None) -> int:
