@@ -468,6 +468,7 @@ async def paginate_inventory(
         raise _offset_limit(f"max_items={wanted} asks for more than {MAX_OFFSET_ITEMS} items")
     _check_int("max_items", wanted, 0, MAX_OFFSET_ITEMS)
     offset = 0
+    total: object = None
     while offset < wanted:
         limit = min(page_size, wanted - offset)
         response = await client.query_inventory(
@@ -481,7 +482,8 @@ async def paginate_inventory(
         offset += len(response.inventory_items)
         if len(response.inventory_items) < limit:
             return
-    if max_items is None:  # 10,000 full pages' worth, the total unknown: there may be more
+    if max_items is None and not (isinstance(total, int) and total <= offset):
+        # 10,000 items read, the last page full, and the total unknown or above: there are more
         raise _offset_limit(f"{MAX_OFFSET_ITEMS} items read and the last page was full")
 
 

@@ -9,6 +9,7 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
+from msgspec import UNSET
 
 from wixinv_async.crawler import (
     crawl_inventory,
@@ -396,6 +397,36 @@ async def test_paginate_refuses_more_than_ten_thousand_items() -> None:
     with pytest.raises(OffsetLimitError, match="crawl_inventory"):
         await anext(items)
     assert len(fake.calls) == 1
+
+
+async def test_paginate_reads_exactly_ten_thousand_items_without_error() -> None:
+    """A set of exactly 10,000 items, its total reported, is served whole with no error."""
+    fake = FakeInventory(range(1, 10_001))
+    got = [int(str(item.numeric_id)) async for item in paginate_inventory(fake)]
+    assert got == list(range(1, 10_001))
+    assert fake.calls[-1]["offset"] + fake.calls[-1]["limit"] == 10_000
+
+
+async def test_paginate_without_a_total_stops_at_ten_thousand_items() -> None:
+    """No total reported and the 10,000th item ends a full page: there may be more, so it fails."""
+    fake = FakeInventory(range(1, 10_001))
+    untotalled = fake.query_inventory
+
+    async def query_inventory(**query: Any) -> QueryInventoryResponse:
+        response = await untotalled(**query)
+        response.total_results = UNSET
+        return response
+
+    fake.query_inventory = query_inventory  # type: ignore[method-assign]
+    got: list[InventoryItem] = []
+
+    async def read() -> None:
+        got.extend([item async for item in paginate_inventory(fake)])
+
+    with pytest.raises(OffsetLimitError, match="crawl_inventory"):
+        await read()
+    assert not got  # the comprehension never finished; the items were yielded, then it failed
+    assert fake.calls[-1]["offset"] == 9_900
 
 
 async def test_paginate_with_max_items_stops_early_on_a_big_set() -> None:
