@@ -253,10 +253,9 @@ class _Crawler:
 
     async def _query(
         self, filter: Mapping[str, Any] | None, sort: Sequence[Mapping[str, str]], limit: int
-    ) -> list[InventoryItem]:
+    ) -> QueryInventoryResponse:
         self._requests += 1
-        response = await self._client.query_inventory(filter=filter, sort=sort, limit=limit)
-        return response.inventory_items
+        return await self._client.query_inventory(filter=filter, sort=sort, limit=limit)
 
     async def _bounds(self) -> tuple[int, int] | None:
         """The lowest and highest numericId matching the filter, by two concurrent queries."""
@@ -266,9 +265,10 @@ class _Crawler:
                 last = group.create_task(self._query(self._filter, _DESCENDING, 1))
         except ExceptionGroup as errors:
             raise _first_leaf(errors) from None
-        if not first.result() or not last.result():
+        lowest, highest = first.result().inventory_items, last.result().inventory_items
+        if not lowest or not highest:
             return None
-        lo, hi = _numeric_id(first.result()[0]), _numeric_id(last.result()[0])
+        lo, hi = _numeric_id(lowest[0]), _numeric_id(highest[0])
         return lo, max(lo, hi)
 
     async def _run(self, plan: KeysetPlan) -> None:
@@ -303,8 +303,14 @@ class _Crawler:
             if window is None:
                 break
             where = compose_filter(self._filter, window.after, window.end)
-            items = await self._query(where, _ASCENDING, self._page_size)
-            outcome = plan.record_page(segment, [_numeric_id(i) for i in items], self._page_size)
+            response = await self._query(where, _ASCENDING, self._page_size)
+            items, total = response.inventory_items, response.total_results
+            outcome = plan.record_page(
+                segment,
+                [_numeric_id(i) for i in items],
+                self._page_size,
+                window_total=total if isinstance(total, int) else None,
+            )
             self._signal.pulse()
             if outcome.keep:
                 place = self._buffer.ticket(segment)

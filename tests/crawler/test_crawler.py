@@ -498,3 +498,20 @@ async def test_recent_cluster_after_sparse_old_items_costs_no_steal_storm(old: i
     crawl = crawl_inventory(fake, segments=8)
     assert sorted(await _ids(crawl)) == fake.ids()
     assert crawl.stats().requests <= 2 + 8 + 8, crawl.stats()
+
+
+class _CappedPages(FakeInventory):
+    """A server whose pages stop at 7 items whatever the limit, totalResults still exact."""
+
+    async def query_inventory(self, **query: Any) -> QueryInventoryResponse:
+        response = await super().query_inventory(**query)
+        response.inventory_items = response.inventory_items[:7]
+        return response
+
+
+@pytest.mark.parametrize("segments", [1, 4])
+async def test_short_page_that_is_not_the_last_loses_nothing(segments: int) -> None:
+    """A page shorter than page_size while totalResults says more match reads on, not stops."""
+    fake = _CappedPages(range(1, 301))
+    ids = await _ids(crawl_inventory(fake, segments=segments, page_size=10))
+    assert sorted(ids) == fake.ids() and len(ids) == len(set(ids))

@@ -333,3 +333,15 @@ def test_a_finished_sparse_segment_makes_no_steal_worth_it(first_page: list[int]
     _read(plan, low, first_page, limit=100)
     assert low.state is SegmentState.DONE
     assert plan.claim() is None and plan.steals == 0
+
+
+def test_short_page_whose_window_holds_more_is_not_the_end() -> None:
+    """A page shorter than the limit, when the server reports more in the window, reads on."""
+    plan = KeysetPlan(1, 1000, 2)
+    low = plan.claim()
+    assert low is not None and plan.begin_read(low) is not None
+    outcome = plan.record_page(low, [1, 2], 3, window_total=5)
+    assert (outcome.keep, outcome.more) == (2, True) and low.state is SegmentState.ACTIVE
+    assert plan.begin_read(low) == ReadWindow(2, low.end)
+    assert plan.record_page(low, [], 3, window_total=3).more is False  # a wrong total: one read
+    assert low.state is SegmentState.DONE

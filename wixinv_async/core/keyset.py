@@ -215,19 +215,30 @@ class KeysetPlan:
         segment.issued_alone = self._unfinished == 1
         return ReadWindow(segment.after, segment.end)
 
-    def record_page(self, segment: Segment, ids: Sequence[int], limit: int) -> PageOutcome:
+    def record_page(
+        self,
+        segment: Segment,
+        ids: Sequence[int],
+        limit: int,
+        *,
+        window_total: int | None = None,
+    ) -> PageOutcome:
         """Account for a page of ``ids`` (ascending) answering ``begin_read(segment)``.
 
         Keeps the prefix within the segment's *current* end (a steal may have lowered it
         while the query was in flight; the rest belongs to the thief). The segment is
-        exhausted when the page was short or reached past its end.
+        exhausted when the page reached past its end, or was short, unless
+        ``window_total`` (the server's ``totalResults`` for the window, when it sent one)
+        says the window holds more than the page: Wix documents "read until a page comes
+        back empty", so a short page alone is not proof of the end.
         """
         self._check_active(segment)
         _check_page(segment, ids)
         keep = _count_within(ids, segment.end)
         if keep:
             self._advance(segment, ids[:keep], full=keep >= limit)
-        if keep < len(ids) or len(ids) < limit:
+        holds_more = bool(ids) and window_total is not None and window_total > len(ids)
+        if keep < len(ids) or (len(ids) < limit and not holds_more):
             self._exhausted(segment)
             return PageOutcome(keep, more=False)
         return PageOutcome(keep, more=True)
