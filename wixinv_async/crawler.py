@@ -517,9 +517,9 @@ def _check_filter(value: object) -> Mapping[str, Any] | None:
 
 def _numeric_id(item: InventoryItem) -> int:
     value = item.numeric_id
-    if not isinstance(value, str) or not value.isdigit():
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()):
         raise TransportError(
             f"malformed Query Inventory item {item.id!r}: numericId={value!r} is not a "
-            "string of digits"
+            "string of ASCII digits"
         )
     return int(value)

@@ -344,15 +344,17 @@ async def test_error_in_a_bound_query_is_raised_as_is() -> None:
         await _ids(crawl_inventory(FakeInventory(range(5), hook=fail)))
 
 
-async def test_item_without_a_numeric_id_is_a_malformed_response() -> None:
-    """An item the crawler cannot place fails the crawl with a TransportError naming it."""
+@pytest.mark.parametrize("bad", ["12a", "1\u00b2", "1\u0663", "-12", ""])
+async def test_item_without_a_numeric_id_is_a_malformed_response(bad: str) -> None:
+    """An item the crawler cannot place (not ASCII digits) fails the crawl with a
+    TransportError naming it."""
 
     class Corrupting(FakeInventory):
         async def query_inventory(self, **kwargs: Any) -> QueryInventoryResponse:
             response = await super().query_inventory(**kwargs)
             for i, item in enumerate(response.inventory_items):
                 if item.numeric_id == "12":
-                    response.inventory_items[i] = InventoryItem(id="broken", numeric_id="12a")
+                    response.inventory_items[i] = InventoryItem(id="broken", numeric_id=bad)
             return response
 
     with pytest.raises(TransportError, match="broken"):
