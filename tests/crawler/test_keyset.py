@@ -223,6 +223,7 @@ def test_core_imports_nothing_async_or_random() -> None:
 class _Worker:
     segment: Segment | None = None
     pending: list[int] | None = None
+    total: int | None = None
 
 
 @dataclass
@@ -231,12 +232,15 @@ class _Sim:
     ids: list[int]
     limit: int
     workers: list[_Worker]
+    cap: int | None = None
+    """A server that cuts every page to ``cap`` items, sending exact totals."""
     yielded: dict[int, list[int]] = field(default_factory=dict)
 
-    def query(self, window: ReadWindow) -> list[int]:
+    def query(self, window: ReadWindow) -> tuple[list[int], int]:
         start = bisect.bisect_right(self.ids, window.after)
         stop = len(self.ids) if window.end is None else bisect.bisect_right(self.ids, window.end)
-        return self.ids[start : min(stop, start + self.limit)]
+        size = self.limit if self.cap is None else min(self.cap, self.limit)
+        return self.ids[start : min(stop, start + size)], stop - start
 
     def step(self, worker: _Worker) -> None:
         if worker.segment is None:
@@ -246,9 +250,11 @@ class _Sim:
             if window is None:
                 worker.segment = None
             else:
-                worker.pending = self.query(window)
+                worker.pending, worker.total = self.query(window)
         else:
-            outcome = self.plan.record_page(worker.segment, worker.pending, self.limit)
+            outcome = self.plan.record_page(
+                worker.segment, worker.pending, self.limit, window_total=worker.total
+            )
             self.yielded.setdefault(worker.segment.key, []).extend(worker.pending[: outcome.keep])
             worker.pending = None
             if not outcome.more:
@@ -286,6 +292,7 @@ class _Sim:
     workers=st.integers(1, 9),
     limit=st.integers(1, 12),
     min_steal=st.integers(0, 20),
+    cap=st.none() | st.integers(1, 12),
     schedule=st.lists(
         st.tuples(st.integers(0, 8), st.none() | st.just("top") | st.integers(1, 6_000)),
         max_size=400,
@@ -297,12 +304,14 @@ def test_any_split_and_steal_sequence_reads_every_item_exactly_once(
     workers: int,
     limit: int,
     min_steal: int,
+    cap: int | None,
     schedule: list[tuple[int, str | int | None]],
 ) -> None:
-    """However workers interleave, steal and see inserts, each item is read exactly once."""
+    """However workers interleave, steal and see inserts, and however short the server cuts
+    its pages, each item is read exactly once."""
     ids.sort()
     plan = KeysetPlan(ids[0], ids[-1], parts, min_steal_items=min_steal)
-    sim = _Sim(plan, list(ids), limit, [_Worker() for _ in range(workers)])
+    sim = _Sim(plan, list(ids), limit, [_Worker() for _ in range(workers)], cap)
     for choice, insert in schedule:
         sim.step(sim.workers[choice % workers])
         _tiles(plan)
