@@ -517,3 +517,15 @@ async def test_short_page_that_is_not_the_last_loses_nothing(segments: int) -> N
     fake = _CappedPages(range(1, 301))
     ids = await _ids(crawl_inventory(fake, segments=segments, page_size=10))
     assert sorted(ids) == fake.ids() and len(ids) == len(set(ids))
+
+
+async def test_recent_cluster_at_the_top_of_a_wide_segment_is_shared() -> None:
+    """A big recent import above a few old items, all in the top segment's last sliver: the
+    empty ids before the cluster don't hide its density, so idle workers take halves of it."""
+    base, span = 1_500_000_000_000_000, 10**14
+    fake = FakeInventory(
+        [*range(base, base + 3), *range(base + span, base + span + 3_000_000, 1000)]
+    )
+    crawl = crawl_inventory(fake, segments=8)
+    assert sorted(await _ids(crawl)) == fake.ids()
+    assert crawl.stats().steals >= 4 and crawl.stats().requests <= 2 + 30 + 8 + 16, crawl.stats()
