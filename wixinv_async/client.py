@@ -255,10 +255,12 @@ class InventoryClient:
         offset: int = 0,
     ) -> QueryInventoryResponse:
         """One page of inventory items. ``filter`` and ``sort`` are given as dicts/lists and
-        sent as the JSON strings the API wants. Offsets past 10,000 raise OffsetLimitError:
-        crawl by numericId instead."""
+        sent as the JSON strings the API wants. A page reaching past the first 10,000 items
+        (``offset + limit > 10000``) raises OffsetLimitError: crawl by numericId instead."""
         query = Query(
-            paging=Paging(limit=validation.check_page_limit(limit), offset=_check_offset(offset)),
+            paging=Paging(
+                limit=validation.check_page_limit(limit), offset=_check_offset(offset, limit)
+            ),
             filter=_json_text("query.filter", filter, Mapping),
             sort=_json_text("query.sort", sort, Sequence),
         )
@@ -607,13 +609,14 @@ def _as_list(entries: Sequence[_T]) -> list[_T]:
     return entries if type(entries) is list else list(entries)
 
 
-def _check_offset(offset: object) -> int:
+def _check_offset(offset: object, limit: int) -> int:
+    """An offset whose page ends within the first 10,000 items (``limit`` checked already)."""
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidInputError("paging.offset", offset, "must be an int >= 0")
-    if offset >= MAX_OFFSET_ITEMS:
+    if offset + limit > MAX_OFFSET_ITEMS:
         raise OffsetLimitError(
-            f"paging.offset={offset}: Wix serves at most {MAX_OFFSET_ITEMS} items by offset; "
-            "crawl by numericId (crawl_inventory) instead"
+            f"paging.offset={offset} with limit={limit} reaches past the {MAX_OFFSET_ITEMS} "
+            "items Wix serves by offset; crawl by numericId (crawl_inventory) instead"
         )
     return offset
 

@@ -183,10 +183,17 @@ async def test_validate_false_still_checks_the_batch_size(size: int) -> None:
         await run(lambda c: c.increment_inventory([inc()] * size, validate=False))
 
 
-async def test_offsets_past_10000_point_to_the_crawler() -> None:
-    """Offset paging past Wix's 10,000 items raises OffsetLimitError before sending."""
+@pytest.mark.parametrize(("offset", "limit"), [(10_000, 1), (9_950, 100), (9_999, 2)])
+async def test_offsets_past_10000_point_to_the_crawler(offset: int, limit: int) -> None:
+    """A page reaching past Wix's 10,000 items raises OffsetLimitError before sending."""
     with pytest.raises(OffsetLimitError, match="crawl"):
-        await run(lambda c: c.query_inventory(offset=10_000))
+        await run(lambda c: c.query_inventory(offset=offset, limit=limit))
+
+
+async def test_the_last_page_within_10000_is_sent() -> None:
+    """offset + limit = 10,000 is the last page offset paging may ask for."""
+    transport = await run(lambda c: c.query_inventory(offset=9_900, limit=100))
+    assert len(transport.requests) == 1
 
 
 async def test_a_full_batch_of_300_is_accepted() -> None:

@@ -163,6 +163,8 @@ async def test_sort_desc_with_residual_filter(api: Any) -> None:
         ({"filter": '{"price": 1}'}, "query.filter"),
         ({"filter": '{"numericId": {"$gt": "abc"}}'}, "query.filter"),
         ({"filter": '{"lastUpdated": {"$gt": "yesterday"}}'}, "query.filter"),
+        ({"filter": '{"numericId": {"$gt": "1\u00b2"}}'}, "query.filter"),  # superscript 2
+        ({"filter": '{"numericId": {"$gt": "\u0663"}}'}, "query.filter"),  # Arabic-Indic 3
         ({"filter": '{"trackQuantity": {"$gt": true}}'}, "query.filter"),
         ({"filter": '{"productId": {"$in": "p"}}'}, "query.filter"),
         ({"filter": "[1]"}, "query.filter"),

@@ -224,7 +224,7 @@ def _value(field: str, op: str, raw: Any) -> Any:
     if field == "numericId":
         if isinstance(raw, bool) or not isinstance(raw, int | str):
             raise bad
-        if isinstance(raw, str) and not raw.isdigit():
+        if isinstance(raw, str) and not (raw.isascii() and raw.isdigit()):
             raise bad
         return int(raw)
     if field == "lastUpdated":
