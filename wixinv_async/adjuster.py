@@ -730,7 +730,9 @@ class InventoryAdjuster:
                         SentBatch(batch_id, run.kind, sent, run.reason, parent, attempt)
                     )
                 except Exception as exc:
-                    failed = outcome_for(OutcomeStatus.REJECTED, exc, "ON_SEND_FAILED")
+                    failed = outcome_for(
+                        OutcomeStatus.REJECTED, exc, "ON_SEND_FAILED", retriable=True
+                    )
                     self._settle(run, entries, failed)
                     return failed
             error = await self._call(run, entries, bisecting=parent is not None)

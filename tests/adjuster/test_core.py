@@ -20,6 +20,7 @@ from wixinv_async.core.batching import (
     hint_index,
     is_refusal,
     minimum_requests,
+    outcome_for,
     plan,
     plan_keys,
     select,
@@ -325,6 +326,27 @@ def test_verdict_retries_only_what_provably_was_not_applied(
         assert isinstance(got, Outcome) and got.status is expected
     else:
         assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "attempt"),
+    [
+        (AuthenticationError(401, "no", code="UNAUTHENTICATED"), 1),
+        (ConnectError("refused"), NOT_APPLIED_ROUNDS + 1),
+        (RateLimitedError(429, "slow", retry_after=1.0), NOT_APPLIED_ROUNDS + 1),
+        (ConfigurationError("the InventoryClient is closed"), 1),
+    ],
+)
+def test_whole_request_rejections_are_retriable(error: Exception, attempt: int) -> None:
+    """A request refused whole, or never sent, says nothing of its deltas: retriable."""
+    got = verdict(error, attempt, retry_ambiguous=False, rng=random.Random(1))
+    assert isinstance(got, Outcome) and got.status is OutcomeStatus.REJECTED and got.retriable
+
+
+def test_an_entry_refused_by_the_server_is_not_retriable() -> None:
+    """The server's word on the entry itself (428, 404, 400) is final: not retriable."""
+    error = PreconditionFailedError(428, "low", code="INSUFFICIENT_INVENTORY")
+    assert not outcome_for(OutcomeStatus.REJECTED, error, "REFUSED").retriable
 
 
 def test_only_entry_caused_refusals_are_bisected() -> None:

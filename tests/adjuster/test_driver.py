@@ -156,7 +156,8 @@ async def test_insufficient_stock_rejects_only_that_decrement(
         ok = [adj.submit_nowait("p1", variants[i], -1) for i in range(7)]
         too_much = adj.submit_nowait("p2", variants[3], -5000)
         await adj.flush()
-    assert (await too_much).code == "INSUFFICIENT_INVENTORY"
+    refused = await too_much
+    assert (refused.code, refused.retriable) == ("INSUFFICIENT_INVENTORY", False)
     assert {(await t).status for t in ok} == {C}
     assert fake.quantities[("p2", variants[3])] == 1000
 
@@ -236,6 +237,7 @@ async def test_an_auth_failure_rejects_the_whole_batch_without_bisecting(
         tickets = [adj.submit_nowait("p0", variants[i], -1) for i in range(5)]
         await adj.flush()
     assert {(await t).code for t in tickets} == {"UNAUTHENTICATED"} and len(fake.calls) == 1
+    assert all([(await t).retriable for t in tickets])  # no fault of the deltas: may resubmit
 
 
 async def test_backpressure_counts_keys_not_deltas(fake: Any, variants: list[str]) -> None:
@@ -507,7 +509,7 @@ async def test_a_closed_client_rejects_the_batch_as_never_sent(variants: list[st
     await client.aclose()
     async with InventoryAdjuster(client, linger=0.001) as adj:
         outcome = await adj.adjust("p0", variants[0], -1)
-    assert (outcome.status, outcome.code) == (R, "NOT_SENT")
+    assert (outcome.status, outcome.code, outcome.retriable) == (R, "NOT_SENT", True)
     assert adj.in_doubt() == [] and adj.stats().rejected == 1
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..adjuster import BatchReport, InventoryAdjuster, InventoryWriter, SentBatch, Ticket
-from ..core.batching import is_refusal
 from ..core.coalesce import NOOP, Outcome, OutcomeStatus
 from ..errors import ApiError, AuthenticationError, ConfigurationError, PermissionDeniedError
 from ..models import DecrementData, IncrementData
@@ -196,8 +195,6 @@ class _Job:
         self.outstanding: deque[tuple[DeltaRow, Ticket]] = deque()
         self.reports: _Reports
         self.adjuster: InventoryAdjuster
-        self.refused_whole: set[tuple[str | None, str | None]] = set()
-        """(message, request id) of each error that refused a whole request."""
         self.fatal: ApiError | None = None
         self.netted: dict[int, tuple[Ticket, list[int]]] = {}
         """Rows of entries netted to zero, by ticket, until all of an entry's are settled."""
@@ -214,23 +211,18 @@ class _Job:
             if isinstance(tag, int)
         )
 
-    def _state(self, outcome: Outcome) -> str:
-        """The journal state of an outcome: a REJECTED that says nothing of the row (the request
-        was refused whole: 401, 403, 409, 429 or 503 to the last attempt, no connection, the
-        journal failed) was never applied, so a rerun sends the row again."""
-        if outcome.status is OutcomeStatus.REJECTED and (
-            outcome.code in _NOT_APPLIED_CODES
-            or (outcome.message, outcome.request_id) in self.refused_whole
-        ):
+    @staticmethod
+    def _state(outcome: Outcome) -> str:
+        """The journal state of an outcome: a REJECTED that says nothing of the row (retriable:
+        the request was refused whole, 401, 403, 409, 429 or 503 to the last attempt, no
+        connection, the journal failed) was never applied, so a rerun sends the row again."""
+        if outcome.status is OutcomeStatus.REJECTED and outcome.retriable:
             return NOT_APPLIED
         return outcome.status.name.lower()
 
     def saw(self, error: ApiError) -> None:
-        """Note an error the client raised: one that refuses a whole request, whatever it
-        carries, is remembered; a 401 or 403 stops the run."""
-        if is_refusal(error):
-            return
-        self.refused_whole.add((error.message, error.request_id))
+        """Note an error the client raised: a 401 or 403 stops the run (every later request
+        would be refused too)."""
         if self.fatal is None and isinstance(error, AuthenticationError | PermissionDeniedError):
             self.fatal = error
 
@@ -341,9 +333,6 @@ class _Job:
             journal_counts=self.journal.counts(),
             paths=self.paths,
         )
-
-
-_NOT_APPLIED_CODES = frozenset({"GAVE_UP_NOT_APPLIED", "ON_SEND_FAILED"})
 
 
 class _WatchedWriter:

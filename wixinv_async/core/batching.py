@@ -438,11 +438,14 @@ def is_refusal(error: BaseException) -> bool:
     return isinstance(error, _REFUSALS)
 
 
-def outcome_for(status: OutcomeStatus, error: BaseException, default_code: str) -> Outcome:
+def outcome_for(
+    status: OutcomeStatus, error: BaseException, default_code: str, *, retriable: bool = False
+) -> Outcome:
     """An outcome carrying the error's Wix code, message and request id."""
     if isinstance(error, ApiError):
-        return Outcome(status, error.code or default_code, error.message, error.request_id)
-    return Outcome(status, default_code, str(error))
+        code = error.code or default_code
+        return Outcome(status, code, error.message, error.request_id, retriable)
+    return Outcome(status, default_code, str(error), retriable=retriable)
 
 
 def provably_not_applied(error: BaseException) -> bool:
@@ -464,19 +467,19 @@ def verdict(
     failure                                         verdict
     ==============================================  ===============================
     429, 503, connect error, connect timeout        resend after ``Retry-After`` or
-                                                    backoff; REJECTED after
-                                                    ``NOT_APPLIED_ROUNDS``
+                                                    backoff; REJECTED (retriable)
+                                                    after ``NOT_APPLIED_ROUNDS``
     outcome unknown (timeout, reset, other 5xx)     IN_DOUBT, or resend at once with
                                                     ``retry_ambiguous`` (at most
                                                     ``AMBIGUOUS_ROUNDS`` times)
-    other API error (401, 403, 409, ...)            REJECTED: refused whole
-    the client refused to send (closed client)      REJECTED: ``NOT_SENT``
+    other API error (401, 403, 409, ...)            REJECTED (retriable): refused whole
+    the client refused to send (closed client)      REJECTED (retriable): ``NOT_SENT``
     anything else (a bug, an unknown error)         IN_DOUBT: it may have been sent
     ==============================================  ===============================
     """
     if provably_not_applied(error):
         if attempt > NOT_APPLIED_ROUNDS:
-            return outcome_for(OutcomeStatus.REJECTED, error, "GAVE_UP_NOT_APPLIED")
+            return outcome_for(OutcomeStatus.REJECTED, error, "GAVE_UP_NOT_APPLIED", retriable=True)
         retry_after = getattr(error, "retry_after", None)
         if isinstance(retry_after, int | float):
             return float(retry_after)
@@ -486,9 +489,9 @@ def verdict(
             return 0.0
         return outcome_for(OutcomeStatus.IN_DOUBT, error, "OUTCOME_UNKNOWN")
     if isinstance(error, ApiError):
-        return outcome_for(OutcomeStatus.REJECTED, error, "REFUSED")
+        return outcome_for(OutcomeStatus.REJECTED, error, "REFUSED", retriable=True)
     if isinstance(error, ConfigurationError):  # raised before sending: a closed client
-        return outcome_for(OutcomeStatus.REJECTED, error, "NOT_SENT")
+        return outcome_for(OutcomeStatus.REJECTED, error, "NOT_SENT", retriable=True)
     return outcome_for(OutcomeStatus.IN_DOUBT, error, type(error).__name__)
 
 

@@ -91,6 +91,12 @@ class Outcome:
     message: str | None = None
     request_id: str | None = None
     """``x-wix-request-id`` of the request that decided it, when there was one."""
+    retriable: bool = False
+    """For REJECTED: the request was refused for no fault of this delta (credentials refused,
+    429 or 503 to the last attempt, a closed client, ``on_send`` failed). Nothing was applied,
+    and the same delta may succeed once the cause is fixed. ``False``: the server (or the
+    client's validation) refused this delta itself (``NOT_FOUND``, ``INSUFFICIENT_INVENTORY``,
+    a field violation...)."""
 
 
 NOOP: Final = Outcome(OutcomeStatus.COMMITTED, code="NETTED_TO_ZERO")
