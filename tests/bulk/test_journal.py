@@ -116,3 +116,17 @@ def test_fingerprint_sees_an_edit_anywhere_in_the_file(tmp_path: Path, rows: int
     at = body.index("-2", len(body) // 2 if rows > 50_000 else len(body) - 10)
     data.write_text(body[:at] + "-3" + body[at + 2 :])
     assert input_fingerprint(data) != before
+
+
+def test_reading_states_back_does_not_hold_the_wal_open(tmp_path: Path) -> None:
+    """While a run walks the states, its writes can still be checkpointed, so the WAL stays small."""
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint="f")) as journal:
+        journal.record_outcomes(range(1, 26), "cancelled", None, None)
+        journal.flush()
+        seen = []
+        for state in journal.states(chunk=10):
+            seen.append(state.line)
+            journal.record_sent(journal.next_batch_id(), "increment", [state.line])
+            busy, _, _ = journal._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert busy == 0, f"a reader blocks the checkpoint at line {state.line}"
+        assert seen == list(range(1, 26))

@@ -164,18 +164,25 @@ class Journal:
                 outcomes,
             )
 
-    def states(self) -> Iterator[LineState]:
-        """Every journalled line as it stood when iteration began, in line order (for a merge
-        with the input stream). It reads through its own connection: WAL gives it a snapshot
-        that the writes of the running job do not disturb."""
+    def states(self, *, chunk: int = 10_000) -> Iterator[LineState]:
+        """Every journalled line, in line order (for a merge with the input stream).
+
+        Read ``chunk`` lines at a time, each chunk in its own short read: a read left open for
+        the whole run would keep SQLite from checkpointing, and the WAL would grow with every
+        write of the run. Each chunk starts past the last line read, which is at least every
+        line the caller has already submitted, so the run's own writes are never read back."""
         self.flush()
-        reader = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro", uri=True)
-        try:
-            cursor = reader.execute("SELECT line, state, code, message FROM lines ORDER BY line")
-            for line, state, code, message in cursor:
-                yield LineState(line, state, code, message)
-        finally:
-            reader.close()
+        after = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT line, state, code, message FROM lines WHERE line > ? ORDER BY line LIMIT ?",
+                (after, chunk),
+            ).fetchall()
+            for row in rows:
+                yield LineState(*row)
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0]
 
     def in_doubt(self) -> list[LineState]:
         """Lines that may or may not have been applied."""
