@@ -242,3 +242,30 @@ async def test_rows_netted_to_zero_are_journalled_together_or_not_at_all(tmp_pat
         lines = db.execute("SELECT line FROM lines WHERE state='committed'").fetchall()
     assert sorted(line for (line,) in lines) == list(range(2, 11))  # once all settled: both
     assert summary.exit_code == 0
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+async def test_a_row_that_is_not_utf8_is_rejected_and_the_rest_applied(
+    tmp_path: Path, suffix: str
+) -> None:
+    """A Latin-1 byte deep in the file: that row goes to the rejects file, no crash, rest sent."""
+    async with Emulator(products=10, variants_per_product=1, seed=7) as emu:
+        (product, variant), *_ = _tracked_keys(emu)
+        source = tmp_path / f"deltas{suffix}"
+        if suffix == ".csv":
+            head, row, bad = "product_id,variant_id,delta\n", f"{product},{variant},1\n", "caf\xe9"
+            body = head + row * 500 + f"{bad},{variant},1\n" + row * 10
+        else:
+            row = f'{{"product_id":"{product}","variant_id":"{variant}","delta":1}}\n'
+            body = row * 500 + f'{{"product_id":"caf\xe9","variant_id":"{variant}","delta":1}}\n'
+            body += row * 10
+        source.write_bytes(body.encode("latin-1"))
+        paths = BulkPaths.beside(source)
+        async with _client(emu) as client:
+            summary = await run_bulk_adjust(client, paths)
+        assert (summary.committed, summary.invalid, summary.exit_code) == (510, 1, 1)
+        assert emu.store.quantity(product, variant) == 5_510
+        line, column = (502, 4) if suffix == ".csv" else (501, 19)
+        rejects = paths.rejects.read_text(encoding="utf-8")
+        assert f"\n{line},not UTF-8 text: byte 0xE9 at column {column};" in rejects
+        assert "caf\\xe9" in rejects

@@ -3,13 +3,15 @@
 Columns (CSV header or JSON keys): ``product_id`` or ``inventory_id``, ``variant_id``, ``delta``
 and optionally ``preorder``. Rows are read one at a time, so memory stays constant however long
 the file is. A row that cannot be used becomes a :class:`RejectedRow` with its line number and
-the reason, and reading goes on.
+the reason, and reading goes on. Open the file with ``errors="surrogateescape"``: a row holding
+bytes that are not UTF-8 is then rejected like any other bad row instead of ending the read.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,8 @@ RowFormat = Literal["csv", "jsonl"]
 
 _TRUE = frozenset({"1", "true", "yes", "y", "t"})
 _FALSE = frozenset({"", "0", "false", "no", "n", "f"})
+_UNDECODED = re.compile("[\udc80-\udcff]")
+"""What ``surrogateescape`` makes of a byte that is not UTF-8."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,9 @@ def _read_csv(stream: TextIO) -> Iterator[DeltaRow | RejectedRow]:
         raise InvalidInputError("header", reader.fieldnames, f"missing column(s): {missing}")
     for record in reader:
         line = reader.line_num
+        if (undecoded := _not_utf8(line, _raw_csv(record))) is not None:
+            yield undecoded
+            continue
         if None in record:  # more cells than header columns
             yield RejectedRow(line, "more cells than the header has columns", _raw_csv(record))
             continue
@@ -79,6 +86,9 @@ def _read_jsonl(stream: TextIO) -> Iterator[DeltaRow | RejectedRow]:
         if not text.strip():
             continue
         raw = text.rstrip("\r\n")
+        if (undecoded := _not_utf8(line, raw)) is not None:
+            yield undecoded
+            continue
         try:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -88,6 +98,17 @@ def _read_jsonl(stream: TextIO) -> Iterator[DeltaRow | RejectedRow]:
             yield RejectedRow(line, "a row must be a JSON object", raw)
             continue
         yield _parse(line, record, raw)
+
+
+def _not_utf8(line: int, raw: str) -> RejectedRow | None:
+    """The rejection of a row holding bytes that are not UTF-8 (decoded as surrogate escapes)."""
+    found = _UNDECODED.search(raw)
+    if found is None:
+        return None
+    shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    byte, column = ord(found.group()) - 0xDC00, found.start() + 1
+    reason = f"not UTF-8 text: byte 0x{byte:02X} at column {column}; save the file as UTF-8"
+    return RejectedRow(line, reason, shown)
 
 
 def _missing_columns(columns: Sequence[str]) -> str:

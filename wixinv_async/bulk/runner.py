@@ -238,7 +238,8 @@ class _Job:
         self, on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None, every: int
     ) -> None:
         states = _StateCursor(self.journal.states())
-        with self.paths.source.open(encoding="utf-8-sig", newline="") as stream:
+        source = self.paths.source
+        with source.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
             for row in read_rows(stream, detect_format(self.paths.source)):
                 self.progress.rows += 1
                 if isinstance(row, RejectedRow):
