@@ -269,3 +269,19 @@ async def test_a_row_that_is_not_utf8_is_rejected_and_the_rest_applied(
         rejects = paths.rejects.read_text(encoding="utf-8")
         assert f"\n{line},not UTF-8 text: byte 0xE9 at column {column};" in rejects
         assert "caf\\xe9" in rejects
+
+
+async def test_a_json_row_escaping_a_lone_surrogate_is_rejected(tmp_path: Path) -> None:
+    """ "\\ud800" is valid JSON but no text: that row is rejected, its batch-mates still applied."""
+    async with Emulator(products=10, variants_per_product=1, seed=7) as emu:
+        (product, variant), *_ = _tracked_keys(emu)
+        source = tmp_path / "deltas.jsonl"
+        row = f'{{"product_id":"{product}","variant_id":"{variant}","delta":1}}\n'
+        bad = f'{{"product_id":"p\\ud800","variant_id":"{variant}","delta":1}}\n'
+        source.write_text(row + bad + row)
+        paths = BulkPaths.beside(source)
+        async with _client(emu) as client:
+            summary = await run_bulk_adjust(client, paths)
+        assert (summary.committed, summary.invalid, summary.exit_code) == (2, 1, 1)
+        assert emu.store.quantity(product, variant) == 5_002
+        assert "\n2,product_id" in paths.rejects.read_text(encoding="utf-8")

@@ -29,6 +29,7 @@ _TRUE = frozenset({"1", "true", "yes", "y", "t"})
 _FALSE = frozenset({"", "0", "false", "no", "n", "f"})
 _UNDECODED = re.compile("[\udc80-\udcff]")
 """What ``surrogateescape`` makes of a byte that is not UTF-8."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,9 @@ def _text(value: Any) -> Any:
 def _entity_ids(record: Mapping[str | None, Any]) -> tuple[str | None, str | None]:
     product_id = _text(record.get("product_id")) or None
     inventory_id = _text(record.get("inventory_id")) or None
+    for field, value in (("product_id", product_id), ("inventory_id", inventory_id)):
+        if isinstance(value, str) and _SURROGATE.search(value):  # "\ud800" in JSON: no text
+            raise InvalidInputError(field, value, "must be valid Unicode text")
     if (product_id is None) == (inventory_id is None):
         raise InvalidInputError(
             "product_id", product_id, "give exactly one of product_id and inventory_id"
