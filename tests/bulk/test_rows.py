@@ -89,3 +89,12 @@ def test_a_delta_of_non_ascii_digits_is_a_rejected_row(delta: str) -> None:
     assert isinstance(rows[0], RejectedRow)
     assert f"delta={delta!r}" in rows[0].reason
     assert rows[1] == DeltaRow(3, "p2", None, V, 3, False)
+
+
+@pytest.mark.parametrize(
+    "header", ["product_id, variant_id, delta", " product_id ,variant_id\t,delta ,preorder"]
+)
+def test_csv_header_names_are_trimmed(header: str) -> None:
+    """A header written with spaces after the commas ("product_id, delta") reads."""
+    text = f"{header}\np1,{V},-2\n"
+    assert list(read_rows(io.StringIO(text), "csv")) == [DeltaRow(2, "p1", None, V, -2, False)]
