@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from wixinv_async.bulk.rows import DeltaRow, RejectedRow, read_rows
+from wixinv_async.bulk.rows import DeltaRow, RejectedRow, RowFormat, read_rows
 from wixinv_async.errors import InvalidInputError
 from wixinv_async.models import DEFAULT_VARIANT_ID as V
 
@@ -98,3 +98,9 @@ def test_csv_header_names_are_trimmed(header: str) -> None:
     """A header written with spaces after the commas ("product_id, delta") reads."""
     text = f"{header}\np1,{V},-2\n"
     assert list(read_rows(io.StringIO(text), "csv")) == [DeltaRow(2, "p1", None, V, -2, False)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_an_empty_file_has_no_rows(fmt: RowFormat) -> None:
+    """A 0-byte file is no rows in either format (not a missing-header error for CSV alone)."""
+    assert list(read_rows(io.StringIO(""), fmt)) == []

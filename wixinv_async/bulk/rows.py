@@ -68,8 +68,9 @@ def read_rows(stream: TextIO, fmt: RowFormat) -> Iterator[DeltaRow | RejectedRow
 
 def _read_csv(stream: TextIO) -> Iterator[DeltaRow | RejectedRow]:
     reader = csv.DictReader(stream)
-    if reader.fieldnames is not None:  # "product_id, delta": the names, not their spaces
-        reader.fieldnames = [name.strip() for name in reader.fieldnames]
+    if reader.fieldnames is None:  # an empty file: no rows, as an empty JSON Lines file
+        return
+    reader.fieldnames = [name.strip() for name in reader.fieldnames]  # "product_id, delta"
     missing = _missing_columns(reader.fieldnames or [])
     if missing:
         raise InvalidInputError("header", reader.fieldnames, f"missing column(s): {missing}")
