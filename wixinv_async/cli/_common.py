@@ -22,6 +22,7 @@ __all__ = [
     "add_output_options",
     "add_target_options",
     "emit_summary",
+    "fail",
     "make_client",
     "parse_rate",
     "target_from_args",
@@ -62,7 +63,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument(
-        "--json", action="store_true", help="print a machine-readable JSON summary on stdout"
+        "--json",
+        action="store_true",
+        help="print a machine-readable JSON summary on stdout; an error too is one JSON object, "
+        '{"error": ..., "exit_code": ...}',
     )
 
 
@@ -150,6 +154,19 @@ def emit_summary(summary: Mapping[str, Any], *, as_json: bool, out: TextIO = sys
     width = max((len(k) for k in summary), default=0)
     for key, value in summary.items():
         out.write(f"{key.replace('_', ' '):<{width}}  {value}\n")
+
+
+def fail(
+    command: str, error: Exception, code: int, *, as_json: bool, out: TextIO | None = None
+) -> int:
+    """Report an error that ends a command: a line on stderr and, with ``--json``, one JSON
+    object on ``out`` (default stdout), since a script reading the result must not get nothing.
+    Returns the exit code."""
+    print(f"wixinv-async {command}: {error}", file=sys.stderr)
+    if as_json:
+        summary = {"error": str(error), "exit_code": code}
+        emit_summary(summary, as_json=True, out=out or sys.stdout)
+    return code
 
 
 class ProgressLine:

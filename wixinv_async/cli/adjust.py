@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ from ._common import (
     add_output_options,
     add_target_options,
     emit_summary,
+    fail,
     make_client,
     target_from_args,
 )
@@ -72,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigurationError(f"no such file: {args.file}")
         summary = asyncio.run(_adjust(args, config))
     except (ConfigurationError, InvalidInputError) as exc:
-        print(f"wixinv-async adjust: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail("adjust", exc, EXIT_CONFIG, as_json=args.json)
     emit_summary(summary.as_dict(), as_json=args.json)
     return summary.exit_code
 

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import random
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -37,6 +36,7 @@ from ._common import (
     add_output_options,
     add_target_options,
     emit_summary,
+    fail,
     make_client,
     parse_rate,
     target_from_args,
@@ -97,11 +97,9 @@ def run(args: argparse.Namespace) -> int:
         _check_args(args)
         report = asyncio.run(_demo(args))
     except ConfigurationError as exc:
-        print(f"wixinv-async demo: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail("demo", exc, EXIT_CONFIG, as_json=args.json)
     except WixInventoryError as exc:
-        print(f"wixinv-async demo: failed: {exc}", file=sys.stderr)
-        return EXIT_REJECTED
+        return fail("demo", exc, EXIT_REJECTED, as_json=args.json)
     emit_summary(report.as_dict(), as_json=args.json)
     if report.mismatches:
         return EXIT_REJECTED

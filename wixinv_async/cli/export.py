@@ -23,6 +23,7 @@ from ._common import (
     add_output_options,
     add_target_options,
     emit_summary,
+    fail,
     make_client,
     target_from_args,
 )
@@ -75,16 +76,17 @@ def run(args: argparse.Namespace) -> int:
         fmt = args.format or ("csv" if args.output and args.output.suffix == ".csv" else "jsonl")
         summary = asyncio.run(_export(args, config, query_filter, fmt))
     except ConfigurationError as exc:
-        print(f"wixinv-async export: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail("export", exc, EXIT_CONFIG, as_json=args.json, out=_summary_stream(args))
     except WixInventoryError as exc:
-        print(f"wixinv-async export: failed: {exc}", file=sys.stderr)
-        return EXIT_REJECTED
+        return fail("export", exc, EXIT_REJECTED, as_json=args.json, out=_summary_stream(args))
     if args.json or args.output is not None:
-        # stdout carries the data when there is no --output: the summary must not join it
-        out = sys.stdout if args.json and args.output is not None else sys.stderr
-        emit_summary(summary, as_json=args.json, out=out)
+        emit_summary(summary, as_json=args.json, out=_summary_stream(args))
     return EXIT_OK
+
+
+def _summary_stream(args: argparse.Namespace) -> TextIO:
+    """stdout carries the data when there is no --output: the summary must not join it."""
+    return sys.stdout if args.json and args.output is not None else sys.stderr
 
 
 def _parse_filter(text: str | None) -> dict[str, Any] | None:

@@ -1,0 +1,48 @@
+"""How the CLI fails: exit codes, and with --json one JSON object even on an error (in process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wixinv_async.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _no_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WIX_BASE_URL", "WIX_API_KEY", "WIX_SITE_ID", "WIX_APP_ID", "WIX_APP_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("WIX_INSTANCE_ID", raising=False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "stream"),
+    [
+        (["adjust", "missing.csv", "--api-key", "k", "--site-id", "s"], "out"),
+        (["adjust", "deltas.csv"], "out"),
+        (["export", "-o", "inventory.jsonl"], "out"),
+        (["export"], "err"),  # the data would have gone to stdout: the JSON goes to stderr
+        (["export", "-o", "x.jsonl", "--api-key", "k", "--site-id", "s", "--filter", "["], "out"),
+        (["demo", "--products", "0"], "out"),
+    ],
+)
+def test_a_configuration_error_with_json_prints_one_json_object(
+    argv: list[str],
+    stream: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--json promises a machine-readable result: an error is one object with its exit code."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deltas.csv").write_text("product_id,variant_id,delta\n")
+    assert main([*argv, "--json"]) == 2
+    captured = capsys.readouterr()
+    text = captured.out if stream == "out" else captured.err
+    result = json.loads(text.splitlines()[-1])
+    assert result["exit_code"] == 2
+    assert result["error"]
+    if stream == "err":
+        assert captured.out == ""
