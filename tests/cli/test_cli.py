@@ -247,3 +247,18 @@ def test_demo_real_site_mode_leaves_stock_unchanged(emulator_process: Any) -> No
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["verification"] == "PASS"
     assert emu.quantities() == before
+
+
+@pytest.mark.parametrize("command", ["export", "demo"])
+def test_a_refused_credential_is_a_configuration_error(emulator_process: Any, command: str) -> None:
+    """A 401 from the site exits 2 (configuration), as adjust does, and never shows the key."""
+    emu = emulator_process("--products", "5")
+    env = {**emu.env, "WIX_API_KEY": "wrong-key-456"}
+    args = ["-o", os.devnull] if command == "export" else ["--real-site", "--products", "1"]
+    if command == "demo":
+        args.append("--i-understand-this-changes-stock")
+    result = run_cli(command, *args, "--json", "--quiet", env=env)
+    assert result.returncode == 2, result.stderr
+    assert "credentials" in result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["exit_code"] == 2
+    assert "wrong-key-456" not in result.stderr + result.stdout

@@ -9,14 +9,15 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from ..errors import ConfigurationError
+from ..errors import AuthenticationError, ConfigurationError, PermissionDeniedError
 
 if TYPE_CHECKING:
     from ..client import InventoryClient
 
 __all__ = [
+    "REFUSED",
     "ProgressLine",
     "TargetConfig",
     "add_output_options",
@@ -25,6 +26,7 @@ __all__ = [
     "fail",
     "make_client",
     "parse_rate",
+    "refused_credentials",
     "target_from_args",
 ]
 
@@ -167,6 +169,15 @@ def fail(
         summary = {"error": str(error), "exit_code": code}
         emit_summary(summary, as_json=True, out=out or sys.stdout)
     return code
+
+
+REFUSED: Final = (AuthenticationError, PermissionDeniedError)
+"""A 401 or 403 from the site: exit 2, a configuration error, like missing credentials."""
+
+
+def refused_credentials(error: Exception) -> ConfigurationError:
+    """The configuration error a 401 or 403 amounts to."""
+    return ConfigurationError(f"the site refused the credentials: {error}")
 
 
 class ProgressLine:

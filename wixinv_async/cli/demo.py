@@ -31,6 +31,7 @@ from ..crawler import crawl_inventory
 from ..errors import ConfigurationError, WixInventoryError
 from . import EXIT_CONFIG, EXIT_IN_DOUBT, EXIT_OK, EXIT_REJECTED
 from ._common import (
+    REFUSED,
     ProgressLine,
     TargetConfig,
     add_output_options,
@@ -39,6 +40,7 @@ from ._common import (
     fail,
     make_client,
     parse_rate,
+    refused_credentials,
     target_from_args,
 )
 
@@ -98,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         report = asyncio.run(_demo(args))
     except ConfigurationError as exc:
         return fail("demo", exc, EXIT_CONFIG, as_json=args.json)
+    except REFUSED as exc:
+        return fail("demo", refused_credentials(exc), EXIT_CONFIG, as_json=args.json)
     except WixInventoryError as exc:
         return fail("demo", exc, EXIT_REJECTED, as_json=args.json)
     emit_summary(report.as_dict(), as_json=args.json)

@@ -18,6 +18,7 @@ from ..errors import ConfigurationError, WixInventoryError
 from ..models import InventoryItem
 from . import EXIT_CONFIG, EXIT_OK, EXIT_REJECTED
 from ._common import (
+    REFUSED,
     ProgressLine,
     TargetConfig,
     add_output_options,
@@ -25,6 +26,7 @@ from ._common import (
     emit_summary,
     fail,
     make_client,
+    refused_credentials,
     target_from_args,
 )
 
@@ -49,6 +51,9 @@ examples:
 JSON Lines holds one inventory item per line, in the wire format. CSV holds one row per variant.
 The crawl reads numericId ranges concurrently, so it is not limited to 10,000 items.
 --json prints the summary on stdout, or on stderr when the data itself goes to stdout.
+
+exit codes: 0 done, 1 the crawl failed (server or network), 2 usage or configuration error
+(credentials the site refuses with 401/403 included)
 """
 
 
@@ -77,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         summary = asyncio.run(_export(args, config, query_filter, fmt))
     except ConfigurationError as exc:
         return fail("export", exc, EXIT_CONFIG, as_json=args.json, out=_summary_stream(args))
+    except REFUSED as exc:
+        error = refused_credentials(exc)
+        return fail("export", error, EXIT_CONFIG, as_json=args.json, out=_summary_stream(args))
     except WixInventoryError as exc:
         return fail("export", exc, EXIT_REJECTED, as_json=args.json, out=_summary_stream(args))
     if args.json or args.output is not None:
