@@ -262,3 +262,35 @@ def test_a_refused_credential_is_a_configuration_error(emulator_process: Any, co
     assert "credentials" in result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["exit_code"] == 2
     assert "wrong-key-456" not in result.stderr + result.stdout
+
+
+def test_ctrl_c_exits_130_with_the_journal_kept(emulator_process: Any, tmp_path: Path) -> None:
+    """SIGINT mid-run: exit 130 (documented), no traceback, one JSON object; a rerun finishes."""
+    emu = emulator_process("--products", "300", "--seed", "9", "--latency-ms", "60")
+    keys = emu.tracked_keys()
+    rng = random.Random(5)
+    source = tmp_path / "big.csv"
+    write_csv(source, [(*rng.choice(keys), rng.randint(1, 4)) for _ in range(6_000)])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIX_")} | emu.env
+    first = subprocess.Popen(  # noqa: S603
+        [*CLI, "adjust", str(source), "--json", "--max-in-flight", "1", "--linger", "0.001"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for_batches(tmp_path / "big.csv.journal", 2, first)
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err
+    assert b"Traceback" not in err
+    assert json.loads(out.splitlines()[-1])["exit_code"] == 130
+    rerun = run_cli("adjust", str(source), "--json", env=emu.env)
+    assert rerun.returncode in {0, 3}, rerun.stderr
+    assert json.loads(rerun.stdout)["done_in_earlier_runs"] > 0
+
+
+def test_help_documents_every_exit_code() -> None:
+    """130 (interrupted) is documented beside 0-3, in the command's and adjust's --help."""
+    for args in (["--help"], ["adjust", "--help"]):
+        text = run_cli(*args).stdout
+        assert all(f"{code} " in text for code in (0, 1, 2, 3, 130)), args

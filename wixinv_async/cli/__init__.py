@@ -2,7 +2,7 @@
 function that adds its parser; library code never prints, only this package does.
 
 Exit codes: 0 everything committed, 1 some deltas rejected, 2 usage or configuration error,
-3 deltas left in doubt.
+3 deltas left in doubt, 130 interrupted (Ctrl-C: 128 + SIGINT, the Unix convention).
 """
 
 from __future__ import annotations
@@ -11,12 +11,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-__all__ = ["EXIT_CONFIG", "EXIT_IN_DOUBT", "EXIT_OK", "EXIT_REJECTED", "main"]
+__all__ = ["EXIT_CONFIG", "EXIT_INTERRUPTED", "EXIT_IN_DOUBT", "EXIT_OK", "EXIT_REJECTED", "main"]
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_CONFIG = 2
 EXIT_IN_DOUBT = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = """\
+exit codes: 0 everything committed, 1 some deltas rejected, 2 usage or configuration error,
+3 deltas left in doubt, 130 interrupted (Ctrl-C; adjust: run the same command again to resume)
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wixinv-async",
         description="Move Wix Stores inventory at high throughput, safely.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in _registry.commands():
@@ -39,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:
-        return 130
+        from ._common import fail
+
+        as_json = getattr(args, "json", False)  # bench and emulator have no --json
+        return fail(args.command, "interrupted", EXIT_INTERRUPTED, as_json=as_json)
     sys.stdout.flush()
     return result

@@ -159,7 +159,7 @@ def emit_summary(summary: Mapping[str, Any], *, as_json: bool, out: TextIO = sys
 
 
 def fail(
-    command: str, error: Exception, code: int, *, as_json: bool, out: TextIO | None = None
+    command: str, error: object, code: int, *, as_json: bool, out: TextIO | None = None
 ) -> int:
     """Report an error that ends a command: a line on stderr and, with ``--json``, one JSON
     object on ``out`` (default stdout), since a script reading the result must not get nothing.

@@ -39,7 +39,8 @@ examples:
   WIX_API_KEY=... WIX_SITE_ID=... wixinv-async adjust deltas.csv
   wixinv-async adjust deltas.jsonl --base-url http://127.0.0.1:8765 --api-key K --site-id S --json
 
-exit codes: 0 all committed, 1 some rows rejected, 2 usage or configuration error, 3 rows in doubt
+exit codes: 0 all committed, 1 some rows rejected, 2 usage or configuration error, 3 rows in doubt,
+130 interrupted (Ctrl-C: every outcome known is journalled; run the same command to resume)
 """
 
 

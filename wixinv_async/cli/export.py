@@ -16,7 +16,7 @@ import msgspec
 from ..crawler import crawl_inventory
 from ..errors import ConfigurationError, WixInventoryError
 from ..models import InventoryItem
-from . import EXIT_CONFIG, EXIT_OK, EXIT_REJECTED
+from . import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTED
 from ._common import (
     REFUSED,
     ProgressLine,
@@ -53,7 +53,7 @@ The crawl reads numericId ranges concurrently, so it is not limited to 10,000 it
 --json prints the summary on stdout, or on stderr when the data itself goes to stdout.
 
 exit codes: 0 done, 1 the crawl failed (server or network), 2 usage or configuration error
-(credentials the site refuses with 401/403 included)
+(credentials the site refuses with 401/403 included), 130 interrupted (Ctrl-C)
 """
 
 
@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         return fail("export", error, EXIT_CONFIG, as_json=args.json, out=_summary_stream(args))
     except WixInventoryError as exc:
         return fail("export", exc, EXIT_REJECTED, as_json=args.json, out=_summary_stream(args))
+    except KeyboardInterrupt:
+        stream = _summary_stream(args)
+        return fail("export", "interrupted", EXIT_INTERRUPTED, as_json=args.json, out=stream)
     if args.json or args.output is not None:
         emit_summary(summary, as_json=args.json, out=_summary_stream(args))
     return EXIT_OK
