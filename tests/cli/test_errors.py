@@ -46,3 +46,16 @@ def test_a_configuration_error_with_json_prints_one_json_object(
     assert result["error"]
     if stream == "err":
         assert captured.out == ""
+
+
+@pytest.mark.parametrize("name", ["empty.csv", "empty.jsonl"])
+def test_an_empty_file_is_a_successful_run_of_0_rows(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both formats alike: exit 0 and the JSON summary on the stdout of the moment."""
+    source = tmp_path / name
+    source.write_bytes(b"")
+    site = ["--api-key", "k", "--site-id", "s", "--base-url", "http://127.0.0.1:9"]
+    assert main(["adjust", str(source), *site, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["rows"], summary["exit_code"]) == (0, 0)

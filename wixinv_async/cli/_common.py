@@ -148,8 +148,10 @@ def parse_rate(text: str | None) -> tuple[int, float] | None:
     return parsed
 
 
-def emit_summary(summary: Mapping[str, Any], *, as_json: bool, out: TextIO = sys.stdout) -> None:
-    """The closing summary: one JSON object, or aligned ``key: value`` lines."""
+def emit_summary(summary: Mapping[str, Any], *, as_json: bool, out: TextIO | None = None) -> None:
+    """The closing summary: one JSON object, or aligned ``key: value`` lines, on ``out`` (default:
+    ``sys.stdout`` as it is now, not as it was at import, so ``redirect_stdout`` works)."""
+    out = out or sys.stdout
     if as_json:
         out.write(json.dumps(summary, sort_keys=True, default=str) + "\n")
         return
@@ -166,8 +168,7 @@ def fail(
     Returns the exit code."""
     print(f"wixinv-async {command}: {error}", file=sys.stderr)
     if as_json:
-        summary = {"error": str(error), "exit_code": code}
-        emit_summary(summary, as_json=True, out=out or sys.stdout)
+        emit_summary({"error": str(error), "exit_code": code}, as_json=True, out=out)
     return code
 
 
