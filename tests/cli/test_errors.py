@@ -59,3 +59,17 @@ def test_an_empty_file_is_a_successful_run_of_0_rows(
     assert main(["adjust", str(source), *site, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["rows"], summary["exit_code"]) == (0, 0)
+
+
+def test_a_journal_that_cannot_be_created_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--journal in a folder that does not exist: exit 2 naming the path, not a traceback."""
+    source = tmp_path / "deltas.csv"
+    source.write_text("product_id,variant_id,delta\n")
+    journal = tmp_path / "no-such-folder" / "j.sqlite"
+    site = ["--api-key", "k", "--site-id", "s", "--base-url", "http://127.0.0.1:9"]
+    assert main(["adjust", str(source), "--journal", str(journal), *site, "--json"]) == 2
+    captured = capsys.readouterr()
+    assert "no-such-folder" in json.loads(captured.out)["error"]
+    assert "no-such-folder" in captured.err
