@@ -302,6 +302,7 @@ class InventoryAdjuster:
                 and _MIN_AMOUNT <= delta <= MAX_AMOUNT
                 and type(product_id) is str
                 and 0 < len(product_id) <= MAX_ID_LENGTH
+                and product_id.isascii()  # other text is checked on the slow path
                 and type(variant_id) is str
                 and match_guid(variant_id) is not None
                 and len(entries) < self._max_pending

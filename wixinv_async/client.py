@@ -368,8 +368,11 @@ class InventoryClient:
         try:
             _ENCODER.encode_into(request, buffer)
             return bytes(buffer)
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+            error = _unencodable(request, exc)
         finally:
             spares.append(buffer)
+        raise error from None  # outside the handler: only our error, naming the entry
 
     async def _current_tracking(self, product_id: str) -> bool:
         item = await self.get_inventory_variants(product_id=product_id)
@@ -553,6 +556,24 @@ async def _token_step(request: HttpRequest, step: Awaitable[_T]) -> _T:
     except (TransportError, ServerError) as exc:
         what = f"{request.method} {request.path}"
         raise ConnectError(f"{what}: not sent, no app token ({exc})") from exc
+
+
+def _unencodable(
+    request: IncrementInventoryRequest | DecrementInventoryRequest, exc: BaseException
+) -> InvalidInputError:
+    """The entry a batch body could not be encoded for (a value only ``validate=False`` lets
+    through, such as a lone surrogate in an id): refused before sending, as validation would."""
+    entries: Sequence[IncrementData | DecrementData]
+    if isinstance(request, IncrementInventoryRequest):
+        field, entries = "incrementData", request.increment_data
+    else:
+        field, entries = "decrementData", request.decrement_data
+    for index, entry in enumerate(entries):
+        try:
+            _ENCODER.encode(entry)
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as entry_exc:
+            return InvalidInputError(field, entry, f"cannot be encoded: {entry_exc}", index=index)
+    return InvalidInputError(field, "<the batch>", f"cannot be encoded: {exc}")
 
 
 def _segment(value: str) -> str:

@@ -273,6 +273,7 @@ async def test_backpressure_counts_keys_not_deltas(fake: Any, variants: list[str
         ((None, None, 1), "product_id"),
         (("x" * 37, None, 1), "product_id"),
         (("", None, 1), "product_id"),
+        (("p-\ud800", None, 1), "product_id"),  # a lone surrogate: no JSON body can carry it
     ],
 )
 async def test_bad_submits_raise_and_change_nothing(

@@ -336,3 +336,37 @@ def test_the_batch_id_check_agrees_with_check_entity_id(values: list[Any]) -> No
         return True
 
     assert validation.all_short_ids(values) == one_by_one()
+
+
+LONE_SURROGATE = "p-\ud800"
+
+
+@pytest.mark.parametrize("size", [1, 300])
+async def test_an_id_utf8_cannot_encode_is_refused_naming_its_entry(size: int) -> None:
+    """A lone surrogate in a product id fails validation (entry, field, value), nothing sent."""
+    entries = [dec(product_id=f"p{i}") for i in range(size - 1)] + [dec(product_id=LONE_SURROGATE)]
+    with pytest.raises(InvalidInputError) as caught:
+        await run(lambda c: c.decrement_inventory(entries))
+    assert (caught.value.index, caught.value.field) == (size - 1, "productId")
+    assert caught.value.value == LONE_SURROGATE
+
+
+async def test_non_ascii_ids_that_utf8_encodes_are_accepted() -> None:
+    """Only ids the body cannot carry are refused: other non-ASCII text goes out."""
+    transport = await run(lambda c: c.decrement_inventory([dec(product_id="produit-été")] * 2))
+    assert transport.requests[0].json()["decrementData"][0]["productId"] == "produit-été"
+
+
+async def test_an_unencodable_entry_is_refused_before_sending_even_unvalidated() -> None:
+    """With validate=False, a body that cannot be encoded is an InvalidInputError naming the
+    entry (not a bare UnicodeEncodeError that reads as 'maybe sent')."""
+    entries = [dec(product_id="p0"), dec(product_id=LONE_SURROGATE)]
+    with pytest.raises(InvalidInputError) as caught:
+        await run(lambda c: c.decrement_inventory(entries, validate=False))
+    assert (caught.value.index, caught.value.field) == (1, "decrementData")
+
+
+def test_the_batch_id_check_refuses_what_utf8_cannot_encode() -> None:
+    """The batch fast path never vouches for an id the body cannot carry."""
+    assert not validation.all_short_ids(["p0", LONE_SURROGATE])
+    assert validation.all_short_ids(["p0", "produit-été"])

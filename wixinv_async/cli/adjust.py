@@ -30,9 +30,10 @@ The file is CSV with a header, or JSON Lines (.jsonl), one delta per row:
   9f1c...,00000000-0000-0000-0000-000000000000,-2,false
 
 A journal next to the file records each batch before it is sent and each row's outcome after.
-Run the same command again after a crash (even kill -9): committed rows are skipped, rows in
-doubt are never re-sent unless --retry-in-doubt is given, and the rest is sent. Bad rows go to
-FILE.rejects.csv with their line number and reason; rows in doubt are listed in
+Run the same command again after a crash (even kill -9): committed and rejected rows are
+skipped, rows in doubt are never re-sent unless --retry-in-doubt is given, and the rest (never
+sent, or refused whole for no fault of the row, e.g. a 429 to the last attempt) is sent. Bad
+rows go to FILE.rejects.csv with their line number and reason; rows in doubt are listed in
 FILE.in-doubt.csv for reconciliation.
 
 examples:

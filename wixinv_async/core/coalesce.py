@@ -338,6 +338,7 @@ def check_delta(
             (product_id is None) != (inventory_id is None)
             and type(entity) is str
             and 0 < len(entity) <= MAX_ID_LENGTH
+            and entity.isascii()
         ):
             return  # the common case, checked without building error messages
     _explain_delta(product_id, inventory_id, variant_id, preorder, delta)

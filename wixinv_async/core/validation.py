@@ -52,7 +52,24 @@ def check_entity_id(field: str, value: object, *, index: int | None = None) -> s
         raise InvalidInputError(
             field, value, f"must be at most {MAX_ID_LENGTH} characters", index=index
         )
+    if not value.isascii() and not _encodable(value):
+        raise InvalidInputError(
+            field,
+            value,
+            "must be Unicode text that UTF-8 can encode (no lone surrogate)",
+            index=index,
+        )
     return value
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` can go into a JSON body (a lone surrogate cannot: the body would fail
+    to encode, after the batch had been accepted)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_variant_id(value: object, *, index: int | None = None, field: str = "variantId") -> str:
@@ -183,6 +200,8 @@ def all_short_ids(values: list[Any]) -> bool:
     try:
         joined = "\n".join(values)  # refuses anything but strings, at C speed
     except TypeError:
+        return False
+    if not joined.isascii() and not _encodable(joined):
         return False
     count, width = len(values), len(values[0])
     if (
