@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["CLIENT_CPU", "SERVER_CPU", "pin"]
+__all__ = ["CLIENT_CPU", "SERVER_CPU", "pin", "unpin"]
 
 CLIENT_CPU = 0
 SERVER_CPU = 1
@@ -21,3 +21,9 @@ def pin(cpu: int, pid: int = 0) -> None:
     """Keep process ``pid`` (0: this one) on ``cpu``, when the machine has two CPUs or more."""
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(pid, {cpu})
+
+
+def unpin(pid: int = 0) -> None:
+    """Let process ``pid`` (0: this one) run on any CPU again."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(pid, range(os.cpu_count() or 1))

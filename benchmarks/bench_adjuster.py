@@ -48,7 +48,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._cpus import CLIENT_CPU, SERVER_CPU, pin  # noqa: E402
+from benchmarks._cpus import CLIENT_CPU, SERVER_CPU, pin, unpin  # noqa: E402
 from wixinv_async.adjuster import InventoryAdjuster, SentBatch  # noqa: E402
 from wixinv_async.auth import ApiKeyAuth  # noqa: E402
 from wixinv_async.client import InventoryClient, RetryPolicy  # noqa: E402
@@ -85,8 +85,14 @@ def emit(**fields: Any) -> None:
 
 
 @contextmanager
-def emulator(products: int, rate: str | None = None) -> Iterator[tuple[str, str, str, list[Any]]]:
-    """An emulator in a child process: (url, api key, site id, tracked keys)."""
+def emulator(
+    products: int, rate: str | None = None, *, pinned: bool = True
+) -> Iterator[tuple[str, str, str, list[Any]]]:
+    """An emulator in a child process: (url, api key, site id, tracked keys). ``pinned``: on
+    its own CPU, for the throughput ratios. The rate benchmark leaves both processes to the
+    scheduler, as a deployed service would be: pinned, 3 of 5 full runs got one 429 (a stall
+    bunching requests past the emulator's strict one-second window, whose 1 s pause costs 14 %
+    of the 8 s rate); unpinned, none in 6."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as tmp:
         keys_file = Path(tmp) / "keys.json"
@@ -96,7 +102,8 @@ def emulator(products: int, rate: str | None = None) -> Iterator[tuple[str, str,
             text=True,
             env=env,
         )
-        pin(SERVER_CPU, process.pid)
+        if pinned:
+            pin(SERVER_CPU, process.pid)
         try:
             assert process.stdout is not None
             url, key, site = process.stdout.readline().split()
@@ -365,7 +372,8 @@ async def floor_loop(client: InventoryClient, keys: list[Any]) -> float:
 
 async def bench_rate_limited(quick: bool) -> None:
     limit, seconds = 50, (3.0 if quick else 8.0)
-    with emulator(6_000, f"{limit}/1") as (url, api_key, site, keys):
+    unpin()  # see emulator(): pacing is measured with both processes left to the scheduler
+    with emulator(6_000, f"{limit}/1", pinned=False) as (url, api_key, site, keys):
         auth = ApiKeyAuth(api_key, site_id=site)
         bare = await bare_client_rate(url, auth, keys, limit, seconds)
         sends: list[float] = []
