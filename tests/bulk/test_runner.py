@@ -8,6 +8,7 @@ import random
 import sqlite3
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,10 +117,9 @@ async def test_in_doubt_rows_are_listed_and_never_resent(tmp_path: Path) -> None
         assert _quantities(emu, keys) == expected
 
 
-@pytest.mark.parametrize("retry_in_doubt", [True])
-async def test_retry_in_doubt_resends_held_rows(tmp_path: Path, retry_in_doubt: bool) -> None:
-    """--retry-in-doubt resends rows held in doubt (at-least-once, by the user's choice)."""
-    faults = FaultPlan(endpoints={"incrementInventory": FaultRule(error_504=1.0)}, seed=3)
+async def _one_row_twice(tmp_path: Path, faults: FaultPlan, **rerun: Any) -> tuple[Any, ...]:
+    """A file of one row (+4) run with ``faults`` on, then rerun with none: both summaries and
+    the variant's final quantity (5,000 before)."""
     async with Emulator(products=10, variants_per_product=1, seed=7, faults=faults) as emu:
         keys = _tracked_keys(emu)
         source = tmp_path / "deltas.csv"
@@ -128,28 +128,26 @@ async def test_retry_in_doubt_resends_held_rows(tmp_path: Path, retry_in_doubt: 
         async with _client(emu) as client:
             first = await run_bulk_adjust(client, paths)
             emu.set_faults(None)
-            second = await run_bulk_adjust(client, paths, retry_in_doubt=retry_in_doubt)
-        assert first.in_doubt == 1
-        assert second.committed == 1
-        assert second.exit_code == 0
-        assert emu.store.quantity(*keys[0]) == 5_008  # applied by both runs: what was asked for
+            second = await run_bulk_adjust(client, paths, **rerun)
+        return first, second, emu.store.quantity(*keys[0])
+
+
+async def test_retry_in_doubt_resends_held_rows(tmp_path: Path) -> None:
+    """--retry-in-doubt resends rows held in doubt (at-least-once, by the user's choice)."""
+    faults = FaultPlan(endpoints={"incrementInventory": FaultRule(error_504=1.0)}, seed=3)
+    first, second, quantity = await _one_row_twice(tmp_path, faults, retry_in_doubt=True)
+    assert first.in_doubt == 1
+    assert (second.committed, second.exit_code) == (1, 0)
+    assert quantity == 5_008  # applied by both runs: what was asked for
 
 
 async def test_rows_refused_for_the_whole_request_are_sent_again_on_rerun(tmp_path: Path) -> None:
     """Rows a request lost whole (429 until giving up) were never applied: a rerun sends them."""
     faults = FaultPlan(endpoints={"*": FaultRule(rate_limited=1.0)}, seed=3, retry_after=0)
-    async with Emulator(products=10, variants_per_product=1, seed=7, faults=faults) as emu:
-        keys = _tracked_keys(emu)
-        source = tmp_path / "deltas.csv"
-        source.write_text(f"product_id,variant_id,delta\n{keys[0][0]},{keys[0][1]},4\n")
-        paths = BulkPaths.beside(source)
-        async with _client(emu) as client:
-            first = await run_bulk_adjust(client, paths)
-            emu.set_faults(None)
-            second = await run_bulk_adjust(client, paths)
-        assert (first.rejected, first.exit_code) == (1, 1)
-        assert (second.committed, second.done_before, second.exit_code) == (1, 0, 0)
-        assert emu.store.quantity(*keys[0]) == 5_004
+    first, second, quantity = await _one_row_twice(tmp_path, faults)
+    assert (first.rejected, first.exit_code) == (1, 1)
+    assert (second.committed, second.done_before, second.exit_code) == (1, 0, 0)
+    assert quantity == 5_004
 
 
 async def test_wrong_credentials_stop_the_run_and_a_rerun_applies_every_row(

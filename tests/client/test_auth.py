@@ -239,8 +239,11 @@ async def test_a_token_error_echoing_the_secret_is_scrubbed(
     async with new_client(auth=oauth()) as client:
         with pytest.raises(BadRequestError) as caught:
             await client.query_inventory()
-    assert SECRET not in str(caught.value)
     assert "bad client_secret ***" in str(caught.value)
+    error: BaseException | None = caught.value
+    while error is not None:  # nor does its __cause__ or __context__ lead back to the original
+        assert SECRET not in f"{error} {error!r}"
+        error = error.__cause__ or error.__context__
 
 
 async def test_a_throttled_token_fetch_waits_on_its_own(
@@ -261,20 +264,6 @@ async def test_a_throttled_token_fetch_waits_on_its_own(
     assert fetched_at == [2.0]
     assert clock.slept == [2.0]
     assert authorizations(http, QUERY) == ["tok-1"]
-
-
-async def test_a_scrubbed_token_error_keeps_no_unscrubbed_copy_in_its_chain(
-    new_client: Callable[..., InventoryClient], http: aioresponses
-) -> None:
-    """The scrubbed error's __cause__ and __context__ do not lead back to the original."""
-    http.post(TOKEN, status=400, payload={"message": f"bad client_secret {SECRET}"})
-    async with new_client(auth=oauth()) as client:
-        with pytest.raises(BadRequestError) as caught:
-            await client.query_inventory()
-    error: BaseException | None = caught.value
-    while error is not None:
-        assert SECRET not in f"{error} {error!r}"
-        error = error.__cause__ or error.__context__
 
 
 @pytest.mark.parametrize(
