@@ -8,7 +8,8 @@ What a caller of ``increment_inventory`` / ``decrement_inventory`` can rely on:
   ``AuthenticationError`` / ``PermissionDeniedError`` after the one OAuth refresh: the server
   refused the batch; nothing was applied.
 - :class:`OutcomeUnknownError`: it may or may not have been applied (timeout after sending,
-  connection lost, 500/502/504). Never retried here.
+  connection lost, 500/502/504). Never retried here. If the answer's status line arrived and
+  only its body was lost, the status decides: a 2xx write was applied, a 4xx refused.
 - 429, 503 and failures that provably never reached the server are retried up to
   ``RetryPolicy.max_attempts``; if they run out, the last error is raised and nothing was applied.
   An app token that cannot be fetched raises :class:`ConnectError`: the call was never sent.
@@ -48,6 +49,7 @@ from .errors import (
     ApiError,
     ConfigurationError,
     ConnectError,
+    ConnectionLostError,
     InvalidInputError,
     OffsetLimitError,
     OutcomeUnknownError,
@@ -413,7 +415,7 @@ class InventoryClient:
             if signed and self._site is not None:
                 await self._site.acquire()
             request = await self._request(method, url, body, signed)
-            outcome = await self._attempt(endpoint, request, signed)
+            outcome = await self._attempt(endpoint, request, signed, kind)
             if isinstance(outcome, HttpResponse):
                 return outcome
             failure, error = outcome
@@ -457,14 +459,18 @@ class InventoryClient:
         return request
 
     async def _attempt(
-        self, endpoint: str, request: HttpRequest, signed: bool
+        self, endpoint: str, request: HttpRequest, signed: bool, kind: RequestKind
     ) -> HttpResponse | tuple[Failure, WixInventoryError]:
         """One exchange: the 2xx response, or why it failed and the error to raise."""
         self._by_endpoint[endpoint] += 1
         try:
             response = await self._transport.handle_request(request)
         except TransportError as exc:
-            return _transport_failure(exc), exc
+            answered = _answered(exc, kind)
+            if answered is None:
+                return _transport_failure(exc), exc
+            logger.info("%s %s: %s; its status decides", request.method, request.path, exc)
+            response = answered
         status = response.status
         if signed and self._site is not None and status != 429:
             self._site.succeeded()
@@ -580,6 +586,17 @@ def _segment(value: str) -> str:
     """An id as one path segment: percent-encoded, so an id holding ``/``, ``?``, ``#`` or
     ``..`` cannot send the request to another path (a GUID is unchanged)."""
     return quote(value, safe="")
+
+
+def _answered(exc: TransportError, kind: RequestKind) -> HttpResponse | None:
+    """The answer of an exchange whose body was lost after its status line arrived, when the
+    status alone decides: a write needs no body (a 2xx was applied, a 4xx refused, a 5xx is as
+    a 5xx always is), nor does an error status. A read's 2xx does: ``None``, lost, retried."""
+    if not isinstance(exc, ConnectionLostError) or exc.status is None:
+        return None
+    if kind is not RequestKind.WRITE and 200 <= exc.status < 300:
+        return None
+    return HttpResponse(exc.status, b"", exc.headers)
 
 
 def _transport_failure(exc: TransportError) -> Failure:

@@ -103,8 +103,17 @@ class ConnectionLostError(TransportError, ConnectionError):
     """The connection was reset or closed after the request may have been sent.
 
     The server may have processed the request: for writes it surfaces as
-    :class:`OutcomeUnknownError`.
+    :class:`OutcomeUnknownError`. ``status`` and ``headers``: the answer's status line and
+    headers, when they arrived before the body was lost (``None`` and ``{}`` otherwise); the
+    client then lets that status decide (a 2xx write was applied, a 4xx was refused).
     """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, headers: dict[str, str] | None = None
+    ):
+        self.status = status
+        self.headers = headers or {}
+        super().__init__(message)
 
 
 class RequestTimeoutError(TransportError, TimeoutError):

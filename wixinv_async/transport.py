@@ -177,6 +177,8 @@ class AiohttpTransport:
 
     async def handle_request(self, request: HttpRequest) -> HttpResponse:
         session = self._get_session()
+        status: int | None = None  # once the status line and headers have arrived
+        headers: dict[str, str] = {}
         try:
             async with session.request(
                 request.method,
@@ -185,11 +187,15 @@ class AiohttpTransport:
                 headers=request.headers,
                 timeout=self._timeout,
             ) as response:
-                body = await response.read()
                 headers = {key.lower(): value for key, value in response.headers.items()}
-                return HttpResponse(response.status, body, headers)
+                status = response.status
+                return HttpResponse(status, await response.read(), headers)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            error, cause = _translated(exc, request), _without_credentials(exc)
+            if status is None:
+                error = _translated(exc, request)
+            else:
+                error = _body_lost(exc, request, status, headers)
+            cause = _without_credentials(exc)
         raise error from cause  # outside the handler: no __context__ holding aiohttp's error
 
     async def aclose(self) -> None:
@@ -230,6 +236,14 @@ def _translated(exc: BaseException, request: HttpRequest) -> Exception:
     if isinstance(exc, TimeoutError):
         return RequestTimeoutError(f"{what}: timed out", sent=True)
     return ConnectionLostError(f"{what}: connection lost ({type(exc).__name__})")
+
+
+def _body_lost(
+    exc: BaseException, request: HttpRequest, status: int, headers: dict[str, str]
+) -> ConnectionLostError:
+    """The answer's status line and headers arrived, then reading its body failed."""
+    what = f"{request.method} {request.path}: HTTP {status} answered, then its body was lost"
+    return ConnectionLostError(f"{what} ({type(exc).__name__})", status=status, headers=headers)
 
 
 def _without_credentials(exc: BaseException) -> BaseException:
