@@ -589,12 +589,15 @@ class InventoryAdjuster:
             await self._dispatch_loop()
         except Exception as exc:
             # A bug must not leave tickets pending forever: refuse new deltas, cancel the
-            # pending ones (requests in flight still settle), and let close() raise it.
+            # pending ones, let requests in flight settle (close() waits for that, within its
+            # deadline), and let close() raise it.
             self._report_error("the adjuster's dispatcher failed", exc)
             self._closing, self._accepting = True, False
             self._open = {}
             self._space.set()
             self._cancel_pending()
+            if self._runs:
+                await asyncio.wait(list(self._runs))
             raise
 
     async def _dispatch_loop(self) -> None:

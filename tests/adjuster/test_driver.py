@@ -724,3 +724,33 @@ async def test_abort_cancels_a_batch_whose_task_never_started(
     assert [t.outcome and t.outcome.status for t in tickets] == [X, X]
     assert fake.calls == [] and not adj._table.busy
     assert [o.status for r in reports for o in r.outcomes] == [X, X]
+
+
+async def test_a_failing_dispatcher_lets_requests_in_flight_settle_before_close_raises(
+    fake: Any, variants: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A planner bug after a batch went out: close() still waits for that batch's outcome
+    before re-raising, and leaves no task behind."""
+    from wixinv_async import adjuster
+
+    real, calls = adjuster.select, []
+
+    def broken_later(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("planner bug")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("wixinv_async.adjuster.select", broken_later)
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: None)
+    fake.gate = asyncio.Event()
+    adj = InventoryAdjuster(fake, max_batch=1, linger=SLOW)
+    flying = adj.submit_nowait("p0", variants[0], -1)
+    await fake.entered.wait()
+    closing = asyncio.create_task(adj.close())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+    fake.gate.set()
+    with pytest.raises(RuntimeError, match="planner bug"):
+        await closing
+    assert (await flying).status is C and _adjuster_tasks() == []
