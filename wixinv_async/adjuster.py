@@ -619,6 +619,8 @@ class InventoryAdjuster:
                     drain=drain,
                 )
                 self._launch(chosen.batches, chosen.noops, loop)
+                if drain is not None and chosen.noops and any(table.ready):
+                    self._wake.set()  # a zero net's follow-up became ready: drain it too
                 slots -= len(chosen.batches)
                 deadline = chosen.deadline if slots > 0 else None
             if self._closing and not table.entries and not self._runs:

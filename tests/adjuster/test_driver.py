@@ -754,3 +754,19 @@ async def test_a_failing_dispatcher_lets_requests_in_flight_settle_before_close_
     with pytest.raises(RuntimeError, match="planner bug"):
         await closing
     assert (await flying).status is C and _adjuster_tasks() == []
+
+
+@pytest.mark.parametrize("how", ["flush", "close"])
+async def test_a_follow_up_behind_a_zero_net_goes_out_on_flush_without_lingering(
+    fake: Any, variants: list[str], how: str
+) -> None:
+    """A key whose head entry nets to zero while a follow-up holds an overflow: flush() and
+    close() send the follow-up at once, not after the linger."""
+    adj = InventoryAdjuster(fake, linger=SLOW)
+    adj.submit_nowait("p0", variants[0], 99_999)
+    follow_up = adj.submit_nowait("p0", variants[0], 5)
+    adj.submit_nowait("p0", variants[0], -99_999)  # the head nets to zero
+    drained = adj.flush() if how == "flush" else adj.close()
+    await asyncio.wait_for(drained, 5)
+    assert (await follow_up).status is C and fake.quantities[("p0", variants[0])] == 1005
+    await adj.close()
