@@ -564,8 +564,8 @@ class InventoryAdjuster:
             in_doubt=c["in_doubt"],
             cancelled=c["cancelled"],
             rate_limited=c["rate_limited"]
-            + _client_rate_limited(self._client)
-            - self._client_429_base,
+            if self._client_429_base is None
+            else (_client_rate_limited(self._client) or 0) - self._client_429_base,
             retries=c["retries"],
             latency_p50=percentile(samples, 0.50),
             latency_p99=percentile(samples, 0.99),
@@ -861,12 +861,14 @@ def _takes_validate(client: object) -> bool:
     return True
 
 
-def _client_rate_limited(client: object) -> int:
+def _client_rate_limited(client: object) -> int | None:
+    """The 429 answers the client counted, every one it raised included (``None``: it does
+    not count them, and the adjuster counts those that surface)."""
     stats = getattr(client, "stats", None)
     if stats is None:
-        return 0
+        return None
     with contextlib.suppress(Exception):
-        value = getattr(stats(), "rate_limited", 0)
+        value = getattr(stats(), "rate_limited", None)
         if isinstance(value, int):
             return value
-    return 0
+    return None

@@ -770,3 +770,27 @@ async def test_a_follow_up_behind_a_zero_net_goes_out_on_flush_without_lingering
     await asyncio.wait_for(drained, 5)
     assert (await follow_up).status is C and fake.quantities[("p0", variants[0])] == 1005
     await adj.close()
+
+
+async def test_a_429_counted_by_the_client_is_not_counted_again(
+    fake_factory: Any, variants: list[str]
+) -> None:
+    """A client that counts its 429 answers (InventoryClient does) and raised one of them:
+    stats().rate_limited is the number of 429 answers, not twice that."""
+
+    class Counting(fake_factory):  # type: ignore[misc,valid-type]
+        answers = 0
+
+        def _fault_before(self, fault: str | None) -> None:
+            self.answers += fault == "429"
+            super()._fault_before(fault)
+
+        def stats(self) -> Any:
+            return type("Stats", (), {"rate_limited": self.answers})()
+
+    client = Counting()
+    client.seed(1, 1)
+    client.script = ["429", "429"]
+    async with InventoryAdjuster(client, linger=0) as adj:
+        outcome = await adj.adjust("p0", variants[0], -1)
+    assert outcome.status is C and adj.stats().rate_limited == client.answers == 2

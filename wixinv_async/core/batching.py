@@ -523,7 +523,8 @@ class AdjusterStats(NamedTuple):
     in_doubt: int
     cancelled: int
     rate_limited: int
-    """429 answers (as counted by the client, when it counts) and 429 errors that surfaced."""
+    """429 answers: as counted by the client when it counts them (``InventoryClient`` does, the
+    ones it raised included), else the 429 errors that surfaced."""
     retries: int
     """Resends by the adjuster itself (the client's own retries are in its stats)."""
     latency_p50: float | None
