@@ -183,6 +183,15 @@ def test_plan_splits_a_small_pair_set_in_two() -> None:
     assert sorted(sorted(c) for c in chunks) == [["a", "b"], ["a2", "b2"]]
 
 
+def test_plan_keeps_pairs_apart_whatever_order_their_seconds_come_in() -> None:
+    """Pairs whose second members arrive in another order than their first ones: still no
+    identity twice in a chunk (the second of "c" came right after its first)."""
+    items = ["a1", "b1", "c1", "c2", "a2", "b2"]
+    for max_batch in range(1, 7):
+        for chunk in plan(items, max_batch, lambda s: s[0]):
+            assert len({s[0] for s in chunk}) == len(chunk), (max_batch, chunk)
+
+
 def test_plan_refuses_three_items_of_one_identity() -> None:
     """The planner is only for identities shared by at most two keys."""
     with pytest.raises(ValueError, match="at most two"):

@@ -108,10 +108,10 @@ def plan(
     """Pack items of one kind into the fewest chunks of at most ``max_batch``, never two items of
     one identity in a chunk, full chunks first. At most two items may share an identity.
 
-    With ``P`` pairs and ``S`` single items, the sequence ``firsts + singles + seconds`` puts the
-    two members of a pair ``P + S`` apart; chunks of ``max_batch`` then never hold both when
-    ``P + S >= max_batch``, and otherwise (``n < 2 * max_batch``) two chunks of ``ceil(n / 2)``
-    never do.
+    With ``P`` pairs and ``S`` single items, the sequence ``firsts + singles + seconds`` (the
+    seconds in the order of their firsts) puts the two members of a pair ``P + S`` apart;
+    chunks of ``max_batch`` then never hold both when ``P + S >= max_batch``, and otherwise
+    (``n < 2 * max_batch``) two chunks of ``ceil(n / 2)`` never do.
     """
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -125,10 +125,11 @@ def plan(
         else:
             seen[ident] = item
             firsts.append(item)
-    paired = {identity(item) for item in seconds}
+    paired = {identity(item): item for item in seconds}
     if len(paired) != len(seconds):
         raise ValueError("at most two items may share an identity")
     head = [item for item in firsts if identity(item) in paired]
+    seconds = [paired[identity(item)] for item in head]
     singles = [item for item in firsts if identity(item) not in paired]
     sequence = head + singles + seconds
     n = len(sequence)
