@@ -424,3 +424,13 @@ def test_a_drain_takes_every_ready_entry_once_into_valid_batches(
         idents = [wire_identity(e.key) for e in batch.entries]
         assert len(idents) == len(set(idents))
     assert list(table.entries.values()) == waiting
+
+
+@pytest.mark.parametrize(
+    ("samples", "q", "expected"),
+    [([1.0, 2.0], 0.5, 1.0), ([float(i) for i in range(1, 101)], 0.99, 99.0), ([3.0], 0.99, 3.0)],
+)
+def test_percentile_is_the_nearest_rank(samples: list[float], q: float, expected: float) -> None:
+    """The q quantile is the sample of rank ceil(q * n): p50 of two is the lower, p99 of 100
+    the 99th, not the maximum."""
+    assert batching.percentile(samples, q) == expected

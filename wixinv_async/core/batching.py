@@ -556,4 +556,4 @@ def percentile(samples: list[float], q: float) -> float | None:
     """The ``q`` quantile of sorted samples (nearest rank), ``None`` without samples."""
     if not samples:
         return None
-    return samples[min(len(samples) - 1, int(q * len(samples)))]
+    return samples[max(0, math.ceil(q * len(samples)) - 1)]
