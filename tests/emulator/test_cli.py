@@ -7,30 +7,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from wixinv_async.cli import build_parser
-
-
-def start(*args: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """Start the command; read its announcement up to the export lines."""
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "wixinv_async", "emulator", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    exports: dict[str, str] = {}
-    for line in process.stdout:
-        if line.startswith("export "):
-            name, _, value = line.removeprefix("export ").strip().partition("=")
-            exports[name] = value
-            if name == "WIX_SITE_ID":
-                break
-    return process, exports
 
 
 def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
@@ -39,13 +21,16 @@ def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
     return process.returncode, out
 
 
-async def test_serves_until_interrupted_and_prints_credentials(tmp_path: Path) -> None:
+async def test_serves_until_interrupted_and_prints_credentials(
+    emulator_process: Any, tmp_path: Path
+) -> None:
     """The command prints URL and credentials, serves the API with them, stops on Ctrl-C."""
     plan = tmp_path / "faults.json"
     plan.write_text(json.dumps({"endpoints": {"queryInventory": {"error_503": 1.0}}}))
-    process, env = start(
+    emulator = emulator_process(
         "--products", "12", "--seed", "3", "--api-key", "k1", "--faults", str(plan)
     )
+    process, env = emulator.process, emulator.env
     try:
         assert env["WIX_API_KEY"] == "k1"
         headers = {"Authorization": env["WIX_API_KEY"], "wix-site-id": env["WIX_SITE_ID"]}
