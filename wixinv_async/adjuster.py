@@ -434,6 +434,7 @@ class InventoryAdjuster:
             return self._add(key, delta, now, tag)
         if len(entries) >= self._max_pending:
             self._space.clear()
+            self._wake.set()  # a full table sends what is ready at once (see _dispatch_loop)
             raise AdjusterFull(f"{self._max_pending} keys are pending")
         entry = self._table.insert(key, delta, now, tag)
         if self._idle or self._ready[1 if delta > 0 else -1] >= self._max_batch:
@@ -610,10 +611,14 @@ class InventoryAdjuster:
             slots = self._max_in_flight - len(self._runs)
             deadline = None
             if slots > 0 or drain is not None:
+                # A full table sends what is ready without waiting for the linger: producers
+                # wait for space, and a full batch may never form (max_pending below max_batch,
+                # or the pending keys split between increments and decrements).
+                crowded = len(table.entries) >= self._max_pending
                 chosen = select(
                     table,
                     now=loop.time(),
-                    linger=self._linger,
+                    linger=0.0 if crowded else self._linger,
                     max_batch=self._max_batch,
                     slots=max(slots, 0),
                     drain=drain,

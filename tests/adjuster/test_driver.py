@@ -240,6 +240,21 @@ async def test_an_auth_failure_rejects_the_whole_batch_without_bisecting(
     assert all([(await t).retriable for t in tickets])  # no fault of the deltas: may resubmit
 
 
+async def test_a_full_table_sends_what_is_ready_without_waiting_for_the_linger(
+    fake: Any, variants: list[str]
+) -> None:
+    """With max_pending keys pending and no full batch possible, a waiting producer is not
+    kept for the whole linger: the ready entries go at once and make room."""
+    fake.seed(1, 10)
+    async with InventoryAdjuster(fake, linger=SLOW, max_pending=3, max_batch=300) as adj:
+        for i in range(3):
+            adj.submit_nowait("p0", variants[i], -1)
+        ticket = await asyncio.wait_for(adj.submit("p0", variants[3], -1), 5)
+        await adj.flush()
+    assert [len(rows) for _, rows in fake.calls] == [3, 1]  # the first three went to make room
+    assert ticket.outcome is not None and ticket.outcome.status is C
+
+
 async def test_backpressure_counts_keys_not_deltas(fake: Any, variants: list[str]) -> None:
     """At max_pending keys a new key is refused, but deltas for pending keys still merge."""
     async with InventoryAdjuster(fake, linger=SLOW, max_pending=2) as adj:
@@ -249,11 +264,9 @@ async def test_backpressure_counts_keys_not_deltas(fake: Any, variants: list[str
             adj.submit_nowait("p0", variants[2], -1)
         for _ in range(100):
             adj.submit_nowait("p0", variants[0], -1)
-        waiting = asyncio.create_task(adj.submit("p0", variants[2], -1))
-        await asyncio.sleep(0)
-        assert not waiting.done()
+        # submit waits for room, which the full table makes by sending what is ready at once
+        ticket = await asyncio.wait_for(adj.submit("p0", variants[2], -1), 5)
         await adj.flush()
-        ticket = await waiting
     assert (await ticket).status is C
     assert fake.quantities[("p0", variants[0])] == 899
 

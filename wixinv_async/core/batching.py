@@ -74,6 +74,9 @@ __all__ = [
 
 Kind = Literal["increment", "decrement"]
 FlushReason = Literal["full", "linger", "flush", "close"]
+"""Why a batch was sent: ``full`` (``max_batch`` variants ready), ``linger`` (its oldest delta
+waited ``linger`` seconds, or ``max_pending`` keys are pending and producers wait for room),
+``flush`` or ``close``."""
 FLUSH_REASONS: tuple[FlushReason, ...] = ("full", "linger", "flush", "close")
 
 T = TypeVar("T")
