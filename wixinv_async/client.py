@@ -51,7 +51,6 @@ from .errors import (
     ConnectError,
     ConnectionLostError,
     InvalidInputError,
-    OffsetLimitError,
     OutcomeUnknownError,
     RateLimitedError,
     RequestTimeoutError,
@@ -61,8 +60,6 @@ from .errors import (
     api_error_for_status,
 )
 from .models import (
-    MAX_OFFSET_ITEMS,
-    MAX_QUANTITY,
     DecrementData,
     DecrementInventoryRequest,
     ErrorBody,
@@ -261,7 +258,8 @@ class InventoryClient:
         (``offset + limit > 10000``) raises OffsetLimitError: crawl by numericId instead."""
         query = Query(
             paging=Paging(
-                limit=validation.check_page_limit(limit), offset=_check_offset(offset, limit)
+                limit=validation.check_page_limit(limit),
+                offset=validation.check_page_offset(offset, limit),
             ),
             filter=_json_text("query.filter", filter, Mapping),
             sort=_json_text("query.sort", sort, Sequence),
@@ -289,7 +287,7 @@ class InventoryClient:
         else:
             key = request.product_id = validation.check_entity_id("productId", product_id)
         if variant_ids is not None:
-            request.variant_ids = _check_variant_ids(variant_ids)
+            request.variant_ids = validation.check_variant_ids(variant_ids)
         path = f"{_READER}/{_segment(key)}/getVariants"
         response = await self._send(
             "get_inventory_variants", "POST", path, _ENCODER.encode(request)
@@ -309,7 +307,7 @@ class InventoryClient:
         A failure after sending raises OutcomeUnknownError (an overwrite is not retried: a
         retry could clobber a concurrent decrement)."""
         validation.check_entity_id("productId", product_id)
-        checked = _check_variant_updates(variants)
+        checked = validation.check_variant_updates(variants)
         if track_quantity == "keep":
             track_quantity = await self._current_tracking(product_id)
         elif not isinstance(track_quantity, bool):
@@ -647,18 +645,6 @@ def _as_list(entries: Sequence[_T]) -> list[_T]:
     return entries if type(entries) is list else list(entries)
 
 
-def _check_offset(offset: object, limit: int) -> int:
-    """An offset whose page ends within the first 10,000 items (``limit`` checked already)."""
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InvalidInputError("paging.offset", offset, "must be an int >= 0")
-    if offset + limit > MAX_OFFSET_ITEMS:
-        raise OffsetLimitError(
-            f"paging.offset={offset} with limit={limit} reaches past the {MAX_OFFSET_ITEMS} "
-            "items Wix serves by offset; crawl by numericId (crawl_inventory) instead"
-        )
-    return offset
-
-
 def _json_text(field: str, value: object, kind: type) -> str | msgspec.UnsetType:
     """A filter or sort as the JSON string the API wants (absent when ``None``)."""
     if value is None:
@@ -669,29 +655,3 @@ def _json_text(field: str, value: object, kind: type) -> str | msgspec.UnsetType
         return _ENCODER.encode(value).decode()
     except (TypeError, msgspec.EncodeError) as exc:
         raise InvalidInputError(field, value, f"is not JSON-encodable: {exc}") from None
-
-
-def _check_variant_ids(variant_ids: Sequence[str]) -> list[str]:
-    if isinstance(variant_ids, str):
-        raise InvalidInputError("variantIds", variant_ids, "must be a list of GUIDs")
-    return [
-        validation.check_variant_id(value, index=index, field="variantIds")
-        for index, value in enumerate(variant_ids)
-    ]
-
-
-def _check_variant_updates(variants: Sequence[VariantUpdate]) -> list[VariantUpdate]:
-    for index, variant in enumerate(variants):
-        if not isinstance(variant, VariantUpdate):
-            raise InvalidInputError("variants", variant, "must be a VariantUpdate", index=index)
-        validation.check_variant_id(variant.variant_id, index=index)
-        quantity = variant.quantity
-        if quantity is not UNSET and (
-            isinstance(quantity, bool)
-            or not isinstance(quantity, int)
-            or not 0 <= quantity <= MAX_QUANTITY
-        ):
-            raise InvalidInputError(
-                "quantity", quantity, f"must be an int from 0 to {MAX_QUANTITY}", index=index
-            )
-    return list(variants)

@@ -12,14 +12,16 @@ from typing import Any, Final
 
 from msgspec import UNSET
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, OffsetLimitError
 from ..models import (
     MAX_BATCH,
     MAX_ID_LENGTH,
+    MAX_OFFSET_ITEMS,
     MAX_PAGE_LIMIT,
     MAX_QUANTITY,
     DecrementData,
     IncrementData,
+    VariantUpdate,
 )
 
 __all__ = [
@@ -31,7 +33,10 @@ __all__ = [
     "check_entries",
     "check_entry",
     "check_page_limit",
+    "check_page_offset",
     "check_variant_id",
+    "check_variant_ids",
+    "check_variant_updates",
     "is_guid",
 ]
 
@@ -100,6 +105,47 @@ def check_page_limit(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_LIMIT:
         raise InvalidInputError("paging.limit", value, f"must be an int from 1 to {MAX_PAGE_LIMIT}")
     return value
+
+
+def check_page_offset(offset: object, limit: int) -> int:
+    """An offset whose page ends within the first 10,000 items (``limit`` checked already)."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInputError("paging.offset", offset, "must be an int >= 0")
+    if offset + limit > MAX_OFFSET_ITEMS:
+        raise OffsetLimitError(
+            f"paging.offset={offset} with limit={limit} reaches past the {MAX_OFFSET_ITEMS} "
+            "items Wix serves by offset; crawl by numericId (crawl_inventory) instead"
+        )
+    return offset
+
+
+def check_variant_ids(variant_ids: Sequence[str]) -> list[str]:
+    """Get Inventory Variants' ``variantIds``: a list (not a string) of GUIDs."""
+    if isinstance(variant_ids, str):
+        raise InvalidInputError("variantIds", variant_ids, "must be a list of GUIDs")
+    return [
+        check_variant_id(value, index=index, field="variantIds")
+        for index, value in enumerate(variant_ids)
+    ]
+
+
+def check_variant_updates(variants: Sequence[VariantUpdate]) -> list[VariantUpdate]:
+    """Update Inventory Variants' ``variants``: VariantUpdates with GUIDs and quantities from 0
+    to 99999."""
+    for index, variant in enumerate(variants):
+        if not isinstance(variant, VariantUpdate):
+            raise InvalidInputError("variants", variant, "must be a VariantUpdate", index=index)
+        check_variant_id(variant.variant_id, index=index)
+        quantity = variant.quantity
+        if quantity is not UNSET and (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 0 <= quantity <= MAX_QUANTITY
+        ):
+            raise InvalidInputError(
+                "quantity", quantity, f"must be an int from 0 to {MAX_QUANTITY}", index=index
+            )
+    return list(variants)
 
 
 # --- whole batches ----------------------------------------------------------------------------
