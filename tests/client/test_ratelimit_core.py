@@ -86,13 +86,22 @@ def test_bad_rates_are_refused() -> None:
 
 
 def test_a_pause_extends_but_never_shortens() -> None:
-    """A shorter 429 pause inside a longer one changes nothing."""
+    """A shorter 429 pause inside a longer one changes nothing, not even the streak (its
+    request left before the pause: concurrent senders' 429s are one refusal)."""
     state = ThrottleState()
     assert state.throttled(10.0, 30.0) == 40.0
     assert state.throttled(12.0, 5.0) == 40.0
     assert state.remaining(20.0) == 20.0
     assert state.remaining(41.0) == 0.0
-    assert state.streak == 2
+    assert state.streak == 1
+
+
+def test_a_429_after_the_pause_lengthens_the_streak() -> None:
+    """A request sent once the pause ended and refused again: the pause was too short."""
+    state = ThrottleState()
+    state.throttled(0.0, 1.0)
+    state.throttled(1.5, 2.0)
+    assert state.streak == 2 and state.remaining(1.5) == 2.0
 
 
 def test_success_ends_the_streak() -> None:

@@ -112,7 +112,9 @@ class ThrottleState:
     """The 429 pause of one site: until when every sender waits, and how many 429s in a row.
 
     ``throttled`` extends the pause (never shortens it); ``succeeded`` ends the streak, so the
-    next pause without ``Retry-After`` starts small again.
+    next pause without ``Retry-After`` starts small again. A 429 answered during a pause does not
+    lengthen the streak: nothing is sent during a pause, so its request left before the pause
+    began, and the 429s of concurrent senders are one refusal, not several in a row.
     """
 
     __slots__ = ("paused_until", "streak")
@@ -123,7 +125,8 @@ class ThrottleState:
 
     def throttled(self, now: float, delay: float) -> float:
         """Record a 429 answered at ``now`` that asks for ``delay`` seconds; the pause end."""
-        self.streak += 1
+        if now >= self.paused_until:
+            self.streak += 1
         self.paused_until = max(self.paused_until, now + delay)
         return self.paused_until
 
