@@ -161,8 +161,9 @@ class InventoryClient:
 
     An async context manager. ``session`` is borrowed (not closed); without one the client
     makes and closes its own. ``rate_limit`` is a :class:`RateLimit` (a private budget), a
-    :class:`RateLimiter` shared with other clients, or ``None`` (no pacing). ``timeout`` bounds
-    connecting and each read. ``transport`` replaces HTTP entirely (e.g. ``MockTransport``).
+    :class:`RateLimiter` shared with other clients, or ``None`` (no pacing; a 429 still pauses
+    every sender of this client). ``timeout`` bounds connecting and each read. ``transport``
+    replaces HTTP entirely (e.g. ``MockTransport``).
     ``clock`` is where backoff and pauses wait: a ``VirtualClock`` makes them instant in tests
     (a shared ``RateLimiter`` pauses on its own clock; pacing always runs on the event loop's).
 
@@ -410,7 +411,7 @@ class InventoryClient:
         """Attempt until a 2xx response, or until the decision table says to raise."""
         attempt, refreshed = 1, False
         while True:
-            if signed and self._site is not None:
+            if signed:
                 await self._site.acquire()
             request = await self._request(method, url, body, signed)
             outcome = await self._attempt(endpoint, request, signed, kind)
@@ -470,7 +471,7 @@ class InventoryClient:
             logger.info("%s %s: %s; its status decides", request.method, request.path, exc)
             response = answered
         status = response.status
-        if signed and self._site is not None and status != 429:
+        if signed and status != 429:
             self._site.succeeded()
         if 200 <= status < 300:
             logger.debug("%s %s -> %d", request.method, request.path, status)
@@ -489,12 +490,11 @@ class InventoryClient:
         attempt: int,
         signed: bool,
     ) -> None:
-        """Back off before the next attempt; a 429 on a paced call pauses every sender of the
+        """Back off before the next attempt; a 429 on a signed call pauses every sender of the
         site instead (the token endpoint is not paced, so it waits on its own)."""
         policy = self._retry
-        paced = signed and self._site is not None
         if failure is Failure.RATE_LIMITED:
-            delay = self._throttle_delay(error, attempt, paced)
+            delay = self._throttle_delay(error, attempt, signed)
         else:
             delay = backoff_delay(
                 attempt, base=policy.base_delay, cap=policy.max_delay, rng=self._rng
@@ -508,16 +508,16 @@ class InventoryClient:
             attempt,
             delay,
         )
-        if failure is Failure.RATE_LIMITED and paced:
+        if failure is Failure.RATE_LIMITED and signed:
             return  # the paused site limiter makes every sender wait, this one included
         await self._clock.sleep(delay)
 
-    def _throttle_delay(self, error: WixInventoryError, attempt: int, paced: bool) -> float:
+    def _throttle_delay(self, error: WixInventoryError, attempt: int, shared: bool) -> float:
         """How long a 429 pauses the site: ``Retry-After`` if given (and not too long), else
         backoff by the site's streak of 429s."""
         policy = self._retry
         retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
-        site = self._site if paced else None
+        site = self._site if shared else None
         if retry_after is not None and retry_after > policy.max_retry_after:
             if site is not None:  # not waited out here, but the site's other senders hold off
                 site.throttled(retry_after)
@@ -537,9 +537,10 @@ class InventoryClient:
 
 def _site_limiter(
     rate_limit: RateLimit | RateLimiter | None, site_key: str, clock: Clock
-) -> SiteLimiter | None:
+) -> SiteLimiter:
+    """The site's limiter; without a rate limit, one that only shares 429 pauses."""
     if rate_limit is None:
-        return None
+        return SiteLimiter(site_key, None, clock)
     if isinstance(rate_limit, RateLimit):
         rate_limit = RateLimiter(rate_limit, clock=clock)
     if not isinstance(rate_limit, RateLimiter):

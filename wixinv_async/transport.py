@@ -348,15 +348,20 @@ class SiteLimiter:
     """Pacing and the 429 pause of one site, shared by every sender of that site.
 
     Senders queue first come, first served; only the first in line waits for the next slot.
+    ``rate=None``: no pacing, only the shared 429 pause (a client made with ``rate_limit=None``).
     """
 
     __slots__ = ("_clock", "_line", "_slots", "_throttle", "key", "rate")
 
-    def __init__(self, key: str, rate: RateLimit, clock: Clock) -> None:
+    def __init__(self, key: str, rate: RateLimit | None, clock: Clock) -> None:
         self.key = key
         self.rate = rate
         self._clock = clock
-        self._slots = SlotSchedule(rate.interval, catch_up_budget(rate.period, rate.safety))
+        self._slots = (
+            None
+            if rate is None
+            else SlotSchedule(rate.interval, catch_up_budget(rate.period, rate.safety))
+        )
         self._throttle = ThrottleState()
         self._line = asyncio.Lock()
 
@@ -375,6 +380,8 @@ class SiteLimiter:
                 while (pause := throttle.remaining(clock.time())) > 0:
                     catch_up = False
                     await clock.sleep(pause)
+                if slots is None:
+                    return
                 wait = slots.take(loop.time(), catch_up=catch_up)
                 if not wait:
                     return
@@ -396,9 +403,9 @@ class SiteLimiter:
 
     def __repr__(self) -> str:
         paused = self._throttle.remaining(self._clock.time())
+        rate = "unpaced" if self.rate is None else f"{self.rate.requests}/{self.rate.period}s"
         return (
-            f"<SiteLimiter {self.key!r} {self.rate.requests}/{self.rate.period}s "
-            f"paused={paused:.3f}s streak={self._throttle.streak}>"
+            f"<SiteLimiter {self.key!r} {rate} paused={paused:.3f}s streak={self._throttle.streak}>"
         )
 
 

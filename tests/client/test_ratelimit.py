@@ -172,6 +172,22 @@ async def test_a_429_pauses_every_sender_of_that_site_only(
     assert len(server.times("S")) == 11
 
 
+async def test_without_pacing_a_429_still_pauses_every_sender(
+    virtual_time: Any, decrements: Entries
+) -> None:
+    """rate_limit=None turns pacing off, not the shared 429 pause: after Retry-After: 10, the
+    site's other senders send nothing for 10 s either."""
+    server = Server()
+    server.throttle_next["S"] = "10"
+    async with client_for(server, "S", None) as client:
+        first = asyncio.create_task(client.decrement_inventory(decrements()))
+        await asyncio.sleep(1.0)  # (virtual time) its 429 came back at 0.05 s: the site pauses
+        others = [client.decrement_inventory(decrements()) for _ in range(3)]
+        await asyncio.gather(first, *others)
+    throttled_at, *later = server.times("S")
+    assert len(later) == 4 and min(later) - throttled_at >= 10.0
+
+
 async def test_a_retry_after_too_long_to_wait_still_pauses_the_site(
     virtual_time: Any, decrements: Entries
 ) -> None:
