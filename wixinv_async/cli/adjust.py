@@ -73,9 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.file.is_file():
             raise ConfigurationError(f"no such file: {args.file}")
         summary = asyncio.run(_adjust(args, config))
-    except (ConfigurationError, InvalidInputError) as exc:
-        return fail("adjust", exc, EXIT_CONFIG, as_json=args.json)
-    except OSError as exc:  # the input, the journal or a report file cannot be opened
+    except (ConfigurationError, InvalidInputError, OSError) as exc:
+        # OSError: the input, the journal or a report file cannot be opened
         return fail("adjust", exc, EXIT_CONFIG, as_json=args.json)
     emit_summary(summary.as_dict(), as_json=args.json)
     return summary.exit_code
