@@ -11,6 +11,7 @@ its state, declared below.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import random
 from collections import Counter, deque
@@ -39,7 +40,7 @@ from .core.coalesce import DeltaTable, Entry, Outcome, OutcomeStatus
 from .errors import RateLimitedError, WixInventoryError
 from .models import DecrementData, IncrementData
 
-__all__ = ["InventoryWriter"]
+__all__ = ["InventoryWriter", "takes_validate"]
 
 _UNKNOWN = Outcome(OutcomeStatus.IN_DOUBT, code="UNKNOWN")
 _OK = OutcomeStatus.COMMITTED
@@ -52,6 +53,19 @@ class InventoryWriter(Protocol):
 
     async def increment_inventory(self, entries: Sequence[IncrementData]) -> None: ...
     async def decrement_inventory(self, entries: Sequence[DecrementData]) -> None: ...
+
+
+def takes_validate(client: object) -> bool:
+    """Whether both write methods of ``client`` accept ``validate=False``."""
+    for name in ("increment_inventory", "decrement_inventory"):
+        try:
+            parameters = inspect.signature(getattr(client, name)).parameters
+        except (AttributeError, TypeError, ValueError):
+            return False
+        parameter = parameters.get("validate")
+        if parameter is None or parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
+            return False
+    return True
 
 
 class _Run:

@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import random
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Generator
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal, Self
 
-from ._delivery import _CANCELLED, InventoryWriter, _Delivery, _Run
+from ._delivery import _CANCELLED, InventoryWriter, _Delivery, _Run, takes_validate
 from .core.batching import (
     FLUSH_REASONS,
     AdjusterStats,
@@ -184,7 +183,7 @@ class InventoryAdjuster(_Delivery):
         self._client_429_base = _client_rate_limited(client)
         # Entries are built from deltas check_delta accepted, with nets kept within
         # ±MAX_AMOUNT: a client that can skip re-checking them (InventoryClient) is told so.
-        self._trusted: dict[str, Any] = {"validate": False} if _takes_validate(client) else {}
+        self._trusted: dict[str, Any] = {"validate": False} if takes_validate(client) else {}
         if not self._net:  # keep the netting hot path free of the mode test
             self.submit_nowait = self._submit_nowait_apart  # type: ignore[method-assign]
 
@@ -609,19 +608,6 @@ class InventoryAdjuster(_Delivery):
                 self._finish_unstarted(run)
         elif task.exception() is not None:
             self._report_error("adjuster batch failed", task.exception())
-
-
-def _takes_validate(client: object) -> bool:
-    """Whether both write methods of ``client`` accept ``validate=False``."""
-    for name in ("increment_inventory", "decrement_inventory"):
-        try:
-            parameters = inspect.signature(getattr(client, name)).parameters
-        except (AttributeError, TypeError, ValueError):
-            return False
-        parameter = parameters.get("validate")
-        if parameter is None or parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
-            return False
-    return True
 
 
 def _client_rate_limited(client: object) -> int | None:

@@ -9,14 +9,14 @@ their outcome at once, so memory does not grow with the file.
 from __future__ import annotations
 
 import csv
-import inspect
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from .._delivery import takes_validate
 from ..adjuster import BatchReport, InventoryAdjuster, InventoryWriter, SentBatch, Ticket
 from ..core.coalesce import NOOP, Outcome, OutcomeStatus
 from ..errors import ApiError, AuthenticationError, ConfigurationError, PermissionDeniedError
@@ -342,27 +342,23 @@ class _WatchedWriter:
     def __init__(self, client: InventoryWriter, job: _Job):
         self._client = client
         self._job = job
-        self._trusted = all(
-            "validate" in inspect.signature(getattr(client, name)).parameters
-            for name in ("increment_inventory", "decrement_inventory")
-        )
+        self._trusted = takes_validate(client)
 
     async def increment_inventory(
         self, entries: Sequence[IncrementData], *, validate: bool = True
     ) -> None:
-        extra = {"validate": validate} if self._trusted else {}
-        try:
-            await self._client.increment_inventory(entries, **extra)
-        except ApiError as exc:
-            self._job.saw(exc)
-            raise
+        await self._forward(self._client.increment_inventory, entries, validate)
 
     async def decrement_inventory(
         self, entries: Sequence[DecrementData], *, validate: bool = True
     ) -> None:
-        extra = {"validate": validate} if self._trusted else {}
+        await self._forward(self._client.decrement_inventory, entries, validate)
+
+    async def _forward(
+        self, write: Callable[..., Awaitable[None]], entries: Sequence[Any], validate: bool
+    ) -> None:
         try:
-            await self._client.decrement_inventory(entries, **extra)
+            await write(entries, **({"validate": validate} if self._trusted else {}))
         except ApiError as exc:
             self._job.saw(exc)
             raise
