@@ -19,7 +19,9 @@ import pytest
 os.environ["PYTHONASYNCIODEBUG"] = "1"
 
 ROOT = Path(__file__).resolve().parent.parent
-SDK_REQUESTS = ROOT.parent / "shared" / "wire" / "official-sdk-requests.json"
+# Vendored from the shared wire captures (tests/wire/README.md names the source), so a clone alone passes.
+WIRE = Path(__file__).resolve().parent / "wire"
+SDK_REQUESTS = WIRE / "official-sdk-requests.json"
 
 
 @pytest.fixture(scope="session")
