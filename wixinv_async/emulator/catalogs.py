@@ -76,6 +76,8 @@ def _migrated(item: V3Item) -> dict[str, Any]:
         "trackQuantity": item.track,
         "preorderInfo": item.preorder_wire(),
     }
+    if item.v1_variant_id is not None:
+        entry["v1VariantId"] = item.v1_variant_id
     if item.track:
         entry["quantity"] = item.quantity
     else:

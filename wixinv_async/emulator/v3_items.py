@@ -58,6 +58,7 @@ class V3Item:
         "revision",
         "track",
         "updated",
+        "v1_variant_id",
         "variant_id",
         "variant_name",
         "variant_sku",
@@ -93,6 +94,8 @@ class V3Item:
         self.name = ""
         self.variant_name = ""
         self.variant_sku = ""
+        self.v1_variant_id: str | None = None
+        """The V1 variant id it was migrated from, when that differs (the default variant)."""
         self.json: bytes | None = None
 
     def __repr__(self) -> str:
@@ -176,16 +179,19 @@ def from_v1(
     with its quantity (or ``inStock``), tracking and preorder settings; with ``extra_stock``,
     also at every other location with a seeded quantity and no preorder.
 
-    A V1 preorder ``limit`` of ``None`` (no floor) becomes the default 100000; stock already
-    below zero becomes the preorder counter. ``createdDate`` is the V1 creation time (the
-    numericId, in microseconds), ``updatedDate`` its ``lastUpdated``.
+    V1's shared default variant id (``00000000-...``) becomes a fresh GUID per product, since
+    ``(variantId, locationId)`` is unique in V3. A V1 preorder ``limit`` of ``None`` (no
+    floor) becomes the default 100000; stock already below zero becomes the preorder counter.
+    ``createdDate`` is the V1 creation time (the numericId, in microseconds), ``updatedDate``
+    its ``lastUpdated``.
     """
     out: list[V3Item] = []
     for number, item in enumerate(items, 1):
         for index, variant in enumerate(item.variants.values(), 1):
+            default = variant.variant_id == DEFAULT_VARIANT_ID
             base = V3Item(
                 new_guid(rng),
-                variant_id=variant.variant_id,
+                variant_id=new_guid(rng) if default else variant.variant_id,
                 location_id=locations[0],
                 product_id=item.product_id,
                 track=item.track,
@@ -194,6 +200,8 @@ def from_v1(
                 created=item.numeric_id // 1000,
             )
             base.updated = max(item.last_updated, base.created)
+            if default:
+                base.v1_variant_id = variant.variant_id
             if item.preorder_enabled:
                 base.preorder_enabled = True
                 base.preorder_message = item.preorder_message
@@ -204,7 +212,7 @@ def from_v1(
             if extra_stock:
                 copies += [_at(base, location, rng) for location in locations[1:]]
             for copy in copies:
-                _name(copy, number, index, variant.variant_id == DEFAULT_VARIANT_ID)
+                _name(copy, number, index, default)
             out.extend(copies)
     return out
 
