@@ -102,15 +102,16 @@ def compile_plan(
     prefix: str,
 ) -> Plan:
     """Compile a query (``kind`` ``query`` or ``search``); 400 naming the field if invalid."""
-    match = _compile_filter(filter_ or {}, f"{prefix}.filter")
+    at = f"{prefix}." if prefix else ""
+    match = _compile_filter(filter_ or {}, f"{at}filter")
     pairs = []
     for index, (field, order) in enumerate(sort or ()):
         if field not in SORTABLE:
             text = f"cannot sort by {field!r}: sortable fields are {sorted(SORTABLE)}"
-            raise validation_error([(f"{prefix}.sort[{index}].fieldName", text)])
+            raise validation_error([(f"{at}sort[{index}].fieldName", text)])
         pairs.append((field, order == "DESC"))
     if search:
-        text_match = _compile_search(search, f"{prefix}.search")
+        text_match = _compile_search(search, f"{at}search")
         base = match
         match = lambda item: base(item) and text_match(item)  # noqa: E731
     source = {"filter": filter_ or {}, "sort": list(sort or ()), "search": search or {}}
