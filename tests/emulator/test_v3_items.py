@@ -43,6 +43,10 @@ async def test_update_with_the_current_revision_applies_and_bumps_it(api3: Any) 
     (entry,) = api3.emu.journal()
     assert entry.endpoint == "updateInventoryItem"
     assert entry.entries[0]["reason"] == "MANUAL" and entry.entries[0]["quantity"] == 10
+    assert (entry.entries[0]["quantityBefore"], entry.entries[0]["quantityAfter"]) == (
+        item["quantity"],
+        10,
+    )
 
 
 async def test_update_with_a_stale_revision_is_409_and_changes_nothing(api3: Any) -> None:
