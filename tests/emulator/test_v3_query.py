@@ -277,3 +277,34 @@ async def test_paging_25000_items_while_they_change_reads_each_exactly_once(v3_a
             body = {"query": {"cursorPaging": {"limit": 1000, "cursor": cursor}}}
         assert len(seen) == len(set(seen)) == 25_000, f"seed {seed}"
         assert set(seen) == set(ids)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({".r": "!!!"}, ".r"),
+        ({".r": "e30", "limit": "5"}, "limit"),
+        ({".r": "bm90IGpzb24"}, ".r"),
+    ],
+)
+async def test_a_malformed_get_query_is_400(api3: Any, params: dict[str, str], field: str) -> None:
+    """.r that is not base64url JSON, or a parameter beside it: 400 naming it."""
+    async with api3.session.get(
+        f"{api3.emu.url}{V3}/inventory-items/query", params=params, headers=api3.headers
+    ) as response:
+        assert response.status == 400
+        data = await response.json()
+    assert data["details"]["validationError"]["fieldViolations"][0]["field"] == field
+
+
+async def test_get_item_query_parameter_must_match_the_path(api3: Any) -> None:
+    """The SDK also sends ?inventoryItemId=; one that differs from the path is a 400."""
+    item = api3.tracked3()
+    url = f"{api3.emu.url}{V3}/inventory-items/{item['id']}"
+    async with api3.session.get(
+        url, params={"inventoryItemId": item["id"]}, headers=api3.headers
+    ) as r:
+        assert r.status == 200
+    other = "22222222-2222-2222-2222-222222222222"
+    async with api3.session.get(url, params={"inventoryItemId": other}, headers=api3.headers) as r:
+        assert r.status == 400

@@ -56,6 +56,13 @@ _INJECTED = ItemError(
 class V3Store:
     """The items of one V3 site, by id and by (variant, location), with a journal."""
 
+    locations: list[str]
+    """Location ids, the default location first."""
+    default_location: str
+    journal: list[JournalEntry]
+    """Every applied V3 write (a ``migrateToV3`` entry first on a migrated site)."""
+    entries_applied: int
+
     def __init__(
         self,
         *,
@@ -72,7 +79,7 @@ class V3Store:
         self._by_place = {(i.variant_id, i.location_id): i for i in self._by_id.values()}
         self._wall_clock = wall_clock
         self._rng = random.Random(seed ^ 0x3B3B)
-        self.journal: list[JournalEntry] = []
+        self.journal = []
         self.entries_applied = 0
 
     def __repr__(self) -> str:
