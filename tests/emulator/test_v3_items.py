@@ -204,3 +204,23 @@ async def test_delete_removes_the_item_from_every_lookup(api3: Any) -> None:
     entry = {"variantId": item["variantId"], "decrementBy": 1}
     data = await api3.bulk("decrement-by-variant-and-location", {"decrementData": [entry]})
     assert data["results"][0]["itemMetadata"]["error"]["code"] == "NOT_FOUND"
+
+
+async def test_a_preorder_limit_below_the_counter_is_refused_in_a_bulk_update(api3: Any) -> None:
+    """After preordering below zero, a limit under the counter fails PRE_ORDER_VALIDATION."""
+    item = api3.tracked3()
+    enable = {"revision": item["revision"], "preorderInfo": {"enabled": True, "limit": 10}}
+    assert (await _patch(api3, item["id"], enable))[0] == 200
+    entry = {
+        "inventoryItemId": item["id"],
+        "decrementBy": item["quantity"] + 4,
+        "preorderRequest": True,
+    }
+    await api3.bulk("decrement", {"decrementData": [entry]})
+    revision = str(api3.store3().find(item["id"]).revision)
+    change = {"id": item["id"], "revision": revision, "preorderInfo": {"limit": 3}}
+    result = await api3.bulk("update", {"inventoryItems": [{"inventoryItem": change}]})
+    meta = result["results"][0]["itemMetadata"]
+    assert meta["error"]["code"] == "PRE_ORDER_VALIDATION"
+    assert meta["error"]["data"] == {"limit": 3, "counter": 4}
+    assert api3.store3().find(item["id"]).preorder_limit == 10

@@ -272,3 +272,44 @@ async def test_per_item_faults_are_deterministic_for_a_seed(v3_api_of: Any) -> N
     assert metadata["totalSuccesses"] == sum(1 for _, ok in results if ok)
     other = FaultPlan({"*": FaultRule(item_error=0.2)}, seed=10)
     assert await _faulted_run(other, v3_api_of) != first
+
+
+async def test_increments_of_an_untracked_item_are_refused_per_item(api3: Any) -> None:
+    """An increment of an item tracked by status: INVENTORY_QUANTITY_NOT_TRACKED, unchanged."""
+    item = api3.untracked3()
+    for path, field in (
+        ("increment", "incrementData"),
+        ("increment-by-variant-and-location", "incrementData"),
+    ):
+        entry: dict[str, Any] = {"incrementBy": 1}
+        if path == "increment":
+            entry["inventoryItemId"] = item["id"]
+        else:
+            entry["variantId"], entry["locationId"] = item["variantId"], item["locationId"]
+        meta = _meta(await api3.bulk(path, {field: [entry]}))[0]
+        assert meta["error"]["code"] == "INVENTORY_QUANTITY_NOT_TRACKED"
+    assert api3.store3().find(item["id"]).revision == int(item["revision"])
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({"variantId": "x", "decrementBy": 1}, "decrementData[0].variantId"),
+        (
+            {"variantId": MISSING, "locationId": "x", "decrementBy": 1},
+            "decrementData[0].locationId",
+        ),
+        ({"locationId": MISSING, "decrementBy": 1}, "decrementData[0].variantId"),
+        ({"variantId": MISSING}, "decrementData[0].decrementBy"),
+    ],
+)
+async def test_by_variant_and_location_requests_are_validated_whole(
+    api3: Any, entry: dict[str, Any], field: str
+) -> None:
+    """Malformed by-variant-and-location entries: 400 naming the field, nothing applied."""
+    good = {"variantId": api3.tracked3()["variantId"], "decrementBy": 1}
+    body = {"decrementData": [good, entry]}
+    field = field.replace("[0]", "[1]")
+    data = await api3.bulk("decrement-by-variant-and-location", body, expect=400)
+    assert data["details"]["validationError"]["fieldViolations"][0]["field"] == field
+    assert api3.emu.v3_store().entries_applied == 0
