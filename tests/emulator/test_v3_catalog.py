@@ -163,10 +163,24 @@ async def test_migration_mid_traffic_conserves_stock_and_turns_v1_calls_away(
                 assert response.status == 200
                 assert (await response.json())["catalogVersion"] == "V3_CATALOG"
 
+        probes: list[int] = []
+        done = asyncio.Event()
+
+        async def v3_reader() -> None:
+            while not done.is_set():
+                status, _, _ = await api.call("GET", "/stores/v3/inventory-items/query")
+                probes.append(status)
+
+        async def writers() -> None:
+            await asyncio.gather(*(writer(p) for p in eligible[:8]))
+            done.set()
+
         eligible = [p for p, q in initial.items() if q >= 10]
-        await asyncio.gather(migrate_soon(), *(writer(p) for p in eligible[:8]))
+        await asyncio.gather(migrate_soon(), v3_reader(), writers())
         assert 200 in statuses and 428 in statuses
         assert set(statuses) == {200, 428}
+        assert set(probes) == {200, 428} and probes[-1] == 200
+        assert probes == sorted(probes, reverse=True)  # 428 while V1, then 200 for good
         journal = emu.journal()
         names = [e.endpoint for e in journal]
         migration = names.index("migrateToV3")
