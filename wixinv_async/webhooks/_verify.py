@@ -23,11 +23,26 @@ from ._events import (
     ITEM_CHANGED,
     VARIANTS_CHANGED,
     InventoryItemChangedEvent,
+    InventoryItemCreatedEvent,
+    InventoryItemDeletedEvent,
+    InventoryItemUpdatedEvent,
+    InventoryItemUpdatedWithReasonEvent,
+    InventoryItemV3Event,
     InventoryVariantsChangedEvent,
     RawWebhookEvent,
     WebhookEvent,
 )
 from ._memory import delivery_key
+from ._v3 import (
+    V3_EVENT_TYPES,
+    V3_ITEM_CREATED,
+    V3_ITEM_DELETED,
+    V3_ITEM_UPDATED,
+    decode_domain_event,
+    entity_of,
+    reason_body,
+    sequence_of,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
@@ -186,8 +201,10 @@ def _decode_event(envelope: WebhookEnvelope) -> WebhookEvent:
         "instance_id": envelope.instance_id if isinstance(envelope.instance_id, str) else None,
         "identity": identity,
         "account_info": None if account_info is msgspec.UNSET else account_info,
-        "delivery_key": delivery_key(envelope, raw_payload, raw_identity),
     }
+    if envelope.event_type in V3_EVENT_TYPES:
+        return _decode_v3(envelope.event_type, raw_payload, common, where)
+    common["delivery_key"] = delivery_key(envelope, raw_payload, raw_identity)
     if envelope.event_type == ITEM_CHANGED:
         item = _convert(raw_payload, InventoryItemChanged, where)
         return InventoryItemChangedEvent(payload=item, **common)
@@ -195,6 +212,53 @@ def _decode_event(envelope: WebhookEnvelope) -> WebhookEvent:
         variants = _convert(raw_payload, InventoryVariantsChanged, where)
         return InventoryVariantsChangedEvent(payload=variants, **common)
     return RawWebhookEvent(payload=raw_payload, **common)
+
+
+_V3_KINDS: Final[dict[str, type[InventoryItemV3Event]]] = {
+    V3_ITEM_CREATED: InventoryItemCreatedEvent,
+    V3_ITEM_UPDATED: InventoryItemUpdatedEvent,
+    V3_ITEM_DELETED: InventoryItemDeletedEvent,
+}
+
+
+def _decode_v3(
+    event_type: str, raw_payload: Any, common: dict[str, Any], where: str
+) -> InventoryItemV3Event:
+    """A V3 domain event: keyed by its unique id, its entity (a fourth JSON level) decoded."""
+    event = decode_domain_event(raw_payload, where)
+    fields: dict[str, Any] = {
+        **common,
+        "delivery_key": f"id:{event.id}",
+        "event_id": event.id,
+        "entity_event_sequence": sequence_of(event, where),
+        "event_time": event.event_time if isinstance(event.event_time, str) else None,
+        "slug": event.slug if isinstance(event.slug, str) else "",
+        "originated_from": event.originated_from
+        if isinstance(event.originated_from, str)
+        else None,
+    }
+    kind = _V3_KINDS.get(event_type)
+    if kind is None:
+        item, reason, app_id = reason_body(event, where)
+        built: InventoryItemV3Event = InventoryItemUpdatedWithReasonEvent(
+            **fields,
+            entity_id=_entity_id(event.entity_id, item, where),
+            item=item,
+            reason=reason,
+            app_id=app_id,
+        )
+        return built
+    item = entity_of(event, where)
+    return kind(**fields, entity_id=_entity_id(event.entity_id, item, where), item=item)
+
+
+def _entity_id(sent: Any, item: Any, where: str) -> str:
+    """``entityId``, else the item's ``id``: stale detection needs one."""
+    if isinstance(sent, str) and sent:
+        return sent
+    if item is not None and isinstance(item.id, str) and item.id:
+        return str(item.id)
+    raise _reject(f"no entityId in {where} (and no item id)", "malformed")
 
 
 def verify_webhook(
