@@ -158,7 +158,8 @@ emulator's choices where they are silent:
   amount applied, 0 when refused), ``quantityBefore`` / ``quantityAfter`` and ``reason``;
   updates record the fields set and the tracked stock before and after. A V3 bulk request
   whose every entry failed is journaled too. ``GET /_emulator/state`` shows a V3 site's V3
-  items and every state carries ``catalogVersion``. V3 changes send no webhooks.
+  items and every state carries ``catalogVersion``. With a webhook sender, V3 changes send V3
+  events (``emulator/webhook_sender.py`` says which) and a migrated site sends V3 events only.
 """
 
 from __future__ import annotations

@@ -57,7 +57,13 @@ def seed_v3(store: SiteStore, seed: int, locations: Sequence[str]) -> V3Store:
     """A V3 store seeded from ``store``'s V1 catalog, with stock at every location."""
     rng = random.Random(seed ^ 0x0333)
     items = from_v1(store.records(), rng, locations=locations, extra_stock=True)
-    return V3Store(site_id=store.site_id, items=items, locations=locations, seed=seed)
+    return V3Store(
+        site_id=store.site_id,
+        items=items,
+        locations=locations,
+        seed=seed,
+        listeners=store.v3_listeners,
+    )
 
 
 def migrate(store: SiteStore, seed: int, locations: Sequence[str], at: float) -> V3Store:
@@ -66,7 +72,13 @@ def migrate(store: SiteStore, seed: int, locations: Sequence[str], at: float) ->
     one entry per item."""
     rng = random.Random(seed ^ 0x0333)
     items = from_v1(store.records(), rng, locations=locations, extra_stock=False)
-    v3 = V3Store(site_id=store.site_id, items=items, locations=locations, seed=seed)
+    v3 = V3Store(
+        site_id=store.site_id,
+        items=items,
+        locations=locations,
+        seed=seed,
+        listeners=store.v3_listeners,
+    )
     v3.journal.append(JournalEntry("", "migrateToV3", [_migrated(item) for item in items], at))
     return v3
 

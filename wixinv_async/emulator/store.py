@@ -12,7 +12,7 @@ import operator
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core.validation import is_guid
 from ..models import (
@@ -30,6 +30,9 @@ from .journal import Record, expand, record_batch
 from .query import CompiledQuery, Page, run_query
 from .requests import DecrementEntry, IncrementEntry, ItemUpdateIn
 from .updates import apply_update
+
+if TYPE_CHECKING:
+    from .v3_store import V3Listener
 
 __all__ = ["ChangeEvent", "JournalEntry", "Listener", "SiteStore"]
 
@@ -88,6 +91,9 @@ class SiteStore:
         self._seeding = (products, variants_per_product, seed, id_distribution)
         self._wall_clock = wall_clock
         self._listeners: list[Listener] = []
+        self.v3_listeners: list[V3Listener] = []
+        """Listeners of the site's V3 store, kept here: that store is replaced when the site
+        migrates or is reset, and each new one is handed this list."""
         self._items: list[Item] = []
         self._numeric_ids: list[int] = []
         self._index = Index()

@@ -22,7 +22,7 @@ from .v3_query import Page, Plan, ordered, run
 from .v3_requests import ItemIn
 from .v3_rules import ItemError, decrement, increment, update
 
-__all__ = ["Adjust", "ItemFault", "Outcome", "V3Store"]
+__all__ = ["Adjust", "ItemFault", "Outcome", "V3Change", "V3Listener", "V3Store"]
 
 ItemFault = Callable[[], str | None]
 """Draws one entry's injected fault: ``None``, ``"error"`` or ``"undetailed"``."""
@@ -48,6 +48,21 @@ class Outcome(NamedTuple):
     detailed: bool = True
 
 
+class V3Change(NamedTuple):
+    """One applied change of one item, as listeners (the webhook sender) hear of it."""
+
+    site_id: str
+    kind: str
+    """``updated`` or ``deleted``."""
+    item: dict[str, Any]
+    """The item's wire form after the change (for ``deleted``: as it was)."""
+    reason: str | None
+    request_id: str
+
+
+V3Listener = Callable[[V3Change], None]
+
+
 _INJECTED = ItemError(
     "INTERNAL_ERROR", "injected per-item fault: the entry was not applied", {}, 500
 )
@@ -71,8 +86,11 @@ class V3Store:
         locations: Sequence[str],
         seed: int = 0,
         wall_clock: Callable[[], float] = time.time,
+        listeners: list[V3Listener] | None = None,
     ) -> None:
         self.site_id = site_id
+        self.listeners = [] if listeners is None else listeners
+        """Called after each applied change, once per item changed (shared, not copied)."""
         self.locations = list(locations)
         self.default_location = self.locations[0]
         self._by_id = {item.id: item for item in sorted(items, key=_item_id)}
@@ -119,6 +137,10 @@ class V3Store:
     def _journal(self, rid: str, endpoint: str, entries: list[dict[str, Any]]) -> None:
         self.journal.append(JournalEntry(rid, endpoint, entries, self._wall_clock()))
 
+    def _changed(self, kind: str, item: V3Item, reason: str | None, rid: str) -> None:
+        for listener in list(self.listeners):
+            listener(V3Change(self.site_id, kind, item.to_wire(), reason, rid))
+
     # --- reads ---------------------------------------------------------------------------
 
     def get(self, item_id: str) -> V3Item:
@@ -157,6 +179,7 @@ class V3Store:
             if outcome.error is None and item is not None:
                 item.touch(now)
                 self.entries_applied += 1
+                self._changed("updated", item, reason, rid)
             outcomes.append(outcome)
             journal.append(
                 _adjust_record(index, entry, item, before, outcome, decrementing, reason)
@@ -202,6 +225,7 @@ class V3Store:
             raise application_error(error.status, error.code, error.description, error.data)
         record = _update_record(0, item_id, change, None, reason)
         self._journal(rid, "updateInventoryItem", [_with_stock(record, before, item)])
+        self._changed("updated", item, reason, rid)
         return item
 
     def bulk_update(
@@ -227,6 +251,8 @@ class V3Store:
             else:
                 error = _revision_error(item, change) or self._update_one(item, change)
             detailed = drawn != "undetailed"
+            if error is None and item is not None:
+                self._changed("updated", item, reason, rid)
             outcomes.append(
                 Outcome(index, change.id, item if error is None else None, error, detailed)
             )
@@ -242,6 +268,8 @@ class V3Store:
         for item in ordered(plan, self._by_id.values()):
             before = _stock(item)
             error = self._update_one(item, change)
+            if error is None:
+                self._changed("updated", item, None, rid)
             record = _update_record(len(journal), item.id, change, error, None)
             journal.append(_with_stock(record, before, item))
         self._journal(rid, "bulkUpdateInventoryItemsByFilter", journal)
@@ -257,6 +285,7 @@ class V3Store:
     def delete(self, item_id: str, rid: str) -> None:
         """Delete Inventory Item."""
         item = self.get(item_id)
+        self._changed("deleted", item, None, rid)
         del self._by_id[item_id]
         del self._by_place[(item.variant_id, item.location_id)]
         record = {

@@ -7,6 +7,17 @@ per event, ``InventoryVariantsChanged`` for quantity, inStock or availableForPre
 preorder changes. Like Wix, it can deliver duplicates and out of order, and it retries a
 delivery that was not answered 200.
 
+On a site that runs Catalog V3 (seeded so, or migrated: from then on its V1 calls fail, so it
+sends V3 events only) it listens to the site's V3 store too and posts V3 domain events (shapes
+in :mod:`wixinv_async.webhooks._v3`): for every applied change of an item (each entry of a bulk
+increment or decrement, each update) ``inventory_item_updated`` and
+``inventory_item_updated_with_reason`` (with the request's ``reason`` when it gave one, and
+``appId``), for a delete ``inventory_item_deleted``; the emulator has no create call, so no
+``created`` events. Each event has a fresh id (seeded, so a run is reproducible) that its
+duplicates and retries keep. ``entityEventSequence`` counts the changes of the item: the two
+events of one change share it; it is the item's ``revision`` unless that would not be higher
+than the last one sent (after a ``reset``, or for a delete), so it never goes back.
+
 The store's listener only queues (it never signs, sends or waits), so the emulator's request
 handling is never blocked by a slow or absent receiver. Signing and posting happen in one
 background task started by :meth:`WebhookSender.start`. When ``max_pending`` deliveries are
@@ -19,14 +30,16 @@ import asyncio
 import contextlib
 import random
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final, NamedTuple, Protocol, Self
+from typing import Any, Final, NamedTuple, Protocol, Self
 
 import aiohttp
+import msgspec
 
 from ..errors import ConfigurationError
 from ..models import (
@@ -40,11 +53,16 @@ from ..models import (
 )
 from ..webhooks import (
     ITEM_CHANGED,
+    V3_ENTITY_FQDN,
+    V3_ITEM_DELETED,
+    V3_ITEM_UPDATED,
+    V3_ITEM_UPDATED_WITH_REASON,
     VARIANTS_CHANGED,
     PrivateKeyInput,
     load_private_key,
     sign_webhook,
 )
+from .v3_store import V3Change, V3Listener
 
 __all__ = [
     "ChangeLike",
@@ -52,13 +70,14 @@ __all__ = [
     "WebhookSender",
     "WebhookSenderStats",
     "change_payloads",
+    "v3_payloads",
 ]
 
 _FIELD_PATHS: Final = {"trackQuantity": "trackInventory"}
 """Store field names -> the InventoryItemChanged field mask's names."""
 _VALUE_FIELDS: Final = ("quantity", "in_stock", "available_for_preorder")
 
-Payload = InventoryItemChanged | InventoryVariantsChanged
+Payload = InventoryItemChanged | InventoryVariantsChanged | dict[str, Any]
 
 
 class ChangeLike(Protocol):
@@ -83,8 +102,13 @@ class ChangeLike(Protocol):
 
 
 class ChangeSource(Protocol):
-    """What the sender needs of a store: ``SiteStore.add_listener``."""
+    """What the sender needs of a store: ``SiteStore``'s listeners (V1's and its V3 store's)
+    and instance id."""
 
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def v3_listeners(self) -> list[V3Listener]: ...
     def add_listener(self, listener: Callable[[ChangeLike], None]) -> None: ...
 
 
@@ -125,6 +149,61 @@ def change_payloads(change: ChangeLike, *, updated_date: str) -> list[tuple[str,
         )
         events.append((VARIANTS_CHANGED, changed))
     return events
+
+
+def _domain_event(
+    event_id: str, slug: str, change: V3Change, sequence: int, event_time: str, body: Any
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "id": event_id,
+        "entityFqdn": V3_ENTITY_FQDN,
+        "slug": slug,
+        "entityId": change.item["id"],
+        "eventTime": event_time,
+        "triggeredByAnonymizeRequest": False,
+        "entityEventSequence": str(sequence),
+    }
+    event.update(body)
+    return event
+
+
+def v3_payloads(
+    change: V3Change,
+    *,
+    event_ids: Callable[[], str],
+    sequence: int,
+    event_time: str,
+    app_id: str,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The V3 webhook events (type, domain event) Wix would send for one changed item."""
+    entity = _encode_str(change.item)
+    if change.kind == "deleted":
+        body = {"deletedEvent": {"deletedEntityAsJson": entity}}
+        return [
+            (
+                V3_ITEM_DELETED,
+                _domain_event(event_ids(), "deleted", change, sequence, event_time, body),
+            )
+        ]
+    reason: dict[str, Any] = {"currentEntity": change.item, "appId": app_id}
+    if change.reason is not None:
+        reason["reason"] = change.reason
+    updated = {"updatedEvent": {"currentEntityAsJson": entity}}
+    action = {"actionEvent": {"bodyAsJson": _encode_str(reason)}}
+    return [
+        (
+            V3_ITEM_UPDATED,
+            _domain_event(event_ids(), "updated", change, sequence, event_time, updated),
+        ),
+        (
+            V3_ITEM_UPDATED_WITH_REASON,
+            _domain_event(event_ids(), "updated_with_reason", change, sequence, event_time, action),
+        ),
+    ]
+
+
+def _encode_str(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 def _rfc3339(moment: float) -> str:
@@ -193,6 +272,8 @@ class WebhookSender:
         self._reorder = reorder
         self._reorder_window = reorder_window
         self._rng = random.Random(seed)
+        self._ids = random.Random(seed ^ 0x1D5)
+        self._sequences: dict[str, int] = {}
         self._identity = WebhookIdentity(identity_type="APP", app_id=app_id)
         self._lifetime = token_lifetime
         self._max_pending = max_pending
@@ -213,8 +294,15 @@ class WebhookSender:
     # --- WebhookSink -------------------------------------------------------------------
 
     def attach(self, store: ChangeSource) -> None:
-        """Listen to ``store``'s changes (any number of stores may be attached)."""
+        """Listen to ``store``'s changes, V1 and (while the site runs V3) V3; any number of
+        stores may be attached."""
         store.add_listener(self.on_change)
+        instance_id = store.instance_id
+
+        def on_v3_change(change: V3Change) -> None:
+            self.on_v3_change(change, instance_id)
+
+        store.v3_listeners.append(on_v3_change)
 
     async def start(self) -> None:
         """Open the HTTP session and start the background sender (idempotent)."""
@@ -255,13 +343,32 @@ class WebhookSender:
     def on_change(self, change: ChangeLike) -> None:
         """The store listener: queue the events of one change; never blocks or raises."""
         for event_type, payload in change_payloads(change, updated_date=_rfc3339(self._clock())):
-            delivery = _Delivery(event_type, payload, change.instance_id, change.site_id)
-            self._enqueue(delivery)
-            twice = (
-                self._duplicate_probability > 0 and self._rng.random() < self._duplicate_probability
-            )
-            if twice and self._enqueue(delivery):
-                self._counts["duplicates"] += 1
+            self._queue(_Delivery(event_type, payload, change.instance_id, change.site_id))
+
+    def on_v3_change(self, change: V3Change, instance_id: str) -> None:
+        """The V3 store listener: queue the events of one changed item; never blocks."""
+        item_id = str(change.item["id"])
+        sequence = max(self._sequences.get(item_id, 0) + 1, int(change.item["revision"]))
+        self._sequences[item_id] = sequence
+        payloads = v3_payloads(
+            change,
+            event_ids=self._event_id,
+            sequence=sequence,
+            event_time=_rfc3339(self._clock()),
+            app_id=self._identity.app_id if isinstance(self._identity.app_id, str) else "",
+        )
+        for event_type, payload in payloads:
+            self._queue(_Delivery(event_type, payload, instance_id, change.site_id))
+
+    def _event_id(self) -> str:
+        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def _queue(self, delivery: _Delivery) -> None:
+        """Queue one delivery, and a duplicate of it with ``duplicate_probability``."""
+        self._enqueue(delivery)
+        twice = self._duplicate_probability > 0 and self._rng.random() < self._duplicate_probability
+        if twice and self._enqueue(delivery):
+            self._counts["duplicates"] += 1
 
     def _enqueue(self, delivery: _Delivery) -> bool:
         if self._outstanding >= self._max_pending:
