@@ -325,3 +325,71 @@ async def test_v3_event_signed_with_another_key_gets_401(
     async with aiohttp.ClientSession() as session, session.post(url, data=token) as response:
         assert response.status == 401
     assert inbox.events == [] and receiver.stats().rejected == 1
+
+
+async def test_bulk_and_filter_updates_send_events_for_applied_items_only(
+    receiver_url: Any, app_keys: Any
+) -> None:
+    """A bulk update sends events for the entries it applied (not a stale revision's), and an
+    update by filter one pair per matched item, without a reason."""
+    url, receiver, inbox = receiver_url
+    sender = WebhookSender(url, app_keys.private_pem, seed=9)
+    async with (
+        Emulator(products=8, variants_per_product=2, seed=3, catalog="v3", webhooks=sender) as emu,
+        aiohttp.ClientSession() as session,
+    ):
+        wix = Wix(emu, session)
+        good, stale = tracked_items(emu, 2)
+        entries = [
+            {"inventoryItem": {"id": good["id"], "revision": good["revision"], "quantity": 9}},
+            {"inventoryItem": {"id": stale["id"], "revision": "999", "quantity": 1}},
+        ]
+        await wix.bulk("update", {"inventoryItems": entries, "reason": "REVERT_INVENTORY_CHANGE"})
+        await sender.drain()
+        await receiver.join()
+        after_bulk = list(inbox.v3())
+        matches = {i["id"] for i in emu.v3_store().items() if i["productId"] == stale["productId"]}
+        body = {"filter": {"productId": stale["productId"]}, "inventoryItem": {"inStock": True}}
+        await wix.bulk("update-by-filter", body)
+        await sender.drain()
+        await receiver.join()
+
+    assert [(type(e), e.entity_id) for e in after_bulk] == [
+        (InventoryItemUpdatedEvent, good["id"]),
+        (InventoryItemUpdatedWithReasonEvent, good["id"]),
+    ]
+    assert isinstance(after_bulk[1], InventoryItemUpdatedWithReasonEvent)
+    assert after_bulk[1].reason == "REVERT_INVENTORY_CHANGE"
+    by_filter = inbox.v3()[2:]
+    assert {e.entity_id for e in by_filter} == matches and len(by_filter) == 2 * len(matches)
+    assert all(e.item is not None and e.item.in_stock is True for e in by_filter)
+    reasons = {e.reason for e in by_filter if isinstance(e, InventoryItemUpdatedWithReasonEvent)}
+    assert reasons == {None}
+
+
+async def test_sequences_keep_growing_across_an_emulator_reset(
+    receiver_url: Any, app_keys: Any
+) -> None:
+    """After a reset reseeds the V3 store (revisions start again), the sender still attached
+    to it sends a sequence higher than any before, so nothing new looks stale."""
+    url, receiver, inbox = receiver_url
+    sender = WebhookSender(url, app_keys.private_pem, seed=10)
+    async with (
+        Emulator(products=8, variants_per_product=2, seed=3, catalog="v3", webhooks=sender) as emu,
+        aiohttp.ClientSession() as session,
+    ):
+        wix = Wix(emu, session)
+        (item,) = tracked_items(emu, 1)
+        increment = {"incrementData": [{"inventoryItemId": item["id"], "incrementBy": 1}]}
+        await wix.bulk("increment", increment)
+        await wix.bulk("increment", increment)
+        emu.reset()
+        await wix.bulk("increment", increment)
+        await sender.drain()
+        await receiver.join()
+        revision = emu.v3_store().get(item["id"]).revision
+
+    updated = [e for e in inbox.v3() if type(e) is InventoryItemUpdatedEvent]
+    assert [e.entity_event_sequence for e in updated] == [2, 3, 4]
+    assert revision == 2
+    assert updated[-1].item is not None and updated[-1].item.quantity == item["quantity"] + 1
