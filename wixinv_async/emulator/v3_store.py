@@ -138,8 +138,10 @@ class V3Store:
         self.journal.append(JournalEntry(rid, endpoint, entries, self._wall_clock()))
 
     def _changed(self, kind: str, item: V3Item, reason: str | None, rid: str) -> None:
-        for listener in list(self.listeners):
-            listener(V3Change(self.site_id, kind, item.to_wire(), reason, rid))
+        if self.listeners:  # the item's wire form only when someone listens
+            change = V3Change(self.site_id, kind, item.to_wire(), reason, rid)
+            for listener in list(self.listeners):
+                listener(change)
 
     # --- reads ---------------------------------------------------------------------------
 

@@ -231,11 +231,9 @@ def _decode_v3(
         "delivery_key": f"id:{event.id}",
         "event_id": event.id,
         "entity_event_sequence": sequence_of(event, where),
-        "event_time": event.event_time if isinstance(event.event_time, str) else None,
-        "slug": event.slug if isinstance(event.slug, str) else "",
-        "originated_from": event.originated_from
-        if isinstance(event.originated_from, str)
-        else None,
+        "event_time": _text(event.event_time),
+        "slug": _text(event.slug) or "",
+        "originated_from": _text(event.originated_from),
     }
     kind = _V3_KINDS.get(event_type)
     if kind is None:
@@ -250,6 +248,10 @@ def _decode_v3(
         return built
     item = entity_of(event, where)
     return kind(**fields, entity_id=_entity_id(event.entity_id, item, where), item=item)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _entity_id(sent: Any, item: Any, where: str) -> str:
