@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -393,3 +394,47 @@ async def test_sequences_keep_growing_across_an_emulator_reset(
     assert [e.entity_event_sequence for e in updated] == [2, 3, 4]
     assert revision == 2
     assert updated[-1].item is not None and updated[-1].item.quantity == item["quantity"] + 1
+
+
+SEED = 20261201
+
+
+async def test_mixed_v3_traffic_duplicated_and_shuffled_settles_on_the_final_state(
+    receiver_url: Any, app_keys: Any
+) -> None:
+    """Random bulk increments and decrements over many items, each event sent 0 or 1 extra
+    times and shuffled: every applied entry reaches the callback exactly once, and keeping
+    only non-stale events leaves each item at its final quantity."""
+    rng = random.Random(SEED)
+    print(f"seed={SEED}")
+    url, receiver, inbox = receiver_url
+    sender = WebhookSender(
+        url, app_keys.private_pem, duplicate_probability=0.5, reorder=True, seed=SEED
+    )
+    async with (
+        Emulator(products=15, variants_per_product=2, seed=8, catalog="v3", webhooks=sender) as emu,
+        aiohttp.ClientSession() as session,
+    ):
+        wix = Wix(emu, session)
+        items = tracked_items(emu, 8, minimum=30)
+        for _ in range(6):
+            picks = [rng.choice(items)["id"] for _ in range(25)]
+            path, field = rng.choice([("increment", "increment"), ("decrement", "decrement")])
+            entries = [{"inventoryItemId": i, f"{field}By": rng.randint(1, 4)} for i in picks]
+            await wix.bulk(path, {f"{field}Data": entries, "reason": "ORDER"})
+        await sender.drain()
+        await receiver.join()
+        journal = quantities_from_journal(emu)
+        applied = sum(len(v) for v in journal.values())
+        final = {i: emu.v3_store().get(i).quantity for i in journal}
+
+    events = inbox.v3()
+    assert len({e.event_id for e in events}) == len(events) == 2 * applied
+    assert sender.stats().duplicates == receiver.stats().duplicates > 0
+    tracker = EntitySequences()
+    kept: dict[str, int | None] = {}
+    for event in events:
+        if type(event) is InventoryItemUpdatedEvent and tracker.accept(event):
+            assert event.item is not None
+            kept[event.entity_id] = event.item.quantity  # type: ignore[assignment]
+    assert kept == final and len(final) > 1
