@@ -183,7 +183,7 @@ class AiohttpTransport:
             async with session.request(
                 request.method,
                 request.url,
-                data=request.body,
+                data=request.body or None,  # b"" would add a Content-Type to a GET
                 headers=request.headers,
                 timeout=self._timeout,
             ) as response:
