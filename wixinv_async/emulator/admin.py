@@ -1,8 +1,10 @@
 """The admin API under ``/_emulator/`` (outside Wix's paths, no authentication).
 
-``GET state`` (every item of a site, wire format), ``GET journal`` (applied writes in order),
-``GET stats``, ``POST reset``, ``GET``/``POST faults``. ``?site=`` picks a site (default: the
-first); ``?since=N`` skips the first N journal entries.
+``GET state`` (every item of a site in its catalog's wire format: V1 inventory items, or V3
+inventory items on a V3 site; ``catalogVersion`` says which), ``GET journal`` (applied writes
+in order, V1 then V3), ``GET stats``, ``POST reset``, ``GET``/``POST faults``, ``POST
+migrate`` (the site moves to V3 now; 409 if it runs V3 already). ``?site=`` picks a site
+(default: the first); ``?since=N`` skips the first N journal entries.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import msgspec
 from aiohttp import web
 
 from .faults import FaultPlan
-from .store import SiteStore
+from .store import JournalEntry
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -25,12 +27,12 @@ _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
 
 
-def journal_json(store: SiteStore, since: int = 0) -> dict[str, Any]:
+def journal_json(journal: list[JournalEntry], since: int = 0) -> dict[str, Any]:
     """The journal in JSON form: ``{"journal": [{"requestId", "endpoint", "entries", "at"}]}``."""
     return {
         "journal": [
             {"requestId": e.request_id, "endpoint": e.endpoint, "entries": e.entries, "at": e.at}
-            for e in store.journal[since:]
+            for e in journal[since:]
         ]
     }
 
@@ -57,6 +59,7 @@ def add_admin_routes(app: web.Application, emu: Emulator) -> None:
     app.router.add_post("/_emulator/reset", admin.reset)
     app.router.add_get("/_emulator/faults", admin.get_faults)
     app.router.add_post("/_emulator/faults", admin.set_faults)
+    app.router.add_post("/_emulator/migrate", admin.migrate)
 
 
 class _Admin:
@@ -65,26 +68,43 @@ class _Admin:
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
 
-    def _store_of(self, request: web.Request) -> SiteStore | web.Response:
-        """The ``?site=`` store (default: the first site), or a 404 answer."""
-        site_id = request.query.get("site")
-        try:
-            return self.emu.store if site_id is None else self.emu.site(site_id)
-        except KeyError:
+    def _site_of(self, request: web.Request) -> str | web.Response:
+        """The ``?site=`` site id (default: the first site), or a 404 answer."""
+        site_id = request.query.get("site", self.emu.site_id)
+        if site_id not in self.emu.sites:
             return _problem(404, f"no site {site_id!r}: sites are {self.emu.sites}")
+        return site_id
 
     async def state(self, request: web.Request) -> web.Response:
-        store = self._store_of(request)
-        return store if isinstance(store, web.Response) else _bytes(store.state_json())
+        site_id = self._site_of(request)
+        if isinstance(site_id, web.Response):
+            return site_id
+        version = self.emu.catalog_version(site_id)
+        if version == "V3_CATALOG":
+            body = self.emu.v3_store(site_id).state_json()
+        else:
+            body = self.emu.site(site_id).state_json()
+        return _bytes(body[:-1] + b',"catalogVersion":"' + version.encode() + b'"}')
 
     async def journal(self, request: web.Request) -> web.Response:
-        store = self._store_of(request)
+        site_id = self._site_of(request)
         since = request.query.get("since", "0")
-        if isinstance(store, web.Response):
-            return store
+        if isinstance(site_id, web.Response):
+            return site_id
         if not since.isdigit():
             return _problem(400, f"since={since!r}: must be a whole number")
-        return _json(journal_json(store, int(since)))
+        return _json(journal_json(self.emu.journal(site_id), int(since)))
+
+    async def migrate(self, request: web.Request) -> web.Response:
+        """Move the site to Catalog V3 now; answers its version and item count."""
+        site_id = self._site_of(request)
+        if isinstance(site_id, web.Response):
+            return site_id
+        try:
+            store = self.emu.migrate_to_v3(site_id)
+        except ValueError as exc:
+            return _problem(409, str(exc))
+        return _json({"catalogVersion": "V3_CATALOG", "inventoryItems": len(store)})
 
     async def stats(self, request: web.Request) -> web.Response:
         return _json(self.emu.stats())

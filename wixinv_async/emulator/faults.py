@@ -24,6 +24,7 @@ __all__ = [
     "FaultInjector",
     "FaultPlan",
     "FaultRule",
+    "ItemFaults",
 ]
 
 ENDPOINTS: Final = (
@@ -32,10 +33,23 @@ ENDPOINTS: Final = (
     "updateInventoryVariants",
     "decrementInventory",
     "incrementInventory",
+    "getCatalogVersion",
+    "bulkDecrementInventoryItems",
+    "bulkIncrementInventoryItems",
+    "bulkDecrementInventoryItemsByVariantAndLocation",
+    "bulkIncrementInventoryItemsByVariantAndLocation",
+    "getInventoryItem",
+    "updateInventoryItem",
+    "bulkUpdateInventoryItems",
+    "bulkUpdateInventoryItemsByFilter",
+    "deleteInventoryItem",
+    "queryInventoryItems",
+    "searchInventoryItems",
     "oauthToken",
 )
-"""Endpoint names (the official SDK's method names; ``oauthToken`` for ``POST /oauth2/token``).
-A plan's ``"*"`` rule covers every endpoint but ``oauthToken``, which must be named."""
+"""Endpoint names (the official SDKs' method names, V1 then V3; ``oauthToken`` for ``POST
+/oauth2/token``). A plan's ``"*"`` rule covers every endpoint but ``oauthToken``, which must
+be named."""
 
 FAULT_KINDS: Final = (
     "rate_limited",
@@ -59,6 +73,11 @@ class FaultRule:
 
     ``latency_ms`` is added to every request, give or take a uniform ``jitter_ms``. The
     probabilities are of one draw per request, so they must sum to at most 1.
+
+    ``item_error`` and ``item_undetailed`` are per entry of a V3 bulk call that reached the
+    store (a draw each, in entry order, after the request's draw): the entry is refused with
+    ``INTERNAL_ERROR`` and not applied, with its result (``item_error``) or without one,
+    counted in ``undetailedFailures`` (``item_undetailed``). They must sum to at most 1.
     """
 
     latency_ms: float = 0.0
@@ -71,6 +90,8 @@ class FaultRule:
     error_504: float = 0.0
     reset_after: float = 0.0
     stall_after: float = 0.0
+    item_error: float = 0.0
+    item_undetailed: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "jitter_ms"):
@@ -85,6 +106,12 @@ class FaultRule:
             total += p
         if total > 1.0 + 1e-9:
             raise ValueError(f"fault probabilities sum to {total}: must be at most 1")
+        for kind in ("item_error", "item_undetailed"):
+            p = getattr(self, kind)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{kind}={p!r}: a probability must be from 0 to 1")
+        if self.item_error + self.item_undetailed > 1.0 + 1e-9:
+            raise ValueError("item_error + item_undetailed must be at most 1")
 
     def probability(self, kind: str) -> float:
         value: float = getattr(self, kind)
@@ -200,3 +227,28 @@ class FaultInjector:
             if draw < 0:
                 return Fault(kind, delay)
         return Fault(None, delay)
+
+    def item_faults(self, endpoint: str) -> ItemFaults | None:
+        """The per-entry draws for one V3 bulk request, or ``None`` when its rule has none."""
+        rule = self.plan.rule(endpoint)
+        if rule is None or not (rule.item_error or rule.item_undetailed):
+            return None
+        return ItemFaults(self._rng, rule.item_error, rule.item_undetailed)
+
+
+class ItemFaults:
+    """Draws one entry's fault per call, from the injector's generator (so a plan, a seed and
+    the order of requests and entries give the same per-item failures)."""
+
+    __slots__ = ("_error", "_rng", "_undetailed")
+
+    def __init__(self, rng: random.Random, error: float, undetailed: float) -> None:
+        self._rng, self._error, self._undetailed = rng, error, undetailed
+
+    def __call__(self) -> str | None:
+        draw = self._rng.random()
+        if draw < self._error:
+            return "error"
+        if draw < self._error + self._undetailed:
+            return "undetailed"
+        return None

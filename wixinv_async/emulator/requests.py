@@ -29,6 +29,7 @@ __all__ = [
     "UpdateBody",
     "VariantIn",
     "decode",
+    "decode_with",
 ]
 
 
@@ -134,8 +135,14 @@ _MISSING: Final = re.compile(r"Object missing required field `([^`]*)`")
 
 def decode(model: type[T], body: bytes) -> T:
     """Decode ``body`` as ``model`` or raise a 400 :class:`WixApiError` naming the field."""
+    result: T = decode_with(_DECODERS[model], body)
+    return result
+
+
+def decode_with(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """Decode ``body`` with ``decoder`` or raise a 400 :class:`WixApiError` naming the field."""
     try:
-        result: T = _DECODERS[model].decode(body)
+        result = decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise _violation(str(exc)) from None
     except msgspec.DecodeError as exc:

@@ -14,7 +14,7 @@ import math
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, Protocol, Self
 
@@ -25,6 +25,15 @@ from ..errors import ConfigurationError
 from ._errors import WixApiError, application_error
 from .auth import Credentials
 from .catalog import ID_DISTRIBUTIONS, new_guid
+from .catalogs import (
+    CATALOGS,
+    V1_CATALOG,
+    V3_CATALOG,
+    location_ids,
+    migrate,
+    seed_v3,
+    wrong_catalog,
+)
 from .faults import AFTER_APPLY, Fault, FaultInjector, FaultPlan
 from .handlers import (
     Handler,
@@ -36,7 +45,9 @@ from .handlers import (
 )
 from .ratelimit import RollingWindow, parse_rate, retry_after_header
 from .requests import TokenBody, decode
-from .store import SiteStore
+from .store import JournalEntry, SiteStore
+from .v3_handlers import V3_HANDLERS, V3Call, V3Handler
+from .v3_store import V3Store
 
 __all__ = ["Emulator", "WebhookSink"]
 
@@ -56,11 +67,34 @@ class WebhookSink(Protocol):
 
 
 class _Site:
-    __slots__ = ("limiter", "store")
+    """One site: its V1 store, its V3 store while it runs V3, and its rate window."""
 
-    def __init__(self, store: SiteStore, limiter: RollingWindow | None) -> None:
+    __slots__ = ("catalog", "limiter", "locations", "seed", "store", "v3")
+
+    def __init__(
+        self,
+        store: SiteStore,
+        limiter: RollingWindow | None,
+        *,
+        catalog: str,
+        seed: int,
+        locations: list[str],
+    ) -> None:
         self.store = store
         self.limiter = limiter
+        self.catalog = catalog
+        self.seed = seed
+        self.locations = locations
+        self.v3: V3Store | None = None
+        self.reseed()
+
+    def reseed(self) -> None:
+        """Back to the seeded catalog version (a migrated site is V1 again)."""
+        self.v3 = seed_v3(self.store, self.seed, self.locations) if self.catalog == "v3" else None
+
+    @property
+    def version(self) -> str:
+        return V3_CATALOG if self.v3 is not None else V1_CATALOG
 
 
 class Emulator:
@@ -89,10 +123,14 @@ class Emulator:
         port: int = 0,
         webhooks: WebhookSink | None = None,
         clock: Callable[[], float] = time.monotonic,
+        catalog: str | Sequence[str] = "v1",
+        locations: int = 1,
+        version_scope: bool = True,
     ) -> None:
         _check_settings(
             products, variants_per_product, extra_sites, latency_ms, token_lifetime, id_distribution
         )
+        catalogs = _check_catalogs(catalog, extra_sites + 1, locations)
         try:
             rate = parse_rate(rate_limit) if rate_limit is not None else None
         except ValueError as exc:
@@ -110,7 +148,18 @@ class Emulator:
             )
             for index in range(extra_sites + 1)
         ]
-        self._sites = {s.site_id: _Site(s, RollingWindow(*rate) if rate else None) for s in stores}
+        self._sites = {
+            s.site_id: _Site(
+                s,
+                RollingWindow(*rate) if rate else None,
+                catalog=catalogs[index],
+                seed=seed + index,
+                locations=location_ids(seed + index, locations),
+            )
+            for index, s in enumerate(stores)
+        }
+        self.version_scope = version_scope
+        """``False``: the credentials lack the catalog-read scope, so the version call is 403."""
         self.store = next(iter(self._sites.values())).store
         self.site_id = self.store.site_id
         self.instance_id = self.store.instance_id
@@ -217,6 +266,42 @@ class Emulator:
             raise KeyError(f"no site {site_id!r}: sites are {self.sites}")
         return site.store
 
+    def catalog_version(self, site_id: str | None = None) -> str:
+        """``V1_CATALOG`` or ``V3_CATALOG``: what the site serves now."""
+        return self._site(site_id).version
+
+    def v3_store(self, site_id: str | None = None) -> V3Store:
+        """The V3 store of a site that runs V3 (``LookupError`` on a V1 site)."""
+        site = self._site(site_id)
+        if site.v3 is None:
+            raise LookupError(f"site {site.store.site_id!r} runs V1: migrate it first")
+        return site.v3
+
+    def migrate_to_v3(self, site_id: str | None = None) -> V3Store:
+        """Move a V1 site to V3 now, while it serves: from here its V1 calls answer 428.
+        ``ValueError`` if it runs V3 already."""
+        site = self._site(site_id)
+        if site.v3 is not None:
+            raise ValueError(f"site {site.store.site_id!r} runs V3 already")
+        site.v3 = migrate(site.store, site.seed, site.locations, time.time())
+        return site.v3
+
+    def journal(self, site_id: str | None = None) -> list[JournalEntry]:
+        """Every applied write of a site in order: its V1 journal, then (after a migration
+        or on a V3 site) its V3 one. A site serves one catalog at a time, so this is the
+        order they happened in."""
+        site = self._site(site_id)
+        v3 = site.v3.journal if site.v3 is not None else []
+        return site.store.journal + v3
+
+    def _site(self, site_id: str | None) -> _Site:
+        if site_id is None:
+            return next(iter(self._sites.values()))
+        site = self._sites.get(site_id)
+        if site is None:
+            raise KeyError(f"no site {site_id!r}: sites are {self.sites}")
+        return site
+
     def set_faults(self, plan: FaultPlan | None) -> None:
         """Replace the fault plan (``None``: no faults); its generator restarts from its seed."""
         self._injector = FaultInjector(plan) if plan is not None else None
@@ -229,7 +314,10 @@ class Emulator:
         """Requests by endpoint and status, entries applied, faults injected by kind."""
         return {
             "requests": {name: dict(counts) for name, counts in self._requests.items()},
-            "entries_applied": sum(site.store.entries_applied for site in self._sites.values()),
+            "entries_applied": sum(
+                site.store.entries_applied + (site.v3.entries_applied if site.v3 else 0)
+                for site in self._sites.values()
+            ),
             "faults": dict(self._faults_injected),
         }
 
@@ -238,6 +326,7 @@ class Emulator:
         Fault plan and issued tokens are kept."""
         for site in self._sites.values():
             site.store.reset()
+            site.reseed()
             if site.limiter is not None:
                 site.limiter.clear()
         self._requests.clear()
@@ -264,6 +353,9 @@ class Emulator:
             f"{_WRITE_PREFIX}/increment",
             self._wix("incrementInventory", increment_inventory),
         )
+        add("GET", "/stores/v3/provision/version", self._wix3("getCatalogVersion", None))
+        for key, (method, path, v3_handler) in V3_HANDLERS.items():
+            add(method, path, self._wix3(key.split(".")[0], v3_handler))
         add("POST", "/oauth2/token", self._token)
         from .admin import add_admin_routes
 
@@ -285,6 +377,42 @@ class Emulator:
     def _wix(
         self, endpoint: str, handler: Handler
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        def apply(site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
+            if site.v3 is not None:
+                raise wrong_catalog(site.version, V1_CATALOG)
+            return handler(site.store, request.match_info, body, rid)
+
+        return self._pipeline(endpoint, apply)
+
+    def _wix3(
+        self, endpoint: str, handler: V3Handler | None
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A V3 call (``None``: the version call, which any site answers)."""
+
+        def apply(site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
+            if handler is None:
+                return self._version(site)
+            if site.v3 is None:
+                raise wrong_catalog(site.version, V3_CATALOG)
+            injector = self._injector
+            fault = injector.item_faults(endpoint) if injector is not None else None
+            return handler(V3Call(site.v3, request.match_info, request.query, body, rid, fault))
+
+        return self._pipeline(endpoint, apply)
+
+    def _version(self, site: _Site) -> bytes:
+        if not self.version_scope:
+            text = "the credentials lack the permission to read the catalog version"
+            data = {"permission": "WIX_STORES.CATALOG_VERSION_READ"}
+            raise application_error(403, "FORBIDDEN", text, data)
+        return _encode({"catalogVersion": site.version})
+
+    def _pipeline(
+        self, endpoint: str, apply: Callable[[_Site, web.Request, bytes, str], bytes]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """The pipeline of the package docstring; ``apply`` decides and applies with no await
+        (the catalog version is checked there, so a migration never splits a request)."""
+
         async def handle(request: web.Request) -> web.StreamResponse:
             rid = self._next_request_id()
             fault = _NO_FAULT
@@ -301,7 +429,7 @@ class Emulator:
                     return await self._fault(request, endpoint, fault.kind, rid)
                 self._admit(site)
                 body = await request.read()
-                payload = handler(site.store, request.match_info, body, rid)
+                payload = apply(site, request, body, rid)
             except WixApiError as error:
                 return self._error(endpoint, error, rid)
             if fault.kind is not None:
@@ -416,6 +544,19 @@ def _too_many(retry_after: str | None) -> WixApiError:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def _check_catalogs(catalog: str | Sequence[str], sites: int, locations: int) -> list[str]:
+    """One catalog (``v1`` or ``v3``) per site, from one name or one per site."""
+    names = [catalog] * sites if isinstance(catalog, str) else list(catalog)
+    if len(names) != sites or any(name not in CATALOGS for name in names):
+        text = (
+            f"catalog={catalog!r}: one of {CATALOGS}, or a list of them with one per site ({sites})"
+        )
+        raise ConfigurationError(text)
+    if locations < 1:
+        raise ConfigurationError(f"locations={locations!r}: must be >= 1")
+    return names
 
 
 def _check_settings(

@@ -138,6 +138,11 @@ class SiteStore:
                 item.json = None
         self._unstamped.clear()
 
+    def records(self) -> list[Item]:
+        """The live item records, in numericId order (what a migration to V3 reads)."""
+        self._settle()
+        return list(self._items)
+
     def items(self) -> list[InventoryItem]:
         """Every item in the wire format, in numericId order (a snapshot)."""
         self._settle()

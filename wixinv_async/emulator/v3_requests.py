@@ -1,0 +1,225 @@
+"""The emulator's Catalog V3 request models: strict (``forbid_unknown_fields``), with the
+typings' limits (``@min``, ``@max``, ``@minSize``, ``@maxSize``, ``@format GUID``) as
+msgspec constraints, so a request outside them is a 400 naming the field.
+
+Read-only item fields (``createdDate``, ``updatedDate``, ``trackQuantity``,
+``availabilityStatus``, ``product``, ``preorderInfo.counter`` and ``.quantity``) are accepted
+and ignored, so a client may send back an item it read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct
+
+from .requests import decode_with
+
+__all__ = [
+    "BulkUpdateBody",
+    "ByIdDecrementBody",
+    "ByIdIncrementBody",
+    "ByLocationDecrementBody",
+    "ByLocationIncrementBody",
+    "CursorPagingIn",
+    "ItemIn",
+    "OffsetPagingIn",
+    "PreorderInfoIn",
+    "QueryRequest",
+    "QueryV2In",
+    "Reason",
+    "SearchDetailsIn",
+    "SearchIn",
+    "SearchRequest",
+    "SortingIn",
+    "UpdateBody",
+    "UpdateByFilterBody",
+    "decode3",
+]
+
+GUID_PATTERN: Final = (
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+_Guid = Annotated[str, Meta(pattern=GUID_PATTERN)]
+_Amount = Annotated[int, Meta(ge=1, le=99_999)]
+_Quantity = Annotated[int, Meta(ge=-99_999, le=99_999)]
+Reason = Literal["ORDER", "MANUAL", "REVERT_INVENTORY_CHANGE"]
+
+
+class _Req(
+    Struct, kw_only=True, omit_defaults=True, rename="camel", forbid_unknown_fields=True, gc=False
+):
+    """Base of the V3 request models."""
+
+
+class DecrementById(_Req, kw_only=True):
+    inventory_item_id: _Guid
+    decrement_by: _Amount
+    preorder_request: bool = False
+
+
+class IncrementById(_Req, kw_only=True):
+    inventory_item_id: _Guid
+    increment_by: _Amount
+
+
+class DecrementByLocation(_Req, kw_only=True):
+    variant_id: _Guid
+    location_id: _Guid | None = None
+    decrement_by: _Amount
+    preorder_request: bool = False
+
+
+class IncrementByLocation(_Req, kw_only=True):
+    variant_id: _Guid
+    location_id: _Guid | None = None
+    increment_by: _Amount
+
+
+class ByIdDecrementBody(_Req, kw_only=True):
+    decrement_data: Annotated[list[DecrementById], Meta(min_length=1, max_length=300)]
+    restrict_inventory: bool | None = None
+    return_entity: bool = False
+    reason: Reason | None = None
+
+
+class ByIdIncrementBody(_Req, kw_only=True):
+    increment_data: Annotated[list[IncrementById], Meta(min_length=1, max_length=300)]
+    return_entity: bool = False
+    reason: Reason | None = None
+
+
+class ByLocationDecrementBody(_Req, kw_only=True):
+    decrement_data: Annotated[list[DecrementByLocation], Meta(min_length=1, max_length=300)]
+    restrict_inventory: bool | None = None
+    return_entity: bool = False
+    reason: Reason | None = None
+
+
+class ByLocationIncrementBody(_Req, kw_only=True):
+    increment_data: Annotated[list[IncrementByLocation], Meta(min_length=1, max_length=300)]
+    return_entity: bool = False
+    reason: Reason | None = None
+
+
+class PreorderInfoIn(_Req, kw_only=True):
+    enabled: bool | None = None
+    message: Annotated[str, Meta(min_length=1, max_length=250)] | None = None
+    limit: Annotated[int, Meta(ge=0, le=100_000)] | None = None
+    counter: int | None = None
+    quantity: int | None = None
+
+
+class ItemIn(_Req, kw_only=True):
+    """An ``InventoryItem`` in an update: the writable fields plus the ignored read-only ones."""
+
+    id: _Guid | None = None
+    revision: str | int | None = None
+    in_stock: bool | None = None
+    quantity: _Quantity | None = None
+    variant_id: str | None = None
+    location_id: str | None = None
+    product_id: str | None = None
+    preorder_info: PreorderInfoIn | None = None
+    created_date: str | None = None
+    updated_date: str | None = None
+    track_quantity: bool | None = None
+    availability_status: str | None = None
+    product: dict[str, Any] | None = None
+    extended_fields: dict[str, Any] | None = None
+
+
+class UpdateBody(_Req, kw_only=True):
+    inventory_item: ItemIn
+    reason: Reason | None = None
+
+
+class MaskedItemIn(_Req, kw_only=True):
+    inventory_item: ItemIn
+
+
+class BulkUpdateBody(_Req, kw_only=True):
+    inventory_items: Annotated[list[MaskedItemIn], Meta(min_length=1, max_length=1000)]
+    return_entity: bool = False
+    reason: Reason | None = None
+
+
+class SearchDetailsIn(_Req, kw_only=True):
+    mode: Literal["OR", "AND"] | None = None
+    expression: Annotated[str, Meta(max_length=100)] | None = None
+    fields: Annotated[list[Annotated[str, Meta(max_length=200)]], Meta(max_length=20)] | None = None
+    fuzzy: bool | None = None
+
+
+class UpdateByFilterBody(_Req, kw_only=True):
+    filter: dict[str, Any] | None
+    inventory_item: ItemIn
+    search: SearchDetailsIn | None = None
+
+
+class SortingIn(_Req, kw_only=True):
+    field_name: Annotated[str, Meta(max_length=512)]
+    order: Literal["ASC", "DESC"] = "ASC"
+
+
+_Sort = Annotated[list[SortingIn], Meta(max_length=10)]
+
+
+class CursorPagingIn(_Req, kw_only=True):
+    limit: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    cursor: Annotated[str, Meta(max_length=16_000)] | None = None
+
+
+class OffsetPagingIn(_Req, kw_only=True):
+    limit: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    offset: Annotated[int, Meta(ge=0)] | None = None
+
+
+class QueryV2In(_Req, kw_only=True):
+    paging: OffsetPagingIn | None = None
+    cursor_paging: CursorPagingIn | None = None
+    filter: dict[str, Any] | None = None
+    sort: _Sort | None = None
+
+
+class QueryRequest(_Req, kw_only=True):
+    query: QueryV2In | None = None
+
+
+class SearchIn(_Req, kw_only=True):
+    cursor_paging: CursorPagingIn | None = None
+    filter: dict[str, Any] | None = None
+    sort: _Sort | None = None
+    aggregations: list[dict[str, Any]] | None = None
+    search: SearchDetailsIn | None = None
+    time_zone: Annotated[str, Meta(max_length=50)] | None = None
+
+
+class SearchRequest(_Req, kw_only=True):
+    search: SearchIn | None = None
+
+
+_MODELS: Final = (
+    ByIdDecrementBody,
+    ByIdIncrementBody,
+    ByLocationDecrementBody,
+    ByLocationIncrementBody,
+    UpdateBody,
+    BulkUpdateBody,
+    UpdateByFilterBody,
+    QueryRequest,
+    SearchRequest,
+)
+_DECODERS: Final[dict[type[Any], msgspec.json.Decoder[Any]]] = {
+    model: msgspec.json.Decoder(model) for model in _MODELS
+}
+
+
+T = TypeVar("T")
+
+
+def decode3(model: type[T], body: bytes) -> T:
+    """Decode a V3 request body, or raise a 400 naming the field."""
+    result: T = decode_with(_DECODERS[model], body)
+    return result

@@ -1,0 +1,354 @@
+"""One Catalog V3 site's inventory items, the calls over them, and their journal.
+
+Pure and synchronous like the V1 :class:`~wixinv_async.emulator.store.SiteStore`: the server
+calls in with a decoded request and a request id; a request-level refusal raises a
+:class:`~wixinv_async.emulator._errors.WixApiError` and changes nothing, while a bulk call
+settles entry by entry (per-item failures are data, in an HTTP 200: good entries applied,
+bad ones refused, nothing else changed). Every change adds 1 to the item's ``revision``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+from ._errors import WixApiError, application_error, validation_error
+from .catalog import new_guid
+from .store import JournalEntry
+from .v3_items import V3Item
+from .v3_query import Page, Plan, ordered, run
+from .v3_requests import ItemIn
+from .v3_rules import ItemError, decrement, increment, update
+
+__all__ = ["Adjust", "ItemFault", "Outcome", "V3Store"]
+
+ItemFault = Callable[[], str | None]
+"""Draws one entry's injected fault: ``None``, ``"error"`` or ``"undetailed"``."""
+
+
+class Adjust(NamedTuple):
+    """One increment or decrement entry, by inventory item id or by (variant, location)."""
+
+    inventory_item_id: str | None
+    variant_id: str | None
+    location_id: str | None
+    amount: int
+    preorder: bool = False
+
+
+class Outcome(NamedTuple):
+    """The result of one bulk entry: ``error`` ``None`` when applied."""
+
+    original_index: int
+    item_id: str | None
+    item: V3Item | None
+    error: ItemError | None
+    detailed: bool = True
+
+
+_INJECTED = ItemError(
+    "INTERNAL_ERROR", "injected per-item fault: the entry was not applied", {}, 500
+)
+
+
+class V3Store:
+    """The items of one V3 site, by id and by (variant, location), with a journal."""
+
+    def __init__(
+        self,
+        *,
+        site_id: str,
+        items: Iterable[V3Item],
+        locations: Sequence[str],
+        seed: int = 0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.site_id = site_id
+        self.locations = list(locations)
+        self.default_location = self.locations[0]
+        self._by_id = {item.id: item for item in sorted(items, key=_item_id)}
+        self._by_place = {(i.variant_id, i.location_id): i for i in self._by_id.values()}
+        self._wall_clock = wall_clock
+        self._rng = random.Random(seed ^ 0x3B3B)
+        self.journal: list[JournalEntry] = []
+        self.entries_applied = 0
+
+    def __repr__(self) -> str:
+        return f"V3Store(site_id={self.site_id!r}, items={len(self._by_id)})"
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    # --- inspection ----------------------------------------------------------------------
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every item in the wire format, in id order (a snapshot)."""
+        return [item.to_wire() for item in self._by_id.values()]
+
+    def state_json(self) -> bytes:
+        """``{"inventoryItems": [...]}`` with every item, in id order."""
+        return (
+            b'{"inventoryItems":['
+            + b",".join([i.wire_json() for i in self._by_id.values()])
+            + b"]}"
+        )
+
+    def find(self, item_id: str) -> V3Item | None:
+        """The live record of one item (tests may read it; change it only through the API)."""
+        return self._by_id.get(item_id)
+
+    def at(self, variant_id: str, location_id: str | None = None) -> V3Item | None:
+        """The item of a variant at a location (default: the default location)."""
+        return self._by_place.get((variant_id, location_id or self.default_location))
+
+    def records(self) -> list[V3Item]:
+        return list(self._by_id.values())
+
+    def _now(self) -> int:
+        return int(self._wall_clock() * 1000)
+
+    def _journal(self, rid: str, endpoint: str, entries: list[dict[str, Any]]) -> None:
+        self.journal.append(JournalEntry(rid, endpoint, entries, self._wall_clock()))
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, item_id: str) -> V3Item:
+        item = self._by_id.get(item_id)
+        if item is None:
+            raise _not_found(item_id)
+        return item
+
+    def page(self, plan: Plan, limit: int, after: Sequence[Any] | None, backward: bool) -> Page:
+        return run(plan, self._by_id.values(), limit, after, backward)
+
+    def offset_page(self, plan: Plan, limit: int, offset: int) -> list[V3Item]:
+        return ordered(plan, self._by_id.values())[offset : offset + limit]
+
+    # --- increments and decrements -------------------------------------------------------
+
+    def adjust(
+        self,
+        endpoint: str,
+        entries: Sequence[Adjust],
+        *,
+        decrementing: bool,
+        restrict: bool,
+        reason: str | None,
+        rid: str,
+        fault: ItemFault | None,
+    ) -> list[Outcome]:
+        """A bulk increment or decrement, settled entry by entry, in order, and journaled."""
+        outcomes: list[Outcome] = []
+        journal: list[dict[str, Any]] = []
+        now = self._now()
+        for index, entry in enumerate(entries):
+            item = self._target(entry)
+            before = item.quantity if item is not None else None
+            outcome = self._adjust_one(index, entry, item, decrementing, restrict, fault)
+            if outcome.error is None and item is not None:
+                item.touch(now)
+                self.entries_applied += 1
+            outcomes.append(outcome)
+            journal.append(
+                _adjust_record(index, entry, item, before, outcome, decrementing, reason)
+            )
+        self._journal(rid, endpoint, journal)
+        return outcomes
+
+    def _target(self, entry: Adjust) -> V3Item | None:
+        if entry.inventory_item_id is not None:
+            return self._by_id.get(entry.inventory_item_id)
+        assert entry.variant_id is not None
+        return self.at(entry.variant_id, entry.location_id)
+
+    def _adjust_one(
+        self,
+        index: int,
+        entry: Adjust,
+        item: V3Item | None,
+        decrementing: bool,
+        restrict: bool,
+        fault: ItemFault | None,
+    ) -> Outcome:
+        drawn = fault() if fault is not None else None
+        item_id = item.id if item is not None else entry.inventory_item_id
+        if drawn is not None:
+            return Outcome(index, item_id, None, _INJECTED, drawn != "undetailed")
+        if item is None:
+            return Outcome(index, item_id, None, _missing(entry))
+        if decrementing:
+            error = decrement(item, entry.amount, preorder=entry.preorder, restrict=restrict)
+        else:
+            error = increment(item, entry.amount)
+        return Outcome(index, item.id, item if error is None else None, error)
+
+    # --- updates -------------------------------------------------------------------------
+
+    def update(self, item_id: str, change: ItemIn, reason: str | None, rid: str) -> V3Item:
+        """Update Inventory Item: the sent ``revision`` must be the current one."""
+        item = self.get(item_id)
+        error = _revision_error(item, change) or self._update_one(item, change)
+        if error is not None:
+            raise application_error(error.status, error.code, error.description, error.data)
+        self._journal(
+            rid, "updateInventoryItem", [_update_record(0, item_id, change, None, reason)]
+        )
+        return item
+
+    def bulk_update(
+        self, changes: Sequence[ItemIn], reason: str | None, rid: str, fault: ItemFault | None
+    ) -> list[Outcome]:
+        """Bulk Update Inventory Items: each entry checked and applied on its own."""
+        outcomes: list[Outcome] = []
+        journal: list[dict[str, Any]] = []
+        for index, change in enumerate(changes):
+            assert change.id is not None
+            drawn = fault() if fault is not None else None
+            item = self._by_id.get(change.id)
+            if drawn is not None:
+                error: ItemError | None = _INJECTED
+            elif item is None:
+                error = ItemError(
+                    "NOT_FOUND",
+                    f"no inventory item {change.id!r}",
+                    {"inventoryItemId": change.id},
+                    404,
+                )
+            else:
+                error = _revision_error(item, change) or self._update_one(item, change)
+            detailed = drawn != "undetailed"
+            outcomes.append(
+                Outcome(index, change.id, item if error is None else None, error, detailed)
+            )
+            journal.append(_update_record(index, change.id, change, error, reason))
+        self._journal(rid, "bulkUpdateInventoryItems", journal)
+        return outcomes
+
+    def update_by_filter(self, plan: Plan, change: ItemIn, rid: str) -> str:
+        """Bulk Update Inventory Items By Filter: applied at once (no revision check); items a
+        rule refuses are left as they were. Answers a job id."""
+        journal: list[dict[str, Any]] = []
+        for item in ordered(plan, self._by_id.values()):
+            error = self._update_one(item, change)
+            journal.append(_update_record(len(journal), item.id, change, error, None))
+        self._journal(rid, "bulkUpdateInventoryItemsByFilter", journal)
+        return new_guid(self._rng)
+
+    def _update_one(self, item: V3Item, change: ItemIn) -> ItemError | None:
+        error = update(item, change)
+        if error is None:
+            item.touch(self._now())
+            self.entries_applied += 1
+        return error
+
+    def delete(self, item_id: str, rid: str) -> None:
+        """Delete Inventory Item."""
+        item = self.get(item_id)
+        del self._by_id[item_id]
+        del self._by_place[(item.variant_id, item.location_id)]
+        record = {
+            "inventoryItemId": item_id,
+            "variantId": item.variant_id,
+            "locationId": item.location_id,
+            "productId": item.product_id,
+            "quantityBefore": item.quantity if item.track else None,
+        }
+        self._journal(rid, "deleteInventoryItem", [record])
+
+
+def _item_id(item: V3Item) -> str:
+    return item.id
+
+
+def _not_found(item_id: str) -> WixApiError:
+    return application_error(
+        404, "NOT_FOUND", f"no inventory item {item_id!r}", {"inventoryItemId": item_id}
+    )
+
+
+def _missing(entry: Adjust) -> ItemError:
+    if entry.inventory_item_id is not None:
+        text = f"no inventory item {entry.inventory_item_id!r}"
+        return ItemError("NOT_FOUND", text, {"inventoryItemId": entry.inventory_item_id}, 404)
+    data: dict[str, Any] = {"variantId": entry.variant_id, "locationId": entry.location_id}
+    text = f"no inventory item for variant {entry.variant_id!r} at location {entry.location_id!r}"
+    return ItemError("NOT_FOUND", text, data, 404)
+
+
+def _revision_error(item: V3Item, change: ItemIn) -> ItemError | None:
+    sent = str(change.revision)
+    if sent != str(item.revision):
+        text = f"revision {sent} is not the current revision {item.revision}: read the item again"
+        data = {"inventoryItemId": item.id, "currentRevision": str(item.revision)}
+        return ItemError("REVISION_MISMATCH", text, data, 409)
+    return None
+
+
+def _adjust_record(
+    index: int,
+    entry: Adjust,
+    item: V3Item | None,
+    before: int | None,
+    outcome: Outcome,
+    decrementing: bool,
+    reason: str | None,
+) -> dict[str, Any]:
+    """A journal entry of one adjust entry: what was sent, where it landed, what it did."""
+    applied = outcome.error is None
+    record: dict[str, Any] = {
+        "originalIndex": index,
+        "inventoryItemId": item.id if item is not None else entry.inventory_item_id,
+        "variantId": item.variant_id if item is not None else entry.variant_id,
+        "locationId": item.location_id if item is not None else entry.location_id,
+        "productId": item.product_id if item is not None else None,
+        "decrementBy" if decrementing else "incrementBy": entry.amount,
+        "success": applied,
+        "change": (-entry.amount if decrementing else entry.amount) if applied else 0,
+        "quantityBefore": before,
+        "quantityAfter": item.quantity if item is not None else None,
+        "reason": reason,
+    }
+    if decrementing:
+        record["preorderRequest"] = entry.preorder
+    if outcome.error is not None:
+        record["error"] = outcome.error.code
+    return record
+
+
+def _update_record(
+    index: int, item_id: str, change: ItemIn, error: ItemError | None, reason: str | None
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "originalIndex": index,
+        "inventoryItemId": item_id,
+        "success": error is None,
+        "reason": reason,
+    }
+    if change.revision is not None:
+        record["revision"] = str(change.revision)
+    if change.quantity is not None:
+        record["quantity"] = change.quantity
+    if change.in_stock is not None:
+        record["inStock"] = change.in_stock
+    if change.preorder_info is not None:
+        info = change.preorder_info
+        record["preorderInfo"] = {
+            k: v
+            for k, v in (
+                ("enabled", info.enabled),
+                ("message", info.message),
+                ("limit", info.limit),
+            )
+            if v is not None
+        }
+    if error is not None:
+        record["error"] = error.code
+    return record
+
+
+def check_update_shape(change: ItemIn, field: str) -> None:
+    """A change sets at most one tracking method (``quantity`` or ``inStock``): else a 400."""
+    if change.quantity is not None and change.in_stock is not None:
+        raise validation_error([(field, "set quantity or inStock, not both (one tracking method)")])
