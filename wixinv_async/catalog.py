@@ -23,6 +23,10 @@ third-party clients of the live API; Wix documents none):
     CATALOG_V1_SITE_CALLING_CATALOG_V3_API   a V3 call on a V1 site  -> site_catalog V1
     CATALOG_V3_SITE_CALLING_CATALOG_V1_API   a V1 call on a V3 site  -> site_catalog V3
     CATALOG_V3_SITE_PROVISIONING             the site is being moved -> site_catalog None
+    CATALOG_VERSION_MISMATCH                 the emulator's code     -> data.catalogVersion
+
+The probe reads any wrong-catalog refusal of its V3 read as "V1 site", unless the refusal
+says the site runs V3 or is being moved there (then it raises: nothing to cache yet).
 
 Pure code: no I/O, no clock.
 """
@@ -35,10 +39,12 @@ from typing import Final
 from .errors import PreconditionFailedError, WixInventoryError, WrongCatalogError
 
 __all__ = [
+    "PROVISIONING",
     "WRONG_CATALOG_CODES",
     "CatalogCache",
     "CatalogVersion",
     "parse_catalog_version",
+    "probe_verdict",
     "wrong_catalog_error",
 ]
 
@@ -55,9 +61,13 @@ WRONG_CATALOG_CODES: Final[dict[str, CatalogVersion | None]] = {
     "CATALOG_V1_SITE_CALLING_CATALOG_V3_API": CatalogVersion.V1_CATALOG,
     "CATALOG_V3_SITE_CALLING_CATALOG_V1_API": CatalogVersion.V3_CATALOG,
     "CATALOG_V3_SITE_PROVISIONING": None,
+    "CATALOG_VERSION_MISMATCH": None,  # the site's catalog is in data.catalogVersion
 }
 """The 428 codes that refuse a call because of the site's catalog, and what each says the
 site runs (``None``: not settled yet)."""
+
+
+PROVISIONING: Final = "CATALOG_V3_SITE_PROVISIONING"
 
 
 def parse_catalog_version(value: str) -> CatalogVersion:
@@ -80,10 +90,27 @@ def wrong_catalog_error(error: WixInventoryError) -> WrongCatalogError | None:
         field_violations=error.field_violations,
         request_id=error.request_id,
         data=error.data,
-        site_catalog=WRONG_CATALOG_CODES[error.code],
+        site_catalog=WRONG_CATALOG_CODES[error.code] or _named_in(error.data),
     )
     wrong.__cause__ = error.__cause__
     return wrong
+
+
+def _named_in(data: object) -> CatalogVersion | None:
+    """The site's catalog as an error's ``data.catalogVersion`` names it, if it does."""
+    named = data.get("catalogVersion") if isinstance(data, dict) else None
+    try:
+        return CatalogVersion(named) if isinstance(named, str) else None
+    except ValueError:
+        return None
+
+
+def probe_verdict(refusal: WrongCatalogError) -> CatalogVersion | None:
+    """What a wrong-catalog refusal of the probe's V3 read says the site runs: V1, or
+    ``None`` when it says V3 or "being moved" (nothing settled to cache)."""
+    if refusal.code == PROVISIONING or refusal.site_catalog is CatalogVersion.V3_CATALOG:
+        return None
+    return CatalogVersion.V1_CATALOG
 
 
 class CatalogCache:

@@ -37,7 +37,13 @@ from msgspec import UNSET
 
 from . import inventory_v3 as v3
 from .auth import ApiKeyAuth, AppOAuth, Auth
-from .catalog import CatalogCache, CatalogVersion, parse_catalog_version, wrong_catalog_error
+from .catalog import (
+    CatalogCache,
+    CatalogVersion,
+    parse_catalog_version,
+    probe_verdict,
+    wrong_catalog_error,
+)
 from .core import validation
 from .core.backoff import (
     Decision,
@@ -438,7 +444,7 @@ class InventoryClient:
         try:
             await self.query_inventory_items(limit=1)
         except WrongCatalogError as exc:
-            if exc.site_catalog is not CatalogVersion.V1_CATALOG:
+            if probe_verdict(exc) is None:
                 raise
             return CatalogVersion.V1_CATALOG, self._catalog.generation  # fresh: just refused
         return CatalogVersion.V3_CATALOG, generation
