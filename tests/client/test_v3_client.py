@@ -12,6 +12,7 @@ import pytest
 
 from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.client import InventoryClient, RetryPolicy
+from wixinv_async.core.ratelimit import max_in_window
 from wixinv_async.errors import (
     InvalidInputError,
     NotFoundError,
@@ -27,7 +28,13 @@ from wixinv_async.models_v3 import (
     PreorderInfoV3,
     UpdateInventoryItem,
 )
-from wixinv_async.transport import HttpRequest, HttpResponse, MockTransport, VirtualClock
+from wixinv_async.transport import (
+    HttpRequest,
+    HttpResponse,
+    MockTransport,
+    RateLimit,
+    VirtualClock,
+)
 
 ID = "11111111-1111-1111-1111-111111111111"
 OTHER = "55555555-5555-5555-5555-555555555555"
@@ -365,3 +372,22 @@ async def test_v1_and_v3_calls_share_the_sites_429_pause() -> None:
     assert v1_at and min(v1_at) >= 10.0
     assert client.stats().rate_limited == 1
     assert client.stats().requests_by_endpoint["bulk_decrement_inventory_items"] == 2
+
+
+async def test_v1_and_v3_calls_share_one_pacing_budget(virtual_time: Any) -> None:
+    """40 V1 and 40 V3 calls of one client under RateLimit(20, 10): at most 20 in any 10 s."""
+    loop = asyncio.get_running_loop()
+    arrivals: list[float] = []
+
+    def handle(request: HttpRequest) -> HttpResponse:
+        arrivals.append(loop.time())
+        return HttpResponse.from_json(200, {"results": []} if "/v3/" in request.path else {})
+
+    client, _ = client_for(handle, rate_limit=RateLimit(20, 10), clock=None)
+    v1_entry = DecrementData(product_id="p", variant_id=DEFAULT_VARIANT_ID, decrement_by=1)
+    async with client:
+        await asyncio.gather(
+            *(client.decrement_inventory([v1_entry]) for _ in range(40)),
+            *(client.bulk_decrement_inventory_items([dec()]) for _ in range(40)),
+        )
+    assert len(arrivals) == 80 and max_in_window(arrivals, 10.0) <= 20

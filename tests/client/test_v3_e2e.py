@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from wixinv_async.adjuster import InventoryAdjuster, OutcomeStatus
 from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.catalog import CatalogVersion
 from wixinv_async.client import InventoryClient, RetryPolicy
@@ -265,3 +266,24 @@ async def test_a_migration_invalidates_the_cached_catalog(scope: bool) -> None:
                 [DecrementDataById(inventory_item_id=migrated["id"], decrement_by=1)]
             )
             assert result.all_applied
+
+
+async def test_an_adjuster_batch_refused_for_the_wrong_catalog_is_rejected_whole() -> None:
+    """After a migration, a V1 batch of three deltas costs one request (no bisection) and
+    each delta is REJECTED retriable with the catalog code: nothing was applied."""
+    async with Emulator(catalog="v1", products=10, seed=4) as emu:
+        keys = [
+            (item.product_id, variant.variant_id)
+            for item in emu.store.items()
+            if item.track_quantity
+            for variant in item.variants
+            if isinstance(variant.quantity, int) and variant.quantity > 2
+        ][:3]
+        emu.migrate_to_v3()
+        async with client_of(emu) as client, InventoryAdjuster(client, linger=0.01) as adjuster:
+            outcomes = await asyncio.gather(*(adjuster.adjust(p, v, -1) for p, v in keys))
+            sent = client.stats().requests_by_endpoint["decrement_inventory"]
+    assert {(o.status, o.code, o.retriable) for o in outcomes} == {
+        (OutcomeStatus.REJECTED, "CATALOG_VERSION_MISMATCH", True)
+    }
+    assert sent == 1 and len(keys) == 3
