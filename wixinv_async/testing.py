@@ -6,6 +6,9 @@ Fixtures (they need pytest-asyncio):
 - ``wix_emulator``: a started :class:`~wixinv_async.emulator.Emulator`, closed after the test.
   Its settings come from ``wix_emulator_settings`` (a dict of ``Emulator`` keyword arguments,
   ``{}`` by default); override that fixture in your ``conftest.py`` to change them.
+- ``wix_emulator_v3``: the same, serving Catalog V3 sites (``wix_emulator_settings`` with
+  ``catalog="v3"``): ``wix_emulator_v3.v3_store()`` is the default site's V3 store. Pass
+  ``catalog="v3"`` (or one name per site) in your settings to choose per emulator.
 - ``wix_emulator_factory``: ``await wix_emulator_factory(products=10, rate_limit="5/1")``
   starts an emulator with those settings; every one started is closed after the test.
 
@@ -23,7 +26,13 @@ import pytest
 if TYPE_CHECKING:
     from .emulator import Emulator
 
-__all__ = ["EmulatorFactory", "wix_emulator", "wix_emulator_factory", "wix_emulator_settings"]
+__all__ = [
+    "EmulatorFactory",
+    "wix_emulator",
+    "wix_emulator_factory",
+    "wix_emulator_settings",
+    "wix_emulator_v3",
+]
 
 EmulatorFactory = Callable[..., Awaitable["Emulator"]]
 """``await factory(**emulator_kwargs)`` -> a started emulator, closed at teardown."""
@@ -66,9 +75,17 @@ async def _emulator(
     yield await wix_emulator_factory(**wix_emulator_settings)
 
 
+async def _emulator_v3(
+    wix_emulator_factory: EmulatorFactory, wix_emulator_settings: dict[str, Any]
+) -> AsyncIterator[Emulator]:
+    """A started emulator of Catalog V3 sites with ``wix_emulator_settings``."""
+    yield await wix_emulator_factory(**{**wix_emulator_settings, "catalog": "v3"})
+
+
 if pytest_asyncio is not None:
     wix_emulator_factory = pytest_asyncio.fixture(_factory, name="wix_emulator_factory")
     wix_emulator = pytest_asyncio.fixture(_emulator, name="wix_emulator")
+    wix_emulator_v3 = pytest_asyncio.fixture(_emulator_v3, name="wix_emulator_v3")
 else:  # pragma: no cover
 
     @pytest.fixture(name="wix_emulator_factory")
@@ -77,4 +94,8 @@ else:  # pragma: no cover
 
     @pytest.fixture(name="wix_emulator")
     def wix_emulator() -> None:
+        pytest.fail("the wix_emulator fixtures need pytest-asyncio: pip install pytest-asyncio")
+
+    @pytest.fixture(name="wix_emulator_v3")
+    def wix_emulator_v3() -> None:
         pytest.fail("the wix_emulator fixtures need pytest-asyncio: pip install pytest-asyncio")

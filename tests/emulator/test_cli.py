@@ -104,7 +104,12 @@ def test_parser_accepts_every_flag_of_the_issue() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--rate-limit", "lots"], ["--faults", "/no/such/file.json"], ["--products", "-1"]],
+    [
+        ["--rate-limit", "lots"],
+        ["--faults", "/no/such/file.json"],
+        ["--products", "-1"],
+        ["--catalog", "v3", "--locations", "0"],
+    ],
 )
 def test_bad_settings_exit_2_with_a_message(args: list[str]) -> None:
     """Bad settings end with exit code 2 and say what was wrong, before serving."""
@@ -117,3 +122,33 @@ def test_bad_settings_exit_2_with_a_message(args: list[str]) -> None:
     )
     assert result.returncode == 2
     assert "wixinv-async emulator:" in result.stderr
+
+
+async def test_catalog_v3_serves_a_v3_site(emulator_process: Any) -> None:
+    """--catalog v3 --locations 2: the version call says V3, V3 reads answer at two locations,
+    V1 calls are 428, and the admin state shows the V3 items."""
+    emulator = emulator_process("--products", "6", "--catalog", "v3", "--locations", "2")
+    process, env = emulator.process, emulator.env
+    try:
+        headers = {"Authorization": env["WIX_API_KEY"], "wix-site-id": env["WIX_SITE_ID"]}
+        base = env["WIX_BASE_URL"]
+        async with aiohttp.ClientSession(headers=headers) as session:
+            async with session.get(base + "/stores/v3/provision/version") as r:
+                assert await r.json() == {"catalogVersion": "V3_CATALOG"}
+            async with session.get(base + "/stores/v3/inventory-items/query") as r:
+                items = (await r.json())["inventoryItems"]
+                assert len({i["locationId"] for i in items}) == 2
+            async with session.post(base + "/stores/v2/inventoryItems/decrement", json={}) as r:
+                assert r.status == 428
+        state = emulator.admin("state")
+        assert state["catalogVersion"] == "V3_CATALOG"
+        assert len(state["inventoryItems"]) == len(items)
+    finally:
+        code, _ = stop(process)
+    assert code == 0
+
+
+def test_version_scope_off_parses() -> None:
+    """--version-scope off and --catalog parse into the emulator's settings."""
+    args = build_parser().parse_args(["emulator", "--catalog", "v3", "--version-scope", "off"])
+    assert (args.catalog, args.version_scope, args.locations) == ("v3", "off", 1)

@@ -38,6 +38,18 @@ async def test_factory_starts_emulators_with_custom_settings(wix_emulator_factor
     assert first.url != second.url
 
 
+async def test_wix_emulator_v3_fixture_serves_catalog_v3(wix_emulator_v3: Emulator) -> None:
+    """wix_emulator_v3 runs the same settings on Catalog V3: one item per variant."""
+    assert wix_emulator_v3.catalog_version() == "V3_CATALOG"
+    assert len(wix_emulator_v3.v3_store()) == 7
+    headers = {"Authorization": wix_emulator_v3.api_key, "wix-site-id": wix_emulator_v3.site_id}
+    async with (
+        aiohttp.ClientSession(headers=headers) as session,
+        session.get(wix_emulator_v3.url + "/stores/v3/provision/version") as response,
+    ):
+        assert await response.json() == {"catalogVersion": "V3_CATALOG"}
+
+
 def test_plugin_import_adds_nothing_heavy() -> None:
     """In a pytest run, importing the plugin adds no module but itself (no server code)."""
     code = (

@@ -26,11 +26,13 @@ examples:
   wixinv-async emulator                                  # 100 products, port 8765
   wixinv-async emulator --products 100000 --seed 7 --rate-limit 200/60
   wixinv-async emulator --port 0 --faults faults.json    # any free port, injected faults
+  wixinv-async emulator --catalog v3 --locations 2       # a Catalog V3 site, two locations
 
 faults.json: {"seed": 1, "stall_seconds": 30, "retry_after": 1,
               "endpoints": {"*": {"latency_ms": 20, "jitter_ms": 10},
                             "decrementInventory": {"reset_after": 0.05, "error_503": 0.05}}}
 kinds: rate_limited error_500 error_503 reset_before error_502 error_504 reset_after stall_after
+per entry of a V3 bulk call: item_error item_undetailed
 """
 
 
@@ -62,6 +64,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--faults", metavar="FILE", help="JSON fault plan (see below)")
     add("--token-lifetime", type=float, default=14_400, help="OAuth token lifetime, s [14400]")
     add(
+        "--catalog",
+        choices=("v1", "v3"),
+        default="v1",
+        help="the catalog every site runs: v1 or v3 (migrate with POST /_emulator/migrate) [v1]",
+    )
+    add("--locations", type=int, default=1, help="stores locations of a V3 site [1]")
+    add(
+        "--version-scope",
+        choices=("on", "off"),
+        default="on",
+        help="off: the catalog version call answers 403 (credentials without the read scope) [on]",
+    )
+    add(
         "--id-distribution",
         choices=("clustered", "uniform", "skewed"),
         default="clustered",
@@ -89,10 +104,13 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             faults=faults,
             token_lifetime=args.token_lifetime,
             id_distribution=args.id_distribution,
+            catalog=args.catalog,
+            locations=args.locations,
+            version_scope=args.version_scope == "on",
             host=args.host,
             port=args.port,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # ConfigurationError is a ValueError
         print(f"wixinv-async emulator: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     # A dedicated server process: the seeded catalog lives for good, so keep it out of the
@@ -121,13 +139,19 @@ async def _serve(emulator: Emulator, out: TextIO) -> None:
 def _announce(emu: Emulator, out: TextIO) -> None:
     """The URL and credentials (the emulator's own, not secrets of a real site)."""
     sites = ", ".join(emu.sites[1:]) or "none"
+    version = emu.catalog_version()
+    size = (
+        f"{len(emu.v3_store())} V3 inventory items"
+        if version == "V3_CATALOG"
+        else (f"{len(emu.store)} products")
+    )
     lines = [
-        f"Wix Inventory emulator on {emu.url} ({len(emu.store)} products; Ctrl-C to stop)",
+        f"Wix Inventory emulator on {emu.url} ({version}, {size}; Ctrl-C to stop)",
         f"  api key      {emu.api_key}",
         f"  site id      {emu.site_id}   (extra sites: {sites})",
         f"  OAuth        app id {emu.app_id}, app secret {emu.app_secret},",
         f"               instance id {emu.instance_id}",
-        f"  admin        {emu.url}/_emulator/state | journal | stats | reset | faults",
+        f"  admin        {emu.url}/_emulator/state | journal | stats | reset | faults | migrate",
         "",
         f"export WIX_BASE_URL={emu.url}",
         f"export WIX_API_KEY={emu.api_key}",

@@ -1,4 +1,4 @@
-"""A faithful local Wix Stores Inventory (Catalog V1) emulator: a real HTTP server.
+"""A faithful local Wix Stores Inventory emulator (Catalog V1 and V3): a real HTTP server.
 
 ``async with Emulator(products=1000, variants_per_product=3, seed=1) as emu:`` serves the five
 inventory calls on ``emu.url`` (port 0: any free port) over seeded, deterministic catalogs,
@@ -68,6 +68,97 @@ The emulator's choices where Wix documents nothing (``wix-api-notes.md`` lists t
   ``SiteStore.set_quantity`` (a dashboard edit) reaches listeners with request id ``""`` and
   is not journaled.
 - Every Wix response (errors included) carries ``x-wix-request-id``.
+
+Catalog V3 (``Emulator(catalog="v3")``, or one name per site; ``wixinv-async emulator --catalog
+v3``). Shapes and limits follow the SDK's typings and capture (``tests/wire/v3/``); the
+emulator's choices where they are silent:
+
+- A site runs one catalog. A V1 call on a V3 site, and a V3 call on a V1 site, answer 428
+  ``CATALOG_VERSION_MISMATCH`` with ``data`` ``{catalogVersion, requiredCatalogVersion}``;
+  the check is made when the request is applied, after authentication, faults and the rate
+  limit (such a 428 counts in the site's window, shared by its V1 and V3 calls). ``GET
+  /stores/v3/provision/version`` answers ``{"catalogVersion": "V1_CATALOG" | "V3_CATALOG"}``
+  on any site; with ``version_scope=False`` (credentials without the catalog-read scope, also
+  settable on a running emulator) it answers 403 ``FORBIDDEN`` and the other calls still work,
+  so a client probes with a V3 read (200: V3 site, 428: V1 site). ``STORES_NOT_INSTALLED`` is
+  not modelled.
+- Seeding: a V3 site is its seeded V1 catalog converted, each variant an item at the default
+  location (the first of ``locations`` seeded ids) and, with more locations, at each of them
+  with a seeded quantity (0 to 200) and no preorder. V1's shared default variant id becomes a
+  fresh GUID per product, because ``(variantId, locationId)`` is unique. Items get ids from the
+  seed, ``revision`` "1", ``createdDate`` the V1 creation time, a ``product`` summary ("Product
+  N", "Default" or "Option K", a SKU unique per variant, no categories, visible).
+- Migration (``POST /_emulator/migrate?site=`` or ``Emulator.migrate_to_v3``) happens at once
+  between two requests: every V1 variant becomes an item at the default location with its
+  quantity (or ``inStock``), tracking and preorder settings (a null preorder limit becomes
+  100000; negative stock becomes the preorder counter), journaled as one ``migrateToV3`` entry
+  (request id ``""``). From then V1 calls answer 428. A second migration is a 409; ``reset``
+  returns every site to its seeded catalog, so a migrated V1 site is V1 again.
+- Items show one tracking method: ``quantity`` (``trackQuantity`` true) or ``inStock``.
+  Filters see the item's REST document: a field it does not show is absent and fails every
+  test but ``$ne``, ``$nin`` and ``$exists: false``. ``preorderInfo.limit``, ``counter`` and
+  ``quantity`` (``limit - counter``) are shown for tracked items only. ``availabilityStatus``:
+  IN_STOCK with stock (or ``inStock``), else PREORDER when preorder is enabled with capacity
+  left, else OUT_OF_STOCK. ``revision`` grows by 1 on every applied change of the item
+  (increments, decrements and updates, even one that sets the same values).
+- Bulk increments and decrements are settled entry by entry in order (the same item twice is
+  applied twice), always HTTP 200 once the request is valid: results in request order,
+  ``itemMetadata`` {id (absent when no item was found by variant and location),
+  originalIndex, success, error {code, description, data}}, ``item`` only for a success with
+  ``returnEntity``; ``totalFailures`` counts every failed entry, ``undetailedFailures`` those
+  without a result. A request outside the typings' limits (1 to 300 entries, amounts 1 to
+  99999, GUIDs, required fields, the reason enum, unknown fields) is a 400 naming the field and
+  applies nothing.
+- ``restrictInventory``: the two calls document it differently ("restricted from going below
+  zero, default true" by id; "whether to allow negative inventory, default false" by variant
+  and location). Both calls read it the first way: absent or true, a decrement past the stock
+  fails with ``INSUFFICIENT_INVENTORY`` (``data.quantity``: the stock it met); false allows
+  negative stock down to -99999 (below: ``MIN_QUANTITY_LIMIT_REACHED``).
+- Preorder: a decrement with ``preorderRequest`` on an item with preorder enabled may go below
+  zero by up to the remaining capacity (``limit - counter``, counter at most 99999); the units
+  below zero are added to ``counter``; past the capacity it is ``INSUFFICIENT_INVENTORY``. An
+  increment that lifts negative stock settles that many preordered units (counter goes down).
+  Preorder applies at any location. Untracked items: increments and decrements fail with
+  ``INVENTORY_QUANTITY_NOT_TRACKED``. An increment past 99999: ``MAX_QUANTITY_LIMIT_REACHED``.
+  An unknown item or (variant, location): ``NOT_FOUND`` (by variant and location, a missing
+  ``locationId`` means the default location; items are never created by these calls).
+- Updates (``PATCH``, bulk update): ``revision`` is required (400) and must be the current one,
+  else 409 ``REVISION_MISMATCH`` with ``data.currentRevision`` (per item in a bulk). Writable:
+  ``quantity`` (switches to tracking by quantity), ``inStock`` (switches to tracking by
+  status; both at once is a 400), ``preorderInfo`` {enabled, message, limit}. Read-only fields
+  sent back are ignored; ``variantId``, ``locationId`` and ``productId``, if sent, must be the
+  item's (400 ``IMMUTABLE_FIELD``). A negative quantity set is 428
+  ``REQUESTED_QUANTITY_MUST_BE_NON_NEGATIVE_DECREASING`` (decrement instead); a preorder limit
+  on an untracked item, or below the counter, is 428 ``PRE_ORDER_VALIDATION``. Single-item
+  application errors are 428, NOT_FOUND 404. Update by filter is applied at once (no revision
+  check; refused items stay as they were) and answers a fresh ``jobId``; there is no job API.
+  Delete removes the item (404 after).
+- Query and search: GET with the base64url JSON in ``.r`` or the same JSON as a POST body;
+  other query parameters are a 400. Cursor paging ``limit`` 1 to 1000 (default 100), ``sort``
+  at most 10 (``id``, ``variantId`` and ``locationId`` are not sortable, as the typings say),
+  cursors up to 16000 characters; offset ``paging`` is served by query. No sort means id
+  order; the id breaks every tie. Cursors are keyset positions (the sort values and id of the
+  page's last or first item, with the query they belong to, base64url JSON): they stay valid
+  while the catalog changes, and a crawl in an order that does not change (no sort, or
+  ``createdDate``) reads every item that exists throughout exactly once; an item whose sort
+  field changes mid-crawl may be read twice or missed. A cursor sent with a filter, sort or
+  search, or to the other call, is a 400. ``cursors.prev`` is given when items precede the
+  page; ``hasNext`` is sent by both calls. Operators: ``$eq $ne $gt $gte $lt $lte $in $nin
+  $exists $startsWith`` (case-insensitive) on the typings' fields, ``$hasSome $hasAll`` on
+  ``product.directCategoryIds``, and ``$and $or $not``; dates are RFC 3339 strings or
+  ``{"$date": ...}``. Search's free text matches case-insensitive substrings of the
+  searchable fields (mode OR: any term, AND: every term; ``fuzzy`` ignored); aggregations are
+  a 400 (not modelled).
+- Faults, stats and the rate limit cover the V3 calls by their SDK names (``"*"`` included).
+  ``FaultRule.item_error`` / ``item_undetailed`` fail single entries of a V3 bulk call
+  (``INTERNAL_ERROR``, not applied; undetailed ones get no result), drawn in entry order from
+  the plan's seeded generator. The journal (``Emulator.journal``, ``GET /_emulator/journal``)
+  lists a site's V1 entries then its V3 ones; each V3 bulk entry records ``originalIndex``,
+  the item's ids, what was sent, ``success`` (and the ``error`` code), ``change`` (the signed
+  amount applied, 0 when refused), ``quantityBefore`` / ``quantityAfter`` and ``reason``;
+  updates record the fields set and the tracked stock before and after. A V3 bulk request
+  whose every entry failed is journaled too. ``GET /_emulator/state`` shows a V3 site's V3
+  items and every state carries ``catalogVersion``. V3 changes send no webhooks.
 """
 
 from __future__ import annotations
@@ -75,6 +166,8 @@ from __future__ import annotations
 from .faults import FAULT_KINDS, FaultPlan, FaultRule
 from .server import Emulator, WebhookSink
 from .store import ChangeEvent, JournalEntry, Listener, SiteStore
+from .v3_items import V3Item
+from .v3_store import V3Store
 
 __all__ = [
     "FAULT_KINDS",
@@ -85,5 +178,7 @@ __all__ = [
     "JournalEntry",
     "Listener",
     "SiteStore",
+    "V3Item",
+    "V3Store",
     "WebhookSink",
 ]

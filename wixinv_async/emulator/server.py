@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import random
 import secrets
 import time
@@ -23,15 +22,16 @@ from aiohttp import web
 
 from ..errors import ConfigurationError
 from ._errors import WixApiError, application_error
+from ._settings import check_settings
 from .auth import Credentials
-from .catalog import ID_DISTRIBUTIONS, new_guid
+from .catalog import new_guid
 from .catalogs import (
-    CATALOGS,
     V1_CATALOG,
     V3_CATALOG,
+    Site,
+    check_catalogs,
     location_ids,
     migrate,
-    seed_v3,
     wrong_catalog,
 )
 from .faults import AFTER_APPLY, Fault, FaultInjector, FaultPlan
@@ -66,37 +66,6 @@ class WebhookSink(Protocol):
     async def aclose(self) -> None: ...
 
 
-class _Site:
-    """One site: its V1 store, its V3 store while it runs V3, and its rate window."""
-
-    __slots__ = ("catalog", "limiter", "locations", "seed", "store", "v3")
-
-    def __init__(
-        self,
-        store: SiteStore,
-        limiter: RollingWindow | None,
-        *,
-        catalog: str,
-        seed: int,
-        locations: list[str],
-    ) -> None:
-        self.store = store
-        self.limiter = limiter
-        self.catalog = catalog
-        self.seed = seed
-        self.locations = locations
-        self.v3: V3Store | None = None
-        self.reseed()
-
-    def reseed(self) -> None:
-        """Back to the seeded catalog version (a migrated site is V1 again)."""
-        self.v3 = seed_v3(self.store, self.seed, self.locations) if self.catalog == "v3" else None
-
-    @property
-    def version(self) -> str:
-        return V3_CATALOG if self.v3 is not None else V1_CATALOG
-
-
 class Emulator:
     """A Wix Inventory API on ``host:port`` (port 0: any free port), as an async context manager.
 
@@ -127,10 +96,10 @@ class Emulator:
         locations: int = 1,
         version_scope: bool = True,
     ) -> None:
-        _check_settings(
+        check_settings(
             products, variants_per_product, extra_sites, latency_ms, token_lifetime, id_distribution
         )
-        catalogs = _check_catalogs(catalog, extra_sites + 1, locations)
+        catalogs = check_catalogs(catalog, extra_sites + 1, locations)
         try:
             rate = parse_rate(rate_limit) if rate_limit is not None else None
         except ValueError as exc:
@@ -149,7 +118,7 @@ class Emulator:
             for index in range(extra_sites + 1)
         ]
         self._sites = {
-            s.site_id: _Site(
+            s.site_id: Site(
                 s,
                 RollingWindow(*rate) if rate else None,
                 catalog=catalogs[index],
@@ -260,11 +229,8 @@ class Emulator:
         return list(self._sites)
 
     def site(self, site_id: str) -> SiteStore:
-        """The store of one site."""
-        site = self._sites.get(site_id)
-        if site is None:
-            raise KeyError(f"no site {site_id!r}: sites are {self.sites}")
-        return site.store
+        """The V1 store of one site."""
+        return self._site(site_id).store
 
     def catalog_version(self, site_id: str | None = None) -> str:
         """``V1_CATALOG`` or ``V3_CATALOG``: what the site serves now."""
@@ -294,7 +260,7 @@ class Emulator:
         v3 = site.v3.journal if site.v3 is not None else []
         return site.store.journal + v3
 
-    def _site(self, site_id: str | None) -> _Site:
+    def _site(self, site_id: str | None) -> Site:
         if site_id is None:
             return next(iter(self._sites.values()))
         site = self._sites.get(site_id)
@@ -377,7 +343,7 @@ class Emulator:
     def _wix(
         self, endpoint: str, handler: Handler
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        def apply(site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
+        def apply(site: Site, request: web.Request, body: bytes, rid: str) -> bytes:
             if site.v3 is not None:
                 raise wrong_catalog(site.version, V1_CATALOG)
             return handler(site.store, request.match_info, body, rid)
@@ -389,7 +355,7 @@ class Emulator:
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """A V3 call (``None``: the version call, which any site answers)."""
 
-        def apply(site: _Site, request: web.Request, body: bytes, rid: str) -> bytes:
+        def apply(site: Site, request: web.Request, body: bytes, rid: str) -> bytes:
             if handler is None:
                 return self._version(site)
             if site.v3 is None:
@@ -400,7 +366,7 @@ class Emulator:
 
         return self._pipeline(endpoint, apply)
 
-    def _version(self, site: _Site) -> bytes:
+    def _version(self, site: Site) -> bytes:
         if not self.version_scope:
             text = "the credentials lack the permission to read the catalog version"
             data = {"permission": "WIX_STORES.CATALOG_VERSION_READ"}
@@ -408,7 +374,7 @@ class Emulator:
         return _encode({"catalogVersion": site.version})
 
     def _pipeline(
-        self, endpoint: str, apply: Callable[[_Site, web.Request, bytes, str], bytes]
+        self, endpoint: str, apply: Callable[[Site, web.Request, bytes, str], bytes]
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """The pipeline of the package docstring; ``apply`` decides and applies with no await
         (the catalog version is checked there, so a migration never splits a request)."""
@@ -448,7 +414,7 @@ class Emulator:
 
     # --- auth and rate limit -------------------------------------------------------------
 
-    def _authenticate(self, request: web.Request) -> _Site:
+    def _authenticate(self, request: web.Request) -> Site:
         headers = request.headers
         site_id = self._credentials.site_of(
             headers.get("Authorization"), headers.get("wix-site-id")
@@ -459,7 +425,7 @@ class Emulator:
             raise application_error(403, "FORBIDDEN", text)
         return site
 
-    def _admit(self, site: _Site) -> None:
+    def _admit(self, site: Site) -> None:
         if site.limiter is None:
             return
         wait = site.limiter.try_acquire(self._clock())
@@ -544,40 +510,3 @@ def _too_many(retry_after: str | None) -> WixApiError:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _check_catalogs(catalog: str | Sequence[str], sites: int, locations: int) -> list[str]:
-    """One catalog (``v1`` or ``v3``) per site, from one name or one per site."""
-    names = [catalog] * sites if isinstance(catalog, str) else list(catalog)
-    if len(names) != sites or any(name not in CATALOGS for name in names):
-        text = (
-            f"catalog={catalog!r}: one of {CATALOGS}, or a list of them with one per site ({sites})"
-        )
-        raise ConfigurationError(text)
-    if locations < 1:
-        raise ConfigurationError(f"locations={locations!r}: must be >= 1")
-    return names
-
-
-def _check_settings(
-    products: int,
-    variants_per_product: int,
-    extra_sites: int,
-    latency_ms: float,
-    token_lifetime: float,
-    id_distribution: str,
-) -> None:
-    problems = [
-        (products >= 0, f"products={products!r}: must be >= 0"),
-        (variants_per_product >= 1, f"variants_per_product={variants_per_product!r}: must be >= 1"),
-        (extra_sites >= 0, f"extra_sites={extra_sites!r}: must be >= 0"),
-        (math.isfinite(latency_ms) and latency_ms >= 0, f"latency_ms={latency_ms!r}: must be >= 0"),
-        (token_lifetime > 0, f"token_lifetime={token_lifetime!r}: must be > 0"),
-        (
-            id_distribution in ID_DISTRIBUTIONS,
-            f"id_distribution={id_distribution!r}: one of {ID_DISTRIBUTIONS}",
-        ),
-    ]
-    for ok, text in problems:
-        if not ok:
-            raise ConfigurationError(text)

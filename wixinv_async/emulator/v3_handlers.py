@@ -237,9 +237,11 @@ def _request_json(call: V3Call) -> bytes:
     if encoded is None:
         return b"{}"
     try:
-        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        raise validation_error([(".r", "not base64url")]) from None
+        raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
+        msgspec.json.decode(raw)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise validation_error([(".r", "not the base64url of a JSON request")]) from None
+    return raw
 
 
 def _sort_pairs(sort: list[SortingIn] | None) -> list[tuple[str, str]] | None:

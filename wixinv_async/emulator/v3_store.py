@@ -56,6 +56,13 @@ _INJECTED = ItemError(
 class V3Store:
     """The items of one V3 site, by id and by (variant, location), with a journal."""
 
+    locations: list[str]
+    """Location ids, the default location first."""
+    default_location: str
+    journal: list[JournalEntry]
+    """Every applied V3 write (a ``migrateToV3`` entry first on a migrated site)."""
+    entries_applied: int
+
     def __init__(
         self,
         *,
@@ -72,7 +79,7 @@ class V3Store:
         self._by_place = {(i.variant_id, i.location_id): i for i in self._by_id.values()}
         self._wall_clock = wall_clock
         self._rng = random.Random(seed ^ 0x3B3B)
-        self.journal: list[JournalEntry] = []
+        self.journal = []
         self.entries_applied = 0
 
     def __repr__(self) -> str:
@@ -189,12 +196,12 @@ class V3Store:
     def update(self, item_id: str, change: ItemIn, reason: str | None, rid: str) -> V3Item:
         """Update Inventory Item: the sent ``revision`` must be the current one."""
         item = self.get(item_id)
+        before = _stock(item)
         error = _revision_error(item, change) or self._update_one(item, change)
         if error is not None:
             raise application_error(error.status, error.code, error.description, error.data)
-        self._journal(
-            rid, "updateInventoryItem", [_update_record(0, item_id, change, None, reason)]
-        )
+        record = _update_record(0, item_id, change, None, reason)
+        self._journal(rid, "updateInventoryItem", [_with_stock(record, before, item)])
         return item
 
     def bulk_update(
@@ -207,6 +214,7 @@ class V3Store:
             assert change.id is not None
             drawn = fault() if fault is not None else None
             item = self._by_id.get(change.id)
+            before = _stock(item) if item is not None else None
             if drawn is not None:
                 error: ItemError | None = _INJECTED
             elif item is None:
@@ -222,7 +230,8 @@ class V3Store:
             outcomes.append(
                 Outcome(index, change.id, item if error is None else None, error, detailed)
             )
-            journal.append(_update_record(index, change.id, change, error, reason))
+            record = _update_record(index, change.id, change, error, reason)
+            journal.append(_with_stock(record, before, item))
         self._journal(rid, "bulkUpdateInventoryItems", journal)
         return outcomes
 
@@ -231,8 +240,10 @@ class V3Store:
         rule refuses are left as they were. Answers a job id."""
         journal: list[dict[str, Any]] = []
         for item in ordered(plan, self._by_id.values()):
+            before = _stock(item)
             error = self._update_one(item, change)
-            journal.append(_update_record(len(journal), item.id, change, error, None))
+            record = _update_record(len(journal), item.id, change, error, None)
+            journal.append(_with_stock(record, before, item))
         self._journal(rid, "bulkUpdateInventoryItemsByFilter", journal)
         return new_guid(self._rng)
 
@@ -314,6 +325,18 @@ def _adjust_record(
         record["preorderRequest"] = entry.preorder
     if outcome.error is not None:
         record["error"] = outcome.error.code
+    return record
+
+
+def _stock(item: V3Item) -> int | None:
+    """The quantity a conservation check follows: ``None`` while untracked."""
+    return item.quantity if item.track else None
+
+
+def _with_stock(record: dict[str, Any], before: int | None, item: V3Item | None) -> dict[str, Any]:
+    """An update's journal entry with the tracked stock before and after it."""
+    record["quantityBefore"] = before
+    record["quantityAfter"] = _stock(item) if item is not None else None
     return record
 
 
