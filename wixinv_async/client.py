@@ -16,6 +16,13 @@ What a caller of ``increment_inventory`` / ``decrement_inventory`` can rely on:
 
 Reads are retried on every transient failure. Retry decisions live in
 :mod:`wixinv_async.core.backoff`; pacing in :class:`~wixinv_async.transport.RateLimiter`.
+
+The Catalog V3 calls (``bulk_decrement_inventory_items`` ...) go through the same sending path,
+so one client's V1 and V3 calls share its limiter, 429 pause and retries. Their requests are
+built in :mod:`wixinv_async.inventory_v3`; a bulk write returns a
+:class:`~wixinv_async.core.bulk_results.BulkResult` (one result per entry: applied, refused or
+unknown) rather than ``None``; a 428 for the wrong catalog raises :class:`WrongCatalogError`
+(nothing applied) and empties the cached catalog version (:mod:`wixinv_async.catalog`).
 """
 
 from __future__ import annotations
@@ -190,7 +197,7 @@ _DEFAULT_RETRY: Final = RetryPolicy()
 
 
 class InventoryClient:
-    """The Wix Stores Catalog V1 inventory API, over one aiohttp session.
+    """The Wix Stores inventory API, Catalog V1 and V3, over one aiohttp session.
 
     An async context manager. ``session`` is borrowed (not closed); without one the client
     makes and closes its own. ``rate_limit`` is a :class:`RateLimit` (a private budget), a

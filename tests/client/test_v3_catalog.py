@@ -197,3 +197,29 @@ def test_the_new_errors_sit_in_the_tree() -> None:
     """A revision conflict is a 409 ConflictError; a wrong catalog is not an entry refusal."""
     assert issubclass(RevisionConflictError, ConflictError)
     assert not issubclass(WrongCatalogError, PreconditionFailedError)
+
+
+async def test_a_detection_overtaken_by_a_migration_does_not_cache_its_stale_answer() -> None:
+    """The version call answers V1 after a concurrent write already met the V3 site's 428:
+    that V1 is returned to its caller but not cached; the next call asks again."""
+    release = asyncio.Event()
+    site = Site(V1)
+
+    async def handle(request: HttpRequest) -> HttpResponse:
+        if request.path.endswith("/provision/version") and not release.is_set():
+            await release.wait()
+            return HttpResponse.from_json(200, {"catalogVersion": "V1_CATALOG"})  # stale
+        return site.handle(request)
+
+    entry = DecrementData(product_id="p1", variant_id=DEFAULT_VARIANT_ID, decrement_by=1)
+    async with InventoryClient(
+        ApiKeyAuth("KEY", site_id="SITE"), transport=MockTransport(handle), rate_limit=None
+    ) as client:
+        detecting = asyncio.create_task(client.catalog_version())
+        await asyncio.sleep(0)
+        site.catalog = V3  # the site moved while the version call was in flight
+        with pytest.raises(WrongCatalogError):
+            await client.decrement_inventory([entry])
+        release.set()
+        assert await detecting is V1
+        assert await client.catalog_version() is V3
