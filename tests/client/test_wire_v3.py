@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import pytest
 from aiohttp import web
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from wixinv_async import inventory_v3
 from wixinv_async.auth import ApiKeyAuth
@@ -279,3 +281,41 @@ async def test_over_aiohttp_a_get_carries_no_body_and_no_content_type() -> None:
     assert get_headers["Authorization"] == "KEY" and get_headers["wix-site-id"] == "SITE"
     assert post_method == "POST" and post_headers["Content-Type"] == "application/json"
     assert msgspec.json.decode(post_body) == REQUESTS[2]["body"]
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.text(max_size=20)
+    | st.integers(100, 800).map(lambda n: 'aé"/' * n),  # long: crosses the threshold
+    lambda inner: (
+        st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=8), inner, max_size=6)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    filter=st.dictionaries(st.text(min_size=1, max_size=10), _json_values, max_size=6),
+    limit=st.integers(1, 1000),
+    search=st.booleans(),
+)
+def test_any_query_travels_whole_by_get_or_post(
+    filter: dict[str, Any], limit: int, search: bool
+) -> None:
+    """For any filter: a GET exactly when ``.r=...`` fits in 4000 characters, and the server
+    decodes the same request either way (``.r`` or the POST body)."""
+    build = inventory_v3.search_items if search else inventory_v3.query_items
+    call = build(filter=filter, limit=limit)
+    verb = "search" if search else "query"
+    expected = {verb: {"filter": filter, "cursorPaging": {"limit": limit}}}
+    body = msgspec.json.encode(expected)
+    fits = len(".r=" + base64.urlsafe_b64encode(body).rstrip(b"=").decode()) <= 4000
+    event(call.method)  # both are drawn (--hypothesis-show-statistics)
+    if call.method == "GET":
+        assert fits and call.body == b""
+        assert decoded_query("https://x" + call.path) == {".r": expected}
+    else:
+        assert not fits and call.method == "POST" and msgspec.json.decode(call.body) == expected
