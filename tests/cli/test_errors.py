@@ -73,3 +73,19 @@ def test_a_journal_that_cannot_be_created_is_a_configuration_error(
     captured = capsys.readouterr()
     assert "no-such-folder" in json.loads(captured.out)["error"]
     assert "no-such-folder" in captured.err
+
+
+@pytest.mark.parametrize("rate", ["200/inf", "200/nan", f"{10**30}/1", "200/1e-300", "1/1e308"])
+@pytest.mark.parametrize("command", ["adjust", "export", "demo"])
+def test_a_rate_limit_that_means_nothing_is_refused_naming_the_flag(
+    rate: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Non-finite or absurd --rate-limit values are usage errors (exit 2), not a silent wait."""
+    source = tmp_path / "deltas.csv"
+    source.write_text("product_id,variant_id,delta\n")
+    site = ["--api-key", "k", "--site-id", "s", "--base-url", "http://127.0.0.1:9"]
+    argv = {"adjust": ["adjust", str(source), *site], "export": ["export", *site], "demo": ["demo"]}
+    assert main([*argv[command], "--rate-limit", rate]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert f"--rate-limit={rate!r}" in error

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from ..core.ratelimit import check_rate
 from ..errors import AuthenticationError, ConfigurationError, PermissionDeniedError
 
 if TYPE_CHECKING:
@@ -143,8 +144,9 @@ def parse_rate(text: str | None) -> tuple[int, float] | None:
         raise ConfigurationError(
             f"--rate-limit={text!r}: expected N/SECONDS, e.g. 200/60"
         ) from None
-    if parsed[0] < 1 or parsed[1] <= 0:
+    if parsed[0] < 1 or not parsed[1] > 0:
         raise ConfigurationError(f"--rate-limit={text!r}: both numbers must be positive")
+    check_rate(*parsed, source=f"--rate-limit={text!r}")
     return parsed
 
 

@@ -114,6 +114,7 @@ def _check_args(args: argparse.Namespace) -> None:
     for name in ("products", "variants_per_product", "deltas", "producers", "segments"):
         if getattr(args, name) < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1")
+    parse_rate(args.rate_limit)  # before the emulator is seeded: a bad value fails at once
     if args.real_site and not args.confirmed:
         raise ConfigurationError(
             "--real-site changes stock on a live site: add --i-understand-this-changes-stock"
