@@ -104,3 +104,22 @@ def test_csv_header_names_are_trimmed(header: str) -> None:
 def test_an_empty_file_has_no_rows(fmt: RowFormat) -> None:
     """A 0-byte file is no rows in either format (not a missing-header error for CSV alone)."""
     assert list(read_rows(io.StringIO(""), fmt)) == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Product_ID,Variant_ID,Delta", "PRODUCT_ID,variant_id,DeLtA", "Product_Id, Variant_Id, Delta"],
+)
+def test_csv_header_names_match_whatever_their_case(header: str) -> None:
+    """A spreadsheet's "Product_ID,Variant_ID,Delta" header reads like the lower-case one."""
+    text = f"{header}\np1,{V},-2\n"
+    assert list(read_rows(io.StringIO(text), "csv")) == [DeltaRow(2, "p1", None, V, -2, False)]
+
+
+@pytest.mark.parametrize(
+    "header", ["product_id,variant_id,delta,Delta", "product_id,variant_id,delta,delta"]
+)
+def test_a_csv_column_named_twice_is_refused_at_once(header: str) -> None:
+    """Two columns that both mean delta are a usage error, not a silent pick of one of them."""
+    with pytest.raises(InvalidInputError, match=r"repeated column.*'delta'"):
+        list(read_rows(io.StringIO(f"{header}\np1,{V},1,2\n"), "csv"))

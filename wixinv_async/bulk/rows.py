@@ -1,7 +1,8 @@
 """Streaming reader of bulk adjustment files: CSV or JSON Lines, one delta per row.
 
 Columns (CSV header or JSON keys): ``product_id`` or ``inventory_id``, ``variant_id``, ``delta``
-and optionally ``preorder``. Rows are read one at a time, so memory stays constant however long
+and optionally ``preorder``; CSV header names match whatever their case (``Product_ID``), JSON
+keys exactly. Rows are read one at a time, so memory stays constant however long
 the file is. A row that cannot be used becomes a :class:`RejectedRow` with its line number and
 the reason, and reading goes on. Open the file with ``errors="surrogateescape"``: a row holding
 bytes that are not UTF-8 is then rejected like any other bad row instead of ending the read.
@@ -70,10 +71,7 @@ def _read_csv(stream: TextIO) -> Iterator[DeltaRow | RejectedRow]:
     reader = csv.DictReader(stream)
     if reader.fieldnames is None:  # an empty file: no rows, as an empty JSON Lines file
         return
-    reader.fieldnames = [name.strip() for name in reader.fieldnames]  # "product_id, delta"
-    missing = _missing_columns(reader.fieldnames or [])
-    if missing:
-        raise InvalidInputError("header", reader.fieldnames, f"missing column(s): {missing}")
+    reader.fieldnames = _column_names(reader.fieldnames)
     for record in reader:
         line = reader.line_num
         if (undecoded := _not_utf8(line, _raw_csv(record))) is not None:
@@ -113,6 +111,19 @@ def _not_utf8(line: int, raw: str) -> RejectedRow | None:
     byte, column = ord(found.group()) - 0xDC00, found.start() + 1
     reason = f"not UTF-8 text: byte 0x{byte:02X} at column {column}; save the file as UTF-8"
     return RejectedRow(line, reason, shown)
+
+
+def _column_names(header: Sequence[str]) -> list[str]:
+    """The header's column names, trimmed ("product_id, delta") and lower-cased (a spreadsheet
+    user writes "Product_ID"); refused when a required one is missing or one appears twice."""
+    names = [name.strip().lower() for name in header]
+    missing = _missing_columns(names)
+    if missing:
+        raise InvalidInputError("header", list(header), f"missing column(s): {missing}")
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        raise InvalidInputError("header", list(header), f"repeated column(s): {repeated}")
+    return names
 
 
 def _missing_columns(columns: Sequence[str]) -> str:
