@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -72,6 +73,40 @@ def test_adjust_sends_bad_rows_to_the_rejects_file(emulator_process: Any, tmp_pa
     assert [line.split(",")[0] for line in rejects[1:]] == ["3", "4", "5"]
     assert "must be a GUID" in rejects[1]
     assert "NOT_FOUND" in rejects[3]
+    assert emu.quantities()[(product, variant)] == before + 3
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_rows_python_cannot_parse_are_rejected_and_the_rest_applied(
+    emulator_process: Any, tmp_path: Path, suffix: str
+) -> None:
+    """A 200,000-character CSV field, 100,000-deep JSON, a 5,000-digit number: each one rejected
+    row with its line and reason; the good rows after them applied; summary printed; exit 1."""
+    emu = emulator_process("--products", "20", "--seed", "4")
+    (product, variant) = emu.tracked_keys()[0]
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".csv":
+        good = f"{product},{variant},1\n"
+        bad = [f"{'x' * 200_000},{variant},1\n", f"{product},{variant},{'9' * 5_000}\n"]
+        source.write_text("Product_ID,Variant_ID,Delta\n" + good + "".join(b + good for b in bad))
+        lines, reasons = ["3", "5"], ["field larger than field limit", "delta="]
+    else:
+        good = f'{{"product_id": "{product}", "variant_id": "{variant}", "delta": 1}}\n'
+        bad = [
+            '{"delta": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+            '{"delta": ' + "9" * 5_000 + "}\n",
+        ]
+        source.write_text(good + "".join(b + good for b in bad))
+        lines, reasons = ["2", "4"], ["nested too deeply", "4300 digits"]
+    before = emu.quantities()[(product, variant)]
+    result = run_cli("adjust", str(source), "--quiet", env=emu.env)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "committed" in result.stdout and "invalid rows" in result.stdout
+    with (tmp_path / f"in{suffix}.rejects.csv").open(newline="") as handle:
+        rejects = list(csv.reader(handle))[1:]
+    assert [row[0] for row in rejects] == lines
+    assert all(reason in row[1] for reason, row in zip(reasons, rejects, strict=True))
     assert emu.quantities()[(product, variant)] == before + 3
 
 
