@@ -89,6 +89,28 @@ def test_a_second_run_on_the_same_journal_is_refused_while_the_first_is_open(
     Journal(tmp_path / "j.sqlite", fingerprint="f").close()  # free again once the first ends
 
 
+def test_deleting_a_lock_file_does_not_let_a_second_run_in(tmp_path: Path) -> None:
+    """The exclusion holds when every file beside the journal is deleted while a run holds it."""
+    first = Journal(tmp_path / "j.sqlite", fingerprint="f")
+    for path in tmp_path.iterdir():
+        if path.name != "j.sqlite" and not path.name.startswith("j.sqlite-"):  # -wal, -shm
+            path.unlink()
+    with pytest.raises(ConfigurationError, match="another run"):
+        Journal(tmp_path / "j.sqlite", fingerprint="f")
+    first.close()
+
+
+def test_the_lock_leaves_sqlite_locking_intact(tmp_path: Path) -> None:
+    """A journal closed and reopened in one process keeps working: closing the lock's descriptor
+    after SQLite's own leaves nothing half-locked."""
+    for run in (1, 2, 3):
+        with closing(Journal(tmp_path / "j.sqlite", fingerprint="f")) as journal:
+            journal.record_sent(journal.next_batch_id(), "increment", [run])
+            journal.record_outcome(run, "committed", None, None)
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint="f")) as journal:
+        assert journal.counts() == {"committed": 3}
+
+
 def _die(journal: Journal) -> None:
     """What kill -9 leaves: nothing buffered is written, the connection and the lock just go."""
     journal._db.close()

@@ -324,6 +324,33 @@ def test_ctrl_c_exits_130_with_the_journal_kept(emulator_process: Any, tmp_path:
     assert json.loads(rerun.stdout)["done_in_earlier_runs"] > 0
 
 
+def test_a_second_run_is_refused_even_with_the_files_beside_the_journal_deleted(
+    emulator_process: Any, tmp_path: Path
+) -> None:
+    """Deleting what looks like a lock while a run holds the journal lets no second run in."""
+    emu = emulator_process("--products", "300", "--seed", "9", "--latency-ms", "60")
+    keys = emu.tracked_keys()
+    source = tmp_path / "big.csv"
+    write_csv(source, [(*keys[i % len(keys)], 1) for i in range(6_000)])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIX_")} | emu.env
+    first = subprocess.Popen(  # noqa: S603
+        [*CLI, "adjust", str(source), "--quiet", "--max-in-flight", "1", "--linger", "0.001"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_batches(tmp_path / "big.csv.journal", 1, first)
+        for path in tmp_path.glob("big.csv.journal.*"):
+            path.unlink()
+        second = run_cli("adjust", str(source), "--quiet", env=emu.env)
+        assert second.returncode == 2, second.stderr
+        assert "in use by another run" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
 def test_help_documents_every_exit_code() -> None:
     """130 (interrupted) is documented beside 0-3, in the command's and adjust's --help."""
     for args in (["--help"], ["adjust", "--help"]):

@@ -13,8 +13,9 @@ tells every input line apart:
 A line that was sent is never downgraded to ``cancelled``: a later CANCELLED outcome for it is
 stored as ``in_doubt``, because its request may have been applied.
 
-One run at a time: a journal is locked (``PATH.lock``, released when the process ends, even by
-``kill -9``), since two runs at once would both send every line neither had journalled yet.
+One run at a time: a journal is locked (the database file itself, see :func:`_lock`; released
+when the process ends, even by ``kill -9``), since two runs at once would both send every line
+neither had journalled yet.
 """
 
 from __future__ import annotations
@@ -209,8 +210,17 @@ class Journal:
 
 
 def _lock(path: Path) -> BinaryIO:
-    """Hold ``PATH.lock`` for as long as the returned file stays open, or refuse."""
-    lock_path = path.with_name(path.name + ".lock")
+    """Hold an exclusive lock for as long as the returned file stays open, or refuse.
+
+    On POSIX the lock is a ``flock`` on the journal database itself: a lock file can be
+    deleted while a run holds it, and the next run would then lock a new file and run alongside
+    (``flock`` and SQLite's own ``fcntl`` locks do not interact; this descriptor is closed only
+    after SQLite's connection, since closing any descriptor of a file drops the process's
+    ``fcntl`` locks on it). Windows locks byte ranges for good, which would block SQLite's own
+    reads, so there it locks ``PATH.lock``, which Windows does not let anyone delete while it is
+    open.
+    """
+    lock_path = path.with_name(path.name + ".lock") if sys.platform == "win32" else path
     handle = lock_path.open("a+b")
     try:
         if sys.platform == "win32":
@@ -224,8 +234,7 @@ def _lock(path: Path) -> BinaryIO:
     except OSError:
         handle.close()
         raise ConfigurationError(
-            f"journal {path} is in use by another run ({lock_path} is locked); "
-            "wait for that run to end, then run again"
+            f"journal {path} is in use by another run; wait for that run to end, then run again"
         ) from None
     return handle
 
