@@ -152,3 +152,47 @@ def test_reading_states_back_does_not_hold_the_wal_open(tmp_path: Path) -> None:
             busy, _, _ = journal._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             assert busy == 0, f"a reader blocks the checkpoint at line {state.line}"
         assert seen == list(range(1, 26))
+
+
+def test_a_file_that_is_not_a_journal_is_a_clear_configuration_error(tmp_path: Path) -> None:
+    """Garbage at the journal's path: a ConfigurationError naming it, not sqlite3.DatabaseError."""
+    path = tmp_path / "j.sqlite"
+    path.write_bytes(b"this is not an SQLite database, just some text of some length" * 4)
+    with pytest.raises(ConfigurationError, match=r"j\.sqlite cannot be read \(file is not a"):
+        Journal(path, fingerprint="f")
+    path.unlink()  # and the lock is released: a fresh journal opens
+    Journal(path, fingerprint="f").close()
+
+
+def test_a_truncated_journal_is_a_clear_configuration_error(tmp_path: Path) -> None:
+    """A journal cut short (a copy interrupted) fails to open or read with the same advice."""
+    path = tmp_path / "j.sqlite"
+    with closing(Journal(path, fingerprint="f")) as journal:
+        journal.record_outcomes(range(1, 20_001), "cancelled", None, None)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with (
+        pytest.raises(ConfigurationError, match="cannot be read"),
+        closing(Journal(path, fingerprint="f")) as journal,
+    ):
+        list(journal.states())
+
+
+def test_a_full_disk_refuses_to_record_a_batch_and_keeps_the_outcomes(tmp_path: Path) -> None:
+    """Past the size cap (a full disk), recording a batch raises, so it is not sent; outcomes
+    that cannot be written stay buffered and reach the file once there is room again."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path, fingerprint="f", max_pages=8)
+    with pytest.raises(ConfigurationError, match="cannot write the journal"):  # noqa: PT012
+        for batch in range(1, 1_000):
+            journal.record_sent(batch, "increment", range(batch * 300, batch * 300 + 300))
+            journal.record_outcomes_now((line, "committed", None, None) for line in [batch * 300])
+    assert journal.failure is not None
+    journal.record_outcomes_now([(1, "committed", None, None)])  # no raise: kept for later
+    with pytest.raises(ConfigurationError, match="cannot write the journal"):
+        journal.record_sent(5_000, "increment", [5_000])  # nothing more is sent
+    journal._db.execute("PRAGMA max_page_count=100000")  # space freed
+    journal.close()
+    with closing(Journal(path, fingerprint="f")) as reopened:
+        states = {state.line: state.state for state in reopened.states()}
+    assert states[1] == "committed"
+    assert 5_000 not in states

@@ -175,6 +175,31 @@ async def test_wrong_credentials_stop_the_run_and_a_rerun_applies_every_row(
         assert (rerun.committed, rerun.exit_code) == (500, 0)
 
 
+async def test_a_run_resumed_after_the_disk_filled_up_applies_every_row_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """The journal hits a full disk mid-run (a size cap): the run stops with a configuration
+    error, sending nothing it cannot journal; the rerun sends the rest: each row applied once."""
+    async with Emulator(products=40, variants_per_product=2, seed=5) as emu:
+        keys = _tracked_keys(emu)
+        source = tmp_path / "deltas.csv"
+        rows = _write_rows(source, keys, 3_000, seed=8)
+        before = _quantities(emu, keys)
+        paths = BulkPaths.beside(source)
+        options = {"max_batch": 25, "linger": 0.001}
+        async with _client(emu) as client:
+            with pytest.raises(ConfigurationError, match="cannot write the journal"):
+                await run_bulk_adjust(client, paths, adjuster_options=options, journal_max_pages=16)
+            rerun = await run_bulk_adjust(client, paths, adjuster_options=options)
+        assert rerun.committed > 0  # the first run stopped part-way
+        # Rows whose outcome the full disk lost are held in doubt (they were applied, once).
+        expected = before.copy()
+        for _, key, delta in rows:
+            expected[key] += delta
+        assert _quantities(emu, keys) == expected
+        assert rerun.done_before + rerun.held_in_doubt + rerun.committed == 3_000
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 async def test_a_file_saved_with_a_byte_order_mark_reads_whole(tmp_path: Path, suffix: str) -> None:
     """Excel's UTF-8 BOM and Windows line endings: the header and the first row still parse."""

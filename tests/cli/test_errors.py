@@ -89,3 +89,17 @@ def test_a_rate_limit_that_means_nothing_is_refused_naming_the_flag(
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     assert f"--rate-limit={rate!r}" in error
+
+
+def test_a_damaged_journal_is_a_configuration_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journal that is not an SQLite database: exit 2 and advice, not sqlite3.DatabaseError."""
+    source = tmp_path / "deltas.csv"
+    source.write_text("product_id,variant_id,delta\n")
+    (tmp_path / "deltas.csv.journal").write_bytes(b"\x00garbage, not a journal" * 50)
+    site = ["--api-key", "k", "--site-id", "s", "--base-url", "http://127.0.0.1:9"]
+    assert main(["adjust", str(source), *site]) == 2
+    error = capsys.readouterr().err
+    assert "deltas.csv.journal cannot be read (file is not a database)" in error
+    assert "Traceback" not in error

@@ -20,6 +20,7 @@ neither had journalled yet.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import sys
@@ -74,18 +75,41 @@ def input_fingerprint(path: Path) -> str:
 
 
 class Journal:
-    """The journal of one input file. Not thread-safe; one run at a time."""
+    """The journal of one input file. Not thread-safe; one run at a time.
 
-    def __init__(self, path: Path, *, fingerprint: str, outcome_buffer: int = 5_000):
+    Every SQLite error becomes a :class:`~wixinv_async.errors.ConfigurationError` saying what
+    to do: a journal that cannot be read (damaged, truncated, not a journal) when it is opened
+    or read, and one that cannot be written (a full disk) when a batch is recorded as sent, so
+    that request is never sent. Outcomes that cannot be written stay buffered (their lines look
+    in doubt after a crash, which is safe) and the first such error is kept in ``failure``, for
+    the run to stop at. ``max_pages`` caps the database's size as a full disk would (SQLite's
+    ``max_page_count``): for tests of what a full disk does.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fingerprint: str,
+        outcome_buffer: int = 5_000,
+        max_pages: int | None = None,
+    ):
         self.path = path
+        self.failure: ConfigurationError | None = None
         self._lock = _lock(path)
         self._db = sqlite3.connect(path, isolation_level=None)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._check_fingerprint(fingerprint)
-            self.run = self._start_run()
+            with self._reading():
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+                if max_pages is not None:
+                    self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
+                self._check_fingerprint(fingerprint)
+            with self._writing():
+                self.run = self._start_run()
+            if self.failure is not None:
+                raise self.failure
         except BaseException:
             self._db.close()
             self._lock.close()
@@ -110,13 +134,17 @@ class Journal:
         return run
 
     def next_batch_id(self) -> int:
-        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM batches").fetchone()
+        with self._reading():
+            row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM batches").fetchone()
         return int(row[0]) + 1
 
     def record_sent(self, batch_id: int, kind: str, lines: Iterable[int]) -> None:
-        """Durably mark ``lines`` as carried by a request that is about to be sent."""
+        """Durably mark ``lines`` as carried by a request that is about to be sent; raise
+        (so it is not sent) when that cannot be written, or an earlier write failed."""
+        if self.failure is not None:
+            raise self.failure
         numbers = [(line, batch_id) for line in lines]
-        with self._transaction():
+        with self._writing(), self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)",
                 (batch_id, kind, self.run, len(numbers)),
@@ -126,6 +154,8 @@ class Journal:
                 "ON CONFLICT(line) DO UPDATE SET batch=excluded.batch, state='sent'",
                 numbers,
             )
+        if self.failure is not None:
+            raise self.failure
 
     def record_outcome(self, line: int, state: str, code: str | None, message: str | None) -> None:
         """Buffer a line's outcome; written in groups (losing them in a crash only makes the
@@ -151,11 +181,11 @@ class Journal:
         self.flush()
 
     def flush(self) -> None:
-        """Write the buffered outcomes."""
+        """Write the buffered outcomes; when that fails, they stay buffered (see ``failure``)."""
         if not self._pending_outcomes:
             return
         outcomes, self._pending_outcomes = self._pending_outcomes, []
-        with self._transaction():
+        with self._writing(keep=outcomes), self._transaction():
             self._db.executemany(
                 "INSERT INTO lines (line, state, code, message) VALUES (?4, ?1, ?2, ?3) "
                 "ON CONFLICT(line) DO UPDATE SET "
@@ -175,10 +205,12 @@ class Journal:
         self.flush()
         after = 0
         while True:
-            rows = self._db.execute(
-                "SELECT line, state, code, message FROM lines WHERE line > ? ORDER BY line LIMIT ?",
-                (after, chunk),
-            ).fetchall()
+            with self._reading():
+                rows = self._db.execute(
+                    "SELECT line, state, code, message FROM lines WHERE line > ? "
+                    "ORDER BY line LIMIT ?",
+                    (after, chunk),
+                ).fetchall()
             for row in rows:
                 yield LineState(*row)
             if len(rows) < chunk:
@@ -187,18 +219,21 @@ class Journal:
 
     def in_doubt(self) -> list[LineState]:
         """Lines that may or may not have been applied."""
-        cursor = self._db.execute(
-            "SELECT line, state, code, message FROM lines "
-            "WHERE state IN ('sent', 'in_doubt') ORDER BY line"
-        )
-        return [LineState(*row) for row in cursor]
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT line, state, code, message FROM lines "
+                "WHERE state IN ('sent', 'in_doubt') ORDER BY line"
+            ).fetchall()
+        return [LineState(*row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         """Lines by state."""
-        rows = self._db.execute("SELECT state, COUNT(*) FROM lines GROUP BY state").fetchall()
+        with self._reading():
+            rows = self._db.execute("SELECT state, COUNT(*) FROM lines GROUP BY state").fetchall()
         return {str(state): int(count) for state, count in rows}
 
     def close(self) -> None:
+        """Write what is buffered (a last try when writing failed before), close, unlock."""
         try:
             self.flush()
             self._db.close()
@@ -207,6 +242,36 @@ class Journal:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn an SQLite error into the advice for a journal that cannot be read."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise ConfigurationError(
+                f"journal {self.path} cannot be read ({exc}): it is damaged or not a journal. "
+                "It alone records which rows were sent: keep it, and start over with another "
+                "--journal path only once you have checked on the site what it had applied"
+            ) from None
+
+    @contextlib.contextmanager
+    def _writing(
+        self, *, keep: list[tuple[str, str | None, str | None, int]] | None = None
+    ) -> Iterator[None]:
+        """Keep the first SQLite error of a write in ``failure`` (and the outcomes that were
+        not written in the buffer): the run stops, and nothing more is sent."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if keep is not None:
+                self._pending_outcomes[:0] = keep
+            if self.failure is None:
+                self.failure = ConfigurationError(
+                    f"cannot write the journal {self.path} ({exc}); the run stopped, sending "
+                    "nothing the journal could not record. Fix the cause (a full disk: free "
+                    "some space), then run the same command again: it goes on where it stopped"
+                )
 
 
 def _lock(path: Path) -> BinaryIO:
@@ -247,7 +312,10 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:  # SQLite rolls back by itself on some errors (disk full)
+            self._db.execute("ROLLBACK")
 
 
 def should_send(state: LineState | None, *, retry_in_doubt: bool) -> bool:

@@ -127,10 +127,17 @@ async def run_bulk_adjust(
     adjuster_options: Mapping[str, Any] | None = None,
     on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None = None,
     progress_every: int = 2_000,
+    journal_max_pages: int | None = None,
 ) -> BulkSummary:
-    """Apply every row of ``paths.source`` at most once across any number of (crashed) runs."""
+    """Apply every row of ``paths.source`` at most once across any number of (crashed) runs.
+
+    Raises :class:`~wixinv_async.errors.ConfigurationError` when the site refuses the
+    credentials or the journal cannot be read or written (``journal_max_pages``: see
+    :class:`Journal`); a rerun goes on where the run stopped."""
     started = time.monotonic()
-    journal = Journal(paths.journal, fingerprint=input_fingerprint(paths.source))
+    journal = Journal(
+        paths.journal, fingerprint=input_fingerprint(paths.source), max_pages=journal_max_pages
+    )
     job = _Job(journal, paths, retry_in_doubt, max_outstanding)
     try:
         with _Reports(paths) as reports:
@@ -227,7 +234,10 @@ class _Job:
             self.fatal = error
 
     def stop_if_refused(self) -> None:
-        """Raise when the site refused the credentials: every later request would be refused."""
+        """Raise when the site refused the credentials (every later request would be refused)
+        or the journal could not be written (no request goes out that it cannot record)."""
+        if self.journal.failure is not None:
+            raise self.journal.failure
         if self.fatal is not None:
             raise ConfigurationError(
                 f"the site refused the credentials: {self.fatal}. The refused rows were not "
@@ -319,6 +329,7 @@ class _Job:
     def summary(self, requests: int, seconds: float) -> BulkSummary:
         outcomes = self.progress.outcomes
         self.journal.flush()
+        self.stop_if_refused()
         return BulkSummary(
             rows=self.progress.rows,
             invalid=self.progress.invalid,
