@@ -59,10 +59,11 @@ def test_should_send(state: str | None, retry_in_doubt: bool, expected: bool) ->
 
 
 def test_journal_refuses_another_input(tmp_path: Path) -> None:
-    """A journal made for one input file refuses a changed one."""
+    """A journal made for one input file, once it sent a line, refuses a changed one."""
     data = tmp_path / "in.csv"
     data.write_text("a\n")
-    Journal(tmp_path / "j.sqlite", fingerprint=input_fingerprint(data)).close()
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint=input_fingerprint(data))) as journal:
+        journal.record_sent(1, "increment", [2])
     data.write_text("b\n")
     with pytest.raises(ConfigurationError, match="another version"):
         Journal(tmp_path / "j.sqlite", fingerprint=input_fingerprint(data))
@@ -196,3 +197,34 @@ def test_a_full_disk_refuses_to_record_a_batch_and_keeps_the_outcomes(tmp_path: 
         states = {state.line: state.state for state in reopened.states()}
     assert states[1] == "committed"
     assert 5_000 not in states
+
+
+@pytest.mark.parametrize(
+    ("state", "follows"),
+    [
+        (None, True),
+        ("cancelled", True),
+        ("not_applied", True),
+        ("committed", False),
+        ("rejected", False),
+        ("sent", False),
+        ("in_doubt", False),
+    ],
+)
+def test_a_journal_that_knows_nothing_applied_follows_an_edited_file(
+    tmp_path: Path, state: str | None, follows: bool
+) -> None:
+    """An edited input is refused only when the journal holds a line that was or may have been
+    applied; otherwise the journal forgets its lines and follows the new version."""
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint="old")) as journal:
+        if state == "sent":
+            journal.record_sent(1, "increment", [2])
+        elif state is not None:
+            journal.record_outcome(2, state, None, None)
+    if not follows:
+        with pytest.raises(ConfigurationError, match="another version"):
+            Journal(tmp_path / "j.sqlite", fingerprint="new")
+        return
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint="new")) as journal:
+        assert list(journal.states()) == []
+    Journal(tmp_path / "j.sqlite", fingerprint="new").close()  # now bound to the new version

@@ -16,7 +16,7 @@ from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.bulk.runner import BulkPaths, run_bulk_adjust
 from wixinv_async.client import InventoryClient
 from wixinv_async.emulator import Emulator, FaultPlan, FaultRule
-from wixinv_async.errors import ConfigurationError
+from wixinv_async.errors import ConfigurationError, InvalidInputError
 
 Key = tuple[str, str]
 
@@ -198,6 +198,22 @@ async def test_a_run_resumed_after_the_disk_filled_up_applies_every_row_exactly_
             expected[key] += delta
         assert _quantities(emu, keys) == expected
         assert rerun.done_before + rerun.held_in_doubt + rerun.committed == 3_000
+
+
+async def test_a_run_stopped_by_a_bad_header_lets_the_fixed_file_run(tmp_path: Path) -> None:
+    """A bad header sends nothing; the journal it left follows the fixed file, which applies."""
+    async with Emulator(products=10, variants_per_product=1, seed=7) as emu:
+        (product, variant), *_ = _tracked_keys(emu)
+        source = tmp_path / "deltas.csv"
+        source.write_text(f"product,variant_id,delta\n{product},{variant},4\n")
+        paths = BulkPaths.beside(source)
+        async with _client(emu) as client:
+            with pytest.raises(InvalidInputError, match="missing column"):
+                await run_bulk_adjust(client, paths)
+            source.write_text(f"product_id,variant_id,delta\n{product},{variant},4\n")
+            summary = await run_bulk_adjust(client, paths)
+        assert (summary.committed, summary.exit_code) == (1, 0)
+        assert emu.store.quantity(product, variant) == 5_004
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])

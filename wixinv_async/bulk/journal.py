@@ -10,6 +10,9 @@ tells every input line apart:
 - absent, ``cancelled`` without ever being sent, or ``not_applied`` (its request was refused
   whole, for no fault of the line: 401, 429 to the last attempt, ...): not applied, send it.
 
+The journal refuses another version of the input file (lines are known by their number),
+unless it knows of no line that was or may have been applied: then it follows the new version.
+
 A line that was sent is never downgraded to ``cancelled``: a later CANCELLED outcome for it is
 stored as ``in_doubt``, because its request may have been applied.
 
@@ -121,11 +124,25 @@ class Journal:
         row = self._db.execute("SELECT value FROM meta WHERE key='input'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta VALUES ('input', ?)", (fingerprint,))
+        elif row[0] != fingerprint and self._knows_nothing_applied():
+            # Every line it holds is to be sent again anyway: it can follow the edited file.
+            with self._transaction():
+                self._db.execute("DELETE FROM lines")
+                self._db.execute("UPDATE meta SET value=? WHERE key='input'", (fingerprint,))
         elif row[0] != fingerprint:
             raise ConfigurationError(
                 f"journal {self.path} belongs to another version of the input file; "
                 "rerun with the original file or give a new --journal path"
             )
+
+    def _knows_nothing_applied(self) -> bool:
+        """Whether no line was ever applied or may have been: a run that sent nothing (a bad
+        header, say) or whose every request was refused whole."""
+        resendable = ", ".join(f"'{state}'" for state in sorted(_RESENDABLE))
+        row = self._db.execute(
+            f"SELECT 1 FROM lines WHERE state NOT IN ({resendable}) LIMIT 1"  # noqa: S608
+        ).fetchone()
+        return row is None
 
     def _start_run(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key='runs'").fetchone()
