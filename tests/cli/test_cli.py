@@ -248,6 +248,25 @@ def test_export_to_stdout_keeps_the_json_summary_out_of_the_data(
     assert json.loads(result.stderr.splitlines()[-1])["items"] == 30
 
 
+@pytest.mark.parametrize(
+    ("query_filter", "reason"),
+    [
+        ('{"x": 1}', "unknown field 'x'"),
+        ('{"numericId": {"$gt": "abc"}}', "numericId.$gt: bad value 'abc'"),
+    ],
+)
+def test_export_with_a_filter_the_site_refuses_is_a_usage_error_said_once(
+    emulator_process: Any, tmp_path: Path, query_filter: str, reason: str
+) -> None:
+    """A --filter the site answers 400 to: exit 2 (a usage error), its reason printed once."""
+    emu = emulator_process("--products", "5", "--seed", "1")
+    output = tmp_path / "out.jsonl"
+    result = run_cli("export", "-o", str(output), "--filter", query_filter, env=emu.env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count(reason) == 1
+    assert result.stderr.startswith(f"wixinv-async export: --filter {query_filter}: ")
+
+
 def test_demo_verifies_at_a_small_size() -> None:
     """The main job runs end to end on the embedded emulator and its verification passes."""
     result = run_cli("demo", "--products", "400", "--deltas", "8000", "--producers", "16", "--json")

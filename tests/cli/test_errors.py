@@ -103,3 +103,28 @@ def test_a_damaged_journal_is_a_configuration_error_not_a_traceback(
     error = capsys.readouterr().err
     assert "deltas.csv.journal cannot be read (file is not a database)" in error
     assert "Traceback" not in error
+
+
+def test_adjust_at_a_dead_port_stops_at_once_naming_the_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing listens at the site's port: exit 2 before any row, naming host and port; no
+    journal or reports are left behind."""
+    source = tmp_path / "deltas.csv"
+    source.write_text("product_id,variant_id,delta\np1,00000000-0000-0000-0000-000000000000,1\n")
+    site = ["--api-key", "k", "--site-id", "s", "--base-url", "http://127.0.0.1:9"]
+    assert main(["adjust", str(source), *site, "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "cannot reach 127.0.0.1:9 (http://127.0.0.1:9" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deltas.csv"]
+
+
+def test_export_at_a_dead_port_names_the_address_and_writes_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export: exit 2 naming host and port (it named only the path), no empty output file."""
+    output = tmp_path / "out.jsonl"
+    site = ["--api-key", "k", "--site-id", "s", "--base-url", "http://127.0.0.1:9"]
+    assert main(["export", "-o", str(output), *site]) == 2
+    assert "cannot reach 127.0.0.1:9" in capsys.readouterr().err
+    assert not output.exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -10,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TextIO
+from urllib.parse import urlsplit
 
 from ..core.ratelimit import check_rate
 from ..errors import AuthenticationError, ConfigurationError, PermissionDeniedError
@@ -23,12 +26,14 @@ __all__ = [
     "TargetConfig",
     "add_output_options",
     "add_target_options",
+    "check_reachable",
     "emit_summary",
     "fail",
     "make_client",
     "parse_rate",
     "refused_credentials",
     "target_from_args",
+    "unreachable",
 ]
 
 _ENV = {
@@ -181,6 +186,44 @@ REFUSED: Final = (AuthenticationError, PermissionDeniedError)
 def refused_credentials(error: Exception) -> ConfigurationError:
     """The configuration error a 401 or 403 amounts to."""
     return ConfigurationError(f"the site refused the credentials: {error}")
+
+
+def unreachable(config: TargetConfig, error: object) -> ConfigurationError:
+    """The configuration error a site that cannot be reached amounts to, naming its address
+    (the client's messages name only the path)."""
+    host, port = _address(config.base_url)
+    return ConfigurationError(
+        f"cannot reach {host}:{port} ({config.base_url}; check --base-url / WIX_BASE_URL): {error}"
+    )
+
+
+def _address(base_url: str) -> tuple[str, int | str]:
+    parts = urlsplit(base_url)
+    try:
+        port: int | str = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # out of range: the URL as given says enough
+        port = "?"
+    return parts.hostname or base_url, port
+
+
+_PROBE_SECONDS: Final = 10.0
+
+
+async def check_reachable(config: TargetConfig) -> None:
+    """Open (and close) one TCP connection to the site, so that a wrong host or a dead port
+    stops a command at once with its address, not after every request's retries. It sends
+    nothing, so it costs none of the site's request budget."""
+    host, port = _address(config.base_url)
+    if not isinstance(port, int):
+        raise unreachable(config, "not a valid port")
+    try:
+        async with asyncio.timeout(_PROBE_SECONDS):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError) as exc:
+        raise unreachable(config, str(exc) or f"no answer in {_PROBE_SECONDS:.0f} s") from None
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
 
 
 class ProgressLine:

@@ -15,6 +15,7 @@ from ._common import (
     TargetConfig,
     add_output_options,
     add_target_options,
+    check_reachable,
     emit_summary,
     fail,
     make_client,
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _adjust(args: argparse.Namespace, config: TargetConfig) -> BulkSummary:
     paths = BulkPaths.beside(args.file, args.journal)
-    bar = ProgressLine("adjust", total=count_lines(args.file), quiet=args.quiet or args.json)
+    total = count_lines(args.file)
+    bar = ProgressLine("adjust", total=total, quiet=args.quiet or args.json)
 
     def show(progress: BulkProgress, adjuster: InventoryAdjuster) -> None:
         stats = adjuster.stats()
@@ -93,6 +95,8 @@ async def _adjust(args: argparse.Namespace, config: TargetConfig) -> BulkSummary
             in_doubt=progress.outcomes["in_doubt"] + progress.held_in_doubt,
         )
 
+    if total:  # something to send (an empty file runs without the site)
+        await check_reachable(config)
     async with make_client(config) as client:
         summary = await run_bulk_adjust(
             client,
