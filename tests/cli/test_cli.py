@@ -110,6 +110,23 @@ def test_rows_python_cannot_parse_are_rejected_and_the_rest_applied(
     assert emu.quantities()[(product, variant)] == before + 3
 
 
+def test_progress_follows_the_requests_after_every_row_is_read(
+    emulator_process: Any, tmp_path: Path
+) -> None:
+    """At 4 requests a second the rows are all read long before they are sent: the progress
+    lines keep coming, each with the requests so far (it was pushed per 2,000 rows read)."""
+    emu = emulator_process("--products", "1200", "--seed", "2")
+    keys = emu.tracked_keys()[:2_400]
+    source = tmp_path / "in.csv"
+    write_csv(source, [(p, v, 1) for p, v in keys])
+    result = run_cli("adjust", str(source), "--rate-limit", "4/1", env=emu.env)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("adjust: ")]
+    after_reading = {line.split(" requests ")[1].split()[0] for line in lines if " read " in line}
+    assert len(after_reading) >= 2, lines  # several request counts shown while sending
+    assert all(" 429s " in line for line in lines[:-1])
+
+
 def test_kill_9_then_rerun_applies_nothing_twice_and_loses_nothing(
     emulator_process: Any, tmp_path: Path
 ) -> None:

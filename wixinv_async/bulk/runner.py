@@ -150,6 +150,8 @@ async def run_bulk_adjust(
                     **dict(adjuster_options or {}),
                 ) as adjuster:
                     job.adjuster = adjuster
+                    if on_progress is not None:  # at once: a display can follow the adjuster
+                        on_progress(job.progress, adjuster)
                     await job.feed(on_progress, progress_every)
                     await adjuster.flush()
                     job.stop_if_refused()
