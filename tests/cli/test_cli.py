@@ -55,7 +55,8 @@ def test_adjust_applies_a_file_and_reports_json(emulator_process: Any, tmp_path:
 
 
 def test_adjust_sends_bad_rows_to_the_rejects_file(emulator_process: Any, tmp_path: Path) -> None:
-    """Bad rows land in the rejects file with line and reason; the rest goes on; exit 1."""
+    """Bad rows and rows the server refused land in the rejects file with line, reason and the
+    row itself; the rest goes on; exit 1."""
     emu = emulator_process("--products", "20", "--seed", "4")
     (product, variant) = emu.tracked_keys()[0]
     source = tmp_path / "in.csv"
@@ -73,6 +74,7 @@ def test_adjust_sends_bad_rows_to_the_rejects_file(emulator_process: Any, tmp_pa
     assert [line.split(",")[0] for line in rejects[1:]] == ["3", "4", "5"]
     assert "must be a GUID" in rejects[1]
     assert "NOT_FOUND" in rejects[3]
+    assert rejects[3].endswith(f',"ghost-product,{variant},1"')  # the input row itself
     assert emu.quantities()[(product, variant)] == before + 3
 
 

@@ -11,6 +11,7 @@ bytes that are not UTF-8 is then rejected like any other bad row instead of endi
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,6 +47,8 @@ class DeltaRow:
     variant_id: str
     delta: int
     preorder: bool
+    raw: str = dataclasses.field(default="", compare=False)
+    """The row's text, for the rejects file when the server refuses it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +98,12 @@ def _read_csv(stream: TextIO) -> Iterator[DeltaRow | RejectedRow]:
 
 
 def _csv_row(line: int, record: dict[str | None, Any]) -> DeltaRow | RejectedRow:
-    if (undecoded := _not_utf8(line, _raw_csv(record))) is not None:
+    raw = _raw_csv(record)
+    if (undecoded := _not_utf8(line, raw)) is not None:
         return undecoded
     if None in record:  # more cells than header columns
-        return _rejected(line, "more cells than the header has columns", _raw_csv(record))
-    return _parse(line, record, _raw_csv(record))
+        return _rejected(line, "more cells than the header has columns", raw)
+    return _parse(line, record, raw)
 
 
 class _Lines:
@@ -242,6 +246,7 @@ def _parse(line: int, record: Mapping[str | None, Any], raw: str) -> DeltaRow | 
             variant_id=variant_id,
             delta=_delta(record.get("delta")),
             preorder=_flag(record.get("preorder")),
+            raw=raw,
         )
     except InvalidInputError as exc:
         return _rejected(line, str(exc), raw)

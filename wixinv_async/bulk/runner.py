@@ -287,7 +287,7 @@ class _Job:
             self.progress.done_before += 1
         elif state.state == "rejected":
             self.progress.done_before += 1
-            self.reports.rejects.writerow([row.line, f"{state.code}: {state.message}", ""])
+            self.reports.rejects.writerow([row.line, f"{state.code}: {state.message}", row.raw])
         else:
             self.progress.held_in_doubt += 1
             self._write_in_doubt(row)
@@ -319,7 +319,7 @@ class _Job:
             reason = f"{outcome.code}: {outcome.message}"
             if self._state(outcome) == NOT_APPLIED:
                 reason += " (not applied; a rerun sends it again)"
-            self.reports.rejects.writerow([row.line, reason, ""])
+            self.reports.rejects.writerow([row.line, reason, row.raw])
         elif status == "in_doubt":
             self._write_in_doubt(row)
 
