@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+import wixinv_async
 from wixinv_async.cli import main
+from wixinv_async.cli._common import emit_summary
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +131,26 @@ def test_export_at_a_dead_port_names_the_address_and_writes_no_file(
     assert main(["export", "-o", str(output), *site]) == 2
     assert "cannot reach 127.0.0.1:9" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version prints the package's version and exits 0."""
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"wixinv-async {wixinv_async.__version__}\n"
+
+
+def test_summaries_are_plain_text_not_python_reprs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The closing summary shows a mapping as 'key value, ...' and nothing as '-' or 'none'."""
+    source = tmp_path / "deltas.csv"
+    source.write_text("product_id,variant_id,delta\n")
+    site = ["--api-key", "k", "--site-id", "s", "--base-url", "http://127.0.0.1:9"]
+    assert main(["adjust", str(source), *site, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "{" not in out and "None" not in out
+    assert re.search(r"^journal +none$", out, re.MULTILINE), out
+    emit_summary({"rejected": {"NOT_FOUND": 2, "X": 1}, "p50": None}, as_json=False)
+    assert capsys.readouterr().out == "rejected  NOT_FOUND 2, X 1\np50       -\n"

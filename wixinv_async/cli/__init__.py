@@ -11,6 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .. import __version__
+
 __all__ = ["EXIT_CONFIG", "EXIT_INTERRUPTED", "EXIT_IN_DOUBT", "EXIT_OK", "EXIT_REJECTED", "main"]
 
 EXIT_OK = 0
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"wixinv-async {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in _registry.commands():
         register(subparsers)

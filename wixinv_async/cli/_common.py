@@ -31,6 +31,7 @@ __all__ = [
     "fail",
     "make_client",
     "parse_rate",
+    "plain",
     "refused_credentials",
     "target_from_args",
     "unreachable",
@@ -164,7 +165,19 @@ def emit_summary(summary: Mapping[str, Any], *, as_json: bool, out: TextIO | Non
         return
     width = max((len(k) for k in summary), default=0)
     for key, value in summary.items():
-        out.write(f"{key.replace('_', ' '):<{width}}  {value}\n")
+        out.write(f"{key.replace('_', ' '):<{width}}  {plain(value)}\n")
+
+
+def plain(value: object) -> str:
+    """A summary value as a person reads it: ``committed 3, rejected 1`` for a mapping (not a
+    Python dict's repr), ``none`` for an empty one, ``-`` for no value."""
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {plain(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def fail(
