@@ -297,6 +297,17 @@ def test_demo_verifies_at_a_small_size() -> None:
     assert report["requests"] < 8000 / 10  # coalescing and batching at work
 
 
+def test_demo_text_report_explains_its_figures() -> None:
+    """Without --json the report is followed by what coalescing ratio, batch fill and the
+    latencies mean (why p50 is near half the run when every delta is queued at once)."""
+    result = run_cli("demo", "--products", "100", "--deltas", "2000", "--producers", "4")
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("what the figures mean:")[1]
+    assert "deltas per entry sent (2000 / " in notes
+    assert "All 2000 deltas were queued at" in notes and "4 producers" in notes
+    assert "batch fill" in notes
+
+
 def test_demo_real_site_needs_the_explicit_flag() -> None:
     """--real-site without the confirmation flag refuses to run (exit 2)."""
     result = run_cli("demo", "--real-site", env={"WIX_API_KEY": "k", "WIX_SITE_ID": "s"})
