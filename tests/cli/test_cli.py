@@ -129,6 +129,32 @@ def test_progress_follows_the_requests_after_every_row_is_read(
     assert all(" 429s " in line for line in lines[:-1])
 
 
+def test_verbose_logs_the_run_on_named_loggers_without_secrets(
+    emulator_process: Any, tmp_path: Path
+) -> None:
+    """-v puts the library's INFO logs on stderr (-vv the journal's DEBUG too), on named
+    loggers, never the API key; without it, none."""
+    emu = emulator_process("--products", "20", "--seed", "4")
+    source = tmp_path / "in.csv"
+    write_csv(source, [(p, v, 1) for p, v in emu.tracked_keys()[:10]])
+    quiet = run_cli("adjust", str(source), "--quiet", env=emu.env)
+    assert "wixinv_async" not in quiet.stderr
+    again = tmp_path / "again.csv"  # another file: a run that sends again
+    again.write_text(source.read_text())
+    verbose = run_cli("-v", "adjust", str(again), "--quiet", env=emu.env)
+    assert verbose.returncode == 0, verbose.stderr
+    assert (
+        f"INFO wixinv_async.cli: site {emu.env['WIX_BASE_URL']}, API key, pacing" in verbose.stderr
+    )
+    assert "INFO wixinv_async.bulk.journal: journal " in verbose.stderr
+    assert "INFO wixinv_async.bulk.runner: bulk run done: 10 rows, 10 committed" in verbose.stderr
+    assert "DEBUG" not in verbose.stderr
+    debug = run_cli("adjust", str(source), "-vv", "--quiet", env=emu.env)  # all done before
+    assert "DEBUG wixinv_async.cli: site 127.0.0.1:" in debug.stderr
+    for result in (quiet, verbose, debug):
+        assert emu.env["WIX_API_KEY"] not in result.stderr + result.stdout
+
+
 def test_kill_9_then_rerun_applies_nothing_twice_and_loses_nothing(
     emulator_process: Any, tmp_path: Path
 ) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
@@ -41,6 +42,8 @@ __all__ = [
     "input_fingerprint",
     "should_send",
 ]
+
+logger = logging.getLogger(__name__)
 
 FINAL_STATES: Final = frozenset({"committed", "rejected"})
 NOT_APPLIED: Final = "not_applied"
@@ -119,6 +122,7 @@ class Journal:
             raise
         self._pending_outcomes: list[tuple[str, str | None, str | None, int]] = []
         self._outcome_buffer = outcome_buffer
+        logger.info("journal %s opened for run %d", path, self.run)
 
     def _check_fingerprint(self, fingerprint: str) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='input'").fetchone()
@@ -126,6 +130,7 @@ class Journal:
             self._db.execute("INSERT INTO meta VALUES ('input', ?)", (fingerprint,))
         elif row[0] != fingerprint and self._knows_nothing_applied():
             # Every line it holds is to be sent again anyway: it can follow the edited file.
+            logger.info("journal %s follows the edited input: nothing was applied", self.path)
             with self._transaction():
                 self._db.execute("DELETE FROM lines")
                 self._db.execute("UPDATE meta SET value=? WHERE key='input'", (fingerprint,))
@@ -173,6 +178,9 @@ class Journal:
             )
         if self.failure is not None:
             raise self.failure
+        logger.debug(
+            "journal: batch %d (%s, %d lines) recorded as sent", batch_id, kind, len(numbers)
+        )
 
     def record_outcome(self, line: int, state: str, code: str | None, message: str | None) -> None:
         """Buffer a line's outcome; written in groups (losing them in a crash only makes the
@@ -266,6 +274,7 @@ class Journal:
         try:
             yield
         except sqlite3.Error as exc:
+            logger.error("journal %s cannot be read: %s", self.path, exc)
             raise ConfigurationError(
                 f"journal {self.path} cannot be read ({exc}): it is damaged or not a journal. "
                 "It alone records which rows were sent: keep it, and start over with another "
@@ -284,6 +293,7 @@ class Journal:
             if keep is not None:
                 self._pending_outcomes[:0] = keep
             if self.failure is None:
+                logger.error("journal %s cannot be written (%s): the run stops", self.path, exc)
                 self.failure = ConfigurationError(
                     f"cannot write the journal {self.path} ({exc}); the run stopped, sending "
                     "nothing the journal could not record. Fix the cause (a full disk: free "

@@ -9,6 +9,7 @@ their outcome at once, so memory does not grow with the file.
 from __future__ import annotations
 
 import csv
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -25,6 +26,8 @@ from .journal import NOT_APPLIED, Journal, LineState, input_fingerprint, should_
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
 
 __all__ = ["BulkPaths", "BulkProgress", "BulkSummary", "count_lines", "run_bulk_adjust"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ async def run_bulk_adjust(
         paths.journal, fingerprint=input_fingerprint(paths.source), max_pages=journal_max_pages
     )
     job = _Job(journal, paths, retry_in_doubt, max_outstanding)
+    logger.info("bulk run %d of %s: journal %s", journal.run, paths.source, paths.journal)
     try:
         with _Reports(paths) as reports:
             job.reports = reports
@@ -160,9 +164,32 @@ async def run_bulk_adjust(
             job.settle_done(everything=True)
             if on_progress is not None:
                 on_progress(job.progress, adjuster)
-        return job.summary(adjuster.stats().requests, time.monotonic() - started)
+        summary = job.summary(adjuster.stats().requests, time.monotonic() - started)
+        _log_summary(summary)
+        return summary
     finally:
         journal.close()
+
+
+def _log_summary(summary: BulkSummary) -> None:
+    logger.info(
+        "bulk run done: %d rows, %d committed, %d rejected, %d invalid, %d done before, "
+        "%d requests in %.1f s",
+        summary.rows,
+        summary.committed,
+        summary.rejected,
+        summary.invalid,
+        summary.done_before,
+        summary.requests,
+        summary.seconds,
+    )
+    if summary.in_doubt or summary.held_in_doubt:
+        logger.warning(
+            "%d rows in doubt (%d held back from earlier runs): listed in %s",
+            summary.in_doubt + summary.held_in_doubt,
+            summary.held_in_doubt,
+            summary.paths.in_doubt,
+        )
 
 
 class _Reports:
@@ -241,6 +268,7 @@ class _Job:
         if self.journal.failure is not None:
             raise self.journal.failure
         if self.fatal is not None:
+            logger.error("the site refused the credentials: the run stops")
             raise ConfigurationError(
                 f"the site refused the credentials: {self.fatal}. The refused rows were not "
                 "applied; fix the credentials and run the same command again."

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -36,6 +37,8 @@ __all__ = [
     "target_from_args",
     "unreachable",
 ]
+
+logger = logging.getLogger("wixinv_async.cli")
 
 _ENV = {
     "base_url": "WIX_BASE_URL",
@@ -70,7 +73,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
+    from . import add_verbose_option
+
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_verbose_option(parser, default=argparse.SUPPRESS)  # also after the subcommand
     parser.add_argument(
         "--json",
         action="store_true",
@@ -237,6 +243,7 @@ async def check_reachable(config: TargetConfig) -> None:
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
+    logger.debug("site %s:%s reachable", host, port)
 
 
 class ProgressLine:
@@ -337,4 +344,10 @@ def make_client(config: TargetConfig) -> InventoryClient:
         assert config.app_id and config.app_secret and config.instance_id
         auth = AppOAuth(config.app_id, config.app_secret, config.instance_id)
     rate = RateLimit(*config.rate_limit) if config.rate_limit else None
+    logger.info(
+        "site %s, %s, pacing %s",
+        config.base_url,
+        "OAuth app" if config.uses_oauth else "API key",  # never the secrets themselves
+        f"{rate.requests}/{rate.period:g}s" if rate else "off",
+    )
     return InventoryClient(auth, base_url=config.base_url, rate_limit=rate)
