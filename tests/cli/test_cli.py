@@ -403,13 +403,13 @@ def test_a_second_run_is_refused_even_with_the_files_beside_the_journal_deleted(
     emulator_process: Any, tmp_path: Path
 ) -> None:
     """Deleting what looks like a lock while a run holds the journal lets no second run in."""
-    emu = emulator_process("--products", "300", "--seed", "9", "--latency-ms", "60")
+    emu = emulator_process("--products", "1500", "--seed", "9", "--latency-ms", "60")
     keys = emu.tracked_keys()
     source = tmp_path / "big.csv"
     write_csv(source, [(*keys[i % len(keys)], 1) for i in range(6_000)])
     env = {k: v for k, v in os.environ.items() if not k.startswith("WIX_")} | emu.env
-    first = subprocess.Popen(  # noqa: S603
-        [*CLI, "adjust", str(source), "--quiet", "--max-in-flight", "1", "--linger", "0.001"],
+    first = subprocess.Popen(  # noqa: S603 - at 2 requests a second: still running for a while
+        [*CLI, "adjust", str(source), "--quiet", "--rate-limit", "2/1", "--linger", "0.001"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
