@@ -398,9 +398,9 @@ def test_readme_cli_lines_parse_and_cover_every_subcommand() -> None:
 
 
 def test_every_flag_the_docs_name_exists() -> None:
-    """Each ``--flag`` in the README is an option of some subcommand."""
+    """Each ``--flag`` in the README is an option of the command or of some subcommand."""
     options = {"--help"}
-    for parser in _subparsers().values():
+    for parser in [build_parser(), *_subparsers().values()]:
         for action in parser._actions:
             options.update(action.option_strings)
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", README))

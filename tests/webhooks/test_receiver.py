@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import jwt
 import pytest
 from aiohttp import test_utils, web
 
@@ -283,3 +285,16 @@ async def test_events_dropped_at_shutdown_are_forgotten_by_the_memory(
         await first.aclose(grace=0)
     assert recorder.events == []
     assert len(memory) == 0
+
+
+async def test_deeply_nested_signed_event_gets_400(
+    serve: Serve, recorder: Recorder, app_keys: Any
+) -> None:
+    """A well-signed event whose data nests JSON 100,000 deep is answered 400, not 500."""
+    client, _ = await serve(recorder)
+    envelope = {"eventType": VARIANTS_CHANGED, "instanceId": "i", "data": "[" * 100_000}
+    claims = {"data": json.dumps(envelope), "iat": int(time.time()), "exp": int(time.time()) + 60}
+    status, text = await post(client, jwt.encode(claims, app_keys.private, algorithm="RS256"))
+    assert status == 400
+    assert "nested too deeply" in text
+    assert recorder.events == []

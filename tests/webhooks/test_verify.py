@@ -335,3 +335,36 @@ def test_bad_header_parameters_are_malformed_not_raw_jwt_errors(
     assert rejection(f"{head}.{body}.{b64url(b'x' * 256)}", app_keys.public_pem).reason == (
         "malformed"
     )
+
+
+NESTED_TOO_DEEPLY = "webhook rejected: JSON nested too deeply in the order_created payload " + (
+    "(envelope 'data')"
+)
+
+
+def _raw_event_nested(depth: int) -> dict[str, Any]:
+    env = envelope(eventType="wix.ecom.v1.order_created")  # raw: no shape check stops it early
+    env["data"] = "[" * depth + "]" * depth
+    return env
+
+
+def test_deeply_nested_payload_is_malformed(app_keys: Any) -> None:
+    """A signed event whose data nests JSON 100,000 deep is malformed, naming the level."""
+    token = signed(claims_of(_raw_event_nested(100_000)), app_keys.private)
+    error = rejection(token, app_keys.public_pem)
+    assert error.reason == "malformed"
+    assert "nested too deeply in the order_created payload" in str(error)
+
+
+def test_nesting_at_the_recursion_limit_never_escapes_as_recursion_error(app_keys: Any) -> None:
+    """Around the recursion limit, each depth decodes to an event or is refused as malformed."""
+    keys = app_keys
+    outcomes = set()
+    for depth in range(sys.getrecursionlimit() - 150, sys.getrecursionlimit()):
+        token = signed(claims_of(_raw_event_nested(depth)), keys.private)
+        try:
+            verify_webhook(token, keys.public_pem, now=NOW)
+            outcomes.add("event")
+        except WebhookVerificationError as exc:
+            outcomes.add(f"{exc.reason}: {exc}")
+    assert outcomes == {"event", "malformed: " + NESTED_TOO_DEEPLY}

@@ -159,6 +159,8 @@ def _decode_level(text: str | bytes, where: str) -> Any:
         return _ANY.decode(text)
     except msgspec.DecodeError as exc:
         raise _reject(f"malformed JSON in {where}: {exc}", "malformed") from None
+    except RecursionError:
+        raise _reject(f"JSON nested too deeply in {where}", "malformed") from None
 
 
 def _convert(value: Any, kind: type[Any], where: str) -> Any:
