@@ -41,7 +41,7 @@ async def test_crawl_reads_past_the_offset_limit_exactly_once(
     emulator: Emulator, client: InventoryClient
 ) -> None:
     """All 30,000 items, each once, where offset paging refuses to go."""
-    crawl = crawl_inventory(client, segments=8)
+    crawl = crawl_inventory(client, fanout="max", segments=8)
     async with crawl as items:
         got = _ids([item async for item in items])
     assert len(got) == ITEMS > MAX_OFFSET_ITEMS
@@ -82,7 +82,7 @@ async def test_items_created_and_changed_mid_crawl_are_read_once(
 ) -> None:
     """New products and stock changes during the crawl: the ids read equal the final state."""
     busy = _Busy(client, emulator, seed=7)
-    async with crawl_inventory(busy, segments=8) as items:
+    async with crawl_inventory(busy, fanout="max", segments=8) as items:
         got = [item async for item in items]
     final = emulator.store.items()
     assert busy.created and len(busy.changed) > 100
@@ -123,7 +123,7 @@ async def test_user_filters_are_honoured(
     """A user filter AND-ed with the cursors yields exactly the matching items."""
     everything = emulator.store.items()
     median = int(str(everything[len(everything) // 2].numeric_id))
-    async with crawl_inventory(client, filter=build(median), segments=6) as items:
+    async with crawl_inventory(client, filter=build(median), fanout="max", segments=6) as items:
         got = _ids([item async for item in items])
     expected = _ids([item for item in everything if wanted(item, median)])
     assert 0 < len(expected) < len(everything), name
@@ -134,6 +134,6 @@ async def test_ordered_crawl_matches_the_store_order(
     emulator: Emulator, client: InventoryClient
 ) -> None:
     """ordered=True over HTTP yields the store's numericId order."""
-    async with crawl_inventory(client, segments=8, ordered=True) as items:
+    async with crawl_inventory(client, fanout="max", segments=8, ordered=True) as items:
         got = _ids([item async for item in items])
     assert got == _ids(emulator.store.items())
