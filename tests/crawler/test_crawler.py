@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
@@ -533,3 +534,96 @@ async def test_recent_cluster_at_the_top_of_a_wide_segment_is_shared() -> None:
     crawl = crawl_inventory(fake, fanout="max", segments=8)
     assert sorted(await _ids(crawl)) == fake.ids()
     assert crawl.stats().steals >= 4 and crawl.stats().requests <= 2 + 30 + 8 + 16, crawl.stats()
+
+
+# --- the fan-out, measured on a virtual clock ---------------------------------------------
+
+
+class _Clock:
+    """The event loop's time, moved only by the fake site's answers."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _PacedSite(FakeInventory):
+    """A site that answers one request per ``interval`` (its pace), ``latency`` after its slot."""
+
+    def __init__(self, ids: Sequence[int], latency: float, interval: float, clock: _Clock) -> None:
+        super().__init__(ids)
+        self.latency, self.interval, self.clock = latency, interval, clock
+        self.next_slot = clock.now
+
+    async def query_inventory(self, **query: Any) -> QueryInventoryResponse:
+        slot = max(self.clock.now, self.next_slot)
+        self.next_slot = slot + self.interval
+        response = await super().query_inventory(**query)
+        self.clock.now = max(self.clock.now, slot + self.latency)
+        return response
+
+
+async def _crawl_on_virtual_time(
+    count: int, latency: float, interval: float, **kwargs: Any
+) -> tuple[list[int], Any, _PacedSite]:
+    loop = asyncio.get_running_loop()
+    clock = _Clock(loop.time())
+    site = _PacedSite(range(1, count + 1), latency, interval, clock)
+    loop.time = clock  # type: ignore[method-assign]
+    try:
+        crawl = crawl_inventory(site, segments=8, **kwargs)
+        ids = await _ids(crawl)
+    finally:
+        del loop.time  # the instance attribute hid the class's method
+    return ids, crawl.stats(), site
+
+
+@pytest.mark.parametrize("count", [1234, 1200])
+async def test_a_paced_site_is_crawled_by_one_cursor_in_the_fewest_requests(count: int) -> None:
+    """Latency under the pace's slot: one cursor spends the budget, ceil(N/100) + 2 requests
+    (no empty read after a full last page either)."""
+    ids, stats, site = await _crawl_on_virtual_time(count, latency=0.1, interval=0.3)
+    assert ids == site.ids()
+    assert stats.cursors == 1 and stats.requests == -(-count // 100) + 2, stats
+
+
+async def test_the_old_fixed_fan_out_spends_more_on_a_paced_site() -> None:
+    """fanout="max" (every segment a cursor) pays requests for no speed on the same site."""
+    ids, stats, site = await _crawl_on_virtual_time(1234, 0.1, 0.3, fanout="max")
+    assert sorted(ids) == site.ids() and stats.cursors == 8 and stats.requests > 15, stats
+
+
+async def test_latency_over_two_slots_fans_out_after_a_timed_probe_page() -> None:
+    """0.65 s per answer against a 0.3 s pace: one probe page, then two cursors fill the slots."""
+    ids, stats, site = await _crawl_on_virtual_time(5000, latency=0.65, interval=0.3)
+    assert sorted(ids) == site.ids() and len(ids) == len(set(ids))
+    assert stats.cursors == 2 and stats.requests <= 50 + 2 + 2, stats
+
+
+async def test_an_unpaced_site_gets_every_cursor_at_once() -> None:
+    """Answers that travel together (no pace) fan out to all segments without a probe."""
+    ids, stats, site = await _crawl_on_virtual_time(5000, latency=0.05, interval=0.0)
+    assert sorted(ids) == site.ids() and stats.cursors == 8, stats
+
+
+async def test_fan_out_is_logged_with_its_measurements(caplog: pytest.LogCaptureFixture) -> None:
+    """The chosen fan-out and what it was measured from go to the crawler's logger at INFO."""
+    with caplog.at_level(logging.INFO, logger="wixinv_async.crawler"):
+        await _crawl_on_virtual_time(1234, latency=0.1, interval=0.3)
+    (record,) = [r for r in caplog.records if r.name == "wixinv_async.crawler"]
+    assert record.levelno == logging.INFO
+    assert "1 of at most 8 cursors" in record.getMessage()
+    assert "answers 300.0 ms apart" in record.getMessage()
+
+
+async def test_steals_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """Each steal names the thief, the victim and the range taken."""
+    fake = FakeInventory(_skewed(4000, seed=3))
+    with caplog.at_level(logging.DEBUG, logger="wixinv_async.crawler"):
+        crawl = crawl_inventory(fake, fanout="max", segments=8, page_size=20)
+        await _ids(crawl)
+    steals = [r.getMessage() for r in caplog.records if "steal" in r.getMessage()]
+    assert len(steals) == crawl.stats().steals > 0
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if "steal" in r.getMessage())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from wixinv_async.crawler import crawl_inventory, paginate_inventory
 from wixinv_async.emulator import Emulator
 from wixinv_async.errors import OffsetLimitError
 from wixinv_async.models import MAX_OFFSET_ITEMS, InventoryItem, QueryInventoryResponse
+from wixinv_async.transport import RateLimit
 
 ITEMS = 30_000
 
@@ -137,3 +139,21 @@ async def test_ordered_crawl_matches_the_store_order(
     async with crawl_inventory(client, fanout="max", segments=8, ordered=True) as items:
         got = _ids([item async for item in items])
     assert got == _ids(emulator.store.items())
+
+
+async def test_a_paced_crawl_over_http_spends_the_fewest_requests(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Against a client paced slower than the emulator answers, the default crawl (segments=8)
+    runs one cursor: ceil(N/100) + 2 requests, every item once, and no secret in the logs."""
+    async with Emulator(products=450, variants_per_product=1, rate_limit=None) as emu:
+        auth = ApiKeyAuth(emu.api_key, site_id=emu.site_id)
+        pace = RateLimit(20, 1.0)  # one request per 51 ms: far slower than a local answer
+        with caplog.at_level(logging.DEBUG, logger="wixinv_async"):
+            async with InventoryClient(auth, base_url=emu.url, rate_limit=pace) as client:
+                crawl = crawl_inventory(client)
+                async with crawl as items:
+                    got = _ids([item async for item in items])
+        assert sorted(got) == _ids(emu.store.items()) and len(got) == len(set(got)) == 450
+        assert crawl.stats().cursors == 1 and crawl.stats().requests == 5 + 2, crawl.stats()
+        assert emu.api_key not in caplog.text
