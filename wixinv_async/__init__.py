@@ -72,6 +72,11 @@ from .models import (
     QueryInventoryResponse,
     VariantUpdate,
 )
+from .streaming import (
+    DeltaSubmitter,
+    StockDelta,
+    adjust_stream,
+)
 from .transport import (
     AiohttpTransport,
     HttpRequest,
@@ -116,6 +121,7 @@ __all__ = [
     "DecrementData",
     "DeliveryMemory",
     "DeltaKey",
+    "DeltaSubmitter",
     "HttpRequest",
     "HttpResponse",
     "InDoubtEntry",
@@ -149,6 +155,7 @@ __all__ = [
     "SentBatch",
     "SentEntry",
     "ServerError",
+    "StockDelta",
     "Ticket",
     "Transport",
     "TransportError",
@@ -160,6 +167,7 @@ __all__ = [
     "WebhookVerificationError",
     "WixInventoryError",
     "__version__",
+    "adjust_stream",
     "crawl_inventory",
     "crawl_inventory_pages",
     "paginate_inventory",
