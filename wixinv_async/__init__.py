@@ -64,13 +64,16 @@ from .errors import (
 )
 from .models import (
     DEFAULT_VARIANT_ID,
+    UNSET,
     DecrementData,
     IncrementData,
     InventoryItem,
     InventoryVariant,
     PreorderInfo,
     QueryInventoryResponse,
+    UnsetType,
     VariantUpdate,
+    or_none,
 )
 from .streaming import (
     DeltaSubmitter,
@@ -101,6 +104,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_VARIANT_ID",
+    "UNSET",
     "AdjusterClosed",
     "AdjusterError",
     "AdjusterFull",
@@ -159,6 +163,7 @@ __all__ = [
     "Ticket",
     "Transport",
     "TransportError",
+    "UnsetType",
     "VariantUpdate",
     "VirtualClock",
     "WebhookError",
@@ -170,6 +175,7 @@ __all__ = [
     "adjust_stream",
     "crawl_inventory",
     "crawl_inventory_pages",
+    "or_none",
     "paginate_inventory",
     "verify_webhook",
 ]
