@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from wixinv_async.emulator.faults import FaultPlan, FaultRule
 from wixinv_async.streaming import INVALID_DELTA
 
 Key = tuple[str, str]
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture
@@ -242,3 +245,27 @@ def test_input_that_is_not_iterable_is_refused() -> None:
     """deltas must be an iterable or an async iterable."""
     with pytest.raises(InvalidInputError, match="deltas"):
         adjust_stream(object(), 5)  # type: ignore[arg-type]
+
+
+async def test_readme_streaming_snippet_reports_what_did_not_commit(
+    emulator: Emulator, adjuster: InventoryAdjuster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's adjust_stream snippet, run as printed: the good rows commit, the bad one
+    (a delta given as text) is printed REJECTED INVALID_DELTA."""
+    readme = README.read_text(encoding="utf-8")
+    (block,) = [
+        b
+        for b in re.findall(r"^```python\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
+        if "adjust_stream(adjuster" in b
+    ]
+    namespace: dict[str, Any] = {"__name__": "readme_streaming"}
+    exec(compile(block, "README.md:readme_streaming", "exec"), namespace)  # noqa: S102
+    (pid, vid), *_ = _tracked(emulator)
+    before = emulator.store.quantity(pid, vid) or 0
+    rows = [
+        {"product_id": pid, "variant_id": vid, "delta": -2},
+        {"product_id": pid, "variant_id": vid, "delta": "-1"},
+    ]
+    await namespace["apply_all"](adjuster, rows)
+    assert capsys.readouterr().out == f"{pid} REJECTED INVALID_DELTA\n"
+    assert emulator.store.quantity(pid, vid) == before - 2

@@ -14,6 +14,16 @@ Elasticsearch's sliced scroll. When a cursor runs out it takes the upper half of
 of the richest segment (work stealing), so numericIds clustered in time don't leave workers
 idle. The range arithmetic lives in :mod:`wixinv_async.core.keyset`; this module only waits.
 
+``segments`` is the most cursors, not a quota. Against a paced site the budget, not latency,
+is the limit, and a cursor that adds no speed still costs requests (its share's partial last
+page, a read of an empty stretch). So the crawl times its two bound queries, sent together:
+the first answer bounds the latency, the gap to the second is the site's slot interval; from
+those :mod:`wixinv_async.core.fanout` picks one cursor, all of them, or (when ambiguous) one
+timed probe page first and then as many as fill the slots. The bound queries' ``totalResults``
+caps the cursors at four pages each. ``fanout="max"`` runs every segment regardless. The
+choice and its measurements are logged at INFO on ``wixinv_async.crawler``, the split, the
+steals and the parked tail at DEBUG.
+
 Guarantees: every item is yielded exactly once, also while the catalog changes (an item keeps
 its numericId when it changes; one created during the crawl is yielded if its numericId lies
 in a range not yet read, and new numericIds are above all others, which the crawl reads last).
