@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from wixinv_async import (
+    AdjusterClosed,
     ApiKeyAuth,
     InvalidInputError,
     InventoryAdjuster,
@@ -269,3 +270,35 @@ async def test_readme_streaming_snippet_reports_what_did_not_commit(
     await namespace["apply_all"](adjuster, rows)
     assert capsys.readouterr().out == f"{pid} REJECTED INVALID_DELTA\n"
     assert emulator.store.quantity(pid, vid) == before - 2
+
+
+async def test_a_closed_adjuster_ends_the_stream_with_its_error(emulator: Emulator) -> None:
+    """AdjusterClosed is not a bad delta: it ends the stream."""
+    auth = ApiKeyAuth(emulator.api_key, site_id=emulator.site_id)
+    async with InventoryClient(auth, base_url=emulator.url, rate_limit=None) as client:
+        adj = InventoryAdjuster(client)
+        await adj.close()
+        with pytest.raises(AdjusterClosed):
+            await _collect(adjust_stream(adj, _deltas(emulator, 3, seed=8)))
+
+
+async def test_an_error_of_the_input_is_raised_after_the_outcomes_so_far(
+    emulator: Emulator, adjuster: InventoryAdjuster
+) -> None:
+    """The input's own exception ends the stream; what was yielded before it stands."""
+    deltas = _deltas(emulator, 5, seed=9)
+
+    def broken() -> Iterator[StockDelta]:
+        yield from deltas
+        raise OSError("disk gone")
+
+    seen: list[Any] = []
+
+    async def consume() -> None:
+        async with aclosing(adjust_stream(adjuster, broken(), window=2)) as results:
+            async for delta, _ in results:
+                seen.append(delta)
+
+    with pytest.raises(OSError, match="disk gone"):
+        await consume()
+    assert 0 < len(seen) <= 5

@@ -627,3 +627,9 @@ async def test_steals_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> N
     steals = [r.getMessage() for r in caplog.records if "steal" in r.getMessage()]
     assert len(steals) == crawl.stats().steals > 0
     assert all(r.levelno == logging.DEBUG for r in caplog.records if "steal" in r.getMessage())
+
+
+async def test_ordered_crawl_stays_in_order_across_the_probe_split() -> None:
+    """The probe page, then its segment split among cursors: ordered=True still ascends."""
+    ids, stats, site = await _crawl_on_virtual_time(3000, 0.65, 0.3, ordered=True, buffer_pages=2)
+    assert ids == site.ids() and stats.cursors == 2, stats
