@@ -363,7 +363,15 @@ class _Crawler:
                     start = first if i == 0 else None
                     group.create_task(self._worker(plan, start), name=f"wixinv-crawl-worker-{i}")
         except Exception as exc:  # an ExceptionGroup of the workers' errors, or the probe's
-            self._buffer.fail(_first_leaf(exc))
+            error = _first_leaf(exc)
+            # The client has already retried what was safe to retry: this ends the crawl.
+            logger.warning(
+                "crawl stopped after %d requests: %s: %s",
+                self._requests,
+                type(error).__name__,
+                error,
+            )
+            self._buffer.fail(error)
             return
         self._buffer.close()
 

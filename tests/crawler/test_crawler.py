@@ -633,3 +633,21 @@ async def test_ordered_crawl_stays_in_order_across_the_probe_split() -> None:
     """The probe page, then its segment split among cursors: ordered=True still ascends."""
     ids, stats, site = await _crawl_on_virtual_time(3000, 0.65, 0.3, ordered=True, buffer_pages=2)
     assert ids == site.ids() and stats.cursors == 2, stats
+
+
+async def test_a_failed_crawl_is_logged_once_at_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """The error that ends a crawl is logged at WARNING with the requests spent, and raised."""
+
+    async def fail(fake: FakeInventory, filter: Mapping[str, Any] | None) -> None:
+        if len(fake.calls) > 6:
+            raise ServerError(500, "boom")
+
+    fake = FakeInventory(range(1, 400), hook=fail)
+    with (
+        caplog.at_level(logging.WARNING, logger="wixinv_async.crawler"),
+        pytest.raises(ServerError),
+    ):
+        await _ids(crawl_inventory(fake, fanout="max", segments=4, page_size=10))
+    (record,) = [r for r in caplog.records if r.name == "wixinv_async.crawler"]
+    message = record.getMessage()
+    assert record.levelno == logging.WARNING and "ServerError" in message and "boom" in message
