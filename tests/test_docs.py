@@ -84,7 +84,13 @@ def _resolve(name: str) -> Any:
 
 def test_every_readme_python_block_is_run_here() -> None:
     """Each README python block is one of those the tests below run (none is left unchecked)."""
-    markers = ("web.AppKey", "crawl_inventory(client", "def test_restock", "catalog_version()")
+    markers = (
+        "web.AppKey",
+        "crawl_inventory(client",
+        "def test_restock",
+        "catalog_version()",
+        "adjust_stream(adjuster",
+    )
     for block in _blocks(README, "python"):
         assert any(marker in block for marker in markers), block
 

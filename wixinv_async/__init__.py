@@ -68,13 +68,16 @@ from .errors import (
 )
 from .models import (
     DEFAULT_VARIANT_ID,
+    UNSET,
     DecrementData,
     IncrementData,
     InventoryItem,
     InventoryVariant,
     PreorderInfo,
     QueryInventoryResponse,
+    UnsetType,
     VariantUpdate,
+    or_none,
 )
 from .models_v3 import (
     DecrementDataById,
@@ -86,6 +89,11 @@ from .models_v3 import (
     PreorderInfoV3,
     Sorting,
     UpdateInventoryItem,
+)
+from .streaming import (
+    DeltaSubmitter,
+    StockDelta,
+    adjust_stream,
 )
 from .transport import (
     AiohttpTransport,
@@ -111,6 +119,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_VARIANT_ID",
+    "UNSET",
     "AdjusterClosed",
     "AdjusterError",
     "AdjusterFull",
@@ -137,6 +146,7 @@ __all__ = [
     "DecrementDataByVariantAndLocation",
     "DeliveryMemory",
     "DeltaKey",
+    "DeltaSubmitter",
     "HttpRequest",
     "HttpResponse",
     "InDoubtEntry",
@@ -177,9 +187,11 @@ __all__ = [
     "SentEntry",
     "ServerError",
     "Sorting",
+    "StockDelta",
     "Ticket",
     "Transport",
     "TransportError",
+    "UnsetType",
     "UpdateInventoryItem",
     "VariantUpdate",
     "VirtualClock",
@@ -190,8 +202,10 @@ __all__ = [
     "WixInventoryError",
     "WrongCatalogError",
     "__version__",
+    "adjust_stream",
     "crawl_inventory",
     "crawl_inventory_pages",
+    "or_none",
     "paginate_inventory",
     "verify_webhook",
 ]
