@@ -84,7 +84,13 @@ def _resolve(name: str) -> Any:
 
 def test_every_readme_python_block_is_run_here() -> None:
     """Each README python block is one of those the tests below run (none is left unchecked)."""
-    markers = ("web.AppKey", "crawl_inventory(client", "def test_restock")
+    markers = (
+        "web.AppKey",
+        "crawl_inventory(client",
+        "def test_restock",
+        "catalog_version()",
+        "adjust_stream(adjuster",
+    )
     for block in _blocks(README, "python"):
         assert any(marker in block for marker in markers), block
 
@@ -398,9 +404,9 @@ def test_readme_cli_lines_parse_and_cover_every_subcommand() -> None:
 
 
 def test_every_flag_the_docs_name_exists() -> None:
-    """Each ``--flag`` in the README is an option of some subcommand."""
+    """Each ``--flag`` in the README is an option of the command or of some subcommand."""
     options = {"--help"}
-    for parser in _subparsers().values():
+    for parser in [build_parser(), *_subparsers().values()]:
         for action in parser._actions:
             options.update(action.option_strings)
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", README))

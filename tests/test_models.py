@@ -1,12 +1,15 @@
-"""The wire models: names as on the wire, unknown fields tolerated, absent kept apart from null."""
+"""The wire models: names as on the wire, unknown fields tolerated, read models free of msgspec's UNSET."""
 
 from __future__ import annotations
+
+import typing
 
 import msgspec
 import pytest
 
 from wixinv_async.models import (
     DEFAULT_VARIANT_ID,
+    UNSET,
     DecrementData,
     DecrementInventoryRequest,
     ErrorBody,
@@ -14,9 +17,11 @@ from wixinv_async.models import (
     IncrementInventoryRequest,
     InventoryItem,
     InventoryVariant,
+    PreorderInfo,
     QueryInventoryResponse,
     TokenRequest,
     TokenResponse,
+    or_none,
 )
 
 ITEM = {
@@ -48,13 +53,49 @@ def test_inventory_item_round_trips_with_wire_names() -> None:
     assert encoded == {k: v for k, v in ITEM.items() if k != "someFieldWixAddedLater"}
 
 
-def test_absent_differs_from_null() -> None:
-    """An untracked variant's null quantity stays None; an absent one stays UNSET."""
-    null = msgspec.json.decode(b'{"variantId":"v","quantity":null}', type=InventoryVariant)
+def test_untracked_quantity_is_none_whether_null_or_absent() -> None:
+    """A read model says None for an untracked variant's quantity, sent as null or not at all."""
+    null = msgspec.json.decode(
+        b'{"variantId":"v","inStock":true,"quantity":null}', type=InventoryVariant
+    )
     absent = msgspec.json.decode(b'{"variantId":"v"}', type=InventoryVariant)
-    assert null.quantity is None
-    assert absent.quantity is msgspec.UNSET
+    assert null.quantity is None and absent.quantity is None
     assert msgspec.json.encode(absent) == b'{"variantId":"v"}'
+
+
+@pytest.mark.parametrize("model", [InventoryItem, InventoryVariant, QueryInventoryResponse])
+def test_read_models_need_nothing_from_msgspec(model: type) -> None:
+    """No field of a read model is typed with msgspec's UnsetType: plain types or X | None."""
+    hints = typing.get_type_hints(model)
+    assert hints and not [
+        name for name, hint in hints.items() if msgspec.UnsetType in typing.get_args(hint)
+    ]
+
+
+def test_an_item_without_an_id_is_malformed() -> None:
+    """``id`` has a plain type and is required: an answer without one is refused on decoding."""
+    body = {k: v for k, v in ITEM.items() if k != "id"}
+    with pytest.raises(msgspec.ValidationError, match="id"):
+        msgspec.json.decode(msgspec.json.encode(body), type=InventoryItem)
+
+
+def test_an_item_with_only_an_id_decodes_with_nones() -> None:
+    """Every other field may be missing: None (or an empty list), never msgspec's UNSET."""
+    item = msgspec.json.decode(b'{"id":"i1"}', type=InventoryItem)
+    assert (item.product_id, item.numeric_id, item.track_quantity, item.variants) == (
+        None,
+        None,
+        None,
+        [],
+    )
+
+
+def test_written_models_keep_unset_and_or_none_narrows_it() -> None:
+    """PreorderInfo is also written, so absent stays UNSET (re-exported); or_none makes it None."""
+    info = msgspec.json.decode(b'{"enabled":true}', type=PreorderInfo)
+    assert info.message is UNSET and or_none(info.message) is None
+    assert or_none(PreorderInfo(message="soon").message) == "soon"
+    assert msgspec.json.encode(info) == b'{"enabled":true}'
 
 
 def test_query_response_tolerates_unknown_fields() -> None:

@@ -16,25 +16,41 @@ What a caller of ``increment_inventory`` / ``decrement_inventory`` can rely on:
 
 Reads are retried on every transient failure. Retry decisions live in
 :mod:`wixinv_async.core.backoff`; pacing in :class:`~wixinv_async.transport.RateLimiter`.
+
+The Catalog V3 calls (``bulk_decrement_inventory_items`` ...) go through the same sending path,
+so one client's V1 and V3 calls share its limiter, 429 pause and retries. Their requests are
+built in :mod:`wixinv_async.inventory_v3`; a bulk write returns a
+:class:`~wixinv_async.core.bulk_results.BulkResult` (one result per entry: applied, refused or
+unknown) rather than ``None``; a 428 for the wrong catalog raises :class:`WrongCatalogError`
+(nothing applied) and empties the cached catalog version (:mod:`wixinv_async.catalog`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Literal, NamedTuple, Self, TypeVar
+from typing import Any, Final, Literal, NamedTuple, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
 import msgspec
 from msgspec import UNSET
 
+from . import inventory_v3 as v3
 from .auth import ApiKeyAuth, AppOAuth, Auth
+from .catalog import (
+    CatalogCache,
+    CatalogVersion,
+    parse_catalog_version,
+    probe_verdict,
+    wrong_catalog_error,
+)
 from .core import validation
 from .core.backoff import (
     Decision,
@@ -45,18 +61,23 @@ from .core.backoff import (
     failure_for_status,
     parse_retry_after,
 )
+from .core.bulk_results import BulkResult, parse_bulk_body
 from .errors import (
     ApiError,
     ConfigurationError,
+    ConflictError,
     ConnectError,
     ConnectionLostError,
     InvalidInputError,
     OutcomeUnknownError,
+    PermissionDeniedError,
     RateLimitedError,
     RequestTimeoutError,
+    RevisionConflictError,
     ServerError,
     TransportError,
     WixInventoryError,
+    WrongCatalogError,
     api_error_for_status,
 )
 from .models import (
@@ -76,6 +97,21 @@ from .models import (
     QueryInventoryResponse,
     UpdateInventoryVariantsRequest,
     VariantUpdate,
+)
+from .models_v3 import (
+    BulkUpdateByFilterResponse,
+    CatalogVersionResponse,
+    DecrementDataById,
+    DecrementDataByVariantAndLocation,
+    IncrementDataById,
+    IncrementDataByVariantAndLocation,
+    InventoryItemResponse,
+    InventoryItemsPage,
+    InventoryItemV3,
+    PreorderInfoV3,
+    Reason,
+    Sorting,
+    UpdateInventoryItem,
 )
 from .transport import (
     AiohttpTransport,
@@ -102,6 +138,10 @@ _ENCODER: Final = msgspec.json.Encoder()
 _QUERY_DECODER: Final = msgspec.json.Decoder(QueryInventoryResponse)
 _VARIANTS_DECODER: Final = msgspec.json.Decoder(GetInventoryVariantsResponse)
 _ERROR_DECODER: Final = msgspec.json.Decoder(ErrorBody)
+_CATALOG_DECODER: Final = msgspec.json.Decoder(CatalogVersionResponse)
+_ITEM_DECODER: Final = msgspec.json.Decoder(InventoryItemResponse)
+_PAGE_DECODER: Final = msgspec.json.Decoder(InventoryItemsPage)
+_JOB_DECODER: Final = msgspec.json.Decoder(BulkUpdateByFilterResponse)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -157,7 +197,7 @@ _DEFAULT_RETRY: Final = RetryPolicy()
 
 
 class InventoryClient:
-    """The Wix Stores Catalog V1 inventory API, over one aiohttp session.
+    """The Wix Stores inventory API, Catalog V1 and V3, over one aiohttp session.
 
     An async context manager. ``session`` is borrowed (not closed); without one the client
     makes and closes its own. ``rate_limit`` is a :class:`RateLimit` (a private budget), a
@@ -207,6 +247,8 @@ class InventoryClient:
         self._by_endpoint: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
         self._spare_buffers: list[bytearray] = []
+        self._catalog = CatalogCache()
+        self._catalog_lock = asyncio.Lock()  # one detection at a time
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -375,6 +417,287 @@ class InventoryClient:
             spares.append(buffer)
         raise error from None  # outside the handler: only our error, naming the entry
 
+    # --- Catalog V3 (requests built in inventory_v3.py, answers matched in bulk_results) --
+
+    async def get_catalog_version(self) -> CatalogVersion:
+        """The site's catalog, asked now (``GET /stores/v3/provision/version``; needs the
+        catalog-read scope). :meth:`catalog_version` caches it and copes without the scope."""
+        answer = _decode(_CATALOG_DECODER, await self._send_v3(v3.catalog_version_call()))
+        try:
+            return parse_catalog_version(answer.catalog_version)
+        except ValueError:
+            raise TransportError(f"unknown catalogVersion {answer.catalog_version!r}") from None
+
+    async def catalog_version(self) -> CatalogVersion:
+        """The site's catalog, cached (the table in :mod:`wixinv_async.catalog`): asked once,
+        probed with a V3 read when the version call answers 403, forgotten when a call is
+        refused with :class:`WrongCatalogError`. Concurrent callers share one detection."""
+        if self._catalog.version is not None:
+            return self._catalog.version
+        async with self._catalog_lock:
+            if self._catalog.version is not None:
+                return self._catalog.version
+            version, generation = await self._detect_catalog()
+            self._catalog.store(version, generation)
+            return version
+
+    async def _detect_catalog(self) -> tuple[CatalogVersion, int]:
+        """The catalog and the cache generation to store it under."""
+        generation = self._catalog.generation
+        try:
+            return await self.get_catalog_version(), generation
+        except PermissionDeniedError:
+            logger.info("no catalog-read scope: probing the catalog with a V3 read")
+        try:
+            await self.query_inventory_items(limit=1)
+        except WrongCatalogError as exc:
+            if probe_verdict(exc) is None:
+                raise
+            return CatalogVersion.V1_CATALOG, self._catalog.generation  # fresh: just refused
+        return CatalogVersion.V3_CATALOG, generation
+
+    async def bulk_decrement_inventory_items(
+        self,
+        decrement_data: Sequence[DecrementDataById],
+        *,
+        restrict_inventory: bool | None = None,
+        return_entity: bool | None = None,
+        reason: Reason | None = None,
+    ) -> BulkResult:
+        """Take stock from 1 to 300 V3 inventory items (by id); one result per entry, in
+        order: APPLIED, REFUSED (``code``, e.g. ``INSUFFICIENT_INVENTORY``) or UNKNOWN.
+        ``None`` options are not sent (Wix's defaults: ``restrictInventory`` true). No
+        idempotency key: a failure after sending raises OutcomeUnknownError, never resent."""
+        call = v3.bulk_adjust_by_id(
+            decrement_data,
+            DecrementDataById,
+            restrict_inventory=restrict_inventory,
+            return_entity=return_entity,
+            reason=reason,
+        )
+        return await self._send_bulk(call, [e.inventory_item_id for e in decrement_data])
+
+    async def bulk_increment_inventory_items(
+        self,
+        increment_data: Sequence[IncrementDataById],
+        *,
+        return_entity: bool | None = None,
+        reason: Reason | None = None,
+    ) -> BulkResult:
+        """Add stock to 1 to 300 V3 inventory items (by id); results as for
+        :meth:`bulk_decrement_inventory_items`."""
+        call = v3.bulk_adjust_by_id(
+            increment_data, IncrementDataById, return_entity=return_entity, reason=reason
+        )
+        return await self._send_bulk(call, [e.inventory_item_id for e in increment_data])
+
+    async def bulk_decrement_inventory_items_by_variant_and_location(
+        self,
+        decrement_data: Sequence[DecrementDataByVariantAndLocation],
+        *,
+        restrict_inventory: bool | None = None,
+        return_entity: bool | None = None,
+        reason: Reason | None = None,
+    ) -> BulkResult:
+        """Take stock from the items of 1 to 300 (variant, location) pairs; results as for
+        :meth:`bulk_decrement_inventory_items`."""
+        call = v3.bulk_adjust_by_variant_and_location(
+            decrement_data,
+            DecrementDataByVariantAndLocation,
+            restrict_inventory=restrict_inventory,
+            return_entity=return_entity,
+            reason=reason,
+        )
+        return await self._send_bulk(call, [None] * len(decrement_data))
+
+    async def bulk_increment_inventory_items_by_variant_and_location(
+        self,
+        increment_data: Sequence[IncrementDataByVariantAndLocation],
+        *,
+        return_entity: bool | None = None,
+        reason: Reason | None = None,
+    ) -> BulkResult:
+        """Add stock to the items of 1 to 300 (variant, location) pairs."""
+        call = v3.bulk_adjust_by_variant_and_location(
+            increment_data,
+            IncrementDataByVariantAndLocation,
+            return_entity=return_entity,
+            reason=reason,
+        )
+        return await self._send_bulk(call, [None] * len(increment_data))
+
+    async def get_inventory_item(self, inventory_item_id: str) -> InventoryItemV3:
+        """One V3 inventory item, with the ``revision`` an update must send back."""
+        item = _decode(_ITEM_DECODER, await self._send_v3(v3.get_item(inventory_item_id)))
+        if item.inventory_item is UNSET:
+            raise TransportError("Get Inventory Item answered without inventoryItem")
+        return item.inventory_item
+
+    async def update_inventory_item(
+        self,
+        inventory_item_id: str,
+        *,
+        revision: str | int,
+        quantity: int | None = None,
+        in_stock: bool | None = None,
+        preorder_info: PreorderInfoV3 | None = None,
+        reason: Reason | None = None,
+    ) -> InventoryItemV3:
+        """Set an item's ``quantity`` (tracked) or ``in_stock`` (untracked), and/or its
+        preorder settings, if it is still at ``revision``: otherwise RevisionConflictError,
+        nothing applied. A failure after sending raises OutcomeUnknownError (not resent).
+        A 2xx whose body was lost still means applied: the item returned then holds only
+        its id."""
+        update = v3.check_update(
+            inventory_item_id,
+            revision,
+            quantity=quantity,
+            in_stock=in_stock,
+            preorder_info=preorder_info,
+        )
+        try:
+            response = await self._send_v3(v3.update_item(update, reason=reason))
+        except ConflictError as exc:
+            raise _revision_conflict(exc, update) from exc
+        try:
+            answer = _ITEM_DECODER.decode(response.body)
+        except msgspec.DecodeError:
+            answer = InventoryItemResponse()
+        if answer.inventory_item is UNSET:
+            return InventoryItemV3(id=update.id)
+        return answer.inventory_item
+
+    async def set_inventory_quantity(
+        self,
+        inventory_item_id: str,
+        quantity: int | Callable[[InventoryItemV3], int],
+        *,
+        reason: Reason | None = None,
+        max_attempts: int = 5,
+    ) -> InventoryItemV3:
+        """Set an item's quantity without clobbering a concurrent change: read it, write
+        with its revision, and on a revision conflict read again and retry, up to
+        ``max_attempts`` writes (then the last RevisionConflictError). ``quantity`` may be a
+        function of the item read (read-modify-write: ``lambda item: item.quantity + 5``).
+        A tracked item already at the target is returned unwritten. Any other failure
+        raises as is; OutcomeUnknownError is never retried (the write may have landed)."""
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise InvalidInputError("max_attempts", max_attempts, "must be an int >= 1")
+        conflict: RevisionConflictError | None = None
+        for _ in range(max_attempts):
+            item = await self.get_inventory_item(inventory_item_id)
+            target = quantity if isinstance(quantity, int) else quantity(item)
+            if item.track_quantity is True and item.quantity == target:
+                return item
+            if item.revision is UNSET:
+                raise TransportError(f"inventory item {inventory_item_id!r} lacks a revision")
+            try:
+                return await self.update_inventory_item(
+                    inventory_item_id, revision=item.revision, quantity=target, reason=reason
+                )
+            except RevisionConflictError as exc:
+                conflict = exc
+                logger.info("revision conflict on %s; reading it again", inventory_item_id)
+        assert conflict is not None
+        raise conflict
+
+    async def bulk_update_inventory_items(
+        self,
+        inventory_items: Sequence[UpdateInventoryItem],
+        *,
+        return_entity: bool | None = None,
+        reason: Reason | None = None,
+    ) -> BulkResult:
+        """Update 1 to 1000 items, each with the revision read; one result per entry (a
+        revision conflict is that entry's REFUSED result)."""
+        call = v3.bulk_update(inventory_items, return_entity=return_entity, reason=reason)
+        return await self._send_bulk(call, [u.id for u in inventory_items])
+
+    async def bulk_update_inventory_items_by_filter(
+        self,
+        filter: Mapping[str, Any],
+        *,
+        quantity: int | None = None,
+        in_stock: bool | None = None,
+        preorder_info: PreorderInfoV3 | None = None,
+    ) -> str | None:
+        """Start an async job setting these fields on every item ``filter`` matches (no
+        revision: it overwrites). The job id, or ``None`` if the 2xx answer was unreadable."""
+        call = v3.bulk_update_by_filter(
+            filter, quantity=quantity, in_stock=in_stock, preorder_info=preorder_info
+        )
+        response = await self._send_v3(call)
+        try:
+            job = _JOB_DECODER.decode(response.body)
+        except msgspec.DecodeError:
+            return None
+        return job.job_id if isinstance(job.job_id, str) else None
+
+    async def delete_inventory_item(self, inventory_item_id: str) -> None:
+        """Delete one inventory item (a write: not resent after an ambiguous failure)."""
+        await self._send_v3(v3.delete_item(inventory_item_id))
+
+    async def query_inventory_items(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        sort: Sequence[Sorting | Mapping[str, str]] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> InventoryItemsPage:
+        """One page of V3 items: a first page (``filter``, ``sort``: plain objects, e.g.
+        ``{"quantity": {"$lt": 5}}``, ``[Sorting(field_name="updatedDate", order="ASC")]``) or
+        the page at ``cursor`` (``page.next_cursor``; sent alone). ``limit`` 1 to 1000."""
+        call = v3.query_items(filter=filter, sort=sort, limit=limit, cursor=cursor)
+        return _decode(_PAGE_DECODER, await self._send_v3(call))
+
+    async def search_inventory_items(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        sort: Sequence[Sorting | Mapping[str, str]] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> InventoryItemsPage:
+        """One page of Search Inventory Items, paged as :meth:`query_inventory_items`."""
+        call = v3.search_items(filter=filter, sort=sort, limit=limit, cursor=cursor)
+        return _decode(_PAGE_DECODER, await self._send_v3(call))
+
+    async def query_all_inventory_items(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        sort: Sequence[Sorting | Mapping[str, str]] | None = None,
+        limit: int = 100,
+    ) -> AsyncIterator[InventoryItemV3]:
+        """Every item of a query, page after page (``limit`` per page) by cursor."""
+        page = await self.query_inventory_items(filter=filter, sort=sort, limit=limit)
+        async for item in _every_item(page, self.query_inventory_items, limit):
+            yield item
+
+    async def search_all_inventory_items(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        sort: Sequence[Sorting | Mapping[str, str]] | None = None,
+        limit: int = 100,
+    ) -> AsyncIterator[InventoryItemV3]:
+        """Every item of a search, page after page by cursor."""
+        page = await self.search_inventory_items(filter=filter, sort=sort, limit=limit)
+        async for item in _every_item(page, self.search_inventory_items, limit):
+            yield item
+
+    async def _send_v3(self, call: v3.V3Call) -> HttpResponse:
+        return await self._send(call.endpoint, call.method, call.path, call.body, call.kind)
+
+    async def _send_bulk(self, call: v3.V3Call, expected_ids: Sequence[str | None]) -> BulkResult:
+        """Send a bulk write; its per-entry results (all UNKNOWN if a 2xx body is unreadable)."""
+        response = await self._send_v3(call)
+        request_id = response.header("x-wix-request-id")
+        return parse_bulk_body(
+            len(expected_ids), response.body, expected_ids=expected_ids, request_id=request_id
+        )
+
     async def _current_tracking(self, product_id: str) -> bool:
         item = await self.get_inventory_variants(product_id=product_id)
         if not isinstance(item.track_quantity, bool):
@@ -396,9 +719,15 @@ class InventoryClient:
             raise ConfigurationError("the InventoryClient is closed")
         try:
             return await self._retrying(endpoint, method, self._base_url + path, body, kind, True)
-        except WixInventoryError:
+        except WixInventoryError as exc:
             self._counts["failures"] += 1
-            raise
+            wrong = wrong_catalog_error(exc)
+            if wrong is None:
+                raise
+            self._catalog.invalidate()  # the site runs the other catalog now
+            if wrong is exc:
+                raise
+            raise wrong from exc
 
     async def _fetch_token(self, request: HttpRequest) -> HttpResponse:
         """How an auth fetches its token: a read, unpaced and unauthenticated."""
@@ -450,7 +779,7 @@ class InventoryClient:
         return unknown
 
     async def _request(self, method: str, url: str, body: bytes, signed: bool) -> HttpRequest:
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"} if body else {}  # as the SDK: GETs bare
         request = HttpRequest(method, url, body, headers)
         if signed:
             auth = self._auth.headers(self._fetch_token, self._base_url)
@@ -561,6 +890,42 @@ async def _token_step(request: HttpRequest, step: Awaitable[_T]) -> _T:
     except (TransportError, ServerError) as exc:
         what = f"{request.method} {request.path}"
         raise ConnectError(f"{what}: not sent, no app token ({exc})") from exc
+
+
+class _PageFetcher(Protocol):
+    def __call__(self, *, limit: int, cursor: str | None) -> Awaitable[InventoryItemsPage]: ...
+
+
+async def _every_item(
+    page: InventoryItemsPage, fetch: _PageFetcher, limit: int
+) -> AsyncIterator[InventoryItemV3]:
+    """The items of ``page`` and of every page after it; a cursor that does not move on
+    raises TransportError (the paging would never end)."""
+    previous: str | None = None
+    while True:
+        for item in page.inventory_items:
+            yield item
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+        if cursor == previous:
+            raise TransportError("the server answered the same next cursor twice")
+        previous = cursor
+        page = await fetch(limit=limit, cursor=cursor)
+
+
+def _revision_conflict(exc: ConflictError, update: UpdateInventoryItem) -> RevisionConflictError:
+    """A 409 to an update, as the typed revision conflict it is."""
+    return RevisionConflictError(
+        exc.status,
+        exc.message,
+        code=exc.code,
+        field_violations=exc.field_violations,
+        request_id=exc.request_id,
+        data=exc.data,
+        inventory_item_id=update.id,
+        revision=update.revision,
+    )
 
 
 def _unencodable(

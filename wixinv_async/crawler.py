@@ -14,6 +14,16 @@ Elasticsearch's sliced scroll. When a cursor runs out it takes the upper half of
 of the richest segment (work stealing), so numericIds clustered in time don't leave workers
 idle. The range arithmetic lives in :mod:`wixinv_async.core.keyset`; this module only waits.
 
+``segments`` is the most cursors, not a quota. Against a paced site the budget, not latency,
+is the limit, and a cursor that adds no speed still costs requests (its share's partial last
+page, a read of an empty stretch). So the crawl times its two bound queries, sent together:
+the first answer bounds the latency, the gap to the second is the site's slot interval; from
+those :mod:`wixinv_async.core.fanout` picks one cursor, all of them, or (when ambiguous) one
+timed probe page first and then as many as fill the slots. The bound queries' ``totalResults``
+caps the cursors at four pages each. ``fanout="max"`` runs every segment regardless. The
+choice and its measurements are logged at INFO on ``wixinv_async.crawler``, the split, the
+steals and the parked tail at DEBUG.
+
 Guarantees: every item is yielded exactly once, also while the catalog changes (an item keeps
 its numericId when it changes; one created during the crawl is yielded if its numericId lies
 in a range not yet read, and new numericIds are above all others, which the crawl reads last).
@@ -30,10 +40,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, Final, Generic, Literal, NamedTuple, Protocol, TypeVar
 
+from .core.fanout import FanoutChoice, first_fanout, probed_fanout
 from .core.keyset import KeysetPlan, Segment, SegmentState, compose_filter
 from .errors import InvalidInputError, OffsetLimitError, TransportError
 from .models import MAX_OFFSET_ITEMS, MAX_PAGE_LIMIT, InventoryItem, QueryInventoryResponse
@@ -49,6 +61,9 @@ __all__ = [
 
 T = TypeVar("T")
 Page = list[InventoryItem]
+Fanout = Literal["auto", "max"]
+
+logger = logging.getLogger("wixinv_async.crawler")
 
 _ASCENDING: Final = ({"numericId": "asc"},)
 _DESCENDING: Final = ({"numericId": "desc"},)
@@ -83,6 +98,8 @@ class CrawlStats(NamedTuple):
     """Times an idle worker took half of another segment."""
     max_buffered: int
     """Most pages held at once between the workers and the consumer."""
+    cursors: int = 0
+    """Cursors the crawl chose to run (at most ``segments``; 0 before it chose)."""
 
 
 class InventoryCrawl(Generic[T]):
@@ -140,17 +157,22 @@ def crawl_inventory(
     ordered: bool = False,
     adaptive: bool = True,
     buffer_pages: int | None = None,
+    fanout: Fanout = "auto",
 ) -> InventoryCrawl[InventoryItem]:
-    """Every inventory item matching ``filter``, each exactly once, read by ``segments``
-    concurrent keyset cursors.
+    """Every inventory item matching ``filter``, each exactly once, read by up to
+    ``segments`` concurrent keyset cursors.
 
     ``filter`` is a Query Inventory filter (a dict), AND-ed with each cursor's numericId range.
     ``page_size`` is the items per request (1 to 100). ``ordered`` yields in numericId order
     (at the cost of some head-of-line waiting); otherwise items come as pages arrive.
     ``adaptive=False`` turns work stealing off (a fixed split, for comparison).
     ``buffer_pages`` bounds the pages held for a slow consumer (default ``2 * segments``).
+    ``fanout="auto"`` runs only as many cursors as pay: measured from the first queries'
+    latency against the site's pace (one cursor when the rate limit, not latency, is what
+    bounds the crawl) and no more than the catalog gives four pages each; ``"max"`` always
+    runs ``segments`` (see :mod:`wixinv_async.core.fanout`).
     """
-    crawler = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages)
+    crawler = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages, fanout)
     return InventoryCrawl(crawler, _flatten(crawler.pages()))
 
 
@@ -163,10 +185,11 @@ def crawl_inventory_pages(
     ordered: bool = False,
     adaptive: bool = True,
     buffer_pages: int | None = None,
+    fanout: Fanout = "auto",
 ) -> InventoryCrawl[list[InventoryItem]]:
     """:func:`crawl_inventory` a page at a time: non-empty lists of at most ``page_size``
     items, each from one cursor (ascending within the page)."""
-    crawler = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages)
+    crawler = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages, fanout)
     return InventoryCrawl(crawler, crawler.pages())
 
 
@@ -198,6 +221,19 @@ class _Signal:
         await self._event.wait()
 
 
+class _Bounds(NamedTuple):
+    """What the two bound queries found and how long they took."""
+
+    lo: int
+    hi: int
+    total: int | None
+    """``totalResults`` of the ascending query: the items matching the filter."""
+    first_answer: float
+    """Seconds from sending both to the first answer (an upper bound of the latency)."""
+    gap: float
+    """Seconds between the two answers (the site's slot interval when it paces)."""
+
+
 class _Crawler:
     """One crawl: the plan, the workers that read it and the buffer they fill."""
 
@@ -210,11 +246,15 @@ class _Crawler:
         ordered: bool,
         adaptive: bool,
         buffer_pages: int | None,
+        fanout: Fanout,
     ) -> None:
         self._client = client
         self._filter = _check_filter(user_filter)
         self._workers = _check_int("segments", segments, 1, MAX_SEGMENTS)
         self._page_size = _check_int("page_size", page_size, 1, MAX_PAGE_LIMIT)
+        if fanout not in ("auto", "max"):
+            raise InvalidInputError("fanout", fanout, 'must be "auto" or "max"')
+        self._fanout: Fanout = fanout
         capacity = 2 * self._workers if buffer_pages is None else buffer_pages
         self._ordered = ordered
         self._adaptive = adaptive
@@ -223,6 +263,7 @@ class _Crawler:
         self._buffer = _PageBuffer(ordered, capacity, self._signal)
         self._plan: KeysetPlan | None = None
         self._requests = 0
+        self._cursors = 0
 
     def stats(self) -> CrawlStats:
         plan = self._plan
@@ -233,6 +274,7 @@ class _Crawler:
             segments=len(plan.segments) if plan is not None else 0,
             steals=plan.steals if plan is not None else 0,
             max_buffered=self._buffer.max_held,
+            cursors=self._cursors,
         )
 
     async def pages(self) -> AsyncGenerator[Page, None]:
@@ -240,11 +282,13 @@ class _Crawler:
         bounds = await self._bounds()
         if bounds is None:
             return
+        choice = self._first_choice(bounds)
+        parts = 1 if choice.probe else choice.cursors
         plan = self._plan = KeysetPlan(
-            *bounds, self._workers, steal=self._adaptive, min_steal_items=self._page_size
+            bounds.lo, bounds.hi, parts, steal=self._adaptive, min_steal_items=2 * self._page_size
         )
         self._buffer.plan = plan
-        runner = asyncio.create_task(self._run(plan), name="wixinv-crawl")
+        runner = asyncio.create_task(self._run(plan, bounds, choice), name="wixinv-crawl")
         try:
             while (page := await self._buffer.get()) is not None:
                 yield page
@@ -257,68 +301,163 @@ class _Crawler:
         self._requests += 1
         return await self._client.query_inventory(filter=filter, sort=sort, limit=limit)
 
-    async def _bounds(self) -> tuple[int, int] | None:
+    async def _timed_query(
+        self, filter: Mapping[str, Any] | None, sort: Sequence[Mapping[str, str]], limit: int
+    ) -> tuple[QueryInventoryResponse, float]:
+        """The answer and the loop time it arrived."""
+        response = await self._query(filter, sort, limit)
+        return response, asyncio.get_running_loop().time()
+
+    async def _bounds(self) -> _Bounds | None:
         """The lowest and highest numericId matching the filter, by two concurrent queries."""
+        sent = asyncio.get_running_loop().time()
         try:
             async with asyncio.TaskGroup() as group:
-                first = group.create_task(self._query(self._filter, _ASCENDING, 1))
-                last = group.create_task(self._query(self._filter, _DESCENDING, 1))
+                first = group.create_task(self._timed_query(self._filter, _ASCENDING, 1))
+                last = group.create_task(self._timed_query(self._filter, _DESCENDING, 1))
         except ExceptionGroup as errors:
             raise _first_leaf(errors) from None
-        lowest, highest = first.result().inventory_items, last.result().inventory_items
+        (low, low_at), (high, high_at) = first.result(), last.result()
+        lowest, highest = low.inventory_items, high.inventory_items
         if not lowest or not highest:
             return None
         lo, hi = _numeric_id(lowest[0]), _numeric_id(highest[0])
-        return lo, max(lo, hi)
+        total = low.total_results if isinstance(low.total_results, int) else None
+        answered = min(low_at, high_at)
+        return _Bounds(lo, max(lo, hi), total, answered - sent, abs(high_at - low_at))
 
-    async def _run(self, plan: KeysetPlan) -> None:
+    def _first_choice(self, bounds: _Bounds) -> FanoutChoice:
+        if self._fanout == "max":
+            choice = FanoutChoice(self._workers, probe=False)
+        else:
+            choice = first_fanout(
+                self._workers, bounds.total, self._page_size, bounds.first_answer, bounds.gap
+            )
+        if not choice.probe:
+            self._chose(choice.cursors, bounds, None)
+        return choice
+
+    def _chose(self, cursors: int, bounds: _Bounds, probe: float | None) -> None:
+        self._cursors = cursors
+        logger.info(
+            "crawl fan-out: %d of at most %d cursors (%s; %s items; first answer %.1f ms, "
+            "answers %.1f ms apart%s)",
+            cursors,
+            self._workers,
+            self._fanout,
+            "?" if bounds.total is None else bounds.total,
+            bounds.first_answer * 1000,
+            bounds.gap * 1000,
+            "" if probe is None else f", probe page {probe * 1000:.1f} ms",
+        )
+
+    async def _run(self, plan: KeysetPlan, bounds: _Bounds, choice: FanoutChoice) -> None:
         """All workers in one task group: the first error cancels the rest and is handed to
         the consumer; a cancellation (the consumer left) cancels them all."""
         try:
+            cursors, first = choice.cursors, None
+            if choice.probe:
+                cursors, first = await self._probe(plan, bounds)
             async with asyncio.TaskGroup() as group:
-                for i in range(self._workers):
-                    group.create_task(self._worker(plan), name=f"wixinv-crawl-worker-{i}")
-        except Exception as exc:  # an ExceptionGroup of the workers' errors
-            self._buffer.fail(_first_leaf(exc))
+                for i in range(cursors):
+                    start = first if i == 0 else None
+                    group.create_task(self._worker(plan, start), name=f"wixinv-crawl-worker-{i}")
+        except Exception as exc:  # an ExceptionGroup of the workers' errors, or the probe's
+            error = _first_leaf(exc)
+            # The client has already retried what was safe to retry: this ends the crawl.
+            logger.warning(
+                "crawl stopped after %d requests: %s: %s",
+                self._requests,
+                type(error).__name__,
+                error,
+            )
+            self._buffer.fail(error)
             return
         self._buffer.close()
 
-    async def _worker(self, plan: KeysetPlan) -> None:
+    async def _probe(self, plan: KeysetPlan, bounds: _Bounds) -> tuple[int, Segment | None]:
+        """Read the first page with one cursor, timed, then split what is left among as many
+        cursors as the timing says pay; the cursors and the probe's segment if it has more."""
+        segment = plan.claim()
+        assert segment is not None  # a fresh plan of one segment
+        started = asyncio.get_running_loop().time()
+        more = await self._read_page(plan, segment)
+        took = asyncio.get_running_loop().time() - started
+        latency = min(bounds.first_answer, took)
+        cursors = probed_fanout(self._workers, bounds.total, self._page_size, latency, bounds.gap)
+        self._chose(cursors, bounds, took)
+        if not more:
+            self._segment_over(segment)
+            return cursors, None
+        added = plan.split(segment, cursors)
+        if added:
+            logger.debug("crawl split the rest of segment %d into %d", segment.key, cursors)
+        self._signal.pulse()
+        return cursors, segment
+
+    async def _worker(self, plan: KeysetPlan, segment: Segment | None) -> None:
         try:
+            if segment is not None:
+                await self._read(plan, segment)
             while not plan.finished:
+                steals = plan.steals
                 segment = plan.claim()
                 if segment is None:
                     await self._signal.wait()
-                else:
-                    await self._read(plan, segment)
+                    continue
+                if plan.steals != steals:
+                    _log_steal(plan, segment)
+                await self._read(plan, segment)
         except Exception as exc:
             self._buffer.fail(exc)
             raise
 
     async def _read(self, plan: KeysetPlan, segment: Segment) -> None:
         """Read ``segment`` page by page until it is exhausted (or parked, for the open tail)."""
-        more = True
-        while more:
-            window = plan.begin_read(segment)
-            if window is None:
-                break
-            where = compose_filter(self._filter, window.after, window.end)
-            response = await self._query(where, _ASCENDING, self._page_size)
-            items, total = response.inventory_items, response.total_results
-            outcome = plan.record_page(
-                segment,
-                [_numeric_id(i) for i in items],
-                self._page_size,
-                window_total=total if isinstance(total, int) else None,
-            )
-            self._signal.pulse()
-            if outcome.keep:
-                place = self._buffer.ticket(segment)
-                await self._buffer.put(segment, place, items[: outcome.keep])
-            more = outcome.more
+        while await self._read_page(plan, segment):
+            pass
+        self._segment_over(segment)
+
+    async def _read_page(self, plan: KeysetPlan, segment: Segment) -> bool:
+        """Read the next page of ``segment`` and hand it over; whether it has more."""
+        window = plan.begin_read(segment)
+        if window is None:
+            return False
+        where = compose_filter(self._filter, window.after, window.end)
+        response = await self._query(where, _ASCENDING, self._page_size)
+        items, total = response.inventory_items, response.total_results
+        outcome = plan.record_page(
+            segment,
+            [_numeric_id(i) for i in items],
+            self._page_size,
+            window_total=total if isinstance(total, int) else None,
+        )
+        self._signal.pulse()
+        if outcome.keep:
+            place = self._buffer.ticket(segment)
+            await self._buffer.put(segment, place, items[: outcome.keep])
+        return outcome.more
+
+    def _segment_over(self, segment: Segment) -> None:
         if segment.state is SegmentState.DONE:
             self._buffer.seal(segment)
+        elif segment.state is SegmentState.PARKED:
+            logger.debug("crawl parked the open tail (segment %d) to re-read it last", segment.key)
         self._signal.pulse()
+
+
+def _log_steal(plan: KeysetPlan, thief: Segment) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        victim = plan.segments[plan.segments.index(thief) - 1]
+        logger.debug(
+            "crawl steal %d: segment %d takes (%d, %s] from segment %d (read up to %d)",
+            plan.steals,
+            thief.key,
+            thief.start,
+            "open" if thief.end is None else thief.end,
+            victim.key,
+            victim.after,
+        )
 
 
 async def _stop(runner: asyncio.Task[None]) -> None:

@@ -16,7 +16,9 @@
     │   ├── PermissionDeniedError (403)
     │   ├── NotFoundError (404)
     │   ├── ConflictError (409)
+    │   │   └── RevisionConflictError         V3 update: the item changed since it was read
     │   ├── PreconditionFailedError (428)     insufficient inventory, untracked item, ...
+    │   ├── WrongCatalogError (428)           the site runs the other catalog (V1 / V3)
     │   ├── RateLimitedError (429)
     │   └── ServerError (5xx)
     ├── AdjusterError
@@ -57,11 +59,13 @@ __all__ = [
     "PreconditionFailedError",
     "RateLimitedError",
     "RequestTimeoutError",
+    "RevisionConflictError",
     "ServerError",
     "TransportError",
     "WebhookError",
     "WebhookVerificationError",
     "WixInventoryError",
+    "WrongCatalogError",
     "api_error_for_status",
 ]
 
@@ -204,6 +208,58 @@ class ConflictError(ApiError):
 
 class PreconditionFailedError(ApiError):
     """428: e.g. ``INSUFFICIENT_INVENTORY``, ``INVENTORY_QUANTITY_NOT_TRACKED``."""
+
+
+class RevisionConflictError(ConflictError):
+    """409 from a Catalog V3 update: the item's ``revision`` is no longer the one sent, so
+    another writer changed it since it was read. Nothing was applied; read the item again
+    and decide anew (``InventoryClient.set_inventory_quantity`` does). ``inventory_item_id``
+    and ``revision`` (the one sent) say which write lost."""
+
+    def __init__(
+        self,
+        *args: Any,
+        inventory_item_id: str | None = None,
+        revision: str | None = None,
+        **kwargs: Any,
+    ):
+        self.inventory_item_id = inventory_item_id
+        self.revision = revision
+        super().__init__(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce_api_error(self)
+
+
+class WrongCatalogError(ApiError):
+    """428 with a code saying the site runs the other catalog: a V3 call on a V1 site
+    (``CATALOG_V1_SITE_CALLING_CATALOG_V3_API``), a V1 call on a V3 site
+    (``CATALOG_V3_SITE_CALLING_CATALOG_V1_API``), or a site being moved to V3
+    (``CATALOG_V3_SITE_PROVISIONING``).
+
+    The request was refused whole: nothing was applied, so it is safe to send again through
+    the other catalog's calls (``retriable`` is always true). ``site_catalog`` is the
+    catalog the code says the site runs (a ``CatalogVersion``), or ``None`` when it does not
+    say. The client forgets its cached catalog version when it sees one. Not a
+    :class:`PreconditionFailedError`: that one refuses an entry, this one the whole call.
+    """
+
+    retriable = True
+
+    def __init__(self, *args: Any, site_catalog: Any = None, **kwargs: Any):
+        self.site_catalog = site_catalog
+        super().__init__(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce_api_error(self)
+
+
+def _reduce_api_error(error: ApiError) -> tuple[Any, ...]:
+    """Pickle an ApiError whole: rebuilt from status and message, then every attribute
+    (code, request id, ...) and ``args`` restored, so ``str`` stays the same."""
+    state = dict(error.__dict__)
+    state["args"] = error.args
+    return (type(error), (error.status, error.message), state)
 
 
 class RateLimitedError(ApiError):

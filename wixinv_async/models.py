@@ -2,7 +2,21 @@
 
 Field names are the wire's (camelCase through ``rename="camel"``; ``id``, never ``_id``;
 ``numericId`` a string of digits). Decoding tolerates unknown fields, because Wix adds fields.
-``UNSET`` means "absent on the wire", which differs from ``None`` ("null on the wire").
+
+Read models (:class:`InventoryItem`, :class:`InventoryVariant`, :class:`QueryInventoryResponse`)
+need nothing from msgspec to use: an item's ``id`` and a variant's ``variantId``, which identify
+them, have plain types and an answer without one is malformed; ``variants`` and
+``inventoryItems`` are plain lists (empty when absent); every other field is ``X | None``,
+``None`` whether the wire sent null or nothing (an untracked variant's ``quantity`` comes
+either way), narrowed with ``is not None``. Those are not required on decoding: Wix documents
+them in every item, but no schema says they are always sent, and a crawl must not fail on one
+item that lacks, say, ``lastUpdated`` (the client refuses to guess a missing ``trackQuantity``
+where it matters, in ``track_quantity="keep"``).
+
+Models that are also written (:class:`PreorderInfo`, the request bodies) keep ``UNSET``:
+"absent on the wire" there differs from ``None`` ("null on the wire"), as a field left out of an
+update is left unchanged. :data:`UNSET` is re-exported here and :func:`or_none` turns it into
+``None``, so narrowing such a field needs no import from msgspec either.
 
 The request bodies match what the official Wix JavaScript SDK sends
 (``shared/wire/official-sdk-requests.json``): ``filter`` and ``sort`` are JSON *strings*.
@@ -10,7 +24,7 @@ The request bodies match what the official Wix JavaScript SDK sends
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -22,6 +36,7 @@ __all__ = [
     "MAX_OFFSET_ITEMS",
     "MAX_PAGE_LIMIT",
     "MAX_QUANTITY",
+    "UNSET",
     "ApplicationError",
     "ChangedVariant",
     "DecrementData",
@@ -48,12 +63,16 @@ __all__ = [
     "QueryInventoryResponse",
     "TokenRequest",
     "TokenResponse",
+    "UnsetType",
     "UpdateInventoryVariantsRequest",
     "VariantUpdate",
     "VariantValues",
     "WebhookEnvelope",
     "WebhookIdentity",
+    "or_none",
 ]
+
+T = TypeVar("T")
 
 DEFAULT_VARIANT_ID: Final = "00000000-0000-0000-0000-000000000000"
 """The one variant of a product without options."""
@@ -73,6 +92,14 @@ class _Wire(Struct, kw_only=True, omit_defaults=True, rename="camel"):
     """Base of every wire model."""
 
 
+def or_none(value: T | UnsetType) -> T | None:
+    """``value``, or ``None`` when it is :data:`UNSET` (absent on the wire)::
+
+    message = or_none(item.preorder_info.message)  # str | None
+    """
+    return None if value is UNSET else value
+
+
 # --- Inventory items -----------------------------------------------------------------
 
 
@@ -83,22 +110,30 @@ class PreorderInfo(_Wire, kw_only=True):
 
 
 class InventoryVariant(_Wire, kw_only=True):
+    """One variant's stock, as Wix reads it out."""
+
     variant_id: str
-    in_stock: bool | UnsetType = UNSET
-    quantity: int | None | UnsetType = UNSET
-    """Absent or null for untracked items."""
-    available_for_preorder: bool | UnsetType = UNSET
+    in_stock: bool | None = None
+    quantity: int | None = None
+    """``None`` for untracked items (Wix sends null or nothing)."""
+    available_for_preorder: bool | None = None
 
 
 class InventoryItem(_Wire, kw_only=True):
-    id: str | UnsetType = UNSET
-    external_id: str | UnsetType = UNSET
-    product_id: str | UnsetType = UNSET
-    track_quantity: bool | UnsetType = UNSET
+    """One product's inventory, as Query Inventory and Get Inventory Variants answer it."""
+
+    id: str
+    """The inventory item id."""
+    product_id: str | None = None
+    numeric_id: str | None = None
+    """A string of digits, ascending in creation order: what the crawler pages by."""
+    track_quantity: bool | None = None
     variants: list[InventoryVariant] = msgspec.field(default_factory=list)
-    last_updated: str | UnsetType = UNSET
-    numeric_id: str | UnsetType = UNSET
-    preorder_info: PreorderInfo | UnsetType = UNSET
+    external_id: str | None = None
+    """Deprecated by Wix; equals ``product_id``."""
+    last_updated: str | None = None
+    """RFC 3339."""
+    preorder_info: PreorderInfo | None = None
 
 
 # --- Query Inventory ---------------------------------------------------------------
@@ -128,8 +163,9 @@ class PagingMetadata(_Wire, kw_only=True):
 
 class QueryInventoryResponse(_Wire, kw_only=True):
     inventory_items: list[InventoryItem] = msgspec.field(default_factory=list)
-    metadata: PagingMetadata | UnsetType = UNSET
-    total_results: int | UnsetType = UNSET
+    metadata: PagingMetadata | None = None
+    total_results: int | None = None
+    """Items matching the query's filter (all pages together)."""
 
 
 # --- Get Inventory Variants --------------------------------------------------------

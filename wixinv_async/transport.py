@@ -36,7 +36,13 @@ import aiohttp
 import msgspec
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .core.ratelimit import SlotSchedule, ThrottleState, catch_up_budget, pacing_interval
+from .core.ratelimit import (
+    SlotSchedule,
+    ThrottleState,
+    catch_up_budget,
+    check_rate,
+    pacing_interval,
+)
 from .errors import (
     ConfigurationError,
     ConnectError,
@@ -183,7 +189,7 @@ class AiohttpTransport:
             async with session.request(
                 request.method,
                 request.url,
-                data=request.body,
+                data=request.body or None,  # b"" would add a Content-Type to a GET
                 headers=request.headers,
                 timeout=self._timeout,
             ) as response:
@@ -337,6 +343,7 @@ class RateLimit:
                 f"bad RateLimit: requests={self.requests!r} (>= 1), period={self.period!r} "
                 f"(> 0), safety={self.safety!r} (0 to 1)"
             )
+        check_rate(self.requests, self.period, source="RateLimit")
 
     @property
     def interval(self) -> float:

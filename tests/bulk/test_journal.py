@@ -59,10 +59,11 @@ def test_should_send(state: str | None, retry_in_doubt: bool, expected: bool) ->
 
 
 def test_journal_refuses_another_input(tmp_path: Path) -> None:
-    """A journal made for one input file refuses a changed one."""
+    """A journal made for one input file, once it sent a line, refuses a changed one."""
     data = tmp_path / "in.csv"
     data.write_text("a\n")
-    Journal(tmp_path / "j.sqlite", fingerprint=input_fingerprint(data)).close()
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint=input_fingerprint(data))) as journal:
+        journal.record_sent(1, "increment", [2])
     data.write_text("b\n")
     with pytest.raises(ConfigurationError, match="another version"):
         Journal(tmp_path / "j.sqlite", fingerprint=input_fingerprint(data))
@@ -87,6 +88,28 @@ def test_a_second_run_on_the_same_journal_is_refused_while_the_first_is_open(
         Journal(tmp_path / "j.sqlite", fingerprint="f")
     first.close()
     Journal(tmp_path / "j.sqlite", fingerprint="f").close()  # free again once the first ends
+
+
+def test_deleting_a_lock_file_does_not_let_a_second_run_in(tmp_path: Path) -> None:
+    """The exclusion holds when every file beside the journal is deleted while a run holds it."""
+    first = Journal(tmp_path / "j.sqlite", fingerprint="f")
+    for path in tmp_path.iterdir():
+        if path.name != "j.sqlite" and not path.name.startswith("j.sqlite-"):  # -wal, -shm
+            path.unlink()
+    with pytest.raises(ConfigurationError, match="another run"):
+        Journal(tmp_path / "j.sqlite", fingerprint="f")
+    first.close()
+
+
+def test_the_lock_leaves_sqlite_locking_intact(tmp_path: Path) -> None:
+    """A journal closed and reopened in one process keeps working: closing the lock's descriptor
+    after SQLite's own leaves nothing half-locked."""
+    for run in (1, 2, 3):
+        with closing(Journal(tmp_path / "j.sqlite", fingerprint="f")) as journal:
+            journal.record_sent(journal.next_batch_id(), "increment", [run])
+            journal.record_outcome(run, "committed", None, None)
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint="f")) as journal:
+        assert journal.counts() == {"committed": 3}
 
 
 def _die(journal: Journal) -> None:
@@ -130,3 +153,78 @@ def test_reading_states_back_does_not_hold_the_wal_open(tmp_path: Path) -> None:
             busy, _, _ = journal._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             assert busy == 0, f"a reader blocks the checkpoint at line {state.line}"
         assert seen == list(range(1, 26))
+
+
+def test_a_file_that_is_not_a_journal_is_a_clear_configuration_error(tmp_path: Path) -> None:
+    """Garbage at the journal's path: a ConfigurationError naming it, not sqlite3.DatabaseError."""
+    path = tmp_path / "j.sqlite"
+    path.write_bytes(b"this is not an SQLite database, just some text of some length" * 4)
+    with pytest.raises(ConfigurationError, match=r"j\.sqlite cannot be read \(file is not a"):
+        Journal(path, fingerprint="f")
+    path.unlink()  # and the lock is released: a fresh journal opens
+    Journal(path, fingerprint="f").close()
+
+
+def test_a_truncated_journal_is_a_clear_configuration_error(tmp_path: Path) -> None:
+    """A journal cut short (a copy interrupted) fails to open or read with the same advice."""
+    path = tmp_path / "j.sqlite"
+    with closing(Journal(path, fingerprint="f")) as journal:
+        journal.record_outcomes(range(1, 20_001), "cancelled", None, None)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with (
+        pytest.raises(ConfigurationError, match="cannot be read"),
+        closing(Journal(path, fingerprint="f")) as journal,
+    ):
+        list(journal.states())
+
+
+def test_a_full_disk_refuses_to_record_a_batch_and_keeps_the_outcomes(tmp_path: Path) -> None:
+    """Past the size cap (a full disk), recording a batch raises, so it is not sent; outcomes
+    that cannot be written stay buffered and reach the file once there is room again."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path, fingerprint="f", max_pages=8)
+    with pytest.raises(ConfigurationError, match="cannot write the journal"):  # noqa: PT012
+        for batch in range(1, 1_000):
+            journal.record_sent(batch, "increment", range(batch * 300, batch * 300 + 300))
+            journal.record_outcomes_now((line, "committed", None, None) for line in [batch * 300])
+    assert journal.failure is not None
+    journal.record_outcomes_now([(1, "committed", None, None)])  # no raise: kept for later
+    with pytest.raises(ConfigurationError, match="cannot write the journal"):
+        journal.record_sent(5_000, "increment", [5_000])  # nothing more is sent
+    journal._db.execute("PRAGMA max_page_count=100000")  # space freed
+    journal.close()
+    with closing(Journal(path, fingerprint="f")) as reopened:
+        states = {state.line: state.state for state in reopened.states()}
+    assert states[1] == "committed"
+    assert 5_000 not in states
+
+
+@pytest.mark.parametrize(
+    ("state", "follows"),
+    [
+        (None, True),
+        ("cancelled", True),
+        ("not_applied", True),
+        ("committed", False),
+        ("rejected", False),
+        ("sent", False),
+        ("in_doubt", False),
+    ],
+)
+def test_a_journal_that_knows_nothing_applied_follows_an_edited_file(
+    tmp_path: Path, state: str | None, follows: bool
+) -> None:
+    """An edited input is refused only when the journal holds a line that was or may have been
+    applied; otherwise the journal forgets its lines and follows the new version."""
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint="old")) as journal:
+        if state == "sent":
+            journal.record_sent(1, "increment", [2])
+        elif state is not None:
+            journal.record_outcome(2, state, None, None)
+    if not follows:
+        with pytest.raises(ConfigurationError, match="another version"):
+            Journal(tmp_path / "j.sqlite", fingerprint="new")
+        return
+    with closing(Journal(tmp_path / "j.sqlite", fingerprint="new")) as journal:
+        assert list(journal.states()) == []
+    Journal(tmp_path / "j.sqlite", fingerprint="new").close()  # now bound to the new version

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from wixinv_async.bulk import rows as rows_module
 from wixinv_async.bulk.rows import DeltaRow, RejectedRow, RowFormat, read_rows
 from wixinv_async.errors import InvalidInputError
 from wixinv_async.models import DEFAULT_VARIANT_ID as V
@@ -104,3 +108,90 @@ def test_csv_header_names_are_trimmed(header: str) -> None:
 def test_an_empty_file_has_no_rows(fmt: RowFormat) -> None:
     """A 0-byte file is no rows in either format (not a missing-header error for CSV alone)."""
     assert list(read_rows(io.StringIO(""), fmt)) == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Product_ID,Variant_ID,Delta", "PRODUCT_ID,variant_id,DeLtA", "Product_Id, Variant_Id, Delta"],
+)
+def test_csv_header_names_match_whatever_their_case(header: str) -> None:
+    """A spreadsheet's "Product_ID,Variant_ID,Delta" header reads like the lower-case one."""
+    text = f"{header}\np1,{V},-2\n"
+    assert list(read_rows(io.StringIO(text), "csv")) == [DeltaRow(2, "p1", None, V, -2, False)]
+
+
+@pytest.mark.parametrize(
+    "header", ["product_id,variant_id,delta,Delta", "product_id,variant_id,delta,delta"]
+)
+def test_a_csv_column_named_twice_is_refused_at_once(header: str) -> None:
+    """Two columns that both mean delta are a usage error, not a silent pick of one of them."""
+    with pytest.raises(InvalidInputError, match=r"repeated column.*'delta'"):
+        list(read_rows(io.StringIO(f"{header}\np1,{V},1,2\n"), "csv"))
+
+
+def test_a_csv_field_past_the_field_limit_is_one_rejected_row() -> None:
+    """A field over csv.field_size_limit() (131,072) rejects its row, cut short; reading goes on."""
+    huge = "x" * 200_000
+    text = f"product_id,variant_id,delta\n{huge},{V},1\np2,{V},3\n"
+    first, second = read_rows(io.StringIO(text), "csv")
+    assert isinstance(first, RejectedRow)
+    assert first.line == 2
+    assert "field larger than field limit" in first.reason
+    assert len(first.raw) < 1_100
+    assert "200,040 characters in all" in first.raw
+    assert second == DeltaRow(3, "p2", None, V, 3, False)
+
+
+def test_a_quoted_field_past_the_limit_never_yields_its_inner_lines_as_rows() -> None:
+    """A multi-line quoted field over the limit is skipped whole: a row-like line inside it is
+    not applied, and the row after it keeps its line number."""
+    inside = f'{"x" * 200_000}\np1,{V},7\n""quoted"", still inside\nmore'
+    text = f'product_id,variant_id,delta\n"{inside}",{V},1\np2,{V},3\n'
+    rows = list(read_rows(io.StringIO(text), "csv"))
+    assert [type(row).__name__ for row in rows] == ["RejectedRow", "DeltaRow"]
+    assert rows[1] == DeltaRow(6, "p2", None, V, 3, False)
+
+
+def test_a_csv_header_past_the_field_limit_is_refused_at_once() -> None:
+    """A header the csv module cannot read is a usage error naming the header, not a traceback."""
+    with pytest.raises(InvalidInputError, match="header"):
+        list(read_rows(io.StringIO("product_id," + "d" * 200_000 + "\n"), "csv"))
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ('{"product_id": "p1", "delta": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested"),
+        (f'{{"product_id": "p1", "variant_id": "{V}", "delta": {"9" * 5_000}}}', "4300 digits"),
+        (f'{{"product_id": "p1", "variant_id": "{V}", "delta": 1, "x": {"1" * 5_000}}}', "4300"),
+    ],
+    ids=["deeply-nested", "delta-of-5000-digits", "other-number-of-5000-digits"],
+)
+def test_json_lines_python_cannot_decode_are_rejected_rows(row: str, reason: str) -> None:
+    """JSON nested past the recursion limit or holding a 5,000-digit number: one rejected row."""
+    text = f'{row}\n{{"product_id": "p2", "variant_id": "{V}", "delta": 3}}\n'
+    first, second = read_rows(io.StringIO(text), "jsonl")
+    assert isinstance(first, RejectedRow)
+    assert (first.line, reason in first.reason) == (1, True), first.reason
+    assert len(first.raw) < 1_100
+    assert second == DeltaRow(2, "p2", None, V, 3, False)
+
+
+def test_a_csv_delta_of_5000_digits_is_a_rejected_row() -> None:
+    """A delta too long for int() is out of range, a rejected row (int() would raise)."""
+    text = f"product_id,variant_id,delta\np1,{V},{'9' * 5_000}\np2,{V},00000000000000000003\n"
+    first, second = read_rows(io.StringIO(text), "csv")
+    assert isinstance(first, RejectedRow)
+    assert "must be within ±99999" in first.reason
+    assert len(first.reason) < 1_100
+    assert second == DeltaRow(3, "p2", None, V, 3, False)
+
+
+@given(st.text(alphabet='a,"\r\n', max_size=40))
+def test_the_quote_tracking_agrees_with_the_csv_module(text: str) -> None:
+    """Whether a text ends inside a quoted field, as the skipping of a failed record sees it,
+    is what the csv module makes of the line that follows it."""
+    text += "\n"
+    inside = rows_module._quote_state(text, rows_module._START) == rows_module._QUOTED
+    *_, last = csv.reader(io.StringIO(text + "END\n", newline=""))
+    assert (last != ["END"]) == inside

@@ -16,7 +16,7 @@ from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.bulk.runner import BulkPaths, run_bulk_adjust
 from wixinv_async.client import InventoryClient
 from wixinv_async.emulator import Emulator, FaultPlan, FaultRule
-from wixinv_async.errors import ConfigurationError
+from wixinv_async.errors import ConfigurationError, InvalidInputError
 
 Key = tuple[str, str]
 
@@ -173,6 +173,47 @@ async def test_wrong_credentials_stop_the_run_and_a_rerun_applies_every_row(
             expected[key] += delta
         assert _quantities(emu, keys) == expected
         assert (rerun.committed, rerun.exit_code) == (500, 0)
+
+
+async def test_a_run_resumed_after_the_disk_filled_up_applies_every_row_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """The journal hits a full disk mid-run (a size cap): the run stops with a configuration
+    error, sending nothing it cannot journal; the rerun sends the rest: each row applied once."""
+    async with Emulator(products=40, variants_per_product=2, seed=5) as emu:
+        keys = _tracked_keys(emu)
+        source = tmp_path / "deltas.csv"
+        rows = _write_rows(source, keys, 3_000, seed=8)
+        before = _quantities(emu, keys)
+        paths = BulkPaths.beside(source)
+        options = {"max_batch": 25, "linger": 0.001}
+        async with _client(emu) as client:
+            with pytest.raises(ConfigurationError, match="cannot write the journal"):
+                await run_bulk_adjust(client, paths, adjuster_options=options, journal_max_pages=16)
+            rerun = await run_bulk_adjust(client, paths, adjuster_options=options)
+        assert rerun.committed > 0  # the first run stopped part-way
+        # Rows whose outcome the full disk lost are held in doubt (they were applied, once).
+        expected = before.copy()
+        for _, key, delta in rows:
+            expected[key] += delta
+        assert _quantities(emu, keys) == expected
+        assert rerun.done_before + rerun.held_in_doubt + rerun.committed == 3_000
+
+
+async def test_a_run_stopped_by_a_bad_header_lets_the_fixed_file_run(tmp_path: Path) -> None:
+    """A bad header sends nothing; the journal it left follows the fixed file, which applies."""
+    async with Emulator(products=10, variants_per_product=1, seed=7) as emu:
+        (product, variant), *_ = _tracked_keys(emu)
+        source = tmp_path / "deltas.csv"
+        source.write_text(f"product,variant_id,delta\n{product},{variant},4\n")
+        paths = BulkPaths.beside(source)
+        async with _client(emu) as client:
+            with pytest.raises(InvalidInputError, match="missing column"):
+                await run_bulk_adjust(client, paths)
+            source.write_text(f"product_id,variant_id,delta\n{product},{variant},4\n")
+            summary = await run_bulk_adjust(client, paths)
+        assert (summary.committed, summary.exit_code) == (1, 0)
+        assert emu.store.quantity(product, variant) == 5_004
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])

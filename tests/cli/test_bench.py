@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from wixinv_async.cli.bench import markdown_table, ratio_points
+from wixinv_async.cli.bench import markdown_table, ratio_points, summary_text
 
 from .conftest import run_cli
 
@@ -61,3 +61,33 @@ def test_markdown_table_and_ratio_points() -> None:
     assert "### bench_a" in table
     assert "| x | 0.9 | 0.85 |" in table
     assert ratio_points(records) == [("a: x", 0.9, 0.85)]
+
+
+def test_every_missed_target_is_reported_the_same_way() -> None:
+    """Lower bounds (ratio, speedup, ratio_X) and upper bounds (bytes per key) are checked alike;
+    the summary counts them and lists each miss in one form."""
+    records = [
+        {"benchmark": "bench_a", "name": "x", "ratio": 0.9, "target": 0.85},
+        {"benchmark": "bench_a", "name": "y", "speedup": 6.5, "target": 7.0},
+        {"benchmark": "bench_b", "server": "s", "ratio_fast": 0.8, "target_fast": 0.85},
+        {"benchmark": "bench_c", "bench": "memory", "bytes_per_key": 310.0, "target": 300},
+        {"benchmark": "bench_c", "bench": "memory2", "bytes_per_key": 228.0, "target": 300},
+        {"benchmark": "bench_d", "name": "no target", "seconds": 1.0},
+    ]
+    assert summary_text(records, ["bench_e"]).splitlines() == [
+        "targets: 2 met, 3 missed",
+        "  MISSED: a: y 6.5 (target >= 7)",
+        "  MISSED: b: s (fast) 0.8 (target >= 0.85)",
+        "  MISSED: c: memory (bytes_per_key) 310 (target <= 300)",
+        "scripts that failed: bench_e",
+    ]
+
+
+def test_bench_prints_the_summary(tmp_path: Path) -> None:
+    """After a run, the command prints how many targets were met and the misses."""
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "bench_fake.py").write_text(FAKE_BENCH)
+    result = run_cli("bench", "--benchmarks", str(folder), "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "targets: 1 met, 0 missed" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -54,7 +55,8 @@ def test_adjust_applies_a_file_and_reports_json(emulator_process: Any, tmp_path:
 
 
 def test_adjust_sends_bad_rows_to_the_rejects_file(emulator_process: Any, tmp_path: Path) -> None:
-    """Bad rows land in the rejects file with line and reason; the rest goes on; exit 1."""
+    """Bad rows and rows the server refused land in the rejects file with line, reason and the
+    row itself; the rest goes on; exit 1."""
     emu = emulator_process("--products", "20", "--seed", "4")
     (product, variant) = emu.tracked_keys()[0]
     source = tmp_path / "in.csv"
@@ -72,7 +74,85 @@ def test_adjust_sends_bad_rows_to_the_rejects_file(emulator_process: Any, tmp_pa
     assert [line.split(",")[0] for line in rejects[1:]] == ["3", "4", "5"]
     assert "must be a GUID" in rejects[1]
     assert "NOT_FOUND" in rejects[3]
+    assert rejects[3].endswith(f',"ghost-product,{variant},1"')  # the input row itself
     assert emu.quantities()[(product, variant)] == before + 3
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_rows_python_cannot_parse_are_rejected_and_the_rest_applied(
+    emulator_process: Any, tmp_path: Path, suffix: str
+) -> None:
+    """A 200,000-character CSV field, 100,000-deep JSON, a 5,000-digit number: each one rejected
+    row with its line and reason; the good rows after them applied; summary printed; exit 1."""
+    emu = emulator_process("--products", "20", "--seed", "4")
+    (product, variant) = emu.tracked_keys()[0]
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".csv":
+        good = f"{product},{variant},1\n"
+        bad = [f"{'x' * 200_000},{variant},1\n", f"{product},{variant},{'9' * 5_000}\n"]
+        source.write_text("Product_ID,Variant_ID,Delta\n" + good + "".join(b + good for b in bad))
+        lines, reasons = ["3", "5"], ["field larger than field limit", "delta="]
+    else:
+        good = f'{{"product_id": "{product}", "variant_id": "{variant}", "delta": 1}}\n'
+        bad = [
+            '{"delta": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+            '{"delta": ' + "9" * 5_000 + "}\n",
+        ]
+        source.write_text(good + "".join(b + good for b in bad))
+        lines, reasons = ["2", "4"], ["nested too deeply", "4300 digits"]
+    before = emu.quantities()[(product, variant)]
+    result = run_cli("adjust", str(source), "--quiet", env=emu.env)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "committed" in result.stdout and "invalid rows" in result.stdout
+    with (tmp_path / f"in{suffix}.rejects.csv").open(newline="") as handle:
+        rejects = list(csv.reader(handle))[1:]
+    assert [row[0] for row in rejects] == lines
+    assert all(reason in row[1] for reason, row in zip(reasons, rejects, strict=True))
+    assert emu.quantities()[(product, variant)] == before + 3
+
+
+def test_progress_follows_the_requests_after_every_row_is_read(
+    emulator_process: Any, tmp_path: Path
+) -> None:
+    """At 4 requests a second the rows are all read long before they are sent: the progress
+    lines keep coming, each with the requests so far (it was pushed per 2,000 rows read)."""
+    emu = emulator_process("--products", "1200", "--seed", "2")
+    keys = emu.tracked_keys()[:2_400]
+    source = tmp_path / "in.csv"
+    write_csv(source, [(p, v, 1) for p, v in keys])
+    result = run_cli("adjust", str(source), "--rate-limit", "4/1", env=emu.env)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("adjust: ")]
+    after_reading = {line.split(" requests ")[1].split()[0] for line in lines if " read " in line}
+    assert len(after_reading) >= 2, lines  # several request counts shown while sending
+    assert all(" 429s " in line for line in lines[:-1])
+
+
+def test_verbose_logs_the_run_on_named_loggers_without_secrets(
+    emulator_process: Any, tmp_path: Path
+) -> None:
+    """-v puts the library's INFO logs on stderr (-vv the journal's DEBUG too), on named
+    loggers, never the API key; without it, none."""
+    emu = emulator_process("--products", "20", "--seed", "4")
+    source = tmp_path / "in.csv"
+    write_csv(source, [(p, v, 1) for p, v in emu.tracked_keys()[:10]])
+    quiet = run_cli("adjust", str(source), "--quiet", env=emu.env)
+    assert "wixinv_async" not in quiet.stderr
+    again = tmp_path / "again.csv"  # another file: a run that sends again
+    again.write_text(source.read_text())
+    verbose = run_cli("-v", "adjust", str(again), "--quiet", env=emu.env)
+    assert verbose.returncode == 0, verbose.stderr
+    assert (
+        f"INFO wixinv_async.cli: site {emu.env['WIX_BASE_URL']}, API key, pacing" in verbose.stderr
+    )
+    assert "INFO wixinv_async.bulk.journal: journal " in verbose.stderr
+    assert "INFO wixinv_async.bulk.runner: bulk run done: 10 rows, 10 committed" in verbose.stderr
+    assert "DEBUG" not in verbose.stderr
+    debug = run_cli("adjust", str(source), "-vv", "--quiet", env=emu.env)  # all done before
+    assert "DEBUG wixinv_async.cli: site 127.0.0.1:" in debug.stderr
+    for result in (quiet, verbose, debug):
+        assert emu.env["WIX_API_KEY"] not in result.stderr + result.stdout
 
 
 def test_kill_9_then_rerun_applies_nothing_twice_and_loses_nothing(
@@ -213,6 +293,25 @@ def test_export_to_stdout_keeps_the_json_summary_out_of_the_data(
     assert json.loads(result.stderr.splitlines()[-1])["items"] == 30
 
 
+@pytest.mark.parametrize(
+    ("query_filter", "reason"),
+    [
+        ('{"x": 1}', "unknown field 'x'"),
+        ('{"numericId": {"$gt": "abc"}}', "numericId.$gt: bad value 'abc'"),
+    ],
+)
+def test_export_with_a_filter_the_site_refuses_is_a_usage_error_said_once(
+    emulator_process: Any, tmp_path: Path, query_filter: str, reason: str
+) -> None:
+    """A --filter the site answers 400 to: exit 2 (a usage error), its reason printed once."""
+    emu = emulator_process("--products", "5", "--seed", "1")
+    output = tmp_path / "out.jsonl"
+    result = run_cli("export", "-o", str(output), "--filter", query_filter, env=emu.env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count(reason) == 1
+    assert result.stderr.startswith(f"wixinv-async export: --filter {query_filter}: ")
+
+
 def test_demo_verifies_at_a_small_size() -> None:
     """The main job runs end to end on the embedded emulator and its verification passes."""
     result = run_cli("demo", "--products", "400", "--deltas", "8000", "--producers", "16", "--json")
@@ -222,6 +321,17 @@ def test_demo_verifies_at_a_small_size() -> None:
     assert report["verified_variants"] > 500
     assert report["deltas"] == 8000
     assert report["requests"] < 8000 / 10  # coalescing and batching at work
+
+
+def test_demo_text_report_explains_its_figures() -> None:
+    """Without --json the report is followed by what coalescing ratio, batch fill and the
+    latencies mean (why p50 is near half the run when every delta is queued at once)."""
+    result = run_cli("demo", "--products", "100", "--deltas", "2000", "--producers", "4")
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("what the figures mean:")[1]
+    assert "deltas per entry sent (2000 / " in notes
+    assert "All 2000 deltas were queued at" in notes and "4 producers" in notes
+    assert "batch fill" in notes
 
 
 def test_demo_real_site_needs_the_explicit_flag() -> None:
@@ -287,6 +397,33 @@ def test_ctrl_c_exits_130_with_the_journal_kept(emulator_process: Any, tmp_path:
     rerun = run_cli("adjust", str(source), "--json", env=emu.env)
     assert rerun.returncode in {0, 3}, rerun.stderr
     assert json.loads(rerun.stdout)["done_in_earlier_runs"] > 0
+
+
+def test_a_second_run_is_refused_even_with_the_files_beside_the_journal_deleted(
+    emulator_process: Any, tmp_path: Path
+) -> None:
+    """Deleting what looks like a lock while a run holds the journal lets no second run in."""
+    emu = emulator_process("--products", "1500", "--seed", "9", "--latency-ms", "60")
+    keys = emu.tracked_keys()
+    source = tmp_path / "big.csv"
+    write_csv(source, [(*keys[i % len(keys)], 1) for i in range(6_000)])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIX_")} | emu.env
+    first = subprocess.Popen(  # noqa: S603 - at 2 requests a second: still running for a while
+        [*CLI, "adjust", str(source), "--quiet", "--rate-limit", "2/1", "--linger", "0.001"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_batches(tmp_path / "big.csv.journal", 1, first)
+        for path in tmp_path.glob("big.csv.journal.*"):
+            path.unlink()
+        second = run_cli("adjust", str(source), "--quiet", env=emu.env)
+        assert second.returncode == 2, second.stderr
+        assert "in use by another run" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
 
 
 def test_help_documents_every_exit_code() -> None:

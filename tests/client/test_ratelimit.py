@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -229,11 +230,22 @@ async def test_no_rate_limit_means_no_pacing(virtual_time: Any, decrements: Entr
 
 @pytest.mark.parametrize(
     "settings",
-    [{"requests": 0}, {"period": 0}, {"safety": -0.1}, {"safety": 1.0}, {"requests": 2.5}],
+    [
+        {"requests": 0},
+        {"period": 0},
+        {"safety": -0.1},
+        {"safety": 1.0},
+        {"requests": 2.5},
+        {"period": math.inf},
+        {"period": math.nan},
+        {"requests": 10**30, "period": 1},
+        {"period": 1e-300},
+        {"requests": 1, "period": 1e308},
+    ],
 )
 def test_bad_rate_limits_are_refused(settings: dict[str, Any]) -> None:
-    """A RateLimit that cannot work is a ConfigurationError."""
-    with pytest.raises(ConfigurationError):
+    """A RateLimit that cannot work or means nothing is a ConfigurationError naming the field."""
+    with pytest.raises(ConfigurationError, match=r"RateLimit.*(requests|period|safety)"):
         RateLimit(**settings)
 
 

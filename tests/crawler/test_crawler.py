@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
@@ -136,21 +137,21 @@ def _window_start(filter: Mapping[str, Any] | None) -> int | None:
 async def test_every_item_is_yielded_exactly_once() -> None:
     """A thousand spread ids through eight cursors come out once each."""
     fake = FakeInventory(random.Random(1).sample(range(1, 10**6), 1000))
-    ids = await _ids(crawl_inventory(fake, segments=8, page_size=10))
+    ids = await _ids(crawl_inventory(fake, fanout="max", segments=8, page_size=10))
     assert sorted(ids) == fake.ids() and len(ids) == len(set(ids))
 
 
 async def test_segments_are_read_concurrently() -> None:
     """With four segments, four queries are in flight at once."""
     fake = FakeInventory(range(1, 2001))
-    await _ids(crawl_inventory(fake, segments=4, page_size=10))
+    await _ids(crawl_inventory(fake, fanout="max", segments=4, page_size=10))
     assert fake.max_in_flight == 4
 
 
 async def test_bounds_come_from_one_ascending_and_one_descending_query() -> None:
     """The first two requests are limit-1 queries sorted each way."""
     fake = FakeInventory(range(10, 20))
-    await _ids(crawl_inventory(fake, segments=2))
+    await _ids(crawl_inventory(fake, fanout="max", segments=2))
     bounds = sorted(fake.calls[:2], key=lambda call: call["sort"][0]["numericId"])
     assert [(c["limit"], c["sort"]) for c in bounds] == [
         (1, ({"numericId": "asc"},)),
@@ -169,7 +170,7 @@ async def test_empty_catalog_yields_nothing_after_two_queries() -> None:
 async def test_skewed_catalog_is_rebalanced_by_stealing() -> None:
     """Idle workers take halves of the dense segment, and nothing is read twice."""
     fake = FakeInventory(_skewed(3000, seed=2))
-    crawl = crawl_inventory(fake, segments=8, page_size=20)
+    crawl = crawl_inventory(fake, fanout="max", segments=8, page_size=20)
     ids = await _ids(crawl)
     assert sorted(ids) == fake.ids() and len(ids) == len(set(ids))
     assert crawl.stats().steals > 0
@@ -178,7 +179,7 @@ async def test_skewed_catalog_is_rebalanced_by_stealing() -> None:
 async def test_static_split_never_steals() -> None:
     """adaptive=False keeps the initial split (the baseline of the benchmark)."""
     fake = FakeInventory(_skewed(1000, seed=3))
-    crawl = crawl_inventory(fake, segments=8, page_size=20, adaptive=False)
+    crawl = crawl_inventory(fake, fanout="max", segments=8, page_size=20, adaptive=False)
     assert sorted(await _ids(crawl)) == fake.ids()
     assert crawl.stats().steals == 0 and crawl.stats().segments == 8
 
@@ -203,7 +204,7 @@ async def test_items_created_during_the_crawl_are_yielded() -> None:
             fake.add(fake.ids()[-1] + rng.randint(1, 50))
 
     fake = FakeInventory(range(1, 1001, 3), hook=create)
-    ids = await _ids(crawl_inventory(fake, segments=6, page_size=10))
+    ids = await _ids(crawl_inventory(fake, fanout="max", segments=6, page_size=10))
     assert len(fake.ids()) > 334
     assert sorted(ids) == fake.ids()
 
@@ -219,7 +220,7 @@ async def test_item_created_before_the_last_request_is_seen() -> None:
             fake.add(10_000)
 
     fake = FakeInventory(range(1, 1001), hook=create_once_the_tail_is_read)
-    ids = await _ids(crawl_inventory(fake, segments=4, page_size=100))
+    ids = await _ids(crawl_inventory(fake, fanout="max", segments=4, page_size=100))
     assert 10_000 in ids and sorted(ids) == fake.ids()
 
 
@@ -229,7 +230,9 @@ async def test_item_created_before_the_last_request_is_seen() -> None:
 async def test_ordered_crawl_yields_ascending_numeric_ids() -> None:
     """ordered=True gives numericId order even with steals."""
     fake = FakeInventory(_skewed(2000, seed=5))
-    crawl = crawl_inventory(fake, segments=8, page_size=10, ordered=True, buffer_pages=3)
+    crawl = crawl_inventory(
+        fake, fanout="max", segments=8, page_size=10, ordered=True, buffer_pages=3
+    )
     ids = await _ids(crawl)
     assert ids == fake.ids()
     assert crawl.stats().steals > 0
@@ -249,7 +252,9 @@ async def _slow_consumer(crawl: Any) -> list[int]:
 async def test_buffering_is_bounded_for_a_slow_consumer(ordered: bool) -> None:
     """However slowly items are taken, at most about twice buffer_pages pages wait."""
     fake = FakeInventory(range(1, 1001))
-    crawl = crawl_inventory(fake, segments=8, page_size=10, ordered=ordered, buffer_pages=4)
+    crawl = crawl_inventory(
+        fake, fanout="max", segments=8, page_size=10, ordered=ordered, buffer_pages=4
+    )
     seen = await _slow_consumer(crawl)
     assert sorted(seen) == fake.ids()
     assert crawl.stats().max_buffered <= 2 * 4 + 1  # the page the consumer waits for may pass
@@ -258,7 +263,7 @@ async def test_buffering_is_bounded_for_a_slow_consumer(ordered: bool) -> None:
 async def test_page_variant_yields_lists_of_at_most_page_size() -> None:
     """crawl_inventory_pages hands over whole pages, ascending within each."""
     fake = FakeInventory(range(1, 301))
-    async with crawl_inventory_pages(fake, segments=3, page_size=25) as pages:
+    async with crawl_inventory_pages(fake, fanout="max", segments=3, page_size=25) as pages:
         got = [page async for page in pages]
     assert all(0 < len(page) <= 25 for page in got)
     assert all(
@@ -278,7 +283,7 @@ def _other_tasks() -> set[asyncio.Task[Any]]:
 async def test_breaking_out_stops_every_worker() -> None:
     """Leaving an `async with` crawl early leaves no task and no query running."""
     fake = FakeInventory(range(1, 2001))
-    async with crawl_inventory(fake, segments=8, page_size=10) as items:
+    async with crawl_inventory(fake, fanout="max", segments=8, page_size=10) as items:
         async for item in items:
             if int(item.numeric_id) > 0:
                 break
@@ -289,7 +294,7 @@ async def test_breaking_out_stops_every_worker() -> None:
 async def test_plain_break_stops_the_workers_once_the_iterator_is_dropped() -> None:
     """Without `async with`, the dropped iterator is finalized by the loop and stops them."""
     fake = FakeInventory(range(1, 2001))
-    async for item in crawl_inventory(fake, segments=8, page_size=10):
+    async for item in crawl_inventory(fake, fanout="max", segments=8, page_size=10):
         if int(item.numeric_id) > 0:
             break
     for _ in range(100):  # let the loop run the async-generator finalizer: no timing involved
@@ -303,7 +308,7 @@ async def test_plain_break_stops_the_workers_once_the_iterator_is_dropped() -> N
 async def test_aclosing_a_crawl_stops_it() -> None:
     """contextlib.aclosing works as well as `async with`."""
     fake = FakeInventory(range(1, 2001))
-    async with aclosing(crawl_inventory(fake, segments=4, page_size=10)) as items:
+    async with aclosing(crawl_inventory(fake, fanout="max", segments=4, page_size=10)) as items:
         assert await anext(items) is not None
     assert _other_tasks() == set() and fake.in_flight == 0
 
@@ -329,7 +334,7 @@ async def test_error_in_one_segment_cancels_the_others_and_is_raised() -> None:
 
     fake = FakeInventory(range(1, 1001), hook=fail_in_third_segment)
     with pytest.raises(ServerError, match="boom"):
-        await _ids(crawl_inventory(fake, segments=4, page_size=10))
+        await _ids(crawl_inventory(fake, fanout="max", segments=4, page_size=10))
     assert fake.cancelled == 3
     assert _other_tasks() == set()
 
@@ -358,7 +363,7 @@ async def test_item_without_a_numeric_id_is_a_malformed_response(bad: str) -> No
             return response
 
     with pytest.raises(TransportError, match="broken"):
-        await _ids(crawl_inventory(Corrupting(range(1, 50)), segments=2, page_size=5))
+        await _ids(crawl_inventory(Corrupting(range(1, 50)), fanout="max", segments=2, page_size=5))
 
 
 @pytest.mark.parametrize(
@@ -463,7 +468,7 @@ async def test_ordered_crawl_with_a_busy_tail_and_a_slow_consumer(seed: int) -> 
 
     fake = FakeInventory(sorted(rng.sample(range(1, 3000), 300)), hook=create)
     crawl = crawl_inventory(
-        fake, segments=rng.randint(2, 6), page_size=5, ordered=True, buffer_pages=1
+        fake, fanout="max", segments=rng.randint(2, 6), page_size=5, ordered=True, buffer_pages=1
     )
     seen = await _slow_consumer(crawl)
     assert seen == fake.ids(), f"seed {seed}"
@@ -497,7 +502,7 @@ async def test_recent_cluster_after_sparse_old_items_costs_no_steal_storm(old: i
     base, span = 1_500_000_000_000_000, 10**14
     recent = range(base + span, base + span + 300_000, 1000)
     fake = FakeInventory([*range(base, base + old), *recent])
-    crawl = crawl_inventory(fake, segments=8)
+    crawl = crawl_inventory(fake, fanout="max", segments=8)
     assert sorted(await _ids(crawl)) == fake.ids()
     assert crawl.stats().requests <= 2 + 8 + 8, crawl.stats()
 
@@ -515,7 +520,7 @@ class _CappedPages(FakeInventory):
 async def test_short_page_that_is_not_the_last_loses_nothing(segments: int) -> None:
     """A page shorter than page_size while totalResults says more match reads on, not stops."""
     fake = _CappedPages(range(1, 301))
-    ids = await _ids(crawl_inventory(fake, segments=segments, page_size=10))
+    ids = await _ids(crawl_inventory(fake, fanout="max", segments=segments, page_size=10))
     assert sorted(ids) == fake.ids() and len(ids) == len(set(ids))
 
 
@@ -526,6 +531,123 @@ async def test_recent_cluster_at_the_top_of_a_wide_segment_is_shared() -> None:
     fake = FakeInventory(
         [*range(base, base + 3), *range(base + span, base + span + 3_000_000, 1000)]
     )
-    crawl = crawl_inventory(fake, segments=8)
+    crawl = crawl_inventory(fake, fanout="max", segments=8)
     assert sorted(await _ids(crawl)) == fake.ids()
     assert crawl.stats().steals >= 4 and crawl.stats().requests <= 2 + 30 + 8 + 16, crawl.stats()
+
+
+# --- the fan-out, measured on a virtual clock ---------------------------------------------
+
+
+class _Clock:
+    """The event loop's time, moved only by the fake site's answers."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _PacedSite(FakeInventory):
+    """A site that answers one request per ``interval`` (its pace), ``latency`` after its slot."""
+
+    def __init__(self, ids: Sequence[int], latency: float, interval: float, clock: _Clock) -> None:
+        super().__init__(ids)
+        self.latency, self.interval, self.clock = latency, interval, clock
+        self.next_slot = clock.now
+
+    async def query_inventory(self, **query: Any) -> QueryInventoryResponse:
+        slot = max(self.clock.now, self.next_slot)
+        self.next_slot = slot + self.interval
+        response = await super().query_inventory(**query)
+        self.clock.now = max(self.clock.now, slot + self.latency)
+        return response
+
+
+async def _crawl_on_virtual_time(
+    count: int, latency: float, interval: float, **kwargs: Any
+) -> tuple[list[int], Any, _PacedSite]:
+    loop = asyncio.get_running_loop()
+    clock = _Clock(loop.time())
+    site = _PacedSite(range(1, count + 1), latency, interval, clock)
+    loop.time = clock  # type: ignore[method-assign]
+    try:
+        crawl = crawl_inventory(site, segments=8, **kwargs)
+        ids = await _ids(crawl)
+    finally:
+        del loop.time  # the instance attribute hid the class's method
+    return ids, crawl.stats(), site
+
+
+@pytest.mark.parametrize("count", [1234, 1200])
+async def test_a_paced_site_is_crawled_by_one_cursor_in_the_fewest_requests(count: int) -> None:
+    """Latency under the pace's slot: one cursor spends the budget, ceil(N/100) + 2 requests
+    (no empty read after a full last page either)."""
+    ids, stats, site = await _crawl_on_virtual_time(count, latency=0.1, interval=0.3)
+    assert ids == site.ids()
+    assert stats.cursors == 1 and stats.requests == -(-count // 100) + 2, stats
+
+
+async def test_the_old_fixed_fan_out_spends_more_on_a_paced_site() -> None:
+    """fanout="max" (every segment a cursor) pays requests for no speed on the same site."""
+    ids, stats, site = await _crawl_on_virtual_time(1234, 0.1, 0.3, fanout="max")
+    assert sorted(ids) == site.ids() and stats.cursors == 8 and stats.requests > 15, stats
+
+
+async def test_latency_over_two_slots_fans_out_after_a_timed_probe_page() -> None:
+    """0.65 s per answer against a 0.3 s pace: one probe page, then two cursors fill the slots."""
+    ids, stats, site = await _crawl_on_virtual_time(5000, latency=0.65, interval=0.3)
+    assert sorted(ids) == site.ids() and len(ids) == len(set(ids))
+    assert stats.cursors == 2 and stats.requests <= 50 + 2 + 2, stats
+
+
+async def test_an_unpaced_site_gets_every_cursor_at_once() -> None:
+    """Answers that travel together (no pace) fan out to all segments without a probe."""
+    ids, stats, site = await _crawl_on_virtual_time(5000, latency=0.05, interval=0.0)
+    assert sorted(ids) == site.ids() and stats.cursors == 8, stats
+
+
+async def test_fan_out_is_logged_with_its_measurements(caplog: pytest.LogCaptureFixture) -> None:
+    """The chosen fan-out and what it was measured from go to the crawler's logger at INFO."""
+    with caplog.at_level(logging.INFO, logger="wixinv_async.crawler"):
+        await _crawl_on_virtual_time(1234, latency=0.1, interval=0.3)
+    (record,) = [r for r in caplog.records if r.name == "wixinv_async.crawler"]
+    assert record.levelno == logging.INFO
+    assert "1 of at most 8 cursors" in record.getMessage()
+    assert "answers 300.0 ms apart" in record.getMessage()
+
+
+async def test_steals_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """Each steal names the thief, the victim and the range taken."""
+    fake = FakeInventory(_skewed(4000, seed=3))
+    with caplog.at_level(logging.DEBUG, logger="wixinv_async.crawler"):
+        crawl = crawl_inventory(fake, fanout="max", segments=8, page_size=20)
+        await _ids(crawl)
+    steals = [r.getMessage() for r in caplog.records if "steal" in r.getMessage()]
+    assert len(steals) == crawl.stats().steals > 0
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if "steal" in r.getMessage())
+
+
+async def test_ordered_crawl_stays_in_order_across_the_probe_split() -> None:
+    """The probe page, then its segment split among cursors: ordered=True still ascends."""
+    ids, stats, site = await _crawl_on_virtual_time(3000, 0.65, 0.3, ordered=True, buffer_pages=2)
+    assert ids == site.ids() and stats.cursors == 2, stats
+
+
+async def test_a_failed_crawl_is_logged_once_at_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """The error that ends a crawl is logged at WARNING with the requests spent, and raised."""
+
+    async def fail(fake: FakeInventory, filter: Mapping[str, Any] | None) -> None:
+        if len(fake.calls) > 6:
+            raise ServerError(500, "boom")
+
+    fake = FakeInventory(range(1, 400), hook=fail)
+    with (
+        caplog.at_level(logging.WARNING, logger="wixinv_async.crawler"),
+        pytest.raises(ServerError),
+    ):
+        await _ids(crawl_inventory(fake, fanout="max", segments=4, page_size=10))
+    (record,) = [r for r in caplog.records if r.name == "wixinv_async.crawler"]
+    message = record.getMessage()
+    assert record.levelno == logging.WARNING and "ServerError" in message and "boom" in message

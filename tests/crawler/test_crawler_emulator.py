@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from wixinv_async.crawler import crawl_inventory, paginate_inventory
 from wixinv_async.emulator import Emulator
 from wixinv_async.errors import OffsetLimitError
 from wixinv_async.models import MAX_OFFSET_ITEMS, InventoryItem, QueryInventoryResponse
+from wixinv_async.transport import RateLimit
 
 ITEMS = 30_000
 
@@ -41,7 +43,7 @@ async def test_crawl_reads_past_the_offset_limit_exactly_once(
     emulator: Emulator, client: InventoryClient
 ) -> None:
     """All 30,000 items, each once, where offset paging refuses to go."""
-    crawl = crawl_inventory(client, segments=8)
+    crawl = crawl_inventory(client, fanout="max", segments=8)
     async with crawl as items:
         got = _ids([item async for item in items])
     assert len(got) == ITEMS > MAX_OFFSET_ITEMS
@@ -82,7 +84,7 @@ async def test_items_created_and_changed_mid_crawl_are_read_once(
 ) -> None:
     """New products and stock changes during the crawl: the ids read equal the final state."""
     busy = _Busy(client, emulator, seed=7)
-    async with crawl_inventory(busy, segments=8) as items:
+    async with crawl_inventory(busy, fanout="max", segments=8) as items:
         got = [item async for item in items]
     final = emulator.store.items()
     assert busy.created and len(busy.changed) > 100
@@ -123,7 +125,7 @@ async def test_user_filters_are_honoured(
     """A user filter AND-ed with the cursors yields exactly the matching items."""
     everything = emulator.store.items()
     median = int(str(everything[len(everything) // 2].numeric_id))
-    async with crawl_inventory(client, filter=build(median), segments=6) as items:
+    async with crawl_inventory(client, filter=build(median), fanout="max", segments=6) as items:
         got = _ids([item async for item in items])
     expected = _ids([item for item in everything if wanted(item, median)])
     assert 0 < len(expected) < len(everything), name
@@ -134,6 +136,24 @@ async def test_ordered_crawl_matches_the_store_order(
     emulator: Emulator, client: InventoryClient
 ) -> None:
     """ordered=True over HTTP yields the store's numericId order."""
-    async with crawl_inventory(client, segments=8, ordered=True) as items:
+    async with crawl_inventory(client, fanout="max", segments=8, ordered=True) as items:
         got = _ids([item async for item in items])
     assert got == _ids(emulator.store.items())
+
+
+async def test_a_paced_crawl_over_http_spends_the_fewest_requests(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Against a client paced slower than the emulator answers, the default crawl (segments=8)
+    runs one cursor: ceil(N/100) + 2 requests, every item once, and no secret in the logs."""
+    async with Emulator(products=450, variants_per_product=1, rate_limit=None) as emu:
+        auth = ApiKeyAuth(emu.api_key, site_id=emu.site_id)
+        pace = RateLimit(20, 1.0)  # one request per 51 ms: far slower than a local answer
+        with caplog.at_level(logging.DEBUG, logger="wixinv_async"):
+            async with InventoryClient(auth, base_url=emu.url, rate_limit=pace) as client:
+                crawl = crawl_inventory(client)
+                async with crawl as items:
+                    got = _ids([item async for item in items])
+        assert sorted(got) == _ids(emu.store.items()) and len(got) == len(set(got)) == 450
+        assert crawl.stats().cursors == 1 and crawl.stats().requests == 5 + 2, crawl.stats()
+        assert emu.api_key not in caplog.text

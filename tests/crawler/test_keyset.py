@@ -260,6 +260,13 @@ class _Sim:
             if not outcome.more:
                 worker.segment = None
 
+    def split(self, parts: int) -> None:
+        """Split the first active segment (its read may be in flight) into ``parts``."""
+        for segment in self.plan.ordered():
+            if segment.state is SegmentState.ACTIVE:
+                self.plan.split(segment, parts)
+                return
+
     def insert_top(self, value: int) -> bool:
         """Insert a new item above all others unless the crawl's final read is under way."""
         final = any(
@@ -294,7 +301,10 @@ class _Sim:
     min_steal=st.integers(0, 20),
     cap=st.none() | st.integers(1, 12),
     schedule=st.lists(
-        st.tuples(st.integers(0, 8), st.none() | st.just("top") | st.integers(1, 6_000)),
+        st.tuples(
+            st.integers(0, 8),
+            st.none() | st.sampled_from(["top", "split"]) | st.integers(1, 6_000),
+        ),
         max_size=400,
     ),
 )
@@ -307,8 +317,8 @@ def test_any_split_and_steal_sequence_reads_every_item_exactly_once(
     cap: int | None,
     schedule: list[tuple[int, str | int | None]],
 ) -> None:
-    """However workers interleave, steal and see inserts, and however short the server cuts
-    its pages, each item is read exactly once."""
+    """However workers interleave, steal, split their segments and see inserts, and however
+    short the server cuts its pages, each item is read exactly once."""
     ids.sort()
     plan = KeysetPlan(ids[0], ids[-1], parts, min_steal_items=min_steal)
     sim = _Sim(plan, list(ids), limit, [_Worker() for _ in range(workers)], cap)
@@ -317,6 +327,8 @@ def test_any_split_and_steal_sequence_reads_every_item_exactly_once(
         _tiles(plan)
         if insert == "top":
             sim.insert_top(sim.ids[-1] + 1 + choice)
+        elif insert == "split":
+            sim.split(2 + choice % 4)
         elif isinstance(insert, int) and insert >= ids[0]:
             sim.insert_unread(insert)
     idle_rounds = 0
@@ -354,3 +366,52 @@ def test_short_page_whose_window_holds_more_is_not_the_end() -> None:
     assert plan.begin_read(low) == ReadWindow(2, low.end)
     assert plan.record_page(low, [], 3, window_total=3).more is False  # a wrong total: one read
     assert low.state is SegmentState.DONE
+
+
+def test_full_page_whose_total_counts_nothing_more_ends_the_segment() -> None:
+    """A full page holding the window's last item ends its segment: no empty read follows."""
+    plan = KeysetPlan(1, 1000, 2)
+    low = plan.claim()
+    assert low is not None and plan.begin_read(low) is not None
+    outcome = plan.record_page(low, [1, 2, 3], 3, window_total=3)
+    assert (outcome.keep, outcome.more) == (3, False) and low.state is SegmentState.DONE
+
+
+def test_total_tells_what_a_segment_has_left() -> None:
+    """A page's total less its length is what its segment still holds."""
+    plan = KeysetPlan(1, 1000, 2)
+    low = plan.claim()
+    assert low is not None and plan.begin_read(low) is not None
+    assert plan.record_page(low, [1, 2, 3], 3, window_total=250).more
+    assert low.remaining == 247
+
+
+def test_total_of_a_window_a_steal_narrowed_is_not_kept() -> None:
+    """After a steal lowered the end mid-read, the total counted a wider window: not kept."""
+    plan = KeysetPlan(1, 1000, 1, min_steal_items=0)
+    only = plan.claim()
+    assert only is not None and plan.begin_read(only) is not None
+    assert plan._steal() is not None
+    assert plan.record_page(only, [1, 2, 3], 3, window_total=900).more
+    assert only.remaining is None
+
+
+def test_split_hands_out_the_rest_in_order_and_keeps_the_tail_open() -> None:
+    """Splitting the one open segment after its first page tiles what is left."""
+    plan = KeysetPlan(1, 1000, 1)
+    only = plan.claim()
+    assert only is not None
+    _read(plan, only, [1, 2, 3])
+    added = plan.split(only, 3)
+    _tiles(plan)
+    assert [(s.start, s.end) for s in plan.ordered()] == [(0, 336), (336, 668), (668, None)]
+    assert [s.state for s in added] == [SegmentState.READY, SegmentState.READY]
+    assert only.state is SegmentState.ACTIVE and only.after == 3
+
+
+def test_split_into_one_part_changes_nothing() -> None:
+    """One part, or nothing left to split, adds no segment."""
+    plan = KeysetPlan(1, 1000, 1)
+    only = plan.claim()
+    assert only is not None
+    assert plan.split(only, 1) == [] and len(plan.ordered()) == 1

@@ -10,16 +10,22 @@ tells every input line apart:
 - absent, ``cancelled`` without ever being sent, or ``not_applied`` (its request was refused
   whole, for no fault of the line: 401, 429 to the last attempt, ...): not applied, send it.
 
+The journal refuses another version of the input file (lines are known by their number),
+unless it knows of no line that was or may have been applied: then it follows the new version.
+
 A line that was sent is never downgraded to ``cancelled``: a later CANCELLED outcome for it is
 stored as ``in_doubt``, because its request may have been applied.
 
-One run at a time: a journal is locked (``PATH.lock``, released when the process ends, even by
-``kill -9``), since two runs at once would both send every line neither had journalled yet.
+One run at a time: a journal is locked (the database file itself, see :func:`_lock`; released
+when the process ends, even by ``kill -9``), since two runs at once would both send every line
+neither had journalled yet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
@@ -36,6 +42,8 @@ __all__ = [
     "input_fingerprint",
     "should_send",
 ]
+
+logger = logging.getLogger(__name__)
 
 FINAL_STATES: Final = frozenset({"committed", "rejected"})
 NOT_APPLIED: Final = "not_applied"
@@ -73,34 +81,73 @@ def input_fingerprint(path: Path) -> str:
 
 
 class Journal:
-    """The journal of one input file. Not thread-safe; one run at a time."""
+    """The journal of one input file. Not thread-safe; one run at a time.
 
-    def __init__(self, path: Path, *, fingerprint: str, outcome_buffer: int = 5_000):
+    Every SQLite error becomes a :class:`~wixinv_async.errors.ConfigurationError` saying what
+    to do: a journal that cannot be read (damaged, truncated, not a journal) when it is opened
+    or read, and one that cannot be written (a full disk) when a batch is recorded as sent, so
+    that request is never sent. Outcomes that cannot be written stay buffered (their lines look
+    in doubt after a crash, which is safe) and the first such error is kept in ``failure``, for
+    the run to stop at. ``max_pages`` caps the database's size as a full disk would (SQLite's
+    ``max_page_count``): for tests of what a full disk does.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fingerprint: str,
+        outcome_buffer: int = 5_000,
+        max_pages: int | None = None,
+    ):
         self.path = path
+        self.failure: ConfigurationError | None = None
         self._lock = _lock(path)
         self._db = sqlite3.connect(path, isolation_level=None)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._check_fingerprint(fingerprint)
-            self.run = self._start_run()
+            with self._reading():
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+                if max_pages is not None:
+                    self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
+                self._check_fingerprint(fingerprint)
+            with self._writing():
+                self.run = self._start_run()
+            if self.failure is not None:
+                raise self.failure
         except BaseException:
             self._db.close()
             self._lock.close()
             raise
         self._pending_outcomes: list[tuple[str, str | None, str | None, int]] = []
         self._outcome_buffer = outcome_buffer
+        logger.info("journal %s opened for run %d", path, self.run)
 
     def _check_fingerprint(self, fingerprint: str) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='input'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta VALUES ('input', ?)", (fingerprint,))
+        elif row[0] != fingerprint and self._knows_nothing_applied():
+            # Every line it holds is to be sent again anyway: it can follow the edited file.
+            logger.info("journal %s follows the edited input: nothing was applied", self.path)
+            with self._transaction():
+                self._db.execute("DELETE FROM lines")
+                self._db.execute("UPDATE meta SET value=? WHERE key='input'", (fingerprint,))
         elif row[0] != fingerprint:
             raise ConfigurationError(
                 f"journal {self.path} belongs to another version of the input file; "
                 "rerun with the original file or give a new --journal path"
             )
+
+    def _knows_nothing_applied(self) -> bool:
+        """Whether no line was ever applied or may have been: a run that sent nothing (a bad
+        header, say) or whose every request was refused whole."""
+        resendable = ", ".join(f"'{state}'" for state in sorted(_RESENDABLE))
+        row = self._db.execute(
+            f"SELECT 1 FROM lines WHERE state NOT IN ({resendable}) LIMIT 1"  # noqa: S608
+        ).fetchone()
+        return row is None
 
     def _start_run(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key='runs'").fetchone()
@@ -109,13 +156,17 @@ class Journal:
         return run
 
     def next_batch_id(self) -> int:
-        row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM batches").fetchone()
+        with self._reading():
+            row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM batches").fetchone()
         return int(row[0]) + 1
 
     def record_sent(self, batch_id: int, kind: str, lines: Iterable[int]) -> None:
-        """Durably mark ``lines`` as carried by a request that is about to be sent."""
+        """Durably mark ``lines`` as carried by a request that is about to be sent; raise
+        (so it is not sent) when that cannot be written, or an earlier write failed."""
+        if self.failure is not None:
+            raise self.failure
         numbers = [(line, batch_id) for line in lines]
-        with self._transaction():
+        with self._writing(), self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)",
                 (batch_id, kind, self.run, len(numbers)),
@@ -125,6 +176,11 @@ class Journal:
                 "ON CONFLICT(line) DO UPDATE SET batch=excluded.batch, state='sent'",
                 numbers,
             )
+        if self.failure is not None:
+            raise self.failure
+        logger.debug(
+            "journal: batch %d (%s, %d lines) recorded as sent", batch_id, kind, len(numbers)
+        )
 
     def record_outcome(self, line: int, state: str, code: str | None, message: str | None) -> None:
         """Buffer a line's outcome; written in groups (losing them in a crash only makes the
@@ -150,11 +206,11 @@ class Journal:
         self.flush()
 
     def flush(self) -> None:
-        """Write the buffered outcomes."""
+        """Write the buffered outcomes; when that fails, they stay buffered (see ``failure``)."""
         if not self._pending_outcomes:
             return
         outcomes, self._pending_outcomes = self._pending_outcomes, []
-        with self._transaction():
+        with self._writing(keep=outcomes), self._transaction():
             self._db.executemany(
                 "INSERT INTO lines (line, state, code, message) VALUES (?4, ?1, ?2, ?3) "
                 "ON CONFLICT(line) DO UPDATE SET "
@@ -174,10 +230,12 @@ class Journal:
         self.flush()
         after = 0
         while True:
-            rows = self._db.execute(
-                "SELECT line, state, code, message FROM lines WHERE line > ? ORDER BY line LIMIT ?",
-                (after, chunk),
-            ).fetchall()
+            with self._reading():
+                rows = self._db.execute(
+                    "SELECT line, state, code, message FROM lines WHERE line > ? "
+                    "ORDER BY line LIMIT ?",
+                    (after, chunk),
+                ).fetchall()
             for row in rows:
                 yield LineState(*row)
             if len(rows) < chunk:
@@ -186,18 +244,21 @@ class Journal:
 
     def in_doubt(self) -> list[LineState]:
         """Lines that may or may not have been applied."""
-        cursor = self._db.execute(
-            "SELECT line, state, code, message FROM lines "
-            "WHERE state IN ('sent', 'in_doubt') ORDER BY line"
-        )
-        return [LineState(*row) for row in cursor]
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT line, state, code, message FROM lines "
+                "WHERE state IN ('sent', 'in_doubt') ORDER BY line"
+            ).fetchall()
+        return [LineState(*row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         """Lines by state."""
-        rows = self._db.execute("SELECT state, COUNT(*) FROM lines GROUP BY state").fetchall()
+        with self._reading():
+            rows = self._db.execute("SELECT state, COUNT(*) FROM lines GROUP BY state").fetchall()
         return {str(state): int(count) for state, count in rows}
 
     def close(self) -> None:
+        """Write what is buffered (a last try when writing failed before), close, unlock."""
         try:
             self.flush()
             self._db.close()
@@ -207,10 +268,51 @@ class Journal:
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn an SQLite error into the advice for a journal that cannot be read."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            logger.error("journal %s cannot be read: %s", self.path, exc)
+            raise ConfigurationError(
+                f"journal {self.path} cannot be read ({exc}): it is damaged or not a journal. "
+                "It alone records which rows were sent: keep it, and start over with another "
+                "--journal path only once you have checked on the site what it had applied"
+            ) from None
+
+    @contextlib.contextmanager
+    def _writing(
+        self, *, keep: list[tuple[str, str | None, str | None, int]] | None = None
+    ) -> Iterator[None]:
+        """Keep the first SQLite error of a write in ``failure`` (and the outcomes that were
+        not written in the buffer): the run stops, and nothing more is sent."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if keep is not None:
+                self._pending_outcomes[:0] = keep
+            if self.failure is None:
+                logger.error("journal %s cannot be written (%s): the run stops", self.path, exc)
+                self.failure = ConfigurationError(
+                    f"cannot write the journal {self.path} ({exc}); the run stopped, sending "
+                    "nothing the journal could not record. Fix the cause (a full disk: free "
+                    "some space), then run the same command again: it goes on where it stopped"
+                )
+
 
 def _lock(path: Path) -> BinaryIO:
-    """Hold ``PATH.lock`` for as long as the returned file stays open, or refuse."""
-    lock_path = path.with_name(path.name + ".lock")
+    """Hold an exclusive lock for as long as the returned file stays open, or refuse.
+
+    On POSIX the lock is a ``flock`` on the journal database itself: a lock file can be
+    deleted while a run holds it, and the next run would then lock a new file and run alongside
+    (``flock`` and SQLite's own ``fcntl`` locks do not interact; this descriptor is closed only
+    after SQLite's connection, since closing any descriptor of a file drops the process's
+    ``fcntl`` locks on it). Windows locks byte ranges for good, which would block SQLite's own
+    reads, so there it locks ``PATH.lock``, which Windows does not let anyone delete while it is
+    open.
+    """
+    lock_path = path.with_name(path.name + ".lock") if sys.platform == "win32" else path
     handle = lock_path.open("a+b")
     try:
         if sys.platform == "win32":
@@ -224,8 +326,7 @@ def _lock(path: Path) -> BinaryIO:
     except OSError:
         handle.close()
         raise ConfigurationError(
-            f"journal {path} is in use by another run ({lock_path} is locked); "
-            "wait for that run to end, then run again"
+            f"journal {path} is in use by another run; wait for that run to end, then run again"
         ) from None
     return handle
 
@@ -238,7 +339,10 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:  # SQLite rolls back by itself on some errors (disk full)
+            self._db.execute("ROLLBACK")
 
 
 def should_send(state: LineState | None, *, retry_in_doubt: bool) -> bool:

@@ -1,7 +1,8 @@
 """Streaming reader of bulk adjustment files: CSV or JSON Lines, one delta per row.
 
 Columns (CSV header or JSON keys): ``product_id`` or ``inventory_id``, ``variant_id``, ``delta``
-and optionally ``preorder``. Rows are read one at a time, so memory stays constant however long
+and optionally ``preorder``; CSV header names match whatever their case (``Product_ID``), JSON
+keys exactly. Rows are read one at a time, so memory stays constant however long
 the file is. A row that cannot be used becomes a :class:`RejectedRow` with its line number and
 the reason, and reading goes on. Open the file with ``errors="surrogateescape"``: a row holding
 bytes that are not UTF-8 is then rejected like any other bad row instead of ending the read.
@@ -10,6 +11,7 @@ bytes that are not UTF-8 is then rejected like any other bad row instead of endi
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +32,9 @@ _FALSE = frozenset({"", "0", "false", "no", "n", "f"})
 _UNDECODED = re.compile("[\udc80-\udcff]")
 """What ``surrogateescape`` makes of a byte that is not UTF-8."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SHOWN = 1_000
+"""Characters of a rejected row's text and reason kept in the rejects file."""
+_DELTA_DIGITS = len(str(MAX_QUANTITY))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,8 @@ class DeltaRow:
     variant_id: str
     delta: int
     preorder: bool
+    raw: str = dataclasses.field(default="", compare=False)
+    """The row's text, for the rejects file when the server refuses it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,22 +74,91 @@ def read_rows(stream: TextIO, fmt: RowFormat) -> Iterator[DeltaRow | RejectedRow
 
 
 def _read_csv(stream: TextIO) -> Iterator[DeltaRow | RejectedRow]:
-    reader = csv.DictReader(stream)
-    if reader.fieldnames is None:  # an empty file: no rows, as an empty JSON Lines file
+    lines = _Lines(stream)
+    reader = csv.DictReader(lines)
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise InvalidInputError("header", _shown(lines.record()), f"not CSV: {exc}") from None
+    if header is None:  # an empty file: no rows, as an empty JSON Lines file
         return
-    reader.fieldnames = [name.strip() for name in reader.fieldnames]  # "product_id, delta"
-    missing = _missing_columns(reader.fieldnames or [])
-    if missing:
-        raise InvalidInputError("header", reader.fieldnames, f"missing column(s): {missing}")
-    for record in reader:
-        line = reader.line_num
-        if (undecoded := _not_utf8(line, _raw_csv(record))) is not None:
-            yield undecoded
+    reader.fieldnames = _column_names(header)
+    while True:
+        lines.start_record()
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field past csv.field_size_limit(): this row only
+            raw = lines.record()
+            lines.skip_rest_of_record()
+            yield _rejected(lines.count, f"not readable as CSV: {exc}", raw)
             continue
-        if None in record:  # more cells than header columns
-            yield RejectedRow(line, "more cells than the header has columns", _raw_csv(record))
-            continue
-        yield _parse(line, record, _raw_csv(record))
+        yield _csv_row(lines.count, record)
+
+
+def _csv_row(line: int, record: dict[str | None, Any]) -> DeltaRow | RejectedRow:
+    raw = _raw_csv(record)
+    if (undecoded := _not_utf8(line, raw)) is not None:
+        return undecoded
+    if None in record:  # more cells than header columns
+        return _rejected(line, "more cells than the header has columns", raw)
+    return _parse(line, record, raw)
+
+
+class _Lines:
+    """The stream's physical lines as the csv reader takes them: counted (``count`` is the
+    line a record ends on), and the current record's kept, so that a record the reader fails
+    on can be skipped whole."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self._record: list[str] = []
+        self.count = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._stream)
+        self.count += 1
+        self._record.append(line)
+        return line
+
+    def start_record(self) -> None:
+        self._record.clear()
+
+    def record(self) -> str:
+        return "".join(self._record)
+
+    def skip_rest_of_record(self) -> None:
+        """Consume the rest of a record the reader failed in. The reader drops the rest of the
+        line it failed on and starts a new record on the next line; were that line inside a
+        quoted field, the field's text would be read as rows (even a valid one, applied)."""
+        state = _START
+        for line in self._record:
+            state = _quote_state(line, state)
+        while state == _QUOTED and (more := next(self._stream, None)) is not None:
+            self.count += 1
+            state = _quote_state(more, state)
+
+
+_START, _FIELD, _QUOTED, _QUOTE_IN_QUOTED = "start", "field", "quoted", "quote in quoted"
+
+
+def _quote_state(text: str, state: str) -> str:
+    """Where the csv module's default dialect stands after ``text``, starting from ``state``:
+    a quote opens a quoted field only at a field's start, and ``""`` inside one is a quote."""
+    for char in text:
+        if state == _QUOTED:
+            state = _QUOTE_IN_QUOTED if char == '"' else _QUOTED
+        elif state == _QUOTE_IN_QUOTED and char == '"':
+            state = _QUOTED
+        elif char in ",\r\n":
+            state = _START
+        else:
+            state = _QUOTED if state == _START and char == '"' else _FIELD
+    return state
 
 
 def _read_jsonl(stream: TextIO) -> Iterator[DeltaRow | RejectedRow]:
@@ -96,12 +172,31 @@ def _read_jsonl(stream: TextIO) -> Iterator[DeltaRow | RejectedRow]:
         try:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield RejectedRow(line, f"not valid JSON: {exc.msg}", raw)
+            yield _rejected(line, f"not valid JSON: {exc.msg}", raw)
+            continue
+        except RecursionError:
+            yield _rejected(line, "not usable JSON: nested too deeply", raw)
+            continue
+        except ValueError as exc:  # a number of more than sys.get_int_max_str_digits() digits
+            yield _rejected(line, f"not usable JSON: {str(exc).split(';')[0]}", raw)
             continue
         if not isinstance(record, dict):
-            yield RejectedRow(line, "a row must be a JSON object", raw)
+            yield _rejected(line, "a row must be a JSON object", raw)
             continue
         yield _parse(line, record, raw)
+
+
+def _rejected(line: int, reason: str, raw: str) -> RejectedRow:
+    """A rejected row, its reason and text cut short: a row too big to read would be too big
+    for the spreadsheet that opens the rejects file too."""
+    return RejectedRow(line, _shown(reason), _shown(raw))
+
+
+def _shown(text: str) -> str:
+    """``text``, or its start and end around how long it is (a reason ends with the why)."""
+    if len(text) <= _SHOWN:
+        return text
+    return f"{text[: _SHOWN - 200]} [... {len(text):,} characters in all ...] {text[-200:]}"
 
 
 def _not_utf8(line: int, raw: str) -> RejectedRow | None:
@@ -112,7 +207,20 @@ def _not_utf8(line: int, raw: str) -> RejectedRow | None:
     shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     byte, column = ord(found.group()) - 0xDC00, found.start() + 1
     reason = f"not UTF-8 text: byte 0x{byte:02X} at column {column}; save the file as UTF-8"
-    return RejectedRow(line, reason, shown)
+    return _rejected(line, reason, shown)
+
+
+def _column_names(header: Sequence[str]) -> list[str]:
+    """The header's column names, trimmed ("product_id, delta") and lower-cased (a spreadsheet
+    user writes "Product_ID"); refused when a required one is missing or one appears twice."""
+    names = [name.strip().lower() for name in header]
+    missing = _missing_columns(names)
+    if missing:
+        raise InvalidInputError("header", list(header), f"missing column(s): {missing}")
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        raise InvalidInputError("header", list(header), f"repeated column(s): {repeated}")
+    return names
 
 
 def _missing_columns(columns: Sequence[str]) -> str:
@@ -138,9 +246,10 @@ def _parse(line: int, record: Mapping[str | None, Any], raw: str) -> DeltaRow | 
             variant_id=variant_id,
             delta=_delta(record.get("delta")),
             preorder=_flag(record.get("preorder")),
+            raw=raw,
         )
     except InvalidInputError as exc:
-        return RejectedRow(line, str(exc), raw)
+        return _rejected(line, str(exc), raw)
 
 
 def _text(value: Any) -> Any:
@@ -168,6 +277,8 @@ def _delta(value: Any) -> int:
         digits = text[1:] if text[:1] in "+-" else text
         if not (digits.isascii() and digits.isdigit()):  # int() takes "٣" and refuses "²"
             raise InvalidInputError("delta", value, "must be a whole number")
+        if len(digits.lstrip("0")) > _DELTA_DIGITS:  # int() refuses over 4,300 digits
+            raise InvalidInputError("delta", value, f"must be within ±{MAX_QUANTITY}")
         value = int(text)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError("delta", value, "must be a whole number")

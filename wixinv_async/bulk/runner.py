@@ -9,6 +9,7 @@ their outcome at once, so memory does not grow with the file.
 from __future__ import annotations
 
 import csv
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -25,6 +26,8 @@ from .journal import NOT_APPLIED, Journal, LineState, input_fingerprint, should_
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
 
 __all__ = ["BulkPaths", "BulkProgress", "BulkSummary", "count_lines", "run_bulk_adjust"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -127,11 +130,19 @@ async def run_bulk_adjust(
     adjuster_options: Mapping[str, Any] | None = None,
     on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None = None,
     progress_every: int = 2_000,
+    journal_max_pages: int | None = None,
 ) -> BulkSummary:
-    """Apply every row of ``paths.source`` at most once across any number of (crashed) runs."""
+    """Apply every row of ``paths.source`` at most once across any number of (crashed) runs.
+
+    Raises :class:`~wixinv_async.errors.ConfigurationError` when the site refuses the
+    credentials or the journal cannot be read or written (``journal_max_pages``: see
+    :class:`Journal`); a rerun goes on where the run stopped."""
     started = time.monotonic()
-    journal = Journal(paths.journal, fingerprint=input_fingerprint(paths.source))
+    journal = Journal(
+        paths.journal, fingerprint=input_fingerprint(paths.source), max_pages=journal_max_pages
+    )
     job = _Job(journal, paths, retry_in_doubt, max_outstanding)
+    logger.info("bulk run %d of %s: journal %s", journal.run, paths.source, paths.journal)
     try:
         with _Reports(paths) as reports:
             job.reports = reports
@@ -143,6 +154,8 @@ async def run_bulk_adjust(
                     **dict(adjuster_options or {}),
                 ) as adjuster:
                     job.adjuster = adjuster
+                    if on_progress is not None:  # at once: a display can follow the adjuster
+                        on_progress(job.progress, adjuster)
                     await job.feed(on_progress, progress_every)
                     await adjuster.flush()
                     job.stop_if_refused()
@@ -151,9 +164,32 @@ async def run_bulk_adjust(
             job.settle_done(everything=True)
             if on_progress is not None:
                 on_progress(job.progress, adjuster)
-        return job.summary(adjuster.stats().requests, time.monotonic() - started)
+        summary = job.summary(adjuster.stats().requests, time.monotonic() - started)
+        _log_summary(summary)
+        return summary
     finally:
         journal.close()
+
+
+def _log_summary(summary: BulkSummary) -> None:
+    logger.info(
+        "bulk run done: %d rows, %d committed, %d rejected, %d invalid, %d done before, "
+        "%d requests in %.1f s",
+        summary.rows,
+        summary.committed,
+        summary.rejected,
+        summary.invalid,
+        summary.done_before,
+        summary.requests,
+        summary.seconds,
+    )
+    if summary.in_doubt or summary.held_in_doubt:
+        logger.warning(
+            "%d rows in doubt (%d held back from earlier runs): listed in %s",
+            summary.in_doubt + summary.held_in_doubt,
+            summary.held_in_doubt,
+            summary.paths.in_doubt,
+        )
 
 
 class _Reports:
@@ -227,8 +263,12 @@ class _Job:
             self.fatal = error
 
     def stop_if_refused(self) -> None:
-        """Raise when the site refused the credentials: every later request would be refused."""
+        """Raise when the site refused the credentials (every later request would be refused)
+        or the journal could not be written (no request goes out that it cannot record)."""
+        if self.journal.failure is not None:
+            raise self.journal.failure
         if self.fatal is not None:
+            logger.error("the site refused the credentials: the run stops")
             raise ConfigurationError(
                 f"the site refused the credentials: {self.fatal}. The refused rows were not "
                 "applied; fix the credentials and run the same command again."
@@ -275,7 +315,7 @@ class _Job:
             self.progress.done_before += 1
         elif state.state == "rejected":
             self.progress.done_before += 1
-            self.reports.rejects.writerow([row.line, f"{state.code}: {state.message}", ""])
+            self.reports.rejects.writerow([row.line, f"{state.code}: {state.message}", row.raw])
         else:
             self.progress.held_in_doubt += 1
             self._write_in_doubt(row)
@@ -307,7 +347,7 @@ class _Job:
             reason = f"{outcome.code}: {outcome.message}"
             if self._state(outcome) == NOT_APPLIED:
                 reason += " (not applied; a rerun sends it again)"
-            self.reports.rejects.writerow([row.line, reason, ""])
+            self.reports.rejects.writerow([row.line, reason, row.raw])
         elif status == "in_doubt":
             self._write_in_doubt(row)
 
@@ -319,6 +359,7 @@ class _Job:
     def summary(self, requests: int, seconds: float) -> BulkSummary:
         outcomes = self.progress.outcomes
         self.journal.flush()
+        self.stop_if_refused()
         return BulkSummary(
             rows=self.progress.rows,
             invalid=self.progress.invalid,

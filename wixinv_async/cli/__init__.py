@@ -8,10 +8,22 @@ Exit codes: 0 everything committed, 1 some deltas rejected, 2 usage or configura
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-__all__ = ["EXIT_CONFIG", "EXIT_INTERRUPTED", "EXIT_IN_DOUBT", "EXIT_OK", "EXIT_REJECTED", "main"]
+from .. import __version__
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_INTERRUPTED",
+    "EXIT_IN_DOUBT",
+    "EXIT_OK",
+    "EXIT_REJECTED",
+    "add_verbose_option",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -34,10 +46,43 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"wixinv-async {__version__}")
+    add_verbose_option(parser, default=0)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in _registry.commands():
         register(subparsers)
     return parser
+
+
+def add_verbose_option(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """``-v``: the library's logs (INFO) on stderr; ``-vv``: DEBUG too. Secrets never appear."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="log what the library does on stderr (-vv: in detail)",
+    )
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(verbosity: int) -> Iterator[None]:
+    """The package's logs on stderr for the command's duration (``main`` may run many times in
+    one process, as in tests: each run removes what it added)."""
+    if verbosity <= 0:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package = logging.getLogger("wixinv_async")
+    level = package.level
+    package.addHandler(handler)
+    package.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        result: int = args.func(args)
+        with _logging_to_stderr(args.verbose):
+            result: int = args.func(args)
     except KeyboardInterrupt:
         from ._common import fail
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
+import logging
 import os
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TextIO
+from urllib.parse import urlsplit
 
+from ..core.ratelimit import check_rate
 from ..errors import AuthenticationError, ConfigurationError, PermissionDeniedError
 
 if TYPE_CHECKING:
@@ -22,13 +27,18 @@ __all__ = [
     "TargetConfig",
     "add_output_options",
     "add_target_options",
+    "check_reachable",
     "emit_summary",
     "fail",
     "make_client",
     "parse_rate",
+    "plain",
     "refused_credentials",
     "target_from_args",
+    "unreachable",
 ]
+
+logger = logging.getLogger("wixinv_async.cli")
 
 _ENV = {
     "base_url": "WIX_BASE_URL",
@@ -63,7 +73,10 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
+    from . import add_verbose_option
+
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_verbose_option(parser, default=argparse.SUPPRESS)  # also after the subcommand
     parser.add_argument(
         "--json",
         action="store_true",
@@ -143,8 +156,9 @@ def parse_rate(text: str | None) -> tuple[int, float] | None:
         raise ConfigurationError(
             f"--rate-limit={text!r}: expected N/SECONDS, e.g. 200/60"
         ) from None
-    if parsed[0] < 1 or parsed[1] <= 0:
+    if parsed[0] < 1 or not parsed[1] > 0:
         raise ConfigurationError(f"--rate-limit={text!r}: both numbers must be positive")
+    check_rate(*parsed, source=f"--rate-limit={text!r}")
     return parsed
 
 
@@ -157,7 +171,19 @@ def emit_summary(summary: Mapping[str, Any], *, as_json: bool, out: TextIO | Non
         return
     width = max((len(k) for k in summary), default=0)
     for key, value in summary.items():
-        out.write(f"{key.replace('_', ' '):<{width}}  {value}\n")
+        out.write(f"{key.replace('_', ' '):<{width}}  {plain(value)}\n")
+
+
+def plain(value: object) -> str:
+    """A summary value as a person reads it: ``committed 3, rejected 1`` for a mapping (not a
+    Python dict's repr), ``none`` for an empty one, ``-`` for no value."""
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {plain(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def fail(
@@ -179,6 +205,45 @@ REFUSED: Final = (AuthenticationError, PermissionDeniedError)
 def refused_credentials(error: Exception) -> ConfigurationError:
     """The configuration error a 401 or 403 amounts to."""
     return ConfigurationError(f"the site refused the credentials: {error}")
+
+
+def unreachable(config: TargetConfig, error: object) -> ConfigurationError:
+    """The configuration error a site that cannot be reached amounts to, naming its address
+    (the client's messages name only the path)."""
+    host, port = _address(config.base_url)
+    return ConfigurationError(
+        f"cannot reach {host}:{port} ({config.base_url}; check --base-url / WIX_BASE_URL): {error}"
+    )
+
+
+def _address(base_url: str) -> tuple[str, int | str]:
+    parts = urlsplit(base_url)
+    try:
+        port: int | str = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # out of range: the URL as given says enough
+        port = "?"
+    return parts.hostname or base_url, port
+
+
+_PROBE_SECONDS: Final = 10.0
+
+
+async def check_reachable(config: TargetConfig) -> None:
+    """Open (and close) one TCP connection to the site, so that a wrong host or a dead port
+    stops a command at once with its address, not after every request's retries. It sends
+    nothing, so it costs none of the site's request budget."""
+    host, port = _address(config.base_url)
+    if not isinstance(port, int):
+        raise unreachable(config, "not a valid port")
+    try:
+        async with asyncio.timeout(_PROBE_SECONDS):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError) as exc:
+        raise unreachable(config, str(exc) or f"no answer in {_PROBE_SECONDS:.0f} s") from None
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    logger.debug("site %s:%s reachable", host, port)
 
 
 class ProgressLine:
@@ -279,4 +344,10 @@ def make_client(config: TargetConfig) -> InventoryClient:
         assert config.app_id and config.app_secret and config.instance_id
         auth = AppOAuth(config.app_id, config.app_secret, config.instance_id)
     rate = RateLimit(*config.rate_limit) if config.rate_limit else None
+    logger.info(
+        "site %s, %s, pacing %s",
+        config.base_url,
+        "OAuth app" if config.uses_oauth else "API key",  # never the secrets themselves
+        f"{rate.requests}/{rate.period:g}s" if rate else "off",
+    )
     return InventoryClient(auth, base_url=config.base_url, rate_limit=rate)

@@ -15,6 +15,7 @@ from ._common import (
     TargetConfig,
     add_output_options,
     add_target_options,
+    check_reachable,
     emit_summary,
     fail,
     make_client,
@@ -80,26 +81,58 @@ def run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+PROGRESS_SECONDS = 0.5
+
+
+def _show(bar: ProgressLine, progress: BulkProgress, adjuster: InventoryAdjuster) -> None:
+    """Rows settled out of the file's, and what is behind them: rows read and submitted,
+    requests, 429 answers, rows rejected and in doubt."""
+    stats = adjuster.stats()
+    settled = stats.committed + stats.rejected + stats.in_doubt + stats.cancelled
+    bar.update(
+        progress.invalid + progress.done_before + progress.held_in_doubt + settled,
+        read=progress.rows,
+        submitted=progress.submitted,
+        requests=stats.requests,
+        **{"429s": stats.rate_limited},
+        rejected=stats.rejected + progress.invalid,
+        in_doubt=stats.in_doubt + progress.held_in_doubt,
+    )
+
+
 async def _adjust(args: argparse.Namespace, config: TargetConfig) -> BulkSummary:
     paths = BulkPaths.beside(args.file, args.journal)
-    bar = ProgressLine("adjust", total=count_lines(args.file), quiet=args.quiet or args.json)
+    total = count_lines(args.file)
+    bar = ProgressLine("adjust", total=total, quiet=args.quiet or args.json)
+
+    watched: list[tuple[BulkProgress, InventoryAdjuster]] = []
 
     def show(progress: BulkProgress, adjuster: InventoryAdjuster) -> None:
-        stats = adjuster.stats()
-        bar.update(
-            progress.finished,
-            requests=stats.requests,
-            rejected=progress.outcomes["rejected"] + progress.invalid,
-            in_doubt=progress.outcomes["in_doubt"] + progress.held_in_doubt,
-        )
+        if not watched:
+            watched.append((progress, adjuster))
+        _show(bar, progress, adjuster)
 
-    async with make_client(config) as client:
-        summary = await run_bulk_adjust(
-            client,
-            paths,
-            retry_in_doubt=args.retry_in_doubt,
-            adjuster_options={"max_in_flight": args.max_in_flight, "linger": args.linger},
-            on_progress=show,
-        )
+    async def tick() -> None:
+        """Reading can wait long on back-pressure while requests go out: the display follows
+        the adjuster's stats on a timer, not the rows read."""
+        while True:
+            await asyncio.sleep(PROGRESS_SECONDS)
+            if watched:
+                _show(bar, *watched[0])
+
+    if total:  # something to send (an empty file runs without the site)
+        await check_reachable(config)
+    ticker = asyncio.create_task(tick())
+    try:
+        async with make_client(config) as client:
+            summary = await run_bulk_adjust(
+                client,
+                paths,
+                retry_in_doubt=args.retry_in_doubt,
+                adjuster_options={"max_in_flight": args.max_in_flight, "linger": args.linger},
+                on_progress=show,
+            )
+    finally:
+        ticker.cancel()
     bar.close(summary.rows, requests=summary.requests)
     return summary

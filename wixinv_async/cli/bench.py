@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import EXIT_CONFIG, EXIT_OK, EXIT_REJECTED
 
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             failed.append(script.stem)
     _write(args.output, records)
     print(f"wrote {args.output}/results.json and results.md ({len(records)} results)")
+    print(summary_text(records, failed))
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return EXIT_REJECTED
@@ -154,6 +155,55 @@ def ratio_points(records: Sequence[dict[str, Any]]) -> list[tuple[str, float, fl
                 target = _number(record[f"target_{name[6:]}"])
                 points.append((f"{label} ({name[6:]})", float(value), target))
     return points
+
+
+AT_MOST_FIELDS = ("bytes_per_key",)
+"""Measures whose ``target`` is an upper bound (every ratio's is a lower one)."""
+
+
+class TargetCheck(NamedTuple):
+    """One measured value against its target."""
+
+    label: str
+    measured: float
+    target: float
+    at_most: bool
+
+    @property
+    def met(self) -> bool:
+        return self.measured <= self.target if self.at_most else self.measured >= self.target
+
+    def __str__(self) -> str:
+        bound = "<=" if self.at_most else ">="
+        verdict = "met" if self.met else "MISSED"
+        return f"{verdict}: {self.label} {self.measured:.4g} (target {bound} {self.target:g})"
+
+
+def target_checks(records: Sequence[dict[str, Any]]) -> list[TargetCheck]:
+    """Every result that has a target, ratios (see :func:`ratio_points`) and upper bounds alike."""
+    checks = [
+        TargetCheck(label, value, target, at_most=False)
+        for label, value, target in ratio_points(records)
+        if target is not None
+    ]
+    for record in records:
+        target = _number(record.get("target"))
+        for name in AT_MOST_FIELDS:
+            value = _number(record.get(name))
+            if target is not None and value is not None:
+                checks.append(TargetCheck(f"{_label(record)} ({name})", value, target, True))
+    return checks
+
+
+def summary_text(records: Sequence[dict[str, Any]], failed: Sequence[str] = ()) -> str:
+    """A few lines: how many targets were met, each missed one in the same form, failed scripts."""
+    checks = target_checks(records)
+    missed = [check for check in checks if not check.met]
+    lines = [f"targets: {len(checks) - len(missed)} met, {len(missed)} missed"]
+    lines += [f"  {check}" for check in missed]
+    if failed:
+        lines.append(f"scripts that failed: {', '.join(failed)}")
+    return "\n".join(lines)
 
 
 _LABEL_FIELDS = ("bench", "case", "comparison", "name", "server")

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import msgspec
 
 from ..crawler import crawl_inventory
-from ..errors import ConfigurationError, WixInventoryError
+from ..errors import BadRequestError, ConfigurationError, ConnectError, WixInventoryError
 from ..models import InventoryItem
 from . import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTED
 from ._common import (
@@ -23,11 +23,13 @@ from ._common import (
     TargetConfig,
     add_output_options,
     add_target_options,
+    check_reachable,
     emit_summary,
     fail,
     make_client,
     refused_credentials,
     target_from_args,
+    unreachable,
 )
 
 CSV_COLUMNS = (
@@ -53,7 +55,8 @@ The crawl reads numericId ranges concurrently, so it is not limited to 10,000 it
 --json prints the summary on stdout, or on stderr when the data itself goes to stdout.
 
 exit codes: 0 done, 1 the crawl failed (server or network), 2 usage or configuration error
-(credentials the site refuses with 401/403 included), 130 interrupted (Ctrl-C)
+(credentials the site refuses with 401/403, a site that cannot be reached and a --filter the
+site refuses included), 130 interrupted (Ctrl-C)
 """
 
 
@@ -85,6 +88,14 @@ def run(args: argparse.Namespace) -> int:
     except REFUSED as exc:
         error = refused_credentials(exc)
         return fail("export", error, EXIT_CONFIG, as_json=args.json, out=_summary_stream(args))
+    except ConnectError as exc:
+        error = unreachable(config, exc)
+        return fail("export", error, EXIT_CONFIG, as_json=args.json, out=_summary_stream(args))
+    except BadRequestError as exc:
+        if args.filter is None:  # not the user's filter: a failed crawl
+            return fail("export", exc, EXIT_REJECTED, as_json=args.json, out=_summary_stream(args))
+        error = ConfigurationError(f"--filter {args.filter}: the site refused it: {_why(exc)}")
+        return fail("export", error, EXIT_CONFIG, as_json=args.json, out=_summary_stream(args))
     except WixInventoryError as exc:
         return fail("export", exc, EXIT_REJECTED, as_json=args.json, out=_summary_stream(args))
     except KeyboardInterrupt:
@@ -93,6 +104,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json or args.output is not None:
         emit_summary(summary, as_json=args.json, out=_summary_stream(args))
     return EXIT_OK
+
+
+def _why(error: BadRequestError) -> str:
+    """What the site said of a refused query, each reason once (its message often repeats
+    the field violation it lists)."""
+    reasons = [f"{v.field}: {v.description}" for v in error.field_violations if v.description]
+    reasons = list(dict.fromkeys(reasons or [error.message or str(error)]))
+    return "; ".join(reasons)
 
 
 def _summary_stream(args: argparse.Namespace) -> TextIO:
@@ -116,6 +135,7 @@ async def _export(
     args: argparse.Namespace, config: TargetConfig, query_filter: dict[str, Any] | None, fmt: str
 ) -> dict[str, Any]:
     started = time.monotonic()
+    await check_reachable(config)  # before the output file is created
     quiet = args.quiet or args.json or args.output is None
     bar = ProgressLine("export", total=None, quiet=quiet)
     out: TextIO = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout

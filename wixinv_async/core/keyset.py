@@ -19,6 +19,13 @@ whole read range, from its first item: bursts of ids created together would infl
 density and cause useless steals (measured: 127 steals instead of 10 on a 100,000-item
 clustered catalog).
 
+What the server counts: Query Inventory answers ``totalResults``, the items matching the whole
+window ``(after, end]`` at the time of the query. A page's total less its length is what its
+segment still holds (:attr:`Segment.remaining`), so a segment ends on the page that reads its
+last item, full or not, with no empty read to learn it, and work stealing splits a segment by
+what it is known to hold rather than by an estimate. A segment whose server sends no total is
+read until a short page, as Wix documents.
+
 Open-ended tail: the open segment may only be declared exhausted by a read that was issued
 when no other segment was still being read. Before that it is *parked*, and reopened when
 the others finish, so the crawl's final request is always a read of the top of the range:
@@ -119,6 +126,11 @@ class Segment:
     cluster at the top of a wide segment is dense, whatever empty ids lie before it."""
     issued_alone: bool = False
     """Whether the read in flight was issued while no other segment was unfinished."""
+    remaining: int | None = None
+    """Items the server counted in ``(after, end]`` at the last read (its ``totalResults``
+    less the page); ``None`` before that, without a total, or once the end has moved."""
+    read_end: int | None = None
+    """``end`` when the read in flight was issued: a total counts that window."""
 
     @property
     def is_open(self) -> bool:
@@ -217,6 +229,7 @@ class KeysetPlan:
             self._finish(segment)
             return None
         segment.issued_alone = self._unfinished == 1
+        segment.read_end = segment.end
         return ReadWindow(segment.after, segment.end)
 
     def record_page(
@@ -230,22 +243,52 @@ class KeysetPlan:
         """Account for a page of ``ids`` (ascending) answering ``begin_read(segment)``.
 
         Keeps the prefix within the segment's *current* end (a steal may have lowered it
-        while the query was in flight; the rest belongs to the thief). The segment is
-        exhausted when the page reached past its end, or was short, unless
-        ``window_total`` (the server's ``totalResults`` for the window, when it sent one)
-        says the window holds more than the page: Wix documents "read until a page comes
-        back empty", so a short page alone is not proof of the end.
+        while the query was in flight; the rest belongs to the thief). ``window_total`` is
+        the server's ``totalResults`` for the window read, when it sent one. The segment is
+        exhausted when the page reached past its end, when the total counts nothing beyond
+        the page (full or not: no empty read is needed to learn it), when the page is empty,
+        or, without a total, when the page is short (Wix documents "read until a page comes
+        back empty", so a short page whose total says more is not the end). A total is
+        counted the window as it was when the query left: after a steal lowered the end it
+        is only an upper bound of what is left, so it may end the segment (nothing left)
+        but is not kept as :attr:`Segment.remaining`.
         """
         self._check_active(segment)
         _check_page(segment, ids)
         keep = _count_within(ids, segment.end)
         if keep:
             self._advance(segment, ids[:keep], full=keep >= limit)
-        holds_more = bool(ids) and window_total is not None and window_total > len(ids)
-        if keep < len(ids) or (len(ids) < limit and not holds_more):
+        left = None if window_total is None else max(0, window_total - len(ids))
+        exact = keep == len(ids) and segment.read_end == segment.end
+        segment.remaining = left if exact else None
+        if keep < len(ids) or _read_all(len(ids), limit, left):
             self._exhausted(segment)
             return PageOutcome(keep, more=False)
         return PageOutcome(keep, more=True)
+
+    def split(self, segment: Segment, parts: int) -> list[Segment]:
+        """Split what ``segment`` has left, ``(after, end]`` (up to :attr:`top` if it is
+        open), into at most ``parts`` segments; ``segment`` keeps the lowest and the others
+        are READY, in order (the highest stays open if ``segment`` was). The new ones.
+
+        The crawler's fan-out after its first page: it is read by one cursor, which then
+        learns how many more should run (:mod:`wixinv_async.core.fanout`).
+        """
+        self._check_active(segment)
+        end = self._top if segment.end is None else segment.end
+        if parts < 2 or end - segment.after < 2:
+            return []
+        ranges = split_range(segment.after + 1, end, parts)
+        last_end = segment.end
+        segment.end = ranges[0][1]
+        segment.remaining = None
+        index = self.segments.index(segment)
+        added: list[Segment] = []
+        for i, (first, last) in enumerate(ranges[1:], start=1):
+            new_end = last_end if i == len(ranges) - 1 else last
+            added.append(self._new_segment(first - 1, new_end, segment.density))
+        self.segments[index + 1 : index + 1] = added
+        return added
 
     # --- internals -----------------------------------------------------------------------
 
@@ -292,6 +335,7 @@ class KeysetPlan:
         left = victim.left(self._top)
         mid = victim.after + (left + 1) // 2
         victim.end = mid
+        victim.remaining = None
         thief = self._new_segment(mid, end, victim.density)
         thief.state = SegmentState.ACTIVE
         self.segments.insert(self.segments.index(victim) + 1, thief)
@@ -305,8 +349,12 @@ class KeysetPlan:
         for segment in self.segments:
             if segment.state is not SegmentState.ACTIVE or segment.left(self._top) < 2:
                 continue
-            density = segment.density if segment.density is not None else fallback
-            estimate = segment.left(self._top) * density
+            estimate: float
+            if segment.remaining is not None:
+                estimate = segment.remaining
+            else:
+                density = segment.density if segment.density is not None else fallback
+                estimate = segment.left(self._top) * density
             if estimate > best_items:
                 best, best_items = segment, estimate
         return best
@@ -321,6 +369,17 @@ class KeysetPlan:
         if span <= 0:
             return math.inf
         return sum(s.items for s in self.segments) / span
+
+
+def _read_all(length: int, limit: int, remaining: int | None) -> bool:
+    """Whether a page of ``length`` items ends its window: the server counted nothing left
+    beyond it, or (without a count) the page was short. An empty page always ends it: a
+    count that says otherwise is wrong, and nothing was read to move the cursor."""
+    if length == 0:
+        return True
+    if remaining is not None:
+        return remaining == 0
+    return length < limit
 
 
 def _count_within(ids: Sequence[int], end: int | None) -> int:

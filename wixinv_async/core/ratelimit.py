@@ -33,15 +33,47 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Final
+
+from ..errors import ConfigurationError
 
 __all__ = [
+    "MAX_PERIOD",
+    "MAX_REQUESTS",
+    "MIN_PERIOD",
     "SlotSchedule",
     "ThrottleState",
     "catch_up_budget",
+    "check_rate",
     "max_in_window",
     "pacing_interval",
     "window_capacity",
 ]
+
+
+MAX_REQUESTS: Final = 10_000_000
+"""More requests per period than any server answers: a budget past it means "no limit", which
+is ``rate_limit=None``, not a number that only looks like one."""
+MIN_PERIOD: Final = 0.001
+MAX_PERIOD: Final = 86_400.0
+"""A period outside a millisecond to a day means nothing: ``200/1e-300`` is no pacing at all,
+and ``1/1e308`` (or an infinite period) makes the first paced request wait forever."""
+
+
+def check_rate(requests: int, period: float, *, source: str) -> None:
+    """Refuse a budget of ``requests`` per ``period`` seconds that means nothing (not finite,
+    or past the bounds above), raising :class:`~wixinv_async.errors.ConfigurationError` that
+    starts with ``source`` (what the user wrote it in: ``RateLimit``, ``--rate-limit='1/0'``)."""
+    if requests > MAX_REQUESTS:
+        raise ConfigurationError(
+            f"{source}: requests={requests} is more than {MAX_REQUESTS:,} per period; "
+            "for no pacing at all, turn the limit off"
+        )
+    if not (math.isfinite(period) and MIN_PERIOD <= period <= MAX_PERIOD):
+        raise ConfigurationError(
+            f"{source}: period={period!r} must be a finite number of seconds from "
+            f"{MIN_PERIOD} to {MAX_PERIOD:.0f} (a day)"
+        )
 
 
 def pacing_interval(requests: int, period: float, safety: float) -> float:

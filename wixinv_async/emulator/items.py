@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import msgspec
-from msgspec import UNSET
 
 from ..models import InventoryItem, InventoryVariant, PreorderInfo, VariantValues
 
@@ -123,7 +122,7 @@ class Item:
             InventoryVariant(
                 variant_id=v.variant_id,
                 in_stock=self.in_stock(v),
-                quantity=v.quantity if self.track else UNSET,
+                quantity=v.quantity if self.track else None,
                 available_for_preorder=self.available_for_preorder(v),
             )
             for v in self.variants.values()
