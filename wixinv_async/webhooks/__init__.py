@@ -50,9 +50,6 @@ from ._v3 import (
     V3_ITEM_DELETED,
     V3_ITEM_UPDATED,
     V3_ITEM_UPDATED_WITH_REASON,
-    V3InventoryItem,
-    V3ItemProduct,
-    V3PreorderInfo,
 )
 from ._verify import (
     PrivateKeyInput,
@@ -84,9 +81,6 @@ __all__ = [
     "PrivateKeyInput",
     "PublicKeyInput",
     "RawWebhookEvent",
-    "V3InventoryItem",
-    "V3ItemProduct",
-    "V3PreorderInfo",
     "WebhookCallback",
     "WebhookEvent",
     "WebhookReceiver",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from ..models import InventoryItemChanged, InventoryVariantsChanged, WebhookIdentity
-from ._v3 import V3InventoryItem
+from ..models_v3 import InventoryItemV3
 
 ITEM_CHANGED: Final = "com.wix.ecommerce.inventory.api.v1.InventoryItemChanged"
 VARIANTS_CHANGED: Final = "com.wix.ecommerce.inventory.api.v1.InventoryVariantsChanged"
@@ -68,7 +68,7 @@ class InventoryItemV3Event(WebhookEvent):
     slug: str
     """``created``, ``updated``, ``deleted`` or ``updated_with_reason``."""
     originated_from: str | None
-    item: V3InventoryItem | None
+    item: InventoryItemV3 | None
     """The item after the change (for ``deleted``: as it was, when Wix sends it)."""
 
 

@@ -13,6 +13,7 @@ with one body: ``createdEvent.entityAsJson``, ``updatedEvent.currentEntityAsJson
 string once more (a fourth level). The SDK's typings name these fields ``entity``,
 ``currentEntity``, ``deletedEntity`` and ``body`` (it parses them for you) and Wix's reference
 pages render them as objects, so each is read from either name, as a JSON string or an object.
+The item decodes into the client's :class:`~wixinv_async.models_v3.InventoryItemV3`.
 ``entityEventSequence`` is an int64 sent as a string (the typings: ``string | null``).
 """
 
@@ -24,6 +25,7 @@ import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 from ..errors import WebhookVerificationError
+from ..models_v3 import InventoryItemV3
 
 __all__ = [
     "V3_ENTITY_FQDN",
@@ -33,9 +35,6 @@ __all__ = [
     "V3_ITEM_UPDATED",
     "V3_ITEM_UPDATED_WITH_REASON",
     "DomainEvent",
-    "V3InventoryItem",
-    "V3ItemProduct",
-    "V3PreorderInfo",
     "decode_domain_event",
     "entity_of",
     "reason_body",
@@ -56,44 +55,6 @@ _ANY = msgspec.json.Decoder()
 
 class _Wire(Struct, kw_only=True, omit_defaults=True, rename="camel"):
     """Base of the V3 event models (the client decodes them: unknown fields are ignored)."""
-
-
-class V3PreorderInfo(_Wire, kw_only=True):
-    """``preorderInfo`` of a V3 item; ``limit``, ``counter`` and ``quantity`` for tracked ones."""
-
-    enabled: bool | None | UnsetType = UNSET
-    message: str | None | UnsetType = UNSET
-    limit: int | None | UnsetType = UNSET
-    counter: int | None | UnsetType = UNSET
-    quantity: int | None | UnsetType = UNSET
-
-
-class V3ItemProduct(_Wire, kw_only=True):
-    """The ``product`` summary a V3 item carries."""
-
-    name: str | None | UnsetType = UNSET
-    direct_category_ids: list[str] | UnsetType = UNSET
-    variant_name: str | None | UnsetType = UNSET
-    variant_sku: str | None | UnsetType = UNSET
-    variant_visible: bool | None | UnsetType = UNSET
-
-
-class V3InventoryItem(_Wire, kw_only=True):
-    """A Catalog V3 inventory item (one variant at one location) as an event carries it."""
-
-    id: str | UnsetType = UNSET
-    revision: str | UnsetType = UNSET
-    variant_id: str | UnsetType = UNSET
-    location_id: str | None | UnsetType = UNSET
-    product_id: str | UnsetType = UNSET
-    track_quantity: bool | UnsetType = UNSET
-    quantity: int | None | UnsetType = UNSET
-    in_stock: bool | None | UnsetType = UNSET
-    availability_status: str | UnsetType = UNSET
-    preorder_info: V3PreorderInfo | UnsetType = UNSET
-    product: V3ItemProduct | UnsetType = UNSET
-    created_date: str | None | UnsetType = UNSET
-    updated_date: str | None | UnsetType = UNSET
 
 
 class _Created(_Wire, kw_only=True):
@@ -187,7 +148,7 @@ def sequence_of(event: DomainEvent, where: str) -> int | None:
     raise _reject(f"entityEventSequence {value!r} in {where}: not a non-negative integer")
 
 
-def entity_of(event: DomainEvent, where: str) -> V3InventoryItem | None:
+def entity_of(event: DomainEvent, where: str) -> InventoryItemV3 | None:
     """The item a created, updated or deleted event carries (``None`` if it carries none)."""
     raw: Any = None
     if isinstance(event.created_event, _Created):
@@ -200,13 +161,13 @@ def entity_of(event: DomainEvent, where: str) -> V3InventoryItem | None:
         raw = _json_or_object(body_d.deleted_entity_as_json, body_d.deleted_entity, where)
     if raw is None:
         return None
-    item: V3InventoryItem = _convert(raw, V3InventoryItem, f"the inventory item in {where}")
+    item: InventoryItemV3 = _convert(raw, InventoryItemV3, f"the inventory item in {where}")
     return item
 
 
 def reason_body(
     event: DomainEvent, where: str
-) -> tuple[V3InventoryItem | None, str | None, str | None]:
+) -> tuple[InventoryItemV3 | None, str | None, str | None]:
     """``(currentEntity, reason, appId)`` of an ``updated_with_reason`` action event."""
     action = event.action_event
     if not isinstance(action, _Action):
@@ -216,7 +177,7 @@ def reason_body(
     entity = _json_or_object(UNSET, body.current_entity, f"currentEntity of {where}")
     item = None
     if entity is not None:
-        item = _convert(entity, V3InventoryItem, f"the inventory item in {where}")
+        item = _convert(entity, InventoryItemV3, f"the inventory item in {where}")
     reason = body.reason if isinstance(body.reason, str) else None
     app_id = body.app_id if isinstance(body.app_id, str) else None
     return item, reason, app_id
