@@ -14,6 +14,7 @@ import jwt
 import pytest
 from aiohttp import test_utils, web
 
+from wixinv_async import ApiKeyAuth, BulkItemStatus, DecrementDataById, InventoryClient
 from wixinv_async.emulator import Emulator
 from wixinv_async.emulator.webhook_sender import WebhookSender
 from wixinv_async.webhooks import (
@@ -438,3 +439,38 @@ async def test_mixed_v3_traffic_duplicated_and_shuffled_settles_on_the_final_sta
             assert event.item is not None
             kept[event.entity_id] = event.item.quantity  # type: ignore[assignment]
     assert kept == final and len(final) > 1
+
+
+async def test_the_clients_v3_writes_come_back_as_events_matching_its_results(
+    receiver_url: Any, app_keys: Any
+) -> None:
+    """The library's own V3 bulk decrement, with a reason, comes back as one event pair per
+    entry it reports APPLIED, none for the REFUSED one, each item's final stock in the last."""
+    url, receiver, inbox = receiver_url
+    sender = WebhookSender(url, app_keys.private_pem, seed=12)
+    async with Emulator(
+        products=10, variants_per_product=2, seed=4, catalog="v3", webhooks=sender
+    ) as emu:
+        a, b = tracked_items(emu, 2)
+        entries = [
+            DecrementDataById(inventory_item_id=a["id"], decrement_by=1),
+            DecrementDataById(inventory_item_id=b["id"], decrement_by=99_999),
+            DecrementDataById(inventory_item_id=a["id"], decrement_by=2),
+        ]
+        auth = ApiKeyAuth(emu.api_key, site_id=emu.site_id)
+        async with InventoryClient(auth, base_url=emu.url, rate_limit=None) as client:
+            result = await client.bulk_decrement_inventory_items(entries, reason="ORDER")
+        await sender.drain()
+        await receiver.join()
+        final = emu.v3_store().get(a["id"]).quantity
+
+    assert [r.status for r in result] == [
+        BulkItemStatus.APPLIED,
+        BulkItemStatus.REFUSED,
+        BulkItemStatus.APPLIED,
+    ]
+    reasoned = [e for e in inbox.v3() if isinstance(e, InventoryItemUpdatedWithReasonEvent)]
+    assert [(e.entity_id, e.reason) for e in reasoned] == [(a["id"], "ORDER")] * 2
+    assert (
+        reasoned[-1].item is not None and reasoned[-1].item.quantity == final == a["quantity"] - 3
+    )
