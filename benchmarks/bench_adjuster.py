@@ -52,7 +52,7 @@ from benchmarks._cpus import CLIENT_CPU, SERVER_CPU, pin, unpin  # noqa: E402
 from wixinv_async.adjuster import InventoryAdjuster, SentBatch  # noqa: E402
 from wixinv_async.auth import ApiKeyAuth  # noqa: E402
 from wixinv_async.client import InventoryClient, RetryPolicy  # noqa: E402
-from wixinv_async.core.batching import minimum_requests  # noqa: E402
+from wixinv_async.core.planner import minimum_requests  # noqa: E402
 from wixinv_async.models import DecrementData  # noqa: E402
 from wixinv_async.transport import RateLimit  # noqa: E402
 

@@ -8,16 +8,11 @@ with :func:`crawl_inventory`, and test offline with :mod:`wixinv_async.emulator`
 from __future__ import annotations
 
 from .adjuster import (
-    AdjusterStats,
-    BatchReport,
-    DeltaKey,
-    InDoubtEntry,
+    AtomicWriter,
+    BatchWriter,
+    Delivery,
     InventoryAdjuster,
     InventoryWriter,
-    Outcome,
-    OutcomeStatus,
-    SentBatch,
-    SentEntry,
     Ticket,
 )
 from .auth import (
@@ -42,6 +37,7 @@ from .errors import (
     AdjusterError,
     AdjusterFull,
     ApiError,
+    Applied,
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
@@ -72,6 +68,18 @@ from .models import (
     QueryInventoryResponse,
     VariantUpdate,
 )
+from .outcomes import (
+    AdjusterStats,
+    BatchReport,
+    DeltaKey,
+    InDoubtEntry,
+    Outcome,
+    OutcomeStatus,
+    SentBatch,
+    SentEntry,
+    Settled,
+)
+from .settings import BatchPolicy
 from .transport import (
     AiohttpTransport,
     HttpRequest,
@@ -104,9 +112,13 @@ __all__ = [
     "ApiError",
     "ApiKeyAuth",
     "AppOAuth",
+    "Applied",
+    "AtomicWriter",
     "AuthenticationError",
     "BadRequestError",
+    "BatchPolicy",
     "BatchReport",
+    "BatchWriter",
     "ClientStats",
     "ConfigurationError",
     "ConflictError",
@@ -114,6 +126,7 @@ __all__ = [
     "ConnectionLostError",
     "CrawlStats",
     "DecrementData",
+    "Delivery",
     "DeliveryMemory",
     "DeltaKey",
     "HttpRequest",
@@ -149,6 +162,7 @@ __all__ = [
     "SentBatch",
     "SentEntry",
     "ServerError",
+    "Settled",
     "Ticket",
     "Transport",
     "TransportError",
