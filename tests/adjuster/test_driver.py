@@ -812,3 +812,26 @@ async def test_a_429_counted_by_the_client_is_not_counted_again(
     async with InventoryAdjuster(client, linger=0, batch_policy=policy) as adj:
         outcome = await adj.adjust("p0", variants[0], -1)
     assert outcome.status is C and adj.stats().rate_limited == 2
+
+
+async def test_on_settle_reports_each_bisected_part_as_it_settles(
+    fake: Any, variants: list[str]
+) -> None:
+    """A refused batch's parts are reported one by one as they settle (each under its own
+    request id), all before the batch's report: a journal records each part at once."""
+    fake.hints = False
+    events: list[Any] = []
+    adj = InventoryAdjuster(fake, linger=SLOW, on_settle=events.append, on_batch=events.append)
+    for i in range(4):
+        adj.submit_nowait("missing" if i == 3 else f"p{i}", variants[0], -1)
+    await adj.close()
+    settled, report = events[:-1], events[-1]
+    assert isinstance(report, BatchReport) and len(settled) >= 2
+    assert sorted(e.key.product_id for s in settled for e in s.entries) == [
+        "missing",
+        "p0",
+        "p1",
+        "p2",
+    ]
+    assert len({s.batch_id for s in settled}) == len(settled)
+    assert [s.outcome.status for s in settled if s.entries[0].key.product_id == "missing"] == [R]
