@@ -203,6 +203,21 @@ async def test_on_ambiguous_retry_resends_until_known(fake: Any, variants: list[
     assert fake.quantities[("p0", variants[0])] == 998
 
 
+async def test_a_commit_after_an_ambiguous_resend_is_flagged_and_counted(
+    fake: Any, variants: list[str]
+) -> None:
+    """The first send was applied but its answer lost; the resend commits too: the delta is
+    COMMITTED with code COMMITTED_AFTER_RESEND (applied twice here), counted in the stats."""
+    fake.script = ["unknown_after"]
+    async with InventoryAdjuster(fake, linger=SLOW, on_ambiguous="retry") as adj:
+        ticket = adj.submit_nowait("p0", variants[0], -2)
+        await adj.flush()
+    outcome = await ticket
+    assert (outcome.status, outcome.code) == (C, "COMMITTED_AFTER_RESEND")
+    assert adj.stats().committed_after_resend == 1 and adj.stats().committed == 1
+    assert fake.quantities[("p0", variants[0])] == 996
+
+
 async def test_a_refusal_after_an_ambiguous_attempt_stays_in_doubt(
     fake: Any, variants: list[str]
 ) -> None:
