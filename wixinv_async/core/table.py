@@ -55,6 +55,19 @@ _GUID_CACHE: Final = 1 << 18
 """Variant ids remembered as valid GUIDs (about 30 MB at most); the set starts over when full."""
 
 _match_guid: Final = re.compile("[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}").fullmatch
+_GUIDS: Final[set[str]] = set()
+"""Variant ids already matched as GUIDs, shared by every table of the process (whether a string
+is a GUID never changes): a set lookup instead of the regex for an id seen before."""
+
+
+def _learn_guid(variant_id: str) -> bool:
+    """Whether ``variant_id`` is a GUID, remembering it if so."""
+    if _match_guid(variant_id) is None:
+        return False
+    if len(_GUIDS) >= _GUID_CACHE:
+        _GUIDS.clear()
+    _GUIDS.add(variant_id)
+    return True
 
 Key = tuple[Any, ...]
 """A table key: ``(product_id, inventory_id, variant_id, preorder)`` plus the sign when not netting
@@ -121,7 +134,6 @@ class DeltaTable:
 
     __slots__ = (
         "_factory",
-        "_guids",
         "_start",
         "busy",
         "chained",
@@ -168,8 +180,6 @@ class DeltaTable:
         """Pending entries with a follow-up (``more``): while none has, taking skips the check."""
         self.tagged = False
         """Whether any delta came with a tag (reported entries' tags are then dropped)."""
-        self._guids: set[str] = set()
-        """Variant ids already checked: a set lookup instead of the GUID regex."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -199,58 +209,55 @@ class DeltaTable:
             key = (product_id, inventory_id, variant_id, preorder)
         else:
             key = (product_id, inventory_id, variant_id, preorder, delta > 0)
+        entries = self.entries
         try:
-            entry = self.entries.get(key)
+            entry = entries.get(key)
         except TypeError:  # an unhashable id: refused with its name below
             return self._refuse(product_id, inventory_id, variant_id, preorder, delta)
-        if entry is None:
-            return self._insert(key, delta, tag)
-        old = entry.net
-        new = old + delta
-        if not _MIN_AMOUNT <= new <= MAX_AMOUNT:
-            return self._follow_up(entry, delta, tag)
-        entry.net = new
-        entry.count += 1
-        if tag is not None:
-            self._tag(entry, tag)
-        if old * new <= 0 and key not in self.busy:  # its sign changed: move its ready count
-            ready = self.ready
-            ready[_sign(old)] -= 1
-            ready[after := _sign(new)] += 1
-            if ready[after] >= self.wake_at:
-                self.wake_at = NEVER
-                self.wake()
-        return entry
-
-    def _insert(self, key: Key, delta: int, tag: object) -> Entry:
-        """The first entry of a key that is not pending."""
-        product_id, inventory_id, variant_id, preorder = key[0], key[1], key[2], key[3]
+        if entry is not None:
+            old = entry.net
+            new = old + delta
+            if not _MIN_AMOUNT <= new <= MAX_AMOUNT:
+                return self._follow_up(entry, delta, tag)
+            entry.net = new
+            entry.count += 1
+            if tag is not None:
+                self._tag(entry, tag)
+            if old * new <= 0 and key not in self.busy:  # its sign changed: move its ready count
+                ready = self.ready
+                ready[_sign(old)] -= 1
+                ready[after := _sign(new)] += 1
+                if ready[after] >= self.wake_at:
+                    self.wake_at = NEVER
+                    self.wake()
+            return entry
+        # A new key: checked here (its ids are not checked again while it is pending), inline
+        # rather than in a helper because it is half of a stream's cost.
         entity = product_id if inventory_id is None else inventory_id
         if not (
             type(variant_id) is str
-            and variant_id in self._guids
+            and (variant_id in _GUIDS or _learn_guid(variant_id))
             and (product_id is None) != (inventory_id is None)
             and type(entity) is str
             and 0 < len(entity) <= MAX_ID_LENGTH
             and entity.isascii()
             and type(preorder) is bool
-        ):
+        ):  # not the common shape: the full checks raise, or pass (non-ASCII ids, subclasses)
             check_delta(product_id, inventory_id, variant_id, preorder, delta)
-            if len(self._guids) >= _GUID_CACHE:
-                self._guids.clear()
-            self._guids.add(variant_id)
-        entries = self.entries
         if len(entries) >= self.max_pending:
             self.wake()  # a full table sends what is ready at once
             raise AdjusterFull(f"{self.max_pending} keys are pending")
         clock = self.clock or self._started()
-        entry = self._factory(key, clock.time(), delta, 1, None if tag is None else [tag])
-        if tag is not None:
+        if tag is None:
+            entry = self._factory(key, clock.time(), delta, 1)
+        else:
+            entry = self._factory(key, clock.time(), delta, 1, [tag])
             self.tagged = True
         entries[key] = entry
         if preorder:
             self.preorders += 1
-        if key not in self.busy:
+        busy = self.busy
+        if not busy or key not in busy:
             ready = self.ready
             sign = 1 if delta > 0 else -1
             ready[sign] += 1
