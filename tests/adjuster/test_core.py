@@ -33,6 +33,8 @@ from wixinv_async.core.table import (
 )
 from wixinv_async.core.validation import is_guid
 from wixinv_async.errors import (
+    AdjusterClosed,
+    AdjusterFull,
     AuthenticationError,
     ConfigurationError,
     ConnectError,
@@ -473,3 +475,30 @@ def test_percentile_is_the_nearest_rank(samples: list[float], q: float, expected
     """The q quantile is the sample of rank ceil(q * n): p50 of two is the lower, p99 of 100
     the 99th, not the maximum."""
     assert percentile(samples, q) == expected
+
+
+@given(st.lists(st.one_of(st.uuids().map(str), st.text(max_size=40)), max_size=20))
+def test_submit_accepts_a_variant_id_exactly_when_it_is_a_guid(variants: list[str]) -> None:
+    """The table's cache of ids already checked never lets a bad id in, seen before or not:
+    every id twice, each accepted exactly when core.validation.is_guid says so."""
+    table, _ = new_table()
+    for n, variant in enumerate(variants * 2):
+        if is_guid(variant):
+            table.submit(f"p{n}", None, variant, False, -1)
+        else:
+            with pytest.raises(InvalidInputError) as caught:
+                table.submit(f"p{n}", None, variant, False, -1)
+            assert caught.value.field == "variant_id"
+
+
+def test_the_table_refuses_a_new_key_when_full_and_everything_when_closed() -> None:
+    """max_pending bounds new keys (a known key still merges); a closed table takes nothing."""
+    woken: list[int] = []
+    table, _ = new_table(max_pending=1, wake=lambda: woken.append(1))
+    table.submit("p0", None, V[0], False, -1)
+    with pytest.raises(AdjusterFull):
+        table.submit("p1", None, V[0], False, -1)
+    assert table.submit("p0", None, V[0], False, -2).net == -3 and woken
+    table.open = False
+    with pytest.raises(AdjusterClosed):
+        table.submit("p0", None, V[0], False, -1)
