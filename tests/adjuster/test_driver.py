@@ -850,3 +850,23 @@ async def test_on_settle_reports_each_bisected_part_as_it_settles(
     ]
     assert len({s.batch_id for s in settled}) == len(settled)
     assert [s.outcome.status for s in settled if s.entries[0].key.product_id == "missing"] == [R]
+
+
+async def test_bisection_resends_and_doubts_are_logged(
+    fake: Any, variants: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """On the wixinv_async.adjuster logger: bisection parts at DEBUG, resends at INFO,
+    in-doubt entries at WARNING."""
+    caplog.set_level("DEBUG", logger="wixinv_async.adjuster")
+    fake.script = ["503", None, None, "unknown_after"]
+    policy = BatchPolicy(base_delay=0, max_delay=0)
+    async with InventoryAdjuster(fake, linger=SLOW, batch_policy=policy) as adj:
+        adj.submit_nowait("p0", variants[0], -1)
+        adj.submit_nowait("missing", variants[0], -1)
+        await adj.flush()
+        adj.submit_nowait("p1", variants[0], -1)
+        await adj.flush()
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert any(level == "INFO" and "resending" in text for level, text in messages), messages
+    assert any(level == "DEBUG" and "bisecting" in text for level, text in messages), messages
+    assert any(level == "WARNING" and "in doubt" in text for level, text in messages), messages

@@ -69,6 +69,7 @@ def _learn_guid(variant_id: str) -> bool:
     _GUIDS.add(variant_id)
     return True
 
+
 Key = tuple[Any, ...]
 """A table key: ``(product_id, inventory_id, variant_id, preorder)`` plus the sign when not netting
 across signs. A plain tuple, so building one costs nothing; :class:`DeltaKey` is its public view."""
