@@ -33,6 +33,7 @@ import msgspec
 from ..errors import AdjusterClosed, AdjusterFull, InvalidInputError
 from ..models import MAX_ID_LENGTH, MAX_QUANTITY
 from ..outcomes import DeltaKey, Outcome
+from ..settings import is_int
 from .validation import check_entity_id, check_variant_id
 
 __all__ = [
@@ -396,7 +397,7 @@ def check_delta(
     product_id: object, inventory_id: object, variant_id: object, preorder: object, delta: object
 ) -> None:
     """The checks of a submit; raises InvalidInputError naming the field and value."""
-    if isinstance(delta, bool) or not isinstance(delta, int):
+    if not is_int(delta):
         raise InvalidInputError("delta", delta, "must be an int (not a bool or a float)")
     if delta == 0 or not -MAX_AMOUNT <= delta <= MAX_AMOUNT:
         raise InvalidInputError("delta", delta, f"must be nonzero and within ±{MAX_AMOUNT}")
