@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from wixinv_async import errors
+from wixinv_async.core import failures
 from wixinv_async.errors import (
     ApiError,
     InvalidInputError,
@@ -69,3 +72,86 @@ def test_rate_limited_carries_retry_after() -> None:
     """A 429 error keeps the server's Retry-After."""
     error = RateLimitedError(429, "slow down", retry_after=2.5)
     assert error.retry_after == 2.5 and error.status == 429
+
+
+def _one_of_each() -> list[errors.WixInventoryError]:
+    """An instance of every exception class, with every field set."""
+    violation = FieldViolation(field="decrementData[2].variantId", description="bad")
+    samples: list[errors.WixInventoryError] = [
+        errors.WixInventoryError("base"),
+        InvalidInputError("variantId", "x", "must be a GUID", index=2),
+        errors.ConfigurationError("bad rate"),
+        errors.TransportError("broken"),
+        errors.ConnectError("refused"),
+        errors.ConnectionLostError("reset", status=200, headers={"x-wix-request-id": "r1"}),
+        errors.RequestTimeoutError("slow", sent=True),
+        errors.OutcomeUnknownError("maybe", request={"method": "POST"}),
+        errors.AdjusterError("adjuster"),
+        errors.AdjusterFull("full"),
+        errors.AdjusterClosed("closed"),
+        errors.OffsetLimitError("past 10000"),
+        errors.WebhookError("webhook"),
+        errors.WebhookVerificationError("bad signature", reason="signature"),
+        RateLimitedError(429, "slow", code="TOO_MANY_REQUESTS", request_id="r2", retry_after=3.0),
+        errors.RevisionConflictError(
+            409, "stale", code="REVISION_MISMATCH", inventory_item_id="i1", revision="3"
+        ),
+        errors.WrongCatalogError(
+            428, "wrong", code="CATALOG_V3_SITE_CALLING_CATALOG_V1_API", site_catalog="V3_CATALOG"
+        ),
+    ]
+    for status in (400, 401, 403, 404, 409, 418, 428, 500, 503):
+        samples.append(
+            api_error_for_status(status)(
+                status,
+                "refused",
+                code="CODE",
+                field_violations=[violation],
+                request_id="r3",
+                data={"index": 2},
+            )
+        )
+    return samples
+
+
+def test_every_exception_class_has_a_sample_below() -> None:
+    """The pickle test covers every exception class errors.py defines."""
+    classes = {v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, Exception)}
+    assert classes == {type(e) for e in _one_of_each()}
+
+
+@pytest.mark.parametrize("error", _one_of_each(), ids=lambda e: type(e).__name__)
+def test_every_exception_round_trips_through_pickle(error: errors.WixInventoryError) -> None:
+    """Unpickled, an error has its class, message and every field (multiprocessing, queues)."""
+    error.applied = errors.Applied.MAYBE
+    again = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert type(again) is type(error) and str(again) == str(error)
+    assert vars(again) == vars(error) and again.applied is errors.Applied.MAYBE
+
+
+@pytest.mark.parametrize("error", _one_of_each(), ids=lambda e: type(e).__name__)
+def test_the_stamp_agrees_with_what_the_class_says(error: errors.WixInventoryError) -> None:
+    """Errors raised before anything is sent say Applied.NO by their class; the client's
+    stamp (one taxonomy) never contradicts that."""
+    default = type(error).applied
+    stamped = failures.stamp(error).applied
+    assert stamped is not None and (default is None or stamped is default)
+
+
+@pytest.mark.parametrize(
+    ("error", "applied"),
+    [
+        (RateLimitedError(429, "slow"), errors.Applied.NO),
+        (ServerError(503, "busy"), errors.Applied.NO),
+        (ServerError(500, "boom"), errors.Applied.MAYBE),
+        (errors.RequestTimeoutError("t", sent=False), errors.Applied.NO),
+        (errors.RequestTimeoutError("t", sent=True), errors.Applied.MAYBE),
+        (errors.OutcomeUnknownError("reset", request=None), errors.Applied.MAYBE),
+        (NotFoundError(404, "no"), errors.Applied.NO),
+    ],
+)
+def test_applied_says_no_only_when_provably_not_applied(
+    error: errors.WixInventoryError, applied: errors.Applied
+) -> None:
+    """The stamp: NO for refusals and what never reached the server, MAYBE otherwise."""
+    assert failures.stamp(error).applied is applied

@@ -8,16 +8,11 @@ with :func:`crawl_inventory`, and test offline with :mod:`wixinv_async.emulator`
 from __future__ import annotations
 
 from .adjuster import (
-    AdjusterStats,
-    BatchReport,
-    DeltaKey,
-    InDoubtEntry,
+    AtomicWriter,
+    BatchWriter,
+    Delivery,
     InventoryAdjuster,
     InventoryWriter,
-    Outcome,
-    OutcomeStatus,
-    SentBatch,
-    SentEntry,
     Ticket,
 )
 from .auth import (
@@ -44,6 +39,7 @@ from .errors import (
     AdjusterError,
     AdjusterFull,
     ApiError,
+    Applied,
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
@@ -90,6 +86,18 @@ from .models_v3 import (
     Sorting,
     UpdateInventoryItem,
 )
+from .outcomes import (
+    AdjusterStats,
+    BatchReport,
+    DeltaKey,
+    InDoubtEntry,
+    Outcome,
+    OutcomeStatus,
+    SentBatch,
+    SentEntry,
+    Settled,
+)
+from .settings import BatchPolicy
 from .streaming import (
     DeltaSubmitter,
     StockDelta,
@@ -134,9 +142,13 @@ __all__ = [
     "ApiError",
     "ApiKeyAuth",
     "AppOAuth",
+    "Applied",
+    "AtomicWriter",
     "AuthenticationError",
     "BadRequestError",
+    "BatchPolicy",
     "BatchReport",
+    "BatchWriter",
     "BulkItemResult",
     "BulkItemStatus",
     "BulkResult",
@@ -150,6 +162,7 @@ __all__ = [
     "DecrementData",
     "DecrementDataById",
     "DecrementDataByVariantAndLocation",
+    "Delivery",
     "DeliveryMemory",
     "DeltaKey",
     "DeltaSubmitter",
@@ -198,6 +211,7 @@ __all__ = [
     "SentBatch",
     "SentEntry",
     "ServerError",
+    "Settled",
     "Sorting",
     "StockDelta",
     "Ticket",

@@ -14,8 +14,10 @@ What a caller of ``increment_inventory`` / ``decrement_inventory`` can rely on:
   ``RetryPolicy.max_attempts``; if they run out, the last error is raised and nothing was applied.
   An app token that cannot be fetched raises :class:`ConnectError`: the call was never sent.
 
-Reads are retried on every transient failure. Retry decisions live in
-:mod:`wixinv_async.core.backoff`; pacing in :class:`~wixinv_async.transport.RateLimiter`.
+Reads are retried on every transient failure. Every error a call raises carries ``applied``
+(``Applied.NO`` or ``Applied.MAYBE``), stamped from the one failure taxonomy of
+:mod:`wixinv_async.core.failures`, which also holds the retry decisions; backoff arithmetic is
+in :mod:`wixinv_async.core.backoff`, pacing in :class:`~wixinv_async.transport.RateLimiter`.
 
 The Catalog V3 calls (``bulk_decrement_inventory_items`` ...) go through the same sending path,
 so one client's V1 and V3 calls share its limiter, 429 pause and retries. Their requests are
@@ -52,16 +54,9 @@ from .catalog import (
     wrong_catalog_error,
 )
 from .core import validation
-from .core.backoff import (
-    Decision,
-    Failure,
-    RequestKind,
-    backoff_delay,
-    decide,
-    failure_for_status,
-    parse_retry_after,
-)
+from .core.backoff import backoff_delay, parse_retry_after
 from .core.bulk_results import BulkResult, parse_bulk_body
+from .core.failures import Decision, Failure, RequestKind, classify, decide, stamp
 from .errors import (
     ApiError,
     ConfigurationError,
@@ -72,7 +67,6 @@ from .errors import (
     OutcomeUnknownError,
     PermissionDeniedError,
     RateLimitedError,
-    RequestTimeoutError,
     RevisionConflictError,
     ServerError,
     TransportError,
@@ -129,6 +123,8 @@ __all__ = ["DEFAULT_BASE_URL", "ClientStats", "InventoryClient", "RetryPolicy"]
 
 logger = logging.getLogger("wixinv_async.client")
 _T = TypeVar("_T")
+OnWire = Callable[[], Awaitable[None]]
+"""Awaited right before each attempt of a write goes on the wire (after its pacing slot)."""
 
 DEFAULT_BASE_URL: Final = "https://www.wixapis.com"
 _READER: Final = "/stores-reader/v2/inventoryItems"
@@ -365,33 +361,43 @@ class InventoryClient:
         await self._send("update_inventory_variants", "PATCH", path, body, RequestKind.WRITE)
 
     async def increment_inventory(
-        self, entries: Sequence[IncrementData], *, validate: bool = True
+        self,
+        entries: Sequence[IncrementData],
+        *,
+        validate: bool = True,
+        on_wire: OnWire | None = None,
     ) -> None:
         """Add stock to 1 to 300 variants in one atomic batch.
 
         ``validate=False`` skips the per-entry checks, for callers that built the entries from
         input they already checked the same way (the adjuster does); the batch size is always
-        checked."""
+        checked. ``on_wire`` is awaited right before each attempt goes on the wire, once its
+        pacing slot is granted (a journal marks the batch "sent" there); if it raises, nothing
+        is sent and its error propagates."""
         if validate:
             validation.check_entries("incrementData", entries, IncrementData, "incrementBy")
         else:
             validation.check_batch_size("incrementData", len(entries))
         body = self._encode_batch(IncrementInventoryRequest(increment_data=_as_list(entries)))
         path = f"{_WRITER}/increment"
-        await self._send("increment_inventory", "POST", path, body, RequestKind.WRITE)
+        await self._send("increment_inventory", "POST", path, body, RequestKind.WRITE, on_wire)
 
     async def decrement_inventory(
-        self, entries: Sequence[DecrementData], *, validate: bool = True
+        self,
+        entries: Sequence[DecrementData],
+        *,
+        validate: bool = True,
+        on_wire: OnWire | None = None,
     ) -> None:
-        """Take stock from 1 to 300 variants in one atomic batch (``validate``: as for
-        :meth:`increment_inventory`)."""
+        """Take stock from 1 to 300 variants in one atomic batch (``validate``, ``on_wire``: as
+        for :meth:`increment_inventory`)."""
         if validate:
             validation.check_entries("decrementData", entries, DecrementData, "decrementBy")
         else:
             validation.check_batch_size("decrementData", len(entries))
         body = self._encode_batch(DecrementInventoryRequest(decrement_data=_as_list(entries)))
         path = f"{_WRITER}/decrement"
-        await self._send("decrement_inventory", "POST", path, body, RequestKind.WRITE)
+        await self._send("decrement_inventory", "POST", path, body, RequestKind.WRITE, on_wire)
 
     def _encode_batch(
         self, request: IncrementInventoryRequest | DecrementInventoryRequest
@@ -713,21 +719,25 @@ class InventoryClient:
         path: str,
         body: bytes,
         kind: RequestKind = RequestKind.READ,
+        on_wire: OnWire | None = None,
     ) -> HttpResponse:
-        """Send a call with credentials and pacing, retrying what the decision table allows."""
+        """Send a call with credentials and pacing, retrying what the decision table allows.
+        Every error raised is stamped with whether the call may have been applied."""
         if self._closed:
-            raise ConfigurationError("the InventoryClient is closed")
+            raise stamp(ConfigurationError("the InventoryClient is closed"))
+        url = self._base_url + path
         try:
-            return await self._retrying(endpoint, method, self._base_url + path, body, kind, True)
+            return await self._retrying(endpoint, method, url, body, kind, True, on_wire)
         except WixInventoryError as exc:
             self._counts["failures"] += 1
+            stamp(exc)
             wrong = wrong_catalog_error(exc)
             if wrong is None:
                 raise
             self._catalog.invalidate()  # the site runs the other catalog now
             if wrong is exc:
                 raise
-            raise wrong from exc
+            raise stamp(wrong) from exc
 
     async def _fetch_token(self, request: HttpRequest) -> HttpResponse:
         """How an auth fetches its token: a read, unpaced and unauthenticated."""
@@ -735,7 +745,14 @@ class InventoryClient:
         return await self._retrying("oauth_token", "POST", url, body, RequestKind.READ, False)
 
     async def _retrying(
-        self, endpoint: str, method: str, url: str, body: bytes, kind: RequestKind, signed: bool
+        self,
+        endpoint: str,
+        method: str,
+        url: str,
+        body: bytes,
+        kind: RequestKind,
+        signed: bool,
+        on_wire: OnWire | None = None,
     ) -> HttpResponse:
         """Attempt until a 2xx response, or until the decision table says to raise."""
         attempt, refreshed = 1, False
@@ -743,6 +760,8 @@ class InventoryClient:
             if signed:
                 await self._site.acquire()
             request = await self._request(method, url, body, signed)
+            if on_wire is not None:
+                await on_wire()
             outcome = await self._attempt(endpoint, request, signed, kind)
             if isinstance(outcome, HttpResponse):
                 return outcome
@@ -796,7 +815,7 @@ class InventoryClient:
         except TransportError as exc:
             answered = _answered(exc, kind)
             if answered is None:
-                return _transport_failure(exc), exc
+                return classify(exc), exc
             logger.info("%s %s: %s; its status decides", request.method, request.path, exc)
             response = answered
         status = response.status
@@ -809,7 +828,7 @@ class InventoryClient:
         logger.debug("%s %s -> %d %s", request.method, request.path, status, error.request_id)
         if status == 429:
             self._counts["rate_limited"] += 1
-        return failure_for_status(status), error
+        return classify(error), error
 
     async def _wait_before_retry(
         self,
@@ -961,16 +980,6 @@ def _answered(exc: TransportError, kind: RequestKind) -> HttpResponse | None:
     if kind is not RequestKind.WRITE and 200 <= exc.status < 300:
         return None
     return HttpResponse(exc.status, b"", exc.headers)
-
-
-def _transport_failure(exc: TransportError) -> Failure:
-    if isinstance(exc, ConnectError):
-        return Failure.NOT_SENT
-    if isinstance(exc, RequestTimeoutError) and not exc.sent:
-        return Failure.NOT_SENT
-    if isinstance(exc, RequestTimeoutError):
-        return Failure.SENT_TIMEOUT
-    return Failure.CONNECTION_LOST
 
 
 def _api_error(response: HttpResponse) -> ApiError:

@@ -30,10 +30,17 @@
 
 Third-party exceptions (aiohttp, asyncio timeouts, msgspec) are translated at the transport
 boundary and never escape it. No exception message or repr contains a secret.
+
+Every error the client raises says whether its request may have been applied: ``applied`` is
+:attr:`Applied.NO` or :attr:`Applied.MAYBE` (stamped by the client from the one failure
+taxonomy, ``core/failures.py``; ``None`` on an error nobody stamped). Every exception pickles
+with its fields (for multiprocessing and task queues); ``__cause__`` and the traceback do not
+travel, as with any pickled exception.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +52,7 @@ __all__ = [
     "AdjusterError",
     "AdjusterFull",
     "ApiError",
+    "Applied",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
@@ -70,8 +78,32 @@ __all__ = [
 ]
 
 
+class Applied(enum.Enum):
+    """Whether a failed request may have been applied."""
+
+    NO = "no"
+    """Provably not applied (refused, never sent, rate limited): sending it again is safe."""
+    MAYBE = "maybe"
+    """It may have been applied (a timeout after sending, a lost connection, a 5xx but 503):
+    reconcile before sending it again."""
+
+
+def _restore(cls: type[WixInventoryError], args: tuple[Any, ...]) -> WixInventoryError:
+    """Unpickle an error without calling its ``__init__`` (whose keywords are in its state)."""
+    error = cls.__new__(cls, *args)
+    error.args = args  # OSError's subclasses leave args to an __init__ we do not call
+    return error
+
+
 class WixInventoryError(Exception):
     """Base class of every exception raised by wixinv_async."""
+
+    applied: Applied | None = None
+    """Whether the request may have been applied (see the module docstring)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default reduces to cls(*args), which fails for keyword-only fields.
+        return (_restore, (type(self), self.args), dict(self.__dict__))
 
 
 class InvalidInputError(WixInventoryError, ValueError):
@@ -80,6 +112,8 @@ class InvalidInputError(WixInventoryError, ValueError):
     ``index`` is the position of the offending entry in a batch (``None`` for a scalar
     argument), ``field`` the wire name of the field and ``value`` what was given.
     """
+
+    applied = Applied.NO
 
     def __init__(self, field: str, value: object, reason: str, *, index: int | None = None):
         self.field = field
@@ -91,7 +125,9 @@ class InvalidInputError(WixInventoryError, ValueError):
 
 
 class ConfigurationError(WixInventoryError, ValueError):
-    """Settings that cannot work (a bad rate, missing credentials, ...)."""
+    """Settings that cannot work (a bad rate, missing credentials, a closed client, ...)."""
+
+    applied = Applied.NO
 
 
 class TransportError(WixInventoryError):
@@ -227,9 +263,6 @@ class RevisionConflictError(ConflictError):
         self.revision = revision
         super().__init__(*args, **kwargs)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _reduce_api_error(self)
-
 
 class WrongCatalogError(ApiError):
     """428 with a code saying the site runs the other catalog: a V3 call on a V1 site
@@ -249,17 +282,6 @@ class WrongCatalogError(ApiError):
     def __init__(self, *args: Any, site_catalog: Any = None, **kwargs: Any):
         self.site_catalog = site_catalog
         super().__init__(*args, **kwargs)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _reduce_api_error(self)
-
-
-def _reduce_api_error(error: ApiError) -> tuple[Any, ...]:
-    """Pickle an ApiError whole: rebuilt from status and message, then every attribute
-    (code, request id, ...) and ``args`` restored, so ``str`` stays the same."""
-    state = dict(error.__dict__)
-    state["args"] = error.args
-    return (type(error), (error.status, error.message), state)
 
 
 class RateLimitedError(ApiError):

@@ -34,7 +34,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from .core import validation
-from .core.backoff import RequestKind
+from .core.failures import RequestKind
 from .errors import InvalidInputError
 from .models_v3 import (
     MAX_BULK_UPDATE,

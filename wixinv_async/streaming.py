@@ -247,7 +247,7 @@ class _Stream:
         queue = self._queue
         while queue:
             item, state = queue[0]
-            if isinstance(state, asyncio.Future):
+            if not isinstance(state, Outcome):  # a ticket (future-like) still to settle
                 if not state.done():
                     return
                 state = state.result()

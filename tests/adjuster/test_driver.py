@@ -17,14 +17,15 @@ from wixinv_async.adjuster import (
     SentBatch,
 )
 from wixinv_async.auth import ApiKeyAuth
-from wixinv_async.client import InventoryClient
-from wixinv_async.core.coalesce import DeltaTable, slot_key
+from wixinv_async.client import InventoryClient, RetryPolicy
 from wixinv_async.errors import (
     AdjusterClosed,
     AdjusterFull,
     ConfigurationError,
     InvalidInputError,
 )
+from wixinv_async.settings import BatchPolicy
+from wixinv_async.transport import HttpRequest, HttpResponse, MockTransport
 
 C, R, D, X = (
     OutcomeStatus.COMMITTED,
@@ -202,6 +203,21 @@ async def test_on_ambiguous_retry_resends_until_known(fake: Any, variants: list[
     assert fake.quantities[("p0", variants[0])] == 998
 
 
+async def test_a_commit_after_an_ambiguous_resend_is_flagged_and_counted(
+    fake: Any, variants: list[str]
+) -> None:
+    """The first send was applied but its answer lost; the resend commits too: the delta is
+    COMMITTED with code COMMITTED_AFTER_RESEND (applied twice here), counted in the stats."""
+    fake.script = ["unknown_after"]
+    async with InventoryAdjuster(fake, linger=SLOW, on_ambiguous="retry") as adj:
+        ticket = adj.submit_nowait("p0", variants[0], -2)
+        await adj.flush()
+    outcome = await ticket
+    assert (outcome.status, outcome.code) == (C, "COMMITTED_AFTER_RESEND")
+    assert adj.stats().committed_after_resend == 1 and adj.stats().committed == 1
+    assert fake.quantities[("p0", variants[0])] == 996
+
+
 async def test_a_refusal_after_an_ambiguous_attempt_stays_in_doubt(
     fake: Any, variants: list[str]
 ) -> None:
@@ -220,12 +236,44 @@ async def test_failures_that_never_reached_the_server_are_resent(
 ) -> None:
     """429, 503 and connect errors that outlast the client's retries are resent, then commit."""
     fake.script = [fault]
-    async with InventoryAdjuster(fake, linger=SLOW) as adj:
-        adj._rng.seed(1)
+    policy = BatchPolicy(base_delay=0.001, max_delay=0.001)
+    async with InventoryAdjuster(fake, linger=SLOW, batch_policy=policy) as adj:
         ticket = adj.submit_nowait("p0", variants[0], -2)
         await adj.flush()
     assert (await ticket).status is C and len(fake.applied) == 1
     assert adj.stats().retries == 1
+
+
+async def test_a_batch_costs_at_most_max_sends_calls_to_a_plain_writer(
+    fake: Any, variants: list[str]
+) -> None:
+    """429s without end: the entries go to the writer max_sends times, then are REJECTED
+    (retriable), never applied."""
+    fake.script = ["429"] * 50
+    policy = BatchPolicy(max_sends=3, base_delay=0, max_delay=0)
+    async with InventoryAdjuster(fake, linger=0, batch_policy=policy) as adj:
+        outcome = await adj.adjust("p0", variants[0], -2)
+    assert (outcome.status, outcome.code, outcome.retriable) == (R, "TOO_MANY_REQUESTS", True)
+    assert len(fake.calls) == 3 and fake.applied == []
+
+
+async def test_a_batch_costs_at_most_max_sends_times_max_attempts_http_requests(
+    variants: list[str],
+) -> None:
+    """Through an InventoryClient that retries too, the bound is max_sends * max_attempts
+    HTTP requests (BatchPolicy's documented bound)."""
+    transport = _answering(*[503] * 50)
+    client = InventoryClient(
+        ApiKeyAuth("KEY", site_id="SITE"),
+        transport=transport,
+        retry=RetryPolicy(max_attempts=2, base_delay=0, max_delay=0),
+        rate_limit=None,
+    )
+    policy = BatchPolicy(max_sends=3, base_delay=0, max_delay=0)
+    async with InventoryAdjuster(client, linger=0, batch_policy=policy) as adj:
+        outcome = await adj.adjust("p0", variants[0], -2)
+    assert (outcome.status, outcome.retriable) == (R, True)
+    assert len(transport.requests) == 3 * 2
 
 
 async def test_an_auth_failure_rejects_the_whole_batch_without_bisecting(
@@ -527,60 +575,31 @@ async def test_a_closed_client_rejects_the_batch_as_never_sent(variants: list[st
     assert adj.in_doubt() == [] and adj.stats().rejected == 1
 
 
-async def test_the_fast_path_builds_the_same_table_as_the_core(variants: list[str]) -> None:
-    """Random deltas through submit_nowait leave the nets DeltaTable.add computes."""
-    seed = 20261122
+@pytest.mark.parametrize("net", [True, False])
+async def test_random_deltas_reach_the_server_as_their_sums(
+    fake_factory: Any, variants: list[str], net: bool
+) -> None:
+    """Sign changes, overflows past the amount limit, tags and keys busy in flight: whatever
+    the mix, every delta commits and the server holds exactly the sum per variant."""
+    seed = 20261122 + net
     rng = random.Random(seed)
-    for net in (True, False):
-        table = DeltaTable(net_opposite_signs=net)
-        adj = InventoryAdjuster(_Never(), linger=SLOW, net_opposite_signs=net)
-        for _ in range(3000):
-            product, variant = f"p{rng.randrange(3)}", variants[rng.randrange(5)]
-            delta = rng.choice([-70_000, -3, -1, 1, 2, 50_000])
-            adj.submit_nowait(product, variant, delta)
-            table.add(slot_key(product, None, variant, False, delta, net), delta, 0.0)
-        got = [(e.key, e.net, e.count) for e in adj._table.pending()]
-        assert got == [(e.key, e.net, e.count) for e in table.pending()], f"seed {seed}"
-        assert adj._table.ready == table.ready
-        await adj.close(abort=True)
-
-
-async def test_the_inline_paths_keep_the_core_counts_with_busy_keys(variants: list[str]) -> None:
-    """New keys of every shape, sign changes and overflows, some keys busy: same table as core."""
-    seed = 20261123
-    rng = random.Random(seed)
-    table = DeltaTable()
-    adj = InventoryAdjuster(_Never(), linger=SLOW)
-    adj.submit_nowait("p0", variants[0], 1)  # starts the adjuster: the inline paths are live
-    table.add(("p0", None, variants[0], False), 1, 0.0)
-    for n in range(4000):
-        if n % 500 == 250:  # what sending does to a few keys: busy, counted out of ready
-            for key in rng.sample(sorted(table.entries, key=repr), 3):
-                for each in (table, adj._table):
-                    each.take(each.entries[key])
-        if n % 500 == 450:
-            keys = sorted(table.busy, key=repr)
-            table.release_all(keys)
-            adj._table.release_all(keys)
+    fake = fake_factory()
+    fake.seed(4, 6, quantity=10**9)
+    expected: dict[tuple[str, str], int] = {}
+    adj = InventoryAdjuster(fake, max_batch=7, linger=0, net_opposite_signs=net)
+    tickets = []
+    for n in range(3000):
         product, variant = f"p{rng.randrange(4)}", variants[rng.randrange(6)]
-        inventory, preorder = (None, rng.random() < 0.2) if product != "p3" else (product, False)
         delta = rng.choice([-70_000, -3, -1, 1, 2, 50_000])
         tag = n if rng.random() < 0.1 else None
-        adj.submit_nowait(
-            None if inventory else product,
-            variant,
-            delta,
-            inventory_id=inventory,
-            preorder=preorder,
-            tag=tag,
-        )
-        key = (None if inventory else product, inventory, variant, preorder)
-        table.add(key, delta, 0.0, tag)
-    got = [(e.key, e.net, e.count, e.tags) for e in adj._table.pending()]
-    assert got == [(e.key, e.net, e.count, e.tags) for e in table.pending()], f"seed {seed}"
-    assert (adj._table.ready, adj._table.busy) == (table.ready, table.busy), f"seed {seed}"
-    assert adj._table.preorders == table.preorders
-    await adj.close(abort=True)
+        tickets.append(adj.submit_nowait(product, variant, delta, tag=tag))
+        expected[(product, variant)] = expected.get((product, variant), 0) + delta
+        if n % 97 == 0:
+            await asyncio.sleep(0)  # let batches go: their keys are busy while in flight
+    await adj.close()
+    assert {(await t).status for t in tickets} == {C}, f"seed {seed}"
+    got = {key: q - 10**9 for key, q in fake.quantities.items() if q != 10**9}
+    assert got == {key: total for key, total in expected.items() if total}, f"seed {seed}"
 
 
 class _Never:
@@ -628,7 +647,7 @@ async def test_a_failing_dispatcher_cancels_pending_tickets_and_close_raises(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("planner bug")
 
-    monkeypatch.setattr("wixinv_async.adjuster.select", broken)
+    monkeypatch.setattr("wixinv_async.adjuster._dispatch.select", broken)
     loop = asyncio.get_running_loop()
     reported: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _, context: reported.append(context))
@@ -652,27 +671,34 @@ async def test_a_deadline_during_a_429_wait_cancels_what_was_never_applied(
     assert adj.stats().rate_limited == 1 and fake.applied == []
 
 
-class _Recording:
-    """A writer that accepts ``validate`` and records what it was told."""
+def _answering(*statuses: int) -> MockTransport:
+    """A transport answering the given statuses in turn, then 200 (429s with Retry-After 0)."""
+    queue = list(statuses)
 
-    def __init__(self) -> None:
-        self.validate: list[bool] = []
+    def handler(request: HttpRequest) -> HttpResponse:
+        status = queue.pop(0) if queue else 200
+        headers = {"Retry-After": "0"} if status == 429 else {}
+        return HttpResponse.from_json(status, {} if status == 200 else {"message": "no"}, headers)
 
-    async def increment_inventory(self, entries: Any, *, validate: bool = True) -> None:
-        self.validate.append(validate)
-
-    async def decrement_inventory(self, entries: Any, *, validate: bool = True) -> None:
-        self.validate.append(validate)
+    return MockTransport(handler)
 
 
-async def test_a_client_that_can_skip_validation_is_told_to(variants: list[str]) -> None:
-    """The adjuster checked every delta already, so a client taking validate= skips its own."""
-    writer = _Recording()
-    async with InventoryAdjuster(writer, linger=SLOW) as adj:
+async def test_an_inventory_client_is_told_to_skip_its_checks(
+    variants: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The adjuster checked every delta already, so an InventoryClient under it does not
+    check the entries again (the batch still goes out)."""
+    checked: list[str] = []
+    monkeypatch.setattr(
+        "wixinv_async.core.validation.check_entries", lambda field, *a: checked.append(field)
+    )
+    transport = _answering()
+    client = InventoryClient(ApiKeyAuth("KEY", site_id="SITE"), transport=transport)
+    async with InventoryAdjuster(client, linger=SLOW) as adj:
         adj.submit_nowait("p0", variants[0], 1)
         adj.submit_nowait("p1", variants[0], -1)
         await adj.flush()
-    assert writer.validate == [False, False]
+    assert checked == [] and len(transport.requests) == 2
 
 
 async def test_a_plain_writer_is_called_without_validate(fake: Any, variants: list[str]) -> None:
@@ -744,9 +770,9 @@ async def test_a_failing_dispatcher_lets_requests_in_flight_settle_before_close_
 ) -> None:
     """A planner bug after a batch went out: close() still waits for that batch's outcome
     before re-raising, and leaves no task behind."""
-    from wixinv_async import adjuster
+    from wixinv_async.adjuster import _dispatch
 
-    real, calls = adjuster.select, []
+    real, calls = _dispatch.select, []
 
     def broken_later(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -754,7 +780,7 @@ async def test_a_failing_dispatcher_lets_requests_in_flight_settle_before_close_
             raise RuntimeError("planner bug")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("wixinv_async.adjuster.select", broken_later)
+    monkeypatch.setattr("wixinv_async.adjuster._dispatch.select", broken_later)
     asyncio.get_running_loop().set_exception_handler(lambda _, context: None)
     fake.gate = asyncio.Event()
     adj = InventoryAdjuster(fake, max_batch=1, linger=SLOW)
@@ -785,25 +811,62 @@ async def test_a_follow_up_behind_a_zero_net_goes_out_on_flush_without_lingering
     await adj.close()
 
 
+@pytest.mark.parametrize("attempts", [1, 5], ids=["raised", "retried-by-the-client"])
 async def test_a_429_counted_by_the_client_is_not_counted_again(
-    fake_factory: Any, variants: list[str]
+    variants: list[str], attempts: int
 ) -> None:
-    """A client that counts its 429 answers (InventoryClient does) and raised one of them:
-    stats().rate_limited is the number of 429 answers, not twice that."""
-
-    class Counting(fake_factory):  # type: ignore[misc,valid-type]
-        answers = 0
-
-        def _fault_before(self, fault: str | None) -> None:
-            self.answers += fault == "429"
-            super()._fault_before(fault)
-
-        def stats(self) -> Any:
-            return type("Stats", (), {"rate_limited": self.answers})()
-
-    client = Counting()
-    client.seed(1, 1)
-    client.script = ["429", "429"]
-    async with InventoryAdjuster(client, linger=0) as adj:
+    """Two 429 answers, whether the client raised them (the adjuster resends) or retried them
+    itself: stats().rate_limited is 2, not twice that."""
+    client = InventoryClient(
+        ApiKeyAuth("KEY", site_id="SITE"),
+        transport=_answering(429, 429),
+        retry=RetryPolicy(max_attempts=attempts, base_delay=0, max_delay=0),
+        rate_limit=None,
+    )
+    policy = BatchPolicy(base_delay=0, max_delay=0)
+    async with InventoryAdjuster(client, linger=0, batch_policy=policy) as adj:
         outcome = await adj.adjust("p0", variants[0], -1)
-    assert outcome.status is C and adj.stats().rate_limited == client.answers == 2
+    assert outcome.status is C and adj.stats().rate_limited == 2
+
+
+async def test_on_settle_reports_each_bisected_part_as_it_settles(
+    fake: Any, variants: list[str]
+) -> None:
+    """A refused batch's parts are reported one by one as they settle (each under its own
+    request id), all before the batch's report: a journal records each part at once."""
+    fake.hints = False
+    events: list[Any] = []
+    adj = InventoryAdjuster(fake, linger=SLOW, on_settle=events.append, on_batch=events.append)
+    for i in range(4):
+        adj.submit_nowait("missing" if i == 3 else f"p{i}", variants[0], -1)
+    await adj.close()
+    settled, report = events[:-1], events[-1]
+    assert isinstance(report, BatchReport) and len(settled) >= 2
+    assert sorted(e.key.product_id for s in settled for e in s.entries) == [
+        "missing",
+        "p0",
+        "p1",
+        "p2",
+    ]
+    assert len({s.batch_id for s in settled}) == len(settled)
+    assert [s.outcome.status for s in settled if s.entries[0].key.product_id == "missing"] == [R]
+
+
+async def test_bisection_resends_and_doubts_are_logged(
+    fake: Any, variants: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """On the wixinv_async.adjuster logger: bisection parts at DEBUG, resends at INFO,
+    in-doubt entries at WARNING."""
+    caplog.set_level("DEBUG", logger="wixinv_async.adjuster")
+    fake.script = ["503", None, None, "unknown_after"]
+    policy = BatchPolicy(base_delay=0, max_delay=0)
+    async with InventoryAdjuster(fake, linger=SLOW, batch_policy=policy) as adj:
+        adj.submit_nowait("p0", variants[0], -1)
+        adj.submit_nowait("missing", variants[0], -1)
+        await adj.flush()
+        adj.submit_nowait("p1", variants[0], -1)
+        await adj.flush()
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert any(level == "INFO" and "resending" in text for level, text in messages), messages
+    assert any(level == "DEBUG" and "bisecting" in text for level, text in messages), messages
+    assert any(level == "WARNING" and "in doubt" in text for level, text in messages), messages

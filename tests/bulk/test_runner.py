@@ -17,6 +17,7 @@ from wixinv_async.bulk.runner import BulkPaths, run_bulk_adjust
 from wixinv_async.client import InventoryClient
 from wixinv_async.emulator import Emulator, FaultPlan, FaultRule
 from wixinv_async.errors import ConfigurationError, InvalidInputError
+from wixinv_async.transport import RateLimit
 
 Key = tuple[str, str]
 
@@ -324,3 +325,47 @@ async def test_a_json_row_escaping_a_lone_surrogate_is_rejected(tmp_path: Path) 
         assert (summary.committed, summary.invalid, summary.exit_code) == (2, 1, 1)
         assert emu.store.quantity(product, variant) == 5_002
         assert "\n2,product_id" in paths.rejects.read_text(encoding="utf-8")
+
+
+def _journalled(journal: Path) -> Counter[str]:
+    """Line states in the journal file, read through a connection of our own (as a rerun
+    after kill -9 would see them)."""
+    with contextlib.closing(sqlite3.connect(journal)) as db:
+        rows = db.execute("SELECT state, COUNT(*) FROM lines GROUP BY state").fetchall()
+    return Counter({str(state): int(count) for state, count in rows})
+
+
+async def test_rows_are_journalled_sent_only_once_their_request_is_on_the_wire(
+    tmp_path: Path,
+) -> None:
+    """A paced client with four batches planned: one goes out, three wait for pacing slots.
+    The journal says "sent" for the rows of the request the emulator received, not for the
+    rows still waiting (a kill -9 now would hold back only those really sent)."""
+    async with Emulator(products=40, variants_per_product=1, seed=5) as emu:
+        keys = _tracked_keys(emu)[:40]
+        source = tmp_path / "deltas.csv"
+        lines = ["product_id,variant_id,delta"] + [f"{p},{v},-1" for p, v in keys]
+        source.write_text("\n".join(lines) + "\n")
+        paths = BulkPaths.beside(source)
+        client = InventoryClient(
+            ApiKeyAuth(emu.api_key, site_id=emu.site_id),
+            base_url=emu.url,
+            rate_limit=RateLimit(1, 3600.0),  # one slot now, the next in an hour
+        )
+        async with client:
+            options = {"max_batch": 10, "linger": 0}
+            run = asyncio.create_task(run_bulk_adjust(client, paths, adjuster_options=options))
+            for _ in range(1000):  # until the first request has been applied
+                if emu.store.journal:
+                    break
+                await asyncio.sleep(0.005)
+            for _ in range(50):  # let the other three batches reach their pacing wait
+                await asyncio.sleep(0)
+            states = _journalled(paths.journal)
+            applied = sum(len(entry.entries) for entry in emu.store.journal)
+            assert len(emu.store.journal) == 1 and applied == 10
+            assert states["sent"] + states["committed"] == 10, states
+            run.cancel()  # Ctrl-C: the batches waiting for a slot were never sent
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+    assert _journalled(paths.journal)["committed"] == 10

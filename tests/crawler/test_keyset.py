@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import bisect
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wixinv_async.core import keyset
 from wixinv_async.core.keyset import (
     KeysetPlan,
     ReadWindow,
@@ -198,22 +195,6 @@ def test_recording_on_an_unclaimed_segment_is_a_bug() -> None:
     plan = KeysetPlan(1, 1000, 2)
     with pytest.raises(RuntimeError, match="ready"):
         plan.begin_read(plan.ordered()[0])
-
-
-def test_core_imports_nothing_async_or_random() -> None:
-    """The keyset core is sans-IO: no asyncio, anyio, aiohttp, clock or random."""
-    tree = ast.parse(Path(keyset.__file__).read_text())
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        (node.module or "").split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
-    }
-    assert not imported & {"asyncio", "anyio", "aiohttp", "time", "random", "threading"}
 
 
 # --- the crawl, simulated: any interleaving of reads, steals and inserts ----------------

@@ -12,16 +12,14 @@ import csv
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .._delivery import takes_validate
-from ..adjuster import BatchReport, InventoryAdjuster, InventoryWriter, SentBatch, Ticket
-from ..core.coalesce import NOOP, Outcome, OutcomeStatus
+from ..adjuster import InventoryAdjuster, InventoryWriter, SentBatch, Settled, Ticket
 from ..errors import ApiError, AuthenticationError, ConfigurationError, PermissionDeniedError
-from ..models import DecrementData, IncrementData
+from ..outcomes import NOOP, Outcome, OutcomeStatus
 from .journal import NOT_APPLIED, Journal, LineState, input_fingerprint, should_send
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
 
@@ -148,9 +146,9 @@ async def run_bulk_adjust(
             job.reports = reports
             try:
                 async with InventoryAdjuster(
-                    _WatchedWriter(client, job),
+                    client,
                     on_send=job.on_send,
-                    on_batch=job.on_batch,
+                    on_settle=job.on_settle,
                     **dict(adjuster_options or {}),
                 ) as adjuster:
                     job.adjuster = adjuster
@@ -239,13 +237,18 @@ class _Job:
         lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
         self.journal.record_sent(self.batch_base + batch.batch_id, batch.kind, lines)
 
-    def on_batch(self, report: BatchReport) -> None:
+    def on_settle(self, settled: Settled) -> None:
+        """Journal each request's (or bisection part's) outcomes durably as they settle, so
+        that after a crash only requests still unanswered look in doubt."""
+        outcome = settled.outcome
+        state = self._state(outcome)
         self.journal.record_outcomes_now(
-            (tag, self._state(outcome), outcome.code, outcome.message)
-            for entry, outcome in zip(report.entries, report.outcomes, strict=True)
+            (tag, state, outcome.code, outcome.message)
+            for entry in settled.entries
             for tag in entry.tags
             if isinstance(tag, int)
         )
+        self.saw(outcome.error)
 
     @staticmethod
     def _state(outcome: Outcome) -> str:
@@ -256,8 +259,8 @@ class _Job:
             return NOT_APPLIED
         return outcome.status.name.lower()
 
-    def saw(self, error: ApiError) -> None:
-        """Note an error the client raised: a 401 or 403 stops the run (every later request
+    def saw(self, error: BaseException | None) -> None:
+        """Note the error behind an outcome: a 401 or 403 stops the run (every later request
         would be refused too)."""
         if self.fatal is None and isinstance(error, AuthenticationError | PermissionDeniedError):
             self.fatal = error
@@ -338,7 +341,7 @@ class _Job:
     def _record(self, row: DeltaRow, ticket: Ticket, outcome: Outcome) -> None:
         status = outcome.status.name.lower()
         self.progress.outcomes[status] += 1
-        # Never in a request, so on_batch did not journal these (every request's entries are).
+        # Never in a request, so on_settle did not journal these (every request's entries are).
         if outcome is NOOP:
             self._record_netted(row, ticket)
         elif outcome.status is OutcomeStatus.CANCELLED:
@@ -375,37 +378,6 @@ class _Job:
             journal_counts=self.journal.counts(),
             paths=self.paths,
         )
-
-
-class _WatchedWriter:
-    """The client, with every API error it raises shown to the job first (see ``_Job.saw``)."""
-
-    def __init__(self, client: InventoryWriter, job: _Job):
-        self._client = client
-        self._job = job
-        self._trusted = takes_validate(client)
-
-    async def increment_inventory(
-        self, entries: Sequence[IncrementData], *, validate: bool = True
-    ) -> None:
-        await self._forward(self._client.increment_inventory, entries, validate)
-
-    async def decrement_inventory(
-        self, entries: Sequence[DecrementData], *, validate: bool = True
-    ) -> None:
-        await self._forward(self._client.decrement_inventory, entries, validate)
-
-    async def _forward(
-        self, write: Callable[..., Awaitable[None]], entries: Sequence[Any], validate: bool
-    ) -> None:
-        try:
-            await write(entries, **({"validate": validate} if self._trusted else {}))
-        except ApiError as exc:
-            self._job.saw(exc)
-            raise
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)  # stats(), for the adjuster's 429 count
 
 
 class _StateCursor:

@@ -26,9 +26,9 @@ from typing import Any
 
 from ..adjuster import InventoryAdjuster, Ticket
 from ..client import InventoryClient
-from ..core.coalesce import OutcomeStatus
 from ..crawler import crawl_inventory
 from ..errors import ConfigurationError, WixInventoryError
+from ..outcomes import OutcomeStatus
 from . import EXIT_CONFIG, EXIT_IN_DOUBT, EXIT_OK, EXIT_REJECTED
 from ._common import (
     REFUSED,

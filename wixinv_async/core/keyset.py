@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..errors import InvalidInputError, TransportError
+from ..settings import is_int
 
 __all__ = [
     "KeysetPlan",
@@ -60,7 +61,7 @@ def split_range(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
 
     Fewer ranges come back when the range holds fewer than ``parts`` ids.
     """
-    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+    if not is_int(parts) or parts < 1:
         raise InvalidInputError("segments", parts, "must be an int >= 1")
     if lo > hi:
         raise InvalidInputError("hi", hi, f"must be >= lo ({lo})")

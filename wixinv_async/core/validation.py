@@ -23,6 +23,7 @@ from ..models import (
     IncrementData,
     VariantUpdate,
 )
+from ..settings import is_int
 
 __all__ = [
     "all_guids",
@@ -87,7 +88,7 @@ def check_variant_id(value: object, *, index: int | None = None, field: str = "v
 
 def check_amount(field: str, value: object, *, index: int | None = None) -> int:
     """An incrementBy or decrementBy: an int (not a bool) from 1 to 99999."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise InvalidInputError(field, value, "must be an int", index=index)
     if not 1 <= value <= MAX_QUANTITY:
         raise InvalidInputError(field, value, f"must be from 1 to {MAX_QUANTITY}", index=index)
@@ -102,14 +103,14 @@ def check_batch_size(field: str, size: int) -> None:
 
 def check_page_limit(value: object) -> int:
     """A paging.limit: an int from 1 to 100."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_LIMIT:
+    if not is_int(value) or not 1 <= value <= MAX_PAGE_LIMIT:
         raise InvalidInputError("paging.limit", value, f"must be an int from 1 to {MAX_PAGE_LIMIT}")
     return value
 
 
 def check_page_offset(offset: object, limit: int) -> int:
     """An offset whose page ends within the first 10,000 items (``limit`` checked already)."""
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+    if not is_int(offset) or offset < 0:
         raise InvalidInputError("paging.offset", offset, "must be an int >= 0")
     if offset + limit > MAX_OFFSET_ITEMS:
         raise OffsetLimitError(
@@ -137,11 +138,7 @@ def check_variant_updates(variants: Sequence[VariantUpdate]) -> list[VariantUpda
             raise InvalidInputError("variants", variant, "must be a VariantUpdate", index=index)
         check_variant_id(variant.variant_id, index=index)
         quantity = variant.quantity
-        if quantity is not UNSET and (
-            isinstance(quantity, bool)
-            or not isinstance(quantity, int)
-            or not 0 <= quantity <= MAX_QUANTITY
-        ):
+        if quantity is not UNSET and (not is_int(quantity) or not 0 <= quantity <= MAX_QUANTITY):
             raise InvalidInputError(
                 "quantity", quantity, f"must be an int from 0 to {MAX_QUANTITY}", index=index
             )

@@ -1,0 +1,229 @@
+"""The writer seam, and the Catalog V1 writer behind it.
+
+The adjuster's dispatcher plans batches and its ledger settles entries; between them sits one
+declared protocol, :class:`BatchWriter`: "send this batch of entries and tell me, per entry or
+for the whole request, what happened". A writer reports through the batch's
+:class:`Delivery`:
+
+- ``await delivery.on_wire(entries, request_id, parent_id, attempt)`` right before a request
+  goes on the wire (for an ``InventoryClient``, once its pacing slot is granted): the ``on_send``
+  hook runs there, so a journal marks "sent" only what is really about to be sent. If it raises,
+  the request must not be sent.
+- ``delivery.answered()`` once the request has its answer (or failed).
+- ``delivery.maybe_applied(entries)`` after an ambiguous failure that will be resent.
+- ``delivery.settle(request_id, entries, outcome)`` as entries get their outcome: a whole
+  request, a part of one, or one entry (a per-item API settles entry by entry).
+
+:class:`AtomicWriter` is the V1 writer: atomic batches over an :class:`InventoryWriter`,
+bisected by :class:`~wixinv_async.core.bisect.BisectRun` when the server refuses a batch for
+some entries' sake, resent within a :class:`~wixinv_async.settings.BatchPolicy` when provably
+not applied (:func:`~wixinv_async.core.failures.verdict`). A V3 writer (per-item results)
+implements :class:`BatchWriter` beside it, without touching the dispatcher or the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from typing import Final, Protocol
+
+from ..client import InventoryClient
+from ..core.bisect import BisectRun, Refused, Result
+from ..core.failures import Bisect, Verdict, outcome_for, verdict
+from ..core.planner import decrement_entries, increment_entries
+from ..core.table import Entry
+from ..errors import RateLimitedError, WixInventoryError
+from ..models import DecrementData, IncrementData
+from ..outcomes import Kind, Outcome, OutcomeStatus
+from ..settings import BatchPolicy
+from ._ledger import ReportError
+
+__all__ = ["AtomicWriter", "BatchWriter", "Delivery", "InventoryWriter"]
+
+logger = logging.getLogger("wixinv_async.adjuster")
+
+_COMMITTED: Final = Outcome(OutcomeStatus.COMMITTED)
+
+
+class InventoryWriter(Protocol):
+    """What the V1 writer needs of a client: the two batch calls (``InventoryClient`` fits,
+    and is also told to skip re-checking entries and to report when it is on the wire)."""
+
+    async def increment_inventory(self, entries: Sequence[IncrementData]) -> None: ...
+    async def decrement_inventory(self, entries: Sequence[DecrementData]) -> None: ...
+
+
+class Delivery(Protocol):
+    """What a :class:`BatchWriter` reports to, for one planned batch (see the module doc)."""
+
+    @property
+    def batch_id(self) -> int: ...
+    @property
+    def kind(self) -> Kind: ...
+    def new_request_id(self) -> int: ...
+    async def on_wire(
+        self, entries: Sequence[Entry], request_id: int, parent_id: int | None, attempt: int
+    ) -> None: ...
+    def answered(self) -> None: ...
+    def maybe_applied(self, entries: Sequence[Entry]) -> None: ...
+    def settle(self, request_id: int, entries: Sequence[Entry], outcome: Outcome) -> None: ...
+
+
+class BatchWriter(Protocol):
+    """The writer seam: deliver one planned batch and settle every one of its entries."""
+
+    async def write(self, entries: list[Entry], delivery: Delivery) -> None:
+        """Send ``entries`` (all of ``delivery.kind``), settling each through ``delivery``
+        before returning (an entry left unsettled ends IN_DOUBT, code ``UNKNOWN``)."""
+        ...
+
+    def rate_limited(self) -> int:
+        """429 answers this writer has seen since it was made."""
+        ...
+
+
+class _OnSendFailed(Exception):
+    """The ``on_send`` hook raised (its error is the cause): the request was not sent."""
+
+
+class AtomicWriter:
+    """The Catalog V1 writer: atomic batches, bisection of refusals, resends by policy."""
+
+    def __init__(
+        self,
+        client: InventoryWriter,
+        *,
+        policy: BatchPolicy,
+        retry_ambiguous: bool,
+        report_error: ReportError,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client = client
+        self._policy = policy
+        self._retry_ambiguous = retry_ambiguous
+        self._report_error = report_error
+        self._rng = rng or random.Random()
+        # An InventoryClient is ours: it counts every 429 it saw, skips re-checking entries the
+        # table checked (validate=False) and calls back once its pacing slot is granted.
+        self._ours = client if isinstance(client, InventoryClient) else None
+        self._429_base = self._ours.stats().rate_limited if self._ours is not None else 0
+        self._429_surfaced = 0
+
+    def __repr__(self) -> str:
+        return f"<AtomicWriter {self._client!r} {self._policy}>"
+
+    def rate_limited(self) -> int:
+        if self._ours is not None:
+            return self._ours.stats().rate_limited - self._429_base
+        return self._429_surfaced
+
+    async def write(self, entries: list[Entry], delivery: Delivery) -> None:
+        run = BisectRun(entries)
+        ids: dict[int, int] = {}
+        while (request := run.next_request()) is not None:
+            rid = delivery.batch_id if request.number == 0 else delivery.new_request_id()
+            ids[request.number] = rid
+            parent = None if request.parent is None else ids[request.parent]
+            if parent is not None:
+                logger.debug(
+                    "batch %d: bisecting, part %d of %d entries", parent, rid, len(request.entries)
+                )
+            result = await self._send(delivery, request.entries, rid, parent)
+            if isinstance(result, Result):
+                run.record(result)
+                continue
+            refused, error = result
+            rejected = run.record(refused)
+            if rejected:
+                delivery.settle(
+                    rid, rejected, outcome_for(OutcomeStatus.REJECTED, error, "REFUSED")
+                )
+
+    async def _send(
+        self, delivery: Delivery, entries: list[Entry], rid: int, parent: int | None
+    ) -> Result | tuple[Refused, BaseException]:
+        """Send entries as one request, resending what was provably not applied, and settle
+        them; unless the request was refused for an entry's sake: that is returned."""
+        send = 0
+        while True:
+            send += 1
+            error = await self._call(delivery, entries, rid, parent, send)
+            if error is None:
+                delivery.settle(rid, entries, _COMMITTED)
+                return Result.COMMITTED
+            if isinstance(error, _OnSendFailed):
+                cause = error.__cause__ or error
+                failed = outcome_for(
+                    OutcomeStatus.REJECTED, cause, "ON_SEND_FAILED", retriable=True
+                )
+                delivery.settle(rid, entries, failed)
+                return Result.ENDED
+            then = self._verdict(error, send, len(entries))
+            if isinstance(then, Bisect):
+                return Refused(then.hint), error
+            if isinstance(then, Outcome):
+                delivery.settle(rid, entries, then)
+                return Result.ENDED
+            if then.maybe_applied:
+                delivery.maybe_applied(entries)
+            logger.info(
+                "request %d failed (%s), send %d: resending in %.2f s",
+                rid,
+                type(error).__name__,
+                send,
+                then.delay,
+            )
+            await asyncio.sleep(then.delay)
+
+    def _verdict(self, error: BaseException, send: int, size: int) -> Verdict:
+        if isinstance(error, RateLimitedError) and self._ours is None:
+            self._429_surfaced += 1
+        if not isinstance(error, WixInventoryError):
+            self._report_error("unexpected error from the client: in doubt", error)
+        return verdict(
+            error,
+            send,
+            size=size,
+            policy=self._policy,
+            retry_ambiguous=self._retry_ambiguous,
+            rng=self._rng,
+        )
+
+    async def _call(
+        self, delivery: Delivery, entries: list[Entry], rid: int, parent: int | None, send: int
+    ) -> BaseException | None:
+        """One send through the client; its error, or ``None`` once applied."""
+        announced = False
+
+        async def on_wire() -> None:
+            nonlocal announced
+            if announced:  # the client's own retry of this send: announced already
+                return
+            announced = True
+            try:
+                await delivery.on_wire(entries, rid, parent, send)
+            except Exception as exc:
+                raise _OnSendFailed("on_send failed") from exc
+
+        increment = delivery.kind == "increment"
+        try:
+            if self._ours is not None:
+                if increment:
+                    wire = increment_entries(entries)
+                    await self._ours.increment_inventory(wire, validate=False, on_wire=on_wire)
+                else:
+                    down = decrement_entries(entries)
+                    await self._ours.decrement_inventory(down, validate=False, on_wire=on_wire)
+            else:
+                await on_wire()
+                if increment:
+                    await self._client.increment_inventory(increment_entries(entries))
+                else:
+                    await self._client.decrement_inventory(decrement_entries(entries))
+        except Exception as exc:
+            delivery.answered()
+            return exc
+        delivery.answered()
+        return None

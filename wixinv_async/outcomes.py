@@ -1,0 +1,181 @@
+"""The adjuster's public data: what happened to each delta, each request and the whole run.
+
+Plain values (frozen dataclasses, NamedTuples, enums) with no event loop, so the pure core
+(:mod:`wixinv_async.core`) builds them and users can keep, compare and pickle them.
+:class:`~wixinv_async.adjuster.Ticket` is not here: it waits on the event loop, so it lives
+beside the adjuster (and is exported from :mod:`wixinv_async` like these).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal, NamedTuple
+
+__all__ = [
+    "FLUSH_REASONS",
+    "NOOP",
+    "AdjusterStats",
+    "BatchReport",
+    "DeltaKey",
+    "FlushReason",
+    "InDoubtEntry",
+    "Kind",
+    "Outcome",
+    "OutcomeStatus",
+    "SentBatch",
+    "SentEntry",
+    "Settled",
+]
+
+Kind = Literal["increment", "decrement"]
+FlushReason = Literal["full", "linger", "flush", "close"]
+"""Why a batch was sent: ``full`` (``max_batch`` variants ready), ``linger`` (its oldest delta
+waited ``linger`` seconds, or ``max_pending`` keys are pending and producers wait for room),
+``flush`` or ``close``."""
+FLUSH_REASONS: tuple[FlushReason, ...] = ("full", "linger", "flush", "close")
+
+
+class DeltaKey(NamedTuple):
+    """Which variant a delta is for, through which id, and whether it is a preorder."""
+
+    product_id: str | None
+    inventory_id: str | None
+    variant_id: str
+    preorder: bool
+
+
+class OutcomeStatus(enum.Enum):
+    """What happened to a delta."""
+
+    COMMITTED = "committed"
+    """Applied by the server (or netted to zero, which needs no request)."""
+    REJECTED = "rejected"
+    """Definitely not applied; ``code`` and ``message`` say why."""
+    IN_DOUBT = "in_doubt"
+    """The request may or may not have been applied: reconcile before retrying."""
+    CANCELLED = "cancelled"
+    """Never sent: the adjuster was closed with ``abort=True`` or its deadline passed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The outcome of a delta, shared by every delta merged into the same entry."""
+
+    status: OutcomeStatus
+    code: str | None = None
+    """Wix's code for REJECTED (``NOT_FOUND``, ``INSUFFICIENT_INVENTORY``, ...) or ours."""
+    message: str | None = None
+    request_id: str | None = None
+    """``x-wix-request-id`` of the request that decided it, when there was one."""
+    retriable: bool = False
+    """For REJECTED: the request was refused for no fault of this delta (credentials refused,
+    429 or 503 to the last attempt, a closed client, ``on_send`` failed). Nothing was applied,
+    and the same delta may succeed once the cause is fixed. ``False``: the server (or the
+    client's validation) refused this delta itself (``NOT_FOUND``, ``INSUFFICIENT_INVENTORY``,
+    a field violation...)."""
+    error: BaseException | None = None
+    """The error behind a REJECTED or IN_DOUBT outcome (``None`` for the others, and for those
+    the adjuster decided without one). Compared and hashed by identity like any exception."""
+
+
+NOOP: Final = Outcome(OutcomeStatus.COMMITTED, code="NETTED_TO_ZERO")
+"""The outcome of deltas that cancelled out: committed without a request."""
+
+
+class SentEntry(NamedTuple):
+    """One entry of a request: the key, the amount sent (signed) and the tags of its deltas."""
+
+    key: DeltaKey
+    amount: int
+    tags: tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SentBatch:
+    """A request about to go on the wire (given to ``on_send``). A bisection part has its own
+    ``batch_id`` and names the batch it came from in ``parent_id``; a resend repeats the
+    ``batch_id`` with the next ``attempt``."""
+
+    batch_id: int
+    kind: Kind
+    entries: tuple[SentEntry, ...]
+    reason: FlushReason
+    parent_id: int | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Entries of one request that just got their outcome (given to ``on_settle``): a whole
+    request, the part of a bisection that committed, or one entry the server refused."""
+
+    batch_id: int
+    """The request that decided it (a bisection part's own id)."""
+    kind: Kind
+    entries: tuple[SentEntry, ...]
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    """A planned batch whose every entry has its outcome (given to ``on_batch``)."""
+
+    batch_id: int
+    kind: Kind
+    reason: FlushReason
+    entries: tuple[SentEntry, ...]
+    outcomes: tuple[Outcome, ...]
+    """Aligned with ``entries``."""
+    requests: int
+    """Requests it took, bisection and resends included."""
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubtEntry:
+    """An entry whose request may or may not have been applied: reconcile it."""
+
+    key: DeltaKey
+    amount: int
+    tags: tuple[object, ...]
+    batch_id: int
+    code: str | None
+    message: str | None
+
+
+class AdjusterStats(NamedTuple):
+    """Counters since the adjuster started (``InventoryAdjuster.stats()``). Outcome counts are
+    in deltas. Latencies are in seconds, from an entry's oldest delta to its outcome, over a
+    sample of the latest entries sent (``None`` before the first)."""
+
+    submitted: int
+    coalesced: int
+    """Deltas that merged into an entry already pending (no entry of their own)."""
+    netted_to_zero: int
+    """Entries committed without a request because their deltas cancelled out."""
+    requests: int
+    entries_sent: int
+    batch_fill: float
+    """Mean entries per request over ``max_batch``."""
+    batches_by_reason: Mapping[str, int]
+    bisect_requests: int
+    """Requests for the parts of refused batches (bisection), resends of parts included."""
+    in_flight: int
+    pending: int
+    """Distinct keys waiting to be sent."""
+    committed: int
+    rejected: int
+    in_doubt: int
+    cancelled: int
+    rate_limited: int
+    """429 answers: as counted by the client when it is an ``InventoryClient`` (the ones it
+    retried included), else the 429 errors that surfaced."""
+    retries: int
+    """Resends by the adjuster itself (the client's own retries are in its stats)."""
+    latency_p50: float | None
+    latency_p99: float | None
+    committed_after_resend: int = 0
+    """Deltas COMMITTED by a request resent after an ambiguous failure (``on_ambiguous=
+    "retry"``): they may have been applied more than once (code ``COMMITTED_AFTER_RESEND``)."""
