@@ -165,6 +165,7 @@ from __future__ import annotations
 
 from .faults import FAULT_KINDS, FaultPlan, FaultRule
 from .server import Emulator, WebhookSink
+from .sites import SiteSpec
 from .store import ChangeEvent, JournalEntry, Listener, SiteStore
 from .v3_items import V3Item
 from .v3_store import V3Store
@@ -177,6 +178,7 @@ __all__ = [
     "FaultRule",
     "JournalEntry",
     "Listener",
+    "SiteSpec",
     "SiteStore",
     "V3Item",
     "V3Store",
