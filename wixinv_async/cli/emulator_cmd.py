@@ -27,6 +27,8 @@ examples:
   wixinv-async emulator --products 100000 --seed 7 --rate-limit 200/60
   wixinv-async emulator --port 0 --faults faults.json    # any free port, injected faults
   wixinv-async emulator --catalog v3 --locations 2       # a Catalog V3 site, two locations
+  wixinv-async emulator --sites 500 --catalog mixed --rate-limit 200/60
+                                        # 500 sites, V1 and V3 in turn, 200 per 60 s each
 
 faults.json: {"seed": 1, "stall_seconds": 30, "retry_after": 1,
               "endpoints": {"*": {"latency_ms": 20, "jitter_ms": 10},
@@ -57,7 +59,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--seed", type=int, default=0, help="catalog seed: same seed, same catalog [0]")
     add("--api-key", help="API key to accept [random]")
     add("--site-id", help="site id of the default site [derived from the seed]")
-    add("--extra-sites", type=int, default=0, help="more sites, each with its own store [0]")
+    add(
+        "--sites",
+        type=int,
+        default=1,
+        help="sites served, each with its own id, app instance, catalog, rate window, "
+        "faults and journal; listed by GET /_emulator/sites [1]",
+    )
+    add("--extra-sites", type=int, default=0, help="older spelling: sites beyond the first [0]")
     add("--rate-limit", help="requests per rolling period per site, e.g. 200/60 [off]")
     add("--retry-after", choices=("on", "off"), default="on", help="send Retry-After with 429 [on]")
     add("--latency-ms", type=float, default=0.0, help="latency added to every call [0]")
@@ -65,9 +74,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--token-lifetime", type=float, default=14_400, help="OAuth token lifetime, s [14400]")
     add(
         "--catalog",
-        choices=("v1", "v3"),
+        choices=("v1", "v3", "mixed"),
         default="v1",
-        help="the catalog every site runs: v1 or v3 (migrate with POST /_emulator/migrate) [v1]",
+        help="the catalog every site runs: v1, v3, or mixed (V1 and V3 in turn, the first "
+        "site V1); migrate with POST /_emulator/migrate [v1]",
     )
     add("--locations", type=int, default=1, help="stores locations of a V3 site [1]")
     add(
@@ -97,6 +107,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             seed=args.seed,
             api_key=args.api_key,
             site_id=args.site_id,
+            sites=args.sites,
             extra_sites=args.extra_sites,
             rate_limit=args.rate_limit,
             retry_after=args.retry_after == "on",
@@ -138,7 +149,9 @@ async def _serve(emulator: Emulator, out: TextIO) -> None:
 
 def _announce(emu: Emulator, out: TextIO) -> None:
     """The URL and credentials (the emulator's own, not secrets of a real site)."""
-    sites = ", ".join(emu.sites[1:]) or "none"
+    others = emu.sites[1:]
+    sites = ", ".join(others) if len(others) <= 3 else f"{len(others)}, see /_emulator/sites"
+    sites = sites or "none"
     version = emu.catalog_version()
     size = (
         f"{len(emu.v3_store())} V3 inventory items"
@@ -152,6 +165,7 @@ def _announce(emu: Emulator, out: TextIO) -> None:
         f"  OAuth        app id {emu.app_id}, app secret {emu.app_secret},",
         f"               instance id {emu.instance_id}",
         f"  admin        {emu.url}/_emulator/state | journal | stats | reset | faults | migrate",
+        "               | sites | revoke | reinstate | edit   (?site=ID picks a site)",
         "",
         f"export WIX_BASE_URL={emu.url}",
         f"export WIX_API_KEY={emu.api_key}",
