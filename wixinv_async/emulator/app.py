@@ -21,7 +21,7 @@ from aiohttp import web
 from ._errors import WixApiError, application_error
 from .auth import Credentials
 from .catalogs import V1_CATALOG, V3_CATALOG, wrong_catalog
-from .faults import AFTER_APPLY, APPLIED_LATE, Fault
+from .faults import AFTER_APPLY, APPLIED_LATE, Fault, FaultPlan
 from .handlers import (
     Handler,
     decrement_inventory,
@@ -163,7 +163,7 @@ class WixApp:
                         self._note_fault(site, "latency")
                     await asyncio.sleep(delay)
                 if fault.kind is not None and fault.kind not in _AFTER_ADMISSION:
-                    return await self._fault(request, site, endpoint, fault.kind, rid)
+                    return await self._fault(request, site, endpoint, fault.kind, rid, site.plan)
                 self._admit(site)
                 body = await request.read()
                 call = Call(request.match_info, request.query, body, rid, False)
@@ -173,7 +173,7 @@ class WixApp:
             except WixApiError as error:
                 return self._error(site, endpoint, error, rid)
             if fault.kind is not None:
-                return await self._fault(request, site, endpoint, fault.kind, rid)
+                return await self._fault(request, site, endpoint, fault.kind, rid, site.plan)
             self._count(site, endpoint, 200)
             return web.Response(
                 body=payload, headers={"x-wix-request-id": rid, "Content-Type": _JSON}
@@ -219,7 +219,7 @@ class WixApp:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.kind is not None:
-                return await self._fault(request, None, endpoint, fault.kind, rid)
+                return await self._fault(request, None, endpoint, fault.kind, rid, site.plan)
             answer = self._credentials.issue(decode(TokenBody, await request.read()))
         except WixApiError as error:
             return self._error(None, endpoint, error, rid)
@@ -235,17 +235,24 @@ class WixApp:
             site.note_fault(kind)
 
     async def _fault(
-        self, request: web.Request, site: Site | None, endpoint: str, kind: str, rid: str
+        self,
+        request: web.Request,
+        site: Site | None,
+        endpoint: str,
+        kind: str,
+        rid: str,
+        plan: FaultPlan | None,
     ) -> web.StreamResponse:
+        """Perform ``kind``, drawn from ``plan``, on a request of ``site`` (``None``: the
+        token endpoint, which belongs to no site)."""
         self._note_fault(site, kind)
         if kind in ("reset_before", "reset_after", "late_reset"):
             return self._reset(request, site, endpoint)
         if kind in ("stall_after", "late_stall"):
             self._count(site, endpoint, "stall")
-            await self._stall(site)
+            await self._stall(plan.stall_seconds if plan is not None else 0)
             return self._reset(request, site, endpoint, count=False)
         if kind == "rate_limited":
-            plan = site.injector.plan if site is not None and site.injector else None
             seconds = plan.retry_after if plan is not None else None
             error = _too_many(str(seconds) if seconds is not None and self.retry_after else None)
         else:
@@ -253,11 +260,9 @@ class WixApp:
             error = application_error(status, _SYSTEM_CODES[status], f"injected fault {kind}")
         return self._error(site, endpoint, error, rid)
 
-    async def _stall(self, site: Site | None) -> None:
-        """Until the client gives up (the handler is cancelled), the site plan's
-        ``stall_seconds`` pass or the emulator closes."""
-        plan = site.injector.plan if site is not None and site.injector else None
-        seconds = plan.stall_seconds if plan is not None else 0
+    async def _stall(self, seconds: float) -> None:
+        """Until the client gives up (the handler is cancelled), ``seconds`` pass or the
+        emulator closes."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.closing.wait(), seconds)
 
@@ -285,7 +290,7 @@ class WixApp:
 
         self.late.expect()
         try:
-            return await self._fault(request, site, endpoint, fault.kind, call.rid)
+            return await self._fault(request, site, endpoint, fault.kind, call.rid, site.plan)
         finally:
             self.late.schedule(fault.late, late_apply)
 

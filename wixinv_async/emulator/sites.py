@@ -142,6 +142,10 @@ class Site:
         seed = plan.seed + self.index if shared else plan.seed
         self.injector = FaultInjector(plan, seed=seed)
 
+    @property
+    def plan(self) -> FaultPlan | None:
+        return self.injector.plan if self.injector is not None else None
+
     def decide(self, endpoint: str) -> Fault:
         return self.injector.decide(endpoint) if self.injector is not None else _NO_FAULT
 
