@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from wixinv_async.emulator import Emulator
+from wixinv_async.emulator import Emulator, FaultPlan, FaultRule
 
 QUERY = "/stores-reader/v2/inventoryItems/query"
 
@@ -117,3 +118,16 @@ async def test_tokens_for_a_thousand_instances_need_no_catalog(
         for instance in emu.instances[-20:]:
             assert (await token(session, emu, instance))[0] == 200
         assert list(emu.stats()["sites"]) == [emu.site_id]
+
+
+async def test_a_stalled_token_request_waits_for_its_plans_stall_seconds(
+    emu: Emulator, session: aiohttp.ClientSession
+) -> None:
+    """A stall named for oauthToken lasts the plan's stall_seconds: the client times out
+    (it is not reset at once)."""
+    emu.set_faults(FaultPlan({"oauthToken": FaultRule(stall_after=1.0)}, stall_seconds=60))
+    with pytest.raises(asyncio.TimeoutError):
+        await session.post(
+            emu.url + "/oauth2/token", json={}, timeout=aiohttp.ClientTimeout(total=0.2)
+        )
+    assert emu.stats()["requests"]["oauthToken"] == {"stall": 1}
