@@ -57,10 +57,10 @@ The emulator's choices where Wix documents nothing (``wix-api-notes.md`` lists t
   (Wix documents neither status; 401 is what an invalid token gets). The API key belongs to
   the account, not the app, so it still reaches the site. ``reinstate`` allows new tokens;
   tokens issued before stay dead. ``reset`` keeps revocations.
-- Rate limit: per site, i.e. per app instance as Wix documents (API key and OAuth calls of a
-  site share it), a strict rolling window counting only accepted requests; authentication is checked first, and the token endpoint and
-  admin API are not limited; 429 ``TOO_MANY_REQUESTS`` with ``Retry-After`` in whole seconds
-  rounded up (switchable off).
+- Rate limit: per site, i.e. per app instance as Wix documents (API key and OAuth calls of a site
+  share it), a strict rolling window counting only accepted requests; authentication is checked
+  first, and the token endpoint and admin API are not limited; 429 ``TOO_MANY_REQUESTS`` with
+  ``Retry-After`` in whole seconds rounded up (switchable off).
 - Faults are drawn after authentication, before the rate limit (a fault before applying is not
   counted by it). A fault after applying happens only if the write succeeded. A stall ends when
   the client disconnects, after ``stall_seconds`` (the connection is then aborted) or at
@@ -94,13 +94,13 @@ The emulator's choices where Wix documents nothing (``wix-api-notes.md`` lists t
   untracked and 10 % have preorder. Site ``i`` is seeded with ``seed + i``; ``reset``
   reseeds every site made (products added since vanish) and clears journals, stats and rate
   windows, keeping fault plans, issued tokens and revocations.
-- The journal holds every applied write in order, each with its ``source``: ``"api"``
-  (applied as it arrived), ``"late"`` (a late apply) or ``"third_party"`` (an edit). Batch entries are normalized to
-  ``productId``, ``variantId``, the amount and (decrements) ``preorderRequest``; a batch naming
-  any entry by ``inventoryId`` is kept exactly as sent; an update keeps its ``inventoryItem``.
-  ``entries_applied`` counts batch entries, and one per applied update.
-  ``SiteStore.set_quantity`` (a dashboard edit) reaches listeners with request id ``""`` and
-  is not journaled.
+- The journal holds every applied write in order, each with its ``source``: ``"api"`` (applied as
+  it arrived), ``"late"`` (a late apply) or ``"third_party"`` (an edit). Batch entries are
+  normalized to ``productId``, ``variantId``, the amount and (decrements) ``preorderRequest``; a
+  batch naming any entry by ``inventoryId`` is kept exactly as sent; an update keeps its
+  ``inventoryItem``. ``entries_applied`` counts batch entries, and one per applied update.
+  ``SiteStore.set_quantity`` (a dashboard edit) reaches listeners with request id ``""`` and is
+  not journaled.
 - Every Wix response (errors included) carries ``x-wix-request-id``.
 
 Many sites (issue 15: ``Emulator(sites=1000)``, ``wixinv-async emulator --sites N``):
