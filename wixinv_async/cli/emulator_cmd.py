@@ -31,9 +31,13 @@ examples:
                                         # 500 sites, V1 and V3 in turn, 200 per 60 s each
 
 faults.json: {"seed": 1, "stall_seconds": 30, "retry_after": 1,
+              "late_seconds": 2, "late_jitter": 1,
               "endpoints": {"*": {"latency_ms": 20, "jitter_ms": 10},
-                            "decrementInventory": {"reset_after": 0.05, "error_503": 0.05}}}
+                            "decrementInventory": {"reset_after": 0.05, "error_503": 0.05,
+                                                   "late_504": 0.02}}}
 kinds: rate_limited error_500 error_503 reset_before error_502 error_504 reset_after stall_after
+       late_504 late_reset late_stall (answer 504 / reset / stall WITHOUT applying, then apply
+       late_seconds + [0, late_jitter] s after that answer, journaled with source "late")
 per entry of a V3 bulk call: item_error item_undetailed
 """
 
