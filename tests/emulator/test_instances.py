@@ -113,11 +113,18 @@ async def test_revoking_an_unknown_instance_is_a_404(
 async def test_tokens_for_a_thousand_instances_need_no_catalog(
     session: aiohttp.ClientSession,
 ) -> None:
-    """Fetching tokens does not make the sites: only a call on a site does."""
+    """Fetching tokens does not make the sites (only a call on a site does); tokens issued
+    are counted per instance."""
     async with Emulator(sites=1000, products=50) as emu:
-        for instance in emu.instances[-20:]:
+        for instance in emu.instances[-20:] + emu.instances[-1:]:
             assert (await token(session, emu, instance))[0] == 200
-        assert list(emu.stats()["sites"]) == [emu.site_id]
+        stats = emu.stats()
+        assert list(stats["sites"]) == [emu.site_id]
+        assert stats["tokens_issued"] == {
+            **dict.fromkeys(emu.instances[-20:], 1),
+            emu.instances[-1]: 2,
+        }
+        assert emu.site_stats(emu.sites[-1])["tokens_issued"] == 2
 
 
 async def test_a_stalled_token_request_waits_for_its_plans_stall_seconds(

@@ -128,7 +128,8 @@ Many sites (issue 15: ``Emulator(sites=1000)``, ``wixinv-async emulator --sites 
   of the token endpoint (``oauthToken``, which belongs to no site) are drawn from the first
   site's plan. ``stats()`` keeps the totals and adds ``sites`` (each site made so far:
   requests by endpoint and status, entries applied, faults, catalog version, rate limit,
-  ``peak_in_window``, ``revoked``), ``sites_total`` and ``late``; ``site_stats(site_id)`` and
+  ``peak_in_window``, ``revoked``, ``tokens_issued``), ``sites_total``, ``late`` and
+  ``tokens_issued`` (by instance id, sites made or not); ``site_stats(site_id)`` and
   ``GET /_emulator/stats?site=`` give one site's. Requests refused before a site is known (bad
   credentials, unknown site) count only in the totals.
 

@@ -60,6 +60,8 @@ class Credentials:
         back, also in expiry order, so expired tokens are pruned from the left in O(1) each
         (thousands of instances fetch tokens)."""
         self._revoked: set[str] = set()  # site ids whose app instance was revoked
+        self.issued: dict[str, int] = {}
+        """Tokens issued per instance id (a hub proves one token request per instance)."""
 
     def __repr__(self) -> str:
         return (
@@ -131,4 +133,5 @@ class Credentials:
         token = secrets.token_urlsafe(32)
         self._tokens[token] = _Grant(site_id, now + self.token_lifetime)
         self._issued.append((now + self.token_lifetime, token))
+        self.issued[body.instance_id] = self.issued.get(body.instance_id, 0) + 1
         return TokenResponse(access_token=token, expires_in=math.floor(self.token_lifetime))

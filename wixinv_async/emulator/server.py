@@ -342,7 +342,8 @@ class Emulator:
 
     def stats(self) -> dict[str, Any]:
         """Requests by endpoint and status, entries applied, faults injected by kind (all
-        sites), late applies, and under ``sites`` each site made so far (untouched lazy sites
+        sites), late applies, tokens issued by instance id, and under ``sites`` each site made
+        so far (untouched lazy sites
         have nothing to report): see :meth:`site_stats`."""
         live = list(self._sites.live())
         late = self._late
@@ -360,23 +361,26 @@ class Emulator:
                 "dropped": late.dropped,
             },
             "sites_total": len(self._sites),
+            "tokens_issued": dict(self._credentials.issued),
             "sites": {site.store.site_id: self._site_stats(site) for site in live},
         }
 
     def site_stats(self, site_id: str | None = None) -> dict[str, Any]:
         """One site's requests by endpoint and status, entries applied, faults by kind,
-        catalog version, rate limit and the most requests it ever had in one window, and
-        whether its app instance is revoked."""
+        catalog version, rate limit and the most requests it ever had in one window, whether
+        its app instance is revoked and how many tokens were issued for it."""
         return self._site_stats(self._site(site_id))
 
     def _site_stats(self, site: Site) -> dict[str, Any]:
         stats = site.stats()
-        stats["revoked"] = self._credentials.is_revoked(site.store.instance_id)
+        instance = site.store.instance_id
+        stats["revoked"] = self._credentials.is_revoked(instance)
+        stats["tokens_issued"] = self._credentials.issued.get(instance, 0)
         return stats
 
     def reset(self) -> None:
-        """Every site back to its seeded catalog; journals, stats and rate windows emptied.
-        Fault plans, issued tokens and revocations are kept."""
+        """Every site made back to its seeded catalog; journals, stats (token counts too) and
+        rate windows emptied. Fault plans, issued tokens and revocations are kept."""
         for site in self._sites.live():
             site.store.reset()
             site.reseed()
@@ -384,6 +388,7 @@ class Emulator:
             if site.limiter is not None:
                 site.limiter.clear()
         self._http.clear_stats()
+        self._credentials.issued.clear()
 
 
 def _site_specs(
