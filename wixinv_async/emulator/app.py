@@ -156,6 +156,7 @@ class WixApp:
             site: Site | None = None
             try:
                 site = self._authenticate(request)
+                plan = site.plan  # the plan that draws this request's fault performs it
                 fault = site.decide(endpoint)
                 delay = self.latency + fault.delay
                 if delay:
@@ -163,17 +164,17 @@ class WixApp:
                         self._note_fault(site, "latency")
                     await asyncio.sleep(delay)
                 if fault.kind is not None and fault.kind not in _AFTER_ADMISSION:
-                    return await self._fault(request, site, endpoint, fault.kind, rid, site.plan)
+                    return await self._fault(request, site, endpoint, fault.kind, rid, plan)
                 self._admit(site)
                 body = await request.read()
                 call = Call(request.match_info, request.query, body, rid, False)
                 if fault.kind in APPLIED_LATE:
-                    return await self._late_fault(request, site, endpoint, fault, apply, call)
+                    return await self._late_fault(request, site, endpoint, fault, apply, call, plan)
                 payload = apply(site, call)
             except WixApiError as error:
                 return self._error(site, endpoint, error, rid)
             if fault.kind is not None:
-                return await self._fault(request, site, endpoint, fault.kind, rid, site.plan)
+                return await self._fault(request, site, endpoint, fault.kind, rid, plan)
             self._count(site, endpoint, 200)
             return web.Response(
                 body=payload, headers={"x-wix-request-id": rid, "Content-Type": _JSON}
@@ -274,6 +275,7 @@ class WixApp:
         fault: Fault,
         apply: Apply,
         call: Call,
+        plan: FaultPlan | None,
     ) -> web.StreamResponse:
         """Answer ambiguously without applying; apply ``fault.late`` seconds after the answer
         (after the stall, however it ended)."""
@@ -290,7 +292,7 @@ class WixApp:
 
         self.late.expect()
         try:
-            return await self._fault(request, site, endpoint, fault.kind, call.rid, site.plan)
+            return await self._fault(request, site, endpoint, fault.kind, call.rid, plan)
         finally:
             self.late.schedule(fault.late, late_apply)
 
