@@ -9,7 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from wixinv_async import AppOAuth, InventoryClient
 from wixinv_async.emulator import Emulator, FaultPlan, FaultRule
+from wixinv_async.errors import AuthenticationError
 
 QUERY = "/stores-reader/v2/inventoryItems/query"
 
@@ -138,3 +140,26 @@ async def test_a_stalled_token_request_waits_for_its_plans_stall_seconds(
             emu.url + "/oauth2/token", json={}, timeout=aiohttp.ClientTimeout(total=0.2)
         )
     assert emu.stats()["requests"]["oauthToken"] == {"stall": 1}
+
+
+async def test_the_librarys_client_per_instance_and_a_revoked_one() -> None:
+    """InventoryClient with AppOAuth per instance reads each site's own catalog over one
+    emulator; after a revocation that instance's client gets AuthenticationError (its token
+    401, its refresh refused) while another instance's client keeps working."""
+    async with Emulator(sites=4, products=3, seed=6, catalog="mixed") as emu:
+        v1_sites = [(s, i) for s, i in zip(emu.sites, emu.instances, strict=True)][::2]
+        clients = [
+            InventoryClient(AppOAuth(emu.app_id, emu.app_secret, i), base_url=emu.url)
+            for _, i in v1_sites
+        ]
+        async with clients[0], clients[1]:
+            for (site, _), client in zip(v1_sites, clients, strict=True):
+                page = await client.query_inventory()
+                assert [i.id for i in page.inventory_items] == [
+                    i.id for i in emu.site(site).items()
+                ]
+            emu.revoke(v1_sites[0][1])
+            with pytest.raises(AuthenticationError):
+                await clients[0].query_inventory()
+            assert len((await clients[1].query_inventory()).inventory_items) == 3
+        assert emu.stats()["tokens_issued"] == {v1_sites[0][1]: 1, v1_sites[1][1]: 1}

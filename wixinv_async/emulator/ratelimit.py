@@ -52,11 +52,6 @@ class RollingWindow:
             return None
         return accepted[0] - horizon
 
-    def in_window(self, now: float) -> int:
-        """Accepted requests in the window ending at ``now``."""
-        horizon = now - self.period
-        return sum(1 for at in self._accepted if at > horizon)
-
     def clear(self) -> None:
         self._accepted.clear()
         self.peak = 0
