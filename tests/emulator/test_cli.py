@@ -155,15 +155,25 @@ def test_version_scope_off_parses() -> None:
 
 
 async def test_many_sites_mixed_catalogs_with_their_own_windows(emulator_process: Any) -> None:
-    """--sites 4 --catalog mixed --rate-limit 2/60: four sites listed, V1 and V3 in turn, and
-    each site's own window of 2 (the first site at its limit leaves the second its budget)."""
+    """--sites 4 --catalog mixed --rate-limit 2/60 --make-sites: four sites listed and made,
+    V1 and V3 in turn, each with its own window of 2 (the first site at its limit leaves the
+    second its budget)."""
     emulator = emulator_process(
-        "--products", "3", "--sites", "4", "--catalog", "mixed", "--rate-limit", "2/60"
+        "--products",
+        "3",
+        "--sites",
+        "4",
+        "--catalog",
+        "mixed",
+        "--rate-limit",
+        "2/60",
+        "--make-sites",
     )
     process, env = emulator.process, emulator.env
     try:
         sites = [s["siteId"] for s in emulator.admin("sites")["sites"]]
         assert len(sites) == 4 and sites[0] == env["WIX_SITE_ID"]
+        assert list(emulator.admin("stats")["sites"]) == sites  # --make-sites: all made
         async with aiohttp.ClientSession() as session:
             versions, statuses = [], []
             for site in sites:

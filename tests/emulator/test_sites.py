@@ -85,6 +85,16 @@ async def test_a_thousand_sites_are_cheap_until_touched() -> None:
         assert len(emu.stats()["sites"]) == 2
 
 
+def test_make_sites_makes_every_site_as_first_use_would() -> None:
+    """make_sites() seeds every site now, each the catalog it would have on first use."""
+    eager, lazy = Emulator(sites=6, products=3, seed=4), Emulator(sites=6, products=3, seed=4)
+    eager.make_sites()
+    assert list(eager.stats()["sites"]) == eager.sites
+    assert [fingerprint(eager, s) for s in eager.sites] == [
+        fingerprint(lazy, s) for s in reversed(lazy.sites)
+    ][::-1]
+
+
 async def test_site_specs_give_each_site_its_own_catalog_size_and_version(
     session: aiohttp.ClientSession,
 ) -> None:

@@ -71,6 +71,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "faults and journal; listed by GET /_emulator/sites [1]",
     )
     add("--extra-sites", type=int, default=0, help="older spelling: sites beyond the first [0]")
+    add(
+        "--make-sites",
+        action="store_true",
+        help="seed every site's catalog before serving (default: each on its first use)",
+    )
     add("--rate-limit", help="requests per rolling period per site, e.g. 200/60 [off]")
     add("--retry-after", choices=("on", "off"), default="on", help="send Retry-After with 429 [on]")
     add("--latency-ms", type=float, default=0.0, help="latency added to every call [0]")
@@ -128,6 +133,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     except (OSError, ValueError) as exc:  # ConfigurationError is a ValueError
         print(f"wixinv-async emulator: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.make_sites:
+        emulator.make_sites()
     # A dedicated server process: the seeded catalog lives for good, so keep it out of the
     # garbage collector's scans (the library never does this to a user's process).
     gc.freeze()
