@@ -11,6 +11,8 @@ Fixtures (they need pytest-asyncio):
   ``catalog="v3"`` (or one name per site) in your settings to choose per emulator.
 - ``wix_emulator_factory``: ``await wix_emulator_factory(products=10, rate_limit="5/1")``
   starts an emulator with those settings; every one started is closed after the test.
+  Many sites: ``await wix_emulator_factory(sites=200, catalog="mixed", rate_limit="200/60")``
+  (or ``sites=[SiteSpec(...), ...]``); sites are made on first use, so hundreds are cheap.
 
 Importing this module is cheap and has no side effects: the emulator (and aiohttp) are
 imported only when a fixture is used.

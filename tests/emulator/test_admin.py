@@ -131,11 +131,16 @@ class RecordingSink:
 
 
 async def test_webhook_sink_is_attached_to_every_site_then_started_and_closed() -> None:
-    """The emulator attaches its sink to each site's store, starts it, and closes it on exit."""
+    """The sink is attached to each site's store (a lazy site's when it is made), started,
+    and closed on exit."""
     sink = RecordingSink()
-    async with Emulator(products=2, extra_sites=1, webhooks=sink) as emu:
-        assert sink.calls == ["attach", "attach", "start"]
-        assert [s.site_id for s in sink.stores] == emu.sites
+    async with Emulator(products=2, sites=3, webhooks=sink) as emu:
+        assert sink.calls == ["attach", "start"]
+        emu.site(emu.sites[2])
+        emu.site(emu.sites[1])
+        emu.site(emu.sites[2])
+        assert sink.calls == ["attach", "start", "attach", "attach"]
+        assert [s.site_id for s in sink.stores] == [emu.sites[0], emu.sites[2], emu.sites[1]]
     assert sink.calls[-1] == "aclose"
 
 

@@ -152,3 +152,42 @@ def test_version_scope_off_parses() -> None:
     """--version-scope off and --catalog parse into the emulator's settings."""
     args = build_parser().parse_args(["emulator", "--catalog", "v3", "--version-scope", "off"])
     assert (args.catalog, args.version_scope, args.locations) == ("v3", "off", 1)
+
+
+async def test_many_sites_mixed_catalogs_with_their_own_windows(emulator_process: Any) -> None:
+    """--sites 4 --catalog mixed --rate-limit 2/60 --make-sites: four sites listed and made,
+    V1 and V3 in turn, each with its own window of 2 (the first site at its limit leaves the
+    second its budget)."""
+    emulator = emulator_process(
+        "--products",
+        "3",
+        "--sites",
+        "4",
+        "--catalog",
+        "mixed",
+        "--rate-limit",
+        "2/60",
+        "--make-sites",
+    )
+    process, env = emulator.process, emulator.env
+    try:
+        sites = [s["siteId"] for s in emulator.admin("sites")["sites"]]
+        assert len(sites) == 4 and sites[0] == env["WIX_SITE_ID"]
+        assert list(emulator.admin("stats")["sites"]) == sites  # --make-sites: all made
+        async with aiohttp.ClientSession() as session:
+            versions, statuses = [], []
+            for site in sites:
+                headers = {"Authorization": env["WIX_API_KEY"], "wix-site-id": site}
+                url = env["WIX_BASE_URL"] + "/stores/v3/provision/version"
+                async with session.get(url, headers=headers) as r:
+                    versions.append((await r.json())["catalogVersion"])
+            for site in (sites[0], sites[0], sites[1]):
+                headers = {"Authorization": env["WIX_API_KEY"], "wix-site-id": site}
+                url = env["WIX_BASE_URL"] + "/stores/v3/provision/version"
+                async with session.get(url, headers=headers) as r:
+                    statuses.append(r.status)
+        assert versions == ["V1_CATALOG", "V3_CATALOG"] * 2
+        assert statuses == [200, 429, 200]
+    finally:
+        code, _ = stop(process)
+    assert code == 0

@@ -231,7 +231,8 @@ def test_injector_draws_every_kind_in_proportion() -> None:
         kind = injector.decide("queryInventory").kind
         assert kind is not None
         counts[kind] += 1
-    assert all(800 < n < 1_200 for n in counts.values()), counts
+    expected = 8_000 * share
+    assert all(0.8 * expected < n < 1.2 * expected for n in counts.values()), counts
 
 
 def test_injector_jitter_stays_in_bounds() -> None:

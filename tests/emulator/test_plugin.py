@@ -59,3 +59,10 @@ def test_plugin_import_adds_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603
     assert out.stdout.strip() == "['wixinv_async.testing']"
+
+
+async def test_factory_serves_many_sites(wix_emulator_factory: Any) -> None:
+    """The factory passes sites= and catalog="mixed" through to the emulator."""
+    emulator = await wix_emulator_factory(products=2, sites=4, catalog="mixed")
+    versions = [emulator.catalog_version(s) for s in emulator.sites]
+    assert versions == ["V1_CATALOG", "V3_CATALOG", "V1_CATALOG", "V3_CATALOG"]

@@ -27,11 +27,17 @@ examples:
   wixinv-async emulator --products 100000 --seed 7 --rate-limit 200/60
   wixinv-async emulator --port 0 --faults faults.json    # any free port, injected faults
   wixinv-async emulator --catalog v3 --locations 2       # a Catalog V3 site, two locations
+  wixinv-async emulator --sites 500 --catalog mixed --rate-limit 200/60
+                                        # 500 sites, V1 and V3 in turn, 200 per 60 s each
 
 faults.json: {"seed": 1, "stall_seconds": 30, "retry_after": 1,
+              "late_seconds": 2, "late_jitter": 1,
               "endpoints": {"*": {"latency_ms": 20, "jitter_ms": 10},
-                            "decrementInventory": {"reset_after": 0.05, "error_503": 0.05}}}
+                            "decrementInventory": {"reset_after": 0.05, "error_503": 0.05,
+                                                   "late_504": 0.02}}}
 kinds: rate_limited error_500 error_503 reset_before error_502 error_504 reset_after stall_after
+       late_504 late_reset late_stall (answer 504 / reset / stall WITHOUT applying, then apply
+       late_seconds + [0, late_jitter] s after that answer, journaled with source "late")
 per entry of a V3 bulk call: item_error item_undetailed
 """
 
@@ -57,7 +63,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--seed", type=int, default=0, help="catalog seed: same seed, same catalog [0]")
     add("--api-key", help="API key to accept [random]")
     add("--site-id", help="site id of the default site [derived from the seed]")
-    add("--extra-sites", type=int, default=0, help="more sites, each with its own store [0]")
+    add(
+        "--sites",
+        type=int,
+        default=1,
+        help="sites served, each with its own id, app instance, catalog, rate window, "
+        "faults and journal; listed by GET /_emulator/sites [1]",
+    )
+    add("--extra-sites", type=int, default=0, help="older spelling: sites beyond the first [0]")
+    add(
+        "--make-sites",
+        action="store_true",
+        help="seed every site's catalog before serving (default: each on its first use)",
+    )
     add("--rate-limit", help="requests per rolling period per site, e.g. 200/60 [off]")
     add("--retry-after", choices=("on", "off"), default="on", help="send Retry-After with 429 [on]")
     add("--latency-ms", type=float, default=0.0, help="latency added to every call [0]")
@@ -65,9 +83,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--token-lifetime", type=float, default=14_400, help="OAuth token lifetime, s [14400]")
     add(
         "--catalog",
-        choices=("v1", "v3"),
+        choices=("v1", "v3", "mixed"),
         default="v1",
-        help="the catalog every site runs: v1 or v3 (migrate with POST /_emulator/migrate) [v1]",
+        help="the catalog every site runs: v1, v3, or mixed (V1 and V3 in turn, the first "
+        "site V1); migrate with POST /_emulator/migrate [v1]",
     )
     add("--locations", type=int, default=1, help="stores locations of a V3 site [1]")
     add(
@@ -97,6 +116,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             seed=args.seed,
             api_key=args.api_key,
             site_id=args.site_id,
+            sites=args.sites,
             extra_sites=args.extra_sites,
             rate_limit=args.rate_limit,
             retry_after=args.retry_after == "on",
@@ -113,6 +133,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     except (OSError, ValueError) as exc:  # ConfigurationError is a ValueError
         print(f"wixinv-async emulator: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.make_sites:
+        emulator.make_sites()
     # A dedicated server process: the seeded catalog lives for good, so keep it out of the
     # garbage collector's scans (the library never does this to a user's process).
     gc.freeze()
@@ -138,7 +160,9 @@ async def _serve(emulator: Emulator, out: TextIO) -> None:
 
 def _announce(emu: Emulator, out: TextIO) -> None:
     """The URL and credentials (the emulator's own, not secrets of a real site)."""
-    sites = ", ".join(emu.sites[1:]) or "none"
+    others = emu.sites[1:]
+    sites = ", ".join(others) if len(others) <= 3 else f"{len(others)}, see /_emulator/sites"
+    sites = sites or "none"
     version = emu.catalog_version()
     size = (
         f"{len(emu.v3_store())} V3 inventory items"
@@ -152,6 +176,7 @@ def _announce(emu: Emulator, out: TextIO) -> None:
         f"  OAuth        app id {emu.app_id}, app secret {emu.app_secret},",
         f"               instance id {emu.instance_id}",
         f"  admin        {emu.url}/_emulator/state | journal | stats | reset | faults | migrate",
+        "               | sites | revoke | reinstate | edit   (?site=ID picks a site)",
         "",
         f"export WIX_BASE_URL={emu.url}",
         f"export WIX_API_KEY={emu.api_key}",

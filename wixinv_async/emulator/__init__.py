@@ -1,9 +1,11 @@
 """A faithful local Wix Stores Inventory emulator (Catalog V1 and V3): a real HTTP server.
 
 ``async with Emulator(products=1000, variants_per_product=3, seed=1) as emu:`` serves the five
-inventory calls on ``emu.url`` (port 0: any free port) over seeded, deterministic catalogs,
+inventory calls on ``emu.url`` (port 0: any free port) over seeded, deterministic catalogs
+(one site, or ``sites=N`` / a list of :class:`SiteSpec`: many sites in one server),
 with API-key and OAuth authentication, a strict rolling-window rate limit, fault injection and
-an admin API under ``/_emulator/`` (``state``, ``journal``, ``stats``, ``reset``, ``faults``).
+an admin API under ``/_emulator/`` (``state``, ``journal``, ``stats``, ``reset``, ``faults``,
+``migrate``, ``sites``, ``revoke``, ``reinstate``, ``edit``; ``?site=`` picks the site).
 ``emu.store`` is the default site's :class:`SiteStore`, for direct inspection in tests; the
 ``wix_emulator`` pytest fixture (``wixinv_async.testing``) and ``wixinv-async emulator`` give
 the same to users. Reads answer under ``/stores-reader/v2/...`` and ``/stores/v2/...``.
@@ -41,33 +43,97 @@ The emulator's choices where Wix documents nothing (``wix-api-notes.md`` lists t
   (``lastUpdated`` has millisecond precision). ``$in`` and ``$hasSome`` both mean "one of";
   ``trackQuantity`` takes ``$eq``/``$ne``/``$in``/``$hasSome``. Unknown fields or operators
   are a 400. Responses always carry ``inventoryItems``, ``metadata`` and ``totalResults``.
-- Auth: one API key for every site (``wix-site-id`` required with it: missing -> 400, unknown
-  -> 403); one OAuth app (``app_id``/``app_secret``) and one instance id per site; tokens are
-  opaque, accepted with or without ``Bearer``; 401 ``UNAUTHENTICATED`` for missing, wrong or
-  expired credentials; an unknown ``instance_id`` is a 400; ``expires_in`` is the token
-  lifetime rounded down to whole seconds. Time comes from ``clock`` (injectable).
-- Rate limit: per site (API key and OAuth calls of a site share it), a strict rolling window
-  counting only accepted requests; authentication is checked first, and the token endpoint and
-  admin API are not limited; 429 ``TOO_MANY_REQUESTS`` with ``Retry-After`` in whole seconds
-  rounded up (switchable off).
+- Auth: one API key for every site (the account's: ``wix-site-id`` required with it: missing
+  -> 400, unknown -> 403); one OAuth app (``app_id``/``app_secret``) and one instance id per
+  site; tokens are opaque, per instance, accepted with or without ``Bearer``; 401
+  ``UNAUTHENTICATED`` for missing, wrong or expired credentials; an unknown ``instance_id`` is
+  a 400; ``expires_in`` is the token lifetime rounded down to whole seconds. Time comes from
+  ``clock`` (injectable). A token authorises exactly its instance's site: a ``wix-site-id``
+  naming another site is a 403 ``FORBIDDEN`` (stricter than Wix may be, to catch a client
+  sending one site's token for another), naming its own site is accepted.
+- Revocation (the app removed from a site: the hub's "revoked installation"):
+  ``Emulator.revoke(instance_id)`` or ``POST /_emulator/revoke?instance=`` (or ``?site=``).
+  The instance's tokens then get 401 ``UNAUTHENTICATED`` and token requests for it 401
+  (Wix documents neither status; 401 is what an invalid token gets). The API key belongs to
+  the account, not the app, so it still reaches the site. ``reinstate`` allows new tokens;
+  tokens issued before stay dead. ``reset`` keeps revocations.
+- Rate limit: per site, i.e. per app instance as Wix documents (API key and OAuth calls of a site
+  share it), a strict rolling window counting only accepted requests; authentication is checked
+  first, and the token endpoint and admin API are not limited; 429 ``TOO_MANY_REQUESTS`` with
+  ``Retry-After`` in whole seconds rounded up (switchable off).
 - Faults are drawn after authentication, before the rate limit (a fault before applying is not
   counted by it). A fault after applying happens only if the write succeeded. A stall ends when
   the client disconnects, after ``stall_seconds`` (the connection is then aborted) or at
   shutdown. ``"*"`` rules cover the five inventory calls, not ``oauthToken``. A client that
   disconnects while its request waits (latency) cancels it: nothing is applied.
+- Late applies (issue 18: the request applied after the client gave up). ``late_504``,
+  ``late_reset`` and ``late_stall`` answer like ``error_504``, ``reset_after`` and
+  ``stall_after`` but WITHOUT applying; the request (its body, path and query as received) is
+  applied ``late_seconds`` plus a uniform draw in ``[0, late_jitter]`` after that answer: after
+  the 504 is sent, the connection reset, or the stall ended (client gone, ``stall_seconds``).
+  Counting from the answer, not from arrival, makes "after the client gave up" hold for any
+  client timeout. The kind and the delay come from the site's seeded generator, so a seed gives
+  the same late faults and delays for the same requests. Such a request was admitted: it holds
+  its slot in the rate window. It is applied synchronously against the state of that moment
+  (it may then be refused, e.g. the stock went: counted in ``stats()["late"]["refused"]``, not
+  journaled), journaled with the request id its ambiguous answer carried, ``at`` the wall time
+  it was applied and ``source="late"``. A V3 bulk call applied late draws no per-item faults.
+  Late applies still pending at shutdown are dropped (``dropped``); ``await
+  Emulator.wait_late_applies()`` returns once none is pending, so tests wait without sleeping.
+  On ``oauthToken`` the late kinds answer as their plain twins and apply nothing.
+- Third-party edits (a dashboard user or another app moving a variant, e.g. a witness):
+  ``Emulator.edit_quantity`` or ``POST /_emulator/edit`` sets a quantity or adds a delta (the
+  result 0 to 99999, as the dashboard allows), journaled as endpoint ``thirdPartyEdit``,
+  request id ``""``, ``source="third_party"``, with ``quantityBefore``/``quantityAfter``. On a
+  V1 site it names the product and variant (untracked variants too: the hidden quantity),
+  moves ``lastUpdated`` and reaches listeners; on a V3 site it names a tracked inventory item
+  and bumps its revision. ``SiteStore.set_quantity`` stays the unjournaled direct change.
 - Catalogs: numericIds are creation times in microseconds in 2021-2024 (16 digits), clustered
   in bursts like bulk imports (or ``uniform``, or ``skewed``: 80 % in a tenth of the range); a
   quarter of multi-variant catalogs' products have only the default variant; about 15 % are
-  untracked and 10 % have preorder. Extra sites are seeded with ``seed + i``; ``reset``
-  reseeds every site (products added since vanish) and clears journals, stats and rate
-  windows, keeping the fault plan and issued tokens.
-- The journal holds every applied write in order. Batch entries are normalized to
-  ``productId``, ``variantId``, the amount and (decrements) ``preorderRequest``; a batch naming
-  any entry by ``inventoryId`` is kept exactly as sent; an update keeps its ``inventoryItem``.
-  ``entries_applied`` counts batch entries, and one per applied update.
-  ``SiteStore.set_quantity`` (a dashboard edit) reaches listeners with request id ``""`` and
-  is not journaled.
+  untracked and 10 % have preorder. Site ``i`` is seeded with ``seed + i``; ``reset``
+  reseeds every site made (products added since vanish) and clears journals, stats and rate
+  windows, keeping fault plans, issued tokens and revocations.
+- The journal holds every applied write in order, each with its ``source``: ``"api"`` (applied as
+  it arrived), ``"late"`` (a late apply) or ``"third_party"`` (an edit). Batch entries are
+  normalized to ``productId``, ``variantId``, the amount and (decrements) ``preorderRequest``; a
+  batch naming any entry by ``inventoryId`` is kept exactly as sent; an update keeps its
+  ``inventoryItem``. ``entries_applied`` counts batch entries, and one per applied update.
+  ``SiteStore.set_quantity`` (a dashboard edit) reaches listeners with request id ``""`` and is
+  not journaled.
 - Every Wix response (errors included) carries ``x-wix-request-id``.
+
+Many sites (issue 15: ``Emulator(sites=1000)``, ``wixinv-async emulator --sites N``):
+
+- ``sites`` is a count or one :class:`SiteSpec` per site; a spec's fields left ``None`` take
+  the emulator's settings (``products``, ``variants_per_product``, ``locations``, ``catalog``,
+  ``rate_limit``, ``faults``), its ``seed`` defaults to the emulator's seed plus the site's
+  index (so the first site of any emulator is the single-site catalog of old), its
+  ``rate_limit`` ``"off"`` removes the window. ``extra_sites=K`` (older spelling) is
+  ``sites=K+1``; both at once is an error, as are duplicate site ids. ``site_id=`` names the
+  first site. ``catalog="mixed"`` (``--catalog mixed``): V1 and V3 in turn, the first site V1.
+- Site ids and instance ids are GUIDs drawn at construction from the seed (the same seed, the
+  same ids); a site's catalog, rate window and fault generator are made on first use (a
+  request authenticated for it, an admin call naming it, ``Emulator.site``), from its own
+  seed, so a site made late equals one made early. Tokens and ``instance_of`` need no
+  catalog. Measured: ``Emulator(sites=10_000)`` starts in about 0.03 s and adds about 3 MB;
+  each site made costs about 6 ms and 0.2 MB at 100 products (a V3 site keeps its seeded V1
+  store too, for ``reset``). ``make_sites()`` (``--make-sites``) makes every site before
+  serving, so a benchmark's first requests pay no seeding. ``reset`` touches only sites
+  made. A webhook sink is attached to each site's store when the site is made.
+- Every site has its own strict rolling window, fault generator, journal, stats and admin view
+  (``?site=`` on every admin call; ``GET /_emulator/sites`` lists site and instance ids).
+  The emulator's fault plan applies to every site without a plan of its own, each drawing from
+  ``plan.seed + index`` (sites do not fault in lockstep, and one site's faults depend only on
+  its own requests); a site's own plan draws from its seed. ``set_faults(plan)`` replaces
+  every site's plan (site plans included), ``set_faults(plan, site_id=)`` one site's. Faults
+  of the token endpoint (``oauthToken``, which belongs to no site) are drawn from the first
+  site's plan. ``stats()`` keeps the totals and adds ``sites`` (each site made so far:
+  requests by endpoint and status, entries applied, faults, catalog version, rate limit,
+  ``peak_in_window``, ``revoked``, ``tokens_issued``), ``sites_total``, ``late`` and
+  ``tokens_issued`` (by instance id, sites made or not); ``site_stats(site_id)`` and
+  ``GET /_emulator/stats?site=`` give one site's. Requests refused before a site is known (bad
+  credentials, unknown site) count only in the totals.
 
 Catalog V3 (``Emulator(catalog="v3")``, or one name per site; ``wixinv-async emulator --catalog
 v3``). Shapes and limits follow the SDK's typings and capture (``tests/wire/v3/``); the
@@ -166,6 +232,7 @@ from __future__ import annotations
 
 from .faults import FAULT_KINDS, FaultPlan, FaultRule
 from .server import Emulator, WebhookSink
+from .sites import SiteSpec
 from .store import ChangeEvent, JournalEntry, Listener, SiteStore
 from .v3_items import V3Item
 from .v3_store import V3Store
@@ -178,6 +245,7 @@ __all__ = [
     "FaultRule",
     "JournalEntry",
     "Listener",
+    "SiteSpec",
     "SiteStore",
     "V3Item",
     "V3Store",

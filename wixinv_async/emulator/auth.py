@@ -1,5 +1,10 @@
 """Who is calling: API key plus ``wix-site-id``, or an OAuth access token of one instance.
 
+A token authorises exactly its instance's site (a ``wix-site-id`` naming another site is a
+403); an instance can be revoked (the app removed from its site): its tokens then get 401 and
+new tokens for it are refused with 401. The API key is the account's, not the app's, so it
+still reaches a site whose app instance was revoked.
+
 Pure bookkeeping (the clock comes in as a callable): the server asks :meth:`Credentials.site_of`
 for the site a request may act on, and :meth:`Credentials.issue` for new tokens. Secrets never
 appear in a repr or an error message.
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -49,9 +55,43 @@ class Credentials:
         self._instances = dict(instances)  # instance id -> site id
         self._clock = clock
         self._tokens: dict[str, _Grant] = {}
+        self._issued: deque[tuple[float, str]] = deque()
+        """(expiry, token) in issue order: with one lifetime and a clock that does not go
+        back, also in expiry order, so expired tokens are pruned from the left in O(1) each
+        (thousands of instances fetch tokens)."""
+        self._revoked: set[str] = set()  # site ids whose app instance was revoked
+        self.issued: dict[str, int] = {}
+        """Tokens issued per instance id (a hub proves one token request per instance)."""
 
     def __repr__(self) -> str:
-        return f"Credentials(app_id={self.app_id!r}, tokens={len(self._tokens)})"
+        return (
+            f"Credentials(app_id={self.app_id!r}, tokens={len(self._tokens)}, "
+            f"revoked={len(self._revoked)})"
+        )
+
+    def _prune(self, now: float) -> None:
+        issued = self._issued
+        while issued and issued[0][0] <= now:
+            self._tokens.pop(issued.popleft()[1], None)
+
+    def revoke(self, instance_id: str) -> None:
+        """The app is removed from the instance's site: its tokens stop working."""
+        self._revoked.add(self._site_of_instance(instance_id))
+
+    def reinstate(self, instance_id: str) -> None:
+        """The app is installed again: new tokens can be fetched (old ones stay dead)."""
+        site_id = self._site_of_instance(instance_id)
+        self._revoked.discard(site_id)
+        self._tokens = {t: g for t, g in self._tokens.items() if g.site_id != site_id}
+
+    def is_revoked(self, instance_id: str) -> bool:
+        return self._site_of_instance(instance_id) in self._revoked
+
+    def _site_of_instance(self, instance_id: str) -> str:
+        site_id = self._instances.get(instance_id)
+        if site_id is None:
+            raise KeyError(f"no app instance {instance_id!r}")
+        return site_id
 
     def site_of(self, authorization: str | None, site_header: str | None) -> str:
         """The site id a request may act on, or a 401 (missing, wrong or expired credentials)
@@ -68,6 +108,11 @@ class Credentials:
             raise unauthorized("invalid API key or access token")
         if grant.expires_at <= self._clock():
             raise unauthorized("access token expired")
+        if grant.site_id in self._revoked:
+            raise unauthorized("the app instance was revoked (the app was removed from the site)")
+        if site_header and site_header != grant.site_id:
+            text = f"the access token is for another site, not {site_header!r}"
+            raise application_error(403, "FORBIDDEN", text)
         return grant.site_id
 
     def issue(self, body: TokenBody) -> TokenResponse:
@@ -80,8 +125,13 @@ class Credentials:
         site_id = self._instances.get(body.instance_id)
         if site_id is None:
             raise validation_error([("instance_id", f"unknown instance {body.instance_id!r}")])
+        if site_id in self._revoked:
+            text = f"the app instance {body.instance_id!r} was revoked (the app was removed)"
+            raise unauthorized(text)
         now = self._clock()
-        self._tokens = {t: g for t, g in self._tokens.items() if g.expires_at > now}
+        self._prune(now)
         token = secrets.token_urlsafe(32)
         self._tokens[token] = _Grant(site_id, now + self.token_lifetime)
+        self._issued.append((now + self.token_lifetime, token))
+        self.issued[body.instance_id] = self.issued.get(body.instance_id, 0) + 1
         return TokenResponse(access_token=token, expires_in=math.floor(self.token_lifetime))

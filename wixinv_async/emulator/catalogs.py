@@ -12,10 +12,8 @@ import random
 from collections.abc import Sequence
 from typing import Any, Final
 
-from ..errors import ConfigurationError
 from ._errors import WixApiError, application_error
 from .catalog import new_guid
-from .ratelimit import RollingWindow
 from .store import JournalEntry, SiteStore
 from .v3_items import V3Item, from_v1
 from .v3_store import V3Store
@@ -25,8 +23,6 @@ __all__ = [
     "V1_CATALOG",
     "V3_CATALOG",
     "WRONG_CATALOG",
-    "Site",
-    "check_catalogs",
     "location_ids",
     "migrate",
     "seed_v3",
@@ -99,47 +95,3 @@ def _migrated(item: V3Item) -> dict[str, Any]:
     else:
         entry["inStock"] = item.in_stock
     return entry
-
-
-class Site:
-    """One site: its V1 store, its V3 store while it runs V3, and its rate window."""
-
-    __slots__ = ("catalog", "limiter", "locations", "seed", "store", "v3")
-
-    def __init__(
-        self,
-        store: SiteStore,
-        limiter: RollingWindow | None,
-        *,
-        catalog: str,
-        seed: int,
-        locations: list[str],
-    ) -> None:
-        self.store = store
-        self.limiter = limiter
-        self.catalog = catalog
-        self.seed = seed
-        self.locations = locations
-        self.v3: V3Store | None = None
-        self.reseed()
-
-    def reseed(self) -> None:
-        """Back to the seeded catalog version (a migrated site is V1 again)."""
-        self.v3 = seed_v3(self.store, self.seed, self.locations) if self.catalog == "v3" else None
-
-    @property
-    def version(self) -> str:
-        return V3_CATALOG if self.v3 is not None else V1_CATALOG
-
-
-def check_catalogs(catalog: str | Sequence[str], sites: int, locations: int) -> list[str]:
-    """One catalog (``v1`` or ``v3``) per site, from one name or one per site."""
-    names = [catalog] * sites if isinstance(catalog, str) else list(catalog)
-    if len(names) != sites or any(name not in CATALOGS for name in names):
-        text = (
-            f"catalog={catalog!r}: one of {CATALOGS}, or a list of them with one per site ({sites})"
-        )
-        raise ConfigurationError(text)
-    if locations < 1:
-        raise ConfigurationError(f"locations={locations!r}: must be >= 1")
-    return names

@@ -18,6 +18,7 @@ from typing import Any, Final, NamedTuple
 
 __all__ = [
     "AFTER_APPLY",
+    "APPLIED_LATE",
     "ENDPOINTS",
     "FAULT_KINDS",
     "Fault",
@@ -60,11 +61,18 @@ FAULT_KINDS: Final = (
     "error_504",
     "reset_after",
     "stall_after",
+    "late_504",
+    "late_reset",
+    "late_stall",
 )
 """Every kind: 429, 500 and 503 and a connection reset before applying; 502, 504, a reset and a
-stall (until the client gives up) after applying."""
+stall (until the client gives up) after applying; and the ``late_`` kinds, which answer 504,
+reset or stall WITHOUT applying and apply the request later (``FaultPlan.late_seconds`` after
+that answer, when the client has given up). New kinds are appended, so an older plan draws the
+same faults."""
 
 AFTER_APPLY: Final = frozenset({"error_502", "error_504", "reset_after", "stall_after"})
+APPLIED_LATE: Final = frozenset({"late_504", "late_reset", "late_stall"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,9 @@ class FaultRule:
     error_504: float = 0.0
     reset_after: float = 0.0
     stall_after: float = 0.0
+    late_504: float = 0.0
+    late_reset: float = 0.0
+    late_stall: float = 0.0
     item_error: float = 0.0
     item_undetailed: float = 0.0
 
@@ -124,12 +135,17 @@ class FaultPlan:
 
     ``stall_seconds`` bounds a stall (the client is expected to time out first);
     ``retry_after`` is the ``Retry-After`` sent with an injected 429 (``None``: no header).
+    A ``late_`` fault applies its request ``late_seconds`` plus a uniform draw from 0 to
+    ``late_jitter`` seconds after its ambiguous answer (the delay is drawn with the fault, so a
+    seed gives the same delays).
     """
 
     endpoints: Mapping[str, FaultRule] = field(default_factory=dict)
     seed: int = 0
     stall_seconds: float = 30.0
     retry_after: int | None = 1
+    late_seconds: float = 1.0
+    late_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         for name in self.endpoints:
@@ -139,6 +155,10 @@ class FaultPlan:
             raise ValueError(f"stall_seconds={self.stall_seconds!r}: must be >= 0")
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError(f"retry_after={self.retry_after!r}: must be >= 0 or None")
+        for name in ("late_seconds", "late_jitter"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}={value!r}: must be a finite number >= 0")
 
     def rule(self, endpoint: str) -> FaultRule | None:
         rule = self.endpoints.get(endpoint)
@@ -149,7 +169,7 @@ class FaultPlan:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultPlan:
         """From ``{"seed", "stall_seconds", "retry_after", "endpoints": {name: {rule}}}``."""
-        known = {"seed", "stall_seconds", "retry_after", "endpoints"}
+        known = {"seed", "stall_seconds", "retry_after", "late_seconds", "late_jitter", "endpoints"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault plan keys {sorted(unknown)}: use {sorted(known)}")
@@ -168,6 +188,8 @@ class FaultPlan:
             retry_after=None
             if data.get("retry_after", 1) is None
             else int(data.get("retry_after", 1)),
+            late_seconds=float(data.get("late_seconds", 1.0)),
+            late_jitter=float(data.get("late_jitter", 0.0)),
         )
 
     @classmethod
@@ -186,28 +208,33 @@ class FaultPlan:
             "seed": self.seed,
             "stall_seconds": self.stall_seconds,
             "retry_after": self.retry_after,
+            "late_seconds": self.late_seconds,
+            "late_jitter": self.late_jitter,
             "endpoints": endpoints,
         }
 
 
 class Fault(NamedTuple):
-    """What to do to one request: sleep ``delay`` seconds first, then ``kind`` (or nothing)."""
+    """What to do to one request: sleep ``delay`` seconds first, then ``kind`` (or nothing);
+    a ``late_`` kind applies the request ``late`` seconds after its answer."""
 
     kind: str | None
     delay: float
+    late: float = 0.0
 
 
 _NO_FAULT: Final = Fault(None, 0.0)
 
 
 class FaultInjector:
-    """Draws faults for a plan, deterministically for its seed and the request order."""
+    """Draws faults for a plan, deterministically for its seed (or ``seed``, which overrides
+    it: each site of a shared plan draws from its own generator) and the request order."""
 
     __slots__ = ("_rng", "plan")
 
-    def __init__(self, plan: FaultPlan) -> None:
+    def __init__(self, plan: FaultPlan, *, seed: int | None = None) -> None:
         self.plan = plan
-        self._rng = random.Random(plan.seed)
+        self._rng = random.Random(plan.seed if seed is None else seed)
 
     def __repr__(self) -> str:
         return f"FaultInjector(endpoints={sorted(self.plan.endpoints)}, seed={self.plan.seed})"
@@ -225,8 +252,15 @@ class FaultInjector:
         for kind in FAULT_KINDS:
             draw -= rule.probability(kind)
             if draw < 0:
-                return Fault(kind, delay)
+                return Fault(kind, delay, self._late(kind))
         return Fault(None, delay)
+
+    def _late(self, kind: str) -> float:
+        if kind not in APPLIED_LATE:
+            return 0.0
+        plan = self.plan
+        jitter = self._rng.uniform(0, plan.late_jitter) if plan.late_jitter else 0.0
+        return plan.late_seconds + jitter
 
     def item_faults(self, endpoint: str) -> ItemFaults | None:
         """The per-entry draws for one V3 bulk request, or ``None`` when its rule has none."""

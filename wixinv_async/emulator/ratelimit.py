@@ -27,11 +27,13 @@ def parse_rate(text: str) -> tuple[int, float]:
 class RollingWindow:
     """At most ``limit`` accepted requests in any ``period`` seconds."""
 
-    __slots__ = ("_accepted", "limit", "period")
+    __slots__ = ("_accepted", "limit", "peak", "period")
 
     def __init__(self, limit: int, period: float) -> None:
         self.limit = limit
         self.period = period
+        self.peak = 0
+        """The most accepted requests ever in one window (never above ``limit``)."""
         self._accepted: deque[float] = deque()
 
     def __repr__(self) -> str:
@@ -46,11 +48,13 @@ class RollingWindow:
             accepted.popleft()
         if len(accepted) < self.limit:
             accepted.append(now)
+            self.peak = max(self.peak, len(accepted))
             return None
         return accepted[0] - horizon
 
     def clear(self) -> None:
         self._accepted.clear()
+        self.peak = 0
 
 
 def retry_after_header(wait: float) -> str:

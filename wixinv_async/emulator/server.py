@@ -1,61 +1,37 @@
-"""The emulator's HTTP side: an aiohttp app over the site stores, behind :class:`Emulator`.
+"""The emulator's public face: :class:`Emulator`, its sites, lifecycle, inspection and control.
 
-Each Wix call runs the same short pipeline: request id, authentication, faults drawn,
-latency, faults before applying, the rolling-window rate limit, decode, apply (synchronous,
-so a cancelled request never half-applies), faults after applying, answer. The admin API
-lives under ``/_emulator/``, outside Wix's paths, without authentication.
+The Wix calls are served by :class:`~wixinv_async.emulator.app.WixApp` (composed here); the
+admin API lives under ``/_emulator/`` (``admin.py``), outside Wix's paths, without
+authentication.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Final, Protocol, Self
 
-import msgspec
 from aiohttp import web
 
 from ..errors import ConfigurationError
-from ._errors import WixApiError, application_error
 from ._settings import check_settings
+from .admin import add_admin_routes
+from .app import WixApp
 from .auth import Credentials
 from .catalog import new_guid
-from .catalogs import (
-    V1_CATALOG,
-    V3_CATALOG,
-    Site,
-    check_catalogs,
-    location_ids,
-    migrate,
-    wrong_catalog,
-)
-from .faults import AFTER_APPLY, Fault, FaultInjector, FaultPlan
-from .handlers import (
-    Handler,
-    decrement_inventory,
-    get_inventory_variants,
-    increment_inventory,
-    query_inventory,
-    update_inventory_variants,
-)
-from .ratelimit import RollingWindow, parse_rate, retry_after_header
-from .requests import TokenBody, decode
+from .catalogs import migrate
+from .faults import FaultPlan
+from .ratelimit import parse_rate
+from .sites import Defaults, Site, SiteSpec, SiteTable, catalogs_for
 from .store import JournalEntry, SiteStore
-from .v3_handlers import V3_HANDLERS, V3Call, V3Handler
 from .v3_store import V3Store
 
 __all__ = ["Emulator", "WebhookSink"]
-
-_encode = msgspec.json.Encoder().encode
-_JSON: Final = "application/json"
-_NO_FAULT: Final = Fault(None, 0.0)
-_READ_PREFIXES: Final = ("/stores-reader/v2/inventoryItems", "/stores/v2/inventoryItems")
-_WRITE_PREFIX: Final = "/stores/v2/inventoryItems"
 
 
 class WebhookSink(Protocol):
@@ -69,13 +45,17 @@ class WebhookSink(Protocol):
 class Emulator:
     """A Wix Inventory API on ``host:port`` (port 0: any free port), as an async context manager.
 
-    ``clock`` (monotonic seconds) drives token expiry and the rate limit, so tests can move
-    time without sleeping. Everything else is described in the package docstring.
+    ``sites``: how many sites (each with its own id, app instance, seeded catalog, rate window,
+    fault generator, journal and stats), or one :class:`SiteSpec` per site; ``extra_sites``
+    (older spelling) adds that many to one site. ``clock`` (monotonic seconds) drives token
+    expiry and the rate limit, so tests can move time without sleeping. Everything else is
+    described in the package docstring.
     """
 
     def __init__(
         self,
         *,
+        sites: int | Sequence[SiteSpec] = 1,
         products: int = 100,
         variants_per_product: int = 3,
         seed: int = 0,
@@ -99,58 +79,43 @@ class Emulator:
         check_settings(
             products, variants_per_product, extra_sites, latency_ms, token_lifetime, id_distribution
         )
-        catalogs = check_catalogs(catalog, extra_sites + 1, locations)
+        specs = _site_specs(sites, extra_sites, site_id)
+        catalogs = catalogs_for(catalog, len(specs))
+        if locations < 1:
+            raise ConfigurationError(f"locations={locations!r}: must be >= 1")
         try:
             rate = parse_rate(rate_limit) if rate_limit is not None else None
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         ids = random.Random(seed + 0x51DE)
         app_id = new_guid(ids)
-        stores = [
-            SiteStore(
-                site_id=site_id if index == 0 and site_id is not None else new_guid(ids),
-                instance_id=new_guid(ids),
-                products=products,
-                variants_per_product=variants_per_product,
-                seed=seed + index,
-                id_distribution=id_distribution,
-            )
-            for index in range(extra_sites + 1)
-        ]
-        self._sites = {
-            s.site_id: Site(
-                s,
-                RollingWindow(*rate) if rate else None,
-                catalog=catalogs[index],
-                seed=seed + index,
-                locations=location_ids(seed + index, locations),
-            )
-            for index, s in enumerate(stores)
-        }
-        self.version_scope = version_scope
-        """``False``: the credentials lack the catalog-read scope, so the version call is 403."""
-        self.store = next(iter(self._sites.values())).store
+        defaults = Defaults(
+            products, variants_per_product, seed, id_distribution, locations, rate, faults
+        )
+        self._sites = SiteTable(specs, catalogs, defaults, ids)
+        self._defaults = defaults
+        self.store = self._sites.first().store
         self.site_id = self.store.site_id
         self.instance_id = self.store.instance_id
         self._credentials = Credentials(
             api_key=api_key if api_key is not None else "IST." + secrets.token_urlsafe(32),
             app_id=app_id,
             app_secret=secrets.token_urlsafe(24),
-            instances={site.store.instance_id: sid for sid, site in self._sites.items()},
+            instances=dict(zip(self._sites.instance_ids, self._sites.site_ids, strict=True)),
             token_lifetime=token_lifetime,
             clock=clock,
         )
-        self.retry_after = retry_after
-        self.latency = latency_ms / 1000
+        self._http = WixApp(
+            self._sites,
+            self._credentials,
+            clock=clock,
+            version_scope=version_scope,
+            retry_after=retry_after,
+            latency=latency_ms / 1000,
+        )
         self.host, self._port = host, port
-        self._clock = clock
         self._webhooks = webhooks
-        self._injector = FaultInjector(faults) if faults is not None else None
-        self._rid_prefix = secrets.token_hex(4)
-        self._rid = 0
-        self._requests: dict[str, dict[str, int]] = {}
-        self._faults_injected: dict[str, int] = {}
-        self._closing = asyncio.Event()
+        self._late = self._http.late
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -173,6 +138,34 @@ class Emulator:
     def token_lifetime(self) -> float:
         return self._credentials.token_lifetime
 
+    @property
+    def version_scope(self) -> bool:
+        """``False``: the credentials lack the catalog-read scope, so the version call is 403
+        (settable while serving)."""
+        return self._http.version_scope
+
+    @version_scope.setter
+    def version_scope(self, value: bool) -> None:
+        self._http.version_scope = value
+
+    @property
+    def retry_after(self) -> bool:
+        """Whether a 429 carries ``Retry-After`` (settable while serving)."""
+        return self._http.retry_after
+
+    @retry_after.setter
+    def retry_after(self, value: bool) -> None:
+        self._http.retry_after = value
+
+    @property
+    def latency(self) -> float:
+        """Seconds added to every Wix call (settable while serving)."""
+        return self._http.latency
+
+    @latency.setter
+    def latency(self, value: float) -> None:
+        self._http.latency = value
+
     def __repr__(self) -> str:
         return f"Emulator(url={self.url!r}, site_id={self.site_id!r}, sites={len(self._sites)})"
 
@@ -194,9 +187,10 @@ class Emulator:
         """Bind and serve; ``url`` is set when this returns."""
         if self._runner is not None:
             raise RuntimeError("the emulator is already started")
-        self._closing = asyncio.Event()
+        self._http.closing = asyncio.Event()
+        app = self._http.build(lambda app: add_admin_routes(app, self))
         runner = web.AppRunner(
-            self._build_app(), access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
         )
         await runner.setup()
         try:
@@ -208,25 +202,51 @@ class Emulator:
         host, port = runner.addresses[0][:2]
         self.url = f"http://{_url_host(host)}:{port}"
         if self._webhooks is not None:
-            for site in self._sites.values():
-                self._webhooks.attach(site.store)
-            await self._webhooks.start()
+            sink = self._webhooks
+            for site in self._sites.live():
+                sink.attach(site.store)
+            self._sites.on_create = lambda site: sink.attach(site.store)
+            await sink.start()
 
     async def aclose(self) -> None:
-        """Stop serving: stalled responses end at once, connections close."""
-        self._closing.set()
+        """Stop serving: stalled responses end at once, connections close, late applies not
+        yet made are dropped."""
+        self._http.closing.set()
         if self._webhooks is not None:
             await self._webhooks.aclose()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+        self._late.drop_all()
 
     # --- inspection and control ----------------------------------------------------------
 
     @property
     def sites(self) -> list[str]:
         """Every site id, the default site first."""
-        return list(self._sites)
+        return list(self._sites.site_ids)
+
+    @property
+    def instances(self) -> list[str]:
+        """Every site's app instance id, in the order of :attr:`sites`."""
+        return list(self._sites.instance_ids)
+
+    def make_sites(self) -> None:
+        """Make every site now (seed each catalog) instead of on first use: a benchmark's
+        first requests then pay no seeding. Costs time and memory in proportion to sites."""
+        for site_id in self._sites.site_ids:
+            self._sites.get(site_id)
+
+    def has_site(self, site_id: str) -> bool:
+        """Whether the emulator serves ``site_id`` (cheap: the site is not made)."""
+        return site_id in self._sites
+
+    def instance_of(self, site_id: str) -> str:
+        """The app instance id of a site (``KeyError`` for an unknown site); cheap: the site's
+        catalog is not made."""
+        if site_id not in self._sites:
+            raise KeyError(f"no site {site_id!r}")
+        return self._sites.instance_of(site_id)
 
     def site(self, site_id: str) -> SiteStore:
         """The V1 store of one site."""
@@ -260,252 +280,147 @@ class Emulator:
         v3 = site.v3.journal if site.v3 is not None else []
         return site.store.journal + v3
 
+    def edit_quantity(
+        self,
+        item: str,
+        variant_id: str | None = None,
+        *,
+        quantity: int | None = None,
+        delta: int = 0,
+        site_id: str | None = None,
+    ) -> tuple[int, int]:
+        """A third party's out-of-band edit of one variant's quantity (``quantity`` set, or
+        ``delta`` added), journaled as ``thirdPartyEdit``: on a V1 site ``item`` is the
+        product id and ``variant_id`` the variant; on a V3 site ``item`` is the inventory
+        item id. Returns (before, after); ``KeyError``/``ValueError`` for a bad target."""
+        site = self._site(site_id)
+        if site.v3 is not None:
+            return site.v3.edit_quantity(item, quantity=quantity, delta=delta)
+        if variant_id is None:
+            raise ValueError("variant_id is required on a V1 site")
+        return site.store.edit_quantity(item, variant_id, quantity=quantity, delta=delta)
+
+    def revoke(self, instance_id: str) -> None:
+        """Remove the app from the instance's site: its tokens get 401 from now on and new
+        token requests for it are refused (401). The API key still reaches the site."""
+        self._credentials.revoke(instance_id)
+
+    def reinstate(self, instance_id: str) -> None:
+        """Install the app again on a revoked instance: new tokens can be fetched."""
+        self._credentials.reinstate(instance_id)
+
+    def is_revoked(self, instance_id: str) -> bool:
+        return self._credentials.is_revoked(instance_id)
+
+    async def wait_late_applies(self) -> None:
+        """Until every request that drew a ``late_`` fault so far has been applied (or
+        refused, or dropped at shutdown): lets a test wait for late applies without sleeping."""
+        await self._late.wait()
+
     def _site(self, site_id: str | None) -> Site:
         if site_id is None:
-            return next(iter(self._sites.values()))
+            return self._sites.first()
         site = self._sites.get(site_id)
         if site is None:
-            raise KeyError(f"no site {site_id!r}: sites are {self.sites}")
+            raise KeyError(f"no site {site_id!r}: the emulator has {len(self._sites)} sites")
         return site
 
-    def set_faults(self, plan: FaultPlan | None) -> None:
-        """Replace the fault plan (``None``: no faults); its generator restarts from its seed."""
-        self._injector = FaultInjector(plan) if plan is not None else None
+    def set_faults(self, plan: FaultPlan | None, *, site_id: str | None = None) -> None:
+        """Replace the fault plan (``None``: no faults) of one site, or of every site (each
+        drawing from its own generator, ``plan.seed`` plus the site's index), site plans
+        included; generators restart from their seeds."""
+        if site_id is not None:
+            self._site(site_id).set_faults(plan, shared=False)
+            return
+        self._defaults = self._defaults._replace(faults=plan)
+        self._sites.set_defaults(self._defaults, forget_site_plans=True)
+        for site in self._sites.live():
+            site.set_faults(plan, shared=True)
 
     @property
     def faults(self) -> FaultPlan | None:
-        return self._injector.plan if self._injector is not None else None
+        """The default site's fault plan."""
+        return self.faults_of(None)
+
+    def faults_of(self, site_id: str | None) -> FaultPlan | None:
+        injector = self._site(site_id).injector
+        return injector.plan if injector is not None else None
 
     def stats(self) -> dict[str, Any]:
-        """Requests by endpoint and status, entries applied, faults injected by kind."""
+        """Requests by endpoint and status, entries applied, faults injected by kind (all
+        sites), late applies, tokens issued by instance id, and under ``sites`` each site made
+        so far (untouched lazy sites
+        have nothing to report): see :meth:`site_stats`."""
+        live = list(self._sites.live())
+        late = self._late
         return {
-            "requests": {name: dict(counts) for name, counts in self._requests.items()},
+            "requests": {name: dict(counts) for name, counts in self._http.requests.items()},
             "entries_applied": sum(
                 site.store.entries_applied + (site.v3.entries_applied if site.v3 else 0)
-                for site in self._sites.values()
+                for site in live
             ),
-            "faults": dict(self._faults_injected),
+            "faults": dict(self._http.faults_injected),
+            "late": {
+                "pending": late.pending,
+                "applied": late.applied,
+                "refused": late.refused,
+                "dropped": late.dropped,
+            },
+            "sites_total": len(self._sites),
+            "tokens_issued": dict(self._credentials.issued),
+            "sites": {site.store.site_id: self._site_stats(site) for site in live},
         }
 
+    def site_stats(self, site_id: str | None = None) -> dict[str, Any]:
+        """One site's requests by endpoint and status, entries applied, faults by kind,
+        catalog version, rate limit and the most requests it ever had in one window, whether
+        its app instance is revoked and how many tokens were issued for it."""
+        return self._site_stats(self._site(site_id))
+
+    def _site_stats(self, site: Site) -> dict[str, Any]:
+        stats = site.stats()
+        instance = site.store.instance_id
+        stats["revoked"] = self._credentials.is_revoked(instance)
+        stats["tokens_issued"] = self._credentials.issued.get(instance, 0)
+        return stats
+
     def reset(self) -> None:
-        """Every site back to its seeded catalog; journals, stats and rate windows emptied.
-        Fault plan and issued tokens are kept."""
-        for site in self._sites.values():
+        """Every site made back to its seeded catalog; journals, stats (token counts too) and
+        rate windows emptied. Fault plans, issued tokens and revocations are kept."""
+        for site in self._sites.live():
             site.store.reset()
             site.reseed()
+            site.clear_stats()
             if site.limiter is not None:
                 site.limiter.clear()
-        self._requests.clear()
-        self._faults_injected.clear()
-
-    # --- the app -------------------------------------------------------------------------
-
-    def _build_app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        add = app.router.add_route
-        for prefix in _READ_PREFIXES:
-            add("POST", f"{prefix}/query", self._wix("queryInventory", query_inventory))
-            variants = self._wix("getInventoryVariants", get_inventory_variants)
-            add("POST", f"{prefix}/{{inventoryId}}/getVariants", variants)
-        update = self._wix("updateInventoryVariants", update_inventory_variants)
-        add("PATCH", f"{_WRITE_PREFIX}/product/{{productId}}", update)
-        add(
-            "POST",
-            f"{_WRITE_PREFIX}/decrement",
-            self._wix("decrementInventory", decrement_inventory),
-        )
-        add(
-            "POST",
-            f"{_WRITE_PREFIX}/increment",
-            self._wix("incrementInventory", increment_inventory),
-        )
-        add("GET", "/stores/v3/provision/version", self._wix3("getCatalogVersion", None))
-        for key, (method, path, v3_handler) in V3_HANDLERS.items():
-            add(method, path, self._wix3(key.split(".")[0], v3_handler))
-        add("POST", "/oauth2/token", self._token)
-        from .admin import add_admin_routes
-
-        add_admin_routes(app, self)
-        add("*", "/{tail:.*}", self._unknown)
-        return app
-
-    def _next_request_id(self) -> str:
-        self._rid += 1
-        return f"{self._rid_prefix}.{self._rid}"
-
-    def _count(self, endpoint: str, status: int | str) -> None:
-        counts = self._requests.get(endpoint)
-        if counts is None:
-            counts = self._requests[endpoint] = {}
-        key = str(status)
-        counts[key] = counts.get(key, 0) + 1
-
-    def _wix(
-        self, endpoint: str, handler: Handler
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        def apply(site: Site, request: web.Request, body: bytes, rid: str) -> bytes:
-            if site.v3 is not None:
-                raise wrong_catalog(site.version, V1_CATALOG)
-            return handler(site.store, request.match_info, body, rid)
-
-        return self._pipeline(endpoint, apply)
-
-    def _wix3(
-        self, endpoint: str, handler: V3Handler | None
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        """A V3 call (``None``: the version call, which any site answers)."""
-
-        def apply(site: Site, request: web.Request, body: bytes, rid: str) -> bytes:
-            if handler is None:
-                return self._version(site)
-            if site.v3 is None:
-                raise wrong_catalog(site.version, V3_CATALOG)
-            injector = self._injector
-            fault = injector.item_faults(endpoint) if injector is not None else None
-            return handler(V3Call(site.v3, request.match_info, request.query, body, rid, fault))
-
-        return self._pipeline(endpoint, apply)
-
-    def _version(self, site: Site) -> bytes:
-        if not self.version_scope:
-            text = "the credentials lack the permission to read the catalog version"
-            data = {"permission": "WIX_STORES.CATALOG_VERSION_READ"}
-            raise application_error(403, "FORBIDDEN", text, data)
-        return _encode({"catalogVersion": site.version})
-
-    def _pipeline(
-        self, endpoint: str, apply: Callable[[Site, web.Request, bytes, str], bytes]
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        """The pipeline of the package docstring; ``apply`` decides and applies with no await
-        (the catalog version is checked there, so a migration never splits a request)."""
-
-        async def handle(request: web.Request) -> web.StreamResponse:
-            rid = self._next_request_id()
-            fault = _NO_FAULT
-            try:
-                site = self._authenticate(request)
-                if self._injector is not None:
-                    fault = self._injector.decide(endpoint)
-                delay = self.latency + fault.delay
-                if delay:
-                    if fault.delay:
-                        self._note_fault("latency")
-                    await asyncio.sleep(delay)
-                if fault.kind is not None and fault.kind not in AFTER_APPLY:
-                    return await self._fault(request, endpoint, fault.kind, rid)
-                self._admit(site)
-                body = await request.read()
-                payload = apply(site, request, body, rid)
-            except WixApiError as error:
-                return self._error(endpoint, error, rid)
-            if fault.kind is not None:
-                return await self._fault(request, endpoint, fault.kind, rid)
-            self._count(endpoint, 200)
-            return web.Response(
-                body=payload, headers={"x-wix-request-id": rid, "Content-Type": _JSON}
-            )
-
-        return handle
-
-    def _error(self, endpoint: str, error: WixApiError, rid: str) -> web.Response:
-        self._count(endpoint, error.status)
-        headers = {"x-wix-request-id": rid, "Content-Type": _JSON, **error.headers}
-        return web.Response(status=error.status, body=error.encode(), headers=headers)
-
-    # --- auth and rate limit -------------------------------------------------------------
-
-    def _authenticate(self, request: web.Request) -> Site:
-        headers = request.headers
-        site_id = self._credentials.site_of(
-            headers.get("Authorization"), headers.get("wix-site-id")
-        )
-        site = self._sites.get(site_id)
-        if site is None:
-            text = f"the API key has no access to site {site_id!r}"
-            raise application_error(403, "FORBIDDEN", text)
-        return site
-
-    def _admit(self, site: Site) -> None:
-        if site.limiter is None:
-            return
-        wait = site.limiter.try_acquire(self._clock())
-        if wait is not None:
-            raise _too_many(retry_after_header(wait) if self.retry_after else None)
-
-    async def _token(self, request: web.Request) -> web.StreamResponse:
-        """``POST /oauth2/token``: faults apply only when named (``oauthToken``)."""
-        rid = self._next_request_id()
-        endpoint = "oauthToken"
-        try:
-            fault = self._injector.decide(endpoint) if self._injector is not None else _NO_FAULT
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-            if fault.kind is not None:
-                return await self._fault(request, endpoint, fault.kind, rid)
-            answer = self._credentials.issue(decode(TokenBody, await request.read()))
-        except WixApiError as error:
-            return self._error(endpoint, error, rid)
-        self._count(endpoint, 200)
-        headers = {"x-wix-request-id": rid, "Content-Type": _JSON}
-        return web.Response(body=_encode(answer), headers=headers)
-
-    # --- faults --------------------------------------------------------------------------
-
-    def _note_fault(self, kind: str) -> None:
-        self._faults_injected[kind] = self._faults_injected.get(kind, 0) + 1
-
-    async def _fault(
-        self, request: web.Request, endpoint: str, kind: str, rid: str
-    ) -> web.StreamResponse:
-        self._note_fault(kind)
-        if kind in ("reset_before", "reset_after"):
-            return self._reset(request, endpoint)
-        if kind == "stall_after":
-            self._count(endpoint, "stall")
-            plan = self.faults
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), plan.stall_seconds if plan else 0)
-            return self._reset(request, endpoint, count=False)
-        if kind == "rate_limited":
-            plan = self.faults
-            seconds = plan.retry_after if plan is not None else None
-            error = _too_many(str(seconds) if seconds is not None and self.retry_after else None)
-        else:
-            status = int(kind.removeprefix("error_"))
-            error = application_error(status, _SYSTEM_CODES[status], f"injected fault {kind}")
-        return self._error(endpoint, error, rid)
-
-    def _reset(
-        self, request: web.Request, endpoint: str, *, count: bool = True
-    ) -> web.StreamResponse:
-        if count:
-            self._count(endpoint, "reset")
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        return web.Response(status=500)
-
-    async def _unknown(self, request: web.Request) -> web.Response:
-        rid = self._next_request_id()
-        error = application_error(
-            404, "NOT_FOUND", f"no such endpoint: {request.method} {request.path}"
-        )
-        return self._error("unknown", error, rid)
+        self._http.clear_stats()
+        self._credentials.issued.clear()
 
 
-_SYSTEM_CODES: Final = {
-    500: "INTERNAL_ERROR",
-    502: "BAD_GATEWAY",
-    503: "SERVICE_UNAVAILABLE",
-    504: "GATEWAY_TIMEOUT",
-}
+def _site_specs(
+    sites: int | Sequence[SiteSpec], extra_sites: int, site_id: str | None
+) -> Sequence[SiteSpec]:
+    """One spec per site; ``site_id`` names the first site unless its spec does."""
+    if isinstance(sites, int):
+        if sites < 1:
+            raise ConfigurationError(f"sites={sites!r}: must be >= 1 (or a list of SiteSpec)")
+        if extra_sites and sites != 1:
+            raise ConfigurationError("give sites=N or extra_sites, not both")
+        specs: list[SiteSpec] = [_DEFAULT_SPEC] * (sites + extra_sites)
+    else:
+        specs = list(sites)
+        if not specs or not all(isinstance(spec, SiteSpec) for spec in specs):
+            raise ConfigurationError(f"sites={sites!r}: a count or a non-empty list of SiteSpec")
+        if extra_sites:
+            raise ConfigurationError("give sites=[SiteSpec, ...] or extra_sites, not both")
+    if site_id is not None:
+        if specs[0].site_id is not None and specs[0].site_id != site_id:
+            raise ConfigurationError(f"site_id={site_id!r} differs from sites[0].site_id")
+        specs[0] = replace(specs[0], site_id=site_id)
+    return specs
 
 
-def _too_many(retry_after: str | None) -> WixApiError:
-    error = application_error(429, "TOO_MANY_REQUESTS", "too many requests: wait and retry")
-    if retry_after is not None:
-        error.headers["Retry-After"] = retry_after
-    return error
+_DEFAULT_SPEC: Final = SiteSpec()
 
 
 def _url_host(host: str) -> str:

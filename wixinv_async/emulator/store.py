@@ -56,12 +56,16 @@ class ChangeEvent(NamedTuple):
 
 
 class JournalEntry(NamedTuple):
-    """One applied write: its request id, endpoint (SDK method name), entries and wall time."""
+    """One applied write: its request id, endpoint (SDK method name), entries, the wall time
+    it was applied at, and its ``source``: ``"api"`` (applied as it arrived), ``"late"``
+    (applied after its ambiguous answer, by a ``late_`` fault) or ``"third_party"`` (an
+    out-of-band edit, request id ``""``)."""
 
     request_id: str
     endpoint: str
     entries: list[dict[str, Any]]
     at: float
+    source: str = "api"
 
 
 Listener = Callable[[ChangeEvent], None]
@@ -86,7 +90,10 @@ class SiteStore:
         self.site_id = site_id
         self.instance_id = instance_id
         self._journal: list[JournalEntry] = []
-        self._unconverted: list[tuple[str, str, Record, float]] = []
+        self._unconverted: list[tuple[str, str, Record, float, str]] = []
+        self.source = "api"
+        """The ``source`` stamped on journal entries (the server sets ``"late"`` around a
+        late apply; synchronous, so no other request is journaled meanwhile)."""
         self._unstamped: list[tuple[Applied, int]] = []
         self._seeding = (products, variants_per_product, seed, id_distribution)
         self._wall_clock = wall_clock
@@ -128,8 +135,8 @@ class SiteStore:
         path, and small while a long benchmark runs."""
         if self._unconverted:
             self._journal.extend(
-                JournalEntry(rid, endpoint, expand(endpoint, record), at)
-                for rid, endpoint, record, at in self._unconverted
+                JournalEntry(rid, endpoint, expand(endpoint, record), at, source)
+                for rid, endpoint, record, at, source in self._unconverted
             )
             self._unconverted.clear()
         return self._journal
@@ -211,6 +218,31 @@ class SiteStore:
         item.json = None
         self._notify("", [(item, before)])
 
+    def edit_quantity(
+        self, product_id: str, variant_id: str, *, quantity: int | None = None, delta: int = 0
+    ) -> tuple[int, int]:
+        """A third party's edit (another app, a dashboard user): set ``quantity`` or add
+        ``delta``, the result 0 to 99999. Journaled as ``thirdPartyEdit`` (source
+        ``third_party``, request id ``""``); listeners hear of it. Returns (before, after)."""
+        item = self._index.by_product.get(product_id)
+        variant = item.variants.get(variant_id) if item is not None else None
+        if item is None or variant is None:
+            raise KeyError(f"no variant {variant_id!r} of product {product_id!r}")
+        before = variant.quantity
+        after = before + delta if quantity is None else quantity
+        if not 0 <= after <= 99_999:
+            raise ValueError(f"quantity {after!r} (from {before} by {delta}): must be 0 to 99999")
+        self.set_quantity(product_id, variant_id, after)
+        entry = {
+            "productId": product_id,
+            "variantId": variant_id,
+            "quantityBefore": before,
+            "quantityAfter": after,
+        }
+        at = self._wall_clock()
+        self._unconverted.append(("", "thirdPartyEdit", [entry], at, "third_party"))
+        return before, after
+
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` with one :class:`ChangeEvent` per item changed, after each change."""
         self._listeners.append(listener)
@@ -274,7 +306,7 @@ class SiteStore:
             self._settle()
         self.entries_applied += len(entries)
         record = record_batch(endpoint, applied, entries, raw)
-        self._unconverted.append((request_id, endpoint, record, now))
+        self._unconverted.append((request_id, endpoint, record, now, self.source))
         if before:
             self._notify(request_id, before)
 
@@ -292,7 +324,7 @@ class SiteStore:
         item.last_updated = int(now * 1000)
         item.json = None
         self.entries_applied += 1
-        self._unconverted.append((request_id, "updateInventoryVariants", entries, now))
+        self._unconverted.append((request_id, "updateInventoryVariants", entries, now, self.source))
         self._notify(request_id, [(item, before)])
 
     # --- change events -------------------------------------------------------------------

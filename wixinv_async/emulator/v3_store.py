@@ -99,6 +99,8 @@ class V3Store:
         self._rng = random.Random(seed ^ 0x3B3B)
         self.journal = []
         self.entries_applied = 0
+        self.source = "api"
+        """The ``source`` stamped on journal entries (see ``SiteStore.source``)."""
 
     def __repr__(self) -> str:
         return f"V3Store(site_id={self.site_id!r}, items={len(self._by_id)})"
@@ -135,7 +137,36 @@ class V3Store:
         return int(self._wall_clock() * 1000)
 
     def _journal(self, rid: str, endpoint: str, entries: list[dict[str, Any]]) -> None:
-        self.journal.append(JournalEntry(rid, endpoint, entries, self._wall_clock()))
+        self.journal.append(JournalEntry(rid, endpoint, entries, self._wall_clock(), self.source))
+
+    def edit_quantity(
+        self, item_id: str, *, quantity: int | None = None, delta: int = 0
+    ) -> tuple[int, int]:
+        """A third party's edit of a tracked item's quantity (set, or add ``delta``; the
+        result 0 to 99999): revision + 1, journaled as ``thirdPartyEdit`` (source
+        ``third_party``, request id ``""``). Returns (before, after)."""
+        item = self._by_id.get(item_id)
+        if item is None:
+            raise KeyError(f"no inventory item {item_id!r}")
+        if not item.track:
+            raise ValueError(f"inventory item {item_id!r} is not tracked by quantity")
+        before = item.quantity
+        after = before + delta if quantity is None else quantity
+        if not 0 <= after <= 99_999:
+            raise ValueError(f"quantity {after!r} (from {before} by {delta}): must be 0 to 99999")
+        item.quantity = after
+        item.touch(self._now())
+        entry = {
+            "inventoryItemId": item_id,
+            "variantId": item.variant_id,
+            "locationId": item.location_id,
+            "quantityBefore": before,
+            "quantityAfter": after,
+        }
+        self.journal.append(
+            JournalEntry("", "thirdPartyEdit", [entry], self._wall_clock(), "third_party")
+        )
+        return before, after
 
     def _changed(self, kind: str, item: V3Item, reason: str | None, rid: str) -> None:
         if self.listeners:  # the item's wire form only when someone listens
