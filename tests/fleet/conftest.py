@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 
 from wixinv_async.fleet._redis_server import RedisServer
 
+from .harness import Fleet, open_fleet
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
@@ -57,3 +59,10 @@ def redis_server_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture
+async def fleet(redis_url: str, tmp_path: Path) -> AsyncIterator[Fleet]:
+    """The emulator (3 sites, strict 5/1 window), a producer, and room for worker processes."""
+    async with open_fleet(redis_url, tmp_path) as fleet:
+        yield fleet

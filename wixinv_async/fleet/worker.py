@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +42,14 @@ from .producer import MAX_AMOUNT, ensure_config
 from .scripts import Begun, IngestEntry, ShardScripts, parse_entry, text
 from .shards import KeySpace, Verdict, assign_shards, gcra_interval_us, verdict_for
 
-__all__ = ["FleetWorker", "WorkerSettings", "check_server"]
+__all__ = [
+    "CRASH_ENV",
+    "CRASH_POINTS",
+    "FleetWorker",
+    "WorkerSettings",
+    "check_server",
+    "crash_point",
+]
 
 log = logging.getLogger("wixinv_async.fleet")
 GROUP = "workers"
@@ -97,6 +106,25 @@ async def check_server(redis: aioredis.Redis, *, allow_weak_fsync: bool) -> str:
             "always for exactly-once-or-in-doubt (pass allow_weak_fsync to run anyway)"
         )
     return version
+
+
+CRASH_ENV = "WIXINV_FLEET_CRASH_AT"
+CRASH_POINTS = (
+    "after_read",
+    "after_fold",
+    "after_begin",
+    "after_mark_sent",
+    "during_request",
+    "after_answer",
+)
+
+
+def crash_point(step: str) -> None:
+    """Fault injection for the kill matrix: with ``WIXINV_FLEET_CRASH_AT=<step>`` the worker
+    process kills itself with SIGKILL (exactly what ``kill -9`` does) when it reaches that step
+    (one of :data:`CRASH_POINTS`). Unset, this is one dictionary lookup."""
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class _Shard:
@@ -201,6 +229,9 @@ class FleetWorker:
                 self._drop(number, "lease taken by " + claim.owner)
             return
         if shard is not None:
+            # A stale worker's blocked XREADGROUP can still be handed entries after we took
+            # over (delivery is not fenced, folding is); adopt those once they sit idle.
+            await self._adopt_pending(shard, min_idle_ms=self.settings.lease_ms)
             return
         if claim.returned or claim.doubted:
             log.warning(
@@ -211,18 +242,22 @@ class FleetWorker:
             )
         shard = _Shard(number, f"{self.worker_id}|{claim.epoch}")
         self._owned[number] = shard
-        await self._adopt_pending(shard)
+        await self._adopt_pending(shard, min_idle_ms=0)
         shard.task = asyncio.create_task(self._send_loop(shard))
 
-    async def _adopt_pending(self, shard: _Shard) -> None:
-        """Create the group, then XAUTOCLAIM every entry a previous owner read but did not
-        fold (their fold is fenced now, so no idle time is needed) and fold them."""
+    async def _adopt_pending(self, shard: _Shard, *, min_idle_ms: int) -> None:
+        """Create the group, then XAUTOCLAIM every entry others read but did not fold (their
+        fold is fenced now) and fold them. At takeover no idle time is needed; afterwards only
+        entries idle for ``min_idle_ms`` are taken, not the ones our own reader is folding
+        (taking those would be harmless, the fold drops their event ids, but wasted)."""
         stream = self.keys.key(shard.number, "in")
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
             await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
         start = "0-0"
         while True:
-            reply: Any = await self.redis.xautoclaim(stream, GROUP, self.worker_id, 0, start, 500)
+            reply: Any = await self.redis.xautoclaim(
+                stream, GROUP, self.worker_id, min_idle_ms, start, 500
+            )
             records = [(sid, fields) for sid, fields in reply[1] if fields]
             await self._fold(shard, records)
             start = reply[0]
@@ -263,6 +298,8 @@ class FleetWorker:
                 log.warning("read failed: %s", error)
                 await asyncio.sleep(0.1)
                 continue
+            if replies:
+                crash_point("after_read")
             for stream, records in replies or []:
                 shard = by_stream.get(text(stream))
                 if shard is not None:
@@ -293,6 +330,7 @@ class FleetWorker:
                 raise
             self._drop(shard.number, "fenced at fold")
             return
+        crash_point("after_fold")
         shard.event.set()
 
     # --- sending ------------------------------------------------------------------------
@@ -336,6 +374,7 @@ class FleetWorker:
             return 0.05
         if begun.status != "BEGUN":
             return None
+        crash_point("after_begin")
         verdict, code = await self._deliver(shard, site, begun)
         await self._retry(
             lambda: self.scripts.finish(shard.number, shard.token, batch_id, verdict.value, code)
@@ -352,11 +391,13 @@ class FleetWorker:
         )
         if gate != "OK":  # fenced or lease short: the request never leaves
             return Verdict.RETURNED, gate
+        crash_point("after_mark_sent")
         error: BaseException | None = None
         try:
             await self._request(site, begun)
         except WixInventoryError as failure:
             error = failure
+        crash_point("after_answer")
         self.sent += 1
         code = ""
         if isinstance(error, ApiError):
@@ -366,6 +407,14 @@ class FleetWorker:
         return verdict_for(error), code
 
     async def _request(self, site: str, begun: Begun) -> None:
+        if os.environ.get(CRASH_ENV) == "during_request":
+            request = asyncio.ensure_future(self._send_request(site, begun))
+            await asyncio.wait([request], timeout=0.05)  # the request is on the wire by now
+            crash_point("during_request")
+            return await request
+        return await self._send_request(site, begun)
+
+    async def _send_request(self, site: str, begun: Begun) -> None:
         client = self._client(site)
         if begun.kind == "inc":
             increments = [
