@@ -1,4 +1,5 @@
-"""kill -9 of a worker at each step, SIGSTOP past the lease, kill -9 and restart of Redis: after
+"""kill -9 of a worker at each step, SIGSTOP past the lease, kill -9 and restart of Redis, a proxy
+dropping the reply to a begin: after
 each, nothing is sent twice and every key is conserved (see harness.settle_and_check)."""
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from wixinv_async.fleet._redis_server import RedisServer
+from wixinv_async.fleet.scripts import SCRIPTS
 from wixinv_async.fleet.shards import EventStatus
 from wixinv_async.fleet.worker import CRASH_POINTS
 
 from .harness import PREFIX, SHARDS, Fleet, open_fleet, settle_and_check
+from .proxy import ReplyDroppingProxy
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +98,23 @@ async def test_kill_9_and_restart_of_redis_mid_run(
         await fleet.produce(rng, 100)
         outcomes, _ = await settle_and_check(fleet)
         assert Counter(o.status for o in outcomes.values())[EventStatus.APPLIED] > 0
+
+
+async def test_reply_lost_right_after_a_begin_is_neither_orphaned_nor_duplicated(
+    redis_server: RedisServer, redis_url: str, tmp_path: Path
+) -> None:
+    """A proxy drops Redis's reply to the first begins: the retried begin (same batch id) returns
+    the same batch, so every batch record is sent once and none is left RESERVED."""
+    rng = random.Random(9)
+    async with (
+        ReplyDroppingProxy(redis_server.port, SCRIPTS["begin"], drops=3) as proxy,
+        open_fleet(redis_url, tmp_path) as fleet,
+    ):
+        fleet.url = proxy.url  # the workers talk through the proxy, the test directly
+        fleet.start_worker()
+        await fleet.wait_for_workers(1)
+        await fleet.produce(rng, 100)
+        outcomes, records = await settle_and_check(fleet)
+        assert proxy.dropped == 3
+        assert EventStatus.IN_DOUBT not in {o.status for o in outcomes.values()}
+        assert fleet.journal() == records["APPLIED"]
