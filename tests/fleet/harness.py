@@ -65,6 +65,20 @@ class Fleet:
             await asyncio.sleep(0.05)
         raise AssertionError(f"fewer than {count} workers started")
 
+    async def lease_owners(self) -> list[str]:
+        leases = [await self.redis.get(f"{{{PREFIX}:{n}}}:lease") for n in range(SHARDS)]
+        return [lease.split("|")[0] if lease else "" for lease in leases]
+
+    async def until_leases(self, wanted: str, worker_id: str) -> None:
+        """Until ``worker_id`` holds "some" or "all" of the shards' leases."""
+        test = any if wanted == "some" else all
+        for _ in range(300):
+            owners = await self.lease_owners()
+            if test(owner == worker_id for owner in owners):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{worker_id} never held {wanted} leases: {owners}")
+
     async def submit(self, key: Key, delta: int, event_id: str = "") -> str:
         """Submit, retrying with the same event id while Redis is unreachable."""
         event_id = event_id or random.randbytes(8).hex()

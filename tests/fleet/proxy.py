@@ -19,6 +19,8 @@ class ReplyDroppingProxy:
         self.drops_left = drops
         self.dropped = 0
         self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 
     async def __aenter__(self) -> ReplyDroppingProxy:
@@ -30,13 +32,30 @@ class ReplyDroppingProxy:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+        for handler in self._handlers:  # 3.11's wait_closed does not wait for them
+            handler.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        try:
+            await self._relay(client_r, client_w)
+        finally:
+            client_w.close()  # also when cancelled before the relay's own cleanup ran
+            self._handlers.discard(handler)
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self._writers.add(client_w)
         redis_r, redis_w = await asyncio.open_connection("127.0.0.1", self.redis_port)
+        self._writers.add(redis_w)
         dropping = asyncio.Event()
 
         async def upstream() -> None:
@@ -66,5 +85,5 @@ class ReplyDroppingProxy:
             await asyncio.gather(*pumps, return_exceptions=True)
             for writer in (client_w, redis_w):
                 writer.close()
-                with contextlib.suppress(ConnectionError, OSError):
+                with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
                     await writer.wait_closed()

@@ -61,3 +61,22 @@ async def test_graceful_stop_hands_over_with_nothing_in_doubt(fleet: Fleet) -> N
         raise AssertionError(fleet.log_tail()) from None
     outcomes, _ = await settle_and_check(fleet)
     assert EventStatus.IN_DOUBT not in {o.status for o in outcomes.values()}
+
+
+async def test_workers_joining_and_leaving_mid_run_lose_nothing(fleet: Fleet) -> None:
+    """One worker, then a second joins (shards hand over), then the first leaves: nothing in doubt."""
+    rng = random.Random(4)
+    first = fleet.start_worker(worker_id="first")
+    await fleet.wait_for_workers(1)
+    await fleet.produce(rng, 80)
+    await fleet.first_outcome()
+    fleet.start_worker(worker_id="second")
+    await fleet.produce(rng, 80)
+    await fleet.until_leases("some", "second")
+    assert "first" in await fleet.lease_owners()  # both own shards now
+    first.send_signal(signal.SIGTERM)
+    await fleet.produce(rng, 80)
+    assert await asyncio.to_thread(first.wait, 20) == 0
+    await fleet.until_leases("all", "second")
+    outcomes, _ = await settle_and_check(fleet)
+    assert EventStatus.IN_DOUBT not in {o.status for o in outcomes.values()}

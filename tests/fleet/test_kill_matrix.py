@@ -19,7 +19,7 @@ from wixinv_async.fleet.scripts import SCRIPTS
 from wixinv_async.fleet.shards import EventStatus
 from wixinv_async.fleet.worker import CRASH_POINTS
 
-from .harness import PREFIX, SHARDS, Fleet, open_fleet, settle_and_check
+from .harness import Fleet, open_fleet, settle_and_check
 from .proxy import ReplyDroppingProxy
 
 pytestmark = pytest.mark.slow
@@ -63,22 +63,13 @@ async def test_sigstop_past_the_lease_then_sigcont(fleet: Fleet) -> None:
     await fleet.first_outcome()
     os.kill(frozen.pid, signal.SIGSTOP)
     try:
-        await until_all_leases_held_by(fleet, "alive")
+        await fleet.until_leases("all", "alive")
         await fleet.produce(rng, 80)
     finally:
         os.kill(frozen.pid, signal.SIGCONT)
     await fleet.produce(rng, 80)
     await settle_and_check(fleet)
     assert frozen.poll() is None  # it carried on as a normal member
-
-
-async def until_all_leases_held_by(fleet: Fleet, worker_id: str) -> None:
-    for _ in range(300):
-        leases = [await fleet.redis.get(f"{{{PREFIX}:{n}}}:lease") for n in range(SHARDS)]
-        if all(lease and lease.startswith(worker_id + "|") for lease in leases):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"leases never all moved to {worker_id}: {leases}")
 
 
 async def test_kill_9_and_restart_of_redis_mid_run(
