@@ -10,12 +10,12 @@ from collections.abc import Callable
 import pytest
 import redis.asyncio as aioredis
 
-from wixinv_async import ConfigurationError
+from wixinv_async import ApiKeyAuth, ConfigurationError, RateLimit
 from wixinv_async.cli import EXIT_CONFIG, EXIT_OK, build_parser
 from wixinv_async.cli.fleet import run_status
 from wixinv_async.fleet._redis_server import RedisServer
 from wixinv_async.fleet.producer import FleetProducer
-from wixinv_async.fleet.worker import WorkerSettings, check_server
+from wixinv_async.fleet.worker import FleetWorker, WorkerSettings, check_server
 
 
 async def test_worker_refuses_a_server_without_appendfsync_always(
@@ -66,3 +66,17 @@ def test_status_shows_backlog_per_site(redis_url: str) -> None:
     status = json.loads(out.getvalue())
     assert [s["stream_entries"] for s in status["active_shards"]] == [1]
     assert status["in_doubt_batches"] == 0
+
+
+def test_a_worker_with_another_site_budget_is_refused(redis_url: str) -> None:
+    """The first worker records the fleet's pacing; one started with another rate exits 2."""
+    asyncio.run(_record_budget(redis_url, RateLimit(200, 60)))
+    with pytest.raises(ConfigurationError, match="rate_limit=RateLimit"):
+        asyncio.run(_record_budget(redis_url, RateLimit(100, 60)))
+
+
+async def _record_budget(url: str, rate: RateLimit) -> None:
+    settings = WorkerSettings(prefix="bud", shards=4, rate_limit=rate)
+    worker = FleetWorker(url, lambda site: ApiKeyAuth("k", site_id=site), settings=settings)
+    worker.stop()  # run() checks the server and the config, then stops at once
+    await worker.run()

@@ -127,8 +127,13 @@ def crash_point(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+READ_COUNT = 500
+MAX_DEFER = 1.0
+"""Seconds a send may wait for the shard's reader to catch up with a backlog (see _send_loop)."""
+
+
 class _Shard:
-    __slots__ = ("event", "leaving", "number", "task", "token")
+    __slots__ = ("behind_since", "event", "leaving", "number", "task", "token")
 
     def __init__(self, number: int, token: str) -> None:
         self.number = number
@@ -136,6 +141,9 @@ class _Shard:
         self.event = asyncio.Event()
         self.leaving = False
         self.task: asyncio.Task[None] | None = None
+        # The loop time since which the reader has been behind the stream (a full read came
+        # back), or None once a read came back short: the backlog has been folded.
+        self.behind_since: float | None = None
 
 
 class FleetWorker:
@@ -179,6 +187,7 @@ class FleetWorker:
         try:
             await check_server(self.redis, allow_weak_fsync=self.settings.allow_weak_fsync)
             await ensure_config(self.redis, self.keys)
+            await self._ensure_same_budget()
             reader = asyncio.create_task(self._read_loop())
             try:
                 await self._membership_loop()
@@ -193,6 +202,17 @@ class FleetWorker:
             for client in self._clients.values():
                 await client.aclose()
             await self.redis.aclose()
+
+    async def _ensure_same_budget(self) -> None:
+        """One budget per site needs one pacing interval: the first worker records its own and
+        a worker started with another ``rate_limit`` is refused (``fleet status`` shows it)."""
+        await self.redis.hsetnx(self.keys.config, "interval_us", self._interval_us)
+        stored = text(await self.redis.hget(self.keys.config, "interval_us"))
+        if int(stored) != self._interval_us:
+            raise ConfigurationError(
+                f"rate_limit={self.settings.rate_limit}: paces every {self._interval_us} us, "
+                f"the fleet under prefix {self.keys.prefix!r} paces every {stored} us"
+            )
 
     # --- membership ---------------------------------------------------------------------
 
@@ -292,7 +312,11 @@ class FleetWorker:
                 continue
             try:
                 replies: Any = await self.redis.xreadgroup(
-                    GROUP, self.worker_id, dict.fromkeys(by_stream, ">"), count=500, block=100
+                    GROUP,
+                    self.worker_id,
+                    dict.fromkeys(by_stream, ">"),
+                    count=READ_COUNT,
+                    block=100,
                 )
             except (RedisConnectionError, RedisTimeoutError, ResponseError) as error:
                 log.warning("read failed: %s", error)
@@ -300,6 +324,13 @@ class FleetWorker:
                 continue
             if replies:
                 crash_point("after_read")
+            now = asyncio.get_running_loop().time()
+            full = {text(stream) for stream, records in replies or [] if len(records) >= READ_COUNT}
+            for stream, owned in by_stream.items():
+                if stream not in full:
+                    owned.behind_since = None
+                elif owned.behind_since is None:
+                    owned.behind_since = now
             for stream, records in replies or []:
                 shard = by_stream.get(text(stream))
                 if shard is not None:
@@ -339,6 +370,10 @@ class FleetWorker:
         sites_key = self.keys.key(shard.number, "sites")
         while not shard.leaving and not self._stopping.is_set():
             shard.event.clear()
+            if self._deferring(shard):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(shard.event.wait(), 0.05)
+                continue
             sites = await self._retry(lambda: self.redis.zrange(sites_key, 0, -1))
             waits = [await self._send_one(shard, text(site)) for site in sites]
             pending = [w for w in waits if w is not None]
@@ -349,6 +384,13 @@ class FleetWorker:
         if shard.leaving and self._owned.get(shard.number) is shard and not self._stopping.is_set():
             self._owned.pop(shard.number, None)
             await self._retry(lambda: self.scripts.release(shard.number, shard.token))
+
+    def _deferring(self, shard: _Shard) -> bool:
+        """While the reader still folds a backlog, deltas of the same keys are on their way:
+        a send now would need a second request for them. Wait for the reader, but at most
+        MAX_DEFER seconds, so a stream that stays full still delivers."""
+        since = shard.behind_since
+        return since is not None and asyncio.get_running_loop().time() - since < MAX_DEFER
 
     async def _send_one(self, shard: _Shard, site: str) -> float | None:
         """One begin-send-finish for ``site``; the seconds to wait before the next, ``None``
