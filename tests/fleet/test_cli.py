@@ -1,0 +1,82 @@
+"""``wixinv-async fleet``: the worker's server checks and ``fleet status`` on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from wixinv_async import ApiKeyAuth, ConfigurationError, RateLimit
+from wixinv_async.cli import EXIT_CONFIG, EXIT_OK, build_parser
+from wixinv_async.cli.fleet import run_status
+from wixinv_async.fleet._redis_server import RedisServer
+from wixinv_async.fleet.producer import FleetProducer
+from wixinv_async.fleet.worker import FleetWorker, WorkerSettings, check_server
+
+
+async def test_worker_refuses_a_server_without_appendfsync_always(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """With appendfsync everysec the worker refuses to start unless told otherwise."""
+    server = redis_server_factory(fsync="everysec")
+    conn = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        with pytest.raises(ConfigurationError, match="appendfsync always"):
+            await check_server(conn, allow_weak_fsync=False)
+        assert await check_server(conn, allow_weak_fsync=True) == ".".join(map(str, server.version))
+    finally:
+        await conn.aclose()
+
+
+def test_worker_command_exits_2_on_a_weak_server(
+    redis_server_factory: Callable[..., RedisServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``fleet worker`` against an everysec server exits 2 naming the setting."""
+    server = redis_server_factory(fsync="everysec")
+    args = build_parser().parse_args(
+        ["fleet", "worker", "--redis", server.url, "--api-key", "k", "--shards", "4"]
+    )
+    assert args.func(args) == EXIT_CONFIG
+    assert "appendfsync" in capsys.readouterr().err
+
+
+def test_lease_must_cover_two_requests() -> None:
+    """A lease shorter than twice (timeout + margin) is refused by name."""
+    with pytest.raises(ConfigurationError, match="lease_ms=1000"):
+        WorkerSettings(lease_ms=1000, http_timeout=5.0)
+
+
+def test_status_shows_backlog_per_site(redis_url: str) -> None:
+    """``fleet status`` reports the stream entries waiting for a worker, by shard."""
+
+    async def submit() -> None:
+        async with FleetProducer(redis_url, prefix="st", shards=4) as producer:
+            await producer.submit("site-9", "p1", "00000000-0000-0000-0000-000000000000", 3)
+
+    asyncio.run(submit())
+    args = build_parser().parse_args(
+        ["fleet", "status", "--redis", redis_url, "--prefix", "st", "--shards", "4"]
+    )
+    out = io.StringIO()
+    assert run_status(args, out) == EXIT_OK
+    status = json.loads(out.getvalue())
+    assert [s["stream_entries"] for s in status["active_shards"]] == [1]
+    assert status["in_doubt_batches"] == 0
+
+
+def test_a_worker_with_another_site_budget_is_refused(redis_url: str) -> None:
+    """The first worker records the fleet's pacing; one started with another rate exits 2."""
+    asyncio.run(_record_budget(redis_url, RateLimit(200, 60)))
+    with pytest.raises(ConfigurationError, match="rate_limit=RateLimit"):
+        asyncio.run(_record_budget(redis_url, RateLimit(100, 60)))
+
+
+async def _record_budget(url: str, rate: RateLimit) -> None:
+    settings = WorkerSettings(prefix="bud", shards=4, rate_limit=rate)
+    worker = FleetWorker(url, lambda site: ApiKeyAuth("k", site_id=site), settings=settings)
+    worker.stop()  # run() checks the server and the config, then stops at once
+    await worker.run()

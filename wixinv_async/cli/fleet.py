@@ -1,0 +1,152 @@
+"""``wixinv-async fleet``: run a fleet worker, or show the fleet's state.
+
+    wixinv-async fleet worker --redis redis://host:6379/0 --api-key KEY [--shards 1024 ...]
+    wixinv-async fleet status --redis redis://host:6379/0 [--shards 1024]
+
+The worker serves until SIGTERM or Ctrl-C, then stops gracefully: requests in flight finish
+and are settled, leases are released (another worker takes the shards at once, nothing in
+doubt). The API key (an account-level Wix key: ``wix-site-id`` picks each site) comes from
+``--api-key`` or ``WIX_API_KEY``; the base URL from ``--base-url`` or ``WIX_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import faulthandler
+import json
+import logging
+import os
+import signal
+import sys
+from typing import TextIO
+
+from . import EXIT_CONFIG, EXIT_OK
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "fleet", help="a fleet of worker processes on Redis (worker, status)"
+    )
+    commands = parser.add_subparsers(dest="fleet_command", required=True, metavar="FLEET_COMMAND")
+    worker = commands.add_parser("worker", help="own shards and deliver their deltas")
+    _common(worker)
+    add = worker.add_argument
+    add("--base-url", help="API host [WIX_BASE_URL, default https://www.wixapis.com]")
+    add("--api-key", help="account-level API key [WIX_API_KEY]")
+    add("--rate-limit", default="200/60", help="requests per period per site, fleet-wide [200/60]")
+    add("--safety", type=float, default=0.02, help="pacing slack as a fraction [0.02]")
+    add("--lease-ms", type=int, default=15_000, help="shard lease [15000]")
+    add("--http-timeout", type=float, default=5.0, help="request timeout, s [5]")
+    add("--margin", type=float, default=1.0, help="lease time kept beyond the timeout, s [1]")
+    add("--worker-id", help="this worker's id [random]")
+    add("--allow-weak-fsync", action="store_true", help="run without appendfsync always")
+    worker.set_defaults(func=run_worker)
+    status = commands.add_parser("status", help="workers, shard owners, backlog, in-doubt batches")
+    _common(status)
+    status.set_defaults(func=run_status)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis", help="Redis URL [WIXINV_REDIS_URL]")
+    parser.add_argument("--prefix", default="wixfleet", help="key prefix [wixfleet]")
+    parser.add_argument("--shards", type=int, default=1024, help="shard count [1024]")
+
+
+def _redis_url(args: argparse.Namespace) -> str:
+    from ..errors import ConfigurationError
+
+    url = args.redis or os.environ.get("WIXINV_REDIS_URL")
+    if not url:
+        raise ConfigurationError("--redis (or WIXINV_REDIS_URL) is required")
+    return str(url)
+
+
+def run_worker(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from .. import ApiKeyAuth, ConfigurationError, RateLimit
+    from ..emulator.ratelimit import parse_rate
+    from ..fleet.worker import FleetWorker, WorkerSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if sys.__stderr__ is not None:  # kill -USR1 PID prints every thread's stack
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__)
+    try:
+        api_key = args.api_key or os.environ.get("WIX_API_KEY")
+        if not api_key:
+            raise ConfigurationError("--api-key (or WIX_API_KEY) is required")
+        requests, period = parse_rate(args.rate_limit)
+        settings = WorkerSettings(
+            prefix=args.prefix,
+            shards=args.shards,
+            rate_limit=RateLimit(requests, period, args.safety),
+            lease_ms=args.lease_ms,
+            http_timeout=args.http_timeout,
+            margin=args.margin,
+            allow_weak_fsync=args.allow_weak_fsync,
+        )
+        base_url = args.base_url or os.environ.get("WIX_BASE_URL") or "https://www.wixapis.com"
+        worker = FleetWorker(
+            _redis_url(args),
+            lambda site: ApiKeyAuth(api_key, site_id=site),
+            base_url=base_url,
+            settings=settings,
+            worker_id=args.worker_id,
+        )
+    except (ConfigurationError, ValueError) as error:
+        print(f"fleet worker: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(_serve(worker, out))
+
+
+async def _serve(worker: object, out: TextIO) -> int:
+    from ..errors import ConfigurationError
+    from ..fleet.worker import FleetWorker
+
+    assert isinstance(worker, FleetWorker)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    loop.add_signal_handler(signal.SIGUSR2, _print_tasks)
+    print(f"fleet worker {worker.worker_id} started", file=out, flush=True)
+    try:
+        await worker.run()
+    except ConfigurationError as error:
+        print(f"fleet worker: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"fleet worker {worker.worker_id} stopped after {worker.sent} requests", file=out)
+    return EXIT_OK
+
+
+def _print_tasks() -> None:
+    """kill -USR2 PID: every asyncio task's stack, for a worker that seems stuck."""
+    for task in asyncio.all_tasks():
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
+
+
+def run_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from ..errors import ConfigurationError
+
+    try:
+        url = _redis_url(args)
+        status = asyncio.run(_status(url, args.prefix, args.shards))
+    except ConfigurationError as error:
+        print(f"fleet status: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(json.dumps(status, indent=2), file=out)
+    return EXIT_OK
+
+
+async def _status(url: str, prefix: str, shards: int) -> dict[str, object]:
+    import redis.asyncio as aioredis
+
+    from ..fleet.shards import KeySpace
+    from ..fleet.status import fleet_status
+
+    redis = aioredis.Redis.from_url(url, decode_responses=True)
+    try:
+        return await fleet_status(redis, KeySpace(prefix, shards))
+    finally:
+        await redis.aclose()

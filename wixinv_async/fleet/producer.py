@@ -1,0 +1,137 @@
+"""FleetProducer: hand deltas to Redis, durably, for the fleet's workers to deliver.
+
+``submit`` validates, then ``XADD``s one entry to the site's shard stream and returns once Redis
+has acknowledged it (with ``appendfsync always``, once it is on disk). The event id is the
+delta's identity: a retry with the same id (after a timeout, a crash, a lost reply; redis-py
+also retries by itself after a connection error) may add a second stream entry, and the
+worker's fold drops it, so the delta is applied once. ``outcome`` waits for the event's
+outcome record (APPLIED, REJECTED, IN_DOUBT or NETTED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import redis.asyncio as aioredis
+
+from ..errors import ConfigurationError, InvalidInputError
+from .scripts import text
+from .shards import EventStatus, KeySpace, shard_of
+
+__all__ = ["EventOutcome", "FleetProducer", "check_delta", "ensure_config"]
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAX_AMOUNT = 99_999
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    """What became of one event: ``status``, the ``batch_id`` that carried it (``""`` when
+    NETTED) and Wix's error ``code`` for a rejection (``TAKEOVER`` for a takeover's doubt)."""
+
+    event_id: str
+    status: EventStatus
+    batch_id: str
+    code: str
+
+
+def check_delta(site: str, product_id: str, variant_id: str, delta: int, event_id: str) -> None:
+    """Refuse, by field and value, what the worker could never send (or store unambiguously)."""
+    for field, value, limit in (("site", site, 200), ("productId", product_id, 36)):
+        if not isinstance(value, str) or not value or len(value) > limit or "\n" in value:
+            raise InvalidInputError(field, value, f"must be 1 to {limit} characters, no newline")
+    if not isinstance(variant_id, str) or not _GUID.match(variant_id):
+        raise InvalidInputError("variantId", variant_id, "must be a GUID")
+    if isinstance(delta, bool) or not isinstance(delta, int) or not 0 < abs(delta) <= MAX_AMOUNT:
+        raise InvalidInputError("delta", delta, f"must be a nonzero int within +-{MAX_AMOUNT}")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 200 or "\x1e" in event_id:
+        raise InvalidInputError("event_id", event_id, "must be 1 to 200 characters")
+
+
+async def ensure_config(redis: aioredis.Redis, keys: KeySpace) -> None:
+    """Record the shard count on first use; refuse a process configured with another one
+    (its sites would map to other shards and their deltas never be read)."""
+    await redis.hsetnx(keys.config, "shards", keys.shards)
+    stored = text(await redis.hget(keys.config, "shards"))
+    if stored and int(stored) != keys.shards:
+        raise ConfigurationError(
+            f"shards={keys.shards}: the fleet under prefix {keys.prefix!r} uses {stored}"
+        )
+
+
+class FleetProducer:
+    """Submit deltas to the fleet. ``async with FleetProducer(url) as producer: ...``"""
+
+    def __init__(
+        self, redis: str | aioredis.Redis, *, prefix: str = "wixfleet", shards: int = 1024
+    ) -> None:
+        self.keys = KeySpace(prefix, shards)
+        if isinstance(redis, str):
+            self.redis: aioredis.Redis = aioredis.Redis.from_url(redis, decode_responses=True)
+            self._owned = True
+        else:
+            self.redis, self._owned = redis, False
+        self._checked = False
+
+    def __repr__(self) -> str:
+        return f"FleetProducer(prefix={self.keys.prefix!r}, shards={self.keys.shards})"
+
+    async def __aenter__(self) -> Self:
+        await self._check()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self.redis.aclose()
+
+    async def _check(self) -> None:
+        if not self._checked:
+            await ensure_config(self.redis, self.keys)
+            self._checked = True
+
+    async def submit(
+        self, site: str, product_id: str, variant_id: str, delta: int, *, event_id: str = ""
+    ) -> str:
+        """Durably queue ``delta`` (positive: increment, negative: decrement); returns the
+        event id (a new UUID when none is given). Resubmitting the same id applies once."""
+        event_id = event_id or uuid.uuid4().hex
+        check_delta(site, product_id, variant_id, delta, event_id)
+        await self._check()
+        stream = self.keys.key(shard_of(site, self.keys.shards), "in")
+        fields: dict[str, str | int] = {"e": event_id, "site": site, "p": product_id}
+        fields |= {"v": variant_id, "d": delta}
+        await self.redis.xadd(stream, fields)  # type: ignore[arg-type]
+        return event_id
+
+    async def outcome(self, site: str, event_id: str, *, wait: float = 30.0) -> EventOutcome | None:
+        """Wait up to ``wait`` s for the event's outcome; ``None`` if none came in time.
+        (Only the last outcome is kept: an IN_DOUBT its sender later settles reads as that.)"""
+        shard = shard_of(site, self.keys.shards)
+        out, result = self.keys.key(shard, "out"), self.keys.key(shard, f"res:{event_id}")
+        last: Any = await self.redis.xrevrange(out, count=1)
+        since: str = last[0][0] if last else "0-0"
+        deadline = time.monotonic() + wait
+        while True:
+            stored = text(await self.redis.get(result))
+            if stored:
+                status, batch_id, code = stored.split("|", 2)
+                return EventOutcome(event_id, EventStatus(status), batch_id, code)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            block = max(1, int(min(left, 1.0) * 1000))
+            replies: Any = await self.redis.xread({out: since}, block=block, count=1000)
+            for _, records in replies:
+                since = records[-1][0]
+            await asyncio.sleep(0)
