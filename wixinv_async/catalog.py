@@ -23,7 +23,6 @@ third-party clients of the live API; Wix documents none):
     CATALOG_V1_SITE_CALLING_CATALOG_V3_API   a V3 call on a V1 site  -> site_catalog V1
     CATALOG_V3_SITE_CALLING_CATALOG_V1_API   a V1 call on a V3 site  -> site_catalog V3
     CATALOG_V3_SITE_PROVISIONING             the site is being moved -> site_catalog None
-    CATALOG_VERSION_MISMATCH                 the emulator's code     -> data.catalogVersion
 
 The probe reads any wrong-catalog refusal of its V3 read as "V1 site", unless the refusal
 says the site runs V3 or is being moved there (then it raises: nothing to cache yet).
@@ -61,7 +60,6 @@ WRONG_CATALOG_CODES: Final[dict[str, CatalogVersion | None]] = {
     "CATALOG_V1_SITE_CALLING_CATALOG_V3_API": CatalogVersion.V1_CATALOG,
     "CATALOG_V3_SITE_CALLING_CATALOG_V1_API": CatalogVersion.V3_CATALOG,
     "CATALOG_V3_SITE_PROVISIONING": None,
-    "CATALOG_VERSION_MISMATCH": None,  # the site's catalog is in data.catalogVersion
 }
 """The 428 codes that refuse a call because of the site's catalog, and what each says the
 site runs (``None``: not settled yet)."""

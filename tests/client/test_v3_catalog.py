@@ -153,9 +153,6 @@ def test_a_detection_overtaken_by_an_invalidation_is_not_stored() -> None:
         ("CATALOG_V1_SITE_CALLING_CATALOG_V3_API", None, V1, V1),
         ("CATALOG_V3_SITE_CALLING_CATALOG_V1_API", None, V3, None),
         ("CATALOG_V3_SITE_PROVISIONING", None, None, None),
-        ("CATALOG_VERSION_MISMATCH", {"catalogVersion": "V1_CATALOG"}, V1, V1),
-        ("CATALOG_VERSION_MISMATCH", {"catalogVersion": "V3_CATALOG"}, V3, None),
-        ("CATALOG_VERSION_MISMATCH", None, None, V1),
     ],
 )
 def test_wrong_catalog_codes_say_what_the_site_runs(
@@ -179,7 +176,7 @@ def test_other_428s_stay_entry_refusals() -> None:
     "error",
     [
         WrongCatalogError(
-            428, "m", code="CATALOG_VERSION_MISMATCH", request_id="r", site_catalog=V1
+            428, "m", code="CATALOG_V1_SITE_CALLING_CATALOG_V3_API", request_id="r", site_catalog=V1
         ),
         RevisionConflictError(
             409, "m", code="REVISION_MISMATCH", inventory_item_id="i", revision="4", data={"a": 1}

@@ -284,6 +284,6 @@ async def test_an_adjuster_batch_refused_for_the_wrong_catalog_is_rejected_whole
             outcomes = await asyncio.gather(*(adjuster.adjust(p, v, -1) for p, v in keys))
             sent = client.stats().requests_by_endpoint["decrement_inventory"]
     assert {(o.status, o.code, o.retriable) for o in outcomes} == {
-        (OutcomeStatus.REJECTED, "CATALOG_VERSION_MISMATCH", True)
+        (OutcomeStatus.REJECTED, "CATALOG_V3_SITE_CALLING_CATALOG_V1_API", True)
     }
     assert sent == 1 and len(keys) == 3

@@ -53,12 +53,12 @@ async def test_version_call_answers_the_sites_catalog(
 
 
 @pytest.mark.parametrize(("method", "path", "body"), V1_CALLS)
-async def test_a_v1_call_on_a_v3_site_is_428_catalog_version_mismatch(
+async def test_a_v1_call_on_a_v3_site_is_428_v3_site_calling_v1_api(
     api3: Any, method: str, path: str, body: Any
 ) -> None:
-    """Every V1 endpoint on a V3 site: 428 CATALOG_VERSION_MISMATCH saying both versions."""
+    """Every V1 endpoint on a V3 site: 428 with the live API's code, saying both versions."""
     status, data, _ = await api3.call(method, path, body)
-    assert status == 428 and _code(data) == "CATALOG_VERSION_MISMATCH"
+    assert status == 428 and _code(data) == "CATALOG_V3_SITE_CALLING_CATALOG_V1_API"
     assert data["details"]["applicationError"]["data"] == {
         "catalogVersion": "V3_CATALOG",
         "requiredCatalogVersion": "V1_CATALOG",
@@ -66,12 +66,12 @@ async def test_a_v1_call_on_a_v3_site_is_428_catalog_version_mismatch(
 
 
 @pytest.mark.parametrize(("method", "path", "body"), V3_CALLS)
-async def test_a_v3_call_on_a_v1_site_is_428_catalog_version_mismatch(
+async def test_a_v3_call_on_a_v1_site_is_428_v1_site_calling_v3_api(
     api: Any, method: str, path: str, body: Any
 ) -> None:
-    """Every V3 endpoint on a V1 site: 428 CATALOG_VERSION_MISMATCH, before the body is read."""
+    """Every V3 endpoint on a V1 site: 428 with the live API's code, before the body is read."""
     status, data, _ = await api.call(method, path, body)
-    assert status == 428 and _code(data) == "CATALOG_VERSION_MISMATCH"
+    assert status == 428 and _code(data) == "CATALOG_V1_SITE_CALLING_CATALOG_V3_API"
     assert data["details"]["applicationError"]["data"]["catalogVersion"] == "V1_CATALOG"
 
 

@@ -139,8 +139,11 @@ Catalog V3 (``Emulator(catalog="v3")``, or one name per site; ``wixinv-async emu
 v3``). Shapes and limits follow the SDK's typings and capture (``tests/wire/v3/``); the
 emulator's choices where they are silent:
 
-- A site runs one catalog. A V1 call on a V3 site, and a V3 call on a V1 site, answer 428
-  ``CATALOG_VERSION_MISMATCH`` with ``data`` ``{catalogVersion, requiredCatalogVersion}``;
+- A site runs one catalog. A V1 call on a V3 site answers 428
+  ``CATALOG_V3_SITE_CALLING_CATALOG_V1_API`` and a V3 call on a V1 site 428
+  ``CATALOG_V1_SITE_CALLING_CATALOG_V3_API`` (the live API's codes, which Wix documents
+  nowhere: they are what third-party clients of the real API test for), with ``data``
+  ``{catalogVersion, requiredCatalogVersion}``;
   the check is made when the request is applied, after authentication, faults and the rate
   limit (such a 428 counts in the site's window, shared by its V1 and V3 calls). ``GET
   /stores/v3/provision/version`` answers ``{"catalogVersion": "V1_CATALOG" | "V3_CATALOG"}``

@@ -32,15 +32,20 @@ __all__ = [
 CATALOGS: Final = ("v1", "v3")
 V1_CATALOG: Final = "V1_CATALOG"
 V3_CATALOG: Final = "V3_CATALOG"
-WRONG_CATALOG: Final = "CATALOG_VERSION_MISMATCH"
-"""The ``applicationError.code`` of the 428 a call of the other catalog's API gets."""
+WRONG_CATALOG: Final = {
+    V1_CATALOG: "CATALOG_V1_SITE_CALLING_CATALOG_V3_API",
+    V3_CATALOG: "CATALOG_V3_SITE_CALLING_CATALOG_V1_API",
+}
+"""The ``applicationError.code`` of the 428 a call of the other catalog's API gets, by the
+catalog the site runs: the codes the live API answers (Wix documents none; they are the ones
+third-party clients of the real API test for)."""
 
 
 def wrong_catalog(site_version: str, api_version: str) -> WixApiError:
     """428: this site runs ``site_version``; the call belongs to ``api_version``'s API."""
     text = f"this site runs {site_version}: a {api_version} API call cannot serve it"
     data = {"catalogVersion": site_version, "requiredCatalogVersion": api_version}
-    return application_error(428, WRONG_CATALOG, text, data)
+    return application_error(428, WRONG_CATALOG[site_version], text, data)
 
 
 def location_ids(seed: int, count: int) -> list[str]:
