@@ -39,12 +39,12 @@ refuses to go past 10,000 items with :class:`~wixinv_async.errors.OffsetLimitErr
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, NamedTuple, Protocol, TypeVar
 
+from ._pagebuffer import PageBuffer, Signal
 from .core.fanout import FanoutChoice, first_fanout, probed_fanout
 from .core.keyset import KeysetPlan, Segment, SegmentState, compose_filter
 from .errors import InvalidInputError, OffsetLimitError, TransportError
@@ -205,22 +205,6 @@ async def _flatten(pages: AsyncGenerator[Page, None]) -> AsyncGenerator[Inventor
 # --- the driver ----------------------------------------------------------------------------
 
 
-class _Signal:
-    """Wakes every waiter whenever the plan or the buffer changes; waiters then re-check."""
-
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def pulse(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-
-
 class _Bounds(NamedTuple):
     """What the two bound queries found and how long they took."""
 
@@ -258,9 +242,9 @@ class _Crawler:
         capacity = 2 * self._workers if buffer_pages is None else buffer_pages
         self._ordered = ordered
         self._adaptive = adaptive
-        self._signal = _Signal()
+        self._signal = Signal()
         capacity = _check_int("buffer_pages", capacity, 1, 1 << 20)
-        self._buffer = _PageBuffer(ordered, capacity, self._signal)
+        self._buffer = PageBuffer[Page](ordered, capacity, self._signal)
         self._plan: KeysetPlan | None = None
         self._requests = 0
         self._cursors = 0
@@ -472,119 +456,6 @@ def _first_leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc
-
-
-class _PageBuffer:
-    """Pages between the workers and the consumer, bounded.
-
-    Unordered: one FIFO of at most ``capacity`` pages. Ordered: each page gets a ticket (its
-    place within its segment) when its segment's plan records it, so pages of one segment
-    come out in numericId order even when two workers hold them (the open tail, parked by
-    one and re-read by another). The consumer drains the *frontier*, the first segment in
-    numericId order not yet sealed and drained; pages of the frontier may always take up to
-    ``capacity`` places (the next one due always may), those of all other segments together
-    ``capacity``: the frontier always progresses, so nothing deadlocks.
-    """
-
-    def __init__(self, ordered: bool, capacity: int, signal: _Signal) -> None:
-        self.ordered = ordered
-        self.capacity = capacity
-        self.signal = signal
-        self.plan: KeysetPlan | None = None
-        self.pages_out = 0
-        self.items_out = 0
-        self.max_held = 0
-        self._fifo: collections.deque[Page] = collections.deque()
-        self._waiting: dict[int, dict[int, Page]] = collections.defaultdict(dict)
-        self._issued: collections.Counter[int] = collections.Counter()
-        self._taken: collections.Counter[int] = collections.Counter()
-        self._sealed: set[int] = set()
-        self._cursor = 0
-        self._held = 0
-        self._closed = False
-        self._error: BaseException | None = None
-
-    def ticket(self, segment: Segment) -> int:
-        """The place of the page just recorded for ``segment``; take it before any await."""
-        place = self._issued[segment.key]
-        self._issued[segment.key] += 1
-        return place
-
-    async def put(self, segment: Segment, place: int, page: Page) -> None:
-        while not self._may_put(segment, place):
-            await self.signal.wait()
-        if self.ordered:
-            self._waiting[segment.key][place] = page
-        else:
-            self._fifo.append(page)
-        self._held += 1
-        self.max_held = max(self.max_held, self._held)
-        self.signal.pulse()
-
-    def seal(self, segment: Segment) -> None:
-        """``segment`` is exhausted: once its ticketed pages are taken, move past it."""
-        self._sealed.add(segment.key)
-        self.signal.pulse()
-
-    def close(self) -> None:
-        self._closed = True
-        self.signal.pulse()
-
-    def fail(self, error: BaseException) -> None:
-        if self._error is None:
-            self._error = error
-        self.signal.pulse()
-
-    async def get(self) -> Page | None:
-        """The next page, ``None`` at the end; raises the first worker error at once."""
-        while True:
-            if self._error is not None:
-                raise self._error
-            page = self._take()
-            if page is not None:
-                self._held -= 1
-                self.pages_out += 1
-                self.items_out += len(page)
-                self.signal.pulse()
-                return page
-            if self._closed:
-                return None
-            await self.signal.wait()
-
-    def _may_put(self, segment: Segment, place: int) -> bool:
-        if not self.ordered:
-            return self._held < self.capacity
-        frontier = self._frontier()
-        if segment is frontier:
-            due = place == self._taken[segment.key]
-            return due or len(self._waiting[segment.key]) < self.capacity
-        frontier_held = len(self._waiting[frontier.key]) if frontier is not None else 0
-        return self._held - frontier_held < self.capacity
-
-    def _take(self) -> Page | None:
-        if not self.ordered:
-            return self._fifo.popleft() if self._fifo else None
-        frontier = self._frontier()
-        if frontier is None:
-            return None
-        page = self._waiting[frontier.key].pop(self._taken[frontier.key], None)
-        if page is not None:
-            self._taken[frontier.key] += 1
-        return page
-
-    def _frontier(self) -> Segment | None:
-        """The first segment, in numericId order, that may still have pages to give."""
-        if self.plan is None:
-            return None
-        segments = self.plan.ordered()
-        while self._cursor < len(segments):
-            segment = segments[self._cursor]
-            key = segment.key
-            if key not in self._sealed or self._taken[key] < self._issued[key]:
-                return segment
-            self._waiting.pop(key, None)
-            self._cursor += 1
-        return None
 
 
 # --- offset paging -------------------------------------------------------------------------

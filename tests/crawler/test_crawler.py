@@ -476,12 +476,12 @@ async def test_ordered_crawl_with_a_busy_tail_and_a_slow_consumer(seed: int) -> 
 
 async def test_pages_of_one_segment_come_out_in_recorded_order() -> None:
     """Two workers holding pages of the open tail: the later-recorded page never overtakes."""
+    from wixinv_async._pagebuffer import PageBuffer, Signal
     from wixinv_async.core.keyset import KeysetPlan
-    from wixinv_async.crawler import _PageBuffer, _Signal
 
     plan = KeysetPlan(1, 100, 1)
     tail = plan.ordered()[0]
-    buffer = _PageBuffer(ordered=True, capacity=4, signal=_Signal())
+    buffer = PageBuffer[list[Any]](ordered=True, capacity=4, signal=Signal())
     buffer.plan = plan
     first, second = buffer.ticket(tail), buffer.ticket(tail)
     await buffer.put(tail, second, [_item(2)])  # the re-reading worker gets there first
