@@ -45,21 +45,31 @@ from types import TracebackType
 from typing import Any, Final, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from ._pagebuffer import PageBuffer, Signal
+from .catalog import CatalogVersion
 from .core.fanout import FanoutChoice, first_fanout, probed_fanout
 from .core.keyset import KeysetPlan, Segment, SegmentState, compose_filter
+from .crawler_v3 import InventoryItemsQuerier, V3Crawler
 from .errors import InvalidInputError, OffsetLimitError, TransportError
 from .models import MAX_OFFSET_ITEMS, MAX_PAGE_LIMIT, InventoryItem, QueryInventoryResponse
+from .models_v3 import MAX_QUERY_LIMIT, InventoryItemV3
 
 __all__ = [
+    "AnyInventoryItem",
+    "CrawlClient",
     "CrawlStats",
     "InventoryCrawl",
+    "InventoryItemsQuerier",
     "InventoryQuerier",
     "crawl_inventory",
+    "crawl_inventory_items",
     "crawl_inventory_pages",
     "paginate_inventory",
 ]
 
 T = TypeVar("T")
+AnyInventoryItem = InventoryItem | InventoryItemV3
+"""What :func:`crawl_inventory` yields: a V1 item (per product) or a V3 item (per variant
+and location), by the site's catalog."""
 Page = list[InventoryItem]
 Fanout = Literal["auto", "max"]
 
@@ -83,6 +93,17 @@ class InventoryQuerier(Protocol):
     ) -> QueryInventoryResponse: ...
 
 
+class CrawlClient(InventoryQuerier, InventoryItemsQuerier, Protocol):
+    """What :func:`crawl_inventory` needs of a client: both catalogs' queries and the
+    cached catalog detection (:class:`InventoryClient` fits)."""
+
+    async def catalog_version(self) -> CatalogVersion: ...
+
+
+class _Counted(Protocol):
+    def stats(self) -> CrawlStats: ...
+
+
 class CrawlStats(NamedTuple):
     """A snapshot of one crawl's counters."""
 
@@ -100,6 +121,9 @@ class CrawlStats(NamedTuple):
     """Most pages held at once between the workers and the consumer."""
     cursors: int = 0
     """Cursors the crawl chose to run (at most ``segments``; 0 before it chose)."""
+    catalog: CatalogVersion | None = None
+    """The catalog read (``None`` before :func:`crawl_inventory` detected it, and for
+    :func:`crawl_inventory_pages`, which does not detect)."""
 
 
 class InventoryCrawl(Generic[T]):
@@ -111,7 +135,7 @@ class InventoryCrawl(Generic[T]):
 
     __slots__ = ("_crawler", "_source")
 
-    def __init__(self, crawler: _Crawler, source: AsyncGenerator[T, None]) -> None:
+    def __init__(self, crawler: _Counted, source: AsyncGenerator[T, None]) -> None:
         self._crawler = crawler
         self._source = source
 
@@ -149,31 +173,66 @@ class InventoryCrawl(Generic[T]):
 
 
 def crawl_inventory(
-    client: InventoryQuerier,
+    client: CrawlClient,
     *,
     filter: Mapping[str, Any] | None = None,
     segments: int = 8,
     page_size: int = 100,
+    v3_page_size: int = MAX_QUERY_LIMIT,
     ordered: bool = False,
     adaptive: bool = True,
     buffer_pages: int | None = None,
     fanout: Fanout = "auto",
-) -> InventoryCrawl[InventoryItem]:
+) -> InventoryCrawl[AnyInventoryItem]:
     """Every inventory item matching ``filter``, each exactly once, read by up to
-    ``segments`` concurrent keyset cursors.
+    ``segments`` concurrent keyset cursors, on whichever catalog the site runs.
 
-    ``filter`` is a Query Inventory filter (a dict), AND-ed with each cursor's numericId range.
-    ``page_size`` is the items per request (1 to 100). ``ordered`` yields in numericId order
-    (at the cost of some head-of-line waiting); otherwise items come as pages arrive.
-    ``adaptive=False`` turns work stealing off (a fixed split, for comparison).
+    The crawl first asks ``client.catalog_version()`` (cached by the client: one Get Catalog
+    Version the first time it meets the site). On a Catalog V1 site it yields
+    :class:`~wixinv_async.models.InventoryItem` (one per product, with its variants), on a
+    Catalog V3 site :class:`~wixinv_async.models_v3.InventoryItemV3` (one per variant and
+    location: :func:`crawl_inventory_items`); narrow with ``isinstance``. A site without
+    stores yields nothing. A site that moves to the other catalog during the crawl makes it
+    raise :class:`~wixinv_async.errors.WrongCatalogError` (items already yielded came from
+    the old catalog; none of the new one is mixed in): crawl again to read the new one.
+
+    ``filter`` is the catalog's own filter (a dict), AND-ed with each cursor's range: V1's
+    Query Inventory language (``numericId``, ``trackQuantity``, ...) or V3's (``quantity``,
+    ``trackQuantity``, ``locationId``, ...); ``trackQuantity`` means the same on both.
+    ``page_size`` is the items per V1 request (1 to 100), ``v3_page_size`` per V3 request
+    (1 to 1000). ``ordered`` yields in numericId order (V1) or productId order (V3), at
+    the cost of some head-of-line waiting; otherwise items come as pages arrive.
+    ``adaptive=False`` turns V1's work stealing off (a fixed split, for comparison).
     ``buffer_pages`` bounds the pages held for a slow consumer (default ``2 * segments``).
     ``fanout="auto"`` runs only as many cursors as pay: measured from the first queries'
     latency against the site's pace (one cursor when the rate limit, not latency, is what
     bounds the crawl) and no more than the catalog gives four pages each; ``"max"`` always
     runs ``segments`` (see :mod:`wixinv_async.core.fanout`).
     """
-    crawler = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages, fanout)
-    return InventoryCrawl(crawler, _flatten(crawler.pages()))
+    v1 = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages, fanout)
+    v3 = _v3_crawler(client, filter, segments, v3_page_size, ordered, buffer_pages, fanout)
+    dispatch = _Dispatch(client, v1, v3)
+    return InventoryCrawl(dispatch, dispatch.items())
+
+
+def crawl_inventory_items(
+    client: InventoryItemsQuerier,
+    *,
+    filter: Mapping[str, Any] | None = None,
+    segments: int = 8,
+    page_size: int = MAX_QUERY_LIMIT,
+    ordered: bool = False,
+    buffer_pages: int | None = None,
+    fanout: Fanout = "auto",
+) -> InventoryCrawl[InventoryItemV3]:
+    """Every item of a Catalog V3 site matching ``filter`` (a V3 filter), each exactly
+    once, by up to ``segments`` cursors over productId ranges (:mod:`wixinv_async.crawler_v3`
+    explains the split and its cost: at most ``ceil(N / page_size) + 1 + (cursors - 1)``
+    requests). ``page_size`` 1 to 1000; the other options as in :func:`crawl_inventory`.
+    On a V1 site it raises :class:`~wixinv_async.errors.WrongCatalogError`."""
+    crawler = _v3_crawler(client, filter, segments, page_size, ordered, buffer_pages, fanout)
+    stats = _V3Stats(crawler)
+    return InventoryCrawl(stats, _flatten(crawler.pages()))
 
 
 def crawl_inventory_pages(
@@ -187,19 +246,93 @@ def crawl_inventory_pages(
     buffer_pages: int | None = None,
     fanout: Fanout = "auto",
 ) -> InventoryCrawl[list[InventoryItem]]:
-    """:func:`crawl_inventory` a page at a time: non-empty lists of at most ``page_size``
-    items, each from one cursor (ascending within the page)."""
+    """:func:`crawl_inventory` of a Catalog V1 site a page at a time: non-empty lists of at
+    most ``page_size`` items, each from one cursor (ascending within the page). It does not
+    detect the catalog: on a V3 site it raises :class:`~wixinv_async.errors.WrongCatalogError`."""
     crawler = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages, fanout)
     return InventoryCrawl(crawler, crawler.pages())
 
 
-async def _flatten(pages: AsyncGenerator[Page, None]) -> AsyncGenerator[InventoryItem, None]:
+async def _flatten(pages: AsyncGenerator[Sequence[T], None]) -> AsyncGenerator[T, None]:
     try:
         async for page in pages:
             for item in page:
                 yield item
     finally:
         await pages.aclose()
+
+
+def _v3_crawler(
+    client: InventoryItemsQuerier,
+    user_filter: Mapping[str, Any] | None,
+    segments: int,
+    page_size: int,
+    ordered: bool,
+    buffer_pages: int | None,
+    fanout: Fanout,
+) -> V3Crawler:
+    workers = _check_int("segments", segments, 1, MAX_SEGMENTS)
+    if fanout not in ("auto", "max"):
+        raise InvalidInputError("fanout", fanout, 'must be "auto" or "max"')
+    capacity = 2 * workers if buffer_pages is None else buffer_pages
+    capacity = _check_int("buffer_pages", capacity, 1, 1 << 20)
+    user_filter = _check_filter(user_filter)
+    return V3Crawler(client, user_filter, workers, page_size, ordered, capacity, fanout)
+
+
+class _V3Stats:
+    """A V3 crawl's counters, as :class:`CrawlStats`."""
+
+    __slots__ = ("_crawler",)
+
+    def __init__(self, crawler: V3Crawler) -> None:
+        self._crawler = crawler
+
+    def stats(self) -> CrawlStats:
+        crawler, buffer = self._crawler, self._crawler.buffer
+        return CrawlStats(
+            requests=crawler.requests,
+            pages=buffer.pages_out,
+            items=buffer.items_out,
+            segments=crawler.segments,
+            steals=0,
+            max_buffered=buffer.max_held,
+            cursors=crawler.cursors,
+            catalog=CatalogVersion.V3_CATALOG,
+        )
+
+
+class _Dispatch:
+    """:func:`crawl_inventory`: detect the catalog, then run that catalog's crawl."""
+
+    __slots__ = ("_catalog", "_client", "_v1", "_v3")
+
+    def __init__(self, client: CrawlClient, v1: _Crawler, v3: V3Crawler) -> None:
+        self._client = client
+        self._v1 = v1
+        self._v3 = v3
+        self._catalog: CatalogVersion | None = None
+
+    def stats(self) -> CrawlStats:
+        if self._catalog is CatalogVersion.V3_CATALOG:
+            return _V3Stats(self._v3).stats()
+        return self._v1.stats()._replace(catalog=self._catalog)
+
+    async def items(self) -> AsyncGenerator[AnyInventoryItem, None]:
+        self._catalog = version = await self._client.catalog_version()
+        source: AsyncGenerator[AnyInventoryItem, None]
+        if version is CatalogVersion.V3_CATALOG:
+            source = _flatten(self._v3.pages())
+        elif version is CatalogVersion.V1_CATALOG:
+            source = _flatten(self._v1.pages())
+        else:
+            logger.info("crawl: the site has no stores (%s): nothing to read", version.value)
+            return
+        try:
+            async for item in source:
+                yield item
+        finally:
+            await source.aclose()
 
 
 # --- the driver ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from msgspec import UNSET
 
+from wixinv_async.catalog import CatalogVersion
 from wixinv_async.crawler import (
     crawl_inventory,
     crawl_inventory_pages,
@@ -24,6 +25,7 @@ from wixinv_async.errors import (
     TransportError,
 )
 from wixinv_async.models import InventoryItem, PagingMetadata, QueryInventoryResponse
+from wixinv_async.models_v3 import InventoryItemsPage
 
 Hook = Callable[["FakeInventory", Mapping[str, Any] | None], Awaitable[None]]
 
@@ -73,6 +75,12 @@ class FakeInventory:
 
     def ids(self) -> list[int]:
         return [int(str(item.numeric_id)) for item in self.items]
+
+    async def catalog_version(self) -> CatalogVersion:
+        return CatalogVersion.V1_CATALOG
+
+    async def query_inventory_items(self, **_: Any) -> InventoryItemsPage:
+        raise AssertionError("a V1 site's crawl sends no V3 query")
 
     async def query_inventory(
         self,
