@@ -32,10 +32,14 @@ from .client import (
 )
 from .core.bulk_results import BulkItemResult, BulkItemStatus, BulkResult
 from .crawler import (
+    AnyInventoryItem,
+    CrawlClient,
     CrawlStats,
     InventoryCrawl,
+    InventoryItemsQuerier,
     InventoryQuerier,
     crawl_inventory,
+    crawl_inventory_items,
     crawl_inventory_pages,
     paginate_inventory,
 )
@@ -125,6 +129,7 @@ __all__ = [
     "AdjusterFull",
     "AdjusterStats",
     "AiohttpTransport",
+    "AnyInventoryItem",
     "ApiError",
     "ApiKeyAuth",
     "AppOAuth",
@@ -140,6 +145,7 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
+    "CrawlClient",
     "CrawlStats",
     "DecrementData",
     "DecrementDataById",
@@ -161,6 +167,7 @@ __all__ = [
     "InventoryItemChangedEvent",
     "InventoryItemV3",
     "InventoryItemsPage",
+    "InventoryItemsQuerier",
     "InventoryQuerier",
     "InventoryVariant",
     "InventoryVariantsChangedEvent",
@@ -204,6 +211,7 @@ __all__ = [
     "__version__",
     "adjust_stream",
     "crawl_inventory",
+    "crawl_inventory_items",
     "crawl_inventory_pages",
     "or_none",
     "paginate_inventory",
