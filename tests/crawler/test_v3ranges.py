@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wixinv_async.core import v3ranges
 from wixinv_async.core.v3ranges import (
     GUID_SPACE,
     KeyRange,
@@ -199,3 +202,19 @@ def test_narrow_must_stay_above_what_was_read() -> None:
     segment.record_page(["b"], "next")
     with pytest.raises(ValueError, match="above"):
         segment.narrow("b")
+
+
+def test_v3ranges_imports_nothing_async_or_random() -> None:
+    """The V3 range core is sans-IO: no asyncio, anyio, aiohttp, clock or random."""
+    tree = ast.parse(Path(v3ranges.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert not imported & {"asyncio", "anyio", "aiohttp", "time", "random", "threading"}
