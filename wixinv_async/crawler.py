@@ -32,6 +32,13 @@ in a range not yet read, and new numericIds are above all others, which the craw
 (``break`` inside ``async with``, or ``aclose()``) stops every worker before returning; an
 error in any segment cancels the others and is raised.
 
+Both catalogs: :func:`crawl_inventory` asks the client which catalog the site runs (cached)
+and runs this V1 crawl or the V3 one (:mod:`wixinv_async.crawler_v3`: productId ranges, one
+server cursor each), yielding :data:`AnyInventoryItem`. A
+:class:`~wixinv_async.errors.WrongCatalogError` (the site moved mid-crawl) ends the crawl with
+that error; nothing of the other catalog is mixed in. :func:`crawl_inventory_items` is the V3
+crawl alone, :func:`crawl_inventory_pages` the V1 crawl alone, a page at a time.
+
 :func:`paginate_inventory` is plain offset paging, for small result sets and user sorts; it
 refuses to go past 10,000 items with :class:`~wixinv_async.errors.OffsetLimitError`.
 """
