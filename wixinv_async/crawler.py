@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, NamedTuple, Protocol, TypeVar
 
@@ -56,7 +57,7 @@ from .catalog import CatalogVersion
 from .core.fanout import FanoutChoice, first_fanout, probed_fanout
 from .core.keyset import KeysetPlan, Segment, SegmentState, compose_filter
 from .crawler_v3 import InventoryItemsQuerier, V3Crawler
-from .errors import InvalidInputError, OffsetLimitError, TransportError
+from .errors import InvalidInputError, OffsetLimitError, TransportError, WrongCatalogError
 from .models import MAX_OFFSET_ITEMS, MAX_PAGE_LIMIT, InventoryItem, QueryInventoryResponse
 from .models_v3 import MAX_QUERY_LIMIT, InventoryItemV3
 
@@ -202,6 +203,8 @@ def crawl_inventory(
     stores yields nothing. A site that moves to the other catalog during the crawl makes it
     raise :class:`~wixinv_async.errors.WrongCatalogError` (items already yielded came from
     the old catalog; none of the new one is mixed in): crawl again to read the new one.
+    Refused before it yielded any item (the client's cached catalog was stale), it detects
+    again and reads the catalog the site runs now.
 
     ``filter`` is the catalog's own filter (a dict), AND-ed with each cursor's range: V1's
     Query Inventory language (``numericId``, ``trackQuantity``, ...) or V3's (``quantity``,
@@ -310,23 +313,54 @@ class _V3Stats:
 
 
 class _Dispatch:
-    """:func:`crawl_inventory`: detect the catalog, then run that catalog's crawl."""
+    """:func:`crawl_inventory`: detect the catalog, then run that catalog's crawl.
 
-    __slots__ = ("_catalog", "_client", "_v1", "_v3")
+    A wrong-catalog refusal before any item was handed over means the client's cached
+    catalog was stale (the site moved since it was detected): nothing can be mixed yet, so
+    the crawl detects again and reads the catalog the site runs now, once. After an item
+    was handed over it raises instead.
+    """
+
+    __slots__ = ("_catalog", "_client", "_v1", "_v3", "_yielded")
 
     def __init__(self, client: CrawlClient, v1: _Crawler, v3: V3Crawler) -> None:
         self._client = client
         self._v1 = v1
         self._v3 = v3
         self._catalog: CatalogVersion | None = None
+        self._yielded = False
 
     def stats(self) -> CrawlStats:
+        requests = self._v1.stats().requests + self._v3.requests  # both, after a restart
         if self._catalog is CatalogVersion.V3_CATALOG:
-            return _V3Stats(self._v3).stats()
-        return self._v1.stats()._replace(catalog=self._catalog)
+            return _V3Stats(self._v3).stats()._replace(requests=requests)
+        return self._v1.stats()._replace(catalog=self._catalog, requests=requests)
 
     async def items(self) -> AsyncGenerator[AnyInventoryItem, None]:
-        self._catalog = version = await self._client.catalog_version()
+        version = await self._client.catalog_version()
+        try:
+            async with aclosing(self._read(version)) as items:
+                async for item in items:
+                    yield item
+            return
+        except WrongCatalogError:
+            if self._yielded:
+                raise
+            again = await self._client.catalog_version()
+            if again is version:
+                raise
+        logger.info(
+            "crawl: the site runs %s, not %s as cached: reading %s",
+            again.value,
+            version.value,
+            again.value,
+        )
+        async with aclosing(self._read(again)) as items:
+            async for item in items:
+                yield item
+
+    async def _read(self, version: CatalogVersion) -> AsyncGenerator[AnyInventoryItem, None]:
+        self._catalog = version
         source: AsyncGenerator[AnyInventoryItem, None]
         if version is CatalogVersion.V3_CATALOG:
             source = _flatten(self._v3.pages())
@@ -337,6 +371,7 @@ class _Dispatch:
             return
         try:
             async for item in source:
+                self._yielded = True
                 yield item
         finally:
             await source.aclose()

@@ -240,3 +240,20 @@ async def test_v3_page_size_is_checked_at_the_call(size: object) -> None:
     """A V3 page size outside 1 to 1000 is refused naming the field, before any request."""
     with pytest.raises(InvalidInputError, match="v3_page_size"):
         crawl_inventory(object(), v3_page_size=size)  # type: ignore[arg-type]
+
+
+async def test_a_stale_cached_catalog_restarts_the_crawl_before_any_item() -> None:
+    """The client cached V1, then the site moved: the crawl's first queries are refused, it
+    detects again and reads the V3 items (nothing was handed over, so nothing is mixed)."""
+    async with Emulator(products=200, variants_per_product=2) as emu:
+        auth = ApiKeyAuth(emu.api_key, site_id=emu.site_id)
+        async with InventoryClient(auth, base_url=emu.url, rate_limit=None) as client:
+            assert await client.catalog_version() is CatalogVersion.V1_CATALOG
+            emu.migrate_to_v3()
+            crawl = crawl_inventory(client)
+            async with crawl as items:
+                got = _v3_ids([item async for item in items])
+        assert sorted(got) == sorted(r.id for r in emu.v3_store().records())
+        stats = crawl.stats()
+        assert stats.catalog is CatalogVersion.V3_CATALOG
+        assert stats.requests == 2 + 2, stats  # the refused V1 bound queries, then V3's two
