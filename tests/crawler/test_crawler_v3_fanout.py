@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from wixinv_async.catalog import CatalogVersion
 from wixinv_async.core.v3ranges import guid_text
-from wixinv_async.crawler import crawl_inventory_items
+from wixinv_async.crawler import crawl_inventory, crawl_inventory_items
 from wixinv_async.errors import TransportError
 from wixinv_async.models_v3 import (
     Cursors,
@@ -163,3 +164,25 @@ async def _drain(crawl: Any) -> None:
     async with crawl as items:
         async for _ in items:
             pass
+
+
+class _NoStores:
+    """A site without stores: the version call says so, and no query may be sent."""
+
+    async def catalog_version(self) -> CatalogVersion:
+        return CatalogVersion.STORES_NOT_INSTALLED
+
+    async def query_inventory(self, **_: Any) -> Any:
+        raise AssertionError("no query on a site without stores")
+
+    async def query_inventory_items(self, **_: Any) -> Any:
+        raise AssertionError("no query on a site without stores")
+
+
+async def test_a_site_without_stores_yields_nothing_and_sends_no_query() -> None:
+    """STORES_NOT_INSTALLED: the crawl ends at once, its stats naming that catalog."""
+    crawl = crawl_inventory(_NoStores())
+    async with crawl as items:
+        assert [item async for item in items] == []
+    assert crawl.stats().requests == 0
+    assert crawl.stats().catalog is CatalogVersion.STORES_NOT_INSTALLED
