@@ -27,10 +27,14 @@ from .client import (
 )
 from .core.bulk_results import BulkItemResult, BulkItemStatus, BulkResult
 from .crawler import (
+    AnyInventoryItem,
+    CrawlClient,
     CrawlStats,
     InventoryCrawl,
+    InventoryItemsQuerier,
     InventoryQuerier,
     crawl_inventory,
+    crawl_inventory_items,
     crawl_inventory_pages,
     paginate_inventory,
 )
@@ -139,6 +143,7 @@ __all__ = [
     "AdjusterFull",
     "AdjusterStats",
     "AiohttpTransport",
+    "AnyInventoryItem",
     "ApiError",
     "ApiKeyAuth",
     "AppOAuth",
@@ -158,6 +163,7 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
+    "CrawlClient",
     "CrawlStats",
     "DecrementData",
     "DecrementDataById",
@@ -186,6 +192,7 @@ __all__ = [
     "InventoryItemV3",
     "InventoryItemV3Event",
     "InventoryItemsPage",
+    "InventoryItemsQuerier",
     "InventoryQuerier",
     "InventoryVariant",
     "InventoryVariantsChangedEvent",
@@ -230,6 +237,7 @@ __all__ = [
     "__version__",
     "adjust_stream",
     "crawl_inventory",
+    "crawl_inventory_items",
     "crawl_inventory_pages",
     "or_none",
     "paginate_inventory",

@@ -32,6 +32,13 @@ in a range not yet read, and new numericIds are above all others, which the craw
 (``break`` inside ``async with``, or ``aclose()``) stops every worker before returning; an
 error in any segment cancels the others and is raised.
 
+Both catalogs: :func:`crawl_inventory` asks the client which catalog the site runs (cached)
+and runs this V1 crawl or the V3 one (:mod:`wixinv_async.crawler_v3`: productId ranges, one
+server cursor each), yielding :data:`AnyInventoryItem`. A
+:class:`~wixinv_async.errors.WrongCatalogError` (the site moved mid-crawl) ends the crawl with
+that error; nothing of the other catalog is mixed in. :func:`crawl_inventory_items` is the V3
+crawl alone, :func:`crawl_inventory_pages` the V1 crawl alone, a page at a time.
+
 :func:`paginate_inventory` is plain offset paging, for small result sets and user sorts; it
 refuses to go past 10,000 items with :class:`~wixinv_async.errors.OffsetLimitError`.
 """
@@ -39,27 +46,38 @@ refuses to go past 10,000 items with :class:`~wixinv_async.errors.OffsetLimitErr
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, NamedTuple, Protocol, TypeVar
 
+from ._pagebuffer import PageBuffer, Signal
+from .catalog import CatalogVersion
 from .core.fanout import FanoutChoice, first_fanout, probed_fanout
 from .core.keyset import KeysetPlan, Segment, SegmentState, compose_filter
-from .errors import InvalidInputError, OffsetLimitError, TransportError
+from .crawler_v3 import InventoryItemsQuerier, V3Crawler
+from .errors import InvalidInputError, OffsetLimitError, TransportError, WrongCatalogError
 from .models import MAX_OFFSET_ITEMS, MAX_PAGE_LIMIT, InventoryItem, QueryInventoryResponse
+from .models_v3 import MAX_QUERY_LIMIT, InventoryItemV3
 
 __all__ = [
+    "AnyInventoryItem",
+    "CrawlClient",
     "CrawlStats",
     "InventoryCrawl",
+    "InventoryItemsQuerier",
     "InventoryQuerier",
     "crawl_inventory",
+    "crawl_inventory_items",
     "crawl_inventory_pages",
     "paginate_inventory",
 ]
 
 T = TypeVar("T")
+AnyInventoryItem = InventoryItem | InventoryItemV3
+"""What :func:`crawl_inventory` yields: a V1 item (per product) or a V3 item (per variant
+and location), by the site's catalog."""
 Page = list[InventoryItem]
 Fanout = Literal["auto", "max"]
 
@@ -83,6 +101,17 @@ class InventoryQuerier(Protocol):
     ) -> QueryInventoryResponse: ...
 
 
+class CrawlClient(InventoryQuerier, InventoryItemsQuerier, Protocol):
+    """What :func:`crawl_inventory` needs of a client: both catalogs' queries and the
+    cached catalog detection (:class:`InventoryClient` fits)."""
+
+    async def catalog_version(self) -> CatalogVersion: ...
+
+
+class _Counted(Protocol):
+    def stats(self) -> CrawlStats: ...
+
+
 class CrawlStats(NamedTuple):
     """A snapshot of one crawl's counters."""
 
@@ -100,6 +129,9 @@ class CrawlStats(NamedTuple):
     """Most pages held at once between the workers and the consumer."""
     cursors: int = 0
     """Cursors the crawl chose to run (at most ``segments``; 0 before it chose)."""
+    catalog: CatalogVersion | None = None
+    """The catalog read (``None`` before :func:`crawl_inventory` detected it, and for
+    :func:`crawl_inventory_pages`, which does not detect)."""
 
 
 class InventoryCrawl(Generic[T]):
@@ -111,7 +143,7 @@ class InventoryCrawl(Generic[T]):
 
     __slots__ = ("_crawler", "_source")
 
-    def __init__(self, crawler: _Crawler, source: AsyncGenerator[T, None]) -> None:
+    def __init__(self, crawler: _Counted, source: AsyncGenerator[T, None]) -> None:
         self._crawler = crawler
         self._source = source
 
@@ -149,31 +181,68 @@ class InventoryCrawl(Generic[T]):
 
 
 def crawl_inventory(
-    client: InventoryQuerier,
+    client: CrawlClient,
     *,
     filter: Mapping[str, Any] | None = None,
     segments: int = 8,
     page_size: int = 100,
+    v3_page_size: int = MAX_QUERY_LIMIT,
     ordered: bool = False,
     adaptive: bool = True,
     buffer_pages: int | None = None,
     fanout: Fanout = "auto",
-) -> InventoryCrawl[InventoryItem]:
+) -> InventoryCrawl[AnyInventoryItem]:
     """Every inventory item matching ``filter``, each exactly once, read by up to
-    ``segments`` concurrent keyset cursors.
+    ``segments`` concurrent keyset cursors, on whichever catalog the site runs.
 
-    ``filter`` is a Query Inventory filter (a dict), AND-ed with each cursor's numericId range.
-    ``page_size`` is the items per request (1 to 100). ``ordered`` yields in numericId order
-    (at the cost of some head-of-line waiting); otherwise items come as pages arrive.
-    ``adaptive=False`` turns work stealing off (a fixed split, for comparison).
+    The crawl first asks ``client.catalog_version()`` (cached by the client: one Get Catalog
+    Version the first time it meets the site). On a Catalog V1 site it yields
+    :class:`~wixinv_async.models.InventoryItem` (one per product, with its variants), on a
+    Catalog V3 site :class:`~wixinv_async.models_v3.InventoryItemV3` (one per variant and
+    location: :func:`crawl_inventory_items`); narrow with ``isinstance``. A site without
+    stores yields nothing. A site that moves to the other catalog during the crawl makes it
+    raise :class:`~wixinv_async.errors.WrongCatalogError` (items already yielded came from
+    the old catalog; none of the new one is mixed in): crawl again to read the new one.
+    Refused before it yielded any item (the client's cached catalog was stale), it detects
+    again and reads the catalog the site runs now.
+
+    ``filter`` is the catalog's own filter (a dict), AND-ed with each cursor's range: V1's
+    Query Inventory language (``numericId``, ``trackQuantity``, ...) or V3's (``quantity``,
+    ``trackQuantity``, ``locationId``, ...); ``trackQuantity`` means the same on both.
+    ``page_size`` is the items per V1 request (1 to 100), ``v3_page_size`` per V3 request
+    (1 to 1000). ``ordered`` yields in numericId order (V1) or productId order (V3), at
+    the cost of some head-of-line waiting; otherwise items come as pages arrive.
+    ``adaptive=False`` turns V1's work stealing off (a fixed split, for comparison).
     ``buffer_pages`` bounds the pages held for a slow consumer (default ``2 * segments``).
     ``fanout="auto"`` runs only as many cursors as pay: measured from the first queries'
     latency against the site's pace (one cursor when the rate limit, not latency, is what
     bounds the crawl) and no more than the catalog gives four pages each; ``"max"`` always
     runs ``segments`` (see :mod:`wixinv_async.core.fanout`).
     """
-    crawler = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages, fanout)
-    return InventoryCrawl(crawler, _flatten(crawler.pages()))
+    v1 = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages, fanout)
+    v3 = _v3_crawler(client, filter, segments, v3_page_size, ordered, buffer_pages, fanout)
+    dispatch = _Dispatch(client, v1, v3)
+    return InventoryCrawl(dispatch, dispatch.items())
+
+
+def crawl_inventory_items(
+    client: InventoryItemsQuerier,
+    *,
+    filter: Mapping[str, Any] | None = None,
+    segments: int = 8,
+    page_size: int = MAX_QUERY_LIMIT,
+    ordered: bool = False,
+    buffer_pages: int | None = None,
+    fanout: Fanout = "auto",
+) -> InventoryCrawl[InventoryItemV3]:
+    """Every item of a Catalog V3 site matching ``filter`` (a V3 filter), each exactly
+    once, by up to ``segments`` cursors over productId ranges (:mod:`wixinv_async.crawler_v3`
+    explains the split and its cost: at most ``ceil(N / page_size) + 1 + (cursors - 1)``
+    requests). ``page_size`` 1 to 1000; the other options as in :func:`crawl_inventory`.
+    On a V1 site it raises :class:`~wixinv_async.errors.WrongCatalogError`."""
+    crawler = _v3_crawler(client, filter, segments, page_size, ordered, buffer_pages, fanout)
+    stats = _V3Stats(crawler)
+    return InventoryCrawl(stats, _flatten(crawler.pages()))
 
 
 def crawl_inventory_pages(
@@ -187,13 +256,14 @@ def crawl_inventory_pages(
     buffer_pages: int | None = None,
     fanout: Fanout = "auto",
 ) -> InventoryCrawl[list[InventoryItem]]:
-    """:func:`crawl_inventory` a page at a time: non-empty lists of at most ``page_size``
-    items, each from one cursor (ascending within the page)."""
+    """:func:`crawl_inventory` of a Catalog V1 site a page at a time: non-empty lists of at
+    most ``page_size`` items, each from one cursor (ascending within the page). It does not
+    detect the catalog: on a V3 site it raises :class:`~wixinv_async.errors.WrongCatalogError`."""
     crawler = _Crawler(client, filter, segments, page_size, ordered, adaptive, buffer_pages, fanout)
     return InventoryCrawl(crawler, crawler.pages())
 
 
-async def _flatten(pages: AsyncGenerator[Page, None]) -> AsyncGenerator[InventoryItem, None]:
+async def _flatten(pages: AsyncGenerator[Sequence[T], None]) -> AsyncGenerator[T, None]:
     try:
         async for page in pages:
             for item in page:
@@ -202,23 +272,112 @@ async def _flatten(pages: AsyncGenerator[Page, None]) -> AsyncGenerator[Inventor
         await pages.aclose()
 
 
+def _v3_crawler(
+    client: InventoryItemsQuerier,
+    user_filter: Mapping[str, Any] | None,
+    segments: int,
+    page_size: int,
+    ordered: bool,
+    buffer_pages: int | None,
+    fanout: Fanout,
+) -> V3Crawler:
+    workers = _check_int("segments", segments, 1, MAX_SEGMENTS)
+    if fanout not in ("auto", "max"):
+        raise InvalidInputError("fanout", fanout, 'must be "auto" or "max"')
+    capacity = 2 * workers if buffer_pages is None else buffer_pages
+    capacity = _check_int("buffer_pages", capacity, 1, 1 << 20)
+    user_filter = _check_filter(user_filter)
+    return V3Crawler(client, user_filter, workers, page_size, ordered, capacity, fanout)
+
+
+class _V3Stats:
+    """A V3 crawl's counters, as :class:`CrawlStats`."""
+
+    __slots__ = ("_crawler",)
+
+    def __init__(self, crawler: V3Crawler) -> None:
+        self._crawler = crawler
+
+    def stats(self) -> CrawlStats:
+        crawler, buffer = self._crawler, self._crawler.buffer
+        return CrawlStats(
+            requests=crawler.requests,
+            pages=buffer.pages_out,
+            items=buffer.items_out,
+            segments=crawler.segments,
+            steals=0,
+            max_buffered=buffer.max_held,
+            cursors=crawler.cursors,
+            catalog=CatalogVersion.V3_CATALOG,
+        )
+
+
+class _Dispatch:
+    """:func:`crawl_inventory`: detect the catalog, then run that catalog's crawl.
+
+    A wrong-catalog refusal before any item was handed over means the client's cached
+    catalog was stale (the site moved since it was detected): nothing can be mixed yet, so
+    the crawl detects again and reads the catalog the site runs now, once. After an item
+    was handed over it raises instead.
+    """
+
+    __slots__ = ("_catalog", "_client", "_v1", "_v3", "_yielded")
+
+    def __init__(self, client: CrawlClient, v1: _Crawler, v3: V3Crawler) -> None:
+        self._client = client
+        self._v1 = v1
+        self._v3 = v3
+        self._catalog: CatalogVersion | None = None
+        self._yielded = False
+
+    def stats(self) -> CrawlStats:
+        requests = self._v1.stats().requests + self._v3.requests  # both, after a restart
+        if self._catalog is CatalogVersion.V3_CATALOG:
+            return _V3Stats(self._v3).stats()._replace(requests=requests)
+        return self._v1.stats()._replace(catalog=self._catalog, requests=requests)
+
+    async def items(self) -> AsyncGenerator[AnyInventoryItem, None]:
+        version = await self._client.catalog_version()
+        try:
+            async with aclosing(self._read(version)) as items:
+                async for item in items:
+                    yield item
+            return
+        except WrongCatalogError:
+            if self._yielded:
+                raise
+            again = await self._client.catalog_version()
+            if again is version:
+                raise
+        logger.info(
+            "crawl: the site runs %s, not %s as cached: reading %s",
+            again.value,
+            version.value,
+            again.value,
+        )
+        async with aclosing(self._read(again)) as items:
+            async for item in items:
+                yield item
+
+    async def _read(self, version: CatalogVersion) -> AsyncGenerator[AnyInventoryItem, None]:
+        self._catalog = version
+        source: AsyncGenerator[AnyInventoryItem, None]
+        if version is CatalogVersion.V3_CATALOG:
+            source = _flatten(self._v3.pages())
+        elif version is CatalogVersion.V1_CATALOG:
+            source = _flatten(self._v1.pages())
+        else:
+            logger.info("crawl: the site has no stores (%s): nothing to read", version.value)
+            return
+        try:
+            async for item in source:
+                self._yielded = True
+                yield item
+        finally:
+            await source.aclose()
+
+
 # --- the driver ----------------------------------------------------------------------------
-
-
-class _Signal:
-    """Wakes every waiter whenever the plan or the buffer changes; waiters then re-check."""
-
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def pulse(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self) -> None:
-        await self._event.wait()
 
 
 class _Bounds(NamedTuple):
@@ -258,9 +417,9 @@ class _Crawler:
         capacity = 2 * self._workers if buffer_pages is None else buffer_pages
         self._ordered = ordered
         self._adaptive = adaptive
-        self._signal = _Signal()
+        self._signal = Signal()
         capacity = _check_int("buffer_pages", capacity, 1, 1 << 20)
-        self._buffer = _PageBuffer(ordered, capacity, self._signal)
+        self._buffer = PageBuffer[Page](ordered, capacity, self._signal)
         self._plan: KeysetPlan | None = None
         self._requests = 0
         self._cursors = 0
@@ -472,119 +631,6 @@ def _first_leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc
-
-
-class _PageBuffer:
-    """Pages between the workers and the consumer, bounded.
-
-    Unordered: one FIFO of at most ``capacity`` pages. Ordered: each page gets a ticket (its
-    place within its segment) when its segment's plan records it, so pages of one segment
-    come out in numericId order even when two workers hold them (the open tail, parked by
-    one and re-read by another). The consumer drains the *frontier*, the first segment in
-    numericId order not yet sealed and drained; pages of the frontier may always take up to
-    ``capacity`` places (the next one due always may), those of all other segments together
-    ``capacity``: the frontier always progresses, so nothing deadlocks.
-    """
-
-    def __init__(self, ordered: bool, capacity: int, signal: _Signal) -> None:
-        self.ordered = ordered
-        self.capacity = capacity
-        self.signal = signal
-        self.plan: KeysetPlan | None = None
-        self.pages_out = 0
-        self.items_out = 0
-        self.max_held = 0
-        self._fifo: collections.deque[Page] = collections.deque()
-        self._waiting: dict[int, dict[int, Page]] = collections.defaultdict(dict)
-        self._issued: collections.Counter[int] = collections.Counter()
-        self._taken: collections.Counter[int] = collections.Counter()
-        self._sealed: set[int] = set()
-        self._cursor = 0
-        self._held = 0
-        self._closed = False
-        self._error: BaseException | None = None
-
-    def ticket(self, segment: Segment) -> int:
-        """The place of the page just recorded for ``segment``; take it before any await."""
-        place = self._issued[segment.key]
-        self._issued[segment.key] += 1
-        return place
-
-    async def put(self, segment: Segment, place: int, page: Page) -> None:
-        while not self._may_put(segment, place):
-            await self.signal.wait()
-        if self.ordered:
-            self._waiting[segment.key][place] = page
-        else:
-            self._fifo.append(page)
-        self._held += 1
-        self.max_held = max(self.max_held, self._held)
-        self.signal.pulse()
-
-    def seal(self, segment: Segment) -> None:
-        """``segment`` is exhausted: once its ticketed pages are taken, move past it."""
-        self._sealed.add(segment.key)
-        self.signal.pulse()
-
-    def close(self) -> None:
-        self._closed = True
-        self.signal.pulse()
-
-    def fail(self, error: BaseException) -> None:
-        if self._error is None:
-            self._error = error
-        self.signal.pulse()
-
-    async def get(self) -> Page | None:
-        """The next page, ``None`` at the end; raises the first worker error at once."""
-        while True:
-            if self._error is not None:
-                raise self._error
-            page = self._take()
-            if page is not None:
-                self._held -= 1
-                self.pages_out += 1
-                self.items_out += len(page)
-                self.signal.pulse()
-                return page
-            if self._closed:
-                return None
-            await self.signal.wait()
-
-    def _may_put(self, segment: Segment, place: int) -> bool:
-        if not self.ordered:
-            return self._held < self.capacity
-        frontier = self._frontier()
-        if segment is frontier:
-            due = place == self._taken[segment.key]
-            return due or len(self._waiting[segment.key]) < self.capacity
-        frontier_held = len(self._waiting[frontier.key]) if frontier is not None else 0
-        return self._held - frontier_held < self.capacity
-
-    def _take(self) -> Page | None:
-        if not self.ordered:
-            return self._fifo.popleft() if self._fifo else None
-        frontier = self._frontier()
-        if frontier is None:
-            return None
-        page = self._waiting[frontier.key].pop(self._taken[frontier.key], None)
-        if page is not None:
-            self._taken[frontier.key] += 1
-        return page
-
-    def _frontier(self) -> Segment | None:
-        """The first segment, in numericId order, that may still have pages to give."""
-        if self.plan is None:
-            return None
-        segments = self.plan.ordered()
-        while self._cursor < len(segments):
-            segment = segments[self._cursor]
-            key = segment.key
-            if key not in self._sealed or self._taken[key] < self._issued[key]:
-                return segment
-            self._waiting.pop(key, None)
-            self._cursor += 1
-        return None
 
 
 # --- offset paging -------------------------------------------------------------------------

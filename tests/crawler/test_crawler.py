@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from msgspec import UNSET
 
+from wixinv_async.catalog import CatalogVersion
 from wixinv_async.crawler import (
     crawl_inventory,
     crawl_inventory_pages,
@@ -24,6 +25,7 @@ from wixinv_async.errors import (
     TransportError,
 )
 from wixinv_async.models import InventoryItem, PagingMetadata, QueryInventoryResponse
+from wixinv_async.models_v3 import InventoryItemsPage
 
 Hook = Callable[["FakeInventory", Mapping[str, Any] | None], Awaitable[None]]
 
@@ -73,6 +75,12 @@ class FakeInventory:
 
     def ids(self) -> list[int]:
         return [int(str(item.numeric_id)) for item in self.items]
+
+    async def catalog_version(self) -> CatalogVersion:
+        return CatalogVersion.V1_CATALOG
+
+    async def query_inventory_items(self, **_: Any) -> InventoryItemsPage:
+        raise AssertionError("a V1 site's crawl sends no V3 query")
 
     async def query_inventory(
         self,
@@ -476,12 +484,12 @@ async def test_ordered_crawl_with_a_busy_tail_and_a_slow_consumer(seed: int) -> 
 
 async def test_pages_of_one_segment_come_out_in_recorded_order() -> None:
     """Two workers holding pages of the open tail: the later-recorded page never overtakes."""
+    from wixinv_async._pagebuffer import PageBuffer, Signal
     from wixinv_async.core.keyset import KeysetPlan
-    from wixinv_async.crawler import _PageBuffer, _Signal
 
     plan = KeysetPlan(1, 100, 1)
     tail = plan.ordered()[0]
-    buffer = _PageBuffer(ordered=True, capacity=4, signal=_Signal())
+    buffer = PageBuffer[list[Any]](ordered=True, capacity=4, signal=Signal())
     buffer.plan = plan
     first, second = buffer.ticket(tail), buffer.ticket(tail)
     await buffer.put(tail, second, [_item(2)])  # the re-reading worker gets there first

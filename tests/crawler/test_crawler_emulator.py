@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from wixinv_async.auth import ApiKeyAuth
+from wixinv_async.catalog import CatalogVersion
 from wixinv_async.client import InventoryClient
 from wixinv_async.crawler import crawl_inventory, paginate_inventory
 from wixinv_async.emulator import Emulator
 from wixinv_async.errors import OffsetLimitError
 from wixinv_async.models import MAX_OFFSET_ITEMS, InventoryItem, QueryInventoryResponse
+from wixinv_async.models_v3 import InventoryItemsPage
 from wixinv_async.transport import RateLimit
 
 ITEMS = 30_000
@@ -74,6 +76,12 @@ class _Busy:
             self.store.set_quantity(product, DEFAULT_VARIANT, self.rng.randint(0, 500))
             self.changed.add(product)
         return await self.client.query_inventory(**query)
+
+    async def catalog_version(self) -> CatalogVersion:
+        return await self.client.catalog_version()
+
+    async def query_inventory_items(self, **query: Any) -> InventoryItemsPage:
+        return await self.client.query_inventory_items(**query)
 
 
 DEFAULT_VARIANT = "00000000-0000-0000-0000-000000000000"

@@ -27,7 +27,8 @@ from typing import Any
 from ..adjuster import InventoryAdjuster, Ticket
 from ..client import InventoryClient
 from ..crawler import crawl_inventory
-from ..errors import ConfigurationError, WixInventoryError
+from ..errors import ConfigurationError, TransportError, WixInventoryError
+from ..models import InventoryItem
 from ..outcomes import OutcomeStatus
 from . import EXIT_CONFIG, EXIT_IN_DOUBT, EXIT_OK, EXIT_REJECTED
 from ._common import (
@@ -259,6 +260,8 @@ async def _snapshot(client: InventoryClient, segments: int, report: Report) -> S
     keys: set[Key] = set()
     async with crawl_inventory(client, segments=segments) as crawl:
         async for item in crawl:
+            if not isinstance(item, InventoryItem):  # the demo's V3 report is not built yet
+                raise TransportError("the demo reads Catalog V1 sites only")
             for variant in item.variants:
                 key = (str(item.product_id), variant.variant_id)
                 keys.add(key)

@@ -13,9 +13,17 @@ from typing import Any, TextIO
 
 import msgspec
 
-from ..crawler import crawl_inventory
-from ..errors import BadRequestError, ConfigurationError, ConnectError, WixInventoryError
+from ..catalog import CatalogVersion
+from ..crawler import AnyInventoryItem, crawl_inventory
+from ..errors import (
+    BadRequestError,
+    ConfigurationError,
+    ConnectError,
+    WixInventoryError,
+    WrongCatalogError,
+)
 from ..models import InventoryItem
+from ..models_v3 import InventoryItemV3
 from . import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTED
 from ._common import (
     REFUSED,
@@ -31,6 +39,25 @@ from ._common import (
     target_from_args,
     unreachable,
 )
+
+CSV_COLUMNS_V3 = (
+    "inventory_item_id",
+    "product_id",
+    "variant_id",
+    "location_id",
+    "sku",
+    "track_quantity",
+    "quantity",
+    "in_stock",
+    "availability_status",
+    "preorder_enabled",
+    "product_name",
+    "variant_name",
+    "revision",
+    "updated_date",
+)
+"""Columns of a Catalog V3 export: one row per item (a variant at a location).
+``location_id`` and ``sku`` are the names ``wixinv-async adjust`` reads."""
 
 CSV_COLUMNS = (
     "numeric_id",
@@ -50,8 +77,12 @@ examples:
   wixinv-async export --format csv --segments 16 -o inventory.csv
   wixinv-async export --filter '{"trackQuantity": {"$eq": true}}' > tracked.jsonl
 
-JSON Lines holds one inventory item per line, in the wire format. CSV holds one row per variant.
-The crawl reads numericId ranges concurrently, so it is not limited to 10,000 items.
+JSON Lines holds one inventory item per line, in the wire format. CSV holds one row per variant
+(Catalog V1: numeric_id, inventory_id, product_id, ...) or per variant and location (Catalog
+V3: inventory_item_id, product_id, variant_id, location_id, sku, ...). The site's catalog is
+detected; the summary says which was read. The crawl reads numericId (V1) or productId (V3)
+ranges concurrently, so it is not limited to 10,000 items. A site that moves to the other
+catalog during the export stops it (exit code 1): run it again.
 --json prints the summary on stdout, or on stderr when the data itself goes to stdout.
 
 exit codes: 0 done, 1 the crawl failed (server or network), 2 usage or configuration error
@@ -71,7 +102,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("-o", "--output", type=Path, help="output file (default: stdout)")
     parser.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file name")
     parser.add_argument("--segments", type=int, default=8, help="concurrent cursors")
-    parser.add_argument("--filter", help="a Query Inventory filter as JSON")
+    parser.add_argument(
+        "--filter", help="a query filter as JSON, in the language of the site's catalog"
+    )
     add_target_options(parser)
     add_output_options(parser)
     parser.set_defaults(func=run)
@@ -96,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
             return fail("export", exc, EXIT_REJECTED, as_json=args.json, out=_summary_stream(args))
         error = ConfigurationError(f"--filter {args.filter}: the site refused it: {_why(exc)}")
         return fail("export", error, EXIT_CONFIG, as_json=args.json, out=_summary_stream(args))
+    except WrongCatalogError as exc:
+        moved = f"the site moved to another catalog during the export ({exc}); run it again"
+        return fail("export", moved, EXIT_REJECTED, as_json=args.json, out=_summary_stream(args))
     except WixInventoryError as exc:
         return fail("export", exc, EXIT_REJECTED, as_json=args.json, out=_summary_stream(args))
     except KeyboardInterrupt:
@@ -139,7 +175,7 @@ async def _export(
     quiet = args.quiet or args.json or args.output is None
     bar = ProgressLine("export", total=None, quiet=quiet)
     out: TextIO = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
-    write = _jsonl_writer(out) if fmt == "jsonl" else _csv_writer(out)
+    writer = _JsonlWriter(out) if fmt == "jsonl" else _CsvWriter(out)
     items = 0
     try:
         async with (
@@ -147,15 +183,17 @@ async def _export(
             crawl_inventory(client, filter=query_filter, segments=args.segments) as crawl,
         ):
             async for item in crawl:
-                write(item)
+                writer.write(item)
                 items += 1
                 bar.update(items, requests=crawl.stats().requests)
             stats = crawl.stats()
+            writer.finish(stats.catalog)
     finally:
         if args.output:
             out.close()
     bar.close(items, requests=stats.requests)
     return {
+        "catalog": _catalog_name(stats.catalog),
         "items": items,
         "requests": stats.requests,
         "segments": stats.segments,
@@ -165,37 +203,90 @@ async def _export(
     }
 
 
-def _jsonl_writer(out: TextIO) -> Any:
-    encoder = msgspec.json.Encoder()
-
-    def write(item: InventoryItem) -> None:
-        out.write(encoder.encode(item).decode())
-        out.write("\n")
-
-    return write
+def _catalog_name(catalog: CatalogVersion | None) -> str:
+    """``V1`` or ``V3`` (or Wix's name for anything else, such as no stores installed)."""
+    names = {CatalogVersion.V1_CATALOG: "V1", CatalogVersion.V3_CATALOG: "V3"}
+    return "-" if catalog is None else names.get(catalog, catalog.value)
 
 
-def _csv_writer(out: TextIO) -> Any:
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+class _JsonlWriter:
+    """One item per line in the wire format (camelCase), whichever catalog it comes from."""
 
-    def write(item: InventoryItem) -> None:
-        for variant in item.variants:
-            writer.writerow(
-                [
-                    _cell(item.numeric_id),
-                    _cell(item.id),
-                    _cell(item.product_id),
-                    _cell(item.track_quantity),
-                    variant.variant_id,
-                    _cell(variant.quantity),
-                    _cell(variant.in_stock),
-                    _cell(variant.available_for_preorder),
-                    _cell(item.last_updated),
-                ]
-            )
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._encoder = msgspec.json.Encoder()
 
-    return write
+    def write(self, item: AnyInventoryItem) -> None:
+        self._out.write(self._encoder.encode(item).decode())
+        self._out.write("\n")
+
+    def finish(self, catalog: CatalogVersion | None) -> None:
+        """Nothing to add at the end."""
+
+
+class _CsvWriter:
+    """Rows of the catalog's columns; the header is written with the first item (the
+    catalog is known then), or at the end of an empty export."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._writer = csv.writer(out)
+        self._header: tuple[str, ...] | None = None
+
+    def write(self, item: AnyInventoryItem) -> None:
+        if isinstance(item, InventoryItemV3):
+            self._start(CSV_COLUMNS_V3)
+            self._writer.writerow(_v3_row(item))
+            return
+        self._start(CSV_COLUMNS)
+        self._writer.writerows(_v1_rows(item))
+
+    def finish(self, catalog: CatalogVersion | None) -> None:
+        self._start(CSV_COLUMNS_V3 if catalog is CatalogVersion.V3_CATALOG else CSV_COLUMNS)
+
+    def _start(self, columns: tuple[str, ...]) -> None:
+        if self._header is None:
+            self._header = columns
+            self._writer.writerow(columns)
+        elif self._header is not columns:  # unreachable: the crawl raises before it mixes
+            raise RuntimeError("items of both catalogs in one export")
+
+
+def _v1_rows(item: InventoryItem) -> list[list[str]]:
+    return [
+        [
+            _cell(item.numeric_id),
+            _cell(item.id),
+            _cell(item.product_id),
+            _cell(item.track_quantity),
+            variant.variant_id,
+            _cell(variant.quantity),
+            _cell(variant.in_stock),
+            _cell(variant.available_for_preorder),
+            _cell(item.last_updated),
+        ]
+        for variant in item.variants
+    ]
+
+
+def _v3_row(item: InventoryItemV3) -> list[str]:
+    product = item.product if item.product is not msgspec.UNSET else None
+    preorder = item.preorder_info if item.preorder_info is not msgspec.UNSET else None
+    return [
+        _cell(item.id),
+        _cell(item.product_id),
+        _cell(item.variant_id),
+        _cell(item.location_id),
+        _cell(product.variant_sku if product else None),
+        _cell(item.track_quantity),
+        _cell(item.quantity),
+        _cell(item.in_stock),
+        _cell(item.availability_status),
+        _cell(preorder.enabled if preorder else None),
+        _cell(product.name if product else None),
+        _cell(product.variant_name if product else None),
+        _cell(item.revision),
+        _cell(item.updated_date),
+    ]
 
 
 def _cell(value: object) -> str:
