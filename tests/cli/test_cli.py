@@ -207,7 +207,18 @@ def test_kill_9_then_rerun_applies_nothing_twice_and_loses_nothing(
     assert {k: after[k] - before[k] for k in before if after[k] != before[k]} == +expected  # type: ignore[operator]
 
 
+_SENT_BATCHES = "SELECT COUNT(*) FROM batches"
+_COMMITTED_LINES = "SELECT COUNT(*) FROM lines WHERE state = 'committed'"
+
+
 def _wait_for_batches(journal: Path, count: int, process: subprocess.Popen[bytes]) -> None:
+    _wait_for_journal(journal, _SENT_BATCHES, count, process)
+
+
+def _wait_for_journal(
+    journal: Path, query: str, count: int, process: subprocess.Popen[bytes]
+) -> None:
+    """Poll the running process's journal until ``query`` counts ``count`` (60 s at most)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -215,13 +226,13 @@ def _wait_for_batches(journal: Path, count: int, process: subprocess.Popen[bytes
         if journal.exists():
             try:
                 with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
-                    done = db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
+                    done = db.execute(query).fetchone()[0]
             except sqlite3.OperationalError:
                 done = 0
             if done >= count:
                 return
         time.sleep(0.01)
-    pytest.fail("no batches were journalled")
+    pytest.fail(f"the journal never counted {count} for {query!r}")
 
 
 def _line_states(journal: Path) -> dict[int, tuple[str, int | None]]:
@@ -376,25 +387,28 @@ def test_a_refused_credential_is_a_configuration_error(emulator_process: Any, co
 
 def test_ctrl_c_exits_130_with_the_journal_kept(emulator_process: Any, tmp_path: Path) -> None:
     """SIGINT mid-run: exit 130 (documented), no traceback, one JSON object; a rerun finishes."""
-    emu = emulator_process("--products", "300", "--seed", "9", "--latency-ms", "60")
+    emu = emulator_process("--products", "1500", "--seed", "9")
     keys = emu.tracked_keys()
     rng = random.Random(5)
     source = tmp_path / "big.csv"
-    write_csv(source, [(*rng.choice(keys), rng.randint(1, 4)) for _ in range(6_000)])
+    rows = [(*keys[i % len(keys)], rng.randint(1, 4)) for i in range(6_000)]
+    write_csv(source, rows)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WIX_")} | emu.env
+    # 1,500 distinct keys need at least 5 requests of 300, and at one request per 60 s the run
+    # is still waiting for its second slot when the signal comes: it cannot finish first.
     first = subprocess.Popen(  # noqa: S603
-        [*CLI, "adjust", str(source), "--json", "--max-in-flight", "1", "--linger", "0.001"],
+        [*CLI, "adjust", str(source), "--json", "--rate-limit", "1/60", "--linger", "0.001"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    _wait_for_batches(tmp_path / "big.csv.journal", 2, first)
+    _wait_for_journal(tmp_path / "big.csv.journal", _COMMITTED_LINES, 1, first)
     first.send_signal(signal.SIGINT)
     out, err = first.communicate(timeout=60)
     assert first.returncode == 130, err
     assert b"Traceback" not in err
     assert json.loads(out.splitlines()[-1])["exit_code"] == 130
-    rerun = run_cli("adjust", str(source), "--json", env=emu.env)
+    rerun = run_cli("adjust", str(source), "--json", "--rate-limit", "off", env=emu.env)
     assert rerun.returncode in {0, 3}, rerun.stderr
     assert json.loads(rerun.stdout)["done_in_earlier_runs"] > 0
 

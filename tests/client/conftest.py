@@ -1,24 +1,23 @@
-"""Fixtures of the client tests: a virtual event-loop clock, mocked HTTP and small builders."""
+"""Fixtures of the client tests: a virtual event-loop clock, a scripted server and builders."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
+import math
 import selectors
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from unittest import mock
 
-import aiohttp
-import aioresponses.core as aioresponses_core
 import msgspec
 import pytest
-from aioresponses import aioresponses
-from yarl import URL
 
 from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.client import InventoryClient, RetryPolicy
+from wixinv_async.errors import ConnectError, TransportError
 from wixinv_async.models import DEFAULT_VARIANT_ID, DecrementData
-from wixinv_async.transport import VirtualClock
+from wixinv_async.transport import HttpRequest, HttpResponse, MockTransport, VirtualClock
 
 V0 = DEFAULT_VARIANT_ID
 
@@ -73,27 +72,83 @@ def clock() -> VirtualClock:
     return VirtualClock()
 
 
-class _CompatResponse(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 builds responses without the ``stream_writer`` aiohttp 3.14 needs."""
+Answer = HttpResponse | Awaitable[HttpResponse]
+Callback = Callable[[HttpRequest], Answer]
 
-    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", mock.Mock(output_size=0))
-        super().__init__(method, url, **kwargs)
+
+@dataclasses.dataclass
+class _Route:
+    method: str
+    url: str
+    answer: Callback
+    uses: float  # math.inf: for ever
+
+
+class Routes:
+    """A scripted server behind the project's own ``MockTransport``.
+
+    Answers are registered per method and URL and used in registration order, each once, ``n``
+    times (``repeat=n``) or for ever (``repeat=True``), as aioresponses does; an answer may be a
+    status with a JSON ``payload`` or raw ``body``, one of our transport errors to raise (what
+    ``AiohttpTransport`` turns aiohttp's failures into, tested in test_transport.py), or a
+    ``callback(request)``. A request nothing answers fails the test's client with ConnectError.
+    """
+
+    def __init__(self) -> None:
+        self.transport = MockTransport(self._answer)
+        self._routes: list[_Route] = []
+
+    def post(
+        self,
+        url: str,
+        *,
+        status: int = 200,
+        payload: Any = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        exception: TransportError | None = None,
+        callback: Callback | None = None,
+        repeat: bool | int = False,
+    ) -> None:
+        """Answer the next POSTs to ``url`` (see the class docstring)."""
+        content = body if payload is None else msgspec.json.encode(payload)
+        response = HttpResponse(status, content, dict(headers or {}))
+
+        def answer(request: HttpRequest) -> Answer:
+            if exception is not None:
+                raise copy.copy(exception)  # a fresh one each time: no traceback piles up
+            return response if callback is None else callback(request)
+
+        uses = math.inf if repeat is True else max(int(repeat), 1)
+        self._routes.append(_Route("POST", url, answer, uses))
+
+    def requests_to(self, method: str, url: str) -> list[HttpRequest]:
+        """The requests received for ``method url``, in order."""
+        return [r for r in self.transport.requests if (r.method, r.url) == (method, url)]
+
+    def _answer(self, request: HttpRequest) -> Answer:
+        for route in self._routes:
+            if (route.method, route.url) == (request.method, request.url):
+                route.uses -= 1
+                if route.uses <= 0:
+                    self._routes.remove(route)
+                return route.answer(request)
+        raise ConnectError(f"nothing answers {request.method} {request.url}")
 
 
 @pytest.fixture
-def http(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
-    """aiohttp with every request answered from registered mocks."""
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
-    with aioresponses() as mocked:
-        yield mocked
+def http() -> Routes:
+    """The scripted server every client made by ``new_client`` or ``client`` talks to."""
+    return Routes()
 
 
 @pytest.fixture
-def new_client(clock: VirtualClock) -> Callable[..., InventoryClient]:
-    """Make an API-key client for site SITE: seeded retries, no pacing, the virtual clock."""
+def new_client(clock: VirtualClock, http: Routes) -> Callable[..., InventoryClient]:
+    """Make an API-key client for site SITE over ``http``: seeded retries, no pacing, the
+    virtual clock."""
 
     def make(**options: Any) -> InventoryClient:
+        options.setdefault("transport", http.transport)
         options.setdefault("rate_limit", None)
         options.setdefault("retry", RetryPolicy(seed=7))
         options.setdefault("clock", clock)
@@ -105,7 +160,7 @@ def new_client(clock: VirtualClock) -> Callable[..., InventoryClient]:
 
 @pytest.fixture
 async def client(new_client: Callable[..., InventoryClient]) -> AsyncIterator[InventoryClient]:
-    """An API-key client over real aiohttp (mock it with ``http``), closed after the test."""
+    """An API-key client answered by ``http``, closed after the test."""
     async with new_client() as made:
         yield made
 
@@ -123,11 +178,10 @@ def decrements() -> Callable[..., list[DecrementData]]:
 
 
 @pytest.fixture
-def sent() -> Callable[[aioresponses, str, str], list[Any]]:
-    """The JSON bodies aiohttp sent to ``method url``, in order."""
+def sent() -> Callable[[Routes, str, str], list[Any]]:
+    """The JSON bodies the client sent to ``method url``, in order."""
 
-    def bodies(mocked: aioresponses, method: str, url: str) -> list[Any]:
-        calls = mocked.requests.get((method, URL(url)), [])
-        return [msgspec.json.decode(call.kwargs["data"]) for call in calls]
+    def bodies(routes: Routes, method: str, url: str) -> list[Any]:
+        return [request.json() for request in routes.requests_to(method, url)]
 
     return bodies

@@ -7,10 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import pytest
-from aioresponses import CallbackResult, aioresponses
-from yarl import URL
 
 from wixinv_async.auth import ApiKeyAuth, AppOAuth
 from wixinv_async.client import InventoryClient
@@ -19,11 +16,15 @@ from wixinv_async.errors import (
     BadRequestError,
     ConfigurationError,
     ConnectError,
+    ConnectionLostError,
     OutcomeUnknownError,
+    RequestTimeoutError,
     WixInventoryError,
 )
 from wixinv_async.models import DecrementData
-from wixinv_async.transport import RateLimit, VirtualClock
+from wixinv_async.transport import HttpRequest, HttpResponse, RateLimit, VirtualClock
+
+from .conftest import Routes
 
 BASE = "https://www.wixapis.com"
 TOKEN = f"{BASE}/oauth2/token"
@@ -33,15 +34,15 @@ SECRET = "app-secret-Zx81"
 Entries = Callable[..., list[DecrementData]]
 
 
-def tokens(http: aioresponses, *values: str, expires_in: int = 14_400) -> None:
+def tokens(http: Routes, *values: str, expires_in: int = 14_400) -> None:
     """Register token answers, one per fetch, in order."""
     for value in values:
         http.post(TOKEN, payload={"access_token": value, "expires_in": expires_in})
 
 
-def authorizations(http: aioresponses, url: str) -> list[str]:
+def authorizations(http: Routes, url: str) -> list[str]:
     """The Authorization header of each request sent to ``url``."""
-    return [c.kwargs["headers"]["Authorization"] for c in http.requests.get(("POST", URL(url)), [])]
+    return [request.headers["Authorization"] for request in http.requests_to("POST", url)]
 
 
 def oauth(clock: VirtualClock | None = None) -> AppOAuth:
@@ -77,7 +78,7 @@ def test_bad_api_key_settings_are_refused(args: tuple[Any, ...]) -> None:
 
 
 async def test_app_token_is_fetched_once_and_reused(
-    new_client: Callable[..., InventoryClient], http: aioresponses
+    new_client: Callable[..., InventoryClient], http: Routes
 ) -> None:
     """The token is fetched on first use and sent, raw, on every call after."""
     tokens(http, "tok-1")
@@ -87,13 +88,13 @@ async def test_app_token_is_fetched_once_and_reused(
         await client.query_inventory()
         await client.query_inventory()
     assert authorizations(http, QUERY) == ["tok-1", "tok-1"]
-    [fetch] = http.requests[("POST", URL(TOKEN))]
-    assert fetch.kwargs["headers"].get("Authorization") is None
+    [fetch] = http.requests_to("POST", TOKEN)
+    assert fetch.headers.get("Authorization") is None
     assert auth.fetches == 1
 
 
 async def test_token_request_body_is_client_credentials(
-    new_client: Callable[..., InventoryClient], http: aioresponses, sent: Any
+    new_client: Callable[..., InventoryClient], http: Routes, sent: Any
 ) -> None:
     """POST /oauth2/token carries the client-credentials grant for the instance."""
     tokens(http, "tok-1")
@@ -111,24 +112,24 @@ async def test_token_request_body_is_client_credentials(
 
 
 async def test_single_flight_token_fetch_under_50_concurrent_calls(
-    new_client: Callable[..., InventoryClient], http: aioresponses
+    new_client: Callable[..., InventoryClient], http: Routes
 ) -> None:
     """Fifty calls needing a token at once cause exactly one token request."""
 
-    async def slow_token(url: URL, **kwargs: Any) -> CallbackResult:
+    async def slow_token(request: HttpRequest) -> HttpResponse:
         await asyncio.sleep(0)
-        return CallbackResult(payload={"access_token": "tok-1", "expires_in": 14_400})
+        return HttpResponse.from_json(200, {"access_token": "tok-1", "expires_in": 14_400})
 
     http.post(TOKEN, callback=slow_token, repeat=True)
     http.post(QUERY, payload={}, repeat=True)
     async with new_client(auth=oauth()) as client:
         await asyncio.gather(*(client.query_inventory() for _ in range(50)))
-    assert len(http.requests[("POST", URL(TOKEN))]) == 1
+    assert len(http.requests_to("POST", TOKEN)) == 1
     assert authorizations(http, QUERY) == ["tok-1"] * 50
 
 
 async def test_token_is_renewed_shortly_before_it_expires(
-    new_client: Callable[..., InventoryClient], http: aioresponses, clock: VirtualClock
+    new_client: Callable[..., InventoryClient], http: Routes, clock: VirtualClock
 ) -> None:
     """A token is used until a tenth of its lifetime (at most 60 s) before expiry."""
     tokens(http, "tok-1", "tok-2", expires_in=100)
@@ -143,7 +144,7 @@ async def test_token_is_renewed_shortly_before_it_expires(
 
 
 async def test_401_refreshes_once_and_replays(
-    new_client: Callable[..., InventoryClient], http: aioresponses, decrements: Entries
+    new_client: Callable[..., InventoryClient], http: Routes, decrements: Entries
 ) -> None:
     """A 401 on a write fetches a new token and sends the same batch again."""
     tokens(http, "tok-old", "tok-new")
@@ -156,7 +157,7 @@ async def test_401_refreshes_once_and_replays(
 
 
 async def test_a_second_401_is_final(
-    new_client: Callable[..., InventoryClient], http: aioresponses, decrements: Entries
+    new_client: Callable[..., InventoryClient], http: Routes, decrements: Entries
 ) -> None:
     """After the one refresh, another 401 raises AuthenticationError (no loop)."""
     tokens(http, "tok-1", "tok-2", "tok-3")
@@ -168,32 +169,32 @@ async def test_a_second_401_is_final(
 
 
 async def test_50_callers_rejected_together_share_one_refresh(
-    new_client: Callable[..., InventoryClient], http: aioresponses
+    new_client: Callable[..., InventoryClient], http: Routes
 ) -> None:
     """Fifty 401s for the same stale token lead to a single new token."""
     rejected: list[str] = []
     all_rejected = asyncio.Event()
 
-    async def server(url: URL, **kwargs: Any) -> CallbackResult:
-        if kwargs["headers"]["Authorization"] != "tok-old":
-            return CallbackResult(payload={})
+    async def server(request: HttpRequest) -> HttpResponse:
+        if request.headers["Authorization"] != "tok-old":
+            return HttpResponse.from_json(200, {})
         rejected.append("tok-old")
         if len(rejected) == 50:
             all_rejected.set()
         await all_rejected.wait()  # answer no 401 before all fifty were sent
-        return CallbackResult(status=401, payload={})
+        return HttpResponse.from_json(401, {})
 
     tokens(http, "tok-old", "tok-new")
     http.post(QUERY, callback=server, repeat=True)
     async with new_client(auth=oauth()) as client:
         await asyncio.gather(*(client.query_inventory() for _ in range(50)))
         assert client.stats().auth_refreshes == 50
-    assert len(http.requests[("POST", URL(TOKEN))]) == 2
+    assert len(http.requests_to("POST", TOKEN)) == 2
     assert sorted(authorizations(http, QUERY)) == ["tok-new"] * 50 + ["tok-old"] * 50
 
 
 async def test_an_api_key_401_is_not_refreshed(
-    client: InventoryClient, http: aioresponses, decrements: Entries
+    client: InventoryClient, http: Routes, decrements: Entries
 ) -> None:
     """An API key cannot be refreshed: the 401 is raised after one request."""
     http.post(DECREMENT, status=401, repeat=True)
@@ -204,7 +205,7 @@ async def test_an_api_key_401_is_not_refreshed(
 
 async def test_secrets_never_reach_repr_logs_or_errors(
     new_client: Callable[..., InventoryClient],
-    http: aioresponses,
+    http: Routes,
     decrements: Entries,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -232,7 +233,7 @@ async def test_secrets_never_reach_repr_logs_or_errors(
 
 
 async def test_a_token_error_echoing_the_secret_is_scrubbed(
-    new_client: Callable[..., InventoryClient], http: aioresponses
+    new_client: Callable[..., InventoryClient], http: Routes
 ) -> None:
     """If the token endpoint echoes the secret in its error, the exception hides it."""
     http.post(TOKEN, status=400, payload={"message": f"bad client_secret {SECRET}"})
@@ -247,14 +248,14 @@ async def test_a_token_error_echoing_the_secret_is_scrubbed(
 
 
 async def test_a_throttled_token_fetch_waits_on_its_own(
-    new_client: Callable[..., InventoryClient], http: aioresponses, clock: VirtualClock
+    new_client: Callable[..., InventoryClient], http: Routes, clock: VirtualClock
 ) -> None:
     """A 429 from the token endpoint is waited out there, without pausing the site."""
     fetched_at: list[float] = []
 
-    def token(url: URL, **kwargs: Any) -> CallbackResult:
+    def token(request: HttpRequest) -> HttpResponse:
         fetched_at.append(clock.time())
-        return CallbackResult(payload={"access_token": "tok-1", "expires_in": 14_400})
+        return HttpResponse.from_json(200, {"access_token": "tok-1", "expires_in": 14_400})
 
     http.post(TOKEN, status=429, headers={"Retry-After": "2"})
     http.post(TOKEN, callback=token)
@@ -271,14 +272,14 @@ async def test_a_throttled_token_fetch_waits_on_its_own(
     [
         {"status": 500},
         {"status": 502},
-        {"exception": aiohttp.ServerDisconnectedError()},
-        {"exception": aiohttp.SocketTimeoutError()},
+        {"exception": ConnectionLostError("server disconnected")},
+        {"exception": RequestTimeoutError("no answer", sent=True)},
         {"body": b"not json"},
     ],
 )
 async def test_a_write_whose_token_cannot_be_fetched_fails_as_never_sent(
     new_client: Callable[..., InventoryClient],
-    http: aioresponses,
+    http: Routes,
     decrements: Entries,
     failure: Any,
 ) -> None:
@@ -289,13 +290,13 @@ async def test_a_write_whose_token_cannot_be_fetched_fails_as_never_sent(
     async with new_client(auth=oauth()) as client:
         with pytest.raises(ConnectError, match="token") as caught:
             await client.decrement_inventory(decrements())
-    assert ("POST", URL(DECREMENT)) not in http.requests
+    assert http.requests_to("POST", DECREMENT) == []
     assert isinstance(caught.value.__cause__, WixInventoryError)
     assert SECRET not in str(caught.value)
 
 
 async def test_a_failed_refresh_after_a_401_fails_as_never_sent(
-    new_client: Callable[..., InventoryClient], http: aioresponses, decrements: Entries
+    new_client: Callable[..., InventoryClient], http: Routes, decrements: Entries
 ) -> None:
     """A 401 refused the batch; if the new token cannot be fetched, it still was not applied."""
     tokens(http, "tok-1")
@@ -308,7 +309,7 @@ async def test_a_failed_refresh_after_a_401_fails_as_never_sent(
 
 
 async def test_50_callers_share_one_failed_token_fetch(
-    new_client: Callable[..., InventoryClient], http: aioresponses, clock: VirtualClock
+    new_client: Callable[..., InventoryClient], http: Routes, clock: VirtualClock
 ) -> None:
     """Callers that waited on a token fetch that failed get its failure instead of each
     running the whole retried fetch again in turn; the next call after it tries anew."""
@@ -320,7 +321,7 @@ async def test_50_callers_share_one_failed_token_fetch(
             *(client.query_inventory() for _ in range(50)), return_exceptions=True
         )
         assert all(isinstance(result, ConnectError) for result in results)
-        assert len(http.requests[("POST", URL(TOKEN))]) == 5  # one fetch, five attempts
+        assert len(http.requests_to("POST", TOKEN)) == 5  # one fetch, five attempts
         assert len(clock.slept) == 4
         await client.query_inventory()
     assert authorizations(http, QUERY) == ["tok-1"]

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from unittest import mock
 
-import aiohttp
 import pytest
-from aioresponses import aioresponses
 
 from wixinv_async.client import InventoryClient, RetryPolicy
 from wixinv_async.errors import (
@@ -22,25 +19,28 @@ from wixinv_async.errors import (
     RateLimitedError,
     RequestTimeoutError,
     ServerError,
+    TransportError,
 )
 from wixinv_async.models import DecrementData
 from wixinv_async.transport import VirtualClock
+
+from .conftest import Routes
 
 BASE = "https://www.wixapis.com"
 DECREMENT = f"{BASE}/stores/v2/inventoryItems/decrement"
 QUERY = f"{BASE}/stores-reader/v2/inventoryItems/query"
 Entries = Callable[..., list[DecrementData]]
-Sent = Callable[[aioresponses, str, str], list[Any]]
-
-
-def refused() -> aiohttp.ClientConnectorError:
-    """What aiohttp raises when the server refuses the connection."""
-    key = mock.Mock(host="www.wixapis.com", port=443, ssl=True)
-    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))
+Sent = Callable[[Routes, str, str], list[Any]]
+# What AiohttpTransport raises for aiohttp's failures (its translation: test_transport.py).
+READ_TIMEOUT = RequestTimeoutError("timed out waiting for the response", sent=True)
+CONNECT_TIMEOUT = RequestTimeoutError("timed out connecting", sent=False)
+DISCONNECTED = ConnectionLostError("connection lost (ServerDisconnectedError)")
+RESET = ConnectionLostError("connection lost (ClientOSError)")
+REFUSED = ConnectError("could not connect (ClientConnectorError)")
 
 
 async def test_retry_after_is_honoured(
-    client: InventoryClient, http: aioresponses, clock: VirtualClock, decrements: Entries
+    client: InventoryClient, http: Routes, clock: VirtualClock, decrements: Entries
 ) -> None:
     """A 429 with Retry-After: 3 waits exactly 3 s, then the batch goes through."""
     http.post(DECREMENT, status=429, headers={"Retry-After": "3"})
@@ -52,7 +52,7 @@ async def test_retry_after_is_honoured(
 
 
 async def test_429_without_retry_after_backs_off_exponentially(
-    client: InventoryClient, http: aioresponses, clock: VirtualClock, decrements: Entries
+    client: InventoryClient, http: Routes, clock: VirtualClock, decrements: Entries
 ) -> None:
     """Without Retry-After the waits are jittered and bounded by the exponential ceiling."""
     for _ in range(3):
@@ -66,7 +66,7 @@ async def test_429_without_retry_after_backs_off_exponentially(
 
 
 async def test_too_long_retry_after_is_raised_not_waited(
-    client: InventoryClient, http: aioresponses, clock: VirtualClock, decrements: Entries
+    client: InventoryClient, http: Routes, clock: VirtualClock, decrements: Entries
 ) -> None:
     """A Retry-After beyond max_retry_after raises RateLimitedError carrying it."""
     http.post(DECREMENT, status=429, headers={"Retry-After": "3600"})
@@ -77,7 +77,7 @@ async def test_too_long_retry_after_is_raised_not_waited(
 
 
 async def test_429s_run_out_and_raise(
-    new_client: Callable[..., InventoryClient], http: aioresponses, decrements: Entries
+    new_client: Callable[..., InventoryClient], http: Routes, decrements: Entries
 ) -> None:
     """After max_attempts 429s the last RateLimitedError is raised (nothing applied)."""
     http.post(DECREMENT, status=429, headers={"Retry-After": "1"}, repeat=True)
@@ -89,7 +89,7 @@ async def test_429s_run_out_and_raise(
 
 @pytest.mark.parametrize("status", [500, 502, 504])
 async def test_ambiguous_server_errors_on_writes_are_not_retried(
-    client: InventoryClient, http: aioresponses, sent: Sent, decrements: Entries, status: int
+    client: InventoryClient, http: Routes, sent: Sent, decrements: Entries, status: int
 ) -> None:
     """500/502/504 on a decrement raise OutcomeUnknownError after one request."""
     http.post(DECREMENT, status=status, headers={"x-wix-request-id": "req-9"}, repeat=True)
@@ -109,18 +109,17 @@ async def test_ambiguous_server_errors_on_writes_are_not_retried(
 @pytest.mark.parametrize(
     ("raised", "cause"),
     [
-        (aiohttp.SocketTimeoutError(), RequestTimeoutError),
-        (TimeoutError(), RequestTimeoutError),
-        (aiohttp.ServerDisconnectedError(), ConnectionLostError),
-        (aiohttp.ClientOSError(104, "Connection reset by peer"), ConnectionLostError),
+        (READ_TIMEOUT, RequestTimeoutError),
+        (DISCONNECTED, ConnectionLostError),
+        (RESET, ConnectionLostError),
     ],
 )
 async def test_failures_after_sending_make_writes_unknown(
     client: InventoryClient,
-    http: aioresponses,
+    http: Routes,
     sent: Sent,
     decrements: Entries,
-    raised: Exception,
+    raised: TransportError,
     cause: type[Exception],
 ) -> None:
     """A read timeout or reset after sending a decrement is not retried: outcome unknown."""
@@ -136,12 +135,12 @@ async def test_failures_after_sending_make_writes_unknown(
     [
         {"status": 503},
         {"status": 429},
-        {"exception": aiohttp.ConnectionTimeoutError()},
-        {"exception": refused()},
+        {"exception": CONNECT_TIMEOUT},
+        {"exception": REFUSED},
     ],
 )
 async def test_unsent_write_failures_are_retried(
-    client: InventoryClient, http: aioresponses, sent: Sent, decrements: Entries, failure: Any
+    client: InventoryClient, http: Routes, sent: Sent, decrements: Entries, failure: Any
 ) -> None:
     """503, 429, connect timeouts and refusals provably did not apply: the write is retried."""
     http.post(DECREMENT, **failure)
@@ -153,10 +152,10 @@ async def test_unsent_write_failures_are_retried(
 
 
 async def test_refused_connections_run_out_as_connect_error(
-    client: InventoryClient, http: aioresponses, clock: VirtualClock, decrements: Entries
+    client: InventoryClient, http: Routes, clock: VirtualClock, decrements: Entries
 ) -> None:
     """When every attempt is refused, ConnectError says the batch was never sent."""
-    http.post(DECREMENT, exception=refused(), repeat=True)
+    http.post(DECREMENT, exception=REFUSED, repeat=True)
     with pytest.raises(ConnectError):
         await client.decrement_inventory(decrements())
     assert len(clock.slept) == 4  # five attempts, four backoffs
@@ -168,12 +167,12 @@ async def test_refused_connections_run_out_as_connect_error(
         {"status": 500},
         {"status": 502},
         {"status": 504},
-        {"exception": aiohttp.SocketTimeoutError()},
-        {"exception": aiohttp.ServerDisconnectedError()},
+        {"exception": READ_TIMEOUT},
+        {"exception": DISCONNECTED},
     ],
 )
 async def test_reads_are_retried_on_transient_failures(
-    client: InventoryClient, http: aioresponses, sent: Sent, failure: Any
+    client: InventoryClient, http: Routes, sent: Sent, failure: Any
 ) -> None:
     """A query survives a 5xx, a read timeout or a dropped connection."""
     http.post(QUERY, **failure)
@@ -184,7 +183,7 @@ async def test_reads_are_retried_on_transient_failures(
 
 
 async def test_read_failures_run_out_as_the_last_error(
-    client: InventoryClient, http: aioresponses
+    client: InventoryClient, http: Routes
 ) -> None:
     """A read failing every time raises the last error (a ServerError here)."""
     http.post(QUERY, status=500, repeat=True)
@@ -217,7 +216,7 @@ async def test_read_failures_run_out_as_the_last_error(
 )
 async def test_refusals_are_raised_once_with_their_code(
     client: InventoryClient,
-    http: aioresponses,
+    http: Routes,
     sent: Sent,
     decrements: Entries,
     status: int,
@@ -236,7 +235,7 @@ async def test_refusals_are_raised_once_with_their_code(
 
 
 async def test_field_violations_are_decoded(
-    client: InventoryClient, http: aioresponses, decrements: Entries
+    client: InventoryClient, http: Routes, decrements: Entries
 ) -> None:
     """A validation error body gives field violations on the BadRequestError."""
     violation = {"field": "decrementData[0].decrementBy", "description": "must be positive"}
@@ -249,7 +248,7 @@ async def test_field_violations_are_decoded(
 
 
 async def test_empty_and_garbled_error_bodies_still_raise_typed_errors(
-    client: InventoryClient, http: aioresponses
+    client: InventoryClient, http: Routes
 ) -> None:
     """A 5xx with an HTML body becomes a ServerError, not a decode error."""
     http.post(QUERY, status=502, body=b"<html>bad gateway</html>", repeat=True)

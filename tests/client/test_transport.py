@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from unittest import mock
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -23,10 +25,75 @@ URL = "https://www.wixapis.com/stores/v2/inventoryItems/decrement"
 SECRET = "KEY-SENSITIVE-42"
 
 
-def refused() -> aiohttp.ClientConnectorError:
-    """What aiohttp raises when the server refuses the connection."""
-    key = mock.Mock(host="www.wixapis.com", port=443, ssl=True)
-    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))
+class Server:
+    """A real HTTP/1.1 server on 127.0.0.1 that answers every request with ``reply``, keeps
+    connections alive, and counts the connections opened and those the client closed."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.opened = 0
+        self.closed_by_client = 0
+        self.all_closed = asyncio.Event()
+        self.port = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.opened += 1
+        self.all_closed.clear()
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                await reader.readexactly(_content_length(head))
+                writer.write(self.reply)
+                await writer.drain()
+        except asyncio.IncompleteReadError:  # the client closed its end
+            self.closed_by_client += 1
+        finally:
+            writer.close()
+            if self.closed_by_client == self.opened:
+                self.all_closed.set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stores/v2/inventoryItems/decrement"
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.lower().split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            return int(line.partition(b":")[2])
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def serving(reply: bytes) -> AsyncIterator[Server]:
+    """Run a :class:`Server` for the block."""
+    server = Server(reply)
+    listener = await asyncio.start_server(server.serve, "127.0.0.1", 0)
+    server.port = listener.sockets[0].getsockname()[1]
+    try:
+        yield server
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    yield port
+
+
+@pytest.fixture
+def aiohttp_raises() -> Iterator[aioresponses]:
+    """aiohttp's session raising the exceptions registered (aioresponses, at the session's
+    boundary: it cannot build responses for aiohttp 3.14, so only exceptions are mocked)."""
+    with aioresponses() as mocked:
+        yield mocked
 
 
 @pytest.mark.parametrize(
@@ -35,7 +102,6 @@ def refused() -> aiohttp.ClientConnectorError:
         (aiohttp.ConnectionTimeoutError(), RequestTimeoutError, False),
         (aiohttp.SocketTimeoutError(), RequestTimeoutError, True),
         (TimeoutError(), RequestTimeoutError, True),
-        (refused(), ConnectError, False),
         (aiohttp.ServerDisconnectedError(), ConnectionLostError, True),
         (aiohttp.ClientConnectionResetError("reset"), ConnectionLostError, True),
         (aiohttp.ClientOSError(104, "Connection reset by peer"), ConnectionLostError, True),
@@ -44,10 +110,10 @@ def refused() -> aiohttp.ClientConnectorError:
     ],
 )
 async def test_aiohttp_exceptions_become_ours(
-    http: aioresponses, raised: Exception, expected: type[Exception], sent: bool
+    aiohttp_raises: aioresponses, raised: Exception, expected: type[Exception], sent: bool
 ) -> None:
     """Each aiohttp failure surfaces as our type, telling whether it can have been sent."""
-    http.post(URL, exception=raised)
+    aiohttp_raises.post(URL, exception=raised)
     async with AiohttpTransport() as transport:
         with pytest.raises(expected) as caught:
             await transport.handle_request(HttpRequest("POST", URL, b"{}"))
@@ -59,33 +125,50 @@ async def test_aiohttp_exceptions_become_ours(
     assert "/stores/v2/inventoryItems/decrement" in str(caught.value)
 
 
-async def test_response_status_headers_and_body_come_back(http: aioresponses) -> None:
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    """A port nothing listens on gives ConnectError: the request was provably never sent."""
+    with closed_port() as port:
+        async with AiohttpTransport() as transport:
+            with pytest.raises(ConnectError) as caught:
+                await transport.handle_request(HttpRequest("POST", f"http://127.0.0.1:{port}/x"))
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
+    assert "POST /x: could not connect" in str(caught.value)
+
+
+async def test_response_status_headers_and_body_come_back() -> None:
     """The response's status, lower-cased headers and raw body are returned."""
-    http.post(URL, status=428, body=b'{"message":"x"}', headers={"X-Wix-Request-Id": "r1"})
-    async with AiohttpTransport() as transport:
-        response = await transport.handle_request(HttpRequest("POST", URL, b"{}"))
+    body = b'{"message":"x"}'
+    reply = b"HTTP/1.1 428 Precondition Failed\r\nX-Wix-Request-Id: r1\r\n"
+    reply += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    async with serving(reply) as server, AiohttpTransport() as transport:
+        response = await transport.handle_request(HttpRequest("POST", server.url, b"{}"))
     assert response.status == 428
-    assert response.header("x-wix-request-id") == "r1"
+    assert response.headers["x-wix-request-id"] == "r1"
     assert response.header("X-WIX-REQUEST-ID") == "r1"
+    assert response.body == body
     assert response.json() == {"message": "x"}
 
 
-async def test_a_borrowed_session_stays_open(http: aioresponses) -> None:
-    """Closing the transport leaves a borrowed session to its owner."""
-    http.post(URL, payload={})
-    async with aiohttp.ClientSession() as session:
+async def test_a_borrowed_session_stays_open() -> None:
+    """Closing the transport leaves a borrowed session, and its connection, to its owner."""
+    async with serving(OK) as server, aiohttp.ClientSession() as session:
         async with AiohttpTransport(session) as transport:
-            await transport.handle_request(HttpRequest("POST", URL, b"{}"))
+            await transport.handle_request(HttpRequest("POST", server.url, b"{}"))
         assert not session.closed
+        await AiohttpTransport(session).handle_request(HttpRequest("POST", server.url, b"{}"))
+        assert (server.opened, server.closed_by_client) == (1, 0)  # the same kept-alive one
 
 
 async def test_an_own_session_is_closed() -> None:
-    """The session the transport made is closed by aclose, and aclose is idempotent."""
-    transport = AiohttpTransport()
-    session = transport._get_session()
-    await transport.aclose()
-    await transport.aclose()
-    assert session.closed
+    """The session the transport made is closed by aclose (its connection with it), and
+    aclose is idempotent."""
+    async with serving(OK) as server:
+        transport = AiohttpTransport()
+        await transport.handle_request(HttpRequest("POST", server.url, b"{}"))
+        await transport.aclose()
+        await transport.aclose()
+        await asyncio.wait_for(server.all_closed.wait(), timeout=10)
+        assert (server.opened, server.closed_by_client) == (1, 1)
 
 
 def test_bad_timeout_is_refused() -> None:
@@ -129,12 +212,14 @@ async def test_a_closed_borrowed_session_is_a_clear_error() -> None:
 async def test_a_closed_own_session_is_not_reopened() -> None:
     """After aclose, a request (say a retry that was backing off) fails instead of opening a
     new session that nothing would ever close."""
-    transport = AiohttpTransport()
-    transport._get_session()
-    await transport.aclose()
-    with pytest.raises(ConfigurationError, match="closed"):
-        await transport.handle_request(HttpRequest("POST", URL, b"{}"))
-    assert transport._session is None
+    async with serving(OK) as server:
+        transport = AiohttpTransport()
+        await transport.handle_request(HttpRequest("POST", server.url, b"{}"))
+        await transport.aclose()
+        with pytest.raises(ConfigurationError, match="closed"):
+            await transport.handle_request(HttpRequest("POST", server.url, b"{}"))
+        await asyncio.wait_for(server.all_closed.wait(), timeout=10)
+    assert server.opened == 1  # no new connection was made
 
 
 async def test_a_malformed_response_leaves_no_credentials_in_the_error_chain() -> None:
