@@ -164,7 +164,8 @@ async def test_64_producers_on_a_faulty_v3_site() -> None:
         before = {r.id: r.quantity for r in store.records() if r.track is True}
         emu.set_faults(FaultPlan(endpoints={"*": FAULTS}, seed=SEED, stall_seconds=5))
         reports: list[BatchReport] = []
-        adj = InventoryAdjuster(client_for(emu), linger=0.01, max_batch=10, on_batch=reports.append)
+        client = client_for(emu)
+        adj = InventoryAdjuster(client, linger=0.01, max_batch=10, on_batch=reports.append)
         async with client, adj:
             tickets = await produce(adj, targets, low, asyncio.Event())
         emu.set_faults(None)
@@ -193,7 +194,8 @@ async def test_64_producers_across_a_migration_halfway() -> None:
         emu.set_faults(FaultPlan(endpoints={"*": FAULTS}, seed=SEED, stall_seconds=5))
         reports: list[BatchReport] = []
         halfway = asyncio.Event()
-        adj = InventoryAdjuster(client_for(emu), linger=0.01, max_batch=10, on_batch=reports.append)
+        client = client_for(emu)
+        adj = InventoryAdjuster(client, linger=0.01, max_batch=10, on_batch=reports.append)
 
         async def migrate() -> None:
             await halfway.wait()
