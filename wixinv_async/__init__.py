@@ -17,6 +17,7 @@ from .adjuster import (
 )
 from .auth import (
     ApiKeyAuth,
+    AppCredentials,
     AppOAuth,
 )
 from .catalog import CatalogVersion
@@ -62,6 +63,7 @@ from .errors import (
     WixInventoryError,
     WrongCatalogError,
 )
+from .hub import HubStats, HubTotals, InventoryHub, SiteHandle, SiteStats
 from .models import (
     DEFAULT_VARIANT_ID,
     UNSET,
@@ -141,6 +143,7 @@ __all__ = [
     "AiohttpTransport",
     "ApiError",
     "ApiKeyAuth",
+    "AppCredentials",
     "AppOAuth",
     "Applied",
     "AtomicWriter",
@@ -169,6 +172,8 @@ __all__ = [
     "EntitySequences",
     "HttpRequest",
     "HttpResponse",
+    "HubStats",
+    "HubTotals",
     "InDoubtEntry",
     "IncrementData",
     "IncrementDataById",
@@ -177,6 +182,7 @@ __all__ = [
     "InventoryAdjuster",
     "InventoryClient",
     "InventoryCrawl",
+    "InventoryHub",
     "InventoryItem",
     "InventoryItemChangedEvent",
     "InventoryItemCreatedEvent",
@@ -212,6 +218,8 @@ __all__ = [
     "SentEntry",
     "ServerError",
     "Settled",
+    "SiteHandle",
+    "SiteStats",
     "Sorting",
     "StockDelta",
     "Ticket",

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from types import MappingProxyType, TracebackType
 from typing import Literal, Self
 
@@ -106,7 +107,10 @@ class InventoryAdjuster:
     slot is granted; bisection parts and resends too); if it raises, the request is not sent and
     its entries are REJECTED with code ``ON_SEND_FAILED``. ``on_settle`` is called as each
     request's entries (a bisection part's, a refused entry) get their outcome; ``on_batch`` once
-    a planned batch's entries all have outcomes.
+    a planned batch's entries all have outcomes. ``pace``: the event-loop time before which
+    no request can leave (e.g. :meth:`~wixinv_async.transport.SiteLimiter.next_slot`); until
+    then a batch short of ``max_batch`` is held and keeps filling instead of being cut on
+    ``linger`` and queueing behind the limiter (``None``: cut on ``linger`` alone).
     """
 
     def __init__(
@@ -124,8 +128,10 @@ class InventoryAdjuster:
         on_send: OnSend | None = None,
         on_settle: OnSettle | None = None,
         on_batch: OnBatch | None = None,
+        pace: Callable[[], float] | None = None,
     ) -> None:
         limits = _check_settings(max_batch, linger, max_in_flight, max_pending, on_ambiguous)
+        limits = limits._replace(pace=pace)
         if (client is None) == (writer is None):
             raise ConfigurationError("give a client or a writer (exactly one)")
         if not isinstance(batch_policy, BatchPolicy):
