@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 from typing import Literal, NamedTuple, Self
@@ -119,6 +120,9 @@ class HubStats(NamedTuple):
     total: HubTotals
 
 
+_NOTES = 5
+"""Use-counter notes the idle sweep keeps: one every quarter of ``idle_timeout``."""
+
 _SUMMED = ("submitted", "committed", "rejected", "in_doubt", "cancelled", "requests")
 _SUMMED_ALL = (*_SUMMED, "entries_sent", "rate_limited")
 
@@ -135,6 +139,7 @@ class SiteHandle:
         "context",
         "last_used",
         "site",
+        "started",
     )
 
     def __init__(self, site: str, client: InventoryClient, adjuster: InventoryAdjuster) -> None:
@@ -146,7 +151,10 @@ class SiteHandle:
         self.client = client
         self.adjuster = adjuster
         self.catalog: CatalogVersion | None = None
-        self.last_used = 0.0
+        self.last_used = 0
+        """The hub's use counter when this site was last used (a counter, not a clock read:
+        it is stamped on every delta)."""
+        self.started = False
         self.closing = False
         self._closed: asyncio.Event | None = None  # made only when someone waits for it
 
@@ -243,6 +251,7 @@ class InventoryHub:
         self._made = 0
         self._janitor: asyncio.Task[None] | None = None
         self._closed = False
+        self._uses = 0  # deltas and site() calls so far: the clock of last_used
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -297,7 +306,8 @@ class InventoryHub:
         handle = self._sites.get(site)
         if handle is None:
             handle = self._open(site)
-        handle.last_used = asyncio.get_running_loop().time()
+        self._uses += 1
+        handle.last_used = self._uses
         return handle
 
     def _open(self, site: str) -> SiteHandle:
@@ -358,14 +368,17 @@ class InventoryHub:
             logger.debug("closed site %s", handle.site)
 
     async def _sweep(self) -> None:
-        """Close the sites idle for ``idle_timeout`` (checked every quarter of it)."""
-        loop = asyncio.get_running_loop()
+        """Close the sites idle for ``idle_timeout``: every quarter of it, note the use counter;
+        a site not used since the note taken ``idle_timeout`` ago (four notes back) is idle."""
+        notes: deque[int] = deque(maxlen=_NOTES)
         while True:
-            await asyncio.sleep(self.idle_timeout / 4)
-            horizon = loop.time() - self.idle_timeout
-            for handle in list(self._sites.values()):
-                if handle.last_used <= horizon:
-                    self._retire(handle.site)
+            notes.append(self._uses)
+            await asyncio.sleep(self.idle_timeout / (_NOTES - 1))
+            if len(notes) < _NOTES:
+                continue
+            horizon = notes[0]
+            for handle in [h for h in self._sites.values() if h.last_used <= horizon]:
+                self._retire(handle.site)
 
     # --- producers -----------------------------------------------------------------------
 
@@ -382,9 +395,17 @@ class InventoryHub:
     ) -> Ticket:
         """Add a delta for ``site`` and return its ticket at once (the adjuster's
         ``submit_nowait``: :class:`AdjusterFull` when that site has ``max_pending`` keys)."""
-        if self._closed:
-            raise AdjusterClosed("the hub is closed")
-        handle = self.site(site)
+        # A closed hub has no open sites, and _open refuses to make one.
+        handle = self._sites.get(site) or self._open(site)
+        self._uses += 1
+        handle.last_used = self._uses
+        if handle.started:  # its dispatcher already runs in the site's context
+            if inventory_id is None and not preorder and tag is None:
+                return handle.adjuster.submit_nowait(product_id, variant_id, delta)  # hot path
+            return handle.adjuster.submit_nowait(
+                product_id, variant_id, delta, inventory_id=inventory_id, preorder=preorder, tag=tag
+            )
+        handle.started = True
         return handle.context.run(
             handle.adjuster.submit_nowait,
             product_id,
@@ -479,5 +500,5 @@ class InventoryHub:
         return HubStats(MappingProxyType(sites), total)
 
 
-def _last_used(handle: SiteHandle) -> float:
+def _last_used(handle: SiteHandle) -> int:
     return handle.last_used

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from wixinv_async import (
+    AdjusterClosed,
     ApiKeyAuth,
     AppCredentials,
     ConfigurationError,
@@ -52,3 +53,15 @@ def test_bad_credentials_are_refused() -> None:
     """The hub takes AppCredentials or ApiKeyAuth, nothing else."""
     with pytest.raises(ConfigurationError, match="auth"):
         InventoryHub("KEY")  # type: ignore[arg-type]
+
+
+async def test_a_closed_hub_refuses_deltas() -> None:
+    """After close, submit_nowait and site() raise AdjusterClosed and make no site."""
+    hub = InventoryHub(AppCredentials("APP", "S"), base_url="http://127.0.0.1:9")
+    async with hub:
+        pass
+    with pytest.raises(AdjusterClosed):
+        hub.submit_nowait("I1", "p", "v", 1)
+    with pytest.raises(AdjusterClosed):
+        hub.site("I1")
+    assert hub.stats().total.open_sites == 0
