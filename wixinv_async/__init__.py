@@ -17,6 +17,7 @@ from .adjuster import (
 )
 from .auth import (
     ApiKeyAuth,
+    AppCredentials,
     AppOAuth,
 )
 from .catalog import CatalogVersion
@@ -66,6 +67,7 @@ from .errors import (
     WixInventoryError,
     WrongCatalogError,
 )
+from .hub import HubStats, HubTotals, InventoryHub, SiteHandle, SiteStats
 from .models import (
     DEFAULT_VARIANT_ID,
     UNSET,
@@ -146,6 +148,7 @@ __all__ = [
     "AnyInventoryItem",
     "ApiError",
     "ApiKeyAuth",
+    "AppCredentials",
     "AppOAuth",
     "Applied",
     "AtomicWriter",
@@ -175,6 +178,8 @@ __all__ = [
     "EntitySequences",
     "HttpRequest",
     "HttpResponse",
+    "HubStats",
+    "HubTotals",
     "InDoubtEntry",
     "IncrementData",
     "IncrementDataById",
@@ -183,6 +188,7 @@ __all__ = [
     "InventoryAdjuster",
     "InventoryClient",
     "InventoryCrawl",
+    "InventoryHub",
     "InventoryItem",
     "InventoryItemChangedEvent",
     "InventoryItemCreatedEvent",
@@ -219,6 +225,8 @@ __all__ = [
     "SentEntry",
     "ServerError",
     "Settled",
+    "SiteHandle",
+    "SiteStats",
     "Sorting",
     "StockDelta",
     "Ticket",

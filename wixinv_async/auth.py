@@ -24,7 +24,7 @@ from .errors import ApiError, ConfigurationError, TransportError, WixInventoryEr
 from .models import TokenRequest, TokenResponse
 from .transport import Clock, HttpRequest, HttpResponse, LoopClock
 
-__all__ = ["ApiKeyAuth", "AppOAuth", "Auth", "Fetch"]
+__all__ = ["ApiKeyAuth", "AppCredentials", "AppOAuth", "Auth", "Fetch"]
 
 logger = logging.getLogger("wixinv_async.auth")
 
@@ -74,7 +74,9 @@ class ApiKeyAuth:
     """A Wix API key: ``Authorization: <key>`` plus ``wix-site-id`` and/or ``wix-account-id``.
 
     Site-level calls (all inventory calls) need ``site_id``; ``account_id`` is for
-    account-level calls. At least one is required.
+    account-level calls. A client needs at least one; ``ApiKeyAuth(key)`` alone is the
+    account's key for an :class:`~wixinv_async.hub.InventoryHub`, which makes one
+    :meth:`for_site` per site it serves.
     """
 
     __slots__ = ("_headers", "account_id", "site_id")
@@ -83,8 +85,6 @@ class ApiKeyAuth:
         self, api_key: str, site_id: str | None = None, account_id: str | None = None
     ) -> None:
         _check_header("api_key", api_key)
-        if site_id is None and account_id is None:
-            raise ConfigurationError("ApiKeyAuth needs site_id (or account_id)")
         headers = {"Authorization": api_key}
         if site_id is not None:
             headers["wix-site-id"] = _check_header("site_id", site_id)
@@ -98,8 +98,18 @@ class ApiKeyAuth:
     def site_key(self) -> str:
         """The site id (or, without one, the account id)."""
         key = self.site_id if self.site_id is not None else self.account_id
-        assert key is not None
+        if key is None:
+            raise ConfigurationError(
+                "ApiKeyAuth needs site_id (or account_id) for a client; "
+                "a key alone is for InventoryHub"
+            )
         return key
+
+    def for_site(self, site_id: str) -> ApiKeyAuth:
+        """The same key (and account id) for the site ``site_id``."""
+        return ApiKeyAuth(
+            self._headers["Authorization"], site_id=site_id, account_id=self.account_id
+        )
 
     @property
     def can_refresh(self) -> bool:
@@ -267,3 +277,30 @@ class AppOAuth:
             f"AppOAuth(app_id={self.app_id!r}, app_secret={_REDACTED}, "
             f"instance_id={self.instance_id!r}, {state})"
         )
+
+
+class AppCredentials:
+    """An app's id and secret, for any number of its installations: :meth:`for_instance`
+    gives the :class:`AppOAuth` of one app instance (its own token, fetched and refreshed
+    on its own). What an :class:`~wixinv_async.hub.InventoryHub` of an app takes."""
+
+    __slots__ = ("_secret", "app_id")
+
+    def __init__(self, app_id: str, app_secret: str) -> None:
+        self.app_id = _check_text("app_id", app_id)
+        self._secret = _check_text("app_secret", app_secret)
+
+    def for_instance(
+        self, instance_id: str, *, token_url: str | None = None, refresh_margin: float = 60.0
+    ) -> AppOAuth:
+        """The token provider of the installation ``instance_id``."""
+        return AppOAuth(
+            self.app_id,
+            self._secret,
+            instance_id,
+            token_url=token_url,
+            refresh_margin=refresh_margin,
+        )
+
+    def __repr__(self) -> str:
+        return f"AppCredentials(app_id={self.app_id!r}, app_secret={_REDACTED})"

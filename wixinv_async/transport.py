@@ -358,7 +358,7 @@ class SiteLimiter:
     ``rate=None``: no pacing, only the shared 429 pause (a client made with ``rate_limit=None``).
     """
 
-    __slots__ = ("_clock", "_line", "_slots", "_throttle", "key", "rate")
+    __slots__ = ("_clock", "_line", "_slots", "_throttle", "key", "rate", "waiting")
 
     def __init__(self, key: str, rate: RateLimit | None, clock: Clock) -> None:
         self.key = key
@@ -371,6 +371,8 @@ class SiteLimiter:
         )
         self._throttle = ThrottleState()
         self._line = asyncio.Lock()
+        self.waiting = 0
+        """Senders in :meth:`acquire` now (waiting for a pause, their slot or their turn)."""
 
     async def acquire(self) -> None:
         """Wait for any 429 pause, then for this site's next paced slot.
@@ -379,6 +381,23 @@ class SiteLimiter:
         pause; after one, slots restart from now with no catch-up, so the senders released by
         a pause still leave one interval apart.
         """
+        self.waiting += 1
+        try:
+            await self._acquire()
+        finally:
+            self.waiting -= 1
+
+    def next_slot(self) -> float:
+        """The event-loop time at which a sender arriving now would get its slot: after the
+        senders already waiting and any 429 pause (``-inf`` when unpaced and not paused).
+        An estimate for holding a batch open until it can leave, never a grant."""
+        paused_until = self._throttle.paused_until
+        slots = self._slots
+        if slots is None:
+            return paused_until
+        return max(slots.last + slots.interval * (1 + self.waiting), paused_until)
+
+    async def _acquire(self) -> None:
         async with self._line:
             loop = asyncio.get_running_loop()
             slots, throttle, clock = self._slots, self._throttle, self._clock

@@ -61,7 +61,6 @@ def test_api_key_headers_and_site_key() -> None:
     "args",
     [
         ("", "SITE", None),
-        ("KEY", None, None),
         ("KEY", "", None),
         (None, "SITE", None),
         ("KEY-SENSITIVE\r\nX-Evil: 1", "SITE", None),
@@ -70,7 +69,7 @@ def test_api_key_headers_and_site_key() -> None:
     ],
 )
 def test_bad_api_key_settings_are_refused(args: tuple[Any, ...]) -> None:
-    """A missing key, a missing site and account, or a header value with control characters
+    """A missing key, an empty site, or a header value with control characters
     (aiohttp would raise a bare ValueError when sending) is a configuration error."""
     with pytest.raises(ConfigurationError) as caught:
         ApiKeyAuth(*args)

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Literal, Self
 
@@ -117,7 +117,10 @@ class InventoryAdjuster:
     slot is granted; bisection parts and resends too); if it raises, the request is not sent and
     its entries are REJECTED with code ``ON_SEND_FAILED``. ``on_settle`` is called as each
     request's entries (a bisection part's, a refused entry) get their outcome; ``on_batch`` once
-    a planned batch's entries all have outcomes.
+    a planned batch's entries all have outcomes. ``pace``: the event-loop time before which
+    no request can leave (e.g. :meth:`~wixinv_async.transport.SiteLimiter.next_slot`); until
+    then a batch short of ``max_batch`` is held and keeps filling instead of being cut on
+    ``linger`` and queueing behind the limiter (``None``: cut on ``linger`` alone).
 
     With an ``InventoryClient``, batches go to the writer of the site's catalog (the catalog
     router, ``_catalog.py``): the V1 :class:`AtomicWriter` or the V3 :class:`BulkWriter`. The
@@ -146,8 +149,10 @@ class InventoryAdjuster:
         restrict_inventory: bool = True,
         reason: Reason | None = None,
         catalog: CatalogVersion | None = None,
+        pace: Callable[[], float] | None = None,
     ) -> None:
         limits = _check_settings(max_batch, linger, max_in_flight, max_pending, on_ambiguous)
+        limits = limits._replace(pace=pace)
         if not isinstance(restrict_inventory, bool):
             raise ConfigurationError(
                 f"restrict_inventory must be a bool, got {restrict_inventory!r}"

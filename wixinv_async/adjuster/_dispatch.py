@@ -9,6 +9,8 @@ at once. Outcomes are the ledger's business; what to send is the planner's.
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 from ..core.planner import Planned, select
@@ -19,6 +21,9 @@ from ._ledger import CANCELLED, BatchRun, Ledger
 
 __all__ = ["Dispatcher", "Limits"]
 
+_HOLD_SLACK = 0.002
+"""A slot this close is due: the loop's timers may fire up to its clock resolution early."""
+
 
 class Limits(NamedTuple):
     """The dispatcher's settings (validated by the adjuster)."""
@@ -27,6 +32,9 @@ class Limits(NamedTuple):
     linger: float
     max_in_flight: int
     max_pending: int
+    pace: Callable[[], float] | None = None
+    """The loop time before which no request of this adjuster can leave (its site's next
+    pacing slot), or ``None``: a short batch is not cut before then, so it keeps filling."""
 
 
 class Dispatcher:
@@ -80,11 +88,16 @@ class Dispatcher:
                 # A full table sends what is ready without waiting for the linger: producers
                 # wait for space, and a full batch may never form (max_pending below max_batch,
                 # or the pending keys split between increments and decrements).
+                now = loop.time()
                 crowded = len(table.entries) >= limits.max_pending
+                linger = 0.0 if crowded else limits.linger
+                # Until the site's next slot a short batch would only queue behind the
+                # limiter: hold it (only full batches go) and let it keep filling.
+                hold = limits.pace() - _HOLD_SLACK if limits.pace and drain is None else now
                 chosen = select(
                     table,
-                    now=loop.time(),
-                    linger=0.0 if crowded else limits.linger,
+                    now=now,
+                    linger=math.inf if hold > now and not crowded else linger,
                     max_batch=limits.max_batch,
                     slots=max(slots, 0),
                     drain=drain,
@@ -94,6 +107,8 @@ class Dispatcher:
                     self.wake.set()  # a zero net's follow-up became ready: drain it too
                 slots -= len(chosen.batches)
                 deadline = chosen.deadline if slots > 0 else None
+                if deadline is not None and hold > now and not crowded:
+                    deadline = hold  # then the linger rule applies again
             if self.closing and not table.entries and not self.runs:
                 return
             # Idle (a free slot, no timer): a new key must wake us, nothing else will.

@@ -1,0 +1,286 @@
+"""Benchmark: InventoryHub, many sites in one process, the emulator in another.
+
+1. ``budget``: ``--sites`` sites, each fed ``--rate`` decrements a second over ``--variants``
+   tracked variants, for ``--seconds`` (after ``--warmup``), the emulator enforcing a strict
+   ``200/60`` window per site. Reports achieved requests / aggregate budget, batch fill, 429s,
+   client CPU (share of one core), event-loop lag p50 / p99 (a 10 ms ticker's overshoot).
+   Target (issue 15): 300 sites at >= 0.97, fill >= 0.95, 0 x 429, lag p99 < 0.1 s. The
+   client paces at 1 / (1 + safety) = 0.98 of the budget, so 0.98 is the ceiling; a full
+   budget run needs a window of 60 s or more to mean "sustained".
+2. ``memory``: RSS of ``--idle-sites`` sites made and each used once (one delta committed),
+   then idle. Target: <= 250 MB for 10,000.
+3. ``overhead``: client CPU per committed variant through the hub vs one InventoryAdjuster
+   over one InventoryClient, same site, same stream, alternated ``--rounds`` times (the best
+   of each). Target: the hub costs at most 5 % more.
+
+The machine is shared: figures taken while other processes run are load-affected.
+
+    .venv/bin/python benchmarks/bench_hub.py [--only budget|memory|overhead] [--sites 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._cpus import CLIENT_CPU, SERVER_CPU, pin  # noqa: E402
+from wixinv_async import (  # noqa: E402
+    AppCredentials,
+    AppOAuth,
+    InventoryAdjuster,
+    InventoryClient,
+    InventoryHub,
+    RateLimit,
+)
+
+SERVER = """
+import asyncio, json, sys
+from wixinv_async.emulator import Emulator, SiteSpec
+
+async def main():
+    args = json.loads(sys.argv[1])
+    specs = [SiteSpec(seed=1) for _ in range(args["sites"])]  # one catalog's ids on every site
+    async with Emulator(sites=specs, products=args["products"], variants_per_product=3,
+                        rate_limit=args["rate_limit"], seed=1) as emu:
+        emu.make_sites()
+        keys = [(i.product_id, v.variant_id) for i in emu.store.items()
+                if i.track_quantity is True for v in i.variants]
+        for site in emu.sites:
+            store = emu.site(site)
+            for key in keys:
+                store.set_quantity(*key, 99_999)
+        print(json.dumps({"url": emu.url, "app_id": emu.app_id, "app_secret": emu.app_secret,
+                          "instances": emu.instances, "keys": keys}), flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+@contextmanager
+def emulator(sites: int, products: int, rate_limit: str | None) -> Iterator[dict[str, Any]]:
+    """The many-site emulator in a child process pinned to the server CPU; its credentials."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = json.dumps({"sites": sites, "products": products, "rate_limit": rate_limit})
+    process = subprocess.Popen(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, "-c", SERVER, args], stdout=subprocess.PIPE, text=True, env=env
+    )
+    pin(SERVER_CPU, process.pid)
+    try:
+        assert process.stdout is not None
+        yield json.loads(process.stdout.readline())
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class LagProbe:
+    """Event-loop lag: how late a 10 ms sleep wakes up, sampled continuously."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(0.01)
+            self.samples.append(loop.time() - started - 0.01)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> tuple[float, float]:
+        assert self._task is not None
+        self._task.cancel()
+        ordered = sorted(self.samples) or [0.0]
+        return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]
+
+
+async def feed(hub: InventoryHub, sites: list[str], keys: list[Any], rate: float) -> None:
+    """Decrements at ``rate`` a second per site, in 10 ms ticks, over random keys."""
+    loop = asyncio.get_running_loop()
+    rng = random.Random(7)
+    owed = 0.0
+    last = loop.time()
+    while True:
+        await asyncio.sleep(0.01)
+        now = loop.time()
+        owed += rate * (now - last)
+        last = now
+        count, owed = int(owed), owed - int(owed)
+        for site in sites:
+            for key in rng.choices(keys, k=count):
+                hub.submit_nowait(site, *key, -1)
+
+
+async def budget(args: argparse.Namespace) -> None:
+    products = args.variants // 2 + 50  # about 2 tracked variants a product
+    with emulator(args.sites, products, "200/60") as emu:
+        keys = [tuple(k) for k in emu["keys"]][: args.variants]
+        sites = emu["instances"]
+        async with InventoryHub(
+            AppCredentials(emu["app_id"], emu["app_secret"]),
+            base_url=emu["url"],
+            rate_limit=RateLimit(200, 60.0),
+            max_pending=args.variants * 2,
+        ) as hub:
+            feeder = asyncio.get_running_loop().create_task(feed(hub, sites, keys, args.rate))
+            await asyncio.sleep(args.warmup)
+            before, cpu0, wall0 = hub.stats().total, time.process_time(), time.perf_counter()
+            probe = LagProbe()
+            probe.start()
+            await asyncio.sleep(args.seconds)
+            after, cpu1, wall1 = hub.stats().total, time.process_time(), time.perf_counter()
+            lag50, lag99 = probe.stop()
+            feeder.cancel()
+        wall = wall1 - wall0
+        requests = after.requests - before.requests
+        entries = after.entries_sent - before.entries_sent
+        allowed = args.sites * 200 / 60 * wall
+        emit(
+            bench="budget",
+            sites=args.sites,
+            rate_per_site=args.rate,
+            variants=len(keys),
+            seconds=round(wall, 1),
+            achieved_over_budget=round(requests / allowed, 3),
+            batch_fill=round(entries / requests / 300, 3) if requests else 0.0,
+            rate_limited=after.rate_limited,
+            client_cpu=round((cpu1 - cpu0) / wall, 2),
+            loop_lag_p50=round(lag50, 4),
+            loop_lag_p99=round(lag99, 4),
+            committed=after.committed,
+            rejected=after.rejected,
+            in_doubt=after.in_doubt,
+        )
+
+
+async def memory(args: argparse.Namespace) -> None:
+    with emulator(args.idle_sites, 1, None) as emu:
+        key = tuple(emu["keys"][0])
+        start = rss_mb()
+        async with InventoryHub(
+            AppCredentials(emu["app_id"], emu["app_secret"]),
+            base_url=emu["url"],
+            max_sites=args.idle_sites,
+        ) as hub:
+            made = rss_mb()
+            for chunk in range(0, args.idle_sites, 500):
+                tickets = [hub.submit_nowait(s, *key, -1) for s in emu["instances"][chunk:][:500]]
+                for ticket in tickets:
+                    await ticket
+            used = rss_mb()
+            total = hub.stats().total
+        emit(
+            bench="memory",
+            sites=args.idle_sites,
+            rss_before_mb=round(start, 1),
+            rss_after_mb=round(used, 1),
+            mb_for_sites=round(used - start, 1),
+            kb_per_site=round((used - start) * 1024 / args.idle_sites, 1),
+            rss_hub_only_mb=round(made - start, 1),
+            committed=total.committed,
+            token_fetches=total.token_fetches,
+        )
+
+
+async def one_round(emu: dict[str, Any], keys: list[Any], deltas: int, via_hub: bool) -> float:
+    """Client CPU seconds per committed variant for ``deltas`` decrements on one site, in
+    waves of one per key (about one delta per variant sent, as at full budget), each
+    flushed."""
+    rng = random.Random(3)
+    waves = [rng.choices(keys, k=len(keys)) for _ in range(max(1, deltas // len(keys)))]
+    site = emu["instances"][0]
+    unpaced = RateLimit(1_000_000, 1.0)
+    cpu = time.process_time()
+    if via_hub:
+        async with InventoryHub(
+            AppCredentials(emu["app_id"], emu["app_secret"]),
+            base_url=emu["url"],
+            rate_limit=unpaced,
+        ) as hub:
+            for stream in waves:
+                tickets = [hub.submit_nowait(site, *k, -1) for k in stream]
+                await hub.flush()
+            sent = hub.stats().total.entries_sent
+    else:
+        auth = AppOAuth(emu["app_id"], emu["app_secret"], site)
+        async with (
+            InventoryClient(auth, base_url=emu["url"], rate_limit=unpaced) as client,
+            InventoryAdjuster(client) as adjuster,
+        ):
+            for stream in waves:
+                tickets = [adjuster.submit_nowait(*k, -1) for k in stream]
+                await adjuster.flush()
+            sent = adjuster.stats().entries_sent
+    assert all(t.done() for t in tickets)
+    return (time.process_time() - cpu) / sent
+
+
+async def overhead(args: argparse.Namespace) -> None:
+    with emulator(1, 1000, None) as emu:
+        keys = [tuple(k) for k in emu["keys"]]
+        hub_costs, plain_costs = [], []
+        for _ in range(args.rounds):
+            plain_costs.append(await one_round(emu, keys, args.deltas, via_hub=False))
+            hub_costs.append(await one_round(emu, keys, args.deltas, via_hub=True))
+        plain, hub = min(plain_costs), min(hub_costs)
+        emit(
+            bench="overhead",
+            deltas=args.deltas,
+            rounds=args.rounds,
+            plain_us_per_variant=round(plain * 1e6, 2),
+            hub_us_per_variant=round(hub * 1e6, 2),
+            hub_over_plain=round(hub / plain, 3),
+            meets_target=hub / plain <= 1.05,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=["budget", "memory", "overhead"])
+    parser.add_argument("--sites", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=1100.0)
+    parser.add_argument("--variants", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--idle-sites", type=int, default=10_000)
+    parser.add_argument("--deltas", type=int, default=60_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    pin(CLIENT_CPU)
+    for name, bench in (("budget", budget), ("memory", memory), ("overhead", overhead)):
+        if args.only in (None, name):
+            asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,504 @@
+"""InventoryHub: many sites (app installations) in one process, over one shared HTTP pool.
+
+An app installed on hundreds of sites, or an account's API key reaching many sites, needs a
+client and an adjuster per site (each site has its own token and its own budget of 200
+requests a minute) but not a connection pool, a session and sockets per site::
+
+    async with InventoryHub(AppCredentials(app_id, app_secret), base_url=url) as hub:
+        outcome = await hub.adjust(instance_id, product_id, variant_id, -1)
+        ticket = hub.submit_nowait(instance_id, product_id, variant_id, +2)
+
+What is shared and what is each site's own:
+
+- shared: one aiohttp session over one ``TCPConnector`` (``connections`` in total and
+  ``connections_per_host``; Wix is one host, so both bound the same sockets) and one
+  :class:`~wixinv_async.transport.RateLimiter` holding a :class:`SiteLimiter` per site key;
+- per site (a :class:`SiteHandle`, made on first use): its :class:`AppOAuth` token (fetched,
+  single-flight, refreshed before expiry and once on a 401; kept while the hub lives, so a
+  site closed for idleness and made again reuses it), its pacing and 429 pause (kept too, so a
+  site made again never exceeds its budget), its :class:`InventoryClient` and its
+  :class:`InventoryAdjuster`, whose held batches keep filling until the site's next slot
+  (``pace=``: a site at its budget sends full batches).
+
+Lifecycle. A site idle (nothing pending, nothing submitted) for ``idle_timeout`` seconds is
+closed: its adjuster is drained first, so every delta submitted to it has its outcome. At
+``max_sites`` open sites, making another one closes the least recently used open site in the
+background (drained the same way) rather than making the caller wait: ``submit_nowait`` must
+not wait, and a hub at its bound still serves every site. A site being closed no longer takes
+deltas; a delta for it makes the site again.
+
+One site's trouble stays its own: a revoked installation's token request and requests get 401,
+and the adjuster rejects that site's deltas as retriable with the reason (``Outcome.code``,
+``Outcome.error``); other sites have their own limiters, adjusters and tokens.
+
+Log records of a site's requests (the adjuster, client and auth loggers, and this module's)
+carry ``record.site``: a site's tasks run in a context naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections import deque
+from collections.abc import Mapping
+from types import MappingProxyType, TracebackType
+from typing import Literal, NamedTuple, Self
+
+import aiohttp
+
+from .adjuster import InventoryAdjuster, Ticket
+from .auth import ApiKeyAuth, AppCredentials, AppOAuth
+from .catalog import CatalogVersion
+from .client import DEFAULT_BASE_URL, ClientStats, InventoryClient
+from .errors import AdjusterClosed, AdjusterFull, ConfigurationError
+from .models import MAX_BATCH
+from .outcomes import AdjusterStats, Outcome
+from .settings import check_int
+from .transport import RateLimit, RateLimiter
+
+__all__ = ["HubStats", "HubTotals", "InventoryHub", "SiteHandle", "SiteStats"]
+
+logger = logging.getLogger("wixinv_async.hub")
+
+current_site: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "wixinv_async_site", default=None
+)
+"""The site whose work the running task does (``None`` outside a hub's site)."""
+
+
+class _SiteFilter(logging.Filter):
+    """Stamps ``record.site`` with the site of the task that logs (``None`` outside)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.site = current_site.get()
+        return True
+
+
+_SITE_FILTER = _SiteFilter()
+for _name in ("wixinv_async.adjuster", "wixinv_async.auth", "wixinv_async.client", logger.name):
+    logging.getLogger(_name).addFilter(_SITE_FILTER)
+
+
+class SiteStats(NamedTuple):
+    """One open site: its catalog (``None`` until detected), its adjuster's and client's
+    counters."""
+
+    site: str
+    catalog: CatalogVersion | None
+    adjuster: AdjusterStats
+    client: ClientStats
+
+
+class HubTotals(NamedTuple):
+    """Counters over every site since the hub started (closed sites included), in deltas
+    unless named otherwise."""
+
+    open_sites: int
+    sites_made: int
+    sites_closed: int
+    submitted: int
+    committed: int
+    rejected: int
+    in_doubt: int
+    cancelled: int
+    pending: int
+    """Distinct keys pending now, over the open sites."""
+    requests: int
+    entries_sent: int
+    batch_fill: float
+    """Entries per request over the largest batch (0.0 before the first request)."""
+    rate_limited: int
+    """429 answers."""
+    token_fetches: int
+
+
+class HubStats(NamedTuple):
+    """``InventoryHub.stats()``: each open site's counters, and the totals."""
+
+    sites: Mapping[str, SiteStats]
+    total: HubTotals
+
+
+_NOTES = 5
+"""Use-counter notes the idle sweep keeps: one every quarter of ``idle_timeout``."""
+
+_SUMMED = ("submitted", "committed", "rejected", "in_doubt", "cancelled", "requests")
+_SUMMED_ALL = (*_SUMMED, "entries_sent", "rate_limited")
+
+
+class SiteHandle:
+    """One site of a hub: its client, adjuster and (once detected) catalog."""
+
+    __slots__ = (
+        "_closed",
+        "adjuster",
+        "catalog",
+        "client",
+        "closing",
+        "context",
+        "last_used",
+        "site",
+        "started",
+    )
+
+    def __init__(self, site: str, client: InventoryClient, adjuster: InventoryAdjuster) -> None:
+        self.site = site
+        self.context = contextvars.copy_context()
+        """Names the site: the hub submits in it, so the adjuster's dispatcher task (made on
+        its first delta) and every request it starts copy it."""
+        self.context.run(current_site.set, site)
+        self.client = client
+        self.adjuster = adjuster
+        self.catalog: CatalogVersion | None = None
+        self.last_used = 0
+        """The hub's use counter when this site was last used (a counter, not a clock read:
+        it is stamped on every delta)."""
+        self.started = False
+        self.closing = False
+        self._closed: asyncio.Event | None = None  # made only when someone waits for it
+
+    async def catalog_version(self) -> CatalogVersion:
+        """The site's catalog, detected once (:meth:`InventoryClient.catalog_version`)."""
+        token = current_site.set(self.site)
+        try:
+            self.catalog = await self.client.catalog_version()
+        finally:
+            current_site.reset(token)
+        return self.catalog
+
+    async def wait_closed(self) -> None:
+        """Wait until the hub has closed this site (idle, evicted or the hub closing), every
+        one of its deltas with its outcome."""
+        if self._closed is None:
+            self._closed = asyncio.Event()
+        await self._closed.wait()
+
+    def _mark_closed(self) -> None:
+        if self._closed is None:
+            self._closed = asyncio.Event()
+        self._closed.set()
+
+    def stats(self) -> SiteStats:
+        return SiteStats(self.site, self.catalog, self.adjuster.stats(), self.client.stats())
+
+    def __repr__(self) -> str:
+        state = "closing" if self.closing else "open"
+        return f"<SiteHandle {self.site!r} {state} {self.adjuster!r}>"
+
+
+class InventoryHub:
+    """Many sites' adjusters over one HTTP pool (see the module doc).
+
+    ``auth``: :class:`AppCredentials` (a site is an app instance id) or :class:`ApiKeyAuth`
+    without a site (a site is a site id). ``rate_limit``: each site's budget.
+    ``idle_timeout``: seconds without deltas after which a site is drained and closed.
+    ``max_sites``: open sites at most (the least recently used is closed to make room).
+    ``connections``, ``connections_per_host``: the shared pool's bounds. ``timeout``: the
+    clients' connect and read timeout. ``max_batch``, ``linger``, ``max_in_flight``,
+    ``max_pending``, ``on_ambiguous``: each site's :class:`InventoryAdjuster` settings.
+    """
+
+    def __init__(
+        self,
+        auth: AppCredentials | ApiKeyAuth,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        rate_limit: RateLimit = RateLimit(),  # noqa: B008 - frozen, immutable
+        idle_timeout: float = 300.0,
+        max_sites: int = 10_000,
+        connections: int = 1024,
+        connections_per_host: int = 1024,
+        timeout: float = 30.0,
+        max_batch: int = MAX_BATCH,
+        linger: float = 0.05,
+        max_in_flight: int = 4,
+        max_pending: int = 100_000,
+        on_ambiguous: Literal["report", "retry"] = "report",
+    ) -> None:
+        if not isinstance(auth, AppCredentials | ApiKeyAuth):
+            raise ConfigurationError(f"auth must be AppCredentials or ApiKeyAuth, got {auth!r}")
+        if not isinstance(rate_limit, RateLimit):
+            raise ConfigurationError(f"rate_limit must be a RateLimit, got {rate_limit!r}")
+        if isinstance(idle_timeout, bool) or not (
+            isinstance(idle_timeout, int | float) and idle_timeout > 0
+        ):
+            raise ConfigurationError(f"idle_timeout must be seconds > 0, got {idle_timeout!r}")
+        check_int("max_sites", max_sites, 1)
+        check_int("connections", connections, 1)
+        check_int("connections_per_host", connections_per_host, 1)
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must start with http:// or https://: {base_url!r}")
+        self._auth = auth
+        self._base_url = base_url
+        self._limiter = RateLimiter(rate_limit)
+        self.idle_timeout = float(idle_timeout)
+        self.max_sites = max_sites
+        self._pool = (connections, connections_per_host)
+        self._timeout = timeout
+        self._adjuster_settings: tuple[int, float, int, int, Literal["report", "retry"]] = (
+            max_batch,
+            linger,
+            max_in_flight,
+            max_pending,
+            on_ambiguous,
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._sites: dict[str, SiteHandle] = {}  # open sites, least recently made first
+        self._tokens: dict[str, AppOAuth | ApiKeyAuth] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._closed_totals: dict[str, int] = dict.fromkeys(_SUMMED_ALL, 0)
+        self._made = 0
+        self._janitor: asyncio.Task[None] | None = None
+        self._closed = False
+        self._uses = 0  # deltas and site() calls so far: the clock of last_used
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<InventoryHub {self._base_url} {state} sites={len(self._sites)}>"
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _start(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise AdjusterClosed("the hub is closed")
+        if self._session is None:
+            total, per_host = self._pool
+            connector = aiohttp.TCPConnector(limit=total, limit_per_host=per_host)
+            self._session = aiohttp.ClientSession(connector=connector)
+            self._janitor = asyncio.get_running_loop().create_task(
+                self._sweep(), name="hub-janitor"
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Refuse new deltas, drain and close every site (each delta gets its outcome), then
+        close the shared session. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._janitor is not None:
+            self._janitor.cancel()
+        for site in list(self._sites):
+            self._retire(site)
+        while self._closing:
+            await asyncio.wait(list(self._closing))
+        if self._session is not None:
+            await self._session.close()
+
+    # --- sites ---------------------------------------------------------------------------
+
+    def site(self, site: str) -> SiteHandle:
+        """The open handle of ``site`` (an instance id, or a site id with an API key), made
+        now if it is not open."""
+        handle = self._sites.get(site)
+        if handle is None:
+            handle = self._open(site)
+        self._uses += 1
+        handle.last_used = self._uses
+        return handle
+
+    def _open(self, site: str) -> SiteHandle:
+        if not isinstance(site, str) or not site.strip():
+            raise ConfigurationError(f"site must be a non-empty string, got {site!r}")
+        session = self._start()
+        auth = self._tokens.get(site)
+        if auth is None:
+            auth = self._tokens[site] = self._site_auth(site)
+        client = InventoryClient(
+            auth,
+            base_url=self._base_url,
+            session=session,
+            rate_limit=self._limiter,
+            timeout=self._timeout,
+        )
+        limiter = self._limiter.site(auth.site_key)
+        max_batch, linger, max_in_flight, max_pending, on_ambiguous = self._adjuster_settings
+        adjuster = InventoryAdjuster(
+            client,
+            max_batch=max_batch,
+            linger=linger,
+            max_in_flight=max_in_flight,
+            max_pending=max_pending,
+            on_ambiguous=on_ambiguous,
+            pace=limiter.next_slot,
+        )
+        while len(self._sites) >= self.max_sites:
+            self._retire(min(self._sites.values(), key=_last_used).site)
+        handle = self._sites[site] = SiteHandle(site, client, adjuster)
+        self._made += 1
+        logger.debug("opened site %s", site)
+        return handle
+
+    def _site_auth(self, site: str) -> AppOAuth | ApiKeyAuth:
+        if isinstance(self._auth, AppCredentials):
+            return self._auth.for_instance(site)
+        return self._auth.for_site(site)
+
+    def _retire(self, site: str) -> None:
+        """Stop giving ``site`` deltas and drain and close it in the background."""
+        handle = self._sites.pop(site)
+        handle.closing = True
+        task = asyncio.get_running_loop().create_task(self._close_site(handle))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_site(self, handle: SiteHandle) -> None:
+        try:
+            await handle.adjuster.close()
+        finally:
+            stats = handle.adjuster.stats()
+            totals = self._closed_totals
+            for name in _SUMMED_ALL:
+                totals[name] += getattr(stats, name)
+            await handle.client.aclose()
+            handle._mark_closed()
+            logger.debug("closed site %s", handle.site)
+
+    async def _sweep(self) -> None:
+        """Close the sites idle for ``idle_timeout``: every quarter of it, note the use counter;
+        a site not used since the note taken ``idle_timeout`` ago (four notes back) is idle."""
+        notes: deque[int] = deque(maxlen=_NOTES)
+        while True:
+            notes.append(self._uses)
+            await asyncio.sleep(self.idle_timeout / (_NOTES - 1))
+            if len(notes) < _NOTES:
+                continue
+            horizon = notes[0]
+            for handle in [h for h in self._sites.values() if h.last_used <= horizon]:
+                self._retire(handle.site)
+
+    # --- producers -----------------------------------------------------------------------
+
+    def submit_nowait(
+        self,
+        site: str,
+        product_id: str | None,
+        variant_id: str,
+        delta: int,
+        *,
+        inventory_id: str | None = None,
+        preorder: bool = False,
+        tag: object = None,
+    ) -> Ticket:
+        """Add a delta for ``site`` and return its ticket at once (the adjuster's
+        ``submit_nowait``: :class:`AdjusterFull` when that site has ``max_pending`` keys)."""
+        # A closed hub has no open sites, and _open refuses to make one.
+        handle = self._sites.get(site) or self._open(site)
+        self._uses += 1
+        handle.last_used = self._uses
+        if handle.started:  # its dispatcher already runs in the site's context
+            if inventory_id is None and not preorder and tag is None:
+                return handle.adjuster.submit_nowait(product_id, variant_id, delta)  # hot path
+            return handle.adjuster.submit_nowait(
+                product_id, variant_id, delta, inventory_id=inventory_id, preorder=preorder, tag=tag
+            )
+        handle.started = True
+        return handle.context.run(
+            handle.adjuster.submit_nowait,
+            product_id,
+            variant_id,
+            delta,
+            inventory_id=inventory_id,
+            preorder=preorder,
+            tag=tag,
+        )
+
+    async def submit(
+        self,
+        site: str,
+        product_id: str | None,
+        variant_id: str,
+        delta: int,
+        *,
+        inventory_id: str | None = None,
+        preorder: bool = False,
+        tag: object = None,
+    ) -> Ticket:
+        """Add a delta for ``site``, waiting while that site's adjuster is full."""
+        try:
+            return self.submit_nowait(
+                site,
+                product_id,
+                variant_id,
+                delta,
+                inventory_id=inventory_id,
+                preorder=preorder,
+                tag=tag,
+            )
+        except AdjusterFull:  # keys are pending, so the dispatcher already runs in context
+            return await self.site(site).adjuster.submit(
+                product_id,
+                variant_id,
+                delta,
+                inventory_id=inventory_id,
+                preorder=preorder,
+                tag=tag,
+            )
+
+    async def adjust(
+        self,
+        site: str,
+        product_id: str | None,
+        variant_id: str,
+        delta: int,
+        *,
+        inventory_id: str | None = None,
+        preorder: bool = False,
+        tag: object = None,
+    ) -> Outcome:
+        """Submit a delta for ``site`` and wait for its outcome."""
+        ticket = await self.submit(
+            site,
+            product_id,
+            variant_id,
+            delta,
+            inventory_id=inventory_id,
+            preorder=preorder,
+            tag=tag,
+        )
+        return await ticket
+
+    async def flush(self) -> None:
+        """Send everything pending on every open site and wait for the outcomes."""
+        await asyncio.gather(*(h.adjuster.flush() for h in list(self._sites.values())))
+
+    # --- reports -------------------------------------------------------------------------
+
+    def stats(self) -> HubStats:
+        """Each open site's counters, and totals over every site since the hub started."""
+        sites = {site: handle.stats() for site, handle in self._sites.items()}
+        sums = dict(self._closed_totals)
+        pending = 0
+        for entry in sites.values():
+            for name in _SUMMED_ALL:
+                sums[name] += getattr(entry.adjuster, name)
+            pending += entry.adjuster.pending
+        requests = sums["requests"]
+        max_batch = self._adjuster_settings[0]
+        total = HubTotals(
+            open_sites=len(sites),
+            sites_made=self._made,
+            sites_closed=self._made - len(sites),
+            pending=pending,
+            batch_fill=sums["entries_sent"] / requests / max_batch if requests else 0.0,
+            token_fetches=sum(a.fetches for a in self._tokens.values() if isinstance(a, AppOAuth)),
+            **sums,
+        )
+        return HubStats(MappingProxyType(sites), total)
+
+
+def _last_used(handle: SiteHandle) -> int:
+    return handle.last_used
