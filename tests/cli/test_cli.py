@@ -397,7 +397,7 @@ def test_ctrl_c_exits_130_with_the_journal_kept(emulator_process: Any, tmp_path:
     # 1,500 distinct keys need at least 5 requests of 300, and at one request per 60 s the run
     # is still waiting for its second slot when the signal comes: it cannot finish first.
     first = subprocess.Popen(  # noqa: S603
-        [*CLI, "adjust", str(source), "--json", "--rate-limit", "1/60", "--linger", "0.001"],
+        [*CLI, "adjust", str(source), "--json", "--rate-limit", "2/60", "--linger", "0.001"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
