@@ -13,7 +13,9 @@ from .adjuster import (
     Delivery,
     InventoryAdjuster,
     InventoryWriter,
+    LateApply,
     Ticket,
+    Witness,
 )
 from .auth import (
     ApiKeyAuth,
@@ -96,6 +98,7 @@ from .outcomes import (
     SentBatch,
     SentEntry,
     Settled,
+    WitnessStats,
 )
 from .settings import BatchPolicy
 from .streaming import (
@@ -190,6 +193,7 @@ __all__ = [
     "InventoryVariant",
     "InventoryVariantsChangedEvent",
     "InventoryWriter",
+    "LateApply",
     "MockTransport",
     "NotFoundError",
     "OffsetLimitError",
@@ -225,6 +229,8 @@ __all__ = [
     "WebhookEvent",
     "WebhookReceiver",
     "WebhookVerificationError",
+    "Witness",
+    "WitnessStats",
     "WixInventoryError",
     "WrongCatalogError",
     "__version__",

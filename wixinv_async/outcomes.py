@@ -27,6 +27,7 @@ __all__ = [
     "SentBatch",
     "SentEntry",
     "Settled",
+    "WitnessStats",
 ]
 
 Kind = Literal["increment", "decrement"]
@@ -179,3 +180,27 @@ class AdjusterStats(NamedTuple):
     committed_after_resend: int = 0
     """Deltas COMMITTED by a request resent after an ambiguous failure (``on_ambiguous=
     "retry"``): they may have been applied more than once (code ``COMMITTED_AFTER_RESEND``)."""
+    witness: WitnessStats | None = None
+    """The witness's counters, when the adjuster has one."""
+
+
+class WitnessStats(NamedTuple):
+    """What the witness did (``InventoryAdjuster(witness=...)``), in requests, not deltas.
+
+    ``committed`` / ``not_applied`` / ``unresolved``: ambiguous failures it resolved as
+    COMMITTED_BY_WITNESS, as NOT_APPLIED, or left IN_DOUBT. ``late_applies``: requests
+    resolved NOT_APPLIED that later proved applied; ``late_quantity``: the witness quantity
+    late applies explained (not zero even when which request landed is not known).
+    ``anomalies``: reads no request explains (the witness edited by someone else).
+    ``reads`` and ``updates``: the extra calls the witness cost; ``recentred``: requests that
+    carried a re-centring step (no extra call)."""
+
+    committed: int = 0
+    not_applied: int = 0
+    unresolved: int = 0
+    late_applies: int = 0
+    late_quantity: int = 0
+    anomalies: int = 0
+    reads: int = 0
+    updates: int = 0
+    recentred: int = 0
