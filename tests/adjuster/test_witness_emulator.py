@@ -136,7 +136,8 @@ async def test_a_faulted_run_with_a_witness_leaves_nothing_in_doubt(emulator: Em
     stats = adj.stats().witness
     assert stats is not None and stats.unresolved == stats.late_applies == stats.anomalies == 0
     rejected = {o.code for r in reports for o in r.outcomes if o.status is R}
-    assert rejected == {"NOT_APPLIED", "NOT_FOUND", "INVENTORY_QUANTITY_NOT_TRACKED"}
+    assert "NOT_APPLIED" in rejected
+    assert rejected <= {"NOT_APPLIED", "NOT_FOUND", "INVENTORY_QUANTITY_NOT_TRACKED"}
 
 
 async def test_retry_with_a_witness_applies_every_entry_exactly_once(emulator: Emulator) -> None:
