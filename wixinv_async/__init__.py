@@ -13,7 +13,9 @@ from .adjuster import (
     Delivery,
     InventoryAdjuster,
     InventoryWriter,
+    LateApply,
     Ticket,
+    Witness,
 )
 from .auth import (
     ApiKeyAuth,
@@ -102,6 +104,7 @@ from .outcomes import (
     SentBatch,
     SentEntry,
     Settled,
+    WitnessStats,
 )
 from .settings import BatchPolicy
 from .streaming import (
@@ -203,6 +206,7 @@ __all__ = [
     "InventoryVariant",
     "InventoryVariantsChangedEvent",
     "InventoryWriter",
+    "LateApply",
     "MockTransport",
     "NotFoundError",
     "OffsetLimitError",
@@ -240,6 +244,8 @@ __all__ = [
     "WebhookEvent",
     "WebhookReceiver",
     "WebhookVerificationError",
+    "Witness",
+    "WitnessStats",
     "WixInventoryError",
     "WrongCatalogError",
     "__version__",

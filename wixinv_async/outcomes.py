@@ -32,6 +32,7 @@ __all__ = [
     "SentBatch",
     "SentEntry",
     "Settled",
+    "WitnessStats",
 ]
 
 Kind = Literal["increment", "decrement"]
@@ -209,3 +210,27 @@ class AdjusterStats(NamedTuple):
     """COMMITTED deltas per catalog."""
     sku_searches: int = 0
     """V3 searches made to resolve SKUs and V1 default variants."""
+    witness: WitnessStats | None = None
+    """The witness's counters, when the adjuster has one."""
+
+
+class WitnessStats(NamedTuple):
+    """What the witness did (``InventoryAdjuster(witness=...)``), in requests, not deltas.
+
+    ``committed`` / ``not_applied`` / ``unresolved``: ambiguous failures it resolved as
+    COMMITTED_BY_WITNESS, as NOT_APPLIED, or left IN_DOUBT. ``late_applies``: requests
+    resolved NOT_APPLIED that later proved applied; ``late_quantity``: the witness quantity
+    late applies explained (not zero even when which request landed is not known).
+    ``anomalies``: reads no request explains (the witness edited by someone else).
+    ``reads`` and ``updates``: the extra calls the witness cost; ``recentred``: requests that
+    carried a re-centring step (no extra call)."""
+
+    committed: int = 0
+    not_applied: int = 0
+    unresolved: int = 0
+    late_applies: int = 0
+    late_quantity: int = 0
+    anomalies: int = 0
+    reads: int = 0
+    updates: int = 0
+    recentred: int = 0

@@ -76,6 +76,7 @@ from ._dispatch import Dispatcher, Limits
 from ._ledger import Ledger, OnBatch, OnSend, OnSettle, percentile
 from ._ticket import Ticket
 from ._v3writer import BulkWriter
+from ._witness import LateApply, Witness, WitnessDriver, check_witness
 
 __all__ = [
     "AdjusterStats",
@@ -90,12 +91,14 @@ __all__ = [
     "InDoubtEntry",
     "InventoryAdjuster",
     "InventoryWriter",
+    "LateApply",
     "Outcome",
     "OutcomeStatus",
     "SentBatch",
     "SentEntry",
     "Settled",
     "Ticket",
+    "Witness",
 ]
 
 _DEFAULT_POLICY = BatchPolicy()
@@ -129,6 +132,11 @@ class InventoryAdjuster:
     entries are re-planned for the other writer. ``restrict_inventory`` (V3 decrements: no
     stock below zero, Wix's default) and ``reason`` (``"ORDER"``, ``"MANUAL"``,
     ``"REVERT_INVENTORY_CHANGE"``) are sent with every V3 bulk call.
+
+    ``witness``: resolve ambiguous failures by a witness entry in every request (a
+    :class:`Witness`, with a ``client`` that is an ``InventoryClient``; ``max_in_flight`` at
+    most its variants; ``max_batch`` at most 299, the witness taking the 300th place; see
+    ``_witness.py`` and the README's "Witness" section).
     """
 
     def __init__(
@@ -150,6 +158,7 @@ class InventoryAdjuster:
         reason: Reason | None = None,
         catalog: CatalogVersion | None = None,
         pace: Callable[[], float] | None = None,
+        witness: Witness | None = None,
     ) -> None:
         limits = _check_settings(max_batch, linger, max_in_flight, max_pending, on_ambiguous)
         limits = limits._replace(pace=pace)
@@ -163,6 +172,11 @@ class InventoryAdjuster:
             )
         if reason is not None and reason not in REASONS:
             raise ConfigurationError(f"reason must be one of {sorted(REASONS)}, got {reason!r}")
+        self._on_batch = on_batch
+        self._witness = self._witness_driver(witness, client, writer, max_in_flight)
+        if witness is not None:
+            max_batch = min(max_batch, MAX_BATCH - 1)
+            limits = limits._replace(max_batch=max_batch)
         if (client is None) == (writer is None):
             raise ConfigurationError("give a client or a writer (exactly one)")
         if not isinstance(batch_policy, BatchPolicy):
@@ -190,6 +204,7 @@ class InventoryAdjuster:
                 policy=batch_policy,
                 retry_ambiguous=on_ambiguous == "retry",
                 report_error=self._report_error,
+                witness=self._witness,
             )
             if isinstance(client, InventoryClient):  # both catalogs' calls: route per catalog
                 v3 = BulkWriter(
@@ -429,7 +444,60 @@ class InventoryAdjuster:
             batches_by_catalog=_by_catalog(c, "batches_"),
             committed_by_catalog=_by_catalog(c, "committed_"),
             sku_searches=c["sku_searches"],
+            witness=None if self._witness is None else self._witness.stats(),
         )
+
+    async def verify_witness(self) -> list[LateApply]:
+        """Read every witness slot not in use and check it: late applies of requests resolved
+        NOT_APPLIED (and edits by someone else) are reported (stats, an ERROR log record,
+        ``on_batch``) and returned. Call it after a run, or now and then in a service."""
+        if self._witness is None:
+            raise ConfigurationError("this adjuster has no witness")
+        return await self._witness.verify()
+
+    # --- the witness ---------------------------------------------------------------------
+
+    def _witness_driver(
+        self,
+        witness: Witness | None,
+        client: InventoryWriter | None,
+        writer: BatchWriter | None,
+        max_in_flight: int,
+    ) -> WitnessDriver | None:
+        if witness is None:
+            return None
+        if not isinstance(witness, Witness):
+            raise ConfigurationError(f"witness must be a Witness, got {witness!r}")
+        if writer is not None or not isinstance(client, InventoryClient):
+            raise ConfigurationError("a witness needs client= an InventoryClient (V1 writes)")
+        check_witness(witness, max_in_flight)
+        return WitnessDriver(witness, client, self._late_applied)
+
+    def _late_applied(self, late: LateApply) -> None:
+        """A late apply proven by a witness read: the requests it names, resolved NOT_APPLIED
+        before, are reported again through ``on_batch``, COMMITTED with code APPLIED_LATE."""
+        if self._on_batch is None:
+            return
+        for suspect in late.requests:
+            entries = tuple(e for e in suspect.entries if isinstance(e, SentEntry))
+            outcome = Outcome(
+                OutcomeStatus.COMMITTED,
+                "APPLIED_LATE",
+                "resolved NOT_APPLIED by witness, then applied late",
+            )
+            report = BatchReport(
+                batch_id=suspect.request_id,
+                kind="increment" if suspect.step > 0 else "decrement",
+                reason="flush",
+                entries=entries,
+                outcomes=(outcome,) * len(entries),
+                requests=0,
+                seconds=0.0,
+            )
+            try:
+                self._on_batch(report)
+            except Exception as exc:
+                self._report_error("on_batch callback failed", exc)
 
     # --- plumbing ------------------------------------------------------------------------
 

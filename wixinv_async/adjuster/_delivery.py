@@ -24,6 +24,7 @@ implements :class:`BatchWriter` beside it, without touching the dispatcher or th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Sequence
@@ -32,20 +33,31 @@ from typing import Final, Protocol
 from ..client import InventoryClient
 from ..core.bisect import BisectRun, Refused, Result
 from ..core.bulk_results import BulkItemResult
-from ..core.failures import Bisect, Verdict, outcome_for, verdict
-from ..core.planner import decrement_entries, increment_entries
+from ..core.failures import Bisect, Verdict, applied, outcome_for, verdict
+from ..core.planner import decrement_entries, increment_entries, sent_entry
 from ..core.table import Entry
-from ..errors import RateLimitedError, WixInventoryError
+from ..core.witness import Read, Resolution
+from ..errors import ApiError, Applied, RateLimitedError, WixInventoryError
 from ..models import DecrementData, IncrementData
 from ..outcomes import Catalog, Kind, Outcome, OutcomeStatus
 from ..settings import BatchPolicy
 from ._ledger import ReportError
+from ._witness import WitnessDriver, WitnessSlot
 
 __all__ = ["AtomicWriter", "BatchWriter", "Delivery", "InventoryWriter"]
 
 logger = logging.getLogger("wixinv_async.adjuster")
 
 _COMMITTED: Final = Outcome(OutcomeStatus.COMMITTED)
+_BY_WITNESS: Final = Outcome(
+    OutcomeStatus.COMMITTED, "COMMITTED_BY_WITNESS", "an ambiguous failure, resolved by witness"
+)
+_NOT_APPLIED: Final = Outcome(
+    OutcomeStatus.REJECTED,
+    "NOT_APPLIED",
+    "an ambiguous failure, resolved by witness: not applied",
+    retriable=True,
+)
 
 
 class InventoryWriter(Protocol):
@@ -103,8 +115,10 @@ class AtomicWriter:
         retry_ambiguous: bool,
         report_error: ReportError,
         rng: random.Random | None = None,
+        witness: WitnessDriver | None = None,
     ) -> None:
         self._client = client
+        self._witness = witness
         self._policy = policy
         self._retry_ambiguous = retry_ambiguous
         self._report_error = report_error
@@ -124,6 +138,17 @@ class AtomicWriter:
         return self._429_surfaced
 
     async def write(self, entries: list[Entry], delivery: Delivery) -> None:
+        if self._witness is None:
+            return await self._write(entries, delivery, None)
+        slot = await self._witness.acquire()  # one request in flight per witness slot
+        try:
+            await self._write(entries, delivery, slot)
+        finally:
+            self._witness.release(slot)
+
+    async def _write(
+        self, entries: list[Entry], delivery: Delivery, slot: WitnessSlot | None
+    ) -> None:
         run = BisectRun(entries)
         ids: dict[int, int] = {}
         while (request := run.next_request()) is not None:
@@ -134,7 +159,7 @@ class AtomicWriter:
                 logger.debug(
                     "batch %d: bisecting, part %d of %d entries", parent, rid, len(request.entries)
                 )
-            result = await self._send(delivery, request.entries, rid, parent)
+            result = await self._send(delivery, request.entries, rid, parent, slot)
             if isinstance(result, Result):
                 run.record(result)
                 continue
@@ -146,15 +171,24 @@ class AtomicWriter:
                 )
 
     async def _send(
-        self, delivery: Delivery, entries: list[Entry], rid: int, parent: int | None
+        self,
+        delivery: Delivery,
+        entries: list[Entry],
+        rid: int,
+        parent: int | None,
+        slot: WitnessSlot | None = None,
     ) -> Result | tuple[Refused, BaseException]:
         """Send entries as one request, resending what was provably not applied, and settle
         them; unless the request was refused for an entry's sake: that is returned."""
         send = 0
         while True:
             send += 1
-            error = await self._call(delivery, entries, rid, parent, send)
+            if slot is not None:
+                await slot.prepare(delivery.kind == "increment")
+            error = await self._call(delivery, entries, rid, parent, send, slot)
             if error is None:
+                if slot is not None:
+                    slot.committed()
                 delivery.settle(rid, entries, _COMMITTED)
                 return Result.COMMITTED
             if isinstance(error, _OnSendFailed):
@@ -165,6 +199,16 @@ class AtomicWriter:
                 delivery.settle(rid, entries, failed)
                 return Result.ENDED
             then = self._verdict(error, send, len(entries))
+            if slot is not None and applied(error) is Applied.MAYBE:
+                witnessed = await self._witnessed(delivery, slot, entries, rid, error, send)
+                if witnessed is None:
+                    continue  # NOT_APPLIED by witness: resent as never sent (exactly once)
+                if isinstance(witnessed, Result):
+                    return witnessed
+                if isinstance(then, Outcome):  # IN_DOUBT still: say why
+                    reason = witnessed.reason or "unresolved by witness"
+                    message = f"{reason}; {then.message}" if then.message else reason
+                    then = dataclasses.replace(then, message=message)
             if isinstance(then, Bisect):
                 return Refused(then.hint), error
             if isinstance(then, Outcome):
@@ -181,6 +225,30 @@ class AtomicWriter:
             )
             await asyncio.sleep(then.delay)
 
+    async def _witnessed(
+        self,
+        delivery: Delivery,
+        slot: WitnessSlot,
+        entries: list[Entry],
+        rid: int,
+        error: BaseException,
+        send: int,
+    ) -> Result | Read | None:
+        """Resolve an ambiguous failure by the witness: the request's end (COMMITTED, or
+        NOT_APPLIED and not to be resent), ``None`` to resend it as never applied, or the
+        read that left it IN_DOUBT (the usual verdict then applies)."""
+        read = await slot.resolve(rid, tuple(sent_entry(e) for e in entries))
+        if read.resolution is Resolution.COMMITTED:
+            delivery.settle(rid, entries, _BY_WITNESS)
+            return Result.COMMITTED
+        if read.resolution is Resolution.IN_DOUBT:
+            return read
+        if self._retry_ambiguous and send < self._policy.max_sends:
+            return None
+        request_id = error.request_id if isinstance(error, ApiError) else None
+        delivery.settle(rid, entries, dataclasses.replace(_NOT_APPLIED, request_id=request_id))
+        return Result.ENDED
+
     def _verdict(self, error: BaseException, send: int, size: int) -> Verdict:
         if isinstance(error, RateLimitedError) and self._ours is None:
             self._429_surfaced += 1
@@ -196,7 +264,13 @@ class AtomicWriter:
         )
 
     async def _call(
-        self, delivery: Delivery, entries: list[Entry], rid: int, parent: int | None, send: int
+        self,
+        delivery: Delivery,
+        entries: list[Entry],
+        rid: int,
+        parent: int | None,
+        send: int,
+        slot: WitnessSlot | None = None,
     ) -> BaseException | None:
         """One send through the client; its error, or ``None`` once applied."""
         announced = False
@@ -216,16 +290,24 @@ class AtomicWriter:
             if self._ours is not None:
                 if increment:
                     wire = increment_entries(entries)
+                    if slot is not None:
+                        wire.append(slot.increment_entry())
                     await self._ours.increment_inventory(wire, validate=False, on_wire=on_wire)
                 else:
                     down = decrement_entries(entries)
+                    if slot is not None:
+                        down.append(slot.decrement_entry())
                     await self._ours.decrement_inventory(down, validate=False, on_wire=on_wire)
             else:
                 await on_wire()
                 if increment:
-                    await self._client.increment_inventory(increment_entries(entries))
+                    up = increment_entries(entries)
+                    up.extend([slot.increment_entry()] if slot is not None else [])
+                    await self._client.increment_inventory(up)
                 else:
-                    await self._client.decrement_inventory(decrement_entries(entries))
+                    down = decrement_entries(entries)
+                    down.extend([slot.decrement_entry()] if slot is not None else [])
+                    await self._client.decrement_inventory(down)
         except Exception as exc:
             delivery.answered()
             return exc
