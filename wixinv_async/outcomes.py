@@ -11,13 +11,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final, Literal, NamedTuple
 
+from .core.bulk_results import BulkItemResult
+
 __all__ = [
+    "CATALOGS",
     "FLUSH_REASONS",
     "NOOP",
     "AdjusterStats",
     "BatchReport",
+    "Catalog",
     "DeltaKey",
     "FlushReason",
     "InDoubtEntry",
@@ -35,15 +40,23 @@ FlushReason = Literal["full", "linger", "flush", "close"]
 waited ``linger`` seconds, or ``max_pending`` keys are pending and producers wait for room),
 ``flush`` or ``close``."""
 FLUSH_REASONS: tuple[FlushReason, ...] = ("full", "linger", "flush", "close")
+Catalog = Literal["V1_CATALOG", "V3_CATALOG"]
+"""The catalog a batch went to (``CatalogVersion`` values)."""
+CATALOGS: tuple[Catalog, ...] = ("V1_CATALOG", "V3_CATALOG")
+_NO_COUNTS: Final[Mapping[str, int]] = MappingProxyType({})
 
 
 class DeltaKey(NamedTuple):
-    """Which variant a delta is for, through which id, and whether it is a preorder."""
+    """Which variant a delta is for, through which id, and whether it is a preorder; on
+    Catalog V3 also at which location (``None``: the site's default) or by which SKU (then
+    ``product_id``, ``inventory_id`` and ``variant_id`` are ``None``)."""
 
     product_id: str | None
     inventory_id: str | None
-    variant_id: str
+    variant_id: str | None
     preorder: bool
+    location_id: str | None = None
+    sku: str | None = None
 
 
 class OutcomeStatus(enum.Enum):
@@ -104,6 +117,8 @@ class SentBatch:
     reason: FlushReason
     parent_id: int | None = None
     attempt: int = 1
+    catalog: Catalog = "V1_CATALOG"
+    """The catalog's calls it goes out as."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +146,13 @@ class BatchReport:
     requests: int
     """Requests it took, bisection and resends included."""
     seconds: float
+    catalog: Catalog = "V1_CATALOG"
+    """The catalog its entries went to last (a V1 batch refused because the site moved to V3
+    is re-planned and sent through V3: ``V3_CATALOG``)."""
+    results: tuple[BulkItemResult | None, ...] = ()
+    """On V3, aligned with ``entries``: the server's per-entry result (``None`` for an entry
+    that got no answer of its own: refused before sending, a whole-request failure); empty
+    for a V1 batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,3 +201,11 @@ class AdjusterStats(NamedTuple):
     committed_after_resend: int = 0
     """Deltas COMMITTED by a request resent after an ambiguous failure (``on_ambiguous=
     "retry"``): they may have been applied more than once (code ``COMMITTED_AFTER_RESEND``)."""
+    requests_by_catalog: Mapping[str, int] = _NO_COUNTS
+    """Requests per catalog (``"V1_CATALOG"``, ``"V3_CATALOG"``), SKU searches excluded."""
+    batches_by_catalog: Mapping[str, int] = _NO_COUNTS
+    """Planned batches per catalog they went to last."""
+    committed_by_catalog: Mapping[str, int] = _NO_COUNTS
+    """COMMITTED deltas per catalog."""
+    sku_searches: int = 0
+    """V3 searches made to resolve SKUs and V1 default variants."""

@@ -17,6 +17,7 @@ from wixinv_async.adjuster import (
     SentBatch,
 )
 from wixinv_async.auth import ApiKeyAuth
+from wixinv_async.catalog import CatalogVersion
 from wixinv_async.client import InventoryClient, RetryPolicy
 from wixinv_async.errors import (
     AdjusterClosed,
@@ -27,6 +28,7 @@ from wixinv_async.errors import (
 from wixinv_async.settings import BatchPolicy
 from wixinv_async.transport import HttpRequest, HttpResponse, MockTransport
 
+V1 = CatalogVersion.V1_CATALOG
 C, R, D, X = (
     OutcomeStatus.COMMITTED,
     OutcomeStatus.REJECTED,
@@ -270,7 +272,7 @@ async def test_a_batch_costs_at_most_max_sends_times_max_attempts_http_requests(
         rate_limit=None,
     )
     policy = BatchPolicy(max_sends=3, base_delay=0, max_delay=0)
-    async with InventoryAdjuster(client, linger=0, batch_policy=policy) as adj:
+    async with InventoryAdjuster(client, linger=0, batch_policy=policy, catalog=V1) as adj:
         outcome = await adj.adjust("p0", variants[0], -2)
     assert (outcome.status, outcome.retriable) == (R, True)
     assert len(transport.requests) == 3 * 2
@@ -569,7 +571,7 @@ async def test_a_closed_client_rejects_the_batch_as_never_sent(variants: list[st
     """A client closed under the adjuster refuses before sending: REJECTED, not IN_DOUBT."""
     client = InventoryClient(ApiKeyAuth("KEY", site_id="SITE"), base_url="http://127.0.0.1:9")
     await client.aclose()
-    async with InventoryAdjuster(client, linger=0.001) as adj:
+    async with InventoryAdjuster(client, linger=0.001, catalog=V1) as adj:
         outcome = await adj.adjust("p0", variants[0], -1)
     assert (outcome.status, outcome.code, outcome.retriable) == (R, "NOT_SENT", True)
     assert adj.in_doubt() == [] and adj.stats().rejected == 1
@@ -694,7 +696,7 @@ async def test_an_inventory_client_is_told_to_skip_its_checks(
     )
     transport = _answering()
     client = InventoryClient(ApiKeyAuth("KEY", site_id="SITE"), transport=transport)
-    async with InventoryAdjuster(client, linger=SLOW) as adj:
+    async with InventoryAdjuster(client, linger=SLOW, catalog=V1) as adj:
         adj.submit_nowait("p0", variants[0], 1)
         adj.submit_nowait("p1", variants[0], -1)
         await adj.flush()
@@ -824,7 +826,7 @@ async def test_a_429_counted_by_the_client_is_not_counted_again(
         rate_limit=None,
     )
     policy = BatchPolicy(base_delay=0, max_delay=0)
-    async with InventoryAdjuster(client, linger=0, batch_policy=policy) as adj:
+    async with InventoryAdjuster(client, linger=0, batch_policy=policy, catalog=V1) as adj:
         outcome = await adj.adjust("p0", variants[0], -1)
     assert outcome.status is C and adj.stats().rate_limited == 2
 

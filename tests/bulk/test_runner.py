@@ -14,6 +14,7 @@ import pytest
 
 from wixinv_async.auth import ApiKeyAuth
 from wixinv_async.bulk.runner import BulkPaths, run_bulk_adjust
+from wixinv_async.catalog import CatalogVersion
 from wixinv_async.client import InventoryClient
 from wixinv_async.emulator import Emulator, FaultPlan, FaultRule
 from wixinv_async.errors import ConfigurationError, InvalidInputError
@@ -353,7 +354,8 @@ async def test_rows_are_journalled_sent_only_once_their_request_is_on_the_wire(
             rate_limit=RateLimit(1, 3600.0),  # one slot now, the next in an hour
         )
         async with client:
-            options = {"max_batch": 10, "linger": 0}
+            # The site's catalog is given: detecting it would take the one pacing slot.
+            options = {"max_batch": 10, "linger": 0, "catalog": CatalogVersion.V1_CATALOG}
             run = asyncio.create_task(run_bulk_adjust(client, paths, adjuster_options=options))
             for _ in range(1000):  # until the first request has been applied
                 if emu.store.journal:

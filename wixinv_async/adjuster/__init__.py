@@ -45,13 +45,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 from typing import Literal, Self
 
+from ..catalog import CatalogVersion
+from ..client import InventoryClient
 from ..core.table import DeltaTable, Entry
-from ..errors import AdjusterFull, ConfigurationError
+from ..errors import AdjusterFull, ConfigurationError, InvalidInputError
+from ..inventory_v3 import REASONS
 from ..models import MAX_BATCH
+from ..models_v3 import Reason
 from ..outcomes import (
+    CATALOGS,
     FLUSH_REASONS,
     AdjusterStats,
     BatchReport,
@@ -64,10 +70,12 @@ from ..outcomes import (
     Settled,
 )
 from ..settings import BatchPolicy, check_int
+from ._catalog import CatalogRouter
 from ._delivery import AtomicWriter, BatchWriter, Delivery, InventoryWriter
 from ._dispatch import Dispatcher, Limits
 from ._ledger import Ledger, OnBatch, OnSend, OnSettle, percentile
 from ._ticket import Ticket
+from ._v3writer import BulkWriter
 
 __all__ = [
     "AdjusterStats",
@@ -75,6 +83,8 @@ __all__ = [
     "BatchPolicy",
     "BatchReport",
     "BatchWriter",
+    "BulkWriter",
+    "CatalogRouter",
     "Delivery",
     "DeltaKey",
     "InDoubtEntry",
@@ -89,6 +99,7 @@ __all__ = [
 ]
 
 _DEFAULT_POLICY = BatchPolicy()
+_CATALOGS = (CatalogVersion.V1_CATALOG, CatalogVersion.V3_CATALOG)
 
 
 class InventoryAdjuster:
@@ -107,6 +118,14 @@ class InventoryAdjuster:
     its entries are REJECTED with code ``ON_SEND_FAILED``. ``on_settle`` is called as each
     request's entries (a bisection part's, a refused entry) get their outcome; ``on_batch`` once
     a planned batch's entries all have outcomes.
+
+    With an ``InventoryClient``, batches go to the writer of the site's catalog (the catalog
+    router, ``_catalog.py``): the V1 :class:`AtomicWriter` or the V3 :class:`BulkWriter`. The
+    catalog is detected before the first batch (``catalog=``: assume this one instead, until a
+    wrong-catalog refusal says otherwise) and again after a wrong-catalog 428, whose refused
+    entries are re-planned for the other writer. ``restrict_inventory`` (V3 decrements: no
+    stock below zero, Wix's default) and ``reason`` (``"ORDER"``, ``"MANUAL"``,
+    ``"REVERT_INVENTORY_CHANGE"``) are sent with every V3 bulk call.
     """
 
     def __init__(
@@ -124,8 +143,21 @@ class InventoryAdjuster:
         on_send: OnSend | None = None,
         on_settle: OnSettle | None = None,
         on_batch: OnBatch | None = None,
+        restrict_inventory: bool = True,
+        reason: Reason | None = None,
+        catalog: CatalogVersion | None = None,
     ) -> None:
         limits = _check_settings(max_batch, linger, max_in_flight, max_pending, on_ambiguous)
+        if not isinstance(restrict_inventory, bool):
+            raise ConfigurationError(
+                f"restrict_inventory must be a bool, got {restrict_inventory!r}"
+            )
+        if catalog is not None and catalog not in _CATALOGS:
+            raise ConfigurationError(
+                f"catalog must be V1_CATALOG, V3_CATALOG or None, got {catalog!r}"
+            )
+        if reason is not None and reason not in REASONS:
+            raise ConfigurationError(f"reason must be one of {sorted(REASONS)}, got {reason!r}")
         if (client is None) == (writer is None):
             raise ConfigurationError("give a client or a writer (exactly one)")
         if not isinstance(batch_policy, BatchPolicy):
@@ -145,6 +177,7 @@ class InventoryAdjuster:
             report_error=self._report_error,
             wake=self._wake,
         )
+        self._router: CatalogRouter | None = None
         if writer is None:
             assert client is not None
             writer = AtomicWriter(
@@ -153,6 +186,17 @@ class InventoryAdjuster:
                 retry_ambiguous=on_ambiguous == "retry",
                 report_error=self._report_error,
             )
+            if isinstance(client, InventoryClient):  # both catalogs' calls: route per catalog
+                v3 = BulkWriter(
+                    client,
+                    policy=batch_policy,
+                    restrict_inventory=restrict_inventory,
+                    reason=reason,
+                    report_error=self._report_error,
+                )
+                writer = self._router = CatalogRouter(
+                    client, writer, v3, report_error=self._report_error, catalog=catalog
+                )
         self._writer = writer
         self._dispatcher = Dispatcher(self._table, self._ledger, writer, limits)
         self._table.wake = self._dispatcher.wake.set
@@ -170,28 +214,54 @@ class InventoryAdjuster:
     def submit_nowait(
         self,
         product_id: str | None,
-        variant_id: str,
+        variant_id: str | None,
         delta: int,
         *,
         inventory_id: str | None = None,
+        location_id: str | None = None,
+        sku: str | None = None,
         preorder: bool = False,
         tag: object = None,
     ) -> Ticket:
         """Add a delta and return its ticket at once; raises :class:`AdjusterFull` when the delta
         needs a new key and ``max_pending`` keys are pending, :class:`AdjusterClosed` after close
-        and :class:`InvalidInputError` for bad input (changing nothing)."""
-        # The one submit path is the table's; its factory is Ticket.
+        and :class:`InvalidInputError` for bad input (changing nothing).
+
+        ``inventory_id``: on V1 an inventory id, on V3 an inventory item id. ``location_id``
+        (V3): the location's stock (``None``: the site's default location). ``sku`` (V3):
+        instead of ``product_id`` and ``variant_id`` (give ``None`` for both). On a site known to
+        run Catalog V1, a ``location_id`` or a ``sku`` raises InvalidInputError."""
+        if location_id is None and sku is None:
+            # The one submit path is the table's; its factory is Ticket.
+            return self._table.submit(  # type: ignore[return-value]
+                product_id, inventory_id, variant_id, preorder, delta, tag
+            )
+        self._check_v3_only(location_id, sku)
         return self._table.submit(  # type: ignore[return-value]
-            product_id, inventory_id, variant_id, preorder, delta, tag
+            product_id, inventory_id, variant_id, preorder, delta, tag, location_id, sku
+        )
+
+    def _check_v3_only(self, location_id: str | None, sku: str | None) -> None:
+        router = self._router
+        if router is None or router.known is not CatalogVersion.V1_CATALOG:
+            return
+        if location_id is not None:
+            raise InvalidInputError(
+                "location_id", location_id, "the site runs Catalog V1, which has one location"
+            )
+        raise InvalidInputError(
+            "sku", sku, "the site runs Catalog V1: submit by product_id and variant_id"
         )
 
     async def submit(
         self,
         product_id: str | None,
-        variant_id: str,
+        variant_id: str | None,
         delta: int,
         *,
         inventory_id: str | None = None,
+        location_id: str | None = None,
+        sku: str | None = None,
         preorder: bool = False,
         tag: object = None,
     ) -> Ticket:
@@ -204,6 +274,8 @@ class InventoryAdjuster:
                     variant_id,
                     delta,
                     inventory_id=inventory_id,
+                    location_id=location_id,
+                    sku=sku,
                     preorder=preorder,
                     tag=tag,
                 )
@@ -214,16 +286,25 @@ class InventoryAdjuster:
     async def adjust(
         self,
         product_id: str | None,
-        variant_id: str,
+        variant_id: str | None,
         delta: int,
         *,
         inventory_id: str | None = None,
+        location_id: str | None = None,
+        sku: str | None = None,
         preorder: bool = False,
         tag: object = None,
     ) -> Outcome:
         """Submit a delta and wait for its outcome."""
         ticket = await self.submit(
-            product_id, variant_id, delta, inventory_id=inventory_id, preorder=preorder, tag=tag
+            product_id,
+            variant_id,
+            delta,
+            inventory_id=inventory_id,
+            location_id=location_id,
+            sku=sku,
+            preorder=preorder,
+            tag=tag,
         )
         return await ticket
 
@@ -339,6 +420,10 @@ class InventoryAdjuster:
             latency_p50=percentile(samples, 0.50),
             latency_p99=percentile(samples, 0.99),
             committed_after_resend=c["committed_after_resend"],
+            requests_by_catalog=_by_catalog(c, "requests_"),
+            batches_by_catalog=_by_catalog(c, "batches_"),
+            committed_by_catalog=_by_catalog(c, "committed_"),
+            sku_searches=c["sku_searches"],
         )
 
     # --- plumbing ------------------------------------------------------------------------
@@ -373,3 +458,7 @@ def _check_settings(
     if on_ambiguous not in ("report", "retry"):
         raise ConfigurationError(f'on_ambiguous must be "report" or "retry", got {on_ambiguous!r}')
     return Limits(max_batch, float(linger), max_in_flight, max_pending)
+
+
+def _by_catalog(counts: Mapping[str, int], prefix: str) -> Mapping[str, int]:
+    return MappingProxyType({catalog: counts[prefix + catalog] for catalog in CATALOGS})

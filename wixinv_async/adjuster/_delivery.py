@@ -31,12 +31,13 @@ from typing import Final, Protocol
 
 from ..client import InventoryClient
 from ..core.bisect import BisectRun, Refused, Result
+from ..core.bulk_results import BulkItemResult
 from ..core.failures import Bisect, Verdict, outcome_for, verdict
 from ..core.planner import decrement_entries, increment_entries
 from ..core.table import Entry
 from ..errors import RateLimitedError, WixInventoryError
 from ..models import DecrementData, IncrementData
-from ..outcomes import Kind, Outcome, OutcomeStatus
+from ..outcomes import Catalog, Kind, Outcome, OutcomeStatus
 from ..settings import BatchPolicy
 from ._ledger import ReportError
 
@@ -67,6 +68,9 @@ class Delivery(Protocol):
         self, entries: Sequence[Entry], request_id: int, parent_id: int | None, attempt: int
     ) -> None: ...
     def answered(self) -> None: ...
+    def use_catalog(self, catalog: Catalog) -> None: ...
+    def item_result(self, entry: Entry, result: BulkItemResult) -> None: ...
+    def searched(self) -> None: ...
     def maybe_applied(self, entries: Sequence[Entry]) -> None: ...
     def settle(self, request_id: int, entries: Sequence[Entry], outcome: Outcome) -> None: ...
 

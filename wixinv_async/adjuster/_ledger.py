@@ -14,10 +14,12 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, TypeVar
 
+from ..core.bulk_results import BulkItemResult
 from ..core.planner import Planned, sent_entry
 from ..core.table import DeltaTable, Entry
 from ..outcomes import (
     BatchReport,
+    Catalog,
     FlushReason,
     InDoubtEntry,
     Kind,
@@ -127,6 +129,8 @@ class Ledger:
         self.entries_done += len(entries)
         status = outcome.status
         self.counts[status.value] += deltas
+        if status is _COMMITTED:
+            self.counts["committed_" + run.catalog] += deltas
         if outcome.code == "COMMITTED_AFTER_RESEND":
             self.counts["committed_after_resend"] += deltas
         if status is _IN_DOUBT:
@@ -149,7 +153,10 @@ class Ledger:
         """Report a finished batch, then drop its tags (a tag may refer to its own ticket)."""
         run.finished = True
         entries = run.planned.entries
+        self.counts["batches_" + run.catalog] += 1
         if self._on_batch is not None:
+            found = run.results
+            results = tuple(found.get(id(e)) for e in entries) if found else ()
             report = BatchReport(
                 batch_id=run.batch_id,
                 kind=run.kind,
@@ -158,6 +165,8 @@ class Ledger:
                 outcomes=tuple(e.outcome or _UNKNOWN for e in entries),
                 requests=run.requests,
                 seconds=self.now() - run.t0,
+                catalog=run.catalog,
+                results=results,
             )
             self._call(self._on_batch, report)
         if self._table.tagged:
@@ -193,11 +202,13 @@ class BatchRun:
         "_ledger",
         "ambiguous",
         "batch_id",
+        "catalog",
         "finished",
         "kind",
         "planned",
         "reason",
         "requests",
+        "results",
         "t0",
         "wire",
     )
@@ -215,6 +226,10 @@ class BatchRun:
         self.ambiguous: set[int] = set()
         """Entries an ambiguous send may have applied: never REJECTED or CANCELLED after."""
         self.finished = False
+        self.catalog: Catalog = "V1_CATALOG"
+        """The catalog its entries go to (the catalog router sets it before writing)."""
+        self.results: dict[int, BulkItemResult] = {}
+        """V3 per-entry results by entry identity."""
 
     @property
     def entries(self) -> list[Entry]:
@@ -231,11 +246,14 @@ class BatchRun:
         if ledger.on_send is not None:
             sent = tuple(sent_entry(e) for e in entries)
             await ledger.on_send(
-                SentBatch(request_id, self.kind, sent, self.reason, parent_id, attempt)
+                SentBatch(
+                    request_id, self.kind, sent, self.reason, parent_id, attempt, self.catalog
+                )
             )
         self.requests += 1
         counts = ledger.counts
         counts["requests"] += 1
+        counts["requests_" + self.catalog] += 1
         counts["entries_sent"] += len(entries)
         if parent_id is not None:
             counts["bisect_requests"] += 1
@@ -245,6 +263,15 @@ class BatchRun:
 
     def answered(self) -> None:
         self.wire = ()
+
+    def use_catalog(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def item_result(self, entry: Entry, result: BulkItemResult) -> None:
+        self.results[id(entry)] = result
+
+    def searched(self) -> None:
+        self._ledger.counts["sku_searches"] += 1
 
     def maybe_applied(self, entries: Sequence[Entry]) -> None:
         self.ambiguous.update(id(e) for e in entries)

@@ -3,6 +3,10 @@
 A *key* is ``(product_id, inventory_id, variant_id, preorder)``: exactly one of the two ids is
 set. With ``net_opposite_signs=False`` the sign of the delta joins the key (a fifth element), so
 increments and decrements of one variant are kept apart and each decrement can fail on its own.
+A delta with a ``location_id`` or a ``sku`` (Catalog V3) has ``(location_id, sku)`` appended
+last (so the common key keeps its shape and cost; :func:`key_location` and :func:`key_sku`
+read them). A ``sku`` key has neither product nor inventory id nor variant id: the V3 writer
+resolves it.
 
 Every pending key has one :class:`Entry`, the future wire entry: its ``net`` is the sum of the
 deltas merged into it, ``count`` how many there were and ``first`` when the oldest arrived. A
@@ -44,6 +48,8 @@ __all__ = [
     "Entry",
     "Key",
     "check_delta",
+    "key_location",
+    "key_sku",
     "wire_identity",
 ]
 
@@ -84,7 +90,19 @@ class Clock(Protocol):
 
 def wire_identity(key: Key) -> Hashable:
     """What the server sees as one variant: two keys with one identity never share a request."""
+    if len(key) > 5:
+        return (*key[:3], key[-2], key[-1])
     return key[:3]
+
+
+def key_location(key: Key) -> str | None:
+    """The key's V3 location id (``None``: the site's default location)."""
+    return key[-2] if len(key) > 5 else None
+
+
+def key_sku(key: Key) -> str | None:
+    """The key's SKU, when the delta was submitted by SKU."""
+    return key[-1] if len(key) > 5 else None
 
 
 class Entry(msgspec.Struct, eq=False, gc=False):
@@ -115,6 +133,8 @@ class Entry(msgspec.Struct, eq=False, gc=False):
     def public_key(self) -> DeltaKey:
         """The key without the sign element of non-netting tables."""
         key = self.key
+        if len(key) > 5:
+            return DeltaKey(key[0], key[1], key[2], key[3], key[-2], key[-1])
         return DeltaKey(key[0], key[1], key[2], key[3])
 
     def __repr__(self) -> str:
@@ -195,10 +215,12 @@ class DeltaTable:
         self,
         product_id: str | None,
         inventory_id: str | None,
-        variant_id: str,
+        variant_id: str | None,
         preorder: bool,
         delta: int,
         tag: object = None,
+        location_id: str | None = None,
+        sku: str | None = None,
     ) -> Entry:
         """Check a delta and merge it into its key's entry (or a new one); returns the entry.
 
@@ -211,6 +233,9 @@ class DeltaTable:
             key = (product_id, inventory_id, variant_id, preorder)
         else:
             key = (product_id, inventory_id, variant_id, preorder, delta > 0)
+        if location_id is not None or sku is not None:
+            check_v3_target(product_id, inventory_id, variant_id, location_id, sku)
+            key = (*key, location_id, sku)
         entries = self.entries
         try:
             entry = entries.get(key)
@@ -236,7 +261,10 @@ class DeltaTable:
         # A new key: checked here (its ids are not checked again while it is pending), inline
         # rather than in a helper because it is half of a stream's cost.
         entity = product_id if inventory_id is None else inventory_id
-        if not (
+        if sku is not None:  # its ids were checked above (check_v3_target)
+            if type(preorder) is not bool:
+                raise InvalidInputError("preorder", preorder, "must be a bool")
+        elif not (
             type(variant_id) is str
             and (variant_id in _GUIDS or _learn_guid(variant_id))
             and (product_id is None) != (inventory_id is None)
@@ -391,6 +419,26 @@ class DeltaTable:
             while entry is not None:
                 yield entry
                 entry = entry.more
+
+
+def check_v3_target(
+    product_id: object, inventory_id: object, variant_id: object, location_id: object, sku: object
+) -> None:
+    """The checks of a V3-only target: a ``location_id`` GUID, or a ``sku`` instead of any id."""
+    if location_id is not None and not (type(location_id) is str and _match_guid(location_id)):
+        check_variant_id(location_id, field="location_id")
+    if sku is None:
+        return
+    if not isinstance(sku, str) or not sku.strip() or len(sku) > _MAX_SKU:
+        raise InvalidInputError("sku", sku, f"must be a non-empty string of at most {_MAX_SKU}")
+    if product_id is not None or inventory_id is not None or variant_id is not None:
+        raise InvalidInputError(
+            "sku", sku, "give a sku instead of product_id, inventory_id and variant_id"
+        )
+
+
+_MAX_SKU: Final = 40
+"""Wix's limit on a variant's SKU."""
 
 
 def check_delta(
