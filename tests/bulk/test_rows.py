@@ -201,18 +201,18 @@ L = GOOD
 
 
 def test_v3_columns_location_and_sku_parse() -> None:
-    """location_id and sku are optional columns; a SKU or a V3 item id stands without variant_id."""
+    """location_id and sku are optional columns; a SKU stands without variant_id."""
     text = (
         "product_id,inventory_id,sku,variant_id,location_id,delta\n"
         f"p1,,,{V},{L},-2\n"
-        ",item-1,,,,3\n"
+        f",item-1,,{V},,3\n"
         ",,SKU 7/blue,,,4\n"
         f",,SKU-8,,{L},-1\n"
     )
     rows = list(read_rows(io.StringIO(text), "csv"))
     assert rows == [
         DeltaRow(2, "p1", None, V, -2, False, location_id=L),
-        DeltaRow(3, None, "item-1", None, 3, False),
+        DeltaRow(3, None, "item-1", V, 3, False),
         DeltaRow(4, None, None, None, 4, False, sku="SKU 7/blue"),
         DeltaRow(5, None, None, None, -1, False, location_id=L, sku="SKU-8"),
     ]
@@ -225,6 +225,7 @@ def test_v3_columns_location_and_sku_parse() -> None:
         ('{"sku": "S1", "product_id": "p1", "delta": 1}', "product_id"),
         ('{"sku": 7, "delta": 1}', "sku"),
         ('{"product_id": "p1", "delta": 1}', "variant_id"),
+        ('{"inventory_id": "i1", "delta": 1}', "variant_id"),
         ('{"sku": "S1", "location_id": "main", "delta": 1}', "location_id"),
         ('{"delta": 1}', "product_id"),
     ],

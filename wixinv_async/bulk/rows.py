@@ -2,8 +2,8 @@
 
 Columns (CSV header or JSON keys): what the delta applies to, ``delta``, and optionally
 ``preorder`` and ``location_id``. What it applies to is one of: ``product_id`` and
-``variant_id``; ``inventory_id`` (a V1 inventory id with ``variant_id``, or a V3 inventory item
-id alone); ``sku`` alone (a V3 variant's SKU). ``location_id`` picks a V3 location (default:
+``variant_id``; ``inventory_id`` (on V1 an inventory id, on V3 an inventory item id) and
+``variant_id``; ``sku`` alone (a V3 variant's SKU). ``location_id`` picks a V3 location (default:
 the site's default location). CSV header names match whatever their case (``Product_ID``),
 JSON keys exactly. Rows are read one at a time, so memory stays constant however long
 the file is. A row that cannot be used becomes a :class:`RejectedRow` with its line number and
@@ -48,7 +48,7 @@ class DeltaRow:
     product_id: str | None
     inventory_id: str | None
     variant_id: str | None
-    """Always given with ``product_id``; optional with ``inventory_id``; never with ``sku``."""
+    """Given with ``product_id`` or ``inventory_id``; never with ``sku``."""
     delta: int
     preorder: bool
     location_id: str | None = None
@@ -234,8 +234,8 @@ def _missing_columns(columns: Sequence[str]) -> str:
     missing = [] if "delta" in names else ["delta"]
     if not names & {"product_id", "inventory_id", "sku"}:
         missing.append("product_id, inventory_id or sku")
-    elif "variant_id" not in names and not names & {"inventory_id", "sku"}:
-        missing.append("variant_id")  # product_id alone: every row would be refused
+    elif "variant_id" not in names and "sku" not in names:
+        missing.append("variant_id")  # every row would be refused
     return ", ".join(missing)
 
 
@@ -250,7 +250,7 @@ def _parse(line: int, record: Mapping[str | None, Any], raw: str) -> DeltaRow | 
             line=line,
             product_id=product_id,
             inventory_id=inventory_id,
-            variant_id=_variant_id(record, product_id, sku),
+            variant_id=_variant_id(record, sku),
             delta=_delta(record.get("delta")),
             preorder=_flag(record.get("preorder")),
             location_id=_location_id(record),
@@ -297,13 +297,11 @@ def _sku(value: Any) -> str:
     return value
 
 
-def _variant_id(
-    record: Mapping[str | None, Any], product_id: str | None, sku: str | None
-) -> str | None:
-    """Required with a product id; optional with an inventory id (a V3 item id names its
-    variant); refused with a SKU (which names its variant: two could disagree)."""
+def _variant_id(record: Mapping[str | None, Any], sku: str | None) -> str | None:
+    """Required with a product or inventory id (as the adjuster takes them); refused with a
+    SKU, which names its variant (two could disagree)."""
     value = _text(record.get("variant_id"))
-    if value in (None, "") and product_id is None:
+    if value in (None, "") and sku is not None:
         return None
     if sku is not None:
         raise InvalidInputError("variant_id", value, "give either sku or variant_id, not both")

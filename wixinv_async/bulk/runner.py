@@ -253,7 +253,9 @@ class _Job:
 
     async def on_send(self, batch: SentBatch) -> None:
         lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
-        self.journal.record_sent(self.batch_base + batch.batch_id, batch.kind, lines)
+        self.journal.record_sent(
+            self.batch_base + batch.batch_id, batch.kind, lines, catalog=batch.catalog
+        )
 
     def on_settle(self, settled: Settled) -> None:
         """Journal each request's (or bisection part's) outcomes durably as they settle, so
@@ -319,7 +321,7 @@ class _Job:
             return
         try:
             ticket = await self._submit(row)
-        except InvalidInputError as exc:  # the row's fault (e.g. a location on a V1 site)
+        except InvalidInputError as exc:  # the row's fault (a location on a known V1 site)
             self._refuse(row, exc)
             return
         self.progress.submitted += 1
@@ -329,17 +331,13 @@ class _Job:
         self.settle_done()
 
     async def _submit(self, row: DeltaRow) -> Ticket:
-        if row.sku is not None or row.location_id is not None:
-            field = "sku" if row.sku is not None else "location_id"
-            value = row.sku if row.sku is not None else row.location_id
-            raise InvalidInputError(field, value, "needs the adjuster's Catalog V3 support")
-        if row.variant_id is None:
-            raise InvalidInputError("variant_id", None, "is required on a V1 site")
         return await self.adjuster.submit(
             row.product_id,
             row.variant_id,
             row.delta,
             inventory_id=row.inventory_id,
+            location_id=row.location_id,
+            sku=row.sku,
             preorder=row.preorder,
             tag=row.line,
         )
