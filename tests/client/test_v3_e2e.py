@@ -268,9 +268,9 @@ async def test_a_migration_invalidates_the_cached_catalog(scope: bool) -> None:
             assert result.all_applied
 
 
-async def test_an_adjuster_batch_refused_for_the_wrong_catalog_is_rejected_whole() -> None:
-    """After a migration, a V1 batch of three deltas costs one request (no bisection) and
-    each delta is REJECTED retriable with the catalog code: nothing was applied."""
+async def test_an_adjuster_batch_refused_for_the_wrong_catalog_goes_once_through_v3() -> None:
+    """After a migration, an adjuster that assumes V1 sends one V1 request (no bisection); its
+    wrong-catalog refusal applied nothing, so the three deltas go once through V3 and commit."""
     async with Emulator(catalog="v1", products=10, seed=4) as emu:
         keys = [
             (item.product_id, variant.variant_id)
@@ -280,10 +280,14 @@ async def test_an_adjuster_batch_refused_for_the_wrong_catalog_is_rejected_whole
             if isinstance(variant.quantity, int) and variant.quantity > 2
         ][:3]
         emu.migrate_to_v3()
-        async with client_of(emu) as client, InventoryAdjuster(client, linger=0.01) as adjuster:
+        async with (
+            client_of(emu) as client,
+            InventoryAdjuster(client, linger=0.01, catalog=CatalogVersion.V1_CATALOG) as adjuster,
+        ):
             outcomes = await asyncio.gather(*(adjuster.adjust(p, v, -1) for p, v in keys))
-            sent = client.stats().requests_by_endpoint["decrement_inventory"]
-    assert {(o.status, o.code, o.retriable) for o in outcomes} == {
-        (OutcomeStatus.REJECTED, "CATALOG_VERSION_MISMATCH", True)
-    }
+            by_endpoint = client.stats().requests_by_endpoint
+            sent = by_endpoint["decrement_inventory"]
+            v3 = by_endpoint["bulk_decrement_inventory_items_by_variant_and_location"]
+    assert {o.status for o in outcomes} == {OutcomeStatus.COMMITTED}
+    assert v3 == 1
     assert sent == 1 and len(keys) == 3
