@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from wixinv_async.bulk.journal import Journal, LineState, input_fingerprint, should_send
+from wixinv_async.bulk.journal import (
+    SCHEMA_VERSION,
+    Journal,
+    LineState,
+    input_fingerprint,
+    should_send,
+)
 from wixinv_async.errors import ConfigurationError
 
 
@@ -228,3 +235,52 @@ def test_a_journal_that_knows_nothing_applied_follows_an_edited_file(
     with closing(Journal(tmp_path / "j.sqlite", fingerprint="new")) as journal:
         assert list(journal.states()) == []
     Journal(tmp_path / "j.sqlite", fingerprint="new").close()  # now bound to the new version
+
+
+_VERSION_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, run INTEGER NOT NULL, lines INTEGER NOT NULL
+);
+CREATE TABLE lines (
+    line INTEGER PRIMARY KEY, batch INTEGER, state TEXT NOT NULL, code TEXT, message TEXT
+);
+INSERT INTO meta VALUES ('input', 'fp'), ('runs', '1');
+INSERT INTO batches VALUES (1, 'decrement', 1, 2);
+INSERT INTO lines VALUES (2, 1, 'committed', NULL, NULL), (3, 1, 'sent', NULL, NULL);
+"""
+
+
+def test_a_journal_written_before_catalogs_were_journalled_is_read_and_upgraded(
+    tmp_path: Path,
+) -> None:
+    """A version-1 journal (no catalog column) opens: its states stand, its batches count as V1."""
+    path = tmp_path / "old.journal"
+    with sqlite3.connect(path) as db:
+        db.executescript(_VERSION_1)
+    db.close()
+    journal = Journal(path, fingerprint="fp")
+    assert [(s.line, s.state) for s in journal.states()] == [(2, "committed"), (3, "sent")]
+    assert journal.next_batch_id() == 2
+    journal.record_sent(2, "increment", [4], catalog="V3_CATALOG")
+    assert journal.batches_by_catalog() == {"V1_CATALOG": 1, "V3_CATALOG": 1}
+    journal.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
+    db.close()
+
+
+def test_a_journal_of_a_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
+    """A journal from a later version is refused naming its version, and left untouched."""
+    path = tmp_path / "new.journal"
+    Journal(path, fingerprint="fp").close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    db.close()
+    with pytest.raises(ConfigurationError, match="schema version '99', newer than"):
+        Journal(path, fingerprint="fp")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='runs'").fetchone() == ("1",)
+    db.close()

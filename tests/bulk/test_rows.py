@@ -72,7 +72,7 @@ def test_jsonl_rows_parse_and_bad_json_is_rejected() -> None:
         (4, "RejectedRow"),
         (5, "RejectedRow"),
     ]
-    assert "exactly one of product_id and inventory_id" in rows[3].reason  # type: ignore[union-attr]
+    assert "exactly one of product_id, inventory_id and sku" in rows[3].reason  # type: ignore[union-attr]
 
 
 def test_reading_is_lazy() -> None:
@@ -195,3 +195,55 @@ def test_the_quote_tracking_agrees_with_the_csv_module(text: str) -> None:
     inside = rows_module._quote_state(text, rows_module._START) == rows_module._QUOTED
     *_, last = csv.reader(io.StringIO(text + "END\n", newline=""))
     assert (last != ["END"]) == inside
+
+
+L = GOOD
+
+
+def test_v3_columns_location_and_sku_parse() -> None:
+    """location_id and sku are optional columns; a SKU stands without variant_id."""
+    text = (
+        "product_id,inventory_id,sku,variant_id,location_id,delta\n"
+        f"p1,,,{V},{L},-2\n"
+        f",item-1,,{V},,3\n"
+        ",,SKU 7/blue,,,4\n"
+        f",,SKU-8,,{L},-1\n"
+    )
+    rows = list(read_rows(io.StringIO(text), "csv"))
+    assert rows == [
+        DeltaRow(2, "p1", None, V, -2, False, location_id=L),
+        DeltaRow(3, None, "item-1", V, 3, False),
+        DeltaRow(4, None, None, None, 4, False, sku="SKU 7/blue"),
+        DeltaRow(5, None, None, None, -1, False, location_id=L, sku="SKU-8"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        (f'{{"sku": "S1", "variant_id": "{V}", "delta": 1}}', "variant_id"),
+        ('{"sku": "S1", "product_id": "p1", "delta": 1}', "product_id"),
+        ('{"sku": 7, "delta": 1}', "sku"),
+        ('{"product_id": "p1", "delta": 1}', "variant_id"),
+        ('{"inventory_id": "i1", "delta": 1}', "variant_id"),
+        ('{"sku": "S1", "location_id": "main", "delta": 1}', "location_id"),
+        ('{"delta": 1}', "product_id"),
+    ],
+)
+def test_bad_v3_rows_are_rejected_naming_the_field(row: str, field: str) -> None:
+    """A SKU with a variant id or a product id, a non-text SKU, a non-GUID location: rejected."""
+    [rejected, good] = list(
+        read_rows(io.StringIO(f'{row}\n{{"sku": "S2", "delta": 1}}\n'), "jsonl")
+    )
+    assert isinstance(rejected, RejectedRow)
+    assert rejected.reason.startswith(f"{field}=")
+    assert good == DeltaRow(2, None, None, None, 1, False, sku="S2")
+
+
+def test_a_header_naming_sku_needs_no_variant_id_column() -> None:
+    """sku,delta is a complete header; product_id,delta still is not."""
+    assert list(read_rows(io.StringIO("sku,delta\nS1,1\n"), "csv")) == [
+        DeltaRow(2, None, None, None, 1, False, sku="S1")
+    ]
+    with pytest.raises(InvalidInputError, match="product_id, inventory_id or sku"):
+        list(read_rows(io.StringIO("variant_id,delta\nx,1\n"), "csv"))

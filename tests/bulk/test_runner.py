@@ -371,3 +371,30 @@ async def test_rows_are_journalled_sent_only_once_their_request_is_on_the_wire(
             with contextlib.suppress(asyncio.CancelledError):
                 await run
     assert _journalled(paths.journal)["committed"] == 10
+
+
+async def test_a_row_the_adjuster_refuses_at_submit_is_rejected_for_good(tmp_path: Path) -> None:
+    """A row naming a location on a V1 site is rejected, journalled, applied nowhere and not
+    resent."""
+    async with Emulator(products=10, variants_per_product=1, seed=3) as emu:
+        keys = _tracked_keys(emu)
+        source = tmp_path / "deltas.csv"
+        location = "0f0f0f0f-1111-2222-3333-444444444444"
+        source.write_text(
+            "product_id,variant_id,delta,location_id\n"
+            f"{keys[0][0]},{keys[0][1]},-2,\n"
+            f"{keys[1][0]},{keys[1][1]},-2,{location}\n"
+        )
+        before = _quantities(emu, keys)
+        paths = BulkPaths.beside(source)
+        async with _client(emu) as client:
+            summary = await run_bulk_adjust(client, paths)
+            rerun = await run_bulk_adjust(client, paths)
+        after = _quantities(emu, keys)
+        assert (after[keys[0]], after[keys[1]]) == (before[keys[0]] - 2, before[keys[1]])
+        assert (summary.committed, summary.rejected, summary.exit_code) == (1, 1, 1)
+        assert summary.journal_counts == {"committed": 1, "rejected": 1}
+        # Refused at submit once the site is known to run V1, else by the router at send.
+        [refused] = [r for r in paths.rejects.read_text().splitlines() if r.startswith("3,")]
+        assert "location_id=" in refused or "LOCATION_NEEDS_V3" in refused
+        assert (rerun.submitted, rerun.done_before, rerun.exit_code) == (0, 2, 1)

@@ -325,7 +325,10 @@ def test_export_with_a_filter_the_site_refuses_is_a_usage_error_said_once(
 
 def test_demo_verifies_at_a_small_size() -> None:
     """The main job runs end to end on the embedded emulator and its verification passes."""
-    result = run_cli("demo", "--products", "400", "--deltas", "8000", "--producers", "16", "--json")
+    result = run_cli(
+        "demo", "--catalog", "v1", "--products", "400", "--deltas", "8000", "--producers", "16",
+        "--json",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["verification"] == "PASS"

@@ -37,6 +37,7 @@ from ..errors import ConfigurationError
 __all__ = [
     "FINAL_STATES",
     "NOT_APPLIED",
+    "SCHEMA_VERSION",
     "Journal",
     "LineState",
     "input_fingerprint",
@@ -49,10 +50,17 @@ FINAL_STATES: Final = frozenset({"committed", "rejected"})
 NOT_APPLIED: Final = "not_applied"
 _RESENDABLE: Final = frozenset({"cancelled", NOT_APPLIED})
 
+SCHEMA_VERSION: Final = 2
+"""1: the first journals (no ``schema`` key in ``meta``); 2: ``batches.catalog``, the catalog
+(``V1_CATALOG`` or ``V3_CATALOG``) each request went to. A version-1 journal is upgraded in
+place when opened (its batches' catalog stays NULL: they all went to V1); a journal of a later
+version than this code knows is refused."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (
-    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, run INTEGER NOT NULL, lines INTEGER NOT NULL
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, run INTEGER NOT NULL, lines INTEGER NOT NULL,
+    catalog TEXT
 );
 CREATE TABLE IF NOT EXISTS lines (
     line INTEGER PRIMARY KEY, batch INTEGER, state TEXT NOT NULL, code TEXT, message TEXT
@@ -109,6 +117,7 @@ class Journal:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
+                self._check_schema()
                 if max_pages is not None:
                     self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
                 self._check_fingerprint(fingerprint)
@@ -123,6 +132,25 @@ class Journal:
         self._pending_outcomes: list[tuple[str, str | None, str | None, int]] = []
         self._outcome_buffer = outcome_buffer
         logger.info("journal %s opened for run %d", path, self.run)
+
+    def _check_schema(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
+        if row is not None and (version is None or version > SCHEMA_VERSION):
+            raise ConfigurationError(
+                f"journal {self.path} has schema version {row[0]!r}, newer than this "
+                f"wixinv-async reads ({SCHEMA_VERSION}): run it with the version that wrote it"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self._transaction():
+            columns = {info[1] for info in self._db.execute("PRAGMA table_info(batches)")}
+            if "catalog" not in columns:  # a version-1 journal: every batch went to V1
+                self._db.execute("ALTER TABLE batches ADD COLUMN catalog TEXT")
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
+        logger.info("journal %s upgraded to schema version %d", self.path, SCHEMA_VERSION)
 
     def _check_fingerprint(self, fingerprint: str) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='input'").fetchone()
@@ -160,16 +188,20 @@ class Journal:
             row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM batches").fetchone()
         return int(row[0]) + 1
 
-    def record_sent(self, batch_id: int, kind: str, lines: Iterable[int]) -> None:
-        """Durably mark ``lines`` as carried by a request that is about to be sent; raise
-        (so it is not sent) when that cannot be written, or an earlier write failed."""
+    def record_sent(
+        self, batch_id: int, kind: str, lines: Iterable[int], *, catalog: str | None = None
+    ) -> None:
+        """Durably mark ``lines`` as carried by a request that is about to be sent (to
+        ``catalog``); raise (so it is not sent) when that cannot be written, or an earlier
+        write failed."""
         if self.failure is not None:
             raise self.failure
         numbers = [(line, batch_id) for line in lines]
         with self._writing(), self._transaction():
             self._db.execute(
-                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)",
-                (batch_id, kind, self.run, len(numbers)),
+                "INSERT OR REPLACE INTO batches (id, kind, run, lines, catalog) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (batch_id, kind, self.run, len(numbers), catalog),
             )
             self._db.executemany(
                 "INSERT INTO lines (line, batch, state) VALUES (?, ?, 'sent') "
@@ -250,6 +282,15 @@ class Journal:
                 "WHERE state IN ('sent', 'in_doubt') ORDER BY line"
             ).fetchall()
         return [LineState(*row) for row in rows]
+
+    def batches_by_catalog(self) -> dict[str, int]:
+        """Requests journalled, by the catalog they went to (``V1_CATALOG`` for batches of a
+        version-1 journal, which knew only V1)."""
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT COALESCE(catalog, 'V1_CATALOG'), COUNT(*) FROM batches GROUP BY 1"
+            ).fetchall()
+        return {str(catalog): int(count) for catalog, count in rows}
 
     def counts(self) -> dict[str, int]:
         """Lines by state."""

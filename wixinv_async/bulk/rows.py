@@ -1,8 +1,11 @@
 """Streaming reader of bulk adjustment files: CSV or JSON Lines, one delta per row.
 
-Columns (CSV header or JSON keys): ``product_id`` or ``inventory_id``, ``variant_id``, ``delta``
-and optionally ``preorder``; CSV header names match whatever their case (``Product_ID``), JSON
-keys exactly. Rows are read one at a time, so memory stays constant however long
+Columns (CSV header or JSON keys): what the delta applies to, ``delta``, and optionally
+``preorder`` and ``location_id``. What it applies to is one of: ``product_id`` and
+``variant_id``; ``inventory_id`` (on V1 an inventory id, on V3 an inventory item id) and
+``variant_id``; ``sku`` alone (a V3 variant's SKU). ``location_id`` picks a V3 location (default:
+the site's default location). CSV header names match whatever their case (``Product_ID``),
+JSON keys exactly. Rows are read one at a time, so memory stays constant however long
 the file is. A row that cannot be used becomes a :class:`RejectedRow` with its line number and
 the reason, and reading goes on. Open the file with ``errors="surrogateescape"``: a row holding
 bytes that are not UTF-8 is then rejected like any other bad row instead of ending the read.
@@ -39,14 +42,17 @@ _DELTA_DIGITS = len(str(MAX_QUANTITY))
 
 @dataclass(frozen=True, slots=True)
 class DeltaRow:
-    """One usable row: the delta to apply to one variant."""
+    """One usable row: the delta to apply to one variant (on V3: at one location)."""
 
     line: int
     product_id: str | None
     inventory_id: str | None
-    variant_id: str
+    variant_id: str | None
+    """Given with ``product_id`` or ``inventory_id``; never with ``sku``."""
     delta: int
     preorder: bool
+    location_id: str | None = None
+    sku: str | None = None
     raw: str = dataclasses.field(default="", compare=False)
     """The row's text, for the rejects file when the server refuses it."""
 
@@ -225,9 +231,11 @@ def _column_names(header: Sequence[str]) -> list[str]:
 
 def _missing_columns(columns: Sequence[str]) -> str:
     names = set(columns)
-    missing = [c for c in ("variant_id", "delta") if c not in names]
-    if not names & {"product_id", "inventory_id"}:
-        missing.append("product_id or inventory_id")
+    missing = [] if "delta" in names else ["delta"]
+    if not names & {"product_id", "inventory_id", "sku"}:
+        missing.append("product_id, inventory_id or sku")
+    elif "variant_id" not in names and "sku" not in names:
+        missing.append("variant_id")  # every row would be refused
     return ", ".join(missing)
 
 
@@ -237,15 +245,16 @@ def _raw_csv(record: Mapping[str | None, Any]) -> str:
 
 def _parse(line: int, record: Mapping[str | None, Any], raw: str) -> DeltaRow | RejectedRow:
     try:
-        product_id, inventory_id = _entity_ids(record)
-        variant_id = check_variant_id(_text(record.get("variant_id")), field="variant_id")
+        product_id, inventory_id, sku = _entity_ids(record)
         return DeltaRow(
             line=line,
             product_id=product_id,
             inventory_id=inventory_id,
-            variant_id=variant_id,
+            variant_id=_variant_id(record, sku),
             delta=_delta(record.get("delta")),
             preorder=_flag(record.get("preorder")),
+            location_id=_location_id(record),
+            sku=sku,
             raw=raw,
         )
     except InvalidInputError as exc:
@@ -256,19 +265,54 @@ def _text(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
-def _entity_ids(record: Mapping[str | None, Any]) -> tuple[str | None, str | None]:
-    product_id = _text(record.get("product_id")) or None
-    inventory_id = _text(record.get("inventory_id")) or None
-    for field, value in (("product_id", product_id), ("inventory_id", inventory_id)):
+def _entity_ids(
+    record: Mapping[str | None, Any],
+) -> tuple[str | None, str | None, str | None]:
+    """(product_id, inventory_id, sku): exactly one of them given."""
+    given = {
+        field: value
+        for field in ("product_id", "inventory_id", "sku")
+        if (value := _text(record.get(field))) not in (None, "")
+    }
+    for field, value in given.items():
         if isinstance(value, str) and _SURROGATE.search(value):  # "\ud800" in JSON: no text
             raise InvalidInputError(field, value, "must be valid Unicode text")
-    if (product_id is None) == (inventory_id is None):
+    if len(given) != 1:
+        field = next(iter(given), "product_id")
         raise InvalidInputError(
-            "product_id", product_id, "give exactly one of product_id and inventory_id"
+            field, given.get(field), "give exactly one of product_id, inventory_id and sku"
         )
-    if product_id is not None:
-        return check_entity_id("product_id", product_id), None
-    return None, check_entity_id("inventory_id", inventory_id)
+    [(field, value)] = given.items()
+    checked = _sku(value) if field == "sku" else check_entity_id(field, value)
+    return (
+        checked if field == "product_id" else None,
+        checked if field == "inventory_id" else None,
+        checked if field == "sku" else None,
+    )
+
+
+def _sku(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError("sku", value, "must be text")
+    return value
+
+
+def _variant_id(record: Mapping[str | None, Any], sku: str | None) -> str | None:
+    """Required with a product or inventory id (as the adjuster takes them); refused with a
+    SKU, which names its variant (two could disagree)."""
+    value = _text(record.get("variant_id"))
+    if value in (None, "") and sku is not None:
+        return None
+    if sku is not None:
+        raise InvalidInputError("variant_id", value, "give either sku or variant_id, not both")
+    return check_variant_id(value, field="variant_id")
+
+
+def _location_id(record: Mapping[str | None, Any]) -> str | None:
+    value = _text(record.get("location_id"))
+    if value in (None, ""):
+        return None
+    return check_variant_id(value, field="location_id")  # a location id is a GUID too
 
 
 def _delta(value: Any) -> int:

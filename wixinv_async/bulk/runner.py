@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..adjuster import InventoryAdjuster, InventoryWriter, SentBatch, Settled, Ticket
-from ..errors import ApiError, AuthenticationError, ConfigurationError, PermissionDeniedError
+from ..errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigurationError,
+    InvalidInputError,
+    PermissionDeniedError,
+)
 from ..outcomes import NOOP, Outcome, OutcomeStatus
 from .journal import NOT_APPLIED, Journal, LineState, input_fingerprint, should_send
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
@@ -59,11 +65,16 @@ class BulkProgress:
     held_in_doubt: int = 0
     """Rows in doubt from an earlier run, not re-sent."""
     submitted: int = 0
+    rejected_at_submit: int = 0
+    """Rows the adjuster refused before sending (e.g. a location on a V1 site)."""
     outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
     def finished(self) -> int:
-        return self.invalid + self.done_before + self.held_in_doubt + sum(self.outcomes.values())
+        settled = sum(self.outcomes.values())
+        return (
+            self.invalid + self.rejected_at_submit + self.done_before + self.held_in_doubt + settled
+        )
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,8 @@ class BulkSummary:
     requests: int
     seconds: float
     journal_counts: Mapping[str, int]
+    batches_by_catalog: Mapping[str, int]
+    """Requests journalled over every run, by the catalog they went to."""
     paths: BulkPaths
 
     @property
@@ -106,6 +119,7 @@ class BulkSummary:
             "requests": self.requests,
             "seconds": round(self.seconds, 3),
             "journal": dict(self.journal_counts),
+            "batches_by_catalog": dict(self.batches_by_catalog),
             "rejects_file": str(self.paths.rejects),
             "in_doubt_file": str(self.paths.in_doubt),
             "exit_code": self.exit_code,
@@ -190,6 +204,12 @@ def _log_summary(summary: BulkSummary) -> None:
         )
 
 
+_IN_DOUBT_COLUMNS = [
+    "line", "product_id", "inventory_id", "variant_id", "delta", "sku", "location_id"
+]  # fmt: skip
+"""The in-doubt report's columns (the V3 ones last, where a reader of the V1 ones ignores them)."""
+
+
 class _Reports:
     """The rejects and in-doubt CSV files, rewritten on every run."""
 
@@ -201,9 +221,7 @@ class _Reports:
 
     def __enter__(self) -> _Reports:
         self.rejects = self._open(self._paths.rejects, ["line", "reason", "row"])
-        self.in_doubt = self._open(
-            self._paths.in_doubt, ["line", "product_id", "inventory_id", "variant_id", "delta"]
-        )
+        self.in_doubt = self._open(self._paths.in_doubt, _IN_DOUBT_COLUMNS)
         return self
 
     def _open(self, path: Path, header: list[str]) -> Any:
@@ -235,7 +253,9 @@ class _Job:
 
     async def on_send(self, batch: SentBatch) -> None:
         lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
-        self.journal.record_sent(self.batch_base + batch.batch_id, batch.kind, lines)
+        self.journal.record_sent(
+            self.batch_base + batch.batch_id, batch.kind, lines, catalog=batch.catalog
+        )
 
     def on_settle(self, settled: Settled) -> None:
         """Journal each request's (or bisection part's) outcomes durably as they settle, so
@@ -299,19 +319,34 @@ class _Job:
             assert state is not None
             self._skip(row, state)
             return
-        ticket = await self.adjuster.submit(
-            row.product_id,
-            row.variant_id,
-            row.delta,
-            inventory_id=row.inventory_id,
-            preorder=row.preorder,
-            tag=row.line,
-        )
+        try:
+            ticket = await self._submit(row)
+        except InvalidInputError as exc:  # the row's fault (a location on a known V1 site)
+            self._refuse(row, exc)
+            return
         self.progress.submitted += 1
         self.outstanding.append((row, ticket))
         if len(self.outstanding) >= self.max_outstanding:
             await self.outstanding[0][1]
         self.settle_done()
+
+    async def _submit(self, row: DeltaRow) -> Ticket:
+        return await self.adjuster.submit(
+            row.product_id,
+            row.variant_id,
+            row.delta,
+            inventory_id=row.inventory_id,
+            location_id=row.location_id,
+            sku=row.sku,
+            preorder=row.preorder,
+            tag=row.line,
+        )
+
+    def _refuse(self, row: DeltaRow, error: InvalidInputError) -> None:
+        """A row the adjuster refused at submit: never sent, rejected for good."""
+        self.progress.rejected_at_submit += 1
+        self.journal.record_outcome(row.line, "rejected", "INVALID_ROW", str(error))
+        self.reports.rejects.writerow([row.line, f"INVALID_ROW: {error}", row.raw])
 
     def _skip(self, row: DeltaRow, state: LineState) -> None:
         if state.state == "committed":
@@ -356,7 +391,15 @@ class _Job:
 
     def _write_in_doubt(self, row: DeltaRow) -> None:
         self.reports.in_doubt.writerow(
-            [row.line, row.product_id or "", row.inventory_id or "", row.variant_id, row.delta]
+            [
+                row.line,
+                row.product_id or "",
+                row.inventory_id or "",
+                row.variant_id or "",
+                row.delta,
+                row.sku or "",
+                row.location_id or "",
+            ]
         )
 
     def summary(self, requests: int, seconds: float) -> BulkSummary:
@@ -370,12 +413,13 @@ class _Job:
             held_in_doubt=self.progress.held_in_doubt,
             submitted=self.progress.submitted,
             committed=outcomes["committed"],
-            rejected=outcomes["rejected"],
+            rejected=outcomes["rejected"] + self.progress.rejected_at_submit,
             in_doubt=outcomes["in_doubt"],
             cancelled=outcomes["cancelled"],
             requests=requests,
             seconds=seconds,
             journal_counts=self.journal.counts(),
+            batches_by_catalog=self.journal.batches_by_catalog(),
             paths=self.paths,
         )
 

@@ -29,6 +29,9 @@ EXAMPLES = """\
 The file is CSV with a header, or JSON Lines (.jsonl), one delta per row:
   product_id,variant_id,delta,preorder
   9f1c...,00000000-0000-0000-0000-000000000000,-2,false
+On a Catalog V3 site a row may also name a location_id (default: the site's default location),
+or give a sku instead of product_id and variant_id; inventory_id (with variant_id) is then a V3
+inventory item id. The site's catalog is detected, also when it migrates during the run.
 
 A journal next to the file records each batch before it is sent and each row's outcome after.
 Run the same command again after a crash (even kill -9): committed and rejected rows are

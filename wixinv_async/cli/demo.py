@@ -1,10 +1,15 @@
 """``wixinv-async demo``: the main job, end to end on the embedded emulator.
 
-1. Start the emulator in process with a seeded catalog (tens of thousands of variants).
-2. Crawl it to learn every tracked variant's starting quantity.
-3. Run many concurrent producers (a simulated order and restock stream with hot SKUs, plus a
-   few deltas for products that do not exist) through one InventoryAdjuster.
-4. Crawl again and check every tracked variant: final = initial + exactly the committed deltas.
+1. Start the emulator in process with one Catalog V1 site and one Catalog V3 site (``--catalog
+   both``, the default; or one of them), each seeded with tens of thousands of variants (on V3
+   each variant is stocked at two locations).
+2. Read each site whole to learn every tracked item's starting quantity (V1: per variant, with
+   the parallel crawler; V3: per variant and location, by cursor).
+3. On both sites at once, run many concurrent producers (a simulated order and restock stream
+   with hot SKUs, plus a few deltas for products that do not exist) through one
+   InventoryAdjuster per site, which finds the site's catalog itself.
+4. Read each site again and check every tracked item: final = initial + exactly the committed
+   deltas. One report per site.
 
 With ``--real-site`` (and credentials) it targets a real site instead: then every increment is
 matched by a decrement of the same variant, sent separately (``net_opposite_signs=False``), so
@@ -19,16 +24,19 @@ import asyncio
 import contextlib
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..adjuster import InventoryAdjuster, Ticket
+from ..catalog import CatalogVersion
 from ..client import InventoryClient
 from ..crawler import crawl_inventory
 from ..errors import ConfigurationError, TransportError, WixInventoryError
 from ..models import InventoryItem
+from ..models_v3 import Sorting
 from ..outcomes import OutcomeStatus
 from . import EXIT_CONFIG, EXIT_IN_DOUBT, EXIT_OK, EXIT_REJECTED
 from ._common import (
@@ -45,13 +53,13 @@ from ._common import (
     target_from_args,
 )
 
-Key = tuple[str, str]
-"""(product id, variant id)"""
+Key = tuple[str, str, str | None]
+"""(product id, variant id, location id): the location is ``None`` on V1, which has one."""
 
 EXAMPLES = """\
 examples:
-  wixinv-async demo                              # ~30,000 variants, 200,000 deltas, 64 producers
-  wixinv-async demo --products 2000 --deltas 20000 --json
+  wixinv-async demo                  # a V1 and a V3 site (4,000 products each), 200,000 deltas each
+  wixinv-async demo --catalog v3 --products 2000 --deltas 20000 --json
   wixinv-async demo --site-rate-limit 200/60 --rate-limit 200/60   # feel Wix's real budget
 
 exit codes: 0 verified, 1 verification failed, 2 usage error, 3 deltas left in doubt
@@ -66,10 +74,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--products", type=int, default=12_000, help="catalog size (items)")
+    parser.add_argument(
+        "--catalog",
+        choices=("v1", "v3", "both"),
+        default="both",
+        help="the embedded emulator's sites: one V1, one V3, or one of each (default)",
+    )
+    parser.add_argument("--products", type=int, default=4_000, help="catalog size per site")
     parser.add_argument("--variants-per-product", type=int, default=3)
-    parser.add_argument("--deltas", type=int, default=200_000, help="deltas to submit in all")
-    parser.add_argument("--producers", type=int, default=64, help="concurrent producers")
+    parser.add_argument("--deltas", type=int, default=200_000, help="deltas to submit per site")
+    parser.add_argument("--producers", type=int, default=64, help="concurrent producers per site")
     parser.add_argument("--hot-skus", type=float, default=1.1, help="Zipf exponent of SKU choice")
     parser.add_argument("--segments", type=int, default=8, help="crawler segments")
     parser.add_argument("--max-in-flight", type=int, default=4)
@@ -105,9 +119,15 @@ def run(args: argparse.Namespace) -> int:
         return fail("demo", refused_credentials(exc), EXIT_CONFIG, as_json=args.json)
     except WixInventoryError as exc:
         return fail("demo", exc, EXIT_REJECTED, as_json=args.json)
-    emit_summary(report.as_dict(), as_json=args.json)
-    if not args.json:
-        print(report.notes(args.producers))
+    if args.json:
+        emit_summary(report.as_dict(), as_json=True)
+    else:
+        for site in report.sites:
+            emit_summary(site.as_dict(), as_json=False)
+            print()
+        catalogs = ", ".join(site.catalog for site in report.sites)
+        print(f"overall verification: {report.verdict} ({catalogs})")
+        print(report.sites[-1].notes(args.producers))
     if report.mismatches:
         return EXIT_REJECTED
     return EXIT_IN_DOUBT if report.in_doubt else EXIT_OK
@@ -126,9 +146,10 @@ def _check_args(args: argparse.Namespace) -> None:
 
 @dataclass
 class Report:
-    """What the demo measured."""
+    """What the demo measured on one site."""
 
     target: str
+    catalog: str = ""
     variants: int = 0
     tracked_variants: int = 0
     deltas: int = 0
@@ -154,6 +175,7 @@ class Report:
         verdict = "PASS" if not self.mismatches and not self.in_doubt else "FAIL"
         return {
             "target": self.target,
+            "catalog": self.catalog,
             "variants": self.variants,
             "tracked_variants": self.tracked_variants,
             "deltas": self.deltas,
@@ -200,47 +222,108 @@ what the figures mean:
   verification       crawled quantities = initial + exactly the committed deltas, every variant"""
 
 
+@dataclass
+class DemoReport:
+    """Every site's report; the figures a caller checks first summed over the sites."""
+
+    sites: list[Report]
+
+    @property
+    def mismatches(self) -> int:
+        return sum(site.mismatches for site in self.sites)
+
+    @property
+    def in_doubt(self) -> int:
+        return sum(site.in_doubt for site in self.sites)
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if not self.mismatches and not self.in_doubt else "FAIL"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Totals at the top (``verification`` is PASS only when every site passed), then
+        ``sites``: one report per site."""
+        total = {
+            name: sum(getattr(site, name) for site in self.sites)
+            for name in ("deltas", "committed", "in_doubt", "requests", "mismatches")
+        }
+        return {
+            "verification": self.verdict,
+            "catalogs": [site.catalog for site in self.sites],
+            **total,
+            "verified_variants": sum(site.checked for site in self.sites),
+            "sites": [site.as_dict() for site in self.sites],
+        }
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-async def _demo(args: argparse.Namespace) -> Report:
-    async with _target(args) as (config, label):
-        report = Report(target=label)
-        async with make_client(config) as client:
-            initial = await _snapshot(client, args.segments, report)
-            report.variants = len(initial.all_keys)
-            report.tracked_variants = len(initial.tracked)
-            if not initial.tracked:
-                raise ConfigurationError("the catalog has no tracked variants to adjust")
-            committed = await _produce(client, args, initial, report)
-            final = await _snapshot(client, args.segments, report)
-        _verify(initial, final, committed, report)
-        return report
+async def _demo(args: argparse.Namespace) -> DemoReport:
+    async with _targets(args) as targets:
+        several = len(targets) > 1
+        reports = await asyncio.gather(
+            *(_site_demo(config, label, args, several) for config, label in targets)
+        )
+        return DemoReport(list(reports))
+
+
+async def _site_demo(
+    config: TargetConfig, label: str, args: argparse.Namespace, several: bool
+) -> Report:
+    """The main job on one site: read it, adjust it, read it again, verify."""
+    report = Report(target=label)
+    async with make_client(config) as client:
+        catalog = await client.catalog_version()
+        report.catalog = catalog.value
+        v3 = catalog is CatalogVersion.V3_CATALOG
+        initial = await _snapshot(client, v3, args.segments, report)
+        report.variants = len(initial.all_keys)
+        report.tracked_variants = len(initial.tracked)
+        if not initial.tracked:
+            raise ConfigurationError(f"{label}: the catalog has no tracked variants to adjust")
+        bar_label = f"adjust {catalog.value}" if several else "adjust"
+        committed = await _produce(client, args, initial, report, bar_label)
+        final = await _snapshot(client, v3, args.segments, report)
+    _verify(initial, final, committed, report)
+    return report
+
+
+_CATALOGS = {"v1": ["v1"], "v3": ["v3"], "both": ["v1", "v3"]}
 
 
 @contextlib.asynccontextmanager
-async def _target(args: argparse.Namespace) -> AsyncIterator[tuple[TargetConfig, str]]:
+async def _targets(args: argparse.Namespace) -> AsyncIterator[list[tuple[TargetConfig, str]]]:
     if args.real_site:
         config = target_from_args(args)
-        yield config, config.base_url
+        yield [(config, config.base_url)]
         return
     from ..emulator import Emulator
 
+    catalogs = _CATALOGS[args.catalog]
     async with Emulator(
+        sites=len(catalogs),
+        catalog=catalogs,
+        locations=2,  # V3 sites stock every variant at a second location too
         products=args.products,
         variants_per_product=args.variants_per_product,
         seed=args.seed,
         latency_ms=args.latency_ms,
         rate_limit=args.site_rate_limit,
     ) as emu:
-        config = TargetConfig(
-            base_url=emu.url,
-            api_key=emu.api_key,
-            site_id=emu.site_id,
-            rate_limit=parse_rate(args.rate_limit),
-        )
-        yield config, f"embedded emulator at {emu.url}"
+        yield [
+            (
+                TargetConfig(
+                    base_url=emu.url,
+                    api_key=emu.api_key,
+                    site_id=site_id,
+                    rate_limit=parse_rate(args.rate_limit),
+                ),
+                f"embedded emulator at {emu.url}, site {site_id}",
+            )
+            for site_id in emu.sites
+        ]
 
 
 @dataclass
@@ -254,21 +337,46 @@ class Snapshot:
         return sorted(self.quantities)
 
 
-async def _snapshot(client: InventoryClient, segments: int, report: Report) -> Snapshot:
+async def _snapshot(client: InventoryClient, v3: bool, segments: int, report: Report) -> Snapshot:
     started = time.monotonic()
+    before = client.stats().requests
+    snapshot = await (_snapshot_v3(client) if v3 else _snapshot_v1(client, segments))
+    report.crawl_requests += client.stats().requests - before
+    report.crawl_seconds += time.monotonic() - started
+    return snapshot
+
+
+async def _snapshot_v1(client: InventoryClient, segments: int) -> Snapshot:
     quantities: dict[Key, int] = {}
     keys: set[Key] = set()
     async with crawl_inventory(client, segments=segments) as crawl:
         async for item in crawl:
-            if not isinstance(item, InventoryItem):  # the demo's V3 report is not built yet
-                raise TransportError("the demo reads Catalog V1 sites only")
+            if not isinstance(item, InventoryItem):  # the site moved to V3 while it was read
+                raise TransportError("the V1 site changed catalog while the demo read it")
             for variant in item.variants:
-                key = (str(item.product_id), variant.variant_id)
+                key = (str(item.product_id), variant.variant_id, None)
                 keys.add(key)
                 if item.track_quantity is True and isinstance(variant.quantity, int):
                     quantities[key] = variant.quantity
-        report.crawl_requests += crawl.stats().requests
-    report.crawl_seconds += time.monotonic() - started
+    return Snapshot(quantities, keys)
+
+
+V3_PAGE = 1_000
+"""Items per V3 query page (the most Wix serves): a V3 read follows one cursor."""
+
+
+async def _snapshot_v3(client: InventoryClient) -> Snapshot:
+    """Every V3 item, one per variant and location, read by cursor, in ``productId`` order
+    (not the default order by update time: nothing writes while the demo reads, but a
+    quantity's change would move an item in that order)."""
+    quantities: dict[Key, int] = {}
+    keys: set[Key] = set()
+    order = [Sorting(field_name="productId", order="ASC")]
+    async for item in client.query_all_inventory_items(sort=order, limit=V3_PAGE):
+        key = (str(item.product_id), str(item.variant_id), str(item.location_id))
+        keys.add(key)
+        if item.track_quantity is True and isinstance(item.quantity, int):
+            quantities[key] = item.quantity
     return Snapshot(quantities, keys)
 
 
@@ -292,10 +400,19 @@ def delta_stream(
     stream: list[tuple[Key, int]] = []
     for key in picks:
         if rng.random() < 0.0002:
-            key = (f"no-such-product-{rng.randrange(10**6)}", key[1])
+            key = _missing(key, rng)
         delta = -rng.randint(1, 3) if rng.random() < 0.8 else rng.randint(5, 20)
         stream.append((key, delta))
     return stream
+
+
+def _missing(key: Key, rng: random.Random) -> Key:
+    """A key for a product that does not exist: on V3 (whose variant ids are unique: a write
+    names the variant, not the product) a variant that does not exist either."""
+    product = f"no-such-product-{rng.randrange(10**6)}"
+    if key[2] is None:
+        return (product, key[1], None)
+    return (product, str(uuid.UUID(int=rng.getrandbits(128), version=4)), key[2])
 
 
 def balanced_stream(keys: Sequence[Key], count: int, rng: random.Random) -> list[tuple[Key, int]]:
@@ -309,7 +426,11 @@ def balanced_stream(keys: Sequence[Key], count: int, rng: random.Random) -> list
 
 
 async def _produce(
-    client: InventoryClient, args: argparse.Namespace, initial: Snapshot, report: Report
+    client: InventoryClient,
+    args: argparse.Namespace,
+    initial: Snapshot,
+    report: Report,
+    bar_label: str,
 ) -> Counter[Key]:
     rng = random.Random(args.seed)
     keys = initial.tracked
@@ -319,7 +440,7 @@ async def _produce(
     else:
         stream = delta_stream(keys, args.deltas, rng, zipf_weights(len(keys), args.hot_skus))
     shares = [stream[i :: args.producers] for i in range(args.producers)]
-    bar = ProgressLine("adjust", total=len(stream), quiet=args.quiet or args.json)
+    bar = ProgressLine(bar_label, total=len(stream), quiet=args.quiet or args.json)
     started = time.monotonic()
     async with InventoryAdjuster(
         client, max_in_flight=args.max_in_flight, net_opposite_signs=not args.real_site
@@ -359,7 +480,9 @@ async def _producer(
     """One producer: submits its deltas as they come, yielding to the others between them."""
     tickets = []
     for index, (key, delta) in enumerate(share):
-        tickets.append((key, delta, await adjuster.submit(key[0], key[1], delta)))
+        product, variant, location = key
+        ticket = await adjuster.submit(product, variant, delta, location_id=location)
+        tickets.append((key, delta, ticket))
         if index % 64 == 0:
             await asyncio.sleep(0)
     return tickets
@@ -392,6 +515,7 @@ def _verify(initial: Snapshot, final: Snapshot, committed: Counter[Key], report:
         if actual != expected:
             report.mismatches += 1
             if not report.example_mismatch:
-                report.example_mismatch = f"{key[0]}/{key[1]}: expected {expected}, found {actual}"
+                where = "/".join(part for part in key if part is not None)
+                report.example_mismatch = f"{where}: expected {expected}, found {actual}"
     strays = set(committed) - set(initial.quantities)
     report.mismatches += len(strays)
