@@ -397,8 +397,9 @@ def test_ctrl_c_exits_130_with_the_journal_kept(emulator_process: Any, tmp_path:
     rows = [(*keys[i % len(keys)], rng.randint(1, 4)) for i in range(6_000)]
     write_csv(source, rows)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WIX_")} | emu.env
-    # 1,500 distinct keys need at least 5 requests of 300, and at one request per 60 s the run
-    # is still waiting for its second slot when the signal comes: it cannot finish first.
+    # 1,500 distinct keys need at least 5 requests of 300. Paced at two per 60 s (the catalog
+    # detection, then the first batch 30 s later), the run is still waiting for its third slot
+    # when the signal comes: it cannot finish first.
     first = subprocess.Popen(  # noqa: S603
         [*CLI, "adjust", str(source), "--json", "--rate-limit", "2/60", "--linger", "0.001"],
         env=env,
