@@ -107,6 +107,7 @@ from .models_v3 import (
     Sorting,
     UpdateInventoryItem,
 )
+from .settings import is_int
 from .transport import (
     AiohttpTransport,
     Clock,
@@ -587,7 +588,7 @@ class InventoryClient:
         function of the item read (read-modify-write: ``lambda item: item.quantity + 5``).
         A tracked item already at the target is returned unwritten. Any other failure
         raises as is; OutcomeUnknownError is never retried (the write may have landed)."""
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        if not is_int(max_attempts) or max_attempts < 1:
             raise InvalidInputError("max_attempts", max_attempts, "must be an int >= 1")
         conflict: RevisionConflictError | None = None
         for _ in range(max_attempts):

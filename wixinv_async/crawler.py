@@ -60,6 +60,7 @@ from .crawler_v3 import InventoryItemsQuerier, V3Crawler
 from .errors import InvalidInputError, OffsetLimitError, TransportError, WrongCatalogError
 from .models import MAX_OFFSET_ITEMS, MAX_PAGE_LIMIT, InventoryItem, QueryInventoryResponse
 from .models_v3 import MAX_QUERY_LIMIT, InventoryItemV3
+from .settings import is_int
 
 __all__ = [
     "AnyInventoryItem",
@@ -655,7 +656,7 @@ async def paginate_inventory(
     filter = _check_filter(filter)
     page_size = _check_int("page_size", page_size, 1, MAX_PAGE_LIMIT)
     wanted = MAX_OFFSET_ITEMS if max_items is None else max_items
-    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > MAX_OFFSET_ITEMS:
+    if is_int(wanted) and wanted > MAX_OFFSET_ITEMS:
         raise _offset_limit(f"max_items={wanted} asks for more than {MAX_OFFSET_ITEMS} items")
     _check_int("max_items", wanted, 0, MAX_OFFSET_ITEMS)
     offset = 0
@@ -689,7 +690,7 @@ def _offset_limit(detail: str) -> OffsetLimitError:
 
 
 def _check_int(field: str, value: object, lowest: int, highest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+    if not is_int(value) or not lowest <= value <= highest:
         raise InvalidInputError(field, value, f"must be an int from {lowest} to {highest}")
     return value
 

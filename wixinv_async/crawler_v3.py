@@ -53,6 +53,7 @@ from .core.v3ranges import (
 )
 from .errors import InvalidInputError, TransportError
 from .models_v3 import MAX_QUERY_LIMIT, InventoryItemsPage, InventoryItemV3, Sorting
+from .settings import is_int
 
 __all__ = ["InventoryItemsQuerier", "V3Crawler"]
 
@@ -108,7 +109,7 @@ class V3Crawler:
         buffer_pages: int,
         fanout: str,
     ) -> None:
-        if isinstance(page_size, bool) or not isinstance(page_size, int):
+        if not is_int(page_size):
             raise InvalidInputError("v3_page_size", page_size, "must be an int")
         if not 1 <= page_size <= MAX_QUERY_LIMIT:
             raise InvalidInputError(

@@ -65,6 +65,7 @@ from .models_v3 import (
     UpdateInventoryItem,
     UpdateInventoryItemRequest,
 )
+from .settings import is_int
 
 __all__ = [
     "MAX_QUERY_STRING",
@@ -274,7 +275,7 @@ def check_update(
     """One item update: a GUID, the revision read (digits; an int is sent as its string),
     and at most one tracking method (``quantity`` -99999..99999, or ``in_stock``)."""
     item_id = validation.check_variant_id(inventory_item_id, index=index, field="id")
-    if isinstance(revision, int) and not isinstance(revision, bool) and revision >= 0:
+    if is_int(revision) and revision >= 0:
         revision = str(revision)
     if not isinstance(revision, str) or not revision.isdigit() or not revision.isascii():
         raise InvalidInputError("revision", revision, "must be the revision read", index=index)
@@ -284,7 +285,7 @@ def check_update(
             "quantity", quantity, "give quantity or in_stock, not both", index=index
         )
     if quantity is not None:
-        if isinstance(quantity, bool) or not isinstance(quantity, int):
+        if not is_int(quantity):
             raise InvalidInputError("quantity", quantity, "must be an int", index=index)
         if not -MAX_V3_QUANTITY <= quantity <= MAX_V3_QUANTITY:
             raise InvalidInputError(
@@ -440,7 +441,7 @@ def _paging_filter_sort(
     limit: int,
     cursor: str | None,
 ) -> tuple[CursorPaging, dict[str, Any] | UnsetType, list[Sorting] | UnsetType]:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_QUERY_LIMIT:
+    if not is_int(limit) or not 1 <= limit <= MAX_QUERY_LIMIT:
         raise InvalidInputError(
             "cursorPaging.limit", limit, f"must be an int from 1 to {MAX_QUERY_LIMIT}"
         )

@@ -50,6 +50,7 @@ from typing import Any, Final, NamedTuple, Protocol, TypeVar
 # inside it: the package binds them before it imports this module.
 from . import Outcome, OutcomeStatus
 from .errors import InvalidInputError
+from .settings import is_int
 
 __all__ = ["INVALID_DELTA", "DeltaSubmitter", "StockDelta", "adjust_stream"]
 
@@ -141,7 +142,7 @@ def adjust_stream(
     ``adjuster`` is an :class:`~wixinv_async.InventoryAdjuster` (anything with its ``submit``).
     See the module docstring for the items accepted, the order and what a bad item gives.
     """
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+    if not is_int(window) or window < 1:
         raise InvalidInputError("window", window, "must be an int >= 1")
     if not isinstance(deltas, (Iterable, AsyncIterable)):
         raise InvalidInputError("deltas", deltas, "must be an iterable or an async iterable")

@@ -25,6 +25,7 @@ from typing import Any, Literal, TextIO
 from ..core.validation import check_entity_id, check_variant_id
 from ..errors import InvalidInputError
 from ..models import MAX_QUANTITY
+from ..settings import is_int
 
 __all__ = ["DeltaRow", "RejectedRow", "RowFormat", "detect_format", "read_rows"]
 
@@ -324,7 +325,7 @@ def _delta(value: Any) -> int:
         if len(digits.lstrip("0")) > _DELTA_DIGITS:  # int() refuses over 4,300 digits
             raise InvalidInputError("delta", value, f"must be within ±{MAX_QUANTITY}")
         value = int(text)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise InvalidInputError("delta", value, "must be a whole number")
     if value == 0 or abs(value) > MAX_QUANTITY:
         raise InvalidInputError("delta", value, f"must be nonzero and within ±{MAX_QUANTITY}")

@@ -21,6 +21,7 @@ from typing import Any, Self
 import redis.asyncio as aioredis
 
 from ..errors import ConfigurationError, InvalidInputError
+from ..settings import is_int
 from .scripts import text
 from .shards import EventStatus, KeySpace, shard_of
 
@@ -48,7 +49,7 @@ def check_delta(site: str, product_id: str, variant_id: str, delta: int, event_i
             raise InvalidInputError(field, value, f"must be 1 to {limit} characters, no newline")
     if not isinstance(variant_id, str) or not _GUID.match(variant_id):
         raise InvalidInputError("variantId", variant_id, "must be a GUID")
-    if isinstance(delta, bool) or not isinstance(delta, int) or not 0 < abs(delta) <= MAX_AMOUNT:
+    if not is_int(delta) or not 0 < abs(delta) <= MAX_AMOUNT:
         raise InvalidInputError("delta", delta, f"must be a nonzero int within +-{MAX_AMOUNT}")
     if not isinstance(event_id, str) or not 0 < len(event_id) <= 200 or "\x1e" in event_id:
         raise InvalidInputError("event_id", event_id, "must be 1 to 200 characters")

@@ -10,6 +10,7 @@ import msgspec
 
 from ..errors import ConfigurationError
 from ..models import WebhookEnvelope
+from ..settings import is_int
 
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 
@@ -48,7 +49,7 @@ class DeliveryMemory:
     def __init__(self, *, window: float = 49 * 3600.0, max_entries: int = 100_000):
         if not window > 0:
             raise ConfigurationError(f"window={window!r}: must be > 0 seconds")
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+        if not is_int(max_entries) or max_entries < 1:
             raise ConfigurationError(f"max_entries={max_entries!r}: must be an int >= 1")
         self._window = float(window)
         self._max_entries = max_entries

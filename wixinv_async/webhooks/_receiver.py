@@ -13,6 +13,7 @@ from typing import Final, NamedTuple, Self
 from aiohttp import web
 
 from ..errors import ConfigurationError, WebhookVerificationError
+from ..settings import is_int
 from ._events import WebhookCallback, WebhookEvent
 from ._memory import DeliveryMemory
 from ._verify import PublicKeyInput, _require_jwt, load_public_key, verify_webhook
@@ -75,9 +76,9 @@ class WebhookReceiver:
         clock: Callable[[], float] = time.time,
         on_error: Callable[[WebhookEvent, Exception], None] | None = None,
     ):
-        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
+        if not is_int(max_queue) or max_queue < 1:
             raise ConfigurationError(f"max_queue={max_queue!r}: must be an int >= 1")
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        if not is_int(workers) or workers < 1:
             raise ConfigurationError(f"workers={workers!r}: must be an int >= 1")
         _require_jwt()
         self._key = load_public_key(public_key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..errors import ConfigurationError
+from ..settings import is_int
 from ._events import InventoryItemV3Event
 
 
@@ -33,7 +34,7 @@ class EntitySequences:
     __slots__ = ("_latest", "_max_entities")
 
     def __init__(self, *, max_entities: int = 100_000):
-        if isinstance(max_entities, bool) or not isinstance(max_entities, int) or max_entities < 1:
+        if not is_int(max_entities) or max_entities < 1:
             raise ConfigurationError(f"max_entities={max_entities!r}: must be an int >= 1")
         self._max_entities = max_entities
         self._latest: OrderedDict[str, int] = OrderedDict()

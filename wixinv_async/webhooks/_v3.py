@@ -26,6 +26,7 @@ from msgspec import UNSET, Struct, UnsetType
 
 from ..errors import WebhookVerificationError
 from ..models_v3 import InventoryItemV3
+from ..settings import is_int
 
 __all__ = [
     "V3_ENTITY_FQDN",
@@ -141,7 +142,7 @@ def sequence_of(event: DomainEvent, where: str) -> int | None:
     value = event.entity_event_sequence
     if value is UNSET or value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         return value
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
