@@ -40,6 +40,9 @@ async def test_kill_9_of_a_worker_mid_run_sends_nothing_twice(fleet: Fleet) -> N
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     await fleet.produce(rng, 150)
+    # The assertions are the harness's (settle_and_check): every event settles, per key the
+    # emulator shows APPLIED plus at most the IN_DOUBT deltas, every applied request matches
+    # exactly one batch record (nothing sent twice), nothing left SENDING, 0 x 429.
     await settle_and_check(fleet)
 
 
