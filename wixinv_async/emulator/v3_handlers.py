@@ -94,31 +94,18 @@ def decrement_by_id(call: V3Call) -> bytes:
         Adjust(e.inventory_item_id, None, None, e.decrement_by, e.preorder_request)
         for e in body.decrement_data
     ]
-    outcomes = call.store.adjust(
-        "bulkDecrementInventoryItems",
-        entries,
-        decrementing=True,
-        restrict=body.restrict_inventory is not False,
-        reason=body.reason,
-        rid=call.rid,
-        fault=call.fault,
+    restrict = body.restrict_inventory is not False
+    return _adjusted(
+        call, "bulkDecrementInventoryItems", entries, body, decrementing=True, restrict=restrict
     )
-    return _bulk_answer(outcomes, body.return_entity)
 
 
 def increment_by_id(call: V3Call) -> bytes:
     body = decode3(ByIdIncrementBody, call.body)
     entries = [Adjust(e.inventory_item_id, None, None, e.increment_by) for e in body.increment_data]
-    outcomes = call.store.adjust(
-        "bulkIncrementInventoryItems",
-        entries,
-        decrementing=False,
-        restrict=True,
-        reason=body.reason,
-        rid=call.rid,
-        fault=call.fault,
+    return _adjusted(
+        call, "bulkIncrementInventoryItems", entries, body, decrementing=False, restrict=True
     )
-    return _bulk_answer(outcomes, body.return_entity)
 
 
 def decrement_by_location(call: V3Call) -> bytes:
@@ -127,16 +114,15 @@ def decrement_by_location(call: V3Call) -> bytes:
         Adjust(None, e.variant_id, e.location_id, e.decrement_by, e.preorder_request)
         for e in body.decrement_data
     ]
-    outcomes = call.store.adjust(
+    restrict = body.restrict_inventory is not False
+    return _adjusted(
+        call,
         "bulkDecrementInventoryItemsByVariantAndLocation",
         entries,
+        body,
         decrementing=True,
-        restrict=body.restrict_inventory is not False,
-        reason=body.reason,
-        rid=call.rid,
-        fault=call.fault,
+        restrict=restrict,
     )
-    return _bulk_answer(outcomes, body.return_entity)
 
 
 def increment_by_location(call: V3Call) -> bytes:
@@ -144,11 +130,36 @@ def increment_by_location(call: V3Call) -> bytes:
     entries = [
         Adjust(None, e.variant_id, e.location_id, e.increment_by) for e in body.increment_data
     ]
-    outcomes = call.store.adjust(
+    return _adjusted(
+        call,
         "bulkIncrementInventoryItemsByVariantAndLocation",
         entries,
+        body,
         decrementing=False,
         restrict=True,
+    )
+
+
+_BulkBody = (
+    ByIdDecrementBody | ByIdIncrementBody | ByLocationDecrementBody | ByLocationIncrementBody
+)
+
+
+def _adjusted(
+    call: V3Call,
+    endpoint: str,
+    entries: list[Adjust],
+    body: _BulkBody,
+    *,
+    decrementing: bool,
+    restrict: bool,
+) -> bytes:
+    """Apply one bulk increment or decrement and answer it per item."""
+    outcomes = call.store.adjust(
+        endpoint,
+        entries,
+        decrementing=decrementing,
+        restrict=restrict,
         reason=body.reason,
         rid=call.rid,
         fault=call.fault,
