@@ -223,7 +223,8 @@ class WitnessStats(NamedTuple):
     late applies explained (not zero even when which request landed is not known).
     ``anomalies``: reads no request explains (the witness edited by someone else).
     ``reads`` and ``updates``: the extra calls the witness cost; ``recentred``: requests that
-    carried a re-centring step (no extra call)."""
+    carried a re-centring step (no extra call); ``forgotten``: requests resolved NOT_APPLIED
+    taken never to land once ``Witness.forget_after`` had passed."""
 
     committed: int = 0
     not_applied: int = 0
@@ -234,3 +235,4 @@ class WitnessStats(NamedTuple):
     reads: int = 0
     updates: int = 0
     recentred: int = 0
+    forgotten: int = 0

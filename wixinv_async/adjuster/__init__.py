@@ -76,7 +76,7 @@ from ._dispatch import Dispatcher, Limits
 from ._ledger import Ledger, OnBatch, OnSend, OnSettle, percentile
 from ._ticket import Ticket
 from ._v3writer import BulkWriter
-from ._witness import LateApply, Witness, WitnessDriver, check_witness
+from ._witness import LateApply, Witness, WitnessDriver, check_slots
 
 __all__ = [
     "AdjusterStats",
@@ -470,7 +470,7 @@ class InventoryAdjuster:
             raise ConfigurationError(f"witness must be a Witness, got {witness!r}")
         if writer is not None or not isinstance(client, InventoryClient):
             raise ConfigurationError("a witness needs client= an InventoryClient (V1 writes)")
-        check_witness(witness, max_in_flight)
+        check_slots(witness, max_in_flight)
         return WitnessDriver(witness, client, self._late_applied)
 
     def _late_applied(self, late: LateApply) -> None:

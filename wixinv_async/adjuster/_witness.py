@@ -1,9 +1,10 @@
 """The witness driver: resolves ambiguous V1 requests by reading a variant only we move.
 
 :class:`Witness` is the user's setting: a product kept for the library (tracked, hidden from
-the storefront) and one variant per concurrent request slot. :class:`WitnessDriver` hands each
-request of :class:`~wixinv_async.adjuster.AtomicWriter` a :class:`WitnessSlot` (at most one
-request in flight per slot), adds the slot's witness entry to the request, and after an
+the storefront) and one variant per concurrent request slot
+(:func:`~wixinv_async.witness_check.check_witness` checks a site's set-up).
+:class:`WitnessDriver` hands each request of :class:`~wixinv_async.adjuster.AtomicWriter`
+a :class:`WitnessSlot` (at most one request in flight per slot), adds the slot's witness entry to the request, and after an
 ambiguous failure waits ``settle`` seconds, reads the witness and lets the pure
 :class:`~wixinv_async.core.witness.SlotState` decide. The arithmetic is in
 :mod:`wixinv_async.core.witness`.
@@ -16,6 +17,14 @@ exceed the longest time the server can keep working on a request after the clien
 for Wix, whose gateway answers 504 when its backend is slow, the default (10 s) is several
 times the slowest answers seen; set it from your own measurements. The slot (not the
 adjuster) waits: other slots keep sending.
+
+Why ``forget_after``: a request resolved NOT_APPLIED is kept as a suspect that could still
+land (a late apply, detected and reported by a later read). Kept forever, suspects would pile
+up (past :data:`~wixinv_async.core.witness.MAX_SUSPECTS` every resolution is IN_DOUBT) and
+every read would be explained through them. So a suspect is forgotten at the first read sent
+``forget_after`` seconds (default 600, at least ``settle``) after it was resolved: the read
+says whether it had landed by then, and a landing later still is an anomaly (reported, never
+counted as applied).
 """
 
 from __future__ import annotations
@@ -43,12 +52,14 @@ class Witness:
     hidden from the storefront); ``variant_ids``: one variant per concurrent request
     (``max_in_flight`` at most ``len(variant_ids)``); ``settle``: seconds to wait after an
     ambiguous failure before reading (see the module doc); ``bounds``: where the witness
-    quantity is kept (:class:`~wixinv_async.core.witness.Bounds`)."""
+    quantity is kept (:class:`~wixinv_async.core.witness.Bounds`); ``forget_after``: seconds
+    after which a request resolved NOT_APPLIED is taken never to land (see the module doc)."""
 
     product_id: str
     variant_ids: tuple[str, ...]
     settle: float
     bounds: Bounds
+    forget_after: float
 
     def __init__(
         self,
@@ -57,6 +68,7 @@ class Witness:
         *,
         settle: float = 10.0,
         bounds: Bounds | None = None,
+        forget_after: float = 600.0,
     ) -> None:
         if not isinstance(product_id, str) or not product_id:
             raise ConfigurationError(f"witness product_id must be an id, got {product_id!r}")
@@ -67,6 +79,14 @@ class Witness:
             )
         if isinstance(settle, bool) or not isinstance(settle, int | float) or not settle >= 0:
             raise ConfigurationError(f"witness settle must be seconds >= 0, got {settle!r}")
+        if (
+            isinstance(forget_after, bool)
+            or not isinstance(forget_after, int | float)
+            or not settle <= forget_after < float("inf")
+        ):
+            raise ConfigurationError(
+                f"witness forget_after must be seconds >= settle ({settle!r}), got {forget_after!r}"
+            )
         bounds = Bounds() if bounds is None else bounds
         try:
             bounds.check()
@@ -76,6 +96,7 @@ class Witness:
         object.__setattr__(self, "variant_ids", ids)
         object.__setattr__(self, "settle", float(settle))
         object.__setattr__(self, "bounds", bounds)
+        object.__setattr__(self, "forget_after", float(forget_after))
 
 
 class WitnessReader(Protocol):
@@ -146,10 +167,12 @@ class WitnessDriver:
         for _ in range(len(self._slots)):
             slot = await self.acquire()
             try:
+                read_at = asyncio.get_running_loop().time()
                 quantities = await self.read([slot.state.variant_id])
                 quantity = quantities.get(slot.state.variant_id)
                 if quantity is not None:
                     found.extend(self.report(slot.state, slot.state.verify(quantity)))
+                    self.forget(slot.state, read_at, quantity)
             finally:
                 self.release(slot)
         return found
@@ -189,6 +212,17 @@ class WitnessDriver:
             await self.baseline()
             return
         state.rebase(quantity)
+
+    def forget(self, state: SlotState, read_at: float, quantity: int) -> None:
+        """Drop the slot's suspects past their deadline, after a read sent at ``read_at``."""
+        dropped = state.forget(read_at, quantity)
+        if dropped:
+            self.counts["forgotten"] += dropped
+            logger.info(
+                "witness %s: %d request(s) resolved NOT_APPLIED are now taken never to land",
+                state.variant_id,
+                dropped,
+            )
 
     def report(self, state: SlotState, read: Read) -> list[LateApply]:
         """Count a read's verdict and report late applies and anomalies (ERROR, never
@@ -266,8 +300,10 @@ class WitnessSlot:
     async def resolve(self, request_id: int, entries: tuple[object, ...]) -> Read:
         """After an ambiguous failure: wait ``settle``, read, resolve (and count it)."""
         driver, state = self._driver, self.state
-        suspect = Suspect(request_id, self.step, entries)
+        loop = asyncio.get_running_loop()
         await asyncio.sleep(driver.witness.settle)
+        read_at = loop.time()
+        suspect = Suspect(request_id, self.step, entries, read_at + driver.witness.forget_after)
         try:
             quantity = (await driver.read([state.variant_id])).get(state.variant_id)
         except Exception as exc:
@@ -287,10 +323,11 @@ class WitnessSlot:
             }[read.resolution]
         ] += 1
         driver.report(state, read)
+        driver.forget(state, read_at, quantity)
         return read
 
 
-def check_witness(witness: Witness, max_in_flight: int) -> None:
+def check_slots(witness: Witness, max_in_flight: int) -> None:
     """Raise ConfigurationError unless the witness has a slot per concurrent request."""
     if not is_int(max_in_flight) or max_in_flight > len(witness.variant_ids):
         raise ConfigurationError(
