@@ -4,10 +4,10 @@
 the storefront) and one variant per concurrent request slot
 (:func:`~wixinv_async.witness_check.check_witness` checks a site's set-up).
 :class:`WitnessDriver` hands each request of :class:`~wixinv_async.adjuster.AtomicWriter`
-a :class:`WitnessSlot` (at most one request in flight per slot), adds the slot's witness entry to the request, and after an
-ambiguous failure waits ``settle`` seconds, reads the witness and lets the pure
-:class:`~wixinv_async.core.witness.SlotState` decide. The arithmetic is in
-:mod:`wixinv_async.core.witness`.
+a :class:`WitnessSlot` (at most one request in flight per slot), adds the slot's witness
+entry to the request, and after an ambiguous failure waits ``settle`` seconds, reads the
+witness and lets the pure :class:`~wixinv_async.core.witness.SlotState` decide. The
+arithmetic is in :mod:`wixinv_async.core.witness`.
 
 Why a settle delay: an ambiguous answer (504, a reset, a client timeout) means the server may
 still be working on the request. Read too early and a request still in progress reads as
