@@ -29,6 +29,7 @@ from .client import (
     RetryPolicy,
 )
 from .core.bulk_results import BulkItemResult, BulkItemStatus, BulkResult
+from .core.witness_check import WitnessCheck, WitnessProblem, WitnessProblemCode
 from .crawler import (
     AnyInventoryItem,
     CrawlClient,
@@ -137,6 +138,7 @@ from .webhooks import (
     WebhookReceiver,
     verify_webhook,
 )
+from .witness_check import check_witness
 
 __version__ = "0.1.0"
 
@@ -245,11 +247,15 @@ __all__ = [
     "WebhookReceiver",
     "WebhookVerificationError",
     "Witness",
+    "WitnessCheck",
+    "WitnessProblem",
+    "WitnessProblemCode",
     "WitnessStats",
     "WixInventoryError",
     "WrongCatalogError",
     "__version__",
     "adjust_stream",
+    "check_witness",
     "crawl_inventory",
     "crawl_inventory_items",
     "crawl_inventory_pages",

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..core.witness import Bounds, Read, Resolution, SlotState, Suspect, plan_step
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, InvalidInputError
 from ..models import DecrementData, IncrementData, InventoryItem, VariantUpdate
 from ..outcomes import WitnessStats
 from ..settings import is_int
@@ -141,12 +141,29 @@ class WitnessDriver:
         self._idle: asyncio.Queue[WitnessSlot] | None = None
         self._baseline = asyncio.Lock()
         self.counts: dict[str, int] = dict.fromkeys(WitnessStats._fields, 0)
+        self.inventory_id: str | None = None
+        """The witness's inventory item id, once a read has named it."""
 
     def __repr__(self) -> str:
         return f"<WitnessDriver {self.witness.product_id} slots={len(self._slots)}>"
 
     def stats(self) -> WitnessStats:
         return WitnessStats(**self.counts)
+
+    def refuse_target(self, product_id: str | None, inventory_id: str | None) -> None:
+        """Raise InvalidInputError for a delta on the witness product itself: it would move
+        the witness by more than the steps it is read against. By inventory id, once a read
+        has named the witness's (before that, the product id is all that is known)."""
+        if product_id is not None and product_id == self.witness.product_id:
+            raise InvalidInputError(
+                "productId", product_id, "is the witness product: only the adjuster moves it"
+            )
+        if inventory_id is not None and inventory_id == self.inventory_id:
+            raise InvalidInputError(
+                "inventoryId",
+                inventory_id,
+                "is the witness's inventory item: only the adjuster moves it",
+            )
 
     async def acquire(self) -> WitnessSlot:
         """A free slot (waiting for one when all are in use)."""
@@ -183,6 +200,7 @@ class WitnessDriver:
         item = await self._reader.get_inventory_variants(
             product_id=self.witness.product_id, variant_ids=variant_ids
         )
+        self.inventory_id = item.id
         return {v.variant_id: v.quantity for v in item.variants}
 
     async def baseline(self) -> None:
