@@ -105,6 +105,7 @@ from .outcomes import (
     SentBatch,
     SentEntry,
     Settled,
+    WitnessMark,
     WitnessStats,
 )
 from .settings import BatchPolicy
@@ -248,6 +249,7 @@ __all__ = [
     "WebhookVerificationError",
     "Witness",
     "WitnessCheck",
+    "WitnessMark",
     "WitnessProblem",
     "WitnessProblemCode",
     "WitnessStats",

@@ -38,7 +38,7 @@ from typing import Protocol
 from ..core.witness import Bounds, Read, Resolution, SlotState, Suspect, plan_step
 from ..errors import ConfigurationError, InvalidInputError
 from ..models import DecrementData, IncrementData, InventoryItem, VariantUpdate
-from ..outcomes import WitnessStats
+from ..outcomes import WitnessMark, WitnessStats
 from ..settings import is_int
 
 __all__ = ["LateApply", "Witness", "WitnessDriver", "WitnessReader", "WitnessSlot"]
@@ -296,6 +296,16 @@ class WitnessSlot:
         if abs(step) > 1:
             driver.counts["recentred"] += 1
         self.step = step
+
+    def mark(self) -> WitnessMark:
+        """What a journal keeps of this slot's witness entry in the request about to go."""
+        state = self.state
+        suspects = tuple(s.step for s in state.suspects)
+        expected = state.expected
+        if expected is not None and state.seen_late:  # late quantity seen: counted in
+            expected += state.seen_late
+        product_id = self._driver.witness.product_id
+        return WitnessMark(product_id, state.variant_id, self.step, expected, suspects)
 
     def increment_entry(self) -> IncrementData:
         return IncrementData(

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -57,6 +58,7 @@ __all__ = [
     "SlotState",
     "Suspect",
     "plan_step",
+    "resolve_sent",
 ]
 
 QUANTITY_CAP: Final = 99_999
@@ -230,6 +232,16 @@ class SlotState:
         self.expected += quantity
         self.seen_late = 0
         return late, new
+
+
+def resolve_sent(expected: int | None, suspects: Sequence[int], step: int, read: int) -> Read:
+    """Resolve a request known only by what was journalled when it was sent (after a crash):
+    the slot's ``expected`` quantity then, its unconfirmed ``suspects`` steps, the request's
+    ``step``, and the witness ``read`` now, with nothing else sent on the slot since."""
+    if expected is None:
+        return Read(Resolution.IN_DOUBT, reason="the witness baseline was unknown when sent")
+    state = SlotState("", expected, [Suspect(-1 - i, s, ()) for i, s in enumerate(suspects)])
+    return state.resolve(read, Suspect(0, step, ()))
 
 
 def _subset_sums(steps: list[int]) -> dict[int, int]:
