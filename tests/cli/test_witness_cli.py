@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from .conftest import run_cli
+from .conftest import run_cli, write_csv
 
 
 def test_witness_check_passes_a_hidden_tracked_product(emulator_process: Any) -> None:
@@ -53,3 +54,33 @@ def test_witness_help_has_examples() -> None:
     for args in (("witness", "--help"), ("witness", "check", "--help")):
         result = run_cli(*args)
         assert result.returncode == 0 and "examples:" in result.stdout
+
+
+def test_adjust_with_a_witness_rejects_its_rows_and_applies_the_rest(
+    emulator_process: Any, tmp_path: Path
+) -> None:
+    """adjust --witness: a row on the witness product is a rejected row (exit 1, the run goes
+    on), the other rows are applied once; a witness that cannot serve is exit 2, nothing sent."""
+    emu = emulator_process("--products", "20", "--seed", "5")
+    made = emu.admin("products", "POST", {"variants": 4, "quantity": 50_000, "visible": False})
+    keys = emu.tracked_keys()[:10]
+    before = emu.quantities()
+    source = tmp_path / "in.csv"
+    write_csv(
+        source, [*[(p, v, 2) for p, v in keys], (made["productId"], made["variantIds"][0], 5)]
+    )
+    flags = ("--rate-limit", "off", "--json", "--witness-settle", "0.1")
+    result = run_cli("adjust", str(source), "--witness", made["productId"], *flags, env=emu.env)
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["committed"], summary["rejected"]) == (len(keys), 1)
+    assert "INVALID_ROW: productId=" in (tmp_path / "in.csv.rejects.csv").read_text()
+    after = emu.quantities()
+    assert all(after[k] == before[k] + 2 for k in keys)  # type: ignore[operator]
+    visible = emu.admin("products", "POST", {"variants": 4, "quantity": 50_000})
+    other = tmp_path / "other.csv"
+    write_csv(other, [(p, v, 1) for p, v in keys])
+    journal = len(emu.admin("journal")["journal"])
+    refused = run_cli("adjust", str(other), "--witness", visible["productId"], *flags, env=emu.env)
+    assert refused.returncode == 2 and "VISIBLE" in refused.stderr
+    assert len(emu.admin("journal")["journal"]) == journal
