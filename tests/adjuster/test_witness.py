@@ -16,6 +16,7 @@ from wixinv_async.core.witness import (
     SlotState,
     Suspect,
     plan_step,
+    resolve_sent,
 )
 
 C, N, D = Resolution.COMMITTED, Resolution.NOT_APPLIED, Resolution.IN_DOUBT
@@ -173,3 +174,21 @@ def test_a_forgotten_suspect_that_lands_later_is_an_anomaly_not_a_commit() -> No
     read = state.verify(49)
     assert read.resolution is D and read.reason is not None and "edited" in read.reason
     assert read.late == () and read.late_quantity == 0
+
+
+@pytest.mark.parametrize(
+    ("expected", "suspects", "step", "read", "resolution"),
+    [
+        (50, (), 1, 51, C),
+        (50, (), -1, 50, N),
+        (50, (1,), 1, 52, C),  # the journalled suspect landed too
+        (50, (1,), 1, 51, C),  # taken at its word: the settle delay's promise
+        (50, (), 1, 55, D),
+        (None, (), 1, 51, D),
+    ],
+)
+def test_a_journalled_send_is_resolved_from_its_mark(
+    expected: int | None, suspects: tuple[int, ...], step: int, read: int, resolution: Resolution
+) -> None:
+    """After a crash: the mark's expected quantity, unconfirmed steps and step, and a read."""
+    assert resolve_sent(expected, suspects, step, read).resolution is resolution
