@@ -38,8 +38,8 @@ from tests.adjuster.stress_harness import (  # noqa: E402
     run_v3_site,
 )
 
-FULL = Size(producers=64, each=10_000, max_in_flight=16)
-QUICK = Size(producers=64, each=1_000, max_in_flight=16)
+FULL = Size(producers=64, each=10_000)
+QUICK = Size(producers=64, each=1_000)
 
 
 def emit(**fields: Any) -> None:
