@@ -27,7 +27,19 @@ import msgspec
 from ._errors import WixApiError, validation_error
 from .v3_items import V3Item
 
-__all__ = ["FIELDS", "SORTABLE", "Page", "Plan", "compile_plan", "decode_cursor", "run"]
+__all__ = [
+    "FIELDS",
+    "SORTABLE",
+    "Page",
+    "Plan",
+    "comparable",
+    "compile_plan",
+    "cursor_for",
+    "decode_cursor",
+    "key_function",
+    "operand_value",
+    "run",
+]
 
 Getter = Callable[[V3Item], Any]
 Predicate = Callable[[V3Item], bool]
@@ -164,7 +176,7 @@ def _compile_op(kind: str, getter: Getter, op: str, operand: Any, path: str) -> 
         if kind == _LIST:
             raise validation_error([(path, f"{op} does not apply to a list field")])
         compare = _COMPARE[op]
-        want = _operand(kind, operand, path)
+        want = operand_value(kind, operand, path)
         return lambda item: bool(compare(_value(kind, getter(item)), want))
     if op in _LIST_OPS:
         return _compile_list_op(kind, getter, op, operand, path)
@@ -181,7 +193,7 @@ def _compile_list_op(kind: str, getter: Getter, op: str, operand: Any, path: str
     if not isinstance(operand, list):
         raise validation_error([(path, f"{op} takes a list, got {operand!r}")])
     if kind == _LIST:
-        wanted = frozenset(_operand(_STRING, v, f"{path}[{i}]") for i, v in enumerate(operand))
+        wanted = frozenset(operand_value(_STRING, v, f"{path}[{i}]") for i, v in enumerate(operand))
         if op == "$hasAll":
             return lambda item: wanted <= frozenset(getter(item))
         if op == "$hasSome":
@@ -189,7 +201,7 @@ def _compile_list_op(kind: str, getter: Getter, op: str, operand: Any, path: str
         raise validation_error([(path, f"{op} does not apply to a list field")])
     if op == "$hasAll":
         raise validation_error([(path, "$hasAll applies to product.directCategoryIds only")])
-    values = frozenset(_operand(kind, v, f"{path}[{i}]") for i, v in enumerate(operand))
+    values = frozenset(operand_value(kind, v, f"{path}[{i}]") for i, v in enumerate(operand))
     if op == "$nin":
         return lambda item: _value(kind, getter(item)) not in values
     return lambda item: _value(kind, getter(item)) in values
@@ -199,7 +211,7 @@ def _value(kind: str, value: Any) -> Any:
     return int(value) if kind == _BOOL and value is not None else value
 
 
-def _operand(kind: str, operand: Any, path: str) -> Any:
+def operand_value(kind: str, operand: Any, path: str) -> Any:
     """The operand in the field's comparable form (dates: epoch ms, bools: 0 or 1)."""
     if kind == _DATE:
         return _date_ms(operand, path)
@@ -271,7 +283,7 @@ def _raw_key(plan: Plan, item: V3Item) -> list[Any]:
     return [_value(FIELDS[field][0], FIELDS[field][1](item)) for field, _ in plan.sort] + [item.id]
 
 
-def _comparable(plan: Plan, raw: Sequence[Any]) -> tuple[Any, ...]:
+def comparable(plan: Plan, raw: Sequence[Any]) -> tuple[Any, ...]:
     """A raw key (``_raw_key``, or a cursor's) as a tuple that sorts in the plan's order."""
     parts: list[Any] = []
     for (_, descending), value in zip(plan.sort, raw, strict=False):
@@ -281,8 +293,8 @@ def _comparable(plan: Plan, raw: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(parts)
 
 
-def _key_function(plan: Plan) -> Callable[[V3Item], tuple[Any, ...]]:
-    """``_comparable(plan, _raw_key(plan, item))``, specialised for the common plans (the
+def key_function(plan: Plan) -> Callable[[V3Item], tuple[Any, ...]]:
+    """``comparable(plan, _raw_key(plan, item))``, specialised for the common plans (the
     hot path of a crawl: one key per item per page)."""
     if not plan.sort:
         return lambda item: (item.id,)
@@ -294,17 +306,17 @@ def _key_function(plan: Plan) -> Callable[[V3Item], tuple[Any, ...]]:
             return ((0, 0) if value is None else (1, value), item.id)
 
         return one
-    return lambda item: _comparable(plan, _raw_key(plan, item))
+    return lambda item: comparable(plan, _raw_key(plan, item))
 
 
 def run(
     plan: Plan, items: Iterable[V3Item], limit: int, after: Sequence[Any] | None, backward: bool
 ) -> Page:
     """One page: the ``limit`` items after the key ``after`` (before it when ``backward``)."""
-    key = _key_function(plan)
+    key = key_function(plan)
     match = plan.match
     keyed = [(key(i), i) for i in items if match(i)]
-    bound = _comparable(plan, after) if after is not None else None
+    bound = comparable(plan, after) if after is not None else None
     if backward:
         assert bound is not None
         rest = [pair for pair in keyed if pair[0] < bound]
@@ -317,14 +329,14 @@ def run(
         more_after, chosen = len(chosen) > limit, chosen[:limit]
         more_before = len(rest) < len(keyed)
     page = [item for _, item in chosen]
-    next_cursor = _cursor(plan, page[-1], "next") if page and more_after else None
-    prev_cursor = _cursor(plan, page[0], "prev") if page and more_before else None
+    next_cursor = cursor_for(plan, page[-1], "next") if page and more_after else None
+    prev_cursor = cursor_for(plan, page[0], "prev") if page and more_before else None
     return Page(page, next_cursor, prev_cursor)
 
 
 def ordered(plan: Plan, items: Iterable[V3Item]) -> list[V3Item]:
     """Every matching item in the plan's order (offset paging)."""
-    key = _key_function(plan)
+    key = key_function(plan)
     keyed = [(key(i), i) for i in items if plan.match(i)]
     keyed.sort(key=_first)
     return [item for _, item in keyed]
@@ -337,7 +349,7 @@ def _first(pair: tuple[tuple[Any, ...], V3Item]) -> tuple[Any, ...]:
 # --- cursors -------------------------------------------------------------------------------
 
 
-def _cursor(plan: Plan, item: V3Item, direction: str) -> str:
+def cursor_for(plan: Plan, item: V3Item, direction: str) -> str:
     body = {"k": plan.kind, **plan.source, "at": _raw_key(plan, item), "d": direction}
     return base64.urlsafe_b64encode(msgspec.json.encode(body)).rstrip(b"=").decode()
 

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from ._errors import WixApiError, application_error, validation_error
 from .catalog import new_guid
 from .store import JournalEntry
+from .v3_index import SortedItems, indexable, ordered_sorted, run_sorted
 from .v3_items import V3Item
 from .v3_query import Page, Plan, ordered, run
 from .v3_requests import ItemIn
@@ -95,6 +96,9 @@ class V3Store:
         self.default_location = self.locations[0]
         self._by_id = {item.id: item for item in sorted(items, key=_item_id)}
         self._by_place = {(i.variant_id, i.location_id): i for i in self._by_id.values()}
+        self._sorted: dict[tuple[tuple[str, bool], ...], SortedItems] = {}
+        """The items in the order of each sort asked for by fields no write changes, made on
+        first use and dropped when an item is deleted (:mod:`.v3_index`)."""
         self._wall_clock = wall_clock
         self._rng = random.Random(seed ^ 0x3B3B)
         self.journal = []
@@ -183,10 +187,23 @@ class V3Store:
         return item
 
     def page(self, plan: Plan, limit: int, after: Sequence[Any] | None, backward: bool) -> Page:
+        if indexable(plan):
+            return run_sorted(plan, self._sorted_by(plan), limit, after, backward)
         return run(plan, self._by_id.values(), limit, after, backward)
 
     def offset_page(self, plan: Plan, limit: int, offset: int) -> list[V3Item]:
-        return ordered(plan, self._by_id.values())[offset : offset + limit]
+        return self._ordered(plan)[offset : offset + limit]
+
+    def _ordered(self, plan: Plan) -> list[V3Item]:
+        if indexable(plan):
+            return ordered_sorted(plan, self._sorted_by(plan))
+        return ordered(plan, self._by_id.values())
+
+    def _sorted_by(self, plan: Plan) -> SortedItems:
+        index = self._sorted.get(plan.sort)
+        if index is None:
+            index = self._sorted[plan.sort] = SortedItems(plan, self._by_id.values())
+        return index
 
     # --- increments and decrements -------------------------------------------------------
 
@@ -298,7 +315,7 @@ class V3Store:
         """Bulk Update Inventory Items By Filter: applied at once (no revision check); items a
         rule refuses are left as they were. Answers a job id."""
         journal: list[dict[str, Any]] = []
-        for item in ordered(plan, self._by_id.values()):
+        for item in self._ordered(plan):
             before = _stock(item)
             error = self._update_one(item, change)
             if error is None:
@@ -321,6 +338,7 @@ class V3Store:
         self._changed("deleted", item, None, rid)
         del self._by_id[item_id]
         del self._by_place[(item.variant_id, item.location_id)]
+        self._sorted.clear()
         record = {
             "inventoryItemId": item_id,
             "variantId": item.variant_id,
