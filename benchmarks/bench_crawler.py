@@ -24,11 +24,9 @@ Measures, in one run, against the emulator in a child process (the machine has 2
 - ``v3_fanout``: the same V3 site at 50 ms per request, unpaced: ``segments=8`` (productId
   ranges; measured fan-out, and ``fanout="max"``) against ``segments=1``. Targets:
   ``fanout="max"`` speedup >= 2x, and at most ``ceil(N/250) + 1 + 7`` requests (one
-  partial last page per extra cursor) for both. The emulator scans every item for each V3
-  page (about 45 ms of its CPU at 8,000 items) and answers one request at a time, so its
-  CPU, not the latency, bounds the fanned-out crawl here (measured: 2.9x with 8 cursors; the
-  measured fan-out sees the answers queue and runs 2 to 4): the V1 case's 7x is not
-  reachable until the emulator's V3 query is faster.
+  partial last page per extra cursor) for both. The emulator answers one request at a time
+  and spends its own CPU on each page, so that CPU, not the latency, bounds the fanned-out
+  crawl here: the V1 case's 7x is not reachable on the emulator's V3 side.
 
 Outside ``paced`` rate limiting is OFF in both the emulator and the client: those cases
 measure fan-out, not the site's 200 requests/minute budget (under which a 100,000-item crawl
