@@ -50,11 +50,16 @@ FINAL_STATES: Final = frozenset({"committed", "rejected"})
 NOT_APPLIED: Final = "not_applied"
 _RESENDABLE: Final = frozenset({"cancelled", NOT_APPLIED})
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """1: the first journals (no ``schema`` key in ``meta``); 2: ``batches.catalog``, the catalog
-(``V1_CATALOG`` or ``V3_CATALOG``) each request went to. A version-1 journal is upgraded in
-place when opened (its batches' catalog stays NULL: they all went to V1); a journal of a later
+(``V1_CATALOG`` or ``V3_CATALOG``) each request went to; 3: ``lines.site``, the site a line's
+request went to (``NULL``: the run's one site, unnamed). An older journal is upgraded in place
+when opened, each missing column added (its batches' catalog stays NULL: they all went to V1;
+its lines' site stays NULL: they all went to the one site of their run); a journal of a later
 version than this code knows is refused."""
+
+_UPGRADES: Final = (("batches", "catalog"), ("lines", "site"))
+"""The (table, column) each schema version added, oldest first: each is a nullable TEXT."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,7 +68,8 @@ CREATE TABLE IF NOT EXISTS batches (
     catalog TEXT
 );
 CREATE TABLE IF NOT EXISTS lines (
-    line INTEGER PRIMARY KEY, batch INTEGER, state TEXT NOT NULL, code TEXT, message TEXT
+    line INTEGER PRIMARY KEY, batch INTEGER, state TEXT NOT NULL, code TEXT, message TEXT,
+    site TEXT
 );
 """
 
@@ -144,9 +150,10 @@ class Journal:
         if version == SCHEMA_VERSION:
             return
         with self._transaction():
-            columns = {info[1] for info in self._db.execute("PRAGMA table_info(batches)")}
-            if "catalog" not in columns:  # a version-1 journal: every batch went to V1
-                self._db.execute("ALTER TABLE batches ADD COLUMN catalog TEXT")
+            for table, column in _UPGRADES:
+                columns = {info[1] for info in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
             )
@@ -189,14 +196,20 @@ class Journal:
         return int(row[0]) + 1
 
     def record_sent(
-        self, batch_id: int, kind: str, lines: Iterable[int], *, catalog: str | None = None
+        self,
+        batch_id: int,
+        kind: str,
+        lines: Iterable[int],
+        *,
+        catalog: str | None = None,
+        site: str | None = None,
     ) -> None:
         """Durably mark ``lines`` as carried by a request that is about to be sent (to
-        ``catalog``); raise (so it is not sent) when that cannot be written, or an earlier
-        write failed."""
+        ``catalog`` of ``site``); raise (so it is not sent) when that cannot be written, or an
+        earlier write failed."""
         if self.failure is not None:
             raise self.failure
-        numbers = [(line, batch_id) for line in lines]
+        numbers = [(line, batch_id, site) for line in lines]
         with self._writing(), self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO batches (id, kind, run, lines, catalog) "
@@ -204,8 +217,9 @@ class Journal:
                 (batch_id, kind, self.run, len(numbers), catalog),
             )
             self._db.executemany(
-                "INSERT INTO lines (line, batch, state) VALUES (?, ?, 'sent') "
-                "ON CONFLICT(line) DO UPDATE SET batch=excluded.batch, state='sent'",
+                "INSERT INTO lines (line, batch, state, site) VALUES (?, ?, 'sent', ?) "
+                "ON CONFLICT(line) DO UPDATE SET batch=excluded.batch, state='sent', "
+                "site=excluded.site",
                 numbers,
             )
         if self.failure is not None:
