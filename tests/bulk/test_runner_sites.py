@@ -10,9 +10,12 @@ from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from wixinv_async import ApiKeyAuth, AppCredentials, InventoryHub
 from wixinv_async.bulk.runner import BulkPaths, run_bulk_adjust
 from wixinv_async.emulator import Emulator, SiteSpec
+from wixinv_async.errors import ConfigurationError
 
 Target = tuple[str, str, str, str | None]
 """(site, product id, variant id, location id or None): one row's item."""
@@ -151,3 +154,23 @@ async def test_rows_naming_no_site_go_to_the_default_site_and_with_none_are_reje
             [_, (line, reason, _)] = list(csv.reader(handle))
         assert line == "2" and reason.startswith("NO_SITE: site='': empty, and the run has no")
         assert journal_sites(tmp_path / "nodefault.csv.journal")[2] == ("not_applied", None)
+
+
+async def test_a_rerun_whose_default_site_changed_is_refused_before_sending_there(
+    tmp_path: Path,
+) -> None:
+    """A one-site file run for site A, then rerun with site B as the default: the journal knows
+    its rows went to A, so the run stops naming both sites and sends B nothing."""
+    async with Emulator(sites=2, products=6, seed=7) as emu:
+        first, second = emu.sites
+        target = stocked(emu, first)[0]
+        stocked(emu, second)
+        source = tmp_path / "one.csv"
+        source.write_text(f"product_id,variant_id,delta\n{target[1]},{target[2]},2\n")
+        paths = BulkPaths.beside(source)
+        async with InventoryHub(ApiKeyAuth(emu.api_key), base_url=emu.url) as hub:
+            done = await run_bulk_adjust(hub.site(first).client, paths, default_site=first)
+            assert done.committed == 1
+            with pytest.raises(ConfigurationError, match=f"line 2 as committed on site {first}"):
+                await run_bulk_adjust(hub.site(second).client, paths, default_site=second)
+        assert emu.journal(second) == [] and quantity(emu, target) == 5_002

@@ -42,6 +42,7 @@ __all__ = [
     "LineState",
     "input_fingerprint",
     "should_send",
+    "went_elsewhere",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class LineState(NamedTuple):
     state: str
     code: str | None
     message: str | None
+    site: str | None = None
+    """The site its last request went to (``None``: never sent, or the one unnamed site)."""
 
 
 def input_fingerprint(path: Path) -> str:
@@ -278,7 +281,7 @@ class Journal:
         while True:
             with self._reading():
                 rows = self._db.execute(
-                    "SELECT line, state, code, message FROM lines WHERE line > ? "
+                    "SELECT line, state, code, message, site FROM lines WHERE line > ? "
                     "ORDER BY line LIMIT ?",
                     (after, chunk),
                 ).fetchall()
@@ -292,7 +295,7 @@ class Journal:
         """Lines that may or may not have been applied."""
         with self._reading():
             rows = self._db.execute(
-                "SELECT line, state, code, message FROM lines "
+                "SELECT line, state, code, message, site FROM lines "
                 "WHERE state IN ('sent', 'in_doubt') ORDER BY line"
             ).fetchall()
         return [LineState(*row) for row in rows]
@@ -398,6 +401,15 @@ class _Transaction:
             self._db.execute("COMMIT")
         elif self._db.in_transaction:  # SQLite rolls back by itself on some errors (disk full)
             self._db.execute("ROLLBACK")
+
+
+def went_elsewhere(state: LineState | None, site: str | None) -> bool:
+    """Whether a line that was (or may have been) applied went to another site than ``site``,
+    the one this run would send it to: the run's default site changed since, and skipping it
+    as done, or holding it as in doubt, would be false for this site."""
+    if state is None or state.site is None or site is None or state.state in _RESENDABLE:
+        return False
+    return state.site != site
 
 
 def should_send(state: LineState | None, *, retry_in_doubt: bool) -> bool:

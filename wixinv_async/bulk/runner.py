@@ -29,7 +29,14 @@ from ..errors import (
     PermissionDeniedError,
 )
 from ..outcomes import NOOP, Outcome, OutcomeStatus
-from .journal import NOT_APPLIED, Journal, LineState, input_fingerprint, should_send
+from .journal import (
+    NOT_APPLIED,
+    Journal,
+    LineState,
+    input_fingerprint,
+    should_send,
+    went_elsewhere,
+)
 from .lanes import Lane, Lanes, LaneTotals, SiteCounts, SiteWriters
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
 
@@ -379,6 +386,13 @@ class _Job:
             self._unroutable(row, exc)
             return
         lane.counts.rows += 1
+        if went_elsewhere(state, lane.site):
+            assert state is not None
+            raise ConfigurationError(
+                f"journal {self.paths.journal} records line {row.line} as {state.state} on site "
+                f"{state.site}, but this run sends it to site {lane.site}: run with the site of "
+                "the earlier run (WIX_SITE_ID / WIX_INSTANCE_ID), or give a new --journal path"
+            )
         if not should_send(state, retry_in_doubt=self.retry):
             assert state is not None
             self._skip(row, state, lane.counts)

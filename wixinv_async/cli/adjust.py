@@ -187,8 +187,9 @@ async def _adjust(args: argparse.Namespace, config: TargetConfig, many: bool) ->
                     None, sites=lambda site: hub.site(site).client, default_site=default
                 )
         else:
-            async with make_client(config) as client:
-                summary = await run(client)
+            async with make_client(config) as client:  # the journal records its site too
+                default = config.site_id if config.api_key else config.instance_id
+                summary = await run(client, default_site=default)
     finally:
         ticker.cancel()
     bar.close(summary.rows, requests=summary.requests)
