@@ -118,6 +118,10 @@ async def test_a_file_over_v1_and_v3_sites_applies_each_row_once_and_a_revoked_s
             s: n for s, n in writes.items() if s != revoked
         }
         assert rerun.committed == refused and rerun.rejected == 1
+        parts = ("committed", "rejected", "in_doubt", "done_in_earlier_runs", "in_doubt_held_back")
+        for summary in (first, rerun):  # every row of a site is counted once in its line
+            assert all(sum(c[p] for p in parts) == c["rows"] for c in summary.sites.values())
+        assert sum(c["rows"] for c in first.sites.values()) == len(rows)
         assert rerun.done_before == len(rows) - refused - 1
         states = journal_sites(paths.journal)
         for line, (name, *_) in enumerate(rows, start=2):

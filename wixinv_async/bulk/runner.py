@@ -403,6 +403,7 @@ class _Job:
         try:
             ticket = await self._submit(row, await self.lanes.adjuster(lane))
         except InvalidInputError as exc:  # the row's fault (a location on a known V1 site)
+            lane.counts.outcomes["rejected"] += 1
             self._refuse(row, exc)
             return
         self.progress.submitted += 1
