@@ -211,7 +211,8 @@ def test_a_one_site_file_still_needs_one_site_and_a_many_site_file_needs_reachin
     tmp_path: Path,
 ) -> None:
     """Without a site column WIX_SITE_ID is required as always; with one, an API key alone or an
-    app id and secret alone will do, and an instance id alone is refused naming what is missing."""
+    app id and secret alone will do, an instance id alone is refused naming what is missing, and
+    so is --witness (it serves one site)."""
     plain = tmp_path / "one.csv"
     plain.write_text("product_id,variant_id,delta\np,00000000-0000-0000-0000-000000000000,1\n")
     named = tmp_path / "many.csv"
@@ -220,6 +221,8 @@ def test_a_one_site_file_still_needs_one_site_and_a_many_site_file_needs_reachin
     assert one.returncode == 2 and "--site-id" in one.stderr
     many = run_cli("adjust", str(named), env={"WIX_INSTANCE_ID": "i"})
     assert many.returncode == 2 and "names sites needs --api-key" in many.stderr
+    witnessed = run_cli("adjust", str(named), "--witness", "p", env={"WIX_API_KEY": "k"})
+    assert witnessed.returncode == 2 and "--witness serves one site" in witnessed.stderr
     dead = {"WIX_API_KEY": "k", "WIX_BASE_URL": "http://127.0.0.1:9"}
     reached = run_cli("adjust", str(named), env=dead)  # credentials accepted; the port is dead
     assert reached.returncode == 2 and "cannot reach 127.0.0.1:9" in reached.stderr

@@ -5,10 +5,11 @@ declared protocol, :class:`BatchWriter`: "send this batch of entries and tell me
 for the whole request, what happened". A writer reports through the batch's
 :class:`Delivery`:
 
-- ``await delivery.on_wire(entries, request_id, parent_id, attempt)`` right before a request
-  goes on the wire (for an ``InventoryClient``, once its pacing slot is granted): the ``on_send``
-  hook runs there, so a journal marks "sent" only what is really about to be sent. If it raises,
-  the request must not be sent.
+- ``await delivery.on_wire(entries, request_id, parent_id, attempt, witness)`` right before a
+  request goes on the wire (for an ``InventoryClient``, once its pacing slot is granted;
+  ``witness``: the mark of its witness entry, if any): the ``on_send`` hook runs there, so a
+  journal marks "sent" only what is really about to be sent. If it raises, the request must
+  not be sent.
 - ``delivery.answered()`` once the request has its answer (or failed).
 - ``delivery.maybe_applied(entries)`` after an ambiguous failure that will be resent.
 - ``delivery.settle(request_id, entries, outcome)`` as entries get their outcome: a whole
@@ -39,7 +40,7 @@ from ..core.table import Entry
 from ..core.witness import Read, Resolution
 from ..errors import ApiError, Applied, RateLimitedError, WixInventoryError
 from ..models import DecrementData, IncrementData
-from ..outcomes import Catalog, Kind, Outcome, OutcomeStatus
+from ..outcomes import Catalog, Kind, Outcome, OutcomeStatus, WitnessMark
 from ..settings import BatchPolicy
 from ._ledger import ReportError
 from ._witness import WitnessDriver, WitnessSlot
@@ -77,7 +78,12 @@ class Delivery(Protocol):
     def kind(self) -> Kind: ...
     def new_request_id(self) -> int: ...
     async def on_wire(
-        self, entries: Sequence[Entry], request_id: int, parent_id: int | None, attempt: int
+        self,
+        entries: Sequence[Entry],
+        request_id: int,
+        parent_id: int | None,
+        attempt: int,
+        witness: WitnessMark | None = None,
     ) -> None: ...
     def answered(self) -> None: ...
     def use_catalog(self, catalog: Catalog) -> None: ...
@@ -281,7 +287,8 @@ class AtomicWriter:
                 return
             announced = True
             try:
-                await delivery.on_wire(entries, rid, parent, send)
+                mark = slot.mark() if slot is not None else None
+                await delivery.on_wire(entries, rid, parent, send, mark)
             except Exception as exc:
                 raise _OnSendFailed("on_send failed") from exc
 

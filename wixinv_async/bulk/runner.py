@@ -5,6 +5,10 @@ order), so a rerun after a crash skips what was committed or rejected, holds bac
 doubt (unless ``retry_in_doubt``) and sends the rest. At most ``max_outstanding`` rows wait for
 their outcome at once, so memory does not grow with the file. A file that names sites runs
 each site on its own adjuster (``lanes.py``), under the same journal.
+
+With a ``witness`` every request carries a witness entry, journalled with it, and a rerun first
+resolves the rows of requests an earlier run left on the wire by reading the witness
+(:mod:`wixinv_async.bulk.witnessed`) instead of holding them all in doubt.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..adjuster import InventoryAdjuster, InventoryWriter, SentBatch, Settled, Ticket
+from ..adjuster import InventoryAdjuster, InventoryWriter, SentBatch, Settled, Ticket, Witness
+from ..client import InventoryClient
 from ..errors import (
     ApiError,
     AuthenticationError,
@@ -39,6 +44,7 @@ from .journal import (
 )
 from .lanes import Lane, Lanes, LaneTotals, SiteCounts, SiteWriters
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
+from .witnessed import resolve_in_flight
 
 __all__ = [
     "BulkPaths",
@@ -132,6 +138,9 @@ class BulkSummary:
     (``rows``, ``committed``, ``rejected``, ``in_doubt``, ``done_in_earlier_runs``,
     ``in_doubt_held_back``), its ``requests`` and why it ``refused`` the credentials (or
     ``None``). Empty for a file that names no site."""
+    resolved_by_witness: Mapping[str, int] = field(default_factory=dict)
+    """Rows an earlier run left on the wire, resolved by reading the witness at the start of
+    this run, by the state they got (``committed``, ``not_applied``: sent again, ``in_doubt``)."""
 
     @property
     def exit_code(self) -> int:
@@ -156,6 +165,7 @@ class BulkSummary:
             "seconds": round(self.seconds, 3),
             "journal": dict(self.journal_counts),
             "batches_by_catalog": dict(self.batches_by_catalog),
+            "resolved_by_witness": dict(self.resolved_by_witness),
             "rejects_file": str(self.paths.rejects),
             "in_doubt_file": str(self.paths.in_doubt),
             "exit_code": self.exit_code,
@@ -185,27 +195,38 @@ async def run_bulk_adjust(
     on_progress: OnProgress | None = None,
     progress_every: int = 2_000,
     journal_max_pages: int | None = None,
+    witness: Witness | None = None,
 ) -> BulkSummary:
     """Apply every row of ``paths.source`` at most once across any number of (crashed) runs.
 
     ``client``: the one site's writer; or ``sites``, the writer of each site the rows name (a
     row naming none goes to ``default_site``; a site that refuses the credentials rejects its
     own rows, see ``lanes.py``). ``on_progress`` gets the counters and a function summing the
-    adjusters' stats. Raises :class:`~wixinv_async.errors.ConfigurationError` when the one
-    site refuses the credentials or the journal cannot be read or written
-    (``journal_max_pages``: see :class:`Journal`); a rerun goes on where the run stopped."""
+    adjusters' stats. ``witness`` (one site, an ``InventoryClient`` on a V1 site): every
+    request carries a witness entry, journalled, and the rows an earlier run left on the wire
+    are first resolved by reading the witness (see :mod:`wixinv_async.bulk.witnessed`).
+    Raises :class:`~wixinv_async.errors.ConfigurationError` when the one site refuses the
+    credentials, the journal cannot be read or written (``journal_max_pages``: see
+    :class:`Journal`) or the witness cannot be read; a rerun goes on where the run stopped."""
     started = time.monotonic()
     journal = Journal(
         paths.journal, fingerprint=input_fingerprint(paths.source), max_pages=journal_max_pages
     )
     job = _Job(journal, paths, retry_in_doubt, max_outstanding)
     logger.info("bulk run %d of %s: journal %s", journal.run, paths.source, paths.journal)
+    options = dict(adjuster_options or {})
     try:
+        if witness is not None:
+            if sites is not None:
+                raise ConfigurationError("a witness serves one site: not a file naming sites")
+            if not isinstance(client, InventoryClient):
+                raise ConfigurationError("a witness needs an InventoryClient (V1 reads)")
+            job.resolved = await resolve_in_flight(client, journal, witness)
+            options["witness"] = witness
         with _Reports(paths) as reports:
             job.reports = reports
             try:
                 async with contextlib.AsyncExitStack() as stack:
-                    options = dict(adjuster_options or {})
                     job.lanes = Lanes(
                         client, sites, default_site, functools.partial(job.adjuster, options), stack
                     )
@@ -295,6 +316,8 @@ class _Job:
         self.fatal: ApiError | None = None
         self.netted: dict[int, tuple[Ticket, list[int]]] = {}
         """Rows of entries netted to zero, by ticket, until all of an entry's are settled."""
+        self.resolved: Counter[str] = Counter()
+        """Rows resolved by witness at the start (see ``BulkSummary.resolved_by_witness``)."""
 
     def adjuster(
         self, options: Mapping[str, Any], writer: InventoryWriter, site: str | None
@@ -313,7 +336,13 @@ class _Job:
         if key not in self.batch_ids:
             self.batch_ids[key] = self.batch_base + len(self.batch_ids) + 1
         self.journal.record_sent(
-            self.batch_ids[key], batch.kind, lines, catalog=batch.catalog, site=site
+            self.batch_ids[key],
+            batch.kind,
+            lines,
+            catalog=batch.catalog,
+            site=site,
+            witness=batch.witness,
+            maybe_applied=batch.maybe_applied,
         )
 
     def on_settle(self, site: str | None, settled: Settled) -> None:
@@ -537,6 +566,7 @@ class _Job:
             batches_by_catalog=self.journal.batches_by_catalog(),
             paths=self.paths,
             sites=self.lanes.summaries() if self.lanes.many else {},
+            resolved_by_witness=dict(self.resolved),
         )
 
 

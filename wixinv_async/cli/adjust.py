@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..adjuster import Witness
 from ..bulk.rows import detect_format, names_sites
 from ..bulk.runner import (
     BulkPaths,
@@ -19,7 +20,9 @@ from ..bulk.runner import (
     count_lines,
     run_bulk_adjust,
 )
-from ..errors import ConfigurationError, InvalidInputError
+from ..core.witness_check import WitnessProblemCode
+from ..errors import ConfigurationError, InvalidInputError, WixInventoryError
+from ..witness_check import check_witness
 from . import EXIT_CONFIG
 from ._common import (
     ProgressLine,
@@ -35,6 +38,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
+    from ..client import InventoryClient
     from ..hub import InventoryHub
 
 EXAMPLES = """\
@@ -60,10 +64,19 @@ rows whose site cell is empty. A site that refuses the credentials (a revoked in
 site the key cannot reach) has its rows rejected as not applied (a rerun sends them again);
 the other sites go on. The summary ends with one line per site.
 
+--witness PRODUCT_ID (Catalog V1): every request carries +1 or -1 on one variant of a product
+kept for the library (tracked, hidden, one variant per --max-in-flight; see `wixinv-async
+witness check`). After an ambiguous failure (timeout, reset, 5xx) a read of it tells whether
+the request was applied: its rows are then committed, or not applied (sent again by the next
+run) instead of in doubt. Journalled: a rerun after a crash resolves the rows of requests that
+were on the wire the same way, after waiting --witness-settle seconds. Rows on the witness
+product itself are rejected.
+
 examples:
   WIX_API_KEY=... WIX_SITE_ID=... wixinv-async adjust deltas.csv
   wixinv-async adjust deltas.jsonl --base-url http://127.0.0.1:8765 --api-key K --site-id S --json
   WIX_APP_ID=... WIX_APP_SECRET=... wixinv-async adjust many-sites.csv   # site,product_id,...
+  wixinv-async adjust deltas.csv --witness 9f1c... --max-in-flight 8
 
 exit codes: 0 all committed, 1 some rows rejected, 2 usage or configuration error, 3 rows in doubt,
 130 interrupted (Ctrl-C: every outcome known is journalled; run the same command to resume)
@@ -87,6 +100,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--max-in-flight", type=int, default=4, help="concurrent requests")
     parser.add_argument("--linger", type=float, default=0.05, help="seconds a batch may wait")
+    parser.add_argument(
+        "--witness",
+        metavar="PRODUCT_ID",
+        help="resolve ambiguous failures by this witness product's variants (Catalog V1)",
+    )
+    parser.add_argument(
+        "--witness-settle",
+        type=float,
+        default=10.0,
+        help="seconds to wait after an ambiguous failure (or a crash) before reading the "
+        "witness [10]",
+    )
     add_target_options(parser)
     add_output_options(parser)
     parser.set_defaults(func=run)
@@ -98,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigurationError(f"no such file: {args.file}")
         with args.file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as head:
             many = names_sites(head, detect_format(args.file))
+        if many and args.witness:
+            raise ConfigurationError("--witness serves one site: not a file naming sites")
         config = target_from_args(args, many_sites=many)
         summary = asyncio.run(_adjust(args, config, many))
     except (ConfigurationError, InvalidInputError, OSError) as exc:
@@ -127,6 +154,28 @@ def _print_sites(sites: dict[str, dict[str, object]]) -> None:
 
 
 PROGRESS_SECONDS = 0.5
+
+_RECOVERABLE = frozenset({WitnessProblemCode.QUANTITY_OUT_OF_BOUNDS})
+"""Witness problems a run copes with (the adjuster re-centres the witness itself)."""
+
+
+async def _witness(client: InventoryClient, args: argparse.Namespace) -> Witness:
+    """The --witness product, checked (all its variants are slots); ConfigurationError, with
+    the problems, when it cannot serve."""
+    try:
+        check = await check_witness(client, args.witness, slots=args.max_in_flight)
+    except InvalidInputError:
+        raise
+    except WixInventoryError as exc:
+        raise ConfigurationError(f"--witness {args.witness}: cannot read it: {exc}") from None
+    blocking = [p for p in check.problems if p.code not in _RECOVERABLE]
+    if blocking:
+        problems = "; ".join(f"{p.code.name}: {p.message}" for p in blocking)
+        raise ConfigurationError(f"--witness {args.witness} cannot serve: {problems}")
+    try:
+        return Witness(args.witness, check.variant_ids, settle=args.witness_settle)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"--witness-settle={args.witness_settle!r}: {exc}") from None
 
 
 def _show(bar: ProgressLine, progress: BulkProgress, totals: Callable[[], LaneTotals]) -> None:
@@ -188,8 +237,9 @@ async def _adjust(args: argparse.Namespace, config: TargetConfig, many: bool) ->
                 )
         else:
             async with make_client(config) as client:  # the journal records its site too
+                witness = await _witness(client, args) if args.witness else None
                 default = config.site_id if config.api_key else config.instance_id
-                summary = await run(client, default_site=default)
+                summary = await run(client, default_site=default, witness=witness)
     finally:
         ticker.cancel()
     bar.close(summary.rows, requests=summary.requests)
