@@ -43,7 +43,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
-from typing import Literal, NamedTuple, Self
+from typing import Literal, NamedTuple, Self, TypedDict, Unpack
 
 import aiohttp
 
@@ -57,7 +57,7 @@ from .outcomes import AdjusterStats, Outcome
 from .settings import check_int
 from .transport import RateLimit, RateLimiter
 
-__all__ = ["HubStats", "HubTotals", "InventoryHub", "SiteHandle", "SiteStats"]
+__all__ = ["DeltaFields", "HubStats", "HubTotals", "InventoryHub", "SiteHandle", "SiteStats"]
 
 logger = logging.getLogger("wixinv_async.hub")
 
@@ -78,6 +78,21 @@ class _SiteFilter(logging.Filter):
 _SITE_FILTER = _SiteFilter()
 for _name in ("wixinv_async.adjuster", "wixinv_async.auth", "wixinv_async.client", logger.name):
     logging.getLogger(_name).addFilter(_SITE_FILTER)
+
+
+class DeltaFields(TypedDict, total=False):
+    """The optional fields of a hub's delta, as :meth:`InventoryAdjuster.submit_nowait` takes
+    them (keywords; each defaults as there)."""
+
+    inventory_id: str | None
+    """On V1 an inventory id, on V3 an inventory item id."""
+    location_id: str | None
+    """V3: the location's stock (``None``: the site's default location)."""
+    sku: str | None
+    """V3: instead of ``product_id`` and ``variant_id`` (give ``None`` for both)."""
+    preorder: bool
+    tag: object
+    """Handed back with the delta's entry (``on_settle``, ``on_batch``, in-doubt entries)."""
 
 
 class SiteStats(NamedTuple):
@@ -386,90 +401,54 @@ class InventoryHub:
         self,
         site: str,
         product_id: str | None,
-        variant_id: str,
+        variant_id: str | None,
         delta: int,
-        *,
-        inventory_id: str | None = None,
-        preorder: bool = False,
-        tag: object = None,
+        **fields: Unpack[DeltaFields],
     ) -> Ticket:
-        """Add a delta for ``site`` and return its ticket at once (the adjuster's
-        ``submit_nowait``: :class:`AdjusterFull` when that site has ``max_pending`` keys)."""
+        """Add a delta for ``site`` and return its ticket at once: that site's
+        :meth:`InventoryAdjuster.submit_nowait`, with the same fields (:class:`DeltaFields`),
+        checks and errors (:class:`AdjusterFull` when the site has ``max_pending`` keys)."""
         # A closed hub has no open sites, and _open refuses to make one.
         handle = self._sites.get(site) or self._open(site)
         self._uses += 1
         handle.last_used = self._uses
-        if handle.started:  # its dispatcher already runs in the site's context
-            if inventory_id is None and not preorder and tag is None:
-                return handle.adjuster.submit_nowait(product_id, variant_id, delta)  # hot path
-            return handle.adjuster.submit_nowait(
-                product_id, variant_id, delta, inventory_id=inventory_id, preorder=preorder, tag=tag
-            )
-        handle.started = True
-        return handle.context.run(
-            handle.adjuster.submit_nowait,
-            product_id,
-            variant_id,
-            delta,
-            inventory_id=inventory_id,
-            preorder=preorder,
-            tag=tag,
-        )
+        # The site's first delta starts its dispatcher task, which copies the context it is
+        # made in: that one names the site, so the site's requests log with it.
+        token = None if handle.started else current_site.set(site)
+        try:
+            ticket = handle.adjuster.submit_nowait(product_id, variant_id, delta, **fields)
+        finally:
+            if token is not None:
+                current_site.reset(token)
+        if token is not None:
+            handle.started = True  # not before: a refused first delta started nothing
+        return ticket
 
     async def submit(
         self,
         site: str,
         product_id: str | None,
-        variant_id: str,
+        variant_id: str | None,
         delta: int,
-        *,
-        inventory_id: str | None = None,
-        preorder: bool = False,
-        tag: object = None,
+        **fields: Unpack[DeltaFields],
     ) -> Ticket:
-        """Add a delta for ``site``, waiting while that site's adjuster is full."""
+        """Add a delta for ``site``, waiting while that site's adjuster is full
+        (:meth:`InventoryAdjuster.submit`)."""
         try:
-            return self.submit_nowait(
-                site,
-                product_id,
-                variant_id,
-                delta,
-                inventory_id=inventory_id,
-                preorder=preorder,
-                tag=tag,
-            )
+            return self.submit_nowait(site, product_id, variant_id, delta, **fields)
         except AdjusterFull:  # keys are pending, so the dispatcher already runs in context
-            return await self.site(site).adjuster.submit(
-                product_id,
-                variant_id,
-                delta,
-                inventory_id=inventory_id,
-                preorder=preorder,
-                tag=tag,
-            )
+            return await self.site(site).adjuster.submit(product_id, variant_id, delta, **fields)
 
     async def adjust(
         self,
         site: str,
         product_id: str | None,
-        variant_id: str,
+        variant_id: str | None,
         delta: int,
-        *,
-        inventory_id: str | None = None,
-        preorder: bool = False,
-        tag: object = None,
+        **fields: Unpack[DeltaFields],
     ) -> Outcome:
         """Submit a delta for ``site`` and wait for its outcome."""
-        ticket = await self.submit(
-            site,
-            product_id,
-            variant_id,
-            delta,
-            inventory_id=inventory_id,
-            preorder=preorder,
-            tag=tag,
-        )
-        return await ticket
+        return await (await self.submit(site, product_id, variant_id, delta, **fields))
 
     async def flush(self) -> None:
         """Send everything pending on every open site and wait for the outcomes."""
