@@ -29,7 +29,11 @@ deltas; a delta for it makes the site again.
 
 One site's trouble stays its own: a revoked installation's token request and requests get 401,
 and the adjuster rejects that site's deltas as retriable with the reason (``Outcome.code``,
-``Outcome.error``); other sites have their own limiters, adjusters and tokens.
+``Outcome.error``); other sites have their own limiters, adjusters and tokens. After a refused
+token request (401 or 403) the site rests: its requests are refused without being sent, and
+no token is asked for, for 1 s after the first refusal, doubling with each refusal in a row up
+to 60 s (``_hubtoken.refused_backoff``), so a revoked site costs a token request a minute, not
+one a batch; a token fetched again (the app reinstalled) ends the rest.
 
 Log records of a site's requests (the adjuster, client and auth loggers, and this module's)
 carry ``record.site``: a site's tasks run in a context naming it.
@@ -47,15 +51,16 @@ from typing import Literal, NamedTuple, Self, TypedDict, Unpack
 
 import aiohttp
 
+from ._hubtoken import GuardedToken
 from .adjuster import InventoryAdjuster, Ticket
-from .auth import ApiKeyAuth, AppCredentials, AppOAuth
+from .auth import ApiKeyAuth, AppCredentials
 from .catalog import CatalogVersion
 from .client import DEFAULT_BASE_URL, ClientStats, InventoryClient
 from .errors import AdjusterClosed, AdjusterFull, ConfigurationError
 from .models import MAX_BATCH
 from .outcomes import AdjusterStats, Outcome
 from .settings import check_int
-from .transport import RateLimit, RateLimiter
+from .transport import LoopClock, RateLimit, RateLimiter
 
 __all__ = ["DeltaFields", "HubStats", "HubTotals", "InventoryHub", "SiteHandle", "SiteStats"]
 
@@ -246,7 +251,8 @@ class InventoryHub:
             raise ConfigurationError(f"base_url must start with http:// or https://: {base_url!r}")
         self._auth = auth
         self._base_url = base_url
-        self._limiter = RateLimiter(rate_limit)
+        self._clock = LoopClock()
+        self._limiter = RateLimiter(rate_limit, clock=self._clock)
         self.idle_timeout = float(idle_timeout)
         self.max_sites = max_sites
         self._pool = (connections, connections_per_host)
@@ -260,7 +266,7 @@ class InventoryHub:
         )
         self._session: aiohttp.ClientSession | None = None
         self._sites: dict[str, SiteHandle] = {}  # open sites, least recently made first
-        self._tokens: dict[str, AppOAuth | ApiKeyAuth] = {}
+        self._tokens: dict[str, GuardedToken | ApiKeyAuth] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._closed_totals: dict[str, int] = dict.fromkeys(_SUMMED_ALL, 0)
         self._made = 0
@@ -357,9 +363,9 @@ class InventoryHub:
         logger.debug("opened site %s", site)
         return handle
 
-    def _site_auth(self, site: str) -> AppOAuth | ApiKeyAuth:
+    def _site_auth(self, site: str) -> GuardedToken | ApiKeyAuth:
         if isinstance(self._auth, AppCredentials):
-            return self._auth.for_instance(site)
+            return GuardedToken(self._auth.for_instance(site), self._clock)
         return self._auth.for_site(site)
 
     def _retire(self, site: str) -> None:
@@ -473,7 +479,9 @@ class InventoryHub:
             sites_closed=self._made - len(sites),
             pending=pending,
             batch_fill=sums["entries_sent"] / requests / max_batch if requests else 0.0,
-            token_fetches=sum(a.fetches for a in self._tokens.values() if isinstance(a, AppOAuth)),
+            token_fetches=sum(
+                a.fetches for a in self._tokens.values() if isinstance(a, GuardedToken)
+            ),
             **sums,
         )
         return HubStats(MappingProxyType(sites), total)
