@@ -69,7 +69,7 @@ from .errors import (
     WixInventoryError,
     WrongCatalogError,
 )
-from .hub import HubStats, HubTotals, InventoryHub, SiteHandle, SiteStats
+from .hub import DeltaFields, HubStats, HubTotals, InventoryHub, SiteCounters, SiteHandle, SiteStats
 from .models import (
     DEFAULT_VARIANT_ID,
     UNSET,
@@ -176,6 +176,7 @@ __all__ = [
     "DecrementDataByVariantAndLocation",
     "Delivery",
     "DeliveryMemory",
+    "DeltaFields",
     "DeltaKey",
     "DeltaSubmitter",
     "EntitySequences",
@@ -229,6 +230,7 @@ __all__ = [
     "SentEntry",
     "ServerError",
     "Settled",
+    "SiteCounters",
     "SiteHandle",
     "SiteStats",
     "Sorting",

@@ -45,24 +45,46 @@ import asyncio
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable
+from functools import partial
 from types import MappingProxyType, TracebackType
-from typing import Literal, NamedTuple, Self, TypedDict, Unpack
+from typing import Literal, Self, TypedDict, Unpack
 
 import aiohttp
 
+from ._hubstats import (
+    HubStats,
+    HubTotals,
+    SiteCounters,
+    SiteStats,
+    add_counters,
+    site_counters,
+    summed,
+)
 from ._hubtoken import GuardedToken
 from .adjuster import InventoryAdjuster, Ticket
 from .auth import ApiKeyAuth, AppCredentials
 from .catalog import CatalogVersion
-from .client import DEFAULT_BASE_URL, ClientStats, InventoryClient
+from .client import DEFAULT_BASE_URL, InventoryClient
 from .errors import AdjusterClosed, AdjusterFull, ConfigurationError
 from .models import MAX_BATCH
-from .outcomes import AdjusterStats, Outcome
+from .outcomes import BatchReport, Outcome
 from .settings import check_int
 from .transport import LoopClock, RateLimit, RateLimiter
 
-__all__ = ["DeltaFields", "HubStats", "HubTotals", "InventoryHub", "SiteHandle", "SiteStats"]
+__all__ = [
+    "DeltaFields",
+    "HubStats",
+    "HubTotals",
+    "InventoryHub",
+    "OnSiteBatch",
+    "SiteCounters",
+    "SiteHandle",
+    "SiteStats",
+]
+
+OnSiteBatch = Callable[[str, BatchReport], None]
+"""``on_batch`` of a hub: called with the site and each of its finished batches' report."""
 
 logger = logging.getLogger("wixinv_async.hub")
 
@@ -106,51 +128,8 @@ class DeltaFields(TypedDict, total=False):
     """Handed back with the delta's entry (``on_settle``, ``on_batch``, in-doubt entries)."""
 
 
-class SiteStats(NamedTuple):
-    """One open site: its catalog (``None`` until detected), its adjuster's and client's
-    counters."""
-
-    site: str
-    catalog: CatalogVersion | None
-    adjuster: AdjusterStats
-    client: ClientStats
-
-
-class HubTotals(NamedTuple):
-    """Counters over every site since the hub started (closed sites included), in deltas
-    unless named otherwise."""
-
-    open_sites: int
-    sites_made: int
-    sites_closed: int
-    submitted: int
-    committed: int
-    rejected: int
-    in_doubt: int
-    cancelled: int
-    pending: int
-    """Distinct keys pending now, over the open sites."""
-    requests: int
-    entries_sent: int
-    batch_fill: float
-    """Entries per request over the largest batch (0.0 before the first request)."""
-    rate_limited: int
-    """429 answers."""
-    token_fetches: int
-
-
-class HubStats(NamedTuple):
-    """``InventoryHub.stats()``: each open site's counters, and the totals."""
-
-    sites: Mapping[str, SiteStats]
-    total: HubTotals
-
-
 _NOTES = 5
 """Use-counter notes the idle sweep keeps: one every quarter of ``idle_timeout``."""
-
-_SUMMED = ("submitted", "committed", "rejected", "in_doubt", "cancelled", "requests")
-_SUMMED_ALL = (*_SUMMED, "entries_sent", "rate_limited")
 
 
 class SiteHandle:
@@ -223,6 +202,8 @@ class InventoryHub:
     ``connections``, ``connections_per_host``: the shared pool's bounds. ``timeout``: the
     clients' connect and read timeout. ``max_batch``, ``linger``, ``max_in_flight``,
     ``max_pending``, ``on_ambiguous``: each site's :class:`InventoryAdjuster` settings.
+    ``on_batch``: called with the site and the :class:`BatchReport` of each batch of it whose
+    entries all have outcomes (each site adjuster's ``on_batch``).
     """
 
     def __init__(
@@ -241,6 +222,7 @@ class InventoryHub:
         max_in_flight: int = 4,
         max_pending: int = 100_000,
         on_ambiguous: Literal["report", "retry"] = "report",
+        on_batch: OnSiteBatch | None = None,
     ) -> None:
         if not isinstance(auth, AppCredentials | ApiKeyAuth):
             raise ConfigurationError(f"auth must be AppCredentials or ApiKeyAuth, got {auth!r}")
@@ -274,7 +256,10 @@ class InventoryHub:
         self._sites: dict[str, SiteHandle] = {}  # open sites, least recently made first
         self._tokens: dict[str, GuardedToken | ApiKeyAuth] = {}
         self._closing: set[asyncio.Task[None]] = set()
-        self._closed_totals: dict[str, int] = dict.fromkeys(_SUMMED_ALL, 0)
+        self._on_batch = on_batch
+        self._past: dict[str, SiteCounters] = {}
+        """Each closed site's counters over the times it was open (a site made again adds
+        its new ones when it closes again)."""
         self._made = 0
         self._janitor: asyncio.Task[None] | None = None
         self._closed = False
@@ -361,6 +346,7 @@ class InventoryHub:
             max_pending=max_pending,
             on_ambiguous=on_ambiguous,
             pace=limiter.next_slot,
+            on_batch=None if self._on_batch is None else partial(self._on_batch, site),
         )
         while len(self._sites) >= self.max_sites:
             self._retire(min(self._sites.values(), key=_last_used).site)
@@ -386,10 +372,11 @@ class InventoryHub:
         try:
             await handle.adjuster.close()
         finally:
-            stats = handle.adjuster.stats()
-            totals = self._closed_totals
-            for name in _SUMMED_ALL:
-                totals[name] += getattr(stats, name)
+            site = handle.site
+            final = site_counters(site, handle.adjuster.stats())
+            self._past[site] = add_counters(self._past.get(site), final)._replace(
+                in_flight=0, pending=0
+            )
             await handle.client.aclose()
             handle._mark_closed()
             logger.debug("closed site %s", handle.site, extra={"site": handle.site})
@@ -471,19 +458,15 @@ class InventoryHub:
     def stats(self) -> HubStats:
         """Each open site's counters, and totals over every site since the hub started."""
         sites = {site: handle.stats() for site, handle in self._sites.items()}
-        sums = dict(self._closed_totals)
-        pending = 0
-        for entry in sites.values():
-            for name in _SUMMED_ALL:
-                sums[name] += getattr(entry.adjuster, name)
-            pending += entry.adjuster.pending
+        now = [site_counters(site, entry.adjuster) for site, entry in sites.items()]
+        sums = summed([*self._past.values(), *now])
         requests = sums["requests"]
         max_batch = self._adjuster_settings[0]
         total = HubTotals(
             open_sites=len(sites),
             sites_made=self._made,
             sites_closed=self._made - len(sites),
-            pending=pending,
+            pending=sum(entry.adjuster.pending for entry in sites.values()),
             batch_fill=sums["entries_sent"] / requests / max_batch if requests else 0.0,
             token_fetches=sum(
                 a.fetches for a in self._tokens.values() if isinstance(a, GuardedToken)
@@ -491,6 +474,16 @@ class InventoryHub:
             **sums,
         )
         return HubStats(MappingProxyType(sites), total)
+
+    def counters(self) -> dict[str, SiteCounters]:
+        """Every site's counters since the hub started, over all the times it was open (never
+        going down: what a metrics exporter such as :mod:`wixinv_async.otel` reads)."""
+        counters = dict(self._past)
+        for site, handle in self._sites.items():
+            counters[site] = add_counters(
+                counters.get(site), site_counters(site, handle.adjuster.stats())
+            )
+        return counters
 
 
 def _last_used(handle: SiteHandle) -> int:
