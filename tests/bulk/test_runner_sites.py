@@ -89,12 +89,12 @@ async def test_a_file_over_v1_and_v3_sites_applies_each_row_once_and_a_revoked_s
         revoked = emu.sites[2]
         emu.revoke(instance[revoked])
         paths = BulkPaths.beside(source)
-        async with InventoryHub(
-            AppCredentials(emu.app_id, emu.app_secret), base_url=emu.url
-        ) as hub:
+        credentials = AppCredentials(emu.app_id, emu.app_secret)
+        async with InventoryHub(credentials, base_url=emu.url) as hub:
             first = await run_bulk_adjust(None, paths, sites=lambda s: hub.site(s).client)
-            emu.reinstate(instance[revoked])
-            writes = {site: len(emu.journal(site)) for site in emu.sites}
+        emu.reinstate(instance[revoked])
+        writes = {site: len(emu.journal(site)) for site in emu.sites}
+        async with InventoryHub(credentials, base_url=emu.url) as hub:  # a rerun: a new process
             rerun = await run_bulk_adjust(None, paths, sites=lambda s: hub.site(s).client)
 
         expected: Counter[Target] = Counter({t: 5_000 for ts in targets.values() for t in ts})

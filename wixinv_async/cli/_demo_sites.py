@@ -268,12 +268,7 @@ async def _producer(hub: InventoryHub, share: Sequence[tuple[str, Key, int]]) ->
     tickets: Submitted = []
     for index, (site, key, delta) in enumerate(share):
         product, variant, location = key
-        if location is None:
-            ticket = await hub.submit(site, product, variant, delta)
-        else:  # hub.submit takes no location_id (yet): the site's own adjuster does
-            ticket = await hub.site(site).adjuster.submit(
-                product, variant, delta, location_id=location
-            )
+        ticket = await hub.submit(site, product, variant, delta, location_id=location)
         tickets.append((site, key, delta, ticket))
         if index % 64 == 0:
             await asyncio.sleep(0)
