@@ -70,7 +70,7 @@ from .errors import (
     WixInventoryError,
     WrongCatalogError,
 )
-from .hub import HubStats, HubTotals, InventoryHub, SiteHandle, SiteStats
+from .hub import DeltaFields, HubStats, HubTotals, InventoryHub, SiteCounters, SiteHandle, SiteStats
 from .models import (
     DEFAULT_VARIANT_ID,
     UNSET,
@@ -179,6 +179,7 @@ __all__ = [
     "DecrementDataByVariantAndLocation",
     "Delivery",
     "DeliveryMemory",
+    "DeltaFields",
     "DeltaKey",
     "DeltaSubmitter",
     "EntitySequences",
@@ -232,6 +233,7 @@ __all__ = [
     "SentEntry",
     "ServerError",
     "Settled",
+    "SiteCounters",
     "SiteHandle",
     "SiteStats",
     "Sorting",

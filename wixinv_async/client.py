@@ -45,7 +45,7 @@ import msgspec
 from msgspec import UNSET
 
 from . import inventory_v3 as v3
-from .auth import ApiKeyAuth, AppOAuth, Auth
+from .auth import Auth
 from .catalog import (
     CatalogCache,
     CatalogVersion,
@@ -220,7 +220,7 @@ class InventoryClient:
 
     def __init__(
         self,
-        auth: ApiKeyAuth | AppOAuth,
+        auth: Auth,
         *,
         base_url: str = DEFAULT_BASE_URL,
         session: aiohttp.ClientSession | None = None,

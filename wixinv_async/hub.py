@@ -29,7 +29,11 @@ deltas; a delta for it makes the site again.
 
 One site's trouble stays its own: a revoked installation's token request and requests get 401,
 and the adjuster rejects that site's deltas as retriable with the reason (``Outcome.code``,
-``Outcome.error``); other sites have their own limiters, adjusters and tokens.
+``Outcome.error``); other sites have their own limiters, adjusters and tokens. After a refused
+token request (401 or 403) the site rests: its requests are refused without being sent, and
+no token is asked for, for 1 s after the first refusal, doubling with each refusal in a row up
+to 60 s (``_hubtoken.refused_backoff``), so a revoked site costs a token request a minute, not
+one a batch; a token fetched again (the app reinstalled) ends the rest.
 
 Log records of a site's requests (the adjuster, client and auth loggers, and this module's)
 carry ``record.site``: a site's tasks run in a context naming it.
@@ -41,23 +45,46 @@ import asyncio
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable
+from functools import partial
 from types import MappingProxyType, TracebackType
-from typing import Literal, NamedTuple, Self
+from typing import Literal, Self, TypedDict, Unpack
 
 import aiohttp
 
+from ._hubstats import (
+    HubStats,
+    HubTotals,
+    SiteCounters,
+    SiteStats,
+    add_counters,
+    site_counters,
+    summed,
+)
+from ._hubtoken import GuardedToken
 from .adjuster import InventoryAdjuster, Ticket
-from .auth import ApiKeyAuth, AppCredentials, AppOAuth
+from .auth import ApiKeyAuth, AppCredentials
 from .catalog import CatalogVersion
-from .client import DEFAULT_BASE_URL, ClientStats, InventoryClient
+from .client import DEFAULT_BASE_URL, InventoryClient
 from .errors import AdjusterClosed, AdjusterFull, ConfigurationError
 from .models import MAX_BATCH
-from .outcomes import AdjusterStats, Outcome
+from .outcomes import BatchReport, Outcome
 from .settings import check_int
-from .transport import RateLimit, RateLimiter
+from .transport import LoopClock, RateLimit, RateLimiter
 
-__all__ = ["HubStats", "HubTotals", "InventoryHub", "SiteHandle", "SiteStats"]
+__all__ = [
+    "DeltaFields",
+    "HubStats",
+    "HubTotals",
+    "InventoryHub",
+    "OnSiteBatch",
+    "SiteCounters",
+    "SiteHandle",
+    "SiteStats",
+]
+
+OnSiteBatch = Callable[[str, BatchReport], None]
+"""``on_batch`` of a hub: called with the site and each of its finished batches' report."""
 
 logger = logging.getLogger("wixinv_async.hub")
 
@@ -68,63 +95,41 @@ current_site: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 class _SiteFilter(logging.Filter):
-    """Stamps ``record.site`` with the site of the task that logs (``None`` outside)."""
+    """Stamps ``record.site`` with the site of the task that logs (``None`` outside a site),
+    unless the record names one itself (``extra={"site": ...}``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.site = current_site.get()
+        if "site" not in record.__dict__:
+            record.site = current_site.get()
         return True
 
 
+SITE_LOGGERS = ("wixinv_async.adjuster", "wixinv_async.auth", "wixinv_async.client", logger.name)
+"""The loggers a hub's sites log through; each record of theirs has ``record.site``. A logger
+filter sees only the records made by that logger (not those a child logger propagates), so
+every module a site runs logs through one of these names (a test holds the list complete)."""
 _SITE_FILTER = _SiteFilter()
-for _name in ("wixinv_async.adjuster", "wixinv_async.auth", "wixinv_async.client", logger.name):
+for _name in SITE_LOGGERS:
     logging.getLogger(_name).addFilter(_SITE_FILTER)
 
 
-class SiteStats(NamedTuple):
-    """One open site: its catalog (``None`` until detected), its adjuster's and client's
-    counters."""
+class DeltaFields(TypedDict, total=False):
+    """The optional fields of a hub's delta, as :meth:`InventoryAdjuster.submit_nowait` takes
+    them (keywords; each defaults as there)."""
 
-    site: str
-    catalog: CatalogVersion | None
-    adjuster: AdjusterStats
-    client: ClientStats
-
-
-class HubTotals(NamedTuple):
-    """Counters over every site since the hub started (closed sites included), in deltas
-    unless named otherwise."""
-
-    open_sites: int
-    sites_made: int
-    sites_closed: int
-    submitted: int
-    committed: int
-    rejected: int
-    in_doubt: int
-    cancelled: int
-    pending: int
-    """Distinct keys pending now, over the open sites."""
-    requests: int
-    entries_sent: int
-    batch_fill: float
-    """Entries per request over the largest batch (0.0 before the first request)."""
-    rate_limited: int
-    """429 answers."""
-    token_fetches: int
-
-
-class HubStats(NamedTuple):
-    """``InventoryHub.stats()``: each open site's counters, and the totals."""
-
-    sites: Mapping[str, SiteStats]
-    total: HubTotals
+    inventory_id: str | None
+    """On V1 an inventory id, on V3 an inventory item id."""
+    location_id: str | None
+    """V3: the location's stock (``None``: the site's default location)."""
+    sku: str | None
+    """V3: instead of ``product_id`` and ``variant_id`` (give ``None`` for both)."""
+    preorder: bool
+    tag: object
+    """Handed back with the delta's entry (``on_settle``, ``on_batch``, in-doubt entries)."""
 
 
 _NOTES = 5
 """Use-counter notes the idle sweep keeps: one every quarter of ``idle_timeout``."""
-
-_SUMMED = ("submitted", "committed", "rejected", "in_doubt", "cancelled", "requests")
-_SUMMED_ALL = (*_SUMMED, "entries_sent", "rate_limited")
 
 
 class SiteHandle:
@@ -197,6 +202,8 @@ class InventoryHub:
     ``connections``, ``connections_per_host``: the shared pool's bounds. ``timeout``: the
     clients' connect and read timeout. ``max_batch``, ``linger``, ``max_in_flight``,
     ``max_pending``, ``on_ambiguous``: each site's :class:`InventoryAdjuster` settings.
+    ``on_batch``: called with the site and the :class:`BatchReport` of each batch of it whose
+    entries all have outcomes (each site adjuster's ``on_batch``).
     """
 
     def __init__(
@@ -215,6 +222,7 @@ class InventoryHub:
         max_in_flight: int = 4,
         max_pending: int = 100_000,
         on_ambiguous: Literal["report", "retry"] = "report",
+        on_batch: OnSiteBatch | None = None,
     ) -> None:
         if not isinstance(auth, AppCredentials | ApiKeyAuth):
             raise ConfigurationError(f"auth must be AppCredentials or ApiKeyAuth, got {auth!r}")
@@ -231,7 +239,8 @@ class InventoryHub:
             raise ConfigurationError(f"base_url must start with http:// or https://: {base_url!r}")
         self._auth = auth
         self._base_url = base_url
-        self._limiter = RateLimiter(rate_limit)
+        self._clock = LoopClock()
+        self._limiter = RateLimiter(rate_limit, clock=self._clock)
         self.idle_timeout = float(idle_timeout)
         self.max_sites = max_sites
         self._pool = (connections, connections_per_host)
@@ -245,9 +254,12 @@ class InventoryHub:
         )
         self._session: aiohttp.ClientSession | None = None
         self._sites: dict[str, SiteHandle] = {}  # open sites, least recently made first
-        self._tokens: dict[str, AppOAuth | ApiKeyAuth] = {}
+        self._tokens: dict[str, GuardedToken | ApiKeyAuth] = {}
         self._closing: set[asyncio.Task[None]] = set()
-        self._closed_totals: dict[str, int] = dict.fromkeys(_SUMMED_ALL, 0)
+        self._on_batch = on_batch
+        self._past: dict[str, SiteCounters] = {}
+        """Each closed site's counters over the times it was open (a site made again adds
+        its new ones when it closes again)."""
         self._made = 0
         self._janitor: asyncio.Task[None] | None = None
         self._closed = False
@@ -334,17 +346,18 @@ class InventoryHub:
             max_pending=max_pending,
             on_ambiguous=on_ambiguous,
             pace=limiter.next_slot,
+            on_batch=None if self._on_batch is None else partial(self._on_batch, site),
         )
         while len(self._sites) >= self.max_sites:
             self._retire(min(self._sites.values(), key=_last_used).site)
         handle = self._sites[site] = SiteHandle(site, client, adjuster)
         self._made += 1
-        logger.debug("opened site %s", site)
+        logger.debug("opened site %s", site, extra={"site": site})
         return handle
 
-    def _site_auth(self, site: str) -> AppOAuth | ApiKeyAuth:
+    def _site_auth(self, site: str) -> GuardedToken | ApiKeyAuth:
         if isinstance(self._auth, AppCredentials):
-            return self._auth.for_instance(site)
+            return GuardedToken(self._auth.for_instance(site), self._clock)
         return self._auth.for_site(site)
 
     def _retire(self, site: str) -> None:
@@ -359,13 +372,14 @@ class InventoryHub:
         try:
             await handle.adjuster.close()
         finally:
-            stats = handle.adjuster.stats()
-            totals = self._closed_totals
-            for name in _SUMMED_ALL:
-                totals[name] += getattr(stats, name)
+            site = handle.site
+            final = site_counters(site, handle.adjuster.stats())
+            self._past[site] = add_counters(self._past.get(site), final)._replace(
+                in_flight=0, pending=0
+            )
             await handle.client.aclose()
             handle._mark_closed()
-            logger.debug("closed site %s", handle.site)
+            logger.debug("closed site %s", handle.site, extra={"site": handle.site})
 
     async def _sweep(self) -> None:
         """Close the sites idle for ``idle_timeout``: every quarter of it, note the use counter;
@@ -386,90 +400,54 @@ class InventoryHub:
         self,
         site: str,
         product_id: str | None,
-        variant_id: str,
+        variant_id: str | None,
         delta: int,
-        *,
-        inventory_id: str | None = None,
-        preorder: bool = False,
-        tag: object = None,
+        **fields: Unpack[DeltaFields],
     ) -> Ticket:
-        """Add a delta for ``site`` and return its ticket at once (the adjuster's
-        ``submit_nowait``: :class:`AdjusterFull` when that site has ``max_pending`` keys)."""
+        """Add a delta for ``site`` and return its ticket at once: that site's
+        :meth:`InventoryAdjuster.submit_nowait`, with the same fields (:class:`DeltaFields`),
+        checks and errors (:class:`AdjusterFull` when the site has ``max_pending`` keys)."""
         # A closed hub has no open sites, and _open refuses to make one.
         handle = self._sites.get(site) or self._open(site)
         self._uses += 1
         handle.last_used = self._uses
-        if handle.started:  # its dispatcher already runs in the site's context
-            if inventory_id is None and not preorder and tag is None:
-                return handle.adjuster.submit_nowait(product_id, variant_id, delta)  # hot path
-            return handle.adjuster.submit_nowait(
-                product_id, variant_id, delta, inventory_id=inventory_id, preorder=preorder, tag=tag
-            )
-        handle.started = True
-        return handle.context.run(
-            handle.adjuster.submit_nowait,
-            product_id,
-            variant_id,
-            delta,
-            inventory_id=inventory_id,
-            preorder=preorder,
-            tag=tag,
-        )
+        # The site's first delta starts its dispatcher task, which copies the context it is
+        # made in: that one names the site, so the site's requests log with it.
+        token = None if handle.started else current_site.set(site)
+        try:
+            ticket = handle.adjuster.submit_nowait(product_id, variant_id, delta, **fields)
+        finally:
+            if token is not None:
+                current_site.reset(token)
+        if token is not None:
+            handle.started = True  # not before: a refused first delta started nothing
+        return ticket
 
     async def submit(
         self,
         site: str,
         product_id: str | None,
-        variant_id: str,
+        variant_id: str | None,
         delta: int,
-        *,
-        inventory_id: str | None = None,
-        preorder: bool = False,
-        tag: object = None,
+        **fields: Unpack[DeltaFields],
     ) -> Ticket:
-        """Add a delta for ``site``, waiting while that site's adjuster is full."""
+        """Add a delta for ``site``, waiting while that site's adjuster is full
+        (:meth:`InventoryAdjuster.submit`)."""
         try:
-            return self.submit_nowait(
-                site,
-                product_id,
-                variant_id,
-                delta,
-                inventory_id=inventory_id,
-                preorder=preorder,
-                tag=tag,
-            )
+            return self.submit_nowait(site, product_id, variant_id, delta, **fields)
         except AdjusterFull:  # keys are pending, so the dispatcher already runs in context
-            return await self.site(site).adjuster.submit(
-                product_id,
-                variant_id,
-                delta,
-                inventory_id=inventory_id,
-                preorder=preorder,
-                tag=tag,
-            )
+            return await self.site(site).adjuster.submit(product_id, variant_id, delta, **fields)
 
     async def adjust(
         self,
         site: str,
         product_id: str | None,
-        variant_id: str,
+        variant_id: str | None,
         delta: int,
-        *,
-        inventory_id: str | None = None,
-        preorder: bool = False,
-        tag: object = None,
+        **fields: Unpack[DeltaFields],
     ) -> Outcome:
         """Submit a delta for ``site`` and wait for its outcome."""
-        ticket = await self.submit(
-            site,
-            product_id,
-            variant_id,
-            delta,
-            inventory_id=inventory_id,
-            preorder=preorder,
-            tag=tag,
-        )
-        return await ticket
+        return await (await self.submit(site, product_id, variant_id, delta, **fields))
 
     async def flush(self) -> None:
         """Send everything pending on every open site and wait for the outcomes."""
@@ -480,24 +458,32 @@ class InventoryHub:
     def stats(self) -> HubStats:
         """Each open site's counters, and totals over every site since the hub started."""
         sites = {site: handle.stats() for site, handle in self._sites.items()}
-        sums = dict(self._closed_totals)
-        pending = 0
-        for entry in sites.values():
-            for name in _SUMMED_ALL:
-                sums[name] += getattr(entry.adjuster, name)
-            pending += entry.adjuster.pending
+        now = [site_counters(site, entry.adjuster) for site, entry in sites.items()]
+        sums = summed([*self._past.values(), *now])
         requests = sums["requests"]
         max_batch = self._adjuster_settings[0]
         total = HubTotals(
             open_sites=len(sites),
             sites_made=self._made,
             sites_closed=self._made - len(sites),
-            pending=pending,
+            pending=sum(entry.adjuster.pending for entry in sites.values()),
             batch_fill=sums["entries_sent"] / requests / max_batch if requests else 0.0,
-            token_fetches=sum(a.fetches for a in self._tokens.values() if isinstance(a, AppOAuth)),
+            token_fetches=sum(
+                a.fetches for a in self._tokens.values() if isinstance(a, GuardedToken)
+            ),
             **sums,
         )
         return HubStats(MappingProxyType(sites), total)
+
+    def counters(self) -> dict[str, SiteCounters]:
+        """Every site's counters since the hub started, over all the times it was open (never
+        going down: what a metrics exporter such as :mod:`wixinv_async.otel` reads)."""
+        counters = dict(self._past)
+        for site, handle in self._sites.items():
+            counters[site] = add_counters(
+                counters.get(site), site_counters(site, handle.adjuster.stats())
+            )
+        return counters
 
 
 def _last_used(handle: SiteHandle) -> int:

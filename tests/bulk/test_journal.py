@@ -284,3 +284,51 @@ def test_a_journal_of_a_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key='runs'").fetchone() == ("1",)
     db.close()
+
+
+_VERSION_2 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, run INTEGER NOT NULL, lines INTEGER NOT NULL,
+    catalog TEXT
+);
+CREATE TABLE lines (
+    line INTEGER PRIMARY KEY, batch INTEGER, state TEXT NOT NULL, code TEXT, message TEXT
+);
+INSERT INTO meta VALUES ('input', 'fp'), ('runs', '1'), ('schema', '2');
+INSERT INTO batches VALUES (1, 'increment', 1, 2, 'V3_CATALOG');
+INSERT INTO lines VALUES (2, 1, 'committed', NULL, NULL), (3, 1, 'sent', NULL, NULL);
+"""
+
+
+def test_a_journal_written_before_sites_were_journalled_is_upgraded_in_place(
+    tmp_path: Path,
+) -> None:
+    """A version-2 journal (no site column) opens: its lines keep their states, their site
+    NULL (the one site of their run), and new batches record the site they went to."""
+    path = tmp_path / "v2.journal"
+    with sqlite3.connect(path) as db:
+        db.executescript(_VERSION_2)
+    db.close()
+    journal = Journal(path, fingerprint="fp")
+    assert [(s.line, s.state) for s in journal.states()] == [(2, "committed"), (3, "sent")]
+    journal.record_sent(2, "decrement", [4, 5], catalog="V1_CATALOG", site="site-b")
+    journal.close()
+    with sqlite3.connect(path) as db:
+        sites = dict(db.execute("SELECT line, site FROM lines").fetchall())
+        schema = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    db.close()
+    assert sites == {2: None, 3: None, 4: "site-b", 5: "site-b"}
+    assert schema == (str(SCHEMA_VERSION),) == ("3",)
+
+
+def test_a_resent_line_records_the_site_of_its_last_request(tmp_path: Path) -> None:
+    """record_sent stores the site per line; a line sent again (a rerun) takes the new site."""
+    path = tmp_path / "sites.journal"
+    journal = Journal(path, fingerprint="fp")
+    journal.record_sent(1, "increment", [2, 3], site="a")
+    journal.record_sent(2, "increment", [3], site="b")
+    journal.close()
+    with sqlite3.connect(path) as db:
+        assert dict(db.execute("SELECT line, site FROM lines")) == {2: "a", 3: "b"}
+    db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from hypothesis import given
@@ -247,3 +248,39 @@ def test_a_header_naming_sku_needs_no_variant_id_column() -> None:
     ]
     with pytest.raises(InvalidInputError, match="product_id, inventory_id or sku"):
         list(read_rows(io.StringIO("variant_id,delta\nx,1\n"), "csv"))
+
+
+def test_a_site_column_names_each_rows_site_and_an_empty_cell_none() -> None:
+    """site is an optional column, trimmed; an empty cell means the run's default site."""
+    text = f"Site,product_id,variant_id,delta\n site-a ,p1,{V},1\n,p2,{V},-1\n"
+    assert list(read_rows(io.StringIO(text), "csv")) == [
+        DeltaRow(2, "p1", None, V, 1, False, site="site-a"),
+        DeltaRow(3, "p2", None, V, -1, False),
+    ]
+
+
+@pytest.mark.parametrize("site", ["two words", "x" * 201, 7, "tab\there", "caf\u00e9"])
+def test_a_site_that_cannot_be_an_id_is_a_rejected_row_naming_the_field(site: object) -> None:
+    """A site with spaces, control or non-ASCII characters, too long or not text: rejected."""
+    row = json.dumps({"site": site, "product_id": "p1", "variant_id": V, "delta": 1})
+    [rejected] = list(read_rows(io.StringIO(row + "\n"), "jsonl"))
+    assert isinstance(rejected, RejectedRow)
+    assert rejected.reason.startswith("site=")
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "expected"),
+    [
+        ("product_id,SITE,variant_id,delta\n", "csv", True),
+        ("product_id,variant_id,delta\np,site,1\n", "csv", False),
+        ('\n{"site": "a", "sku": "S", "delta": 1}\n{"sku": "S", "delta": 1}\n', "jsonl", True),
+        ('{"sku": "site", "delta": 1}\n{"site": "a", "sku": "S", "delta": 1}\n', "jsonl", False),
+        ("{not json\n", "jsonl", False),
+        ("", "csv", False),
+    ],
+)
+def test_a_file_names_sites_by_its_header_or_its_first_json_row(
+    text: str, fmt: RowFormat, expected: bool
+) -> None:
+    """names_sites reads only the start: a CSV site column, or a site key on the first row."""
+    assert rows_module.names_sites(io.StringIO(text), fmt) is expected

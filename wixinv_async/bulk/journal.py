@@ -54,6 +54,7 @@ __all__ = [
     "WitnessedSend",
     "input_fingerprint",
     "should_send",
+    "went_elsewhere",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,11 +63,16 @@ FINAL_STATES: Final = frozenset({"committed", "rejected"})
 NOT_APPLIED: Final = "not_applied"
 _RESENDABLE: Final = frozenset({"cancelled", NOT_APPLIED})
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """1: the first journals (no ``schema`` key in ``meta``); 2: ``batches.catalog``, the catalog
-(``V1_CATALOG`` or ``V3_CATALOG``) each request went to. A version-1 journal is upgraded in
-place when opened (its batches' catalog stays NULL: they all went to V1); a journal of a later
+(``V1_CATALOG`` or ``V3_CATALOG``) each request went to; 3: ``lines.site``, the site a line's
+request went to (``NULL``: the run's one site, unnamed). An older journal is upgraded in place
+when opened, each missing column added (its batches' catalog stays NULL: they all went to V1;
+its lines' site stays NULL: they all went to the one site of their run); a journal of a later
 version than this code knows is refused."""
+
+_UPGRADES: Final = (("batches", "catalog"), ("lines", "site"))
+"""The (table, column) each schema version added, oldest first: each is a nullable TEXT."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,7 +81,8 @@ CREATE TABLE IF NOT EXISTS batches (
     catalog TEXT
 );
 CREATE TABLE IF NOT EXISTS lines (
-    line INTEGER PRIMARY KEY, batch INTEGER, state TEXT NOT NULL, code TEXT, message TEXT
+    line INTEGER PRIMARY KEY, batch INTEGER, state TEXT NOT NULL, code TEXT, message TEXT,
+    site TEXT
 );
 CREATE TABLE IF NOT EXISTS witness_sends (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, batch INTEGER NOT NULL, run INTEGER NOT NULL,
@@ -102,6 +109,8 @@ class LineState(NamedTuple):
     state: str
     code: str | None
     message: str | None
+    site: str | None = None
+    """The site its last request went to (``None``: never sent, or the one unnamed site)."""
 
 
 def input_fingerprint(path: Path) -> str:
@@ -171,9 +180,10 @@ class Journal:
         if version == SCHEMA_VERSION:
             return
         with self._transaction():
-            columns = {info[1] for info in self._db.execute("PRAGMA table_info(batches)")}
-            if "catalog" not in columns:  # a version-1 journal: every batch went to V1
-                self._db.execute("ALTER TABLE batches ADD COLUMN catalog TEXT")
+            for table, column in _UPGRADES:
+                columns = {info[1] for info in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
             )
@@ -222,15 +232,17 @@ class Journal:
         lines: Iterable[int],
         *,
         catalog: str | None = None,
+        site: str | None = None,
         witness: WitnessMark | None = None,
         maybe_applied: bool = False,
     ) -> None:
         """Durably mark ``lines`` as carried by a request that is about to be sent (to
-        ``catalog``, with its ``witness`` entry, ``maybe_applied`` by an earlier send); raise
-        (so it is not sent) when that cannot be written, or an earlier write failed."""
+        ``catalog`` of ``site``, with its ``witness`` entry, ``maybe_applied`` by an earlier
+        send); raise (so it is not sent) when that cannot be written, or an earlier write
+        failed."""
         if self.failure is not None:
             raise self.failure
-        numbers = [(line, batch_id) for line in lines]
+        numbers = [(line, batch_id, site) for line in lines]
         with self._writing(), self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO batches (id, kind, run, lines, catalog) "
@@ -240,8 +252,9 @@ class Journal:
             if witness is not None:
                 self._record_witness(batch_id, witness, maybe_applied)
             self._db.executemany(
-                "INSERT INTO lines (line, batch, state) VALUES (?, ?, 'sent') "
-                "ON CONFLICT(line) DO UPDATE SET batch=excluded.batch, state='sent'",
+                "INSERT INTO lines (line, batch, state, site) VALUES (?, ?, 'sent', ?) "
+                "ON CONFLICT(line) DO UPDATE SET batch=excluded.batch, state='sent', "
+                "site=excluded.site",
                 numbers,
             )
         if self.failure is not None:
@@ -333,7 +346,7 @@ class Journal:
         while True:
             with self._reading():
                 rows = self._db.execute(
-                    "SELECT line, state, code, message FROM lines WHERE line > ? "
+                    "SELECT line, state, code, message, site FROM lines WHERE line > ? "
                     "ORDER BY line LIMIT ?",
                     (after, chunk),
                 ).fetchall()
@@ -347,7 +360,7 @@ class Journal:
         """Lines that may or may not have been applied."""
         with self._reading():
             rows = self._db.execute(
-                "SELECT line, state, code, message FROM lines "
+                "SELECT line, state, code, message, site FROM lines "
                 "WHERE state IN ('sent', 'in_doubt') ORDER BY line"
             ).fetchall()
         return [LineState(*row) for row in rows]
@@ -453,6 +466,15 @@ class _Transaction:
             self._db.execute("COMMIT")
         elif self._db.in_transaction:  # SQLite rolls back by itself on some errors (disk full)
             self._db.execute("ROLLBACK")
+
+
+def went_elsewhere(state: LineState | None, site: str | None) -> bool:
+    """Whether a line that was (or may have been) applied went to another site than ``site``,
+    the one this run would send it to: the run's default site changed since, and skipping it
+    as done, or holding it as in doubt, would be false for this site."""
+    if state is None or state.site is None or site is None or state.state in _RESENDABLE:
+        return False
+    return state.site != site
 
 
 def should_send(state: LineState | None, *, retry_in_doubt: bool) -> bool:

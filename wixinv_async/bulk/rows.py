@@ -1,7 +1,9 @@
 """Streaming reader of bulk adjustment files: CSV or JSON Lines, one delta per row.
 
 Columns (CSV header or JSON keys): what the delta applies to, ``delta``, and optionally
-``preorder`` and ``location_id``. What it applies to is one of: ``product_id`` and
+``preorder``, ``location_id`` and ``site`` (the site the row is for: an app instance id, or a
+site id with an API key; a file that names sites is run through the hub, see
+:func:`names_sites`). What it applies to is one of: ``product_id`` and
 ``variant_id``; ``inventory_id`` (on V1 an inventory id, on V3 an inventory item id) and
 ``variant_id``; ``sku`` alone (a V3 variant's SKU). ``location_id`` picks a V3 location (default:
 the site's default location). CSV header names match whatever their case (``Product_ID``),
@@ -27,7 +29,7 @@ from ..errors import InvalidInputError
 from ..models import MAX_QUANTITY
 from ..settings import is_int
 
-__all__ = ["DeltaRow", "RejectedRow", "RowFormat", "detect_format", "read_rows"]
+__all__ = ["DeltaRow", "RejectedRow", "RowFormat", "detect_format", "names_sites", "read_rows"]
 
 RowFormat = Literal["csv", "jsonl"]
 
@@ -54,6 +56,8 @@ class DeltaRow:
     preorder: bool
     location_id: str | None = None
     sku: str | None = None
+    site: str | None = None
+    """The site named by the row (``None``: the run's default site)."""
     raw: str = dataclasses.field(default="", compare=False)
     """The row's text, for the rejects file when the server refuses it."""
 
@@ -256,6 +260,7 @@ def _parse(line: int, record: Mapping[str | None, Any], raw: str) -> DeltaRow | 
             preorder=_flag(record.get("preorder")),
             location_id=_location_id(record),
             sku=sku,
+            site=_site(record),
             raw=raw,
         )
     except InvalidInputError as exc:
@@ -314,6 +319,42 @@ def _location_id(record: Mapping[str | None, Any]) -> str | None:
     if value in (None, ""):
         return None
     return check_variant_id(value, field="location_id")  # a location id is a GUID too
+
+
+_SITE_MAX = 200
+_SITE_TEXT = re.compile(r"[!-~]+")
+"""Printable ASCII without spaces: a site goes into a ``wix-site-id`` header or a token
+request as it is (Wix's site and instance ids are GUIDs)."""
+
+
+def _site(record: Mapping[str | None, Any]) -> str | None:
+    value = _text(record.get("site"))
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > _SITE_MAX or not _SITE_TEXT.fullmatch(value):
+        raise InvalidInputError(
+            "site", value, f"must be a site or instance id (printable, no spaces, <= {_SITE_MAX})"
+        )
+    return value
+
+
+def names_sites(stream: TextIO, fmt: RowFormat) -> bool:
+    """Whether a file names sites, read from its start only: a CSV header with a ``site``
+    column, or a first JSON Lines row with a ``site`` key."""
+    if fmt == "csv":
+        try:
+            header = next(csv.reader(_Lines(stream)), None)
+        except csv.Error:  # the run reports the header
+            return False
+        return header is not None and "site" in {name.strip().lower() for name in header}
+    for text in stream:
+        if text.strip():
+            try:
+                record = json.loads(text)
+            except (ValueError, RecursionError):
+                return False
+            return isinstance(record, dict) and "site" in record
+    return False
 
 
 def _delta(value: Any) -> int:

@@ -3,7 +3,8 @@
 The input is streamed row by row and merged with the journal's line states (both in line
 order), so a rerun after a crash skips what was committed or rejected, holds back what is in
 doubt (unless ``retry_in_doubt``) and sends the rest. At most ``max_outstanding`` rows wait for
-their outcome at once, so memory does not grow with the file.
+their outcome at once, so memory does not grow with the file. A file that names sites runs
+each site on its own adjuster (``lanes.py``), under the same journal.
 
 With a ``witness`` every request carries a witness entry, journalled with it, and a rerun first
 resolves the rows of requests an earlier run left on the wire by reading the witness
@@ -12,7 +13,9 @@ resolves the rows of requests an earlier run left on the wire by reading the wit
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import logging
 import time
 from collections import Counter, deque
@@ -31,11 +34,28 @@ from ..errors import (
     PermissionDeniedError,
 )
 from ..outcomes import NOOP, Outcome, OutcomeStatus
-from .journal import NOT_APPLIED, Journal, LineState, input_fingerprint, should_send
+from .journal import (
+    NOT_APPLIED,
+    Journal,
+    LineState,
+    input_fingerprint,
+    should_send,
+    went_elsewhere,
+)
+from .lanes import Lane, Lanes, LaneTotals, SiteCounts, SiteWriters
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
 from .witnessed import resolve_in_flight
 
-__all__ = ["BulkPaths", "BulkProgress", "BulkSummary", "count_lines", "run_bulk_adjust"]
+__all__ = [
+    "BulkPaths",
+    "BulkProgress",
+    "BulkSummary",
+    "LaneTotals",
+    "OnProgress",
+    "SiteWriters",
+    "count_lines",
+    "run_bulk_adjust",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +93,25 @@ class BulkProgress:
     submitted: int = 0
     rejected_at_submit: int = 0
     """Rows the adjuster refused before sending (e.g. a location on a V1 site)."""
+    refused: int = 0
+    """Rows not sent because their site refused the credentials earlier in the run."""
     outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
     def finished(self) -> int:
         settled = sum(self.outcomes.values())
         return (
-            self.invalid + self.rejected_at_submit + self.done_before + self.held_in_doubt + settled
+            self.invalid
+            + self.rejected_at_submit
+            + self.refused
+            + self.done_before
+            + self.held_in_doubt
+            + settled
         )
+
+
+OnProgress = Callable[[BulkProgress, Callable[[], LaneTotals]], None]
+"""Called with the run's counters and a function summing its adjusters' stats."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +133,11 @@ class BulkSummary:
     batches_by_catalog: Mapping[str, int]
     """Requests journalled over every run, by the catalog they went to."""
     paths: BulkPaths
+    sites: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Each site the rows named, in the order they first appeared: its catalog, its rows
+    (``rows``, ``committed``, ``rejected``, ``in_doubt``, ``done_in_earlier_runs``,
+    ``in_doubt_held_back``), its ``requests`` and why it ``refused`` the credentials (or
+    ``None``). Empty for a file that names no site."""
     resolved_by_witness: Mapping[str, int] = field(default_factory=dict)
     """Rows an earlier run left on the wire, resolved by reading the witness at the start of
     this run, by the state they got (``committed``, ``not_applied``: sent again, ``in_doubt``)."""
@@ -133,7 +169,11 @@ class BulkSummary:
             "rejects_file": str(self.paths.rejects),
             "in_doubt_file": str(self.paths.in_doubt),
             "exit_code": self.exit_code,
-        }
+        } | (
+            {"sites": {site: dict(counts) for site, counts in self.sites.items()}}
+            if self.sites
+            else {}
+        )
 
 
 def count_lines(path: Path) -> int:
@@ -144,25 +184,30 @@ def count_lines(path: Path) -> int:
 
 
 async def run_bulk_adjust(
-    client: InventoryWriter,
+    client: InventoryWriter | None,
     paths: BulkPaths,
     *,
+    sites: SiteWriters | None = None,
+    default_site: str | None = None,
     retry_in_doubt: bool = False,
     max_outstanding: int = 20_000,
     adjuster_options: Mapping[str, Any] | None = None,
-    on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None = None,
+    on_progress: OnProgress | None = None,
     progress_every: int = 2_000,
     journal_max_pages: int | None = None,
     witness: Witness | None = None,
 ) -> BulkSummary:
     """Apply every row of ``paths.source`` at most once across any number of (crashed) runs.
 
-    ``witness`` (with an ``InventoryClient`` on a V1 site): every request carries a witness
-    entry, journalled, and the rows an earlier run left on the wire are first resolved by
-    reading the witness (see :mod:`wixinv_async.bulk.witnessed`). Raises
-    :class:`~wixinv_async.errors.ConfigurationError` when the site refuses the credentials,
-    the journal cannot be read or written (``journal_max_pages``: see :class:`Journal`) or
-    the witness cannot be read; a rerun goes on where the run stopped."""
+    ``client``: the one site's writer; or ``sites``, the writer of each site the rows name (a
+    row naming none goes to ``default_site``; a site that refuses the credentials rejects its
+    own rows, see ``lanes.py``). ``on_progress`` gets the counters and a function summing the
+    adjusters' stats. ``witness`` (one site, an ``InventoryClient`` on a V1 site): every
+    request carries a witness entry, journalled, and the rows an earlier run left on the wire
+    are first resolved by reading the witness (see :mod:`wixinv_async.bulk.witnessed`).
+    Raises :class:`~wixinv_async.errors.ConfigurationError` when the one site refuses the
+    credentials, the journal cannot be read or written (``journal_max_pages``: see
+    :class:`Journal`) or the witness cannot be read; a rerun goes on where the run stopped."""
     started = time.monotonic()
     journal = Journal(
         paths.journal, fingerprint=input_fingerprint(paths.source), max_pages=journal_max_pages
@@ -172,6 +217,8 @@ async def run_bulk_adjust(
     options = dict(adjuster_options or {})
     try:
         if witness is not None:
+            if sites is not None:
+                raise ConfigurationError("a witness serves one site: not a file naming sites")
             if not isinstance(client, InventoryClient):
                 raise ConfigurationError("a witness needs an InventoryClient (V1 reads)")
             job.resolved = await resolve_in_flight(client, journal, witness)
@@ -179,21 +226,21 @@ async def run_bulk_adjust(
         with _Reports(paths) as reports:
             job.reports = reports
             try:
-                async with InventoryAdjuster(
-                    client, on_send=job.on_send, on_settle=job.on_settle, **options
-                ) as adjuster:
-                    job.adjuster = adjuster
-                    if on_progress is not None:  # at once: a display can follow the adjuster
-                        on_progress(job.progress, adjuster)
+                async with contextlib.AsyncExitStack() as stack:
+                    job.lanes = Lanes(
+                        client, sites, default_site, functools.partial(job.adjuster, options), stack
+                    )
+                    if on_progress is not None:  # at once: a display can follow the adjusters
+                        on_progress(job.progress, job.lanes.totals)
                     await job.feed(on_progress, progress_every)
-                    await adjuster.flush()
+                    await job.lanes.flush()
                     job.stop_if_refused()
             finally:
                 job.settle_done()  # after a crash or Ctrl-C, keep every outcome that is known
             job.settle_done(everything=True)
             if on_progress is not None:
-                on_progress(job.progress, adjuster)
-        summary = job.summary(adjuster.stats().requests, time.monotonic() - started)
+                on_progress(job.progress, job.lanes.totals)
+        summary = job.summary(time.monotonic() - started)
         _log_summary(summary)
         return summary
     finally:
@@ -222,7 +269,7 @@ def _log_summary(summary: BulkSummary) -> None:
 
 
 _IN_DOUBT_COLUMNS = [
-    "line", "product_id", "inventory_id", "variant_id", "delta", "sku", "location_id"
+    "line", "product_id", "inventory_id", "variant_id", "delta", "sku", "location_id", "site"
 ]  # fmt: skip
 """The in-doubt report's columns (the V3 ones last, where a reader of the V1 ones ignores them)."""
 
@@ -260,28 +307,45 @@ class _Job:
         self.retry = retry
         self.max_outstanding = max_outstanding
         self.batch_base = journal.next_batch_id() - 1
+        self.batch_ids: dict[tuple[str | None, int], int] = {}
+        """Journal batch id of each site's adjuster's batch id (a resend keeps its id)."""
         self.progress = BulkProgress()
-        self.outstanding: deque[tuple[DeltaRow, Ticket]] = deque()
+        self.outstanding: deque[tuple[DeltaRow, Ticket, SiteCounts]] = deque()
         self.reports: _Reports
-        self.adjuster: InventoryAdjuster
+        self.lanes: Lanes
         self.fatal: ApiError | None = None
         self.netted: dict[int, tuple[Ticket, list[int]]] = {}
         """Rows of entries netted to zero, by ticket, until all of an entry's are settled."""
         self.resolved: Counter[str] = Counter()
         """Rows resolved by witness at the start (see ``BulkSummary.resolved_by_witness``)."""
 
-    async def on_send(self, batch: SentBatch) -> None:
+    def adjuster(
+        self, options: Mapping[str, Any], writer: InventoryWriter, site: str | None
+    ) -> InventoryAdjuster:
+        """A site's adjuster, its journal hooks bound to the site."""
+        return InventoryAdjuster(
+            writer,
+            on_send=functools.partial(self.on_send, site),
+            on_settle=functools.partial(self.on_settle, site),
+            **options,
+        )
+
+    async def on_send(self, site: str | None, batch: SentBatch) -> None:
         lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
+        key = (site, batch.batch_id)
+        if key not in self.batch_ids:
+            self.batch_ids[key] = self.batch_base + len(self.batch_ids) + 1
         self.journal.record_sent(
-            self.batch_base + batch.batch_id,
+            self.batch_ids[key],
             batch.kind,
             lines,
             catalog=batch.catalog,
+            site=site,
             witness=batch.witness,
             maybe_applied=batch.maybe_applied,
         )
 
-    def on_settle(self, settled: Settled) -> None:
+    def on_settle(self, site: str | None, settled: Settled) -> None:
         """Journal each request's (or bisection part's) outcomes durably as they settle, so
         that after a crash only requests still unanswered look in doubt."""
         outcome = settled.outcome
@@ -292,7 +356,7 @@ class _Job:
             for tag in entry.tags
             if isinstance(tag, int)
         )
-        self.saw(outcome.error)
+        self.saw(outcome.error, site)
 
     @staticmethod
     def _state(outcome: Outcome) -> str:
@@ -303,11 +367,19 @@ class _Job:
             return NOT_APPLIED
         return outcome.status.name.lower()
 
-    def saw(self, error: BaseException | None) -> None:
-        """Note the error behind an outcome: a 401 or 403 stops the run (every later request
-        would be refused too)."""
-        if self.fatal is None and isinstance(error, AuthenticationError | PermissionDeniedError):
-            self.fatal = error
+    def saw(self, error: BaseException | None, site: str | None) -> None:
+        """Note the error behind an outcome: a 401 or 403 stops a one-site run (every later
+        request would be refused too), or stops sending to that site of a run over many."""
+        if not isinstance(error, AuthenticationError | PermissionDeniedError):
+            return
+        if not self.lanes.many:
+            self.fatal = self.fatal or error
+            return
+        lane = self.lanes.of(site)
+        if lane.refusal is None:
+            lane.refusal = error
+            lane.counts.refused = f"HTTP {error.status} {error.code}: {error.message}"
+            logger.error("site %s refused the credentials (%s): its rows are not sent", site, error)
 
     def stop_if_refused(self) -> None:
         """Raise when the site refused the credentials (every later request would be refused)
@@ -321,9 +393,7 @@ class _Job:
                 "applied; fix the credentials and run the same command again."
             )
 
-    async def feed(
-        self, on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None, every: int
-    ) -> None:
+    async def feed(self, on_progress: OnProgress | None, every: int) -> None:
         states = _StateCursor(self.journal.states())
         source = self.paths.source
         with source.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
@@ -336,26 +406,60 @@ class _Job:
                     await self._take(row, states.at(row.line))
                     self.stop_if_refused()
                 if on_progress is not None and self.progress.rows % every == 0:
-                    on_progress(self.progress, self.adjuster)
+                    on_progress(self.progress, self.lanes.totals)
 
     async def _take(self, row: DeltaRow, state: LineState | None) -> None:
+        try:
+            lane = self.lanes.lane(row.site)
+        except InvalidInputError as exc:  # a site this run cannot reach: another run may
+            self._unroutable(row, exc)
+            return
+        lane.counts.rows += 1
+        if went_elsewhere(state, lane.site):
+            assert state is not None
+            raise ConfigurationError(
+                f"journal {self.paths.journal} records line {row.line} as {state.state} on site "
+                f"{state.site}, but this run sends it to site {lane.site}: run with the site of "
+                "the earlier run (WIX_SITE_ID / WIX_INSTANCE_ID), or give a new --journal path"
+            )
         if not should_send(state, retry_in_doubt=self.retry):
             assert state is not None
-            self._skip(row, state)
+            self._skip(row, state, lane.counts)
+            return
+        if lane.refusal is not None:
+            self._not_sent(row, lane)
             return
         try:
-            ticket = await self._submit(row)
+            ticket = await self._submit(row, await self.lanes.adjuster(lane))
         except InvalidInputError as exc:  # the row's fault (a location on a known V1 site)
+            lane.counts.outcomes["rejected"] += 1
             self._refuse(row, exc)
             return
         self.progress.submitted += 1
-        self.outstanding.append((row, ticket))
+        self.outstanding.append((row, ticket, lane.counts))
         if len(self.outstanding) >= self.max_outstanding:
             await self.outstanding[0][1]
         self.settle_done()
 
-    async def _submit(self, row: DeltaRow) -> Ticket:
-        return await self.adjuster.submit(
+    def _not_sent(self, row: DeltaRow, lane: Lane) -> None:
+        """A row of a site that refused the credentials earlier in this run: not sent, not
+        applied, so a rerun sends it."""
+        assert lane.refusal is not None
+        self.progress.refused += 1
+        lane.counts.outcomes["rejected"] += 1
+        refusal = lane.refusal
+        code = refusal.code
+        message = (
+            f"not sent: the site refused the credentials (HTTP {refusal.status}): {refusal.message}"
+        )
+        self.journal.record_outcome(row.line, NOT_APPLIED, code, message)
+        self.reports.rejects.writerow(
+            [row.line, f"{code}: {message} (not applied; a rerun sends it again)", row.raw]
+        )
+
+    @staticmethod
+    async def _submit(row: DeltaRow, adjuster: InventoryAdjuster) -> Ticket:
+        return await adjuster.submit(
             row.product_id,
             row.variant_id,
             row.delta,
@@ -366,26 +470,39 @@ class _Job:
             tag=row.line,
         )
 
+    def _unroutable(self, row: DeltaRow, error: InvalidInputError) -> None:
+        """A row for a site this run cannot reach: never sent, so a rerun reaching it (a
+        default site set) sends it."""
+        self.progress.rejected_at_submit += 1
+        self.journal.record_outcome(row.line, NOT_APPLIED, "NO_SITE", str(error))
+        self.reports.rejects.writerow(
+            [row.line, f"NO_SITE: {error} (not applied; a rerun sends it again)", row.raw]
+        )
+
     def _refuse(self, row: DeltaRow, error: InvalidInputError) -> None:
         """A row the adjuster refused at submit: never sent, rejected for good."""
         self.progress.rejected_at_submit += 1
         self.journal.record_outcome(row.line, "rejected", "INVALID_ROW", str(error))
         self.reports.rejects.writerow([row.line, f"INVALID_ROW: {error}", row.raw])
 
-    def _skip(self, row: DeltaRow, state: LineState) -> None:
+    def _skip(self, row: DeltaRow, state: LineState, counts: SiteCounts) -> None:
         if state.state == "committed":
             self.progress.done_before += 1
+            counts.done_before += 1
         elif state.state == "rejected":
             self.progress.done_before += 1
+            counts.done_before += 1
             self.reports.rejects.writerow([row.line, f"{state.code}: {state.message}", row.raw])
         else:
             self.progress.held_in_doubt += 1
+            counts.held_in_doubt += 1
             self._write_in_doubt(row)
 
     def settle_done(self, *, everything: bool = False) -> None:
         while self.outstanding and (everything or self.outstanding[0][1].done()):
-            row, ticket = self.outstanding.popleft()
+            row, ticket, counts = self.outstanding.popleft()
             assert ticket.outcome is not None
+            counts.outcomes[ticket.outcome.status.name.lower()] += 1
             self._record(row, ticket, ticket.outcome)
 
     def _record_netted(self, row: DeltaRow, ticket: Ticket) -> None:
@@ -423,10 +540,11 @@ class _Job:
                 row.delta,
                 row.sku or "",
                 row.location_id or "",
+                row.site or "",
             ]
         )
 
-    def summary(self, requests: int, seconds: float) -> BulkSummary:
+    def summary(self, seconds: float) -> BulkSummary:
         outcomes = self.progress.outcomes
         self.journal.flush()
         self.stop_if_refused()
@@ -437,14 +555,17 @@ class _Job:
             held_in_doubt=self.progress.held_in_doubt,
             submitted=self.progress.submitted,
             committed=outcomes["committed"],
-            rejected=outcomes["rejected"] + self.progress.rejected_at_submit,
+            rejected=outcomes["rejected"]
+            + self.progress.rejected_at_submit
+            + self.progress.refused,
             in_doubt=outcomes["in_doubt"],
             cancelled=outcomes["cancelled"],
-            requests=requests,
+            requests=self.lanes.totals().requests,
             seconds=seconds,
             journal_counts=self.journal.counts(),
             batches_by_catalog=self.journal.batches_by_catalog(),
             paths=self.paths,
+            sites=self.lanes.summaries() if self.lanes.many else {},
             resolved_by_witness=dict(self.resolved),
         )
 

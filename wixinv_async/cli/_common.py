@@ -102,8 +102,11 @@ class TargetConfig:
         return self.api_key is None
 
 
-def target_from_args(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> TargetConfig:
-    """Merge flags over environment variables; refuse incomplete credentials."""
+def target_from_args(
+    args: argparse.Namespace, env: Mapping[str, str] = os.environ, *, many_sites: bool = False
+) -> TargetConfig:
+    """Merge flags over environment variables; refuse incomplete credentials (``many_sites``:
+    credentials that reach any site, the site id or instance id only a default)."""
 
     def pick(name: str) -> str | None:
         value = getattr(args, name, None) or env.get(_ENV[name])
@@ -118,8 +121,19 @@ def target_from_args(args: argparse.Namespace, env: Mapping[str, str] = os.envir
         instance_id=pick("instance_id"),
         rate_limit=parse_rate(args.rate_limit),
     )
-    _check_credentials(config)
+    if many_sites:
+        _check_many_sites_credentials(config)
+    else:
+        _check_credentials(config)
     return config
+
+
+def _check_many_sites_credentials(config: TargetConfig) -> None:
+    if config.api_key is None and (config.app_id is None or config.app_secret is None):
+        raise ConfigurationError(
+            "a file that names sites needs --api-key (its sites are site ids) or --app-id and "
+            "--app-secret (its sites are app instance ids), or the WIX_* environment variables"
+        )
 
 
 def _check_credentials(config: TargetConfig) -> None:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..adjuster import Witness
-from ..bulk.runner import BulkPaths, BulkProgress, BulkSummary, count_lines, run_bulk_adjust
+from ..bulk.rows import detect_format, names_sites
+from ..bulk.runner import (
+    BulkPaths,
+    BulkProgress,
+    BulkSummary,
+    LaneTotals,
+    count_lines,
+    run_bulk_adjust,
+)
 from ..core.witness_check import WitnessProblemCode
 from ..errors import ConfigurationError, InvalidInputError, WixInventoryError
 from ..witness_check import check_witness
@@ -22,12 +33,13 @@ from ._common import (
     emit_summary,
     fail,
     make_client,
+    plain,
     target_from_args,
 )
 
 if TYPE_CHECKING:
-    from ..adjuster import InventoryAdjuster
     from ..client import InventoryClient
+    from ..hub import InventoryHub
 
 EXAMPLES = """\
 The file is CSV with a header, or JSON Lines (.jsonl), one delta per row:
@@ -44,6 +56,14 @@ sent, or refused whole for no fault of the row, e.g. a 429 to the last attempt) 
 rows go to FILE.rejects.csv with their line number and reason; rows in doubt are listed in
 FILE.in-doubt.csv for reconciliation.
 
+Many sites in one file: a site column (CSV header, or a site key on the first JSON Lines row)
+names each row's site, and the run goes through one InventoryHub (one HTTP pool, each site its
+own token, pacing and adjuster). With WIX_API_KEY a site is a site id; with WIX_APP_ID and
+WIX_APP_SECRET it is an app instance id. WIX_SITE_ID / WIX_INSTANCE_ID, if set, is the site of
+rows whose site cell is empty. A site that refuses the credentials (a revoked installation, a
+site the key cannot reach) has its rows rejected as not applied (a rerun sends them again);
+the other sites go on. The summary ends with one line per site.
+
 --witness PRODUCT_ID (Catalog V1): every request carries +1 or -1 on one variant of a product
 kept for the library (tracked, hidden, one variant per --max-in-flight; see `wixinv-async
 witness check`). After an ambiguous failure (timeout, reset, 5xx) a read of it tells whether
@@ -55,6 +75,7 @@ product itself are rejected.
 examples:
   WIX_API_KEY=... WIX_SITE_ID=... wixinv-async adjust deltas.csv
   wixinv-async adjust deltas.jsonl --base-url http://127.0.0.1:8765 --api-key K --site-id S --json
+  WIX_APP_ID=... WIX_APP_SECRET=... wixinv-async adjust many-sites.csv   # site,product_id,...
   wixinv-async adjust deltas.csv --witness 9f1c... --max-in-flight 8
 
 exit codes: 0 all committed, 1 some rows rejected, 2 usage or configuration error, 3 rows in doubt,
@@ -98,15 +119,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = target_from_args(args)
         if not args.file.is_file():
             raise ConfigurationError(f"no such file: {args.file}")
-        summary = asyncio.run(_adjust(args, config))
+        with args.file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as head:
+            many = names_sites(head, detect_format(args.file))
+        if many and args.witness:
+            raise ConfigurationError("--witness serves one site: not a file naming sites")
+        config = target_from_args(args, many_sites=many)
+        summary = asyncio.run(_adjust(args, config, many))
     except (ConfigurationError, InvalidInputError, OSError) as exc:
         # OSError: the input, the journal or a report file cannot be opened
         return fail("adjust", exc, EXIT_CONFIG, as_json=args.json)
-    emit_summary(summary.as_dict(), as_json=args.json)
+    report = summary.as_dict()
+    if args.json:
+        emit_summary(report, as_json=True)
+    else:
+        sites = report.pop("sites", {})
+        emit_summary(report, as_json=False)
+        _print_sites(sites)
     return summary.exit_code
+
+
+def _print_sites(sites: dict[str, dict[str, object]]) -> None:
+    """One line per site: its id, catalog and counts (and why it refused, if it did)."""
+    if not sites:
+        return
+    width = max(len(site) for site in sites)
+    for site, counts in sites.items():
+        catalog = str(counts.pop("catalog") or "-")
+        refused = counts.pop("refused")
+        text = ", ".join(f"{name.replace('_', ' ')} {plain(n)}" for name, n in counts.items())
+        line = f"site {site:<{width}}  {catalog:<10}  {text}"
+        sys.stdout.write(line + (f", refused {refused}" if refused else "") + "\n")
 
 
 PROGRESS_SECONDS = 0.5
@@ -134,33 +178,37 @@ async def _witness(client: InventoryClient, args: argparse.Namespace) -> Witness
         raise ConfigurationError(f"--witness-settle={args.witness_settle!r}: {exc}") from None
 
 
-def _show(bar: ProgressLine, progress: BulkProgress, adjuster: InventoryAdjuster) -> None:
+def _show(bar: ProgressLine, progress: BulkProgress, totals: Callable[[], LaneTotals]) -> None:
     """Rows settled out of the file's, and what is behind them: rows read and submitted,
     requests, 429 answers, rows rejected and in doubt."""
-    stats = adjuster.stats()
+    stats = totals()
     settled = stats.committed + stats.rejected + stats.in_doubt + stats.cancelled
     bar.update(
-        progress.invalid + progress.done_before + progress.held_in_doubt + settled,
+        progress.invalid
+        + progress.done_before
+        + progress.held_in_doubt
+        + progress.refused
+        + settled,
         read=progress.rows,
         submitted=progress.submitted,
         requests=stats.requests,
         **{"429s": stats.rate_limited},
-        rejected=stats.rejected + progress.invalid,
+        rejected=stats.rejected + progress.invalid + progress.refused,
         in_doubt=stats.in_doubt + progress.held_in_doubt,
     )
 
 
-async def _adjust(args: argparse.Namespace, config: TargetConfig) -> BulkSummary:
+async def _adjust(args: argparse.Namespace, config: TargetConfig, many: bool) -> BulkSummary:
     paths = BulkPaths.beside(args.file, args.journal)
     total = count_lines(args.file)
     bar = ProgressLine("adjust", total=total, quiet=args.quiet or args.json)
 
-    watched: list[tuple[BulkProgress, InventoryAdjuster]] = []
+    watched: list[tuple[BulkProgress, Callable[[], LaneTotals]]] = []
 
-    def show(progress: BulkProgress, adjuster: InventoryAdjuster) -> None:
+    def show(progress: BulkProgress, totals: Callable[[], LaneTotals]) -> None:
         if not watched:
-            watched.append((progress, adjuster))
-        _show(bar, progress, adjuster)
+            watched.append((progress, totals))
+        _show(bar, progress, totals)
 
     async def tick() -> None:
         """Reading can wait long on back-pressure while requests go out: the display follows
@@ -173,18 +221,60 @@ async def _adjust(args: argparse.Namespace, config: TargetConfig) -> BulkSummary
     if total:  # something to send (an empty file runs without the site)
         await check_reachable(config)
     ticker = asyncio.create_task(tick())
+    run = functools.partial(
+        run_bulk_adjust,
+        paths=paths,
+        retry_in_doubt=args.retry_in_doubt,
+        adjuster_options={"max_in_flight": args.max_in_flight, "linger": args.linger},
+        on_progress=show,
+    )
     try:
-        async with make_client(config) as client:
-            witness = await _witness(client, args) if args.witness else None
-            summary = await run_bulk_adjust(
-                client,
-                paths,
-                retry_in_doubt=args.retry_in_doubt,
-                adjuster_options={"max_in_flight": args.max_in_flight, "linger": args.linger},
-                on_progress=show,
-                witness=witness,
-            )
+        if many:
+            async with _hub(config) as hub:
+                default = config.site_id if config.api_key else config.instance_id
+                summary = await run(
+                    None, sites=lambda site: hub.site(site).client, default_site=default
+                )
+        else:
+            async with make_client(config) as client:  # the journal records its site too
+                witness = await _witness(client, args) if args.witness else None
+                default = config.site_id if config.api_key else config.instance_id
+                summary = await run(client, default_site=default, witness=witness)
     finally:
         ticker.cancel()
     bar.close(summary.rows, requests=summary.requests)
     return summary
+
+
+_HELD_OPEN = 10.0**9
+"""``idle_timeout`` of the run's hub: the run keeps its own adjusters on the hub's site clients
+(the hub's adjusters take no journal hooks), so the hub must never close a site for
+idleness under them; the run ends by closing them, then the hub."""
+
+
+def _hub(config: TargetConfig) -> InventoryHub:
+    """The hub of a run over many sites: one HTTP pool, each site its own token and pacing.
+    ``--rate-limit off`` paces at the most a ``RateLimit`` takes (the hub always paces)."""
+    from ..auth import ApiKeyAuth, AppCredentials
+    from ..core.ratelimit import MAX_REQUESTS
+    from ..hub import InventoryHub
+    from ..transport import RateLimit
+
+    auth: ApiKeyAuth | AppCredentials
+    if config.api_key is not None:
+        auth = ApiKeyAuth(config.api_key)
+    else:
+        assert config.app_id is not None and config.app_secret is not None
+        auth = AppCredentials(config.app_id, config.app_secret)
+    rate = RateLimit(*config.rate_limit) if config.rate_limit else RateLimit(MAX_REQUESTS, 1.0)
+    return InventoryHub(
+        auth,
+        base_url=config.base_url,
+        rate_limit=rate,
+        idle_timeout=_HELD_OPEN,
+        max_sites=MAX_SITES,
+    )
+
+
+MAX_SITES = 1_000_000
+"""Open sites a run's hub allows: every site of the file stays open until the run ends."""

@@ -61,6 +61,7 @@ examples:
   wixinv-async demo                  # a V1 and a V3 site (4,000 products each), 200,000 deltas each
   wixinv-async demo --catalog v3 --products 2000 --deltas 20000 --json
   wixinv-async demo --site-rate-limit 200/60 --rate-limit 200/60   # feel Wix's real budget
+  wixinv-async demo --sites 200      # 200 sites (V1 and V3 in turn) through one InventoryHub
 
 exit codes: 0 verified, 1 verification failed, 2 usage error, 3 deltas left in doubt
 """
@@ -80,10 +81,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="both",
         help="the embedded emulator's sites: one V1, one V3, or one of each (default)",
     )
-    parser.add_argument("--products", type=int, default=4_000, help="catalog size per site")
+    parser.add_argument(
+        "--products", type=int, help="catalog size per site [4,000; with --sites: 30]"
+    )
     parser.add_argument("--variants-per-product", type=int, default=3)
-    parser.add_argument("--deltas", type=int, default=200_000, help="deltas to submit per site")
-    parser.add_argument("--producers", type=int, default=64, help="concurrent producers per site")
+    parser.add_argument(
+        "--deltas", type=int, help="deltas to submit per site [200,000; with --sites: 1,000]"
+    )
+    parser.add_argument(
+        "--producers", type=int, default=64, help="concurrent producers per site (--sites: in all)"
+    )
     parser.add_argument("--hot-skus", type=float, default=1.1, help="Zipf exponent of SKU choice")
     parser.add_argument("--segments", type=int, default=8, help="crawler segments")
     parser.add_argument("--max-in-flight", type=int, default=4)
@@ -103,15 +110,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="required with --real-site",
     )
+    from ._demo_sites import add_sites_option
+
+    add_sites_option(parser)
     add_target_options(parser)
     parser.set_defaults(rate_limit="off")
     add_output_options(parser)
     parser.set_defaults(func=run)
 
 
+DEFAULT_PRODUCTS, DEFAULT_DELTAS = 4_000, 200_000
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.sites is not None:
+        from ._demo_sites import run_sites
+
+        return run_sites(args)
+    args.products = DEFAULT_PRODUCTS if args.products is None else args.products
+    args.deltas = DEFAULT_DELTAS if args.deltas is None else args.deltas
     try:
-        _check_args(args)
+        check_args(args)
         report = asyncio.run(_demo(args))
     except ConfigurationError as exc:
         return fail("demo", exc, EXIT_CONFIG, as_json=args.json)
@@ -133,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_IN_DOUBT if report.in_doubt else EXIT_OK
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace) -> None:
     for name in ("products", "variants_per_product", "deltas", "producers", "segments"):
         if getattr(args, name) < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1")
@@ -278,15 +297,15 @@ async def _site_demo(
         catalog = await client.catalog_version()
         report.catalog = catalog.value
         v3 = catalog is CatalogVersion.V3_CATALOG
-        initial = await _snapshot(client, v3, args.segments, report)
+        initial = await snapshot(client, v3, args.segments, report)
         report.variants = len(initial.all_keys)
         report.tracked_variants = len(initial.tracked)
         if not initial.tracked:
             raise ConfigurationError(f"{label}: the catalog has no tracked variants to adjust")
         bar_label = f"adjust {catalog.value}" if several else "adjust"
         committed = await _produce(client, args, initial, report, bar_label)
-        final = await _snapshot(client, v3, args.segments, report)
-    _verify(initial, final, committed, report)
+        final = await snapshot(client, v3, args.segments, report)
+    verify(initial, final, committed, report)
     return report
 
 
@@ -337,7 +356,8 @@ class Snapshot:
         return sorted(self.quantities)
 
 
-async def _snapshot(client: InventoryClient, v3: bool, segments: int, report: Report) -> Snapshot:
+async def snapshot(client: InventoryClient, v3: bool, segments: int, report: Report) -> Snapshot:
+    """Every item of the site, its crawl's requests and seconds added to ``report``."""
     started = time.monotonic()
     before = client.stats().requests
     snapshot = await (_snapshot_v3(client) if v3 else _snapshot_v1(client, segments))
@@ -506,7 +526,7 @@ def _committed(
     return committed
 
 
-def _verify(initial: Snapshot, final: Snapshot, committed: Counter[Key], report: Report) -> None:
+def verify(initial: Snapshot, final: Snapshot, committed: Counter[Key], report: Report) -> None:
     """Every tracked variant: final == initial + committed deltas, and nothing else moved."""
     for key, start in initial.quantities.items():
         report.checked += 1
