@@ -15,7 +15,8 @@ from wixinv_async import AppCredentials, InventoryHub, OutcomeStatus, RateLimit
 from wixinv_async.emulator import Emulator, FaultPlan, FaultRule, SiteSpec
 from wixinv_async.otel import HubMetrics
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent.parent  # the repository: tests/hub/ is two down
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 MISSING = "11111111-1111-1111-1111-111111111111"
 THROTTLED = FaultPlan({"incrementInventory": FaultRule(rate_limited=0.5)}, seed=2, retry_after=0)
 SLOW = FaultPlan({"*": FaultRule(latency_ms=300)}, seed=2)
