@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -14,6 +15,8 @@ from wixinv_async import AppCredentials, InventoryHub, OutcomeStatus, RateLimit
 from wixinv_async.emulator import Emulator, FaultPlan, FaultRule, SiteSpec
 from wixinv_async.otel import HubMetrics
 
+ROOT = Path(__file__).resolve().parent.parent.parent  # the repository: tests/hub/ is two down
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 MISSING = "11111111-1111-1111-1111-111111111111"
 THROTTLED = FaultPlan({"incrementInventory": FaultRule(rate_limited=0.5)}, seed=2, retry_after=0)
 SLOW = FaultPlan({"*": FaultRule(latency_ms=300)}, seed=2)
@@ -126,6 +129,32 @@ async def test_counters_go_on_across_a_site_closed_and_made_again() -> None:
         assert (counted[a].committed, counted[a].requests) == (2, 2)
         assert counted[a].catalog == "V1_CATALOG" and counted[b].committed == 1
         assert hub.stats().total.committed == 3
+
+
+async def test_the_readme_snippet_records_a_delta() -> None:
+    """The README's OpenTelemetry snippet, as printed, records the delta it adjusts."""
+    (block,) = [b for b in README.split("```python\n")[1:] if "metrics.observe(hub)" in b]
+    body = block.split("```")[0]
+    async with Emulator(products=3, seed=53) as emu:
+        reader = InMemoryMetricReader()
+        item = next(i for i in emu.store.items() if i.track_quantity is True)
+        namespace: dict[str, Any] = {
+            "InventoryHub": InventoryHub,
+            "AppCredentials": AppCredentials,
+            "meter_provider": MeterProvider(metric_readers=[reader]),
+            "app_id": emu.app_id,
+            "app_secret": emu.app_secret,
+            "base_url": emu.url,
+            "instance_id": emu.instance_id,
+            "product_id": item.product_id,
+            "variant_id": item.variants[0].variant_id,
+        }
+        code = "async def snippet():\n" + "".join(f"    {line}\n" for line in body.splitlines())
+        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+        await namespace["snippet"]()
+        found = points(reader)
+    labels = {"site": emu.instance_id, "catalog": "V1_CATALOG", "status": "committed"}
+    assert at(found, "wixinv.hub.deltas", **labels).value == 1
 
 
 def test_the_library_imports_without_opentelemetry() -> None:

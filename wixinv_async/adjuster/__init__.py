@@ -386,6 +386,13 @@ class InventoryAdjuster:
         elif not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
 
+    def start(self) -> None:
+        """Bind to the running loop and start the dispatcher now, rather than on the first
+        delta (``async with`` does this too). Its task copies the context this runs in: an
+        :class:`~wixinv_async.hub.InventoryHub` starts each site's adjuster in a context
+        naming the site."""
+        self._start()
+
     async def __aenter__(self) -> Self:
         self._start()
         return self
