@@ -61,11 +61,12 @@ _NOT_APPLIED: Final = Outcome(
 
 
 class InventoryWriter(Protocol):
-    """What the V1 writer needs of a client: the two batch calls (``InventoryClient`` fits,
-    and is also told to skip re-checking entries and to report when it is on the wire)."""
+    """What the V1 writer needs of a client: the two batch calls, returning the answer's
+    request id if they know it (``InventoryClient`` fits, and is also told to skip re-checking
+    entries and to report when it is on the wire)."""
 
-    async def increment_inventory(self, entries: Sequence[IncrementData]) -> None: ...
-    async def decrement_inventory(self, entries: Sequence[DecrementData]) -> None: ...
+    async def increment_inventory(self, entries: Sequence[IncrementData]) -> str | None: ...
+    async def decrement_inventory(self, entries: Sequence[DecrementData]) -> str | None: ...
 
 
 class Delivery(Protocol):
@@ -186,10 +187,11 @@ class AtomicWriter:
             if slot is not None:
                 await slot.prepare(delivery.kind == "increment")
             error = await self._call(delivery, entries, rid, parent, send, slot)
-            if error is None:
+            if not isinstance(error, BaseException):
                 if slot is not None:
                     slot.committed()
-                delivery.settle(rid, entries, _COMMITTED)
+                done = _COMMITTED if error is None else Outcome(_COMMITTED.status, request_id=error)
+                delivery.settle(rid, entries, done)
                 return Result.COMMITTED
             if isinstance(error, _OnSendFailed):
                 cause = error.__cause__ or error
@@ -271,8 +273,9 @@ class AtomicWriter:
         parent: int | None,
         send: int,
         slot: WitnessSlot | None = None,
-    ) -> BaseException | None:
-        """One send through the client; its error, or ``None`` once applied."""
+    ) -> BaseException | str | None:
+        """One send through the client; its error, or once applied the answer's request id
+        (``None`` when unknown)."""
         announced = False
 
         async def on_wire() -> None:
@@ -292,24 +295,26 @@ class AtomicWriter:
                     wire = increment_entries(entries)
                     if slot is not None:
                         wire.append(slot.increment_entry())
-                    await self._ours.increment_inventory(wire, validate=False, on_wire=on_wire)
+                    up_call = self._ours.increment_inventory
+                    request_id = await up_call(wire, validate=False, on_wire=on_wire)
                 else:
                     down = decrement_entries(entries)
                     if slot is not None:
                         down.append(slot.decrement_entry())
-                    await self._ours.decrement_inventory(down, validate=False, on_wire=on_wire)
+                    down_call = self._ours.decrement_inventory
+                    request_id = await down_call(down, validate=False, on_wire=on_wire)
             else:
                 await on_wire()
                 if increment:
                     up = increment_entries(entries)
                     up.extend([slot.increment_entry()] if slot is not None else [])
-                    await self._client.increment_inventory(up)
+                    request_id = await self._client.increment_inventory(up)
                 else:
                     down = decrement_entries(entries)
                     down.extend([slot.decrement_entry()] if slot is not None else [])
-                    await self._client.decrement_inventory(down)
+                    request_id = await self._client.decrement_inventory(down)
         except Exception as exc:
             delivery.answered()
             return exc
         delivery.answered()
-        return None
+        return request_id if isinstance(request_id, str) else None
