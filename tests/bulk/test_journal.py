@@ -284,3 +284,13 @@ def test_a_journal_of_a_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key='runs'").fetchone() == ("1",)
     db.close()
+
+
+def test_the_reserve_is_held_while_open_and_removed_on_close(tmp_path: Path) -> None:
+    """An open journal holds its disk reserve beside it; closing removes it, leaving nothing."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path, fingerprint="f", reserve=100_000)
+    reserve = tmp_path / "j.sqlite.reserve"
+    assert reserve.stat().st_size == 100_000
+    journal.close()
+    assert not reserve.exists()
