@@ -129,6 +129,8 @@ class AtomicWriter:
         self._ours = client if isinstance(client, InventoryClient) else None
         self._429_base = self._ours.stats().rate_limited if self._ours is not None else 0
         self._429_surfaced = 0
+        self._suspects: dict[object, None] = {}
+        """Keys the server refused on their own, oldest first (``BatchPolicy.suspects``)."""
 
     def __repr__(self) -> str:
         return f"<AtomicWriter {self._client!r} {self._policy}>"
@@ -150,7 +152,9 @@ class AtomicWriter:
     async def _write(
         self, entries: list[Entry], delivery: Delivery, slot: WitnessSlot | None
     ) -> None:
-        run = BisectRun(entries)
+        suspects = self._suspects
+        apart = {i for i, e in enumerate(entries) if e.key in suspects} if suspects else ()
+        run = BisectRun(entries, apart)
         ids: dict[int, int] = {}
         while (request := run.next_request()) is not None:
             rid = delivery.batch_id if request.number == 0 else delivery.new_request_id()
@@ -162,14 +166,27 @@ class AtomicWriter:
                 )
             result = await self._send(delivery, request.entries, rid, parent, slot)
             if isinstance(result, Result):
+                if result is Result.COMMITTED and suspects:
+                    for entry in request.entries:
+                        suspects.pop(entry.key, None)
                 run.record(result)
                 continue
             refused, error = result
             rejected = run.record(refused)
             if rejected:
+                self._suspect(rejected)
                 delivery.settle(
                     rid, rejected, outcome_for(OutcomeStatus.REJECTED, error, "REFUSED")
                 )
+
+    def _suspect(self, rejected: list[Entry]) -> None:
+        """Remember the keys the server refused on their own, forgetting the oldest."""
+        cap, suspects = self._policy.suspects, self._suspects
+        for entry in rejected:
+            suspects.pop(entry.key, None)
+            suspects[entry.key] = None
+        while len(suspects) > cap:
+            del suspects[next(iter(suspects))]
 
     async def _send(
         self,
