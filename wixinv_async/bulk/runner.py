@@ -12,7 +12,7 @@ import csv
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,8 +22,10 @@ from ..errors import (
     ApiError,
     AuthenticationError,
     ConfigurationError,
+    ConnectError,
     InvalidInputError,
     PermissionDeniedError,
+    RequestTimeoutError,
 )
 from ..outcomes import NOOP, Outcome, OutcomeStatus
 from .journal import NOT_APPLIED, Journal, LineState, input_fingerprint, should_send
@@ -143,17 +145,25 @@ async def run_bulk_adjust(
     on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None = None,
     progress_every: int = 2_000,
     journal_max_pages: int | None = None,
+    probe: Callable[[], Awaitable[None]] | None = None,
 ) -> BulkSummary:
     """Apply every row of ``paths.source`` at most once across any number of (crashed) runs.
 
     Raises :class:`~wixinv_async.errors.ConfigurationError` when the site refuses the
     credentials or the journal cannot be read or written (``journal_max_pages``: see
-    :class:`Journal`); a rerun goes on where the run stopped."""
+    :class:`Journal`), and :class:`~wixinv_async.errors.ConnectError` when the site went away:
+    the first request that gives up connecting (after the client's retries and the
+    adjuster's resends) spends the give-up budget of the whole run, so no more rows are read
+    and no resend of any other request goes out. ``probe`` (the CLI's: one TCP connection to
+    the site, no request) is awaited before every resend by the adjuster (its earlier send
+    applied nothing: 429, 503, no connection); when it raises, the run stops at once with its
+    error, long before a request's retries run out. A rerun goes on where the run stopped."""
     started = time.monotonic()
     journal = Journal(
         paths.journal, fingerprint=input_fingerprint(paths.source), max_pages=journal_max_pages
     )
     job = _Job(journal, paths, retry_in_doubt, max_outstanding)
+    job.probe = probe
     logger.info("bulk run %d of %s: journal %s", journal.run, paths.source, paths.journal)
     try:
         with _Reports(paths) as reports:
@@ -248,10 +258,22 @@ class _Job:
         self.reports: _Reports
         self.adjuster: InventoryAdjuster
         self.fatal: ApiError | None = None
+        self.gone: BaseException | None = None
+        """Why the site is taken for gone: the error of the first request that gave up
+        connecting, or of the probe."""
+        self.probe: Callable[[], Awaitable[None]] | None = None
         self.netted: dict[int, tuple[Ticket, list[int]]] = {}
         """Rows of entries netted to zero, by ticket, until all of an entry's are settled."""
 
     async def on_send(self, batch: SentBatch) -> None:
+        if batch.attempt > 1 and self.probe is not None and self.gone is None:
+            try:  # a resend: the site failed it once; is it still there at all?
+                await self.probe()
+            except Exception as exc:
+                logger.error("the site stopped answering (%s): the run stops", exc)
+                self.gone = exc
+        if self.gone is not None:  # one give-up budget for the run: nothing more goes out
+            raise ConnectError(f"not sent: the site stopped answering ({self.gone})")
         lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
         self.journal.record_sent(
             self.batch_base + batch.batch_id, batch.kind, lines, catalog=batch.catalog
@@ -284,6 +306,9 @@ class _Job:
         would be refused too)."""
         if self.fatal is None and isinstance(error, AuthenticationError | PermissionDeniedError):
             self.fatal = error
+        if self.gone is None and _never_connected(error):
+            logger.error("the site stopped answering (%s): the run stops", error)
+            self.gone = error
 
     def stop_if_refused(self) -> None:
         """Raise when the site refused the credentials (every later request would be refused)
@@ -295,6 +320,13 @@ class _Job:
             raise ConfigurationError(
                 f"the site refused the credentials: {self.fatal}. The refused rows were not "
                 "applied; fix the credentials and run the same command again."
+            )
+        if isinstance(self.gone, ConfigurationError):  # the probe's: it names the address
+            raise self.gone
+        if self.gone is not None:
+            raise ConnectError(
+                f"the site stopped answering ({self.gone}); the run stopped. Rows not sent "
+                "were not applied: run the same command again once the site answers"
             )
 
     async def feed(
@@ -422,6 +454,14 @@ class _Job:
             batches_by_catalog=self.journal.batches_by_catalog(),
             paths=self.paths,
         )
+
+
+def _never_connected(error: BaseException | None) -> bool:
+    """Whether a request gave up without ever reaching the site (an outcome's error is such
+    only after every retry and resend): no connection, or none in time."""
+    if isinstance(error, RequestTimeoutError):
+        return not error.sent
+    return isinstance(error, ConnectError)
 
 
 class _StateCursor:

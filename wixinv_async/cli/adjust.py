@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..bulk.runner import BulkPaths, BulkProgress, BulkSummary, count_lines, run_bulk_adjust
-from ..errors import ConfigurationError, InvalidInputError
+from ..errors import ConfigurationError, ConnectError, InvalidInputError
 from . import EXIT_CONFIG
 from ._common import (
     ProgressLine,
@@ -20,6 +20,7 @@ from ._common import (
     fail,
     make_client,
     target_from_args,
+    unreachable,
 )
 
 if TYPE_CHECKING:
@@ -134,7 +135,10 @@ async def _adjust(args: argparse.Namespace, config: TargetConfig) -> BulkSummary
                 retry_in_doubt=args.retry_in_doubt,
                 adjuster_options={"max_in_flight": args.max_in_flight, "linger": args.linger},
                 on_progress=show,
+                probe=lambda: check_reachable(config),
             )
+    except ConnectError as exc:  # the site went away mid-run: exit 2 with its address
+        raise unreachable(config, exc) from None
     finally:
         ticker.cancel()
     bar.close(summary.rows, requests=summary.requests)
