@@ -7,6 +7,7 @@ real site would be skipped with the reason; every one in the README today runs.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import builtins
 import importlib
@@ -406,9 +407,12 @@ def test_readme_cli_lines_parse_and_cover_every_subcommand() -> None:
 def test_every_flag_the_docs_name_exists() -> None:
     """Each ``--flag`` in the README is an option of the command or of some subcommand."""
     options = {"--help"}
-    for parser in [build_parser(), *_subparsers().values()]:
+    parsers = [build_parser(), *_subparsers().values()]
+    for parser in parsers:  # subcommands of subcommands too (witness check, fleet worker)
         for action in parser._actions:
             options.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", README))
     assert named - options - OTHER_TOOLS_FLAGS == set()
 

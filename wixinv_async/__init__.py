@@ -29,6 +29,7 @@ from .client import (
     RetryPolicy,
 )
 from .core.bulk_results import BulkItemResult, BulkItemStatus, BulkResult
+from .core.witness_check import WitnessCheck, WitnessProblem, WitnessProblemCode
 from .crawler import (
     AnyInventoryItem,
     CrawlClient,
@@ -104,6 +105,7 @@ from .outcomes import (
     SentBatch,
     SentEntry,
     Settled,
+    WitnessMark,
     WitnessStats,
 )
 from .settings import BatchPolicy
@@ -137,6 +139,7 @@ from .webhooks import (
     WebhookReceiver,
     verify_webhook,
 )
+from .witness_check import check_witness
 
 __version__ = "0.1.0"
 
@@ -245,11 +248,16 @@ __all__ = [
     "WebhookReceiver",
     "WebhookVerificationError",
     "Witness",
+    "WitnessCheck",
+    "WitnessMark",
+    "WitnessProblem",
+    "WitnessProblemCode",
     "WitnessStats",
     "WixInventoryError",
     "WrongCatalogError",
     "__version__",
     "adjust_stream",
+    "check_witness",
     "crawl_inventory",
     "crawl_inventory_items",
     "crawl_inventory_pages",

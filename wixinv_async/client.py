@@ -80,12 +80,14 @@ from .models import (
     ErrorBody,
     GetInventoryVariantsRequest,
     GetInventoryVariantsResponse,
+    GetProductResponse,
     IncrementData,
     IncrementInventoryRequest,
     InventoryItem,
     InventoryItemUpdate,
     Paging,
     PreorderInfo,
+    Product,
     Query,
     QueryInventoryRequest,
     QueryInventoryResponse,
@@ -134,6 +136,8 @@ _WRITER: Final = "/stores/v2/inventoryItems"
 _ENCODER: Final = msgspec.json.Encoder()
 _QUERY_DECODER: Final = msgspec.json.Decoder(QueryInventoryResponse)
 _VARIANTS_DECODER: Final = msgspec.json.Decoder(GetInventoryVariantsResponse)
+_PRODUCT_DECODER: Final = msgspec.json.Decoder(GetProductResponse)
+_PRODUCTS: Final = "/stores-reader/v1/products"
 _ERROR_DECODER: Final = msgspec.json.Decoder(ErrorBody)
 _CATALOG_DECODER: Final = msgspec.json.Decoder(CatalogVersionResponse)
 _ITEM_DECODER: Final = msgspec.json.Decoder(InventoryItemResponse)
@@ -333,6 +337,15 @@ class InventoryClient:
             "get_inventory_variants", "POST", path, _ENCODER.encode(request)
         )
         return _decode(_VARIANTS_DECODER, response).inventory_item
+
+    async def get_product(self, product_id: str) -> Product:
+        """A Catalog V1 product (``GET /stores-reader/v1/products/{id}``): its ``visible``
+        flag and stock settings (the witness check reads them). Wix serves a hidden product
+        only to credentials with the admin product-read scope."""
+        validation.check_entity_id("productId", product_id)
+        path = f"{_PRODUCTS}/{_segment(product_id)}"
+        response = await self._send("get_product", "GET", path, b"")
+        return _decode(_PRODUCT_DECODER, response).product
 
     async def update_inventory_variants(
         self,

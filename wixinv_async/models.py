@@ -48,6 +48,7 @@ __all__ = [
     "FieldViolation",
     "GetInventoryVariantsRequest",
     "GetInventoryVariantsResponse",
+    "GetProductResponse",
     "IncrementData",
     "IncrementInventoryRequest",
     "InventoryItem",
@@ -58,6 +59,8 @@ __all__ = [
     "Paging",
     "PagingMetadata",
     "PreorderInfo",
+    "Product",
+    "ProductStock",
     "Query",
     "QueryInventoryRequest",
     "QueryInventoryResponse",
@@ -181,6 +184,35 @@ class GetInventoryVariantsRequest(_Wire, kw_only=True):
 
 class GetInventoryVariantsResponse(_Wire, kw_only=True):
     inventory_item: InventoryItem
+
+
+# --- Get Product (Catalog V1 products, read for the witness check) -----------------
+
+
+class ProductStock(_Wire, kw_only=True):
+    """A V1 product's ``stock``: ``trackInventory`` is the inventory item's ``trackQuantity``."""
+
+    track_inventory: bool | None = None
+    in_stock: bool | None = None
+    inventory_status: str | None = None
+    """``IN_STOCK``, ``OUT_OF_STOCK`` or ``PARTIALLY_OUT_OF_STOCK``."""
+
+
+class Product(_Wire, kw_only=True):
+    """A Catalog V1 product (``GET /stores-reader/v1/products/{id}``), the fields the library
+    reads: ``visible`` says whether site visitors see it in the storefront."""
+
+    id: str
+    name: str | None = None
+    slug: str | None = None
+    visible: bool | None = None
+    product_type: str | None = None
+    manage_variants: bool | None = None
+    stock: ProductStock | None = None
+
+
+class GetProductResponse(_Wire, kw_only=True):
+    product: Product
 
 
 # --- Update Inventory Variants -----------------------------------------------------

@@ -32,6 +32,7 @@ __all__ = [
     "SentBatch",
     "SentEntry",
     "Settled",
+    "WitnessMark",
     "WitnessStats",
 ]
 
@@ -107,6 +108,20 @@ class SentEntry(NamedTuple):
     tags: tuple[object, ...]
 
 
+class WitnessMark(NamedTuple):
+    """The witness entry a request carries (``SentBatch.witness``): on ``variant_id`` of
+    ``product_id`` (its slot), moving it by ``step``, from ``expected`` (the quantity before it
+    if none of the slot's ``suspects`` lands; ``None``: unknown), ``suspects`` being the steps
+    of the slot's requests resolved NOT_APPLIED that may still land. Journalled, it lets a
+    rerun after a crash resolve the request by reading the witness (``wixinv_async.bulk``)."""
+
+    product_id: str
+    variant_id: str
+    step: int
+    expected: int | None
+    suspects: tuple[int, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class SentBatch:
     """A request about to go on the wire (given to ``on_send``). A bisection part has its own
@@ -121,6 +136,10 @@ class SentBatch:
     attempt: int = 1
     catalog: Catalog = "V1_CATALOG"
     """The catalog's calls it goes out as."""
+    witness: WitnessMark | None = None
+    """Its witness entry, when the adjuster has a witness (V1)."""
+    maybe_applied: bool = False
+    """Whether an earlier, ambiguous send of one of its entries may have been applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +243,8 @@ class WitnessStats(NamedTuple):
     late applies explained (not zero even when which request landed is not known).
     ``anomalies``: reads no request explains (the witness edited by someone else).
     ``reads`` and ``updates``: the extra calls the witness cost; ``recentred``: requests that
-    carried a re-centring step (no extra call)."""
+    carried a re-centring step (no extra call); ``forgotten``: requests resolved NOT_APPLIED
+    taken never to land once ``Witness.forget_after`` had passed."""
 
     committed: int = 0
     not_applied: int = 0
@@ -235,3 +255,4 @@ class WitnessStats(NamedTuple):
     reads: int = 0
     updates: int = 0
     recentred: int = 0
+    forgotten: int = 0

@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wixinv_async import ConfigurationError, Witness
-from wixinv_async.core.witness import Bounds, Resolution, SlotState, Suspect, plan_step
+from wixinv_async.core.witness import (
+    MAX_SUSPECTS,
+    Bounds,
+    Resolution,
+    SlotState,
+    Suspect,
+    plan_step,
+    resolve_sent,
+)
 
 C, N, D = Resolution.COMMITTED, Resolution.NOT_APPLIED, Resolution.IN_DOUBT
 
@@ -132,6 +140,7 @@ def test_resolutions_are_right_and_every_late_apply_is_reported(seed: int) -> No
         ({"variant_ids": []}, "variant_ids"),
         ({"variant_ids": ["a", "a"]}, "variant_ids"),
         ({"settle": -1}, "settle"),
+        ({"settle": 5, "forget_after": 1}, "forget_after"),
         ({"bounds": Bounds(low=10, centre=5)}, "bounds"),
     ],
 )
@@ -140,3 +149,46 @@ def test_bad_witness_settings_name_the_field(kwargs: dict[str, object], field: s
     args: dict[str, object] = {"product_id": "p", "variant_ids": ["a"], **kwargs}
     with pytest.raises(ConfigurationError, match=field):
         Witness(**args)  # type: ignore[arg-type]
+
+
+def test_suspects_past_their_deadline_are_forgotten_at_the_next_read() -> None:
+    """Past MAX_SUSPECTS every resolution is IN_DOUBT; a read sent after their deadline
+    drops them and the slot resolves again, from the read as its baseline."""
+    state = SlotState("v", expected=50)
+    for rid in range(MAX_SUSPECTS):
+        assert state.resolve(50, Suspect(rid, 1, (), deadline=10.0)).resolution is N
+    stuck = state.resolve(50, Suspect(99, 1, (), deadline=20.0))
+    assert stuck.resolution is D and stuck.reason is not None and "too many" in stuck.reason
+    assert state.forget(5.0, 50) == 0 and len(state.suspects) == MAX_SUSPECTS + 1
+    assert state.forget(10.0, 51) == MAX_SUSPECTS
+    assert [s.request_id for s in state.suspects] == [99] and state.expected == 51
+    assert state.resolve(52, Suspect(100, 1, ())).resolution is C
+
+
+def test_a_forgotten_suspect_that_lands_later_is_an_anomaly_not_a_commit() -> None:
+    """A suspect dropped at its deadline that lands anyway: the read is unexplained (an edit
+    reported), never a late apply counted as applied."""
+    state = SlotState("v", expected=50)
+    state.resolve(50, Suspect(1, -1, (), deadline=1.0))
+    state.forget(1.0, 50)
+    read = state.verify(49)
+    assert read.resolution is D and read.reason is not None and "edited" in read.reason
+    assert read.late == () and read.late_quantity == 0
+
+
+@pytest.mark.parametrize(
+    ("expected", "suspects", "step", "read", "resolution"),
+    [
+        (50, (), 1, 51, C),
+        (50, (), -1, 50, N),
+        (50, (1,), 1, 52, C),  # the journalled suspect landed too
+        (50, (1,), 1, 51, C),  # taken at its word: the settle delay's promise
+        (50, (), 1, 55, D),
+        (None, (), 1, 51, D),
+    ],
+)
+def test_a_journalled_send_is_resolved_from_its_mark(
+    expected: int | None, suspects: tuple[int, ...], step: int, read: int, resolution: Resolution
+) -> None:
+    """After a crash: the mark's expected quantity, unconfirmed steps and step, and a read."""
+    assert resolve_sent(expected, suspects, step, read).resolution is resolution

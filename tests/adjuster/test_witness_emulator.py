@@ -247,3 +247,24 @@ async def test_a_witness_needs_a_slot_per_concurrent_request(
     async with client_for(emulator) as client:
         with pytest.raises(ConfigurationError, match="max_in_flight"):
             InventoryAdjuster(client, max_in_flight=max_in_flight, witness=witness)
+
+
+@pytest.mark.parametrize(("forget_after", "in_doubt"), [(600.0, 8), (0.0, 0)])
+async def test_suspects_do_not_last_forever(
+    emulator: Emulator, forget_after: float, in_doubt: int
+) -> None:
+    """40 requests on one slot, each a 500 before applying: kept forever, suspects pile past
+    MAX_SUSPECTS (32) and the last 8 stay IN_DOUBT; forgotten at their deadline, every one
+    resolves NOT_APPLIED."""
+    many = witness_of(emulator)
+    witness = Witness(many.product_id, many.variant_ids[:1], settle=0.0, forget_after=forget_after)
+    emulator.set_faults(FaultPlan(endpoints={"decrementInventory": FaultRule(error_500=1.0)}))
+    key = tracked(emulator)[0]
+    async with (
+        client_for(emulator) as client,
+        InventoryAdjuster(client, linger=0, max_in_flight=1, witness=witness) as adj,
+    ):
+        codes = Counter([(await adj.adjust(*key, -1)).code for _ in range(40)])
+    assert codes["NOT_APPLIED"] == 40 - in_doubt and sum(codes.values()) == 40, codes
+    stats = adj.stats().witness
+    assert stats is not None and stats.forgotten == (40 if forget_after == 0 else 0)

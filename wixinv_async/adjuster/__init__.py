@@ -76,7 +76,7 @@ from ._dispatch import Dispatcher, Limits
 from ._ledger import Ledger, OnBatch, OnSend, OnSettle, percentile
 from ._ticket import Ticket
 from ._v3writer import BulkWriter
-from ._witness import LateApply, Witness, WitnessDriver, check_witness
+from ._witness import LateApply, Witness, WitnessDriver, check_slots
 
 __all__ = [
     "AdjusterStats",
@@ -250,7 +250,10 @@ class InventoryAdjuster:
         ``inventory_id``: on V1 an inventory id, on V3 an inventory item id. ``location_id``
         (V3): the location's stock (``None``: the site's default location). ``sku`` (V3):
         instead of ``product_id`` and ``variant_id`` (give ``None`` for both). On a site known to
-        run Catalog V1, a ``location_id`` or a ``sku`` raises InvalidInputError."""
+        run Catalog V1, a ``location_id`` or a ``sku`` raises InvalidInputError, and so does a
+        delta on the witness product (``witness=``)."""
+        if self._witness is not None:
+            self._witness.refuse_target(product_id, inventory_id)
         if location_id is None and sku is None:
             # The one submit path is the table's; its factory is Ticket.
             return self._table.submit(  # type: ignore[return-value]
@@ -470,7 +473,7 @@ class InventoryAdjuster:
             raise ConfigurationError(f"witness must be a Witness, got {witness!r}")
         if writer is not None or not isinstance(client, InventoryClient):
             raise ConfigurationError("a witness needs client= an InventoryClient (V1 writes)")
-        check_witness(witness, max_in_flight)
+        check_slots(witness, max_in_flight)
         return WitnessDriver(witness, client, self._late_applied)
 
     def _late_applied(self, late: LateApply) -> None:

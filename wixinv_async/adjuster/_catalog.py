@@ -26,7 +26,7 @@ from ..core.bulk_results import BulkItemResult
 from ..core.failures import Failure, classify, outcome_for
 from ..core.table import Entry, key_location, key_sku
 from ..errors import WixInventoryError, WrongCatalogError
-from ..outcomes import Catalog, Kind, Outcome, OutcomeStatus
+from ..outcomes import Catalog, Kind, Outcome, OutcomeStatus, WitnessMark
 from ._delivery import BatchWriter, Delivery
 from ._ledger import ReportError
 
@@ -157,9 +157,14 @@ class _Watch:
         return self._to.new_request_id()
 
     async def on_wire(
-        self, entries: Sequence[Entry], request_id: int, parent_id: int | None, attempt: int
+        self,
+        entries: Sequence[Entry],
+        request_id: int,
+        parent_id: int | None,
+        attempt: int,
+        witness: WitnessMark | None = None,
     ) -> None:
-        await self._to.on_wire(entries, request_id, parent_id, attempt)
+        await self._to.on_wire(entries, request_id, parent_id, attempt, witness)
 
     def answered(self) -> None:
         self._to.answered()

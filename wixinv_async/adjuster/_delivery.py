@@ -5,10 +5,11 @@ declared protocol, :class:`BatchWriter`: "send this batch of entries and tell me
 for the whole request, what happened". A writer reports through the batch's
 :class:`Delivery`:
 
-- ``await delivery.on_wire(entries, request_id, parent_id, attempt)`` right before a request
-  goes on the wire (for an ``InventoryClient``, once its pacing slot is granted): the ``on_send``
-  hook runs there, so a journal marks "sent" only what is really about to be sent. If it raises,
-  the request must not be sent.
+- ``await delivery.on_wire(entries, request_id, parent_id, attempt, witness)`` right before a
+  request goes on the wire (for an ``InventoryClient``, once its pacing slot is granted;
+  ``witness``: the mark of its witness entry, if any): the ``on_send`` hook runs there, so a
+  journal marks "sent" only what is really about to be sent. If it raises, the request must
+  not be sent.
 - ``delivery.answered()`` once the request has its answer (or failed).
 - ``delivery.maybe_applied(entries)`` after an ambiguous failure that will be resent.
 - ``delivery.settle(request_id, entries, outcome)`` as entries get their outcome: a whole
@@ -39,7 +40,7 @@ from ..core.table import Entry
 from ..core.witness import Read, Resolution
 from ..errors import ApiError, Applied, RateLimitedError, WixInventoryError
 from ..models import DecrementData, IncrementData
-from ..outcomes import Catalog, Kind, Outcome, OutcomeStatus
+from ..outcomes import Catalog, Kind, Outcome, OutcomeStatus, WitnessMark
 from ..settings import BatchPolicy
 from ._ledger import ReportError
 from ._witness import WitnessDriver, WitnessSlot
@@ -78,7 +79,12 @@ class Delivery(Protocol):
     def kind(self) -> Kind: ...
     def new_request_id(self) -> int: ...
     async def on_wire(
-        self, entries: Sequence[Entry], request_id: int, parent_id: int | None, attempt: int
+        self,
+        entries: Sequence[Entry],
+        request_id: int,
+        parent_id: int | None,
+        attempt: int,
+        witness: WitnessMark | None = None,
     ) -> None: ...
     def answered(self) -> None: ...
     def use_catalog(self, catalog: Catalog) -> None: ...
@@ -129,8 +135,8 @@ class AtomicWriter:
         self._ours = client if isinstance(client, InventoryClient) else None
         self._429_base = self._ours.stats().rate_limited if self._ours is not None else 0
         self._429_surfaced = 0
-        self._suspects: dict[object, None] = {}
-        """Keys the server refused on their own, oldest first (``BatchPolicy.suspects``)."""
+        self._refused: dict[object, None] = {}
+        """Keys the server refused on their own, oldest first (``BatchPolicy.refused_keys``)."""
 
     def __repr__(self) -> str:
         return f"<AtomicWriter {self._client!r} {self._policy}>"
@@ -152,8 +158,8 @@ class AtomicWriter:
     async def _write(
         self, entries: list[Entry], delivery: Delivery, slot: WitnessSlot | None
     ) -> None:
-        suspects = self._suspects
-        apart = {i for i, e in enumerate(entries) if e.key in suspects} if suspects else ()
+        known = self._refused
+        apart = {i for i, e in enumerate(entries) if e.key in known} if known else ()
         run = BisectRun(entries, apart)
         ids: dict[int, int] = {}
         while (request := run.next_request()) is not None:
@@ -166,27 +172,27 @@ class AtomicWriter:
                 )
             result = await self._send(delivery, request.entries, rid, parent, slot)
             if isinstance(result, Result):
-                if result is Result.COMMITTED and suspects:
+                if result is Result.COMMITTED and known:
                     for entry in request.entries:
-                        suspects.pop(entry.key, None)
+                        known.pop(entry.key, None)
                 run.record(result)
                 continue
             refused, error = result
             rejected = run.record(refused)
             if rejected:
-                self._suspect(rejected)
+                self._remember_refused(rejected)
                 delivery.settle(
                     rid, rejected, outcome_for(OutcomeStatus.REJECTED, error, "REFUSED")
                 )
 
-    def _suspect(self, rejected: list[Entry]) -> None:
+    def _remember_refused(self, rejected: list[Entry]) -> None:
         """Remember the keys the server refused on their own, forgetting the oldest."""
-        cap, suspects = self._policy.suspects, self._suspects
+        cap, refused = self._policy.refused_keys, self._refused
         for entry in rejected:
-            suspects.pop(entry.key, None)
-            suspects[entry.key] = None
-        while len(suspects) > cap:
-            del suspects[next(iter(suspects))]
+            refused.pop(entry.key, None)
+            refused[entry.key] = None
+        while len(refused) > cap:
+            del refused[next(iter(refused))]
 
     async def _send(
         self,
@@ -301,7 +307,8 @@ class AtomicWriter:
                 return
             announced = True
             try:
-                await delivery.on_wire(entries, rid, parent, send)
+                mark = slot.mark() if slot is not None else None
+                await delivery.on_wire(entries, rid, parent, send, mark)
             except Exception as exc:
                 raise _OnSendFailed("on_send failed") from exc
 

@@ -27,6 +27,7 @@ from ..outcomes import (
     OutcomeStatus,
     SentBatch,
     Settled,
+    WitnessMark,
 )
 
 __all__ = ["CANCELLED", "BatchRun", "Ledger", "percentile"]
@@ -240,14 +241,28 @@ class BatchRun:
         return self._ledger.new_id()
 
     async def on_wire(
-        self, entries: Sequence[Entry], request_id: int, parent_id: int | None, attempt: int
+        self,
+        entries: Sequence[Entry],
+        request_id: int,
+        parent_id: int | None,
+        attempt: int,
+        witness: WitnessMark | None = None,
     ) -> None:
         ledger = self._ledger
         if ledger.on_send is not None:
             sent = tuple(sent_entry(e) for e in entries)
+            maybe = bool(self.ambiguous) and any(id(e) in self.ambiguous for e in entries)
             await ledger.on_send(
                 SentBatch(
-                    request_id, self.kind, sent, self.reason, parent_id, attempt, self.catalog
+                    request_id,
+                    self.kind,
+                    sent,
+                    self.reason,
+                    parent_id,
+                    attempt,
+                    self.catalog,
+                    witness,
+                    maybe,
                 )
             )
         self.requests += 1

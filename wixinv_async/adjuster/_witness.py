@@ -1,12 +1,13 @@
 """The witness driver: resolves ambiguous V1 requests by reading a variant only we move.
 
 :class:`Witness` is the user's setting: a product kept for the library (tracked, hidden from
-the storefront) and one variant per concurrent request slot. :class:`WitnessDriver` hands each
-request of :class:`~wixinv_async.adjuster.AtomicWriter` a :class:`WitnessSlot` (at most one
-request in flight per slot), adds the slot's witness entry to the request, and after an
-ambiguous failure waits ``settle`` seconds, reads the witness and lets the pure
-:class:`~wixinv_async.core.witness.SlotState` decide. The arithmetic is in
-:mod:`wixinv_async.core.witness`.
+the storefront) and one variant per concurrent request slot
+(:func:`~wixinv_async.witness_check.check_witness` checks a site's set-up).
+:class:`WitnessDriver` hands each request of :class:`~wixinv_async.adjuster.AtomicWriter`
+a :class:`WitnessSlot` (at most one request in flight per slot), adds the slot's witness
+entry to the request, and after an ambiguous failure waits ``settle`` seconds, reads the
+witness and lets the pure :class:`~wixinv_async.core.witness.SlotState` decide. The
+arithmetic is in :mod:`wixinv_async.core.witness`.
 
 Why a settle delay: an ambiguous answer (504, a reset, a client timeout) means the server may
 still be working on the request. Read too early and a request still in progress reads as
@@ -16,6 +17,14 @@ exceed the longest time the server can keep working on a request after the clien
 for Wix, whose gateway answers 504 when its backend is slow, the default (10 s) is several
 times the slowest answers seen; set it from your own measurements. The slot (not the
 adjuster) waits: other slots keep sending.
+
+Why ``forget_after``: a request resolved NOT_APPLIED is kept as a suspect that could still
+land (a late apply, detected and reported by a later read). Kept forever, suspects would pile
+up (past :data:`~wixinv_async.core.witness.MAX_SUSPECTS` every resolution is IN_DOUBT) and
+every read would be explained through them. So a suspect is forgotten at the first read sent
+``forget_after`` seconds (default 600, at least ``settle``) after it was resolved: the read
+says whether it had landed by then, and a landing later still is an anomaly (reported, never
+counted as applied).
 """
 
 from __future__ import annotations
@@ -27,9 +36,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..core.witness import Bounds, Read, Resolution, SlotState, Suspect, plan_step
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, InvalidInputError
 from ..models import DecrementData, IncrementData, InventoryItem, VariantUpdate
-from ..outcomes import WitnessStats
+from ..outcomes import WitnessMark, WitnessStats
 from ..settings import is_int
 
 __all__ = ["LateApply", "Witness", "WitnessDriver", "WitnessReader", "WitnessSlot"]
@@ -43,12 +52,14 @@ class Witness:
     hidden from the storefront); ``variant_ids``: one variant per concurrent request
     (``max_in_flight`` at most ``len(variant_ids)``); ``settle``: seconds to wait after an
     ambiguous failure before reading (see the module doc); ``bounds``: where the witness
-    quantity is kept (:class:`~wixinv_async.core.witness.Bounds`)."""
+    quantity is kept (:class:`~wixinv_async.core.witness.Bounds`); ``forget_after``: seconds
+    after which a request resolved NOT_APPLIED is taken never to land (see the module doc)."""
 
     product_id: str
     variant_ids: tuple[str, ...]
     settle: float
     bounds: Bounds
+    forget_after: float
 
     def __init__(
         self,
@@ -57,6 +68,7 @@ class Witness:
         *,
         settle: float = 10.0,
         bounds: Bounds | None = None,
+        forget_after: float = 600.0,
     ) -> None:
         if not isinstance(product_id, str) or not product_id:
             raise ConfigurationError(f"witness product_id must be an id, got {product_id!r}")
@@ -67,6 +79,14 @@ class Witness:
             )
         if isinstance(settle, bool) or not isinstance(settle, int | float) or not settle >= 0:
             raise ConfigurationError(f"witness settle must be seconds >= 0, got {settle!r}")
+        if (
+            isinstance(forget_after, bool)
+            or not isinstance(forget_after, int | float)
+            or not settle <= forget_after < float("inf")
+        ):
+            raise ConfigurationError(
+                f"witness forget_after must be seconds >= settle ({settle!r}), got {forget_after!r}"
+            )
         bounds = Bounds() if bounds is None else bounds
         try:
             bounds.check()
@@ -76,6 +96,7 @@ class Witness:
         object.__setattr__(self, "variant_ids", ids)
         object.__setattr__(self, "settle", float(settle))
         object.__setattr__(self, "bounds", bounds)
+        object.__setattr__(self, "forget_after", float(forget_after))
 
 
 class WitnessReader(Protocol):
@@ -120,12 +141,29 @@ class WitnessDriver:
         self._idle: asyncio.Queue[WitnessSlot] | None = None
         self._baseline = asyncio.Lock()
         self.counts: dict[str, int] = dict.fromkeys(WitnessStats._fields, 0)
+        self.inventory_id: str | None = None
+        """The witness's inventory item id, once a read has named it."""
 
     def __repr__(self) -> str:
         return f"<WitnessDriver {self.witness.product_id} slots={len(self._slots)}>"
 
     def stats(self) -> WitnessStats:
         return WitnessStats(**self.counts)
+
+    def refuse_target(self, product_id: str | None, inventory_id: str | None) -> None:
+        """Raise InvalidInputError for a delta on the witness product itself: it would move
+        the witness by more than the steps it is read against. By inventory id, once a read
+        has named the witness's (before that, the product id is all that is known)."""
+        if product_id is not None and product_id == self.witness.product_id:
+            raise InvalidInputError(
+                "productId", product_id, "is the witness product: only the adjuster moves it"
+            )
+        if inventory_id is not None and inventory_id == self.inventory_id:
+            raise InvalidInputError(
+                "inventoryId",
+                inventory_id,
+                "is the witness's inventory item: only the adjuster moves it",
+            )
 
     async def acquire(self) -> WitnessSlot:
         """A free slot (waiting for one when all are in use)."""
@@ -146,10 +184,12 @@ class WitnessDriver:
         for _ in range(len(self._slots)):
             slot = await self.acquire()
             try:
+                read_at = asyncio.get_running_loop().time()
                 quantities = await self.read([slot.state.variant_id])
                 quantity = quantities.get(slot.state.variant_id)
                 if quantity is not None:
                     found.extend(self.report(slot.state, slot.state.verify(quantity)))
+                    self.forget(slot.state, read_at, quantity)
             finally:
                 self.release(slot)
         return found
@@ -160,6 +200,7 @@ class WitnessDriver:
         item = await self._reader.get_inventory_variants(
             product_id=self.witness.product_id, variant_ids=variant_ids
         )
+        self.inventory_id = item.id
         return {v.variant_id: v.quantity for v in item.variants}
 
     async def baseline(self) -> None:
@@ -189,6 +230,17 @@ class WitnessDriver:
             await self.baseline()
             return
         state.rebase(quantity)
+
+    def forget(self, state: SlotState, read_at: float, quantity: int) -> None:
+        """Drop the slot's suspects past their deadline, after a read sent at ``read_at``."""
+        dropped = state.forget(read_at, quantity)
+        if dropped:
+            self.counts["forgotten"] += dropped
+            logger.info(
+                "witness %s: %d request(s) resolved NOT_APPLIED are now taken never to land",
+                state.variant_id,
+                dropped,
+            )
 
     def report(self, state: SlotState, read: Read) -> list[LateApply]:
         """Count a read's verdict and report late applies and anomalies (ERROR, never
@@ -245,6 +297,16 @@ class WitnessSlot:
             driver.counts["recentred"] += 1
         self.step = step
 
+    def mark(self) -> WitnessMark:
+        """What a journal keeps of this slot's witness entry in the request about to go."""
+        state = self.state
+        suspects = tuple(s.step for s in state.suspects)
+        expected = state.expected
+        if expected is not None and state.seen_late:  # late quantity seen: counted in
+            expected += state.seen_late
+        product_id = self._driver.witness.product_id
+        return WitnessMark(product_id, state.variant_id, self.step, expected, suspects)
+
     def increment_entry(self) -> IncrementData:
         return IncrementData(
             product_id=self._driver.witness.product_id,
@@ -266,8 +328,10 @@ class WitnessSlot:
     async def resolve(self, request_id: int, entries: tuple[object, ...]) -> Read:
         """After an ambiguous failure: wait ``settle``, read, resolve (and count it)."""
         driver, state = self._driver, self.state
-        suspect = Suspect(request_id, self.step, entries)
+        loop = asyncio.get_running_loop()
         await asyncio.sleep(driver.witness.settle)
+        read_at = loop.time()
+        suspect = Suspect(request_id, self.step, entries, read_at + driver.witness.forget_after)
         try:
             quantity = (await driver.read([state.variant_id])).get(state.variant_id)
         except Exception as exc:
@@ -287,10 +351,11 @@ class WitnessSlot:
             }[read.resolution]
         ] += 1
         driver.report(state, read)
+        driver.forget(state, read_at, quantity)
         return read
 
 
-def check_witness(witness: Witness, max_in_flight: int) -> None:
+def check_slots(witness: Witness, max_in_flight: int) -> None:
     """Raise ConfigurationError unless the witness has a slot per concurrent request."""
     if not is_int(max_in_flight) or max_in_flight > len(witness.variant_ids):
         raise ConfigurationError(

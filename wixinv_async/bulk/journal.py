@@ -13,6 +13,16 @@ tells every input line apart:
 The journal refuses another version of the input file (lines are known by their number),
 unless it knows of no line that was or may have been applied: then it follows the new version.
 
+With a witness (``adjust --witness``), each request sent also records its witness entry in
+the ``witness_sends`` table (in the same transaction as its lines): the slot's variant, the
+step, the quantity expected before it and the slot's unconfirmed steps. A slot has one request
+in flight at a time, so after a crash only a slot's last send can have lines still ``sent``;
+:meth:`Journal.witnessed_in_flight` lists those for the runner to resolve by reading the
+witness (:mod:`wixinv_async.bulk.runner`). The table is new beside the others (no column of
+``lines`` or ``batches`` changes), so the schema version stays 2: a journal of an older
+version gets the empty table when opened, and older code ignores it (its ``sent`` lines stay
+in doubt, which is safe).
+
 A line that was sent is never downgraded to ``cancelled``: a later CANCELLED outcome for it is
 stored as ``in_doubt``, because its request may have been applied.
 
@@ -45,6 +55,7 @@ from pathlib import Path
 from typing import BinaryIO, Final, NamedTuple
 
 from ..errors import ConfigurationError
+from ..outcomes import WitnessMark
 
 __all__ = [
     "FINAL_STATES",
@@ -52,6 +63,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Journal",
     "LineState",
+    "WitnessedSend",
     "input_fingerprint",
     "should_send",
 ]
@@ -77,6 +89,11 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE TABLE IF NOT EXISTS lines (
     line INTEGER PRIMARY KEY, batch INTEGER, state TEXT NOT NULL, code TEXT, message TEXT
 );
+CREATE TABLE IF NOT EXISTS witness_sends (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, batch INTEGER NOT NULL, run INTEGER NOT NULL,
+    product_id TEXT NOT NULL, variant_id TEXT NOT NULL, step INTEGER NOT NULL,
+    expected INTEGER, suspects TEXT NOT NULL, maybe_applied INTEGER NOT NULL
+);
 """
 _UPSERT: Final = (
     "INSERT INTO lines (line, state, code, message) VALUES (?4, ?1, ?2, ?3) "
@@ -90,6 +107,16 @@ _UPDATE: Final = (
     "THEN 'in_doubt' ELSE ?1 END, code=?2, message=?3 WHERE line=?4"
 )
 """The same for a line already journalled only: what a full disk leaves room for."""
+
+
+class WitnessedSend(NamedTuple):
+    """A slot's last journalled request whose lines are still ``sent`` (see the module doc):
+    its witness mark, whether an earlier send of its lines may have applied them, its lines."""
+
+    batch: int
+    mark: WitnessMark
+    maybe_applied: bool
+    lines: tuple[int, ...]
 
 
 class LineState(NamedTuple):
@@ -257,11 +284,18 @@ class Journal:
         return int(row[0]) + 1
 
     def record_sent(
-        self, batch_id: int, kind: str, lines: Iterable[int], *, catalog: str | None = None
+        self,
+        batch_id: int,
+        kind: str,
+        lines: Iterable[int],
+        *,
+        catalog: str | None = None,
+        witness: WitnessMark | None = None,
+        maybe_applied: bool = False,
     ) -> None:
         """Durably mark ``lines`` as carried by a request that is about to be sent (to
-        ``catalog``); raise (so it is not sent) when that cannot be written, or an earlier
-        write failed."""
+        ``catalog``, with its ``witness`` entry, ``maybe_applied`` by an earlier send); raise
+        (so it is not sent) when that cannot be written, or an earlier write failed."""
         if self.failure is not None:
             raise self.failure
         numbers = [(line, batch_id) for line in lines]
@@ -271,6 +305,8 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?)",
                 (batch_id, kind, self.run, len(numbers), catalog),
             )
+            if witness is not None:
+                self._record_witness(batch_id, witness, maybe_applied)
             self._db.executemany(
                 "INSERT INTO lines (line, batch, state) VALUES (?, ?, 'sent') "
                 "ON CONFLICT(line) DO UPDATE SET batch=excluded.batch, state='sent'",
@@ -282,6 +318,39 @@ class Journal:
         logger.debug(
             "journal: batch %d (%s, %d lines) recorded as sent", batch_id, kind, len(numbers)
         )
+
+    def _record_witness(self, batch_id: int, mark: WitnessMark, maybe_applied: bool) -> None:
+        suspects = ",".join(map(str, mark.suspects))
+        self._db.execute(
+            "INSERT INTO witness_sends (batch, run, product_id, variant_id, step, expected, "
+            "suspects, maybe_applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (batch_id, self.run, mark.product_id, mark.variant_id, mark.step, mark.expected,
+             suspects, int(maybe_applied)),
+        )  # fmt: skip
+
+    def witnessed_in_flight(self, product_id: str) -> list[WitnessedSend]:
+        """The last journalled request of each slot of the witness ``product_id`` that still
+        has lines ``sent``: what was on the wire (or about to be) when a run ended."""
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT w.batch, w.variant_id, w.step, w.expected, w.suspects, w.maybe_applied "
+                "FROM witness_sends w WHERE w.product_id = ?1 AND w.seq = (SELECT MAX(seq) "
+                "FROM witness_sends v WHERE v.product_id = ?1 AND v.variant_id = w.variant_id)",
+                (product_id,),
+            ).fetchall()
+            found = []
+            for batch, variant, step, expected, suspects, maybe in rows:
+                lines = self._db.execute(
+                    "SELECT line FROM lines WHERE batch = ? AND state = 'sent' ORDER BY line",
+                    (batch,),
+                ).fetchall()
+                if lines:
+                    steps = tuple(int(s) for s in suspects.split(",") if s)
+                    mark = WitnessMark(product_id, variant, step, expected, steps)
+                    found.append(
+                        WitnessedSend(batch, mark, bool(maybe), tuple(r[0] for r in lines))
+                    )
+        return found
 
     def record_outcome(self, line: int, state: str, code: str | None, message: str | None) -> None:
         """Buffer a line's outcome; written in groups (losing them in a crash only makes the

@@ -4,6 +4,10 @@ The input is streamed row by row and merged with the journal's line states (both
 order), so a rerun after a crash skips what was committed or rejected, holds back what is in
 doubt (unless ``retry_in_doubt``) and sends the rest. At most ``max_outstanding`` rows wait for
 their outcome at once, so memory does not grow with the file.
+
+With a ``witness`` every request carries a witness entry, journalled with it, and a rerun first
+resolves the rows of requests an earlier run left on the wire by reading the witness
+(:mod:`wixinv_async.bulk.witnessed`) instead of holding them all in doubt.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..adjuster import InventoryAdjuster, InventoryWriter, SentBatch, Settled, Ticket
+from ..adjuster import InventoryAdjuster, InventoryWriter, SentBatch, Settled, Ticket, Witness
+from ..client import InventoryClient
 from ..errors import (
     ApiError,
     AuthenticationError,
@@ -30,6 +35,7 @@ from ..errors import (
 from ..outcomes import NOOP, Outcome, OutcomeStatus
 from .journal import NOT_APPLIED, Journal, LineState, input_fingerprint, should_send
 from .rows import DeltaRow, RejectedRow, detect_format, read_rows
+from .witnessed import resolve_in_flight
 
 __all__ = ["BulkPaths", "BulkProgress", "BulkSummary", "count_lines", "run_bulk_adjust"]
 
@@ -98,6 +104,9 @@ class BulkSummary:
     batches_by_catalog: Mapping[str, int]
     """Requests journalled over every run, by the catalog they went to."""
     paths: BulkPaths
+    resolved_by_witness: Mapping[str, int] = field(default_factory=dict)
+    """Rows an earlier run left on the wire, resolved by reading the witness at the start of
+    this run, by the state they got (``committed``, ``not_applied``: sent again, ``in_doubt``)."""
 
     @property
     def exit_code(self) -> int:
@@ -122,6 +131,7 @@ class BulkSummary:
             "seconds": round(self.seconds, 3),
             "journal": dict(self.journal_counts),
             "batches_by_catalog": dict(self.batches_by_catalog),
+            "resolved_by_witness": dict(self.resolved_by_witness),
             "rejects_file": str(self.paths.rejects),
             "in_doubt_file": str(self.paths.in_doubt),
             "exit_code": self.exit_code,
@@ -145,14 +155,18 @@ async def run_bulk_adjust(
     on_progress: Callable[[BulkProgress, InventoryAdjuster], None] | None = None,
     progress_every: int = 2_000,
     journal_max_pages: int | None = None,
+    witness: Witness | None = None,
     probe: Callable[[], Awaitable[None]] | None = None,
 ) -> BulkSummary:
     """Apply every row of ``paths.source`` at most once across any number of (crashed) runs.
 
-    Raises :class:`~wixinv_async.errors.ConfigurationError` when the site refuses the
-    credentials or the journal cannot be read or written (``journal_max_pages``: see
-    :class:`Journal`), and :class:`~wixinv_async.errors.ConnectError` when the site went away:
-    the first request that gives up connecting (after the client's retries and the
+    ``witness`` (with an ``InventoryClient`` on a V1 site): every request carries a witness
+    entry, journalled, and the rows an earlier run left on the wire are first resolved by
+    reading the witness (see :mod:`wixinv_async.bulk.witnessed`). Raises
+    :class:`~wixinv_async.errors.ConfigurationError` when the site refuses the credentials,
+    the journal cannot be read or written (``journal_max_pages``: see :class:`Journal`) or
+    the witness cannot be read, and :class:`~wixinv_async.errors.ConnectError` when the site
+    went away: the first request that gives up connecting (after the client's retries and the
     adjuster's resends) spends the give-up budget of the whole run, so no more rows are read
     and no resend of any other request goes out. ``probe`` (the CLI's: one TCP connection to
     the site, no request) is awaited before every resend by the adjuster (its earlier send
@@ -165,15 +179,18 @@ async def run_bulk_adjust(
     job = _Job(journal, paths, retry_in_doubt, max_outstanding)
     job.probe = probe
     logger.info("bulk run %d of %s: journal %s", journal.run, paths.source, paths.journal)
+    options = dict(adjuster_options or {})
     try:
+        if witness is not None:
+            if not isinstance(client, InventoryClient):
+                raise ConfigurationError("a witness needs an InventoryClient (V1 reads)")
+            job.resolved = await resolve_in_flight(client, journal, witness)
+            options["witness"] = witness
         with _Reports(paths) as reports:
             job.reports = reports
             try:
                 async with InventoryAdjuster(
-                    client,
-                    on_send=job.on_send,
-                    on_settle=job.on_settle,
-                    **dict(adjuster_options or {}),
+                    client, on_send=job.on_send, on_settle=job.on_settle, **options
                 ) as adjuster:
                     job.adjuster = adjuster
                     if on_progress is not None:  # at once: a display can follow the adjuster
@@ -264,6 +281,8 @@ class _Job:
         self.probe: Callable[[], Awaitable[None]] | None = None
         self.netted: dict[int, tuple[Ticket, list[int]]] = {}
         """Rows of entries netted to zero, by ticket, until all of an entry's are settled."""
+        self.resolved: Counter[str] = Counter()
+        """Rows resolved by witness at the start (see ``BulkSummary.resolved_by_witness``)."""
 
     async def on_send(self, batch: SentBatch) -> None:
         if batch.attempt > 1 and self.probe is not None and self.gone is None:
@@ -276,7 +295,12 @@ class _Job:
             raise ConnectError(f"not sent: the site stopped answering ({self.gone})")
         lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
         self.journal.record_sent(
-            self.batch_base + batch.batch_id, batch.kind, lines, catalog=batch.catalog
+            self.batch_base + batch.batch_id,
+            batch.kind,
+            lines,
+            catalog=batch.catalog,
+            witness=batch.witness,
+            maybe_applied=batch.maybe_applied,
         )
 
     def on_settle(self, settled: Settled) -> None:
@@ -453,6 +477,7 @@ class _Job:
             journal_counts=self.journal.counts(),
             batches_by_catalog=self.journal.batches_by_catalog(),
             paths=self.paths,
+            resolved_by_witness=dict(self.resolved),
         )
 
 

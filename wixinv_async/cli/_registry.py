@@ -9,7 +9,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def commands() -> list[Register]:
-    from . import adjust, bench, demo, emulator_cmd, export, fleet
+    from . import adjust, bench, demo, emulator_cmd, export, fleet, witness
 
     registers: list[Register] = [
         demo.register,
@@ -18,5 +18,6 @@ def commands() -> list[Register]:
         bench.register,
         emulator_cmd.register,
         fleet.register,
+        witness.register,
     ]
     return registers

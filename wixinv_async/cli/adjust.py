@@ -7,8 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..adjuster import Witness
 from ..bulk.runner import BulkPaths, BulkProgress, BulkSummary, count_lines, run_bulk_adjust
-from ..errors import ConfigurationError, ConnectError, InvalidInputError
+from ..core.witness_check import WitnessProblemCode
+from ..errors import ConfigurationError, ConnectError, InvalidInputError, WixInventoryError
+from ..witness_check import check_witness
 from . import EXIT_CONFIG
 from ._common import (
     ProgressLine,
@@ -25,6 +28,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     from ..adjuster import InventoryAdjuster
+    from ..client import InventoryClient
 
 EXAMPLES = """\
 The file is CSV with a header, or JSON Lines (.jsonl), one delta per row:
@@ -41,9 +45,18 @@ sent, or refused whole for no fault of the row, e.g. a 429 to the last attempt) 
 rows go to FILE.rejects.csv with their line number and reason; rows in doubt are listed in
 FILE.in-doubt.csv for reconciliation.
 
+--witness PRODUCT_ID (Catalog V1): every request carries +1 or -1 on one variant of a product
+kept for the library (tracked, hidden, one variant per --max-in-flight; see `wixinv-async
+witness check`). After an ambiguous failure (timeout, reset, 5xx) a read of it tells whether
+the request was applied: its rows are then committed, or not applied (sent again by the next
+run) instead of in doubt. Journalled: a rerun after a crash resolves the rows of requests that
+were on the wire the same way, after waiting --witness-settle seconds. Rows on the witness
+product itself are rejected.
+
 examples:
   WIX_API_KEY=... WIX_SITE_ID=... wixinv-async adjust deltas.csv
   wixinv-async adjust deltas.jsonl --base-url http://127.0.0.1:8765 --api-key K --site-id S --json
+  wixinv-async adjust deltas.csv --witness 9f1c... --max-in-flight 8
 
 exit codes: 0 all committed, 1 some rows rejected, 2 usage or configuration error, 3 rows in doubt,
 130 interrupted (Ctrl-C: every outcome known is journalled; run the same command to resume)
@@ -67,6 +80,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--max-in-flight", type=int, default=4, help="concurrent requests")
     parser.add_argument("--linger", type=float, default=0.05, help="seconds a batch may wait")
+    parser.add_argument(
+        "--witness",
+        metavar="PRODUCT_ID",
+        help="resolve ambiguous failures by this witness product's variants (Catalog V1)",
+    )
+    parser.add_argument(
+        "--witness-settle",
+        type=float,
+        default=10.0,
+        help="seconds to wait after an ambiguous failure (or a crash) before reading the "
+        "witness [10]",
+    )
     add_target_options(parser)
     add_output_options(parser)
     parser.set_defaults(func=run)
@@ -86,6 +111,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 PROGRESS_SECONDS = 0.5
+
+_RECOVERABLE = frozenset({WitnessProblemCode.QUANTITY_OUT_OF_BOUNDS})
+"""Witness problems a run copes with (the adjuster re-centres the witness itself)."""
+
+
+async def _witness(client: InventoryClient, args: argparse.Namespace) -> Witness:
+    """The --witness product, checked (all its variants are slots); ConfigurationError, with
+    the problems, when it cannot serve."""
+    try:
+        check = await check_witness(client, args.witness, slots=args.max_in_flight)
+    except InvalidInputError:
+        raise
+    except WixInventoryError as exc:
+        raise ConfigurationError(f"--witness {args.witness}: cannot read it: {exc}") from None
+    blocking = [p for p in check.problems if p.code not in _RECOVERABLE]
+    if blocking:
+        problems = "; ".join(f"{p.code.name}: {p.message}" for p in blocking)
+        raise ConfigurationError(f"--witness {args.witness} cannot serve: {problems}")
+    try:
+        return Witness(args.witness, check.variant_ids, settle=args.witness_settle)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"--witness-settle={args.witness_settle!r}: {exc}") from None
 
 
 def _show(bar: ProgressLine, progress: BulkProgress, adjuster: InventoryAdjuster) -> None:
@@ -129,12 +176,14 @@ async def _adjust(args: argparse.Namespace, config: TargetConfig) -> BulkSummary
     ticker = asyncio.create_task(tick())
     try:
         async with make_client(config) as client:
+            witness = await _witness(client, args) if args.witness else None
             summary = await run_bulk_adjust(
                 client,
                 paths,
                 retry_in_doubt=args.retry_in_doubt,
                 adjuster_options={"max_in_flight": args.max_in_flight, "linger": args.linger},
                 on_progress=show,
+                witness=witness,
                 probe=lambda: check_reachable(config),
             )
     except ConnectError as exc:  # the site went away mid-run: exit 2 with its address

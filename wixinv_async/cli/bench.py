@@ -157,7 +157,7 @@ def ratio_points(records: Sequence[dict[str, Any]]) -> list[tuple[str, float, fl
     return points
 
 
-AT_MOST_FIELDS = ("bytes_per_key",)
+AT_MOST_FIELDS = ("bytes_per_key", "in_doubt_left")
 """Measures whose ``target`` is an upper bound (every ratio's is a lower one)."""
 
 

@@ -27,6 +27,14 @@ enumerate every state they can be in. A new baseline (a witness edited by someon
 after a failed one) keeps them too: counted from any baseline, a suspect moves the witness by
 its step if it lands after that read, else not at all.
 
+Suspects do not last forever (:meth:`SlotState.forget`): each carries a ``deadline``, the
+time after which its request is taken never to land (``Witness.forget_after`` seconds after
+it was resolved). A suspect is dropped at the first read sent at or after its deadline, after
+that read's verdict, so a landing before the read is still counted and reported. A request
+that lands after its deadline anyway moves the witness by a step no suspect explains: an
+anomaly, reported as such, never counted as applied. Dropping is sound at any read: the
+suspects kept are counted from it (a new baseline), as above.
+
 Re-centring (:func:`plan_step`): the witness drifts by (increments - decrements). Below
 ``low`` an increment carries ``centre - expected`` instead of +1; above ``high`` a decrement
 carries ``centre - expected`` instead of -1 (free: no extra request). Past the hard bounds (a
@@ -36,6 +44,8 @@ decrement could reach 0, an increment the 99999 cap) one update call sets it to 
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -48,6 +58,7 @@ __all__ = [
     "SlotState",
     "Suspect",
     "plan_step",
+    "resolve_sent",
 ]
 
 QUANTITY_CAP: Final = 99_999
@@ -83,11 +94,13 @@ class Bounds(NamedTuple):
 
 
 class Suspect(NamedTuple):
-    """A request resolved NOT_APPLIED that could still land: its id, step and entries."""
+    """A request resolved NOT_APPLIED that could still land: its id, step and entries, and
+    the time from which it is taken never to land (see :meth:`SlotState.forget`)."""
 
     request_id: int
     step: int
     entries: tuple[object, ...]
+    deadline: float = math.inf
 
 
 class Read(NamedTuple):
@@ -175,6 +188,18 @@ class SlotState:
         late, late_quantity = self._landed(drift, sums)
         return Read(Resolution.COMMITTED, late, late_quantity)
 
+    def forget(self, read_at: float, read: int) -> int:
+        """After a read of ``read`` sent at ``read_at`` (and its verdict): drop the suspects
+        whose deadline is at or before ``read_at``; returns how many. When any is dropped the
+        read becomes the baseline (every suspect that landed is in it; those kept are counted
+        from it), so what was reported late is never reported again."""
+        kept = [s for s in self.suspects if s.deadline > read_at]
+        dropped = len(self.suspects) - len(kept)
+        if dropped:
+            self.suspects = kept
+            self.expected, self.seen_late = read, 0
+        return dropped
+
     def rebase(self, quantity: int | None) -> None:
         """The witness was set (an update call) or could not be told: start again from it."""
         self.expected = quantity
@@ -207,6 +232,16 @@ class SlotState:
         self.expected += quantity
         self.seen_late = 0
         return late, new
+
+
+def resolve_sent(expected: int | None, suspects: Sequence[int], step: int, read: int) -> Read:
+    """Resolve a request known only by what was journalled when it was sent (after a crash):
+    the slot's ``expected`` quantity then, its unconfirmed ``suspects`` steps, the request's
+    ``step``, and the witness ``read`` now, with nothing else sent on the slot since."""
+    if expected is None:
+        return Read(Resolution.IN_DOUBT, reason="the witness baseline was unknown when sent")
+    state = SlotState("", expected, [Suspect(-1 - i, s, ()) for i, s in enumerate(suspects)])
+    return state.resolve(read, Suspect(0, step, ()))
 
 
 def _subset_sums(steps: list[int]) -> dict[int, int]:

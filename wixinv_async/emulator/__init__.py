@@ -88,6 +88,15 @@ The emulator's choices where Wix documents nothing (``wix-api-notes.md`` lists t
   V1 site it names the product and variant (untracked variants too: the hidden quantity),
   moves ``lastUpdated`` and reaches listeners; on a V3 site it names a tracked inventory item
   and bumps its revision. ``SiteStore.set_quantity`` stays the unjournaled direct change.
+- Products (Catalog V1, for the witness check): ``GET /stores-reader/v1/products/{id}`` (and
+  ``/stores/v1/products/{id}``) answers ``{"product": {id, name, slug, visible, productType,
+  manageVariants, stock: {trackInventory, inStock, inventoryStatus}}}`` from the inventory
+  item of that product id, 404 ``NOT_FOUND`` for another; name and slug are made up from the
+  id, ``productType`` is ``physical``. Seeded products are visible; ``add_product(visible=
+  False)``, ``SiteStore.set_visible`` or ``POST /_emulator/products`` (``{"variants",
+  "quantity", "track", "visible"}``, answering ``{"productId", "inventoryId",
+  "variantIds"}``) make hidden ones. Wix serves hidden products only to credentials with the
+  admin read scope; the emulator's one API key has it.
 - Catalogs: numericIds are creation times in microseconds in 2021-2024 (16 digits), clustered
   in bursts like bulk imports (or ``uniform``, or ``skewed``: 80 % in a tenth of the range); a
   quarter of multi-variant catalogs' products have only the default variant; about 15 % are

@@ -9,7 +9,9 @@ V3 already), ``GET sites`` (every site id with its instance id), ``POST revoke``
 reinstate`` (``?instance=``, or ``?site=``: the app removed from, or installed again on, the
 site), ``POST edit`` (a third party's quantity edit: ``{"productId", "variantId"}`` on a V1
 site or ``{"inventoryItemId"}`` on a V3 site, with ``"quantity"`` or ``"delta"``; answers
-``{"quantityBefore", "quantityAfter"}``). ``?site=`` picks a site (default: the first);
+``{"quantityBefore", "quantityAfter"}``), ``POST products`` (a new V1 product:
+``{"variants": 1, "quantity": 10, "track": true, "visible": true}``, all optional; answers
+``{"productId", "inventoryId", "variantIds"}``). ``?site=`` picks a site (default: the first);
 ``?since=N`` skips the first N journal entries. Bad input is a 400, an unknown site or
 instance a 404.
 """
@@ -28,7 +30,7 @@ from .store import JournalEntry
 if TYPE_CHECKING:
     from .server import Emulator
 
-__all__ = ["EditBody", "add_admin_routes", "journal_json"]
+__all__ = ["EditBody", "ProductBody", "add_admin_routes", "journal_json"]
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
@@ -78,6 +80,7 @@ def add_admin_routes(app: web.Application, emu: Emulator) -> None:
     app.router.add_post("/_emulator/revoke", admin.revoke)
     app.router.add_post("/_emulator/reinstate", admin.reinstate)
     app.router.add_post("/_emulator/edit", admin.edit)
+    app.router.add_post("/_emulator/products", admin.add_product)
 
 
 class EditBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="camel"):
@@ -88,6 +91,15 @@ class EditBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename=
     inventory_item_id: str | None = None
     quantity: int | None = None
     delta: int | None = None
+
+
+class ProductBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``POST /_emulator/products``: the new product's variants, stock and visibility."""
+
+    variants: int = 1
+    quantity: int = 10
+    track: bool = True
+    visible: bool = True
 
 
 class _Admin:
@@ -200,6 +212,26 @@ class _Admin:
         except ValueError as exc:
             return _problem(400, str(exc))
         return _json({"quantityBefore": before, "quantityAfter": after})
+
+    async def add_product(self, request: web.Request) -> web.Response:
+        site_id = self._site_of(request)
+        if isinstance(site_id, web.Response):
+            return site_id
+        if self.emu.catalog_version(site_id) != "V1_CATALOG":
+            return _problem(409, f"site {site_id!r} runs Catalog V3: products are added on V1")
+        try:
+            body = msgspec.json.decode(await request.read() or b"{}", type=ProductBody)
+            if not 1 <= body.variants <= 100 or not 0 <= body.quantity <= 99_999:
+                raise ValueError("variants must be 1 to 100 and quantity 0 to 99999")
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            return _problem(400, f"bad product: {exc}")
+        item = self.emu.site(site_id).add_product(
+            variants=body.variants, quantity=body.quantity, track=body.track, visible=body.visible
+        )
+        variant_ids = [v.variant_id for v in item.variants]
+        return _json(
+            {"productId": item.product_id, "inventoryId": item.id, "variantIds": variant_ids}
+        )
 
     async def reset(self, request: web.Request) -> web.Response:
         self.emu.reset()

@@ -26,6 +26,7 @@ from .handlers import (
     Handler,
     decrement_inventory,
     get_inventory_variants,
+    get_product,
     increment_inventory,
     query_inventory,
     update_inventory_variants,
@@ -91,6 +92,9 @@ class WixApp:
             add("POST", f"{prefix}/query", self._wix("queryInventory", query_inventory))
             variants = self._wix("getInventoryVariants", get_inventory_variants)
             add("POST", f"{prefix}/{{inventoryId}}/getVariants", variants)
+        product = self._wix("getProduct", get_product)
+        for prefix in ("/stores-reader/v1/products", "/stores/v1/products"):
+            add("GET", f"{prefix}/{{productId}}", product)
         update = self._wix("updateInventoryVariants", update_inventory_variants)
         add("PATCH", f"{_WRITE_PREFIX}/product/{{productId}}", update)
         decrement = self._wix("decrementInventory", decrement_inventory)

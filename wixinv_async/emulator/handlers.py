@@ -1,4 +1,5 @@
-"""The five Wix calls over one site's store: decode the body, apply, encode the answer.
+"""The five Wix inventory calls (and Get Product) over one site's store: decode the body,
+apply, encode the answer.
 
 Synchronous on purpose: a request is applied without any await in between, so a cancelled or
 concurrent request can never observe or cause a half-applied batch. Each raises
@@ -28,6 +29,7 @@ __all__ = [
     "Handler",
     "decrement_inventory",
     "get_inventory_variants",
+    "get_product",
     "increment_inventory",
     "query_inventory",
     "update_inventory_variants",
@@ -68,6 +70,11 @@ def get_inventory_variants(
     inventory_id = None if wanted.product_id is not None else path_id
     item = store.get_variants(inventory_id, wanted.product_id, wanted.variant_ids)
     return _encode({"inventoryItem": item})
+
+
+def get_product(store: SiteStore, path: Mapping[str, str], body: bytes, rid: str) -> bytes:
+    """Get Product (Catalog V1 products): whether it is visible, how its stock is kept."""
+    return _encode({"product": store.product(path["productId"])})
 
 
 def update_inventory_variants(

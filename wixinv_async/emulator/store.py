@@ -127,6 +127,8 @@ class SiteStore:
         self._unconverted = []
         self._unstamped = []
         self.entries_applied = 0
+        self.hidden: set[str] = set()
+        """Product ids hidden from the storefront (``visible: false``); seeded ones are not."""
 
     @property
     def journal(self) -> list[JournalEntry]:
@@ -181,9 +183,10 @@ class SiteStore:
         return variant.quantity
 
     def add_product(
-        self, *, variants: int = 1, quantity: int = 10, track: bool = True
+        self, *, variants: int = 1, quantity: int = 10, track: bool = True, visible: bool = True
     ) -> InventoryItem:
-        """A new product (default variant only when ``variants`` is 1), numericId above all."""
+        """A new product (default variant only when ``variants`` is 1), numericId above all;
+        ``visible=False`` hides it from the storefront (as a witness product is)."""
         if variants < 1:
             raise ValueError(f"variants={variants!r}: must be at least 1")
         ids = (
@@ -200,7 +203,38 @@ class SiteStore:
         self._items.append(item)
         self._numeric_ids.append(numeric_id)
         self._index.add(item)
+        if not visible:
+            self.hidden.add(item.product_id)
         return item.to_wire()
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        """Get Product (Catalog V1): the product with the fields the emulator keeps
+        (``visible``, ``stock``, ``manageVariants``; name and slug made up from the id)."""
+        _check_id("id", product_id)
+        item = self._index.by_product.get(product_id)
+        if item is None:
+            raise _not_found(f"no product with id {product_id!r}", {"id": product_id})
+        in_stock = [v.in_stock for v in item.variants.values()]
+        status = "IN_STOCK" if all(in_stock) else "OUT_OF_STOCK" if not any(in_stock) else None
+        return {
+            "id": product_id,
+            "name": f"Product {product_id[:8]}",
+            "slug": f"product-{product_id[:8]}",
+            "visible": product_id not in self.hidden,
+            "productType": "physical",
+            "manageVariants": len(item.variants) > 1,
+            "stock": {
+                "trackInventory": item.track,
+                "inStock": any(in_stock),
+                "inventoryStatus": status or "PARTIALLY_OUT_OF_STOCK",
+            },
+        }
+
+    def set_visible(self, product_id: str, visible: bool) -> None:
+        """Show or hide a product in the storefront (as from the Wix dashboard)."""
+        if product_id not in self._index.by_product:
+            raise KeyError(f"no product {product_id!r}")
+        (self.hidden.discard if visible else self.hidden.add)(product_id)
 
     def set_quantity(self, product_id: str, variant_id: str, quantity: int) -> None:
         """Set a variant's quantity directly (as from the Wix dashboard): not journaled, but

@@ -46,19 +46,19 @@ def _keys(emu: Emulator) -> list[Key]:
 
 async def test_a_bad_key_that_keeps_coming_costs_no_resend_of_the_rest() -> None:
     """A key refused NOT_FOUND comes again: its next batch sends the 20 good entries once and
-    the suspect alone (2 requests, as before), where whole batches resend the 20."""
+    the refused key alone (2 requests, as before), where whole batches resend the 20."""
     async with Emulator(products=40, variants_per_product=1, seed=4) as emu:
         good = [(key, -1) for key in _keys(emu)[:20]]
         gone = (("gone-product", good[0][0][1]), -1)
         rounds = [[*good, gone], [*good, gone]]
         apart = await _batches(emu, rounds)
-        whole = await _batches(emu, rounds, suspects=0)
+        whole = await _batches(emu, rounds, refused_keys=0)
     assert apart == [[21, 20], [20, 1]]
     assert whole == [[21, 20], [21, 20]]
 
 
-async def test_a_suspect_that_commits_is_forgotten() -> None:
-    """A decrement refused for want of stock makes its key a suspect; once restocked, its
+async def test_a_refused_key_that_commits_is_forgotten() -> None:
+    """A decrement refused for want of stock makes its key a refused key; once restocked, its
     part commits and the next batch goes out whole again."""
     async with Emulator(products=40, variants_per_product=1, seed=4) as emu:
         keys = _keys(emu)[:6]
