@@ -380,8 +380,9 @@ class InventoryClient:
         *,
         validate: bool = True,
         on_wire: OnWire | None = None,
-    ) -> None:
-        """Add stock to 1 to 300 variants in one atomic batch.
+    ) -> str | None:
+        """Add stock to 1 to 300 variants in one atomic batch; the answer's
+        ``x-wix-request-id`` (``None`` if it had none) once applied.
 
         ``validate=False`` skips the per-entry checks, for callers that built the entries from
         input they already checked the same way (the adjuster does); the batch size is always
@@ -394,7 +395,10 @@ class InventoryClient:
             validation.check_batch_size("incrementData", len(entries))
         body = self._encode_batch(IncrementInventoryRequest(increment_data=_as_list(entries)))
         path = f"{_WRITER}/increment"
-        await self._send("increment_inventory", "POST", path, body, RequestKind.WRITE, on_wire)
+        response = await self._send(
+            "increment_inventory", "POST", path, body, RequestKind.WRITE, on_wire
+        )
+        return response.header("x-wix-request-id")
 
     async def decrement_inventory(
         self,
@@ -402,16 +406,19 @@ class InventoryClient:
         *,
         validate: bool = True,
         on_wire: OnWire | None = None,
-    ) -> None:
-        """Take stock from 1 to 300 variants in one atomic batch (``validate``, ``on_wire``: as
-        for :meth:`increment_inventory`)."""
+    ) -> str | None:
+        """Take stock from 1 to 300 variants in one atomic batch (``validate``, ``on_wire``, the
+        request id returned: as for :meth:`increment_inventory`)."""
         if validate:
             validation.check_entries("decrementData", entries, DecrementData, "decrementBy")
         else:
             validation.check_batch_size("decrementData", len(entries))
         body = self._encode_batch(DecrementInventoryRequest(decrement_data=_as_list(entries)))
         path = f"{_WRITER}/decrement"
-        await self._send("decrement_inventory", "POST", path, body, RequestKind.WRITE, on_wire)
+        response = await self._send(
+            "decrement_inventory", "POST", path, body, RequestKind.WRITE, on_wire
+        )
+        return response.header("x-wix-request-id")
 
     def _encode_batch(
         self, request: IncrementInventoryRequest | DecrementInventoryRequest

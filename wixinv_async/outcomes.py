@@ -83,7 +83,8 @@ class Outcome:
     """Wix's code for REJECTED (``NOT_FOUND``, ``INSUFFICIENT_INVENTORY``, ...) or ours."""
     message: str | None = None
     request_id: str | None = None
-    """``x-wix-request-id`` of the request that decided it, when there was one."""
+    """``x-wix-request-id`` of the request that decided it, when there was one (a COMMITTED
+    outcome's too, on V1 and V3: the id Wix support asks for)."""
     retriable: bool = False
     """For REJECTED: the request was refused for no fault of this delta (credentials refused,
     429 or 503 to the last attempt, a closed client, ``on_send`` failed). Nothing was applied,

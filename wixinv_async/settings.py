@@ -50,6 +50,11 @@ class BatchPolicy:
     the capped exponential backoff with full jitter between sends (a ``Retry-After`` from the
     server is used instead when given).
 
+    ``refused_keys``: how many keys the server refused on their own (bisection's rejects) are
+    remembered, the oldest forgotten first; an entry of such a key is sent apart from the rest
+    of its next batch, so a bad key that keeps coming does not refuse (and re-expose to faults)
+    the whole batch each time. A key is forgotten once it commits. ``0``: off.
+
     **The bound.** One request's entries cost at most ``max_sends`` client calls, so at most
     ``max_sends * RetryPolicy.max_attempts`` HTTP attempts (25 with both defaults); a planned
     batch that is bisected costs that per part.
@@ -59,10 +64,12 @@ class BatchPolicy:
     ambiguous_sends: int = 4
     base_delay: float = 1.0
     max_delay: float = 30.0
+    refused_keys: int = 1_024
 
     def __post_init__(self) -> None:
         check_int("max_sends", self.max_sends, 1)
         check_int("ambiguous_sends", self.ambiguous_sends, 1)
+        check_int("refused_keys", self.refused_keys, 0)
         _check_seconds("base_delay", self.base_delay)
         _check_seconds("max_delay", self.max_delay)
         if self.base_delay > self.max_delay:

@@ -18,11 +18,12 @@ def drive(
     *,
     hints: bool,
     ended: set[int] = frozenset(),  # type: ignore[assignment]
+    suspects: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[Counter[int], set[int], int]:
     """Bisect entries 0..n-1 against an atomic server refusing any request holding a bad
     entry (naming the first when ``hints``), and ending any request that holds an ``ended``
     entry and no bad one. Returns (times each entry ended, the entries rejected, requests)."""
-    run = BisectRun(list(range(n)))
+    run = BisectRun(list(range(n)), suspects)
     ends: Counter[int] = Counter()
     rejected: set[int] = set()
     while (request := run.next_request()) is not None:
@@ -126,3 +127,46 @@ def test_the_machine_refuses_to_be_driven_out_of_order() -> None:
         BisectRun([])
     with pytest.raises(ValueError, match="two or more"):
         split([1], None)
+
+
+@given(instances, st.booleans(), st.data())
+@settings(max_examples=300)
+def test_with_suspects_every_entry_ends_once_within_one_more_request(
+    instance: tuple[int, set[int]], hints: bool, data: st.DataObject
+) -> None:
+    """Suspects sent apart (any of them, bad or not): each entry still ends once, only the bad
+    are rejected, and the cost is at most one request more than the bounds without them."""
+    n, bad = instance
+    suspects = data.draw(st.sets(st.integers(0, n - 1), max_size=n))
+    ends, rejected, requests = drive(n, bad, hints=hints, suspects=suspects)
+    assert ends == Counter(range(n)) and rejected == bad
+    k = len(bad)
+    if hints:
+        assert requests <= k + 2
+    else:
+        assert requests <= (min(2 * n - 1, 2 + 2 * k * math.ceil(math.log2(n))) if n > 1 else 1)
+
+
+def test_suspects_go_apart_after_the_rest_and_a_clean_rest_is_sent_once() -> None:
+    """The rest goes first as request 0 (no parent), then the suspects as their own request:
+    a bad suspect costs no resend of the rest."""
+    run = BisectRun(["a", "bad", "b", "c"], {1})
+    rest = run.next_request()
+    assert rest is not None and (rest.number, rest.parent, rest.entries) == (
+        0,
+        None,
+        ["a", "b", "c"],
+    )
+    assert run.record(Result.COMMITTED) == []
+    apart = run.next_request()
+    assert apart is not None and (apart.parent, apart.entries) == (None, ["bad"])
+    assert run.record(Refused(0)) == ["bad"]
+    assert run.next_request() is None and run.requests == 2
+
+
+def test_all_suspects_or_none_is_the_whole_batch() -> None:
+    """Every entry a suspect (or an index out of range): one request of the whole batch."""
+    for suspects in ({0, 1}, {7}):
+        run = BisectRun(["a", "b"], suspects)
+        whole = run.next_request()
+        assert whole is not None and whole.entries == ["a", "b"]

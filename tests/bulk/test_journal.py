@@ -332,3 +332,13 @@ def test_a_resent_line_records_the_site_of_its_last_request(tmp_path: Path) -> N
     with sqlite3.connect(path) as db:
         assert dict(db.execute("SELECT line, site FROM lines")) == {2: "a", 3: "b"}
     db.close()
+
+
+def test_the_reserve_is_held_while_open_and_removed_on_close(tmp_path: Path) -> None:
+    """An open journal holds its disk reserve beside it; closing removes it, leaving nothing."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path, fingerprint="f", reserve=100_000)
+    reserve = tmp_path / "j.sqlite.reserve"
+    assert reserve.stat().st_size == 100_000
+    journal.close()
+    assert not reserve.exists()

@@ -177,29 +177,39 @@ async def test_wrong_credentials_stop_the_run_and_a_rerun_applies_every_row(
         assert (rerun.committed, rerun.exit_code) == (500, 0)
 
 
+@pytest.mark.parametrize("bad_rows", [False, True])
 async def test_a_run_resumed_after_the_disk_filled_up_applies_every_row_exactly_once(
-    tmp_path: Path,
+    tmp_path: Path, bad_rows: bool
 ) -> None:
     """The journal hits a full disk mid-run (a size cap): the run stops with a configuration
-    error, sending nothing it cannot journal; the rerun sends the rest: each row applied once."""
+    error, sending nothing it cannot journal, yet the outcomes of what it sent reach the journal
+    (its reserve): the rerun holds nothing in doubt and sends the rest, each row applied once.
+    With rows for a product that is gone, bisected parts that could not be journalled leave
+    their rows not applied (sent again), not in doubt."""
     async with Emulator(products=40, variants_per_product=2, seed=5) as emu:
         keys = _tracked_keys(emu)
         source = tmp_path / "deltas.csv"
         rows = _write_rows(source, keys, 3_000, seed=8)
+        if bad_rows:
+            lines = source.read_text().splitlines()
+            for line in range(50, len(lines), 97):
+                lines[line] = f"gone,{keys[0][1]},1,"
+            source.write_text("\n".join(lines) + "\n")
+            rows = [row for row in rows if (row[0] - 1 - 50) % 97 != 0 or row[0] - 1 < 50]
         before = _quantities(emu, keys)
         paths = BulkPaths.beside(source)
         options = {"max_batch": 25, "linger": 0.001}
         async with _client(emu) as client:
             with pytest.raises(ConfigurationError, match="cannot write the journal"):
-                await run_bulk_adjust(client, paths, adjuster_options=options, journal_max_pages=16)
+                await run_bulk_adjust(client, paths, adjuster_options=options, journal_max_pages=10)
             rerun = await run_bulk_adjust(client, paths, adjuster_options=options)
         assert rerun.committed > 0  # the first run stopped part-way
-        # Rows whose outcome the full disk lost are held in doubt (they were applied, once).
+        assert rerun.held_in_doubt == 0  # every outcome the first run knew reached the journal
         expected = before.copy()
         for _, key, delta in rows:
             expected[key] += delta
         assert _quantities(emu, keys) == expected
-        assert rerun.done_before + rerun.held_in_doubt + rerun.committed == 3_000
+        assert rerun.done_before + rerun.committed + rerun.rejected == 3_000
 
 
 async def test_a_run_stopped_by_a_bad_header_lets_the_fixed_file_run(tmp_path: Path) -> None:

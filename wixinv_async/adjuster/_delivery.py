@@ -62,11 +62,12 @@ _NOT_APPLIED: Final = Outcome(
 
 
 class InventoryWriter(Protocol):
-    """What the V1 writer needs of a client: the two batch calls (``InventoryClient`` fits,
-    and is also told to skip re-checking entries and to report when it is on the wire)."""
+    """What the V1 writer needs of a client: the two batch calls, returning the answer's
+    request id if they know it (``InventoryClient`` fits, and is also told to skip re-checking
+    entries and to report when it is on the wire)."""
 
-    async def increment_inventory(self, entries: Sequence[IncrementData]) -> None: ...
-    async def decrement_inventory(self, entries: Sequence[DecrementData]) -> None: ...
+    async def increment_inventory(self, entries: Sequence[IncrementData]) -> str | None: ...
+    async def decrement_inventory(self, entries: Sequence[DecrementData]) -> str | None: ...
 
 
 class Delivery(Protocol):
@@ -134,6 +135,8 @@ class AtomicWriter:
         self._ours = client if isinstance(client, InventoryClient) else None
         self._429_base = self._ours.stats().rate_limited if self._ours is not None else 0
         self._429_surfaced = 0
+        self._refused: dict[object, None] = {}
+        """Keys the server refused on their own, oldest first (``BatchPolicy.refused_keys``)."""
 
     def __repr__(self) -> str:
         return f"<AtomicWriter {self._client!r} {self._policy}>"
@@ -155,7 +158,9 @@ class AtomicWriter:
     async def _write(
         self, entries: list[Entry], delivery: Delivery, slot: WitnessSlot | None
     ) -> None:
-        run = BisectRun(entries)
+        known = self._refused
+        apart = {i for i, e in enumerate(entries) if e.key in known} if known else ()
+        run = BisectRun(entries, apart)
         ids: dict[int, int] = {}
         while (request := run.next_request()) is not None:
             rid = delivery.batch_id if request.number == 0 else delivery.new_request_id()
@@ -167,14 +172,27 @@ class AtomicWriter:
                 )
             result = await self._send(delivery, request.entries, rid, parent, slot)
             if isinstance(result, Result):
+                if result is Result.COMMITTED and known:
+                    for entry in request.entries:
+                        known.pop(entry.key, None)
                 run.record(result)
                 continue
             refused, error = result
             rejected = run.record(refused)
             if rejected:
+                self._remember_refused(rejected)
                 delivery.settle(
                     rid, rejected, outcome_for(OutcomeStatus.REJECTED, error, "REFUSED")
                 )
+
+    def _remember_refused(self, rejected: list[Entry]) -> None:
+        """Remember the keys the server refused on their own, forgetting the oldest."""
+        cap, refused = self._policy.refused_keys, self._refused
+        for entry in rejected:
+            refused.pop(entry.key, None)
+            refused[entry.key] = None
+        while len(refused) > cap:
+            del refused[next(iter(refused))]
 
     async def _send(
         self,
@@ -192,10 +210,11 @@ class AtomicWriter:
             if slot is not None:
                 await slot.prepare(delivery.kind == "increment")
             error = await self._call(delivery, entries, rid, parent, send, slot)
-            if error is None:
+            if not isinstance(error, BaseException):
                 if slot is not None:
                     slot.committed()
-                delivery.settle(rid, entries, _COMMITTED)
+                done = _COMMITTED if error is None else Outcome(_COMMITTED.status, request_id=error)
+                delivery.settle(rid, entries, done)
                 return Result.COMMITTED
             if isinstance(error, _OnSendFailed):
                 cause = error.__cause__ or error
@@ -277,8 +296,9 @@ class AtomicWriter:
         parent: int | None,
         send: int,
         slot: WitnessSlot | None = None,
-    ) -> BaseException | None:
-        """One send through the client; its error, or ``None`` once applied."""
+    ) -> BaseException | str | None:
+        """One send through the client; its error, or once applied the answer's request id
+        (``None`` when unknown)."""
         announced = False
 
         async def on_wire() -> None:
@@ -299,24 +319,26 @@ class AtomicWriter:
                     wire = increment_entries(entries)
                     if slot is not None:
                         wire.append(slot.increment_entry())
-                    await self._ours.increment_inventory(wire, validate=False, on_wire=on_wire)
+                    up_call = self._ours.increment_inventory
+                    request_id = await up_call(wire, validate=False, on_wire=on_wire)
                 else:
                     down = decrement_entries(entries)
                     if slot is not None:
                         down.append(slot.decrement_entry())
-                    await self._ours.decrement_inventory(down, validate=False, on_wire=on_wire)
+                    down_call = self._ours.decrement_inventory
+                    request_id = await down_call(down, validate=False, on_wire=on_wire)
             else:
                 await on_wire()
                 if increment:
                     up = increment_entries(entries)
                     up.extend([slot.increment_entry()] if slot is not None else [])
-                    await self._client.increment_inventory(up)
+                    request_id = await self._client.increment_inventory(up)
                 else:
                     down = decrement_entries(entries)
                     down.extend([slot.decrement_entry()] if slot is not None else [])
-                    await self._client.decrement_inventory(down)
+                    request_id = await self._client.decrement_inventory(down)
         except Exception as exc:
             delivery.answered()
             return exc
         delivery.answered()
-        return None
+        return request_id if isinstance(request_id, str) else None

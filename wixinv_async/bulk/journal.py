@@ -26,6 +26,16 @@ in doubt, which is safe).
 A line that was sent is never downgraded to ``cancelled``: a later CANCELLED outcome for it is
 stored as ``in_doubt``, because its request may have been applied.
 
+A full disk must not leave rows in doubt that were settled in memory. Without room, the
+outcomes of the requests already sent could not be written and their rows stayed ``sent``:
+the rerun held back as in doubt rows the first run knew were committed, refused by the server,
+or (bisected parts the journal could not record) never sent again after a refusal. So a run
+holds a reserve, ``JOURNAL.reserve`` (``reserve`` bytes of disk, 1 MiB by default, removed when
+the journal closes), and deletes it on the first write that fails: the disk then has room for
+those outcomes (SQLite's write-ahead log needs disk to grow, so room inside the database file
+would not do). After a failure, outcomes that need no row (a line never journalled as sent,
+now cancelled or not applied: absent means the same) are not written at all.
+
 One run at a time: a journal is locked (the database file itself, see :func:`_lock`; released
 when the process ends, even by ``kill -9``), since two runs at once would both send every line
 neither had journalled yet.
@@ -35,7 +45,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
@@ -90,6 +102,18 @@ CREATE TABLE IF NOT EXISTS witness_sends (
     expected INTEGER, suspects TEXT NOT NULL, maybe_applied INTEGER NOT NULL
 );
 """
+_UPSERT: Final = (
+    "INSERT INTO lines (line, state, code, message) VALUES (?4, ?1, ?2, ?3) "
+    "ON CONFLICT(line) DO UPDATE SET "
+    "state=CASE WHEN excluded.state='cancelled' AND lines.state IN ('sent','in_doubt') "
+    "THEN 'in_doubt' ELSE excluded.state END, "
+    "code=excluded.code, message=excluded.message"
+)
+_UPDATE: Final = (
+    "UPDATE lines SET state=CASE WHEN ?1='cancelled' AND state IN ('sent','in_doubt') "
+    "THEN 'in_doubt' ELSE ?1 END, code=?2, message=?3 WHERE line=?4"
+)
+"""The same for a line already journalled only: what a full disk leaves room for."""
 
 
 class WitnessedSend(NamedTuple):
@@ -132,8 +156,10 @@ class Journal:
     or read, and one that cannot be written (a full disk) when a batch is recorded as sent, so
     that request is never sent. Outcomes that cannot be written stay buffered (their lines look
     in doubt after a crash, which is safe) and the first such error is kept in ``failure``, for
-    the run to stop at. ``max_pages`` caps the database's size as a full disk would (SQLite's
-    ``max_page_count``): for tests of what a full disk does.
+    the run to stop at. ``reserve``: the bytes kept for that moment (see the module doc).
+    ``max_pages`` caps how many pages the database may grow by once open, as a full disk
+    would (SQLite's ``max_page_count``), and deleting the reserve raises the cap by its size,
+    as it would free that much disk: for tests of what a full disk does.
     """
 
     def __init__(
@@ -143,10 +169,12 @@ class Journal:
         fingerprint: str,
         outcome_buffer: int = 5_000,
         max_pages: int | None = None,
+        reserve: int = 1 << 20,
     ):
         self.path = path
         self.failure: ConfigurationError | None = None
         self._lock = _lock(path)
+        self._reserve = path.with_name(path.name + ".reserve")
         self._db = sqlite3.connect(path, isolation_level=None)
         try:
             with self._reading():
@@ -154,15 +182,18 @@ class Journal:
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
                 self._check_schema()
-                if max_pages is not None:
-                    self._db.execute(f"PRAGMA max_page_count={int(max_pages)}")
                 self._check_fingerprint(fingerprint)
             with self._writing():
                 self.run = self._start_run()
             if self.failure is not None:
                 raise self.failure
+            self._reserved = self._fill_reserve(reserve)
+            self._capped = max_pages is not None
+            if max_pages is not None:
+                self._cap(int(max_pages))
         except BaseException:
             self._db.close()
+            self._reserve.unlink(missing_ok=True)
             self._lock.close()
             raise
         self._pending_outcomes: list[tuple[str, str | None, str | None, int]] = []
@@ -220,6 +251,43 @@ class Journal:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('runs', ?)", (str(run),))
         return run
 
+    def _fill_reserve(self, size: int) -> int:
+        """Hold ``size`` bytes of disk beside the journal for outcomes after a write fails; the
+        bytes held (0 when the disk is full already: the run is only less thorough then)."""
+        if size <= 0:
+            return 0
+        try:
+            with self._reserve.open("wb") as handle:
+                left = size
+                while left:
+                    left -= handle.write(bytes(min(left, 1 << 16)))
+                handle.flush()
+                os.fsync(handle.fileno())  # blocks really taken, not promised
+        except OSError as exc:
+            self._reserve.unlink(missing_ok=True)
+            logger.warning("journal %s: no room for its reserve (%s)", self.path, exc)
+            return 0
+        return self._reserve.stat().st_size
+
+    def _release_reserve(self) -> bool:
+        """Delete the reserve, once: disk for the outcomes still to come."""
+        size, self._reserved = self._reserved, 0
+        if not size:
+            return False
+        self._reserve.unlink(missing_ok=True)
+        if self._capped and self.failure is not None:  # the simulated disk gets that room back
+            with contextlib.suppress(sqlite3.Error):
+                (page,) = self._db.execute("PRAGMA page_size").fetchone()
+                (cap,) = self._db.execute("PRAGMA max_page_count").fetchone()
+                self._db.execute(f"PRAGMA max_page_count={int(cap) + size // int(page)}")
+        logger.warning("journal %s: reserve freed for the outcomes of requests sent", self.path)
+        return True
+
+    def _cap(self, pages: int) -> None:
+        with self._reading():
+            (count,) = self._db.execute("PRAGMA page_count").fetchone()
+            self._db.execute(f"PRAGMA max_page_count={int(count) + pages}")
+
     def next_batch_id(self) -> int:
         with self._reading():
             row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM batches").fetchone()
@@ -258,6 +326,7 @@ class Journal:
                 numbers,
             )
         if self.failure is not None:
+            self._release_reserve()
             raise self.failure
         logger.debug(
             "journal: batch %d (%s, %d lines) recorded as sent", batch_id, kind, len(numbers)
@@ -321,18 +390,21 @@ class Journal:
 
     def flush(self) -> None:
         """Write the buffered outcomes; when that fails, they stay buffered (see ``failure``)."""
-        if not self._pending_outcomes:
-            return
+        if self._pending_outcomes and not self._write_outcomes() and self._release_reserve():
+            self._write_outcomes()
+
+    def _write_outcomes(self) -> bool:
+        """One transaction of the buffered outcomes; whether it was written. After a failure,
+        resendable outcomes of lines never journalled are dropped (absent means the same)."""
         outcomes, self._pending_outcomes = self._pending_outcomes, []
+        sparing = self.failure is not None
         with self._writing(keep=outcomes), self._transaction():
-            self._db.executemany(
-                "INSERT INTO lines (line, state, code, message) VALUES (?4, ?1, ?2, ?3) "
-                "ON CONFLICT(line) DO UPDATE SET "
-                "state=CASE WHEN excluded.state='cancelled' AND lines.state IN ('sent','in_doubt') "
-                "THEN 'in_doubt' ELSE excluded.state END, "
-                "code=excluded.code, message=excluded.message",
-                outcomes,
-            )
+            for spare, group in itertools.groupby(
+                outcomes, key=lambda o: sparing and o[0] in _RESENDABLE
+            ):
+                self._db.executemany(_UPDATE if spare else _UPSERT, group)
+            return True
+        return False
 
     def states(self, *, chunk: int = 10_000) -> Iterator[LineState]:
         """Every journalled line, in line order (for a merge with the input stream).
@@ -386,6 +458,8 @@ class Journal:
             self.flush()
             self._db.close()
         finally:
+            self._reserved = 0
+            self._reserve.unlink(missing_ok=True)  # before unlocking: the next run makes its own
             self._lock.close()
 
     def _transaction(self) -> _Transaction:

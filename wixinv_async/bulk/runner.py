@@ -19,7 +19,7 @@ import functools
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,8 +30,10 @@ from ..errors import (
     ApiError,
     AuthenticationError,
     ConfigurationError,
+    ConnectError,
     InvalidInputError,
     PermissionDeniedError,
+    RequestTimeoutError,
 )
 from ..outcomes import NOOP, Outcome, OutcomeStatus
 from .journal import (
@@ -196,6 +198,7 @@ async def run_bulk_adjust(
     progress_every: int = 2_000,
     journal_max_pages: int | None = None,
     witness: Witness | None = None,
+    probe: Callable[[], Awaitable[None]] | None = None,
 ) -> BulkSummary:
     """Apply every row of ``paths.source`` at most once across any number of (crashed) runs.
 
@@ -207,12 +210,20 @@ async def run_bulk_adjust(
     are first resolved by reading the witness (see :mod:`wixinv_async.bulk.witnessed`).
     Raises :class:`~wixinv_async.errors.ConfigurationError` when the one site refuses the
     credentials, the journal cannot be read or written (``journal_max_pages``: see
-    :class:`Journal`) or the witness cannot be read; a rerun goes on where the run stopped."""
+    :class:`Journal`) or the witness cannot be read, and
+    :class:`~wixinv_async.errors.ConnectError` when the host went away: the first request that
+    gives up connecting (after the client's retries and the adjuster's resends) spends the
+    give-up budget of the whole run, so no more rows are read and no resend of any other
+    request goes out. ``probe`` (the CLI's: one TCP connection to the host, no request) is
+    awaited before every resend by the adjuster (its earlier send applied nothing: 429, 503,
+    no connection); when it raises, the run stops at once with its error, long before a
+    request's retries run out. A rerun goes on where the run stopped."""
     started = time.monotonic()
     journal = Journal(
         paths.journal, fingerprint=input_fingerprint(paths.source), max_pages=journal_max_pages
     )
     job = _Job(journal, paths, retry_in_doubt, max_outstanding)
+    job.probe = probe
     logger.info("bulk run %d of %s: journal %s", journal.run, paths.source, paths.journal)
     options = dict(adjuster_options or {})
     try:
@@ -314,6 +325,10 @@ class _Job:
         self.reports: _Reports
         self.lanes: Lanes
         self.fatal: ApiError | None = None
+        self.gone: BaseException | None = None
+        """Why the site is taken for gone: the error of the first request that gave up
+        connecting, or of the probe."""
+        self.probe: Callable[[], Awaitable[None]] | None = None
         self.netted: dict[int, tuple[Ticket, list[int]]] = {}
         """Rows of entries netted to zero, by ticket, until all of an entry's are settled."""
         self.resolved: Counter[str] = Counter()
@@ -331,6 +346,14 @@ class _Job:
         )
 
     async def on_send(self, site: str | None, batch: SentBatch) -> None:
+        if batch.attempt > 1 and self.probe is not None and self.gone is None:
+            try:  # a resend: the site failed it once; is it still there at all?
+                await self.probe()
+            except Exception as exc:
+                logger.error("the site stopped answering (%s): the run stops", exc)
+                self.gone = exc
+        if self.gone is not None:  # one give-up budget for the run: nothing more goes out
+            raise ConnectError(f"not sent: the site stopped answering ({self.gone})")
         lines = [tag for entry in batch.entries for tag in entry.tags if isinstance(tag, int)]
         key = (site, batch.batch_id)
         if key not in self.batch_ids:
@@ -368,8 +391,12 @@ class _Job:
         return outcome.status.name.lower()
 
     def saw(self, error: BaseException | None, site: str | None) -> None:
-        """Note the error behind an outcome: a 401 or 403 stops a one-site run (every later
-        request would be refused too), or stops sending to that site of a run over many."""
+        """Note the error behind an outcome: a connection that never came up stops the run (the
+        host is gone for every site); a 401 or 403 stops a one-site run (every later request
+        would be refused too), or stops sending to that site of a run over many."""
+        if self.gone is None and _never_connected(error):
+            logger.error("the site stopped answering (%s): the run stops", error)
+            self.gone = error
         if not isinstance(error, AuthenticationError | PermissionDeniedError):
             return
         if not self.lanes.many:
@@ -391,6 +418,13 @@ class _Job:
             raise ConfigurationError(
                 f"the site refused the credentials: {self.fatal}. The refused rows were not "
                 "applied; fix the credentials and run the same command again."
+            )
+        if isinstance(self.gone, ConfigurationError):  # the probe's: it names the address
+            raise self.gone
+        if self.gone is not None:
+            raise ConnectError(
+                f"the site stopped answering ({self.gone}); the run stopped. Rows not sent "
+                "were not applied: run the same command again once the site answers"
             )
 
     async def feed(self, on_progress: OnProgress | None, every: int) -> None:
@@ -568,6 +602,14 @@ class _Job:
             sites=self.lanes.summaries() if self.lanes.many else {},
             resolved_by_witness=dict(self.resolved),
         )
+
+
+def _never_connected(error: BaseException | None) -> bool:
+    """Whether a request gave up without ever reaching the site (an outcome's error is such
+    only after every retry and resend): no connection, or none in time."""
+    if isinstance(error, RequestTimeoutError):
+        return not error.sent
+    return isinstance(error, ConnectError)
 
 
 class _StateCursor:

@@ -21,7 +21,7 @@ from ..bulk.runner import (
     run_bulk_adjust,
 )
 from ..core.witness_check import WitnessProblemCode
-from ..errors import ConfigurationError, InvalidInputError, WixInventoryError
+from ..errors import ConfigurationError, ConnectError, InvalidInputError, WixInventoryError
 from ..witness_check import check_witness
 from . import EXIT_CONFIG
 from ._common import (
@@ -35,6 +35,7 @@ from ._common import (
     make_client,
     plain,
     target_from_args,
+    unreachable,
 )
 
 if TYPE_CHECKING:
@@ -227,6 +228,7 @@ async def _adjust(args: argparse.Namespace, config: TargetConfig, many: bool) ->
         retry_in_doubt=args.retry_in_doubt,
         adjuster_options={"max_in_flight": args.max_in_flight, "linger": args.linger},
         on_progress=show,
+        probe=lambda: check_reachable(config),
     )
     try:
         if many:
@@ -240,6 +242,8 @@ async def _adjust(args: argparse.Namespace, config: TargetConfig, many: bool) ->
                 witness = await _witness(client, args) if args.witness else None
                 default = config.site_id if config.api_key else config.instance_id
                 summary = await run(client, default_site=default, witness=witness)
+    except ConnectError as exc:  # the host went away mid-run: exit 2 with its address
+        raise unreachable(config, exc) from None
     finally:
         ticker.cancel()
     bar.close(summary.rows, requests=summary.requests)

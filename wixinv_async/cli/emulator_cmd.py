@@ -1,7 +1,9 @@
 """``wixinv-async emulator``: serve the Wix Inventory emulator until interrupted.
 
 Prints the URL and the (emulator-only) credentials when ready, also as ``export WIX_...``
-lines that the other subcommands read, then serves until Ctrl-C or SIGTERM.
+lines that the other subcommands read, and how clients pace against it (they keep to Wix's
+200/60 unless told ``--rate-limit off``: a fast local emulator then looks slow), then serves
+until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -139,27 +141,27 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     # garbage collector's scans (the library never does this to a user's process).
     gc.freeze()
     try:
-        asyncio.run(_serve(emulator, out))
+        asyncio.run(_serve(emulator, out, args.rate_limit))
     except OSError as exc:  # e.g. the port is taken
         print(f"wixinv-async emulator: cannot serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return EXIT_OK
 
 
-async def _serve(emulator: Emulator, out: TextIO) -> None:
+async def _serve(emulator: Emulator, out: TextIO, rate_limit: str | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     async with emulator:
-        _announce(emulator, out)
+        _announce(emulator, out, rate_limit)
         await stop.wait()
     print("emulator stopped", file=out, flush=True)
 
 
-def _announce(emu: Emulator, out: TextIO) -> None:
-    """The URL and credentials (the emulator's own, not secrets of a real site)."""
+def _announce(emu: Emulator, out: TextIO, rate_limit: str | None = None) -> None:
+    """The URL, credentials (the emulator's own, not secrets of a real site) and pacing."""
     others = emu.sites[1:]
     sites = ", ".join(others) if len(others) <= 3 else f"{len(others)}, see /_emulator/sites"
     sites = sites or "none"
@@ -177,9 +179,24 @@ def _announce(emu: Emulator, out: TextIO) -> None:
         f"               instance id {emu.instance_id}",
         f"  admin        {emu.url}/_emulator/state | journal | stats | reset | faults | migrate",
         "               | sites | revoke | reinstate | edit   (?site=ID picks a site)",
+        *_pacing(rate_limit),
         "",
         f"export WIX_BASE_URL={emu.url}",
         f"export WIX_API_KEY={emu.api_key}",
         f"export WIX_SITE_ID={emu.site_id}",
     ]
     print("\n".join(lines), file=out, flush=True)
+
+
+def _pacing(rate_limit: str | None) -> list[str]:
+    """Why a run against this emulator may seem slow: the clients' own pacing, not ours."""
+    served = (
+        "no rate limit"
+        if rate_limit in (None, "off")
+        else f"limits each site to {rate_limit} (requests/seconds)"
+    )
+    return [
+        "  pacing       wixinv-async clients (adjust, export, fleet) pace themselves at",
+        "               Wix's 200/60 per site unless told --rate-limit off (in code:",
+        f"               rate_limit=None); this emulator: {served}",
+    ]

@@ -20,17 +20,22 @@ The rules:
   word and the rest is sent again as one part: one extra request per bad entry.
 - ``ENDED``: the driver settled the request's entries some other way (in doubt, refused whole):
   nothing more is sent for them.
+- ``suspects`` (indices of entries whose keys the server refused before): the batch goes out
+  as two parts from the start, the rest and then the suspects, each bisected as above. A bad
+  key that keeps coming then costs its own request, as its rejection would have, instead of
+  refusing the whole batch and re-exposing every other entry to faults once more.
 
 **Invariants** (checked by property tests): every entry ends exactly once: in a committed
 request, rejected by :meth:`~BisectRun.record`, or in an ended request. For ``k`` entries at fault
 among ``n`` (``n >= 1``), the requests spent are at most ``min(2n - 1, 1 + 2k * ceil(log2 n))``
-without hints, and at most ``k + 1`` when every refusal names an offending entry.
+without hints, and at most ``k + 1`` when every refusal names an offending entry; with
+suspects, one more (``min(2n - 1, 2 + 2k * ceil(log2 n))`` and ``k + 2``).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
 __all__ = ["BisectRun", "Refused", "Request", "Result", "split"]
@@ -55,8 +60,9 @@ class Refused(NamedTuple):
 
 
 class Request(NamedTuple, Generic[T]):
-    """One request to send: ``number`` counts from 0 (the whole batch); ``parent`` is the
-    number of the refused request this part came from (``None`` for the whole batch)."""
+    """One request to send: ``number`` counts from 0 (the whole batch, or its rest when it
+    has suspects); ``parent`` is the number of the refused request this part came from
+    (``None`` for the whole batch, its rest and its suspects)."""
 
     number: int
     parent: int | None
@@ -98,10 +104,16 @@ class BisectRun(Generic[T]):
 
     __slots__ = ("_current", "_stack", "requests")
 
-    def __init__(self, entries: Sequence[T]) -> None:
+    def __init__(self, entries: Sequence[T], suspects: Collection[int] = ()) -> None:
         if not entries:
             raise ValueError("a batch has at least one entry")
         self._stack: list[_Part[T]] = [_Part(list(entries), None)]
+        if suspects:
+            wanted = set(suspects)
+            apart = [e for i, e in enumerate(entries) if i in wanted]
+            rest = [e for i, e in enumerate(entries) if i not in wanted]
+            if apart and rest:
+                self._stack = [_Part(apart, None), _Part(rest, None)]  # the rest goes first
         self._current: tuple[_Part[T], int] | None = None
         self.requests = 0
         """Requests handed out so far."""
