@@ -69,6 +69,14 @@ _GUIDS: Final[set[str]] = set()
 is a GUID never changes): a set lookup instead of the regex for an id seen before."""
 
 
+_KEY_CACHE: Final = 1 << 17
+"""Keys remembered as checked (about 35 MB at most, with the ids they keep alive: measured
+with distinct products and variants); the set starts over when full."""
+_KEYS: Final[set[tuple[Any, ...]]] = set()
+"""Keys submitted by id (not by SKU) whose ids passed the checks, shared by every table of the
+process: a stream's keys recur, and one set lookup replaces the checks of a key seen before."""
+
+
 def _learn_guid(variant_id: str) -> bool:
     """Whether ``variant_id`` is a GUID, remembering it if so."""
     if _match_guid(variant_id) is None:
@@ -77,6 +85,13 @@ def _learn_guid(variant_id: str) -> bool:
         _GUIDS.clear()
     _GUIDS.add(variant_id)
     return True
+
+
+def _learn_key(key: Key) -> None:
+    """Remember a key whose ids passed the checks."""
+    if len(_KEYS) >= _KEY_CACHE:
+        _KEYS.clear()
+    _KEYS.add(key)
 
 
 Key = tuple[Any, ...]
@@ -275,16 +290,18 @@ class DeltaTable:
         if sku is not None:  # its ids were checked above (check_v3_target)
             if type(preorder) is not bool:
                 raise InvalidInputError("preorder", preorder, "must be a bool")
-        elif not (
-            type(variant_id) is str
-            and (variant_id in _GUIDS or _learn_guid(variant_id))
-            and (product_id is None) != (inventory_id is None)
-            and type(entity) is str
-            and 0 < len(entity) <= MAX_ID_LENGTH
-            and entity.isascii()
-            and type(preorder) is bool
-        ):  # not the common shape: the full checks raise, or pass (non-ASCII ids, subclasses)
-            check_delta(product_id, inventory_id, variant_id, preorder, delta)
+        elif type(preorder) is not bool or key not in _KEYS:  # (1 == True: preorder's type first)
+            if not (
+                type(variant_id) is str
+                and (variant_id in _GUIDS or _learn_guid(variant_id))
+                and (product_id is None) != (inventory_id is None)
+                and type(entity) is str
+                and 0 < len(entity) <= MAX_ID_LENGTH
+                and entity.isascii()
+                and type(preorder) is bool
+            ):  # not the common shape: the full checks raise, or pass (non-ASCII ids, subclasses)
+                check_delta(product_id, inventory_id, variant_id, preorder, delta)
+            _learn_key(key)
         if len(entries) >= self.max_pending:
             self.wake()  # a full table sends what is ready at once
             raise AdjusterFull(f"{self.max_pending} keys are pending")
