@@ -286,11 +286,11 @@ class DeltaTable:
             return entry
         # A new key: checked here (its ids are not checked again while it is pending), inline
         # rather than in a helper because it is half of a stream's cost.
-        entity = product_id if inventory_id is None else inventory_id
         if sku is not None:  # its ids were checked above (check_v3_target)
             if type(preorder) is not bool:
                 raise InvalidInputError("preorder", preorder, "must be a bool")
         elif type(preorder) is not bool or key not in _KEYS:  # (1 == True: preorder's type first)
+            entity = product_id if inventory_id is None else inventory_id
             if not (
                 type(variant_id) is str
                 and (variant_id in _GUIDS or _learn_guid(variant_id))
