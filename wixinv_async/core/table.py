@@ -58,8 +58,8 @@ __all__ = [
 MAX_AMOUNT: Final = MAX_QUANTITY
 """Largest ``incrementBy`` / ``decrementBy`` one entry may carry (and one delta may be)."""
 _MIN_AMOUNT: Final = -MAX_AMOUNT
-NEVER: Final = float("inf")
-"""A ``wake_at`` no ready count reaches."""
+NEVER: Final = 1 << 62
+"""A ``wake_at`` no ready count reaches (an int: comparing two ints is the fast path)."""
 _GUID_CACHE: Final = 1 << 18
 """Variant ids remembered as valid GUIDs (about 30 MB at most); the set starts over when full."""
 
@@ -210,7 +210,7 @@ class DeltaTable:
         self.max_pending = max_pending
         self._factory = factory
         self.wake = wake
-        self.wake_at: float = 1
+        self.wake_at: int = 1
         """A kind's ready count at which ``wake`` is called (``NEVER`` once called)."""
         self._start = start
         self.clock: Clock | None = None
@@ -317,9 +317,9 @@ class DeltaTable:
         busy = self.busy
         if not busy or key not in busy:
             ready = self.ready
-            sign = 1 if delta > 0 else -1
-            ready[sign] += 1
-            if ready[sign] >= self.wake_at:
+            index = 1 if delta > 0 else 2  # ready[2] is ready[-1], without a negative index
+            ready[index] += 1
+            if ready[index] >= self.wake_at:
                 self.wake_at = NEVER
                 self.wake()
         return entry
