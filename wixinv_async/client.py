@@ -134,6 +134,35 @@ _READER: Final = "/stores-reader/v2/inventoryItems"
 _WRITER: Final = "/stores/v2/inventoryItems"
 
 _ENCODER: Final = msgspec.json.Encoder()
+
+
+class _BatchCall(NamedTuple):
+    """What tells the V1 increment and decrement calls apart."""
+
+    endpoint: str
+    path: str
+    field: str
+    entry_type: type[IncrementData] | type[DecrementData]
+    amount_field: str
+    request: Callable[[Any], IncrementInventoryRequest | DecrementInventoryRequest]
+
+
+_INCREMENT: Final = _BatchCall(
+    "increment_inventory",
+    f"{_WRITER}/increment",
+    "incrementData",
+    IncrementData,
+    "incrementBy",
+    lambda entries: IncrementInventoryRequest(increment_data=entries),
+)
+_DECREMENT: Final = _BatchCall(
+    "decrement_inventory",
+    f"{_WRITER}/decrement",
+    "decrementData",
+    DecrementData,
+    "decrementBy",
+    lambda entries: DecrementInventoryRequest(decrement_data=entries),
+)
 _QUERY_DECODER: Final = msgspec.json.Decoder(QueryInventoryResponse)
 _VARIANTS_DECODER: Final = msgspec.json.Decoder(GetInventoryVariantsResponse)
 _PRODUCT_DECODER: Final = msgspec.json.Decoder(GetProductResponse)
@@ -389,16 +418,7 @@ class InventoryClient:
         checked. ``on_wire`` is awaited right before each attempt goes on the wire, once its
         pacing slot is granted (a journal marks the batch "sent" there); if it raises, nothing
         is sent and its error propagates."""
-        if validate:
-            validation.check_entries("incrementData", entries, IncrementData, "incrementBy")
-        else:
-            validation.check_batch_size("incrementData", len(entries))
-        body = self._encode_batch(IncrementInventoryRequest(increment_data=_as_list(entries)))
-        path = f"{_WRITER}/increment"
-        response = await self._send(
-            "increment_inventory", "POST", path, body, RequestKind.WRITE, on_wire
-        )
-        return response.header("x-wix-request-id")
+        return await self._write_batch(_INCREMENT, entries, validate, on_wire)
 
     async def decrement_inventory(
         self,
@@ -409,14 +429,23 @@ class InventoryClient:
     ) -> str | None:
         """Take stock from 1 to 300 variants in one atomic batch (``validate``, ``on_wire``, the
         request id returned: as for :meth:`increment_inventory`)."""
+        return await self._write_batch(_DECREMENT, entries, validate, on_wire)
+
+    async def _write_batch(
+        self,
+        call: _BatchCall,
+        entries: Sequence[IncrementData] | Sequence[DecrementData],
+        validate: bool,
+        on_wire: OnWire | None,
+    ) -> str | None:
+        """The one body of both batch calls (``call`` says which); the answer's request id."""
         if validate:
-            validation.check_entries("decrementData", entries, DecrementData, "decrementBy")
+            validation.check_entries(call.field, entries, call.entry_type, call.amount_field)
         else:
-            validation.check_batch_size("decrementData", len(entries))
-        body = self._encode_batch(DecrementInventoryRequest(decrement_data=_as_list(entries)))
-        path = f"{_WRITER}/decrement"
+            validation.check_batch_size(call.field, len(entries))
+        body = self._encode_batch(call.request(_as_list(entries)))
         response = await self._send(
-            "decrement_inventory", "POST", path, body, RequestKind.WRITE, on_wire
+            call.endpoint, "POST", call.path, body, RequestKind.WRITE, on_wire
         )
         return response.header("x-wix-request-id")
 
@@ -690,7 +719,7 @@ class InventoryClient:
         call = v3.search_items(filter=filter, sort=sort, limit=limit, cursor=cursor)
         return _decode(_PAGE_DECODER, await self._send_v3(call))
 
-    async def query_all_inventory_items(
+    def query_all_inventory_items(
         self,
         *,
         filter: Mapping[str, Any] | None = None,
@@ -698,11 +727,9 @@ class InventoryClient:
         limit: int = 100,
     ) -> AsyncIterator[InventoryItemV3]:
         """Every item of a query, page after page (``limit`` per page) by cursor."""
-        page = await self.query_inventory_items(filter=filter, sort=sort, limit=limit)
-        async for item in _every_item(page, self.query_inventory_items, limit):
-            yield item
+        return _every_item(self.query_inventory_items, filter, sort, limit)
 
-    async def search_all_inventory_items(
+    def search_all_inventory_items(
         self,
         *,
         filter: Mapping[str, Any] | None = None,
@@ -710,9 +737,7 @@ class InventoryClient:
         limit: int = 100,
     ) -> AsyncIterator[InventoryItemV3]:
         """Every item of a search, page after page by cursor."""
-        page = await self.search_inventory_items(filter=filter, sort=sort, limit=limit)
-        async for item in _every_item(page, self.search_inventory_items, limit):
-            yield item
+        return _every_item(self.search_inventory_items, filter, sort, limit)
 
     async def _send_v3(self, call: v3.V3Call) -> HttpResponse:
         return await self._send(call.endpoint, call.method, call.path, call.body, call.kind)
@@ -932,15 +957,22 @@ async def _token_step(request: HttpRequest, step: Awaitable[_T]) -> _T:
         raise ConnectError(f"{what}: not sent, no app token ({exc})") from exc
 
 
+_Filter = Mapping[str, Any] | None
+_Sort = Sequence[Sorting | Mapping[str, str]] | None
+
+
 class _PageFetcher(Protocol):
-    def __call__(self, *, limit: int, cursor: str | None) -> Awaitable[InventoryItemsPage]: ...
+    def __call__(
+        self, *, filter: _Filter, sort: _Sort, limit: int, cursor: str | None = None
+    ) -> Awaitable[InventoryItemsPage]: ...
 
 
 async def _every_item(
-    page: InventoryItemsPage, fetch: _PageFetcher, limit: int
+    fetch: _PageFetcher, filter: _Filter, sort: _Sort, limit: int
 ) -> AsyncIterator[InventoryItemV3]:
-    """The items of ``page`` and of every page after it; a cursor that does not move on
-    raises TransportError (the paging would never end)."""
+    """Every item of a query or a search: its first page, then every page after it by cursor;
+    a cursor that does not move on raises TransportError (the paging would never end)."""
+    page = await fetch(filter=filter, sort=sort, limit=limit)
     previous: str | None = None
     while True:
         for item in page.inventory_items:
@@ -951,7 +983,7 @@ async def _every_item(
         if cursor == previous:
             raise TransportError("the server answered the same next cursor twice")
         previous = cursor
-        page = await fetch(limit=limit, cursor=cursor)
+        page = await fetch(filter=None, sort=None, limit=limit, cursor=cursor)
 
 
 def _revision_conflict(exc: ConflictError, update: UpdateInventoryItem) -> RevisionConflictError:

@@ -282,6 +282,16 @@ def test_select_respects_free_slots() -> None:
     assert len(chosen.batches) == 1 and len(table) == 8
 
 
+def test_a_key_checked_before_still_refuses_a_non_bool_preorder() -> None:
+    """A key whose ids passed once is remembered, yet preorder=1 (== True) is still refused."""
+    table, _ = new_table()
+    table.submit("p-seen", None, V[1], True, -1)
+    table.pop_all()
+    with pytest.raises(InvalidInputError, match="preorder"):
+        table.submit("p-seen", None, V[1], 1, -1)  # type: ignore[arg-type]
+    assert table.submit("p-seen", None, V[1], True, -2).net == -2
+
+
 def test_ready_counts_follow_sign_changes() -> None:
     """The per-sign ready counts track merges that flip an entry's sign."""
     table = DeltaTable()

@@ -47,7 +47,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Literal, Self
+from typing import Literal, Self, TypedDict, Unpack
 
 from ..catalog import CatalogVersion
 from ..client import InventoryClient
@@ -102,6 +102,19 @@ __all__ = [
 ]
 
 _DEFAULT_POLICY = BatchPolicy()
+
+
+class _Options(TypedDict, total=False):
+    """The keyword options of :meth:`InventoryAdjuster.submit_nowait`, which ``submit`` and
+    ``adjust`` pass on as they are."""
+
+    inventory_id: str | None
+    location_id: str | None
+    sku: str | None
+    preorder: bool
+    tag: object
+
+
 _CATALOGS = (CatalogVersion.V1_CATALOG, CatalogVersion.V3_CATALOG)
 
 
@@ -281,27 +294,14 @@ class InventoryAdjuster:
         product_id: str | None,
         variant_id: str | None,
         delta: int,
-        *,
-        inventory_id: str | None = None,
-        location_id: str | None = None,
-        sku: str | None = None,
-        preorder: bool = False,
-        tag: object = None,
+        **options: Unpack[_Options],
     ) -> Ticket:
-        """Add a delta, waiting only while it needs a new key and ``max_pending`` are pending."""
+        """Add a delta (options as for :meth:`submit_nowait`), waiting only while it needs a new
+        key and ``max_pending`` are pending."""
         space = self._dispatcher.space
         while True:
             try:
-                return self.submit_nowait(
-                    product_id,
-                    variant_id,
-                    delta,
-                    inventory_id=inventory_id,
-                    location_id=location_id,
-                    sku=sku,
-                    preorder=preorder,
-                    tag=tag,
-                )
+                return self.submit_nowait(product_id, variant_id, delta, **options)
             except AdjusterFull:
                 space.clear()
                 await space.wait()
@@ -311,25 +311,10 @@ class InventoryAdjuster:
         product_id: str | None,
         variant_id: str | None,
         delta: int,
-        *,
-        inventory_id: str | None = None,
-        location_id: str | None = None,
-        sku: str | None = None,
-        preorder: bool = False,
-        tag: object = None,
+        **options: Unpack[_Options],
     ) -> Outcome:
-        """Submit a delta and wait for its outcome."""
-        ticket = await self.submit(
-            product_id,
-            variant_id,
-            delta,
-            inventory_id=inventory_id,
-            location_id=location_id,
-            sku=sku,
-            preorder=preorder,
-            tag=tag,
-        )
-        return await ticket
+        """Submit a delta (options as for :meth:`submit_nowait`) and wait for its outcome."""
+        return await (await self.submit(product_id, variant_id, delta, **options))
 
     # --- flush, close --------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from ..catalog import CatalogVersion
 from ..client import InventoryClient
 from ..core.bulk_results import BulkItemResult
 from ..core.failures import Failure, classify, outcome_for
-from ..core.table import Entry, key_location, key_sku
+from ..core.table import Entry, any_v3_target, key_location, key_sku
 from ..errors import WixInventoryError, WrongCatalogError
 from ..outcomes import Catalog, Kind, Outcome, OutcomeStatus, WitnessMark
 from ._delivery import BatchWriter, Delivery
@@ -122,6 +122,8 @@ class CatalogRouter:
 
     def _v1_entries(self, entries: list[Entry], delivery: Delivery) -> list[Entry]:
         """The entries V1 can carry; the V3-only ones are REJECTED."""
+        if not any_v3_target(entries):
+            return entries
         keep: list[Entry] = []
         for entry in entries:
             if key_sku(entry.key) is not None:

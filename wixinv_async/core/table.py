@@ -28,8 +28,9 @@ merges or inserts, and tells the driver (``wake``) when a kind's ready count rea
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Final, Protocol
 
 import msgspec
@@ -47,6 +48,7 @@ __all__ = [
     "DeltaTable",
     "Entry",
     "Key",
+    "any_v3_target",
     "check_delta",
     "key_location",
     "key_sku",
@@ -56,8 +58,8 @@ __all__ = [
 MAX_AMOUNT: Final = MAX_QUANTITY
 """Largest ``incrementBy`` / ``decrementBy`` one entry may carry (and one delta may be)."""
 _MIN_AMOUNT: Final = -MAX_AMOUNT
-NEVER: Final = float("inf")
-"""A ``wake_at`` no ready count reaches."""
+NEVER: Final = 1 << 62
+"""A ``wake_at`` no ready count reaches (an int: comparing two ints is the fast path)."""
 _GUID_CACHE: Final = 1 << 18
 """Variant ids remembered as valid GUIDs (about 30 MB at most); the set starts over when full."""
 
@@ -65,6 +67,14 @@ _match_guid: Final = re.compile("[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F
 _GUIDS: Final[set[str]] = set()
 """Variant ids already matched as GUIDs, shared by every table of the process (whether a string
 is a GUID never changes): a set lookup instead of the regex for an id seen before."""
+
+
+_KEY_CACHE: Final = 1 << 17
+"""Keys remembered as checked (about 35 MB at most, with the ids they keep alive: measured
+with distinct products and variants); the set starts over when full."""
+_KEYS: Final[set[tuple[Any, ...]]] = set()
+"""Keys submitted by id (not by SKU) whose ids passed the checks, shared by every table of the
+process: a stream's keys recur, and one set lookup replaces the checks of a key seen before."""
 
 
 def _learn_guid(variant_id: str) -> bool:
@@ -75,6 +85,13 @@ def _learn_guid(variant_id: str) -> bool:
         _GUIDS.clear()
     _GUIDS.add(variant_id)
     return True
+
+
+def _learn_key(key: Key) -> None:
+    """Remember a key whose ids passed the checks."""
+    if len(_KEYS) >= _KEY_CACHE:
+        _KEYS.clear()
+    _KEYS.add(key)
 
 
 Key = tuple[Any, ...]
@@ -103,6 +120,15 @@ def key_location(key: Key) -> str | None:
 def key_sku(key: Key) -> str | None:
     """The key's SKU, when the delta was submitted by SKU."""
     return key[-1] if len(key) > 5 else None
+
+
+_key_of: Final = operator.attrgetter("key")
+
+
+def any_v3_target(entries: Iterable[Entry]) -> bool:
+    """Whether any entry's key names a location or a SKU (only such keys are longer than 5),
+    at C speed: a V1 batch asks it of every entry."""
+    return max(map(len, map(_key_of, entries)), default=0) > 5
 
 
 class Entry(msgspec.Struct, eq=False, gc=False):
@@ -184,7 +210,7 @@ class DeltaTable:
         self.max_pending = max_pending
         self._factory = factory
         self.wake = wake
-        self.wake_at: float = 1
+        self.wake_at: int = 1
         """A kind's ready count at which ``wake`` is called (``NEVER`` once called)."""
         self._start = start
         self.clock: Clock | None = None
@@ -260,20 +286,22 @@ class DeltaTable:
             return entry
         # A new key: checked here (its ids are not checked again while it is pending), inline
         # rather than in a helper because it is half of a stream's cost.
-        entity = product_id if inventory_id is None else inventory_id
         if sku is not None:  # its ids were checked above (check_v3_target)
             if type(preorder) is not bool:
                 raise InvalidInputError("preorder", preorder, "must be a bool")
-        elif not (
-            type(variant_id) is str
-            and (variant_id in _GUIDS or _learn_guid(variant_id))
-            and (product_id is None) != (inventory_id is None)
-            and type(entity) is str
-            and 0 < len(entity) <= MAX_ID_LENGTH
-            and entity.isascii()
-            and type(preorder) is bool
-        ):  # not the common shape: the full checks raise, or pass (non-ASCII ids, subclasses)
-            check_delta(product_id, inventory_id, variant_id, preorder, delta)
+        elif type(preorder) is not bool or key not in _KEYS:  # (1 == True: preorder's type first)
+            entity = product_id if inventory_id is None else inventory_id
+            if not (
+                type(variant_id) is str
+                and (variant_id in _GUIDS or _learn_guid(variant_id))
+                and (product_id is None) != (inventory_id is None)
+                and type(entity) is str
+                and 0 < len(entity) <= MAX_ID_LENGTH
+                and entity.isascii()
+                and type(preorder) is bool
+            ):  # not the common shape: the full checks raise, or pass (non-ASCII ids, subclasses)
+                check_delta(product_id, inventory_id, variant_id, preorder, delta)
+            _learn_key(key)
         if len(entries) >= self.max_pending:
             self.wake()  # a full table sends what is ready at once
             raise AdjusterFull(f"{self.max_pending} keys are pending")
@@ -289,9 +317,9 @@ class DeltaTable:
         busy = self.busy
         if not busy or key not in busy:
             ready = self.ready
-            sign = 1 if delta > 0 else -1
-            ready[sign] += 1
-            if ready[sign] >= self.wake_at:
+            index = 1 if delta > 0 else 2  # ready[2] is ready[-1], without a negative index
+            ready[index] += 1
+            if ready[index] >= self.wake_at:
                 self.wake_at = NEVER
                 self.wake()
         return entry
