@@ -77,6 +77,6 @@ def test_a_worker_with_another_site_budget_is_refused(redis_url: str) -> None:
 
 async def _record_budget(url: str, rate: RateLimit) -> None:
     settings = WorkerSettings(prefix="bud", shards=4, rate_limit=rate)
-    worker = FleetWorker(url, lambda site: ApiKeyAuth("k", site_id=site), settings=settings)
+    worker = FleetWorker(url, ApiKeyAuth("k"), settings=settings)
     worker.stop()  # run() checks the server and the config, then stops at once
     await worker.run()

@@ -34,7 +34,7 @@ async def test_a_queued_hot_sku_backlog_goes_in_one_request(
         settings = WorkerSettings(prefix="hot", shards=4, rate_limit=RateLimit(1000, 1))
         worker = FleetWorker(
             redis_url,
-            lambda site: ApiKeyAuth(emulator.api_key, site_id=site),
+            ApiKeyAuth(emulator.api_key),
             base_url=emulator.url,
             settings=settings,
         )

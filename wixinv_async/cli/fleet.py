@@ -89,7 +89,7 @@ def run_worker(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         base_url = args.base_url or os.environ.get("WIX_BASE_URL") or "https://www.wixapis.com"
         worker = FleetWorker(
             _redis_url(args),
-            lambda site: ApiKeyAuth(api_key, site_id=site),
+            ApiKeyAuth(api_key),
             base_url=base_url,
             settings=settings,
             worker_id=args.worker_id,
