@@ -2,6 +2,7 @@
 
     wixinv-async fleet worker --redis redis://host:6379/0 --api-key KEY [--shards 1024 ...]
     wixinv-async fleet status --redis redis://host:6379/0 [--shards 1024]
+    wixinv-async fleet resolve --redis redis://host:6379/0 BATCH_ID --applied | --not-applied
 
 The worker serves until SIGTERM or Ctrl-C, then stops gracefully: requests in flight finish
 and are settled, leases are released (another worker takes the shards at once, nothing in
@@ -47,6 +48,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status = commands.add_parser("status", help="workers, shard owners, backlog, in-doubt batches")
     _common(status)
     status.set_defaults(func=run_status)
+    resolve = commands.add_parser(
+        "resolve", help="settle a batch in doubt: its deltas were applied, or were not"
+    )
+    _common(resolve)
+    resolve.add_argument("batch", help="the batch id (fleet status lists the batches in doubt)")
+    verdict = resolve.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--applied", dest="applied", action="store_true", default=None)
+    verdict.add_argument("--not-applied", dest="applied", action="store_false")
+    resolve.set_defaults(func=run_resolve)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -150,3 +160,30 @@ async def _status(url: str, prefix: str, shards: int) -> dict[str, object]:
         return await fleet_status(redis, KeySpace(prefix, shards))
     finally:
         await redis.aclose()
+
+
+def run_resolve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Print ``{"batch", "state", "resolved"}``; exit 2 when the batch is not in doubt."""
+    from ..errors import ConfigurationError, InvalidInputError
+
+    try:
+        url = _redis_url(args)
+        resolution = asyncio.run(_resolve(url, args.prefix, args.shards, args.batch, args.applied))
+    except (ConfigurationError, InvalidInputError) as error:
+        print(f"fleet resolve: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(json.dumps(resolution), file=out)
+    if not resolution["resolved"]:
+        print(f"fleet resolve: batch {args.batch} is {resolution['state']}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
+async def _resolve(
+    url: str, prefix: str, shards: int, batch: str, applied: bool
+) -> dict[str, object]:
+    from ..fleet.admin import FleetAdmin
+
+    async with FleetAdmin(url, prefix=prefix, shards=shards) as admin:
+        done = await admin.resolve(batch, applied=applied)
+    return {"batch": done.batch_id, "state": done.state, "resolved": done.resolved}
