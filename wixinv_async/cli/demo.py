@@ -52,6 +52,7 @@ from ._common import (
     refused_credentials,
     target_from_args,
 )
+from ._demo_fleet import add_fleet_options, run_fleet
 
 Key = tuple[str, str, str | None]
 """(product id, variant id, location id): the location is ``None`` on V1, which has one."""
@@ -106,10 +107,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_target_options(parser)
     parser.set_defaults(rate_limit="off")
     add_output_options(parser)
+    add_fleet_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.fleet:
+        return run_fleet(args)
     try:
         _check_args(args)
         report = asyncio.run(_demo(args))

@@ -12,7 +12,7 @@ from .admin import InDoubtBatch, batch_record
 from .scripts import text
 from .shards import KeySpace
 
-__all__ = ["fleet_status"]
+__all__ = ["fleet_status", "in_doubt_view"]
 
 
 async def _shard(redis: aioredis.Redis, keys: KeySpace, shard: int) -> dict[str, Any] | None:
@@ -34,7 +34,7 @@ async def _shard(redis: aioredis.Redis, keys: KeySpace, shard: int) -> dict[str,
     for batch_id in map(text, doubt_ids):
         record = await redis.hgetall(keys.batch(shard, batch_id))
         if record:
-            doubt.append(_doubt(batch_record(shard, batch_id, 0, record)))
+            doubt.append(in_doubt_view(batch_record(shard, batch_id, 0, record)))
     return {
         "shard": shard,
         "owner": owner or None,
@@ -47,7 +47,7 @@ async def _shard(redis: aioredis.Redis, keys: KeySpace, shard: int) -> dict[str,
     }
 
 
-def _doubt(batch: InDoubtBatch) -> dict[str, Any]:
+def in_doubt_view(batch: InDoubtBatch) -> dict[str, Any]:
     """A batch in doubt as ``fleet status`` shows it (``fleet resolve`` takes its id)."""
     entries = [
         {
