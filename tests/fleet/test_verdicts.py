@@ -91,6 +91,7 @@ def test_a_v3_answer_settles_each_entry_by_its_own_result() -> None:
         ("REJECTED", "DEFAULT_VARIANT_NEEDS_V3_ID"),
         ("IN_DOUBT", "ITEM_UNKNOWN"),
     )
+    assert settled.code == "ITEM_UNKNOWN"  # what the in-doubt list says of the batch
 
 
 @pytest.mark.parametrize(

@@ -151,4 +151,5 @@ def v3_settlement(
             per_item.append(("REJECTED", item.code or "REFUSED"))
         else:
             per_item.append(("IN_DOUBT", "ITEM_UNKNOWN"))
-    return EntryVerdicts(_merge(codes, per_item), cap_op=reset)
+    doubt = "ITEM_UNKNOWN" if ("IN_DOUBT", "ITEM_UNKNOWN") in per_item else ""
+    return EntryVerdicts(_merge(codes, per_item), cap_op=reset, code=doubt)
