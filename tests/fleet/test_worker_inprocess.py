@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
-from wixinv_async import ApiKeyAuth, RateLimit
+from wixinv_async import ApiKeyAuth, AppCredentials, RateLimit
 from wixinv_async.emulator import Emulator
 from wixinv_async.fleet.producer import FleetProducer
 from wixinv_async.fleet.shards import EventStatus, KeySpace, shard_of
@@ -109,3 +109,34 @@ async def _true(value: bool) -> bool:
 
 async def _lte(length: Awaitable[int], most: int) -> bool:
     return await length <= most
+
+
+async def test_an_app_worker_serves_sites_by_instance_id_with_their_own_tokens(
+    redis_url: str, redis_conn: aioredis.Redis
+) -> None:
+    """With the app's credentials a site is an app instance: the hub fetches each instance's
+    token, and each delta lands on its own site."""
+    async with Emulator(sites=2, products=0) as emulator:
+        targets = []
+        for site in emulator.sites:
+            item = emulator.site(site).add_product(variants=1, quantity=10, track=True)
+            targets.append((site, emulator.instance_of(site), item.product_id, item.variants[0]))
+        settings = WorkerSettings(prefix="app", shards=2, rate_limit=RateLimit(1000, 1))
+        worker = FleetWorker(
+            redis_url,
+            AppCredentials(emulator.app_id, emulator.app_secret),
+            base_url=emulator.url,
+            settings=settings,
+        )
+        running = asyncio.create_task(worker.run())
+        producer = FleetProducer(redis_conn, prefix="app", shards=2)
+        for n, (_, instance, product, variant) in enumerate(targets):
+            await producer.submit(instance, product, variant.variant_id, n + 1, event_id=f"e{n}")
+        for n, (_, instance, _, _) in enumerate(targets):
+            outcome = await producer.outcome(instance, f"e{n}", wait=15)
+            assert outcome is not None and outcome.status is EventStatus.APPLIED
+        worker.stop()
+        await running
+        for n, (site, _, product, variant) in enumerate(targets):
+            assert emulator.site(site).quantity(product, variant.variant_id) == 10 + n + 1
+        assert worker.hub.stats().total.token_fetches == 2
