@@ -5,7 +5,8 @@
    (the ``--catalog`` sites, each under a strict rolling window of ``--fleet-rate``).
 2. Note every tracked item's starting quantity (read from the emulator's stores).
 3. Start ``--workers`` processes (``wixinv-async fleet worker``), hand ``--fleet-deltas`` deltas
-   per site (hot SKUs, a few for products that do not exist) to Redis with ``FleetProducer``,
+   per site (hot SKUs, a few for products that do not exist) to Redis with ``FleetProducer``
+   from ``--producers`` concurrent producers per site,
    and ``kill -9`` the worker that owns the first site's shard once outcomes flow: the others
    take its shards over when its lease runs out.
 4. Read every outcome from the outcome stream (a consumer group of its own), then check every
@@ -51,6 +52,8 @@ Key = tuple[str, str, str, str | None]
 PREFIX, SHARDS = "demo", 16
 GROUP = "demo"
 FINAL = ("APPLIED", "REJECTED", "NETTED", "IN_DOUBT")
+MAX_LANES = 48
+"""Concurrent submits at most: each holds one of the producer's pooled Redis connections."""
 
 
 def add_fleet_options(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +62,7 @@ def add_fleet_options(parser: argparse.ArgumentParser) -> None:
     add = group.add_argument
     add("--fleet", action="store_true", help="run the job through worker processes on Redis")
     add("--workers", type=int, default=3, help="worker processes [3]; one is killed mid-run")
-    add("--fleet-deltas", type=int, default=20_000, help="deltas per site [20000]")
+    add("--fleet-deltas", type=int, default=10_000, help="deltas per site [10000]")
     add("--fleet-rate", default="20/1", help="each site's budget, fleet-wide [20/1]")
 
 
@@ -252,15 +255,19 @@ async def _job(
             produced[event] = ((site, product, variant, location), delta)
     events = list(produced.items())
     half = len(events) // 2
-    await _submit(producer, events[:half])
+    lanes = min(MAX_LANES, args.producers * len(emulator.sites))
+    await _submit(producer, events[:half], lanes)
     await _kill_one(redis, emulator.sites[0], workers, report)
-    await _submit(producer, events[half:])
+    await _submit(producer, events[half:], lanes)
     report.deltas = len(produced)
     return produced
 
 
-async def _submit(producer: FleetProducer, events: list[tuple[str, tuple[Key, int]]]) -> None:
-    """Submit in 16 lanes (each XADD waits for Redis's fsync)."""
+async def _submit(
+    producer: FleetProducer, events: list[tuple[str, tuple[Key, int]]], lanes: int
+) -> None:
+    """Submit from ``lanes`` concurrent producers (each XADD waits for Redis's fsync, which
+    Redis shares between the writes of one event-loop turn: more lanes, fewer fsyncs each)."""
 
     async def lane(part: list[tuple[str, tuple[Key, int]]]) -> None:
         for event, ((site, product, variant, location), delta) in part:
@@ -268,7 +275,7 @@ async def _submit(producer: FleetProducer, events: list[tuple[str, tuple[Key, in
                 site, product, variant, delta, event_id=event, location_id=location
             )
 
-    await asyncio.gather(*(lane(events[n::16]) for n in range(16)))
+    await asyncio.gather(*(lane(events[n::lanes]) for n in range(lanes)))
 
 
 async def _kill_one(
