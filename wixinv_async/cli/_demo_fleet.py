@@ -112,6 +112,8 @@ def run_fleet(args: argparse.Namespace) -> int:
         report = asyncio.run(_run(args))
     except ConfigurationError as exc:
         return fail("demo --fleet", exc, EXIT_CONFIG, as_json=args.json)
+    except OSError as exc:  # redis-py's connection errors are OSErrors too
+        return fail("demo --fleet", exc, EXIT_CONFIG, as_json=args.json)
     summary = report.as_dict()
     if args.json:
         emit_summary({**summary, "in_doubt_batches": report.in_doubt}, as_json=True)
