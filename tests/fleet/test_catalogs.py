@@ -72,9 +72,10 @@ async def test_a_site_moved_to_v3_mid_run_is_redetected_and_nothing_is_lost(
 async def test_kill_9_on_v3_after_the_answer_is_listed_in_doubt_then_resolved(
     redis_url: str, tmp_path: Path
 ) -> None:
-    """A worker killed after V3 answered, before finishing: the takeover puts the batch in
-    doubt; the admin lists it and resolves it as applied, and then the emulator's stock
-    is exactly the initial stock plus the APPLIED deltas."""
+    """A worker killed after V3 answered, before finishing: the takeover puts its batches in
+    flight in doubt; the admin lists them and resolves each by what the emulator's journal
+    shows (as a person would from Wix), and then every key's stock is exactly the initial
+    stock plus its APPLIED deltas."""
     async with open_fleet(redis_url, tmp_path, catalogs="v3 v3") as fleet:
         rng = random.Random(13)
         victim = fleet.start_worker(crash_at="after_answer")
@@ -85,16 +86,30 @@ async def test_kill_9_on_v3_after_the_answer_is_listed_in_doubt_then_resolved(
         await fleet.produce(rng, 60)
         outcomes, _ = await settle_and_check(fleet)
         assert EventStatus.IN_DOUBT in {o.status for o in outcomes.values()}
+        journal = fleet.journal()
+        verdicts = []
         async with FleetAdmin(fleet.redis, prefix=PREFIX, shards=SHARDS) as admin:
             doubted = await admin.in_doubt()
             assert doubted and {b.code for b in doubted} == {"TAKEOVER"}
             for batch in doubted:
-                done = await admin.resolve(batch.batch_id, applied=True)
+                content = frozenset(
+                    (
+                        batch.site,
+                        "/".join(filter(None, (e.product_id, e.variant_id, e.location_id))),
+                        e.net,
+                    )
+                    for e in batch.entries
+                )
+                verdicts.append(content in journal)
+                done = await admin.resolve(batch.batch_id, applied=verdicts[-1])
                 assert done.resolved == len(batch.entries)
             assert await admin.in_doubt() == []
+        assert True in verdicts  # the batch whose answer came before the kill was applied
         applied: Counter[tuple[str, str, str, str]] = Counter()
         for event_id, outcome in (await fleet.outcomes()).items():
-            assert outcome.status in {EventStatus.APPLIED, EventStatus.NETTED}
+            assert outcome.status is not EventStatus.IN_DOUBT
+            if outcome.status is EventStatus.REJECTED:
+                assert outcome.code == "RESOLVED_NOT_APPLIED"
             key, delta = fleet.produced[event_id]
             applied[key] += delta if outcome.status is EventStatus.APPLIED else 0
         emulator = fleet.applied_by_emulator()
