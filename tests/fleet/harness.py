@@ -1,5 +1,6 @@
-"""The end-to-end harness of the fleet tests: the emulator in this process (V1, over HTTP), a
-FleetProducer, and worker processes started with ``python -m wixinv_async fleet worker``."""
+"""The end-to-end harness of the fleet tests: the emulator in this process (V1 sites, or V1 and
+V3 sites side by side, over HTTP), a FleetProducer, and worker processes started with
+``python -m wixinv_async fleet worker``."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from wixinv_async.emulator import Emulator
+from wixinv_async.emulator import Emulator, SiteSpec
 from wixinv_async.fleet.producer import EventOutcome, FleetProducer
 from wixinv_async.fleet.shards import EventStatus
 
@@ -27,8 +28,20 @@ PREFIX, SHARDS = "e2e", 8
 # A short lease so a dead worker's shards move in about two seconds.
 WORKER_FLAGS = ("--rate-limit", "5/1", "--safety", "0.1", "--lease-ms", "1500")
 WORKER_FLAGS += ("--http-timeout", "0.5", "--margin", "0.25")
-Key = tuple[str, str, str]  # site, product, variant
-Content = frozenset[tuple[str, str, int]]  # (site, "product/variant", signed amount) of one request
+Key = tuple[str, str, str, str]  # site, product, variant, location ("" for none named)
+Content = frozenset[tuple[str, str, int]]  # (site, "product/variant[/location]", signed amount)
+# Codes of entries refused before any request (wixinv_async.fleet.verdicts.refusals).
+PRE_REFUSED = {
+    "AMOUNT_ABOVE_99999",
+    "LOCATION_NEEDS_V3",
+    "DEFAULT_VARIANT_NEEDS_V3_ID",
+    "STORES_NOT_INSTALLED",
+}
+
+
+SENT_STATES = ("APPLIED", "IN_DOUBT", "SETTLED", "REJECTED")
+"""States of a batch whose request may have reached a store (a V3 request is journaled even
+when every entry was refused)."""
 
 
 @dataclass
@@ -85,7 +98,10 @@ class Fleet:
         self.produced[event_id] = (key, delta)
         for _ in range(200):
             try:
-                return await self.producer.submit(*key, delta, event_id=event_id)
+                site, product, variant, location = key
+                return await self.producer.submit(
+                    site, product, variant, delta, event_id=event_id, location_id=location or None
+                )
             except (RedisConnectionError, OSError):
                 await asyncio.sleep(0.05)
         raise AssertionError("redis did not come back")
@@ -111,30 +127,59 @@ class Fleet:
         return "\n".join(p.read_text()[-2000:] for p in sorted(self.logs.glob("worker*.log")))
 
     def journal(self) -> Counter[Content]:
-        """The emulator's applied requests, by content."""
+        """The requests that reached the emulator's stores, by content: V1's applied (atomic)
+        requests, and every V3 bulk request (its entries applied or not)."""
         batches: Counter[Content] = Counter()
         for site in self.emulator.sites:
-            for request in self.emulator.site(site).journal:
-                batches[frozenset(_signed(site, e) for e in request.entries)] += 1
+            for request in self._requests(site):
+                content = frozenset(self._signed(site, e) for e in request.entries)
+                batches[content] += 1
         return batches
 
+    def _requests(self, site: str) -> list[Any]:
+        """The site's increment and decrement requests, V1 then (once it runs V3) V3."""
+        return [
+            r
+            for r in self.emulator.journal(site)
+            if r.endpoint.endswith("crementInventory") or r.endpoint.startswith("bulk")
+        ]
+
     def applied_by_emulator(self) -> Counter[Key]:
+        """What the emulator applied, per key (V3: entries that succeeded)."""
         changes: Counter[Key] = Counter()
-        for content, times in self.journal().items():
-            for site, key, amount in content:
-                product, _, variant = key.partition("/")
-                changes[site, product, variant] += amount * times
+        for site in self.emulator.sites:
+            for request in self._requests(site):
+                for entry in request.entries:
+                    _, key, amount = self._signed(site, entry)
+                    if entry.get("success", True):
+                        product, variant, location = [*key.split("/"), ""][:3]
+                        changes[site, product, variant, location] += amount
         return changes
 
+    def _signed(self, site: str, entry: dict[str, Any]) -> tuple[str, str, int]:
+        amount = entry.get("incrementBy") or -entry.get("decrementBy", 0)
+        if "locationId" not in entry:  # V1
+            return site, f"{entry['productId']}/{entry['variantId']}", amount
+        store = self.emulator.v3_store(site)
+        location = "" if entry["locationId"] == store.default_location else entry["locationId"]
+        name = f"{entry['productId']}/{entry['variantId']}" + (f"/{location}" if location else "")
+        return site, name, amount
+
     async def batch_records(self) -> dict[str, Counter[Content]]:
+        """Each batch record's content (the entries its request carried: not those refused
+        before any request, nor those returned unsent), by state."""
         by_state: dict[str, Counter[Content]] = {}
         async for name in self.redis.scan_iter(match=f"{{{PREFIX}:*}}:batch:*"):
             record = await self.redis.hgetall(name)
+            entries = json.loads(record["entries"])
+            results = json.loads(record.get("results") or "[]") or [["", ""]] * len(entries)
             content = frozenset(
                 (record["site"], key.replace("\n", "/"), net)
-                for key, net, _ in json.loads(record["entries"])
+                for (key, net, _), (status, code) in zip(entries, results, strict=True)
+                if code not in PRE_REFUSED and status != "RETURNED"
             )
-            by_state.setdefault(record["state"], Counter())[content] += 1
+            if content:
+                by_state.setdefault(record["state"], Counter())[content] += 1
         return by_state
 
     def rate_limited(self) -> int:
@@ -142,21 +187,35 @@ class Fleet:
         return sum(counts.get("429", 0) for counts in requests.values())
 
 
-def _signed(site: str, entry: dict[str, Any]) -> tuple[str, str, int]:
-    amount = entry.get("incrementBy") or -entry.get("decrementBy", 0)
-    return site, f"{entry['productId']}/{entry['variantId']}", amount
+def _site_keys(emulator: Emulator, site: str) -> list[Key]:
+    """Four tracked variants of a V1 site; on a V3 site every tracked item of the seeded
+    catalog (stocked 5,000), the default location's named by no location."""
+    if emulator.catalog_version(site) == "V1_CATALOG":
+        keys: list[Key] = []
+        for _ in range(2):
+            item = emulator.site(site).add_product(variants=2, quantity=1000, track=True)
+            keys += [(site, item.product_id, v.variant_id, "") for v in item.variants]
+        return keys
+    store = emulator.v3_store(site)
+    keys = []
+    for item in store.records():
+        if item.track and item.variant_id != "00000000-0000-0000-0000-000000000000":
+            emulator.edit_quantity(item.id, quantity=5000, site_id=site)
+            location = "" if item.location_id == store.default_location else item.location_id
+            keys.append((site, item.product_id, item.variant_id, location))
+    return keys
 
 
 @contextlib.asynccontextmanager
-async def open_fleet(url: str, logs: Path) -> AsyncIterator[Fleet]:
-    """An emulator with 3 sites under a strict 5-per-second window, and a producer on ``url``."""
-    async with Emulator(products=2, extra_sites=2, rate_limit="5/1", latency_ms=20) as emulator:
-        keys: list[Key] = []
-        for site in emulator.sites:
-            store = emulator.site(site)
-            for _ in range(2):
-                item = store.add_product(variants=2, quantity=1000, track=True)
-                keys += [(site, item.product_id, v.variant_id) for v in item.variants]
+async def open_fleet(url: str, logs: Path, *, catalogs: str = "v1 v1 v1") -> AsyncIterator[Fleet]:
+    """An emulator with a site per word of ``catalogs`` (``v1`` or ``v3``) under a strict
+    5-per-second window, and a producer on ``url``."""
+    specs = [
+        SiteSpec(catalog=c, products=2, variants_per_product=2, locations=2)
+        for c in catalogs.split()
+    ]
+    async with Emulator(sites=specs, rate_limit="5/1", latency_ms=20) as emulator:
+        keys = [key for site in emulator.sites for key in _site_keys(emulator, site)]
         conn = aioredis.Redis.from_url(url, decode_responses=True)
         producer = FleetProducer(conn, prefix=PREFIX, shards=SHARDS)
         fleet = Fleet(emulator, producer, conn, url, keys, logs)
@@ -191,7 +250,7 @@ async def settle_and_check(
         assert abs(emulator[key] - applied[key]) <= doubt[key], key
     records = await fleet.batch_records()
     journal = fleet.journal()
-    sent = records.get("APPLIED", Counter()) + records.get("IN_DOUBT", Counter())
+    sent = sum((records.get(s, Counter()) for s in SENT_STATES), Counter())
     assert journal - sent == Counter(), "an applied request matches no batch record"
     assert records.get("APPLIED", Counter()) - journal == Counter(), (
         "an APPLIED batch never arrived"

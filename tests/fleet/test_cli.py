@@ -77,6 +77,27 @@ def test_a_worker_with_another_site_budget_is_refused(redis_url: str) -> None:
 
 async def _record_budget(url: str, rate: RateLimit) -> None:
     settings = WorkerSettings(prefix="bud", shards=4, rate_limit=rate)
-    worker = FleetWorker(url, lambda site: ApiKeyAuth("k", site_id=site), settings=settings)
+    worker = FleetWorker(url, ApiKeyAuth("k"), settings=settings)
     worker.stop()  # run() checks the server and the config, then stops at once
     await worker.run()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--app-id", "a"], "--app-id and --app-secret go together"),
+        ([], "--api-key (or --app-id and --app-secret) is required"),
+    ],
+)
+def test_worker_command_names_missing_credentials(
+    flags: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``fleet worker`` without usable credentials exits 2 saying which are missing."""
+    for name in ("WIX_API_KEY", "WIX_APP_ID", "WIX_APP_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    args = build_parser().parse_args(["fleet", "worker", "--redis", "redis://x", *flags])
+    assert args.func(args) == EXIT_CONFIG
+    assert message in capsys.readouterr().err

@@ -52,6 +52,7 @@ from ._common import (
     refused_credentials,
     target_from_args,
 )
+from ._demo_fleet import add_fleet_options, run_fleet
 
 Key = tuple[str, str, str | None]
 """(product id, variant id, location id): the location is ``None`` on V1, which has one."""
@@ -116,6 +117,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_target_options(parser)
     parser.set_defaults(rate_limit="off")
     add_output_options(parser)
+    add_fleet_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -124,11 +126,20 @@ DEFAULT_PRODUCTS, DEFAULT_DELTAS = 4_000, 200_000
 
 def run(args: argparse.Namespace) -> int:
     if args.sites is not None:
+        if args.fleet:
+            return fail(
+                "demo",
+                ConfigurationError("--sites and --fleet: choose one"),
+                EXIT_CONFIG,
+                as_json=args.json,
+            )
         from ._demo_sites import run_sites
 
         return run_sites(args)
     args.products = DEFAULT_PRODUCTS if args.products is None else args.products
     args.deltas = DEFAULT_DELTAS if args.deltas is None else args.deltas
+    if args.fleet:
+        return run_fleet(args)
     try:
         check_args(args)
         report = asyncio.run(_demo(args))

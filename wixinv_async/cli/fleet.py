@@ -2,11 +2,14 @@
 
     wixinv-async fleet worker --redis redis://host:6379/0 --api-key KEY [--shards 1024 ...]
     wixinv-async fleet status --redis redis://host:6379/0 [--shards 1024]
+    wixinv-async fleet resolve --redis redis://host:6379/0 BATCH_ID --applied | --not-applied
 
 The worker serves until SIGTERM or Ctrl-C, then stops gracefully: requests in flight finish
 and are settled, leases are released (another worker takes the shards at once, nothing in
-doubt). The API key (an account-level Wix key: ``wix-site-id`` picks each site) comes from
-``--api-key`` or ``WIX_API_KEY``; the base URL from ``--base-url`` or ``WIX_BASE_URL``.
+doubt). Credentials: the app's id and secret (``--app-id`` / ``--app-secret`` or
+``WIX_APP_ID`` / ``WIX_APP_SECRET``: a site is an app instance id, each with its own token), or
+an account-level API key (``--api-key`` or ``WIX_API_KEY``: ``wix-site-id`` picks each site);
+the base URL from ``--base-url`` or ``WIX_BASE_URL``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import logging
 import os
 import signal
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import EXIT_CONFIG, EXIT_OK
+
+if TYPE_CHECKING:
+    from ..auth import ApiKeyAuth, AppCredentials
 
 __all__ = ["register"]
 
@@ -35,7 +41,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _common(worker)
     add = worker.add_argument
     add("--base-url", help="API host [WIX_BASE_URL, default https://www.wixapis.com]")
-    add("--api-key", help="account-level API key [WIX_API_KEY]")
+    add("--api-key", help="account-level API key [WIX_API_KEY]; a site is a site id")
+    add("--app-id", help="the app's id [WIX_APP_ID]; with --app-secret a site is an instance id")
+    add("--app-secret", help="the app's secret [WIX_APP_SECRET]")
+    add("--idle-timeout", type=float, default=300.0, help="close idle sites' clients, s [300]")
     add("--rate-limit", default="200/60", help="requests per period per site, fleet-wide [200/60]")
     add("--safety", type=float, default=0.02, help="pacing slack as a fraction [0.02]")
     add("--lease-ms", type=int, default=15_000, help="shard lease [15000]")
@@ -47,6 +56,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status = commands.add_parser("status", help="workers, shard owners, backlog, in-doubt batches")
     _common(status)
     status.set_defaults(func=run_status)
+    resolve = commands.add_parser(
+        "resolve", help="settle a batch in doubt: its deltas were applied, or were not"
+    )
+    _common(resolve)
+    resolve.add_argument("batch", help="the batch id (fleet status lists the batches in doubt)")
+    verdict = resolve.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--applied", dest="applied", action="store_true", default=None)
+    verdict.add_argument("--not-applied", dest="applied", action="store_false")
+    resolve.set_defaults(func=run_resolve)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +83,7 @@ def _redis_url(args: argparse.Namespace) -> str:
 
 
 def run_worker(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    from .. import ApiKeyAuth, ConfigurationError, RateLimit
+    from .. import ConfigurationError, RateLimit
     from ..emulator.ratelimit import parse_rate
     from ..fleet.worker import FleetWorker, WorkerSettings
 
@@ -73,9 +91,7 @@ def run_worker(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if sys.__stderr__ is not None:  # kill -USR1 PID prints every thread's stack
         faulthandler.register(signal.SIGUSR1, file=sys.__stderr__)
     try:
-        api_key = args.api_key or os.environ.get("WIX_API_KEY")
-        if not api_key:
-            raise ConfigurationError("--api-key (or WIX_API_KEY) is required")
+        auth = _auth(args)
         requests, period = parse_rate(args.rate_limit)
         settings = WorkerSettings(
             prefix=args.prefix,
@@ -85,11 +101,12 @@ def run_worker(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             http_timeout=args.http_timeout,
             margin=args.margin,
             allow_weak_fsync=args.allow_weak_fsync,
+            idle_timeout=args.idle_timeout,
         )
         base_url = args.base_url or os.environ.get("WIX_BASE_URL") or "https://www.wixapis.com"
         worker = FleetWorker(
             _redis_url(args),
-            lambda site: ApiKeyAuth(api_key, site_id=site),
+            auth,
             base_url=base_url,
             settings=settings,
             worker_id=args.worker_id,
@@ -98,6 +115,22 @@ def run_worker(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         print(f"fleet worker: {error}", file=sys.stderr)
         return EXIT_CONFIG
     return asyncio.run(_serve(worker, out))
+
+
+def _auth(args: argparse.Namespace) -> AppCredentials | ApiKeyAuth:
+    """The app's credentials when an app id or secret is given, else the account's API key."""
+    from .. import ApiKeyAuth, AppCredentials, ConfigurationError
+
+    app_id = args.app_id or os.environ.get("WIX_APP_ID")
+    app_secret = args.app_secret or os.environ.get("WIX_APP_SECRET")
+    if app_id or app_secret:
+        if not (app_id and app_secret):
+            raise ConfigurationError("--app-id and --app-secret go together")
+        return AppCredentials(app_id, app_secret)
+    api_key = args.api_key or os.environ.get("WIX_API_KEY")
+    if not api_key:
+        raise ConfigurationError("--api-key (or --app-id and --app-secret) is required")
+    return ApiKeyAuth(api_key)
 
 
 async def _serve(worker: object, out: TextIO) -> int:
@@ -150,3 +183,30 @@ async def _status(url: str, prefix: str, shards: int) -> dict[str, object]:
         return await fleet_status(redis, KeySpace(prefix, shards))
     finally:
         await redis.aclose()
+
+
+def run_resolve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Print ``{"batch", "state", "resolved"}``; exit 2 when the batch is not in doubt."""
+    from ..errors import ConfigurationError, InvalidInputError
+
+    try:
+        url = _redis_url(args)
+        resolution = asyncio.run(_resolve(url, args.prefix, args.shards, args.batch, args.applied))
+    except (ConfigurationError, InvalidInputError) as error:
+        print(f"fleet resolve: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(json.dumps(resolution), file=out)
+    if not resolution["resolved"]:
+        print(f"fleet resolve: batch {args.batch} is {resolution['state']}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
+async def _resolve(
+    url: str, prefix: str, shards: int, batch: str, applied: bool
+) -> dict[str, object]:
+    from ..fleet.admin import FleetAdmin
+
+    async with FleetAdmin(url, prefix=prefix, shards=shards) as admin:
+        done = await admin.resolve(batch, applied=applied)
+    return {"batch": done.batch_id, "state": done.state, "resolved": done.resolved}

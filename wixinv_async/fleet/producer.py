@@ -42,7 +42,14 @@ class EventOutcome:
     code: str
 
 
-def check_delta(site: str, product_id: str, variant_id: str, delta: int, event_id: str) -> None:
+def check_delta(
+    site: str,
+    product_id: str,
+    variant_id: str,
+    delta: int,
+    event_id: str,
+    location_id: str | None = None,
+) -> None:
     """Refuse, by field and value, what the worker could never send (or store unambiguously)."""
     for field, value, limit in (("site", site, 200), ("productId", product_id, 36)):
         if not isinstance(value, str) or not value or len(value) > limit or "\n" in value:
@@ -53,6 +60,8 @@ def check_delta(site: str, product_id: str, variant_id: str, delta: int, event_i
         raise InvalidInputError("delta", delta, f"must be a nonzero int within +-{MAX_AMOUNT}")
     if not isinstance(event_id, str) or not 0 < len(event_id) <= 200 or "\x1e" in event_id:
         raise InvalidInputError("event_id", event_id, "must be 1 to 200 characters")
+    if location_id is not None and not (isinstance(location_id, str) and _GUID.match(location_id)):
+        raise InvalidInputError("locationId", location_id, "must be a GUID (or None)")
 
 
 async def ensure_config(redis: aioredis.Redis, keys: KeySpace) -> None:
@@ -102,16 +111,27 @@ class FleetProducer:
             self._checked = True
 
     async def submit(
-        self, site: str, product_id: str, variant_id: str, delta: int, *, event_id: str = ""
+        self,
+        site: str,
+        product_id: str,
+        variant_id: str,
+        delta: int,
+        *,
+        event_id: str = "",
+        location_id: str | None = None,
     ) -> str:
         """Durably queue ``delta`` (positive: increment, negative: decrement); returns the
-        event id (a new UUID when none is given). Resubmitting the same id applies once."""
+        event id (a new UUID when none is given). Resubmitting the same id applies once.
+        ``location_id``: the Catalog V3 location (``None``: the site's default location; a
+        V1 site has no other, so a delta naming one is REJECTED ``LOCATION_NEEDS_V3``)."""
         event_id = event_id or uuid.uuid4().hex
-        check_delta(site, product_id, variant_id, delta, event_id)
+        check_delta(site, product_id, variant_id, delta, event_id, location_id)
         await self._check()
         stream = self.keys.key(shard_of(site, self.keys.shards), "in")
         fields: dict[str, str | int] = {"e": event_id, "site": site, "p": product_id}
         fields |= {"v": variant_id, "d": delta}
+        if location_id is not None:
+            fields["l"] = location_id
         await self.redis.xadd(stream, fields)  # type: ignore[arg-type]
         return event_id
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from .admin import InDoubtBatch, batch_record
 from .scripts import text
 from .shards import KeySpace
 
-__all__ = ["fleet_status"]
+__all__ = ["fleet_status", "in_doubt_view"]
 
 
 async def _shard(redis: aioredis.Redis, keys: KeySpace, shard: int) -> dict[str, Any] | None:
@@ -32,7 +33,8 @@ async def _shard(redis: aioredis.Redis, keys: KeySpace, shard: int) -> dict[str,
     doubt = []
     for batch_id in map(text, doubt_ids):
         record = await redis.hgetall(keys.batch(shard, batch_id))
-        doubt.append({"batch": batch_id, "site": record.get("site"), "code": record.get("code")})
+        if record:
+            doubt.append(in_doubt_view(batch_record(shard, batch_id, 0, record)))
     return {
         "shard": shard,
         "owner": owner or None,
@@ -43,6 +45,21 @@ async def _shard(redis: aioredis.Redis, keys: KeySpace, shard: int) -> dict[str,
         "open_batches": [text(b) for b in open_ids],
         "in_doubt": doubt,
     }
+
+
+def in_doubt_view(batch: InDoubtBatch) -> dict[str, Any]:
+    """A batch in doubt as ``fleet status`` shows it (``fleet resolve`` takes its id)."""
+    entries = [
+        {
+            "product": e.product_id,
+            "variant": e.variant_id,
+            "location": e.location_id or None,
+            "net": e.net,
+            "events": [event for event, _ in e.events],
+        }
+        for e in batch.entries
+    ]
+    return {"batch": batch.batch_id, "site": batch.site, "code": batch.code, "entries": entries}
 
 
 async def fleet_status(redis: aioredis.Redis, keys: KeySpace) -> dict[str, Any]:

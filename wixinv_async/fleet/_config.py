@@ -1,0 +1,132 @@
+"""A worker's settings, the server check it starts with, its fault-injection points, and
+the retry of idempotent Redis steps."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import ConfigurationError
+from ..transport import RateLimit
+from ._redis_server import MIN_VERSION
+from .scripts import text
+
+__all__ = [
+    "CRASH_ENV",
+    "CRASH_POINTS",
+    "WorkerSettings",
+    "check_server",
+    "crash_point",
+    "retry_redis",
+]
+
+log = logging.getLogger("wixinv_async.fleet")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """``rate_limit``: one budget per site across the whole fleet (paced by GCRA on Redis's
+    clock). ``lease_ms``: how long a shard stays ours without renewal (a dead worker's shards
+    move after at most this). ``http_timeout`` + ``margin``: the lease time a begin needs left,
+    so a healthy worker finishes every request inside its lease. ``dedup_ms``: how long an
+    event id is remembered (a producer retry later than that would apply twice).
+    ``idle_timeout``: seconds after which the hub closes a site's client that sent nothing
+    (it is made again, token and pacing kept, on the site's next batch). ``trim_every``: the
+    membership ticks between two trims of the owned shards' ingest and outcome streams."""
+
+    prefix: str = "wixfleet"
+    shards: int = 1024
+    rate_limit: RateLimit = RateLimit(200, 60)  # noqa: RUF009 - frozen, so sharing is safe
+    lease_ms: int = 15_000
+    http_timeout: float = 5.0
+    margin: float = 1.0
+    dedup_ms: int = 7 * 86_400_000
+    allow_weak_fsync: bool = False
+    idle_timeout: float = 300.0
+    trim_every: int = 12
+
+    def __post_init__(self) -> None:
+        if not self.idle_timeout > 2 * (self.http_timeout + self.margin):
+            raise ConfigurationError(
+                f"idle_timeout={self.idle_timeout!r} must be more than twice (http_timeout + "
+                "margin): a site's client is never closed under a request"
+            )
+        if isinstance(self.trim_every, bool) or not (
+            isinstance(self.trim_every, int) and self.trim_every >= 1
+        ):
+            raise ConfigurationError(f"trim_every={self.trim_every!r} must be an int >= 1")
+        if self.lease_ms < 2 * self.lease_min_ms:
+            raise ConfigurationError(
+                f"lease_ms={self.lease_ms} must be at least twice (http_timeout + margin) = "
+                f"{2 * self.lease_min_ms} ms, so renewals keep begins possible"
+            )
+
+    @property
+    def lease_min_ms(self) -> int:
+        return int((self.http_timeout + self.margin) * 1000)
+
+
+async def check_server(redis: aioredis.Redis, *, allow_weak_fsync: bool) -> str:
+    """Refuse a server older than 6.2 (no XAUTOCLAIM) and, unless allowed, one without
+    ``appendfsync always``: with ``everysec`` a crash can lose a batch-intent record whose
+    request already left, and that batch would be sent again. Returns the version."""
+    info: dict[str, Any] = await redis.info("server")
+    version = str(info["redis_version"])
+    if tuple(int(p) for p in version.split(".")[:3]) < MIN_VERSION:
+        raise ConfigurationError(f"Redis {version}: the fleet needs 6.2 or later (XAUTOCLAIM)")
+    try:
+        raw: Any = await redis.config_get("append*")
+        config = {text(k): text(v) for k, v in raw.items()}
+    except ResponseError as error:  # CONFIG disabled (managed Redis)
+        config = {"error": str(error)}
+    durable = config.get("appendonly") == "yes" and config.get("appendfsync") == "always"
+    if not durable and not allow_weak_fsync:
+        raise ConfigurationError(
+            f"Redis {version} has {config}: the fleet needs appendonly yes and appendfsync "
+            "always for exactly-once-or-in-doubt (pass allow_weak_fsync to run anyway)"
+        )
+    return version
+
+
+CRASH_ENV = "WIXINV_FLEET_CRASH_AT"
+CRASH_POINTS = (
+    "after_read",
+    "after_fold",
+    "after_begin",
+    "after_mark_sent",
+    "during_request",
+    "after_answer",
+)
+
+
+def crash_point(step: str) -> None:
+    """Fault injection for the kill matrix: with ``WIXINV_FLEET_CRASH_AT=<step>`` the worker
+    process kills itself with SIGKILL (exactly what ``kill -9`` does) when it reaches that step
+    (one of :data:`CRASH_POINTS`). Unset, this is one dictionary lookup."""
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_T = TypeVar("_T")
+
+
+async def retry_redis(step: Callable[[], Awaitable[_T]]) -> _T:
+    """Repeat an idempotent Redis step after a connection error, until it answers."""
+    delay = 0.05
+    while True:
+        try:
+            return await step()
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            log.warning("redis unavailable (%s); retrying in %.2fs", error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)

@@ -1,0 +1,410 @@
+"""The Lua text of the fleet's scripts (the typed wrappers and the contract are in
+:mod:`~wixinv_async.fleet.scripts`).
+
+An accumulator field, a batch entry's key, is ``product\\nvariant`` or, for a delta that names
+a (Catalog V3) location, ``product\\nvariant\\nlocation``: fields written before locations
+existed read as "no location". A batch record's ``results`` holds one ``[status, code]`` per
+entry once it is settled, ``doubt`` the comma-separated indices still in doubt.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BEGIN",
+    "CLAIM",
+    "FINISH",
+    "FOLD",
+    "MARK_SENT",
+    "PACE",
+    "RELEASE",
+    "RESOLVE",
+    "TRIM",
+    "TRIM_OUTCOMES",
+]
+
+_PRELUDE = r"""
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function split(s, sep)
+  local at = string.find(s, sep, 1, true)
+  return string.sub(s, 1, at - 1), string.sub(s, at + 1)
+end
+
+-- product, variant, location ('' when the key names none) of an accumulator field
+local function parts(field)
+  local p, rest = split(field, '\n')
+  local at = string.find(rest, '\n', 1, true)
+  if at then return p, string.sub(rest, 1, at - 1), string.sub(rest, at + 1) end
+  return p, rest, ''
+end
+
+-- One outcome record per event of a key.
+local function emit(tag, out, keep, site, field, status, batch, code, events)
+  local p, v, l = parts(field)
+  for _, ev in ipairs(events) do
+    local eid, d = split(ev, '\30')
+    if l == '' then
+      redis.call('XADD', out, '*', 'e', eid, 's', status, 'b', batch, 'c', code,
+                 'site', site, 'p', p, 'v', v, 'd', d)
+    else
+      redis.call('XADD', out, '*', 'e', eid, 's', status, 'b', batch, 'c', code,
+                 'site', site, 'p', p, 'v', v, 'l', l, 'd', d)
+    end
+    redis.call('SET', tag .. ':res:' .. eid, status .. '|' .. batch .. '|' .. code, 'PX', keep)
+  end
+end
+
+-- Fold events back into the accumulator (a RETURNED batch): they net again with new ones.
+local function give_back(tag, out, keep, sites, site, entries)
+  local acc = tag .. ':acc:' .. site
+  for _, e in ipairs(entries) do
+    local field, net, events = e[1], e[2], e[3]
+    local evkey = tag .. ':ev:' .. site .. ':' .. field
+    local total = redis.call('HINCRBY', acc, field, net)
+    for _, ev in ipairs(events) do redis.call('RPUSH', evkey, ev) end
+    if total == 0 then
+      redis.call('HDEL', acc, field)
+      emit(tag, out, keep, site, field, 'NETTED', '', '', redis.call('LRANGE', evkey, 0, -1))
+      redis.call('DEL', evkey)
+    end
+  end
+  if redis.call('HLEN', acc) > 0 then
+    redis.call('ZADD', sites, 'NX', math.floor(now_us() / 1000), site)
+  end
+end
+
+-- Settle a batch: the one place its state leaves RESERVED, SENDING or IN_DOUBT.
+-- statuses: one {status, code} per entry (APPLIED, REJECTED, IN_DOUBT or RETURNED), or nil
+-- for every entry ending `state` with `code`. Entries a takeover already reported IN_DOUBT
+-- are not reported IN_DOUBT again.
+local function settle(tag, batch_id, keep, statuses, state, code)
+  local bkey = tag .. ':batch:' .. batch_id
+  local site = redis.call('HGET', bkey, 'site')
+  local entries = cjson.decode(redis.call('HGET', bkey, 'entries'))
+  local prior = redis.call('HGET', bkey, 'state')
+  local out, sites = tag .. ':out', tag .. ':sites'
+  local doubt, back, results, same = {}, {}, {}, nil
+  for i, e in ipairs(entries) do
+    local s, c = state, code
+    if statuses then s, c = statuses[i][1], statuses[i][2] end
+    results[i] = {s, c}
+    if same == nil then same = s elseif same ~= s then same = false end
+    if s == 'RETURNED' then
+      back[#back + 1] = e
+    elseif s == 'IN_DOUBT' then
+      doubt[#doubt + 1] = tostring(i - 1)
+      if prior ~= 'IN_DOUBT' then emit(tag, out, keep, site, e[1], s, batch_id, c, e[3]) end
+    else
+      emit(tag, out, keep, site, e[1], s, batch_id, c, e[3])
+    end
+  end
+  if #back > 0 then give_back(tag, out, keep, sites, site, back) end
+  local final = same or ((#doubt > 0) and 'IN_DOUBT' or 'SETTLED')
+  redis.call('HSET', bkey, 'state', final, 'code', code or '', 'results', cjson.encode(results),
+             'doubt', table.concat(doubt, ','), 'settled_us', string.format('%d', now_us()))
+  redis.call('ZREM', tag .. ':open', batch_id)
+  if #doubt > 0 then
+    redis.call('ZADD', tag .. ':doubt', math.floor(now_us() / 1000), batch_id)
+  else
+    redis.call('ZREM', tag .. ':doubt', batch_id)
+    redis.call('PEXPIRE', bkey, keep)
+  end
+  return final
+end
+
+-- GCRA without burst on Redis's clock: the microseconds to wait (0: a send may go now).
+local function gcra_wait(key, now)
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if now < tat then return tat - now end
+  return 0
+end
+
+local function gcra_take(key, now, interval)
+  local tat = tonumber(redis.call('GET', key) or '0')
+  local next_tat = math.max(tat, now) + interval
+  redis.call('SET', key, string.format('%d', next_tat), 'PX',
+             math.floor((next_tat - now) / 1000) + 1000)
+end
+"""
+
+CLAIM = (
+    _PRELUDE
+    + r"""
+-- KEYS: lease, epoch. ARGV: worker, ttl_ms, tag, keep_ms
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local owner, epoch = split(cur, '|')
+  if owner == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {'RENEWED', tonumber(epoch), 0, 0}
+  end
+  return {'TAKEN', owner, redis.call('PTTL', KEYS[1]), 0}
+end
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. epoch, 'PX', ARGV[2])
+local tag, keep = ARGV[3], ARGV[4]
+local returned, doubted = 0, 0
+for _, id in ipairs(redis.call('ZRANGE', tag .. ':open', 0, -1)) do
+  local state = redis.call('HGET', tag .. ':batch:' .. id, 'state')
+  if state == 'RESERVED' then
+    settle(tag, id, keep, nil, 'RETURNED', 'TAKEOVER')
+    returned = returned + 1
+  elseif state == 'SENDING' then
+    settle(tag, id, keep, nil, 'IN_DOUBT', 'TAKEOVER')
+    doubted = doubted + 1
+  else
+    redis.call('ZREM', tag .. ':open', id)
+  end
+end
+return {'CLAIMED', epoch, returned, doubted}
+"""
+)
+
+RELEASE = r"""
+-- KEYS: lease. ARGV: token
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+FOLD = (
+    _PRELUDE
+    + r"""
+-- KEYS: lease, stream, seen, sites. ARGV: token, group, dedup_ms, tag, keep_ms,
+-- then 7 per entry: stream id, event id, site, product, variant, location ('' for none), delta
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
+local tag, keep = ARGV[4], ARGV[5]
+local out = tag .. ':out'
+local now = math.floor(now_us() / 1000)
+local folded, dups, ids = 0, 0, {}
+for i = 6, #ARGV, 7 do
+  ids[#ids + 1] = ARGV[i]
+  local eid, site, d = ARGV[i + 1], ARGV[i + 2], ARGV[i + 6]
+  if redis.call('ZADD', KEYS[3], 'NX', now, eid) == 0 then
+    dups = dups + 1
+  else
+    local field = ARGV[i + 3] .. '\n' .. ARGV[i + 4]
+    if ARGV[i + 5] ~= '' then field = field .. '\n' .. ARGV[i + 5] end
+    local acc = tag .. ':acc:' .. site
+    local evkey = tag .. ':ev:' .. site .. ':' .. field
+    local net = redis.call('HINCRBY', acc, field, d)
+    redis.call('RPUSH', evkey, eid .. '\30' .. d)
+    if net == 0 then
+      redis.call('HDEL', acc, field)
+      emit(tag, out, keep, site, field, 'NETTED', '', '', redis.call('LRANGE', evkey, 0, -1))
+      redis.call('DEL', evkey)
+      if redis.call('HLEN', acc) == 0 then redis.call('ZREM', KEYS[4], site) end
+    else
+      redis.call('ZADD', KEYS[4], 'NX', now, site)
+    end
+    folded = folded + 1
+  end
+end
+if #ids > 0 then redis.call('XACK', KEYS[2], ARGV[2], unpack(ids)) end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[3]))
+return {folded, dups}
+"""
+)
+
+PACE = (
+    _PRELUDE
+    + r"""
+-- KEYS: lease, gcra. ARGV: token, interval_us, lease_min_ms, slots
+-- Takes `slots` of the site's pacing for requests that are not batches (catalog detection).
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[3]) then return {'LEASE', ttl} end
+local now = now_us()
+local wait = gcra_wait(KEYS[2], now)
+if wait > 0 then return {'WAIT', wait} end
+gcra_take(KEYS[2], now, tonumber(ARGV[2]) * tonumber(ARGV[4]))
+return {'OK', 0}
+"""
+)
+
+BEGIN = (
+    _PRELUDE
+    + r"""
+-- KEYS: lease, gcra, acc, batch, sites, cap.
+-- ARGV: token, batch id, site, interval_us, lease_min_ms, tag, max_entries
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return {'BEGUN', redis.call('HGET', KEYS[4], 'kind'), redis.call('HGET', KEYS[4], 'entries')}
+end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[5]) then return {'LEASE', ttl} end
+local site, tag = ARGV[3], ARGV[6]
+if redis.call('HLEN', KEYS[3]) == 0 then
+  redis.call('ZREM', KEYS[5], site)
+  return {'EMPTY'}
+end
+local now = now_us()
+local wait = gcra_wait(KEYS[2], now)
+if wait > 0 then return {'WAIT', wait} end
+local cap = math.min(tonumber(redis.call('GET', KEYS[6]) or ARGV[7]), tonumber(ARGV[7]))
+local picked, seen, sign, cursor = {}, {}, 0, '0'
+repeat
+  local r = redis.call('HSCAN', KEYS[3], cursor, 'COUNT', 300)
+  cursor = r[1]
+  for j = 1, #r[2], 2 do
+    local field, net = r[2][j], tonumber(r[2][j + 1])
+    if sign == 0 then sign = (net > 0) and 1 or -1 end
+    if #picked < cap and not seen[field] and (net > 0) == (sign > 0) then
+      seen[field] = true
+      picked[#picked + 1] = {field, net}
+    end
+  end
+until cursor == '0' or #picked >= cap
+local entries = {}
+for _, e in ipairs(picked) do
+  local evkey = tag .. ':ev:' .. site .. ':' .. e[1]
+  entries[#entries + 1] = {e[1], e[2], redis.call('LRANGE', evkey, 0, -1)}
+  redis.call('DEL', evkey)
+  redis.call('HDEL', KEYS[3], e[1])
+end
+gcra_take(KEYS[2], now, tonumber(ARGV[4]))
+local kind = (sign > 0) and 'inc' or 'dec'
+local encoded = cjson.encode(entries)
+local _, epoch = split(ARGV[1], '|')
+redis.call('HSET', KEYS[4], 'state', 'RESERVED', 'token', ARGV[1], 'epoch', epoch, 'site', site,
+           'kind', kind, 'entries', encoded, 'began_us', string.format('%d', now))
+redis.call('ZADD', tag .. ':open', math.floor(now / 1000), ARGV[2])
+if redis.call('HLEN', KEYS[3]) == 0 then redis.call('ZREM', KEYS[5], site) end
+return {'BEGUN', kind, encoded}
+"""
+)
+
+MARK_SENT = r"""
+-- KEYS: lease, batch. ARGV: token, lease_min_ms
+local state = redis.call('HGET', KEYS[2], 'state')
+local mine = redis.call('HGET', KEYS[2], 'token') == ARGV[1]
+if state == 'SENDING' and mine then return {'OK'} end
+if state ~= 'RESERVED' or not mine then return {'NO', state or 'MISSING'} end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'NO', 'FENCED'} end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then return {'NO', 'LEASE'} end
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[2], 'state', 'SENDING', 'sent_us', t[1] .. string.format('%06d', t[2]))
+return {'OK'}
+"""
+
+FINISH = (
+    _PRELUDE
+    + r"""
+-- KEYS: batch, cap. ARGV: token, batch id, verdict, code, tag, keep_ms, statuses, cap_op
+-- verdict EACH: statuses is a JSON list of [status, code] per entry, cap_op '' (leave),
+-- 'double' or a new cap (300 or more: none). Otherwise one verdict for the whole batch.
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'MISSING', 0} end
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return {'NOT_MINE', 0} end
+local open = state == 'RESERVED' or state == 'SENDING'
+  or (state == 'IN_DOUBT' and redis.call('HGET', KEYS[1], 'code') == 'TAKEOVER')
+if not open or (state == 'IN_DOUBT' and ARGV[3] == 'IN_DOUBT') then return {state, 0} end
+local verdict, tag, keep = ARGV[3], ARGV[5], ARGV[6]
+local entries = #cjson.decode(redis.call('HGET', KEYS[1], 'entries'))
+local cap = tonumber(redis.call('GET', KEYS[2]) or '300')
+local function double()
+  if cap * 2 >= 300 then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], cap * 2) end
+end
+if verdict == 'EACH' then
+  local op = ARGV[8]
+  if op == 'double' then double()
+  elseif op ~= '' then
+    if tonumber(op) >= 300 then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], op) end
+  end
+  return {settle(tag, ARGV[2], keep, cjson.decode(ARGV[7]), nil, ARGV[4]), entries}
+end
+if verdict == 'APPLIED' then
+  double()
+elseif verdict == 'REFUSED' then
+  if entries == 1 then
+    verdict = 'REJECTED'
+  else
+    redis.call('SET', KEYS[2], math.ceil(entries / 2))
+    verdict = 'RETURNED'
+  end
+end
+settle(tag, ARGV[2], keep, nil, verdict, ARGV[4])
+return {verdict, entries}
+"""
+)
+
+RESOLVE = (
+    _PRELUDE
+    + r"""
+-- KEYS: batch. ARGV: batch id, applied (1 or 0), tag, keep_ms, code
+-- A person's verdict on a batch in doubt: its entries still in doubt end APPLIED or REJECTED.
+local bkey = KEYS[1]
+local state = redis.call('HGET', bkey, 'state')
+if state ~= 'IN_DOUBT' then return {state or 'MISSING', 0} end
+local tag, keep, code = ARGV[3], ARGV[4], ARGV[5]
+local site = redis.call('HGET', bkey, 'site')
+local entries = cjson.decode(redis.call('HGET', bkey, 'entries'))
+local raw = redis.call('HGET', bkey, 'results')
+local results = {}
+if raw then results = cjson.decode(raw) end
+local status = (ARGV[2] == '1') and 'APPLIED' or 'REJECTED'
+local resolved, same = 0, nil
+for i, e in ipairs(entries) do
+  if results[i] == nil or results[i][1] == 'IN_DOUBT' then
+    results[i] = {status, code}
+    emit(tag, tag .. ':out', keep, site, e[1], status, ARGV[1], code, e[3])
+    resolved = resolved + 1
+  end
+  local s = results[i][1]
+  if same == nil then same = s elseif same ~= s then same = false end
+end
+local final = same or 'SETTLED'
+redis.call('HSET', bkey, 'state', final, 'results', cjson.encode(results), 'doubt', '',
+           'resolved', code, 'settled_us', string.format('%d', now_us()))
+redis.call('ZREM', tag .. ':doubt', ARGV[1])
+redis.call('PEXPIRE', bkey, keep)
+return {final, resolved}
+"""
+)
+
+TRIM = r"""
+-- KEYS: stream. ARGV: group. Trim below the oldest pending entry, or below the last delivered.
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+local minid = nil
+if tonumber(pending[1]) > 0 then
+  minid = pending[2]
+else
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local info = {}
+    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+    if info['name'] == ARGV[1] then minid = info['last-delivered-id'] end
+  end
+end
+if not minid then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', minid)
+"""
+
+TRIM_OUTCOMES = r"""
+-- KEYS: out. ARGV: the age floor (a stream id: now - keep). With consumer groups, trim below
+-- the lowest of each group's oldest pending entry (or, with none pending, its last delivered
+-- id): nothing a group has not read, or read and not acknowledged, goes. Without groups,
+-- trim below the age floor.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+local function below(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local floor = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+  local mark = info['last-delivered-id']
+  local pending = redis.call('XPENDING', KEYS[1], info['name'])
+  if tonumber(pending[1]) > 0 and below(pending[2], mark) then mark = pending[2] end
+  if floor == nil or below(mark, floor) then floor = mark end
+end
+if floor == nil then floor = ARGV[1] end
+return {redis.call('XTRIM', KEYS[1], 'MINID', floor), floor}
+"""

@@ -1,0 +1,257 @@
+"""The sending half of a worker: one loop per owned shard, delivering its sites' batches.
+
+For each site with pending deltas: know its catalog (the fleet keeps it in Redis, ``cat:<site>``,
+so a takeover does not ask again; detection takes its own GCRA slots, so the site's budget
+counts it), begin (GCRA and lease checked by Redis), refuse what can never be sent, mark_sent
+(the fence right before the request), send through the hub's client of the site, finish entry
+by entry (:mod:`~wixinv_async.fleet.verdicts`). One request in flight per shard, so per site.
+
+Requests go through :class:`~wixinv_async.hub.InventoryHub`: one shared session, a token and
+a client per site (catalog detection cached in it), clients of idle sites closed. The fleet's
+GCRA does the pacing; the hub's own limiter runs at twice the fleet's rate, so it never holds
+back a request the fleet allowed. The hub's clients retry what provably did not reach Wix (a
+429, a 503, a refused connection); the worker bounds every request, retries included, to
+``http_timeout + margin / 2``, so it settles inside the lease that ``mark_sent`` checked, and a
+request cut off there is IN_DOUBT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from typing import Final
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from ..catalog import CatalogVersion
+from ..core.bulk_results import BulkResult
+from ..errors import WixInventoryError
+from ..hub import InventoryHub
+from ._config import CRASH_ENV, WorkerSettings, crash_point, retry_redis
+from ._sending import send_batch
+from .scripts import Begun, EntryVerdicts, PlannedEntry, ShardScripts, text
+from .shards import KeySpace
+from .verdicts import refusals, v1_settlement, v3_settlement, wrong_catalog
+
+__all__ = ["MAX_DEFER", "OwnedShard", "ShardSender"]
+
+log = logging.getLogger("wixinv_async.fleet")
+
+MAX_DEFER: Final = 1.0
+"""Seconds a send may wait for the shard's reader to catch up with a backlog (see run)."""
+DETECT_SLOTS: Final = 2
+"""GCRA slots a catalog detection takes: the version call, and the V3 probe read that
+follows when the app lacks the scope to ask (403)."""
+DETECT_RETRY: Final = 1.0
+"""Seconds before a failed detection is tried again."""
+CATALOG_TTL_MS: Final = 7 * 86_400_000
+
+
+class OwnedShard:
+    """A shard this worker holds the lease of, and its loop's state."""
+
+    __slots__ = ("behind_since", "catalogs", "event", "leaving", "number", "task", "token")
+
+    def __init__(self, number: int, token: str) -> None:
+        self.number = number
+        self.token = token
+        self.event = asyncio.Event()
+        self.leaving = False
+        self.task: asyncio.Task[None] | None = None
+        # The loop time since which the reader has been behind the stream (a full read came
+        # back), or None once a read came back short: the backlog has been folded.
+        self.behind_since: float | None = None
+        self.catalogs: dict[str, CatalogVersion] = {}
+
+
+class ShardSender:
+    """Delivers the owned shards' batches (see the module doc). ``drop(shard, why)`` is
+    called when a step finds the shard's lease lost."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        scripts: ShardScripts,
+        settings: WorkerSettings,
+        hub: InventoryHub,
+        interval_us: int,
+        drop: Callable[[int, str], None],
+    ) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.keys: KeySpace = scripts.keys
+        self.settings = settings
+        self.hub = hub
+        self._interval_us = interval_us
+        self._drop = drop
+        self.sent = 0
+        """Requests that left (batches and detections)."""
+
+    async def run(self, shard: OwnedShard, stopping: asyncio.Event) -> None:
+        """Send the shard's batches until it is leaving or the worker stops."""
+        sites_key = self.keys.key(shard.number, "sites")
+        while not shard.leaving and not stopping.is_set():
+            shard.event.clear()
+            if self._deferring(shard):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(shard.event.wait(), 0.05)
+                continue
+            sites = await retry_redis(lambda: self.redis.zrange(sites_key, 0, -1))
+            waits = [await self._send_one(shard, text(site)) for site in sites]
+            pending = [w for w in waits if w is not None]
+            if pending and min(pending) == 0:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(shard.event.wait(), min(pending, default=0.5))
+
+    def _deferring(self, shard: OwnedShard) -> bool:
+        """While the reader still folds a backlog, deltas of the same keys are on their way:
+        a send now would need a second request for them. Wait for the reader, but at most
+        MAX_DEFER seconds, so a stream that stays full still delivers."""
+        since = shard.behind_since
+        return since is not None and asyncio.get_running_loop().time() - since < MAX_DEFER
+
+    async def _send_one(self, shard: OwnedShard, site: str) -> float | None:
+        """One begin-send-finish for ``site``; the seconds to wait before the next, ``None``
+        when nothing is pending."""
+        catalog = await self._catalog(shard, site)
+        if not isinstance(catalog, CatalogVersion):
+            return catalog
+        batch_id = uuid.uuid4().hex
+        try:
+            begun: Begun = await retry_redis(
+                lambda: self.scripts.begin(
+                    shard.number,
+                    shard.token,
+                    site,
+                    interval_us=self._interval_us,
+                    lease_min_ms=self.settings.lease_min_ms,
+                    batch_id=batch_id,
+                )
+            )
+        except ResponseError as error:
+            self._drop(shard.number, f"fenced at begin ({error})")
+            return None
+        if begun.status == "WAIT":
+            return begun.wait_us / 1e6
+        if begun.status == "LEASE":
+            return 0.05
+        if begun.status != "BEGUN":
+            return None
+        crash_point("after_begin")
+        settled = await self._deliver(shard, site, catalog, begun)
+        await retry_redis(
+            lambda: self.scripts.finish_each(shard.number, shard.token, batch_id, settled)
+        )
+        return 0.0
+
+    # --- the site's catalog ----------------------------------------------------------------
+
+    async def _catalog(self, shard: OwnedShard, site: str) -> CatalogVersion | float | None:
+        """The site's catalog: known to this shard's loop, kept in Redis, or detected now;
+        else the seconds to wait (pacing, a failed detection), ``None`` when fenced."""
+        known = shard.catalogs.get(site)
+        if known is not None:
+            return known
+        key = self.keys.site_key(shard.number, "cat", site)
+        stored = text(await retry_redis(lambda: self.redis.get(key)))
+        if stored in (CatalogVersion.V1_CATALOG.value, CatalogVersion.V3_CATALOG.value):
+            shard.catalogs[site] = CatalogVersion(stored)
+            return shard.catalogs[site]
+        try:
+            status, wait = await retry_redis(
+                lambda: self.scripts.pace(
+                    shard.number,
+                    shard.token,
+                    site,
+                    interval_us=self._interval_us,
+                    lease_min_ms=self.settings.lease_min_ms,
+                    slots=DETECT_SLOTS,
+                )
+            )
+        except ResponseError as error:
+            self._drop(shard.number, f"fenced at pace ({error})")
+            return None
+        if status != "OK":
+            return wait / 1e6 if status == "WAIT" else 0.05
+        return await self._detect(shard, site, key)
+
+    async def _detect(self, shard: OwnedShard, site: str, key: str) -> CatalogVersion | float:
+        self.sent += 1
+        try:
+            async with asyncio.timeout(self._deadline):
+                version = await self.hub.site(site).catalog_version()
+        except Exception as error:  # a read: nothing to settle, try again later
+            log.warning("site %s: catalog detection failed (%r)", site, error)
+            return DETECT_RETRY
+        if version is not CatalogVersion.STORES_NOT_INSTALLED:
+            await retry_redis(lambda: self.redis.set(key, version.value, px=CATALOG_TTL_MS))
+            shard.catalogs[site] = version
+            log.info("site %s runs %s", site, version.value)
+        return version
+
+    async def _forget_catalog(self, shard: OwnedShard, site: str) -> None:
+        """The site was refused for the wrong catalog (it moved): detect it again."""
+        shard.catalogs.pop(site, None)
+        key = self.keys.site_key(shard.number, "cat", site)
+        await retry_redis(lambda: self.redis.delete(key))
+        log.warning("site %s: refused for the wrong catalog; detecting it again", site)
+
+    # --- one batch --------------------------------------------------------------------------
+
+    @property
+    def _deadline(self) -> float:
+        return self.settings.http_timeout + self.settings.margin / 2
+
+    async def _deliver(
+        self, shard: OwnedShard, site: str, catalog: CatalogVersion, begun: Begun
+    ) -> EntryVerdicts:
+        codes = refusals(begun.entries, catalog)
+        sending = [e for e, code in zip(begun.entries, codes, strict=True) if not code]
+        v3 = catalog is CatalogVersion.V3_CATALOG
+        if not sending:
+            return v3_settlement(codes, None, None) if v3 else v1_settlement(codes, None)
+        gate = await retry_redis(
+            lambda: self.scripts.mark_sent(
+                shard.number, shard.token, begun.batch_id, self.settings.lease_min_ms
+            )
+        )
+        if gate != "OK":  # fenced or lease short: the request never leaves
+            unsent = tuple(("REJECTED", c) if c else ("RETURNED", gate) for c in codes)
+            return EntryVerdicts(unsent, code=gate)
+        crash_point("after_mark_sent")
+        result, error = await self._request(site, catalog, begun.kind, sending)
+        crash_point("after_answer")
+        self.sent += 1
+        if wrong_catalog(error):
+            await self._forget_catalog(shard, site)
+        return v3_settlement(codes, result, error) if v3 else v1_settlement(codes, error)
+
+    async def _request(
+        self, site: str, catalog: CatalogVersion, kind: str, entries: list[PlannedEntry]
+    ) -> tuple[BulkResult | None, BaseException | None]:
+        """Send, bounded by the deadline; the answer, or what it raised instead."""
+        try:
+            async with asyncio.timeout(self._deadline):
+                if os.environ.get(CRASH_ENV) == "during_request":
+                    return await self._crash_during(site, catalog, kind, entries), None
+                return await send_batch(self.hub.site(site).client, catalog, kind, entries), None
+        except Exception as error:  # every failure is data: the verdict tables decide
+            if not isinstance(error, WixInventoryError | TimeoutError):
+                log.exception("site %s: unexpected error from the request (in doubt)", site)
+            return None, error
+
+    async def _crash_during(
+        self, site: str, catalog: CatalogVersion, kind: str, entries: list[PlannedEntry]
+    ) -> BulkResult | None:
+        request = asyncio.ensure_future(
+            send_batch(self.hub.site(site).client, catalog, kind, entries)
+        )
+        await asyncio.wait([request], timeout=0.05)  # the request is on the wire by now
+        crash_point("during_request")
+        return await request
