@@ -28,7 +28,17 @@ from ..hub import InventoryHub
 from ..outcomes import OutcomeStatus
 from . import EXIT_CONFIG, EXIT_IN_DOUBT, EXIT_OK, EXIT_REJECTED
 from ._common import REFUSED, emit_summary, fail, parse_rate, refused_credentials
-from .demo import Key, Report, Snapshot, check_args, delta_stream, snapshot, verify, zipf_weights
+from .demo import (
+    DemoReport,
+    Key,
+    Report,
+    Snapshot,
+    check_args,
+    delta_stream,
+    snapshot,
+    verify,
+    zipf_weights,
+)
 
 __all__ = ["SitesReport", "add_sites_option", "main_job", "run_sites"]
 
@@ -55,25 +65,12 @@ def add_sites_option(parser: argparse.ArgumentParser) -> None:
 
 
 @dataclass
-class SitesReport:
+class SitesReport(DemoReport):
     """Every site's report and what the hub did for all of them."""
 
-    sites: list[Report]
     seconds: float
     token_requests: int
     batch_fill: float
-
-    @property
-    def mismatches(self) -> int:
-        return sum(site.mismatches for site in self.sites)
-
-    @property
-    def in_doubt(self) -> int:
-        return sum(site.in_doubt for site in self.sites)
-
-    @property
-    def verdict(self) -> str:
-        return "PASS" if not self.mismatches and not self.in_doubt else "FAIL"
 
     def totals(self) -> dict[str, Any]:
         names = ("deltas", "committed", "in_doubt", "requests", "mismatches")
