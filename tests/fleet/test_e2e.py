@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import subprocess
+from collections import Counter
 
 import pytest
 
@@ -40,10 +41,12 @@ async def test_kill_9_of_a_worker_mid_run_sends_nothing_twice(fleet: Fleet) -> N
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     await fleet.produce(rng, 150)
-    # The assertions are the harness's (settle_and_check): every event settles, per key the
-    # emulator shows APPLIED plus at most the IN_DOUBT deltas, every applied request matches
-    # exactly one batch record (nothing sent twice), nothing left SENDING, 0 x 429.
-    await settle_and_check(fleet)
+    # settle_and_check also asserts, per key, emulator = APPLIED + at most the IN_DOUBT deltas,
+    # every applied request matches one batch record (nothing sent twice), nothing left
+    # SENDING, 0 x 429.
+    outcomes, records = await settle_and_check(fleet)
+    assert outcomes.keys() == fleet.produced.keys()  # every event settled, none lost
+    assert fleet.journal() - sum(records.values(), Counter()) == Counter()
 
 
 async def test_graceful_stop_hands_over_with_nothing_in_doubt(fleet: Fleet) -> None:
