@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from wixinv_async.cli.bench import markdown_table, ratio_points, summary_text
+import pytest
+
+from wixinv_async.cli.bench import markdown_table, ratio_points, summary_text, target_checks
 
 from .conftest import run_cli
 
@@ -91,3 +93,29 @@ def test_bench_prints_the_summary(tmp_path: Path) -> None:
     result = run_cli("bench", "--benchmarks", str(folder), "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert "targets: 1 met, 0 missed" in result.stdout
+
+
+@pytest.mark.parametrize(("cpu_ratio", "verdict"), [(2.9, "met"), (3.0, "met"), (3.4, "MISSED")])
+def test_the_adjusters_cpu_ratio_is_checked_against_its_target(
+    cpu_ratio: float, verdict: str
+) -> None:
+    """The end-to-end row's cpu_ratio is an upper bound (target_cpu, 3.0): met at or below it."""
+    row = {
+        "benchmark": "bench_adjuster",
+        "bench": "end_to_end",
+        "cpu_ratio": cpu_ratio,
+        "cpu_ratio_median": cpu_ratio + 0.1,
+        "target_cpu": 3.0,
+        "ratio": 0.9,
+        "target": 0.8,
+    }
+    cpu_check = f"{verdict}: adjuster: end_to_end (cpu_ratio) {cpu_ratio:g} (target <= 3)"
+    assert [str(check) for check in target_checks([row])] == [
+        "met: adjuster: end_to_end 0.9 (target >= 0.8)",
+        cpu_check,
+    ]
+    missed = [] if verdict == "met" else [f"  {cpu_check}"]
+    assert summary_text([row]).splitlines() == [
+        f"targets: {2 - len(missed)} met, {len(missed)} missed",
+        *missed,
+    ]
