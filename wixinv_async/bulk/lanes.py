@@ -17,6 +17,7 @@ reason, and its later rows are not sent at all; the other sites go on. In a one-
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from ..adjuster import InventoryAdjuster, InventoryWriter
 from ..errors import ApiError, ConfigurationError, InvalidInputError
 
 __all__ = ["Lane", "LaneTotals", "Lanes", "SiteCounts", "SiteWriters"]
+
+logger = logging.getLogger("wixinv_async.bulk.runner")  # the run's log, under the run's name
 
 SiteWriters = Callable[[str], InventoryWriter]
 """The writer of a site a row names (made on its first row)."""
@@ -107,6 +110,8 @@ class Lanes:
         self._make = make
         self._stack = stack
         self._lanes: dict[str | None, Lane] = {}
+        self._fatal: ApiError | None = None
+        """The refusal that stops a one-site run."""
 
     @property
     def many(self) -> bool:
@@ -147,6 +152,28 @@ class Lanes:
 
     def of(self, site: str | None) -> Lane:
         return self._lanes[site]
+
+    def refused(self, site: str | None, error: ApiError) -> None:
+        """``site`` refused the credentials (401, 403): a one-site run stops (every later
+        request would be refused too, see :meth:`raise_if_refused`); a run over many stops
+        sending to that site alone."""
+        if not self.many:
+            self._fatal = self._fatal or error
+            return
+        lane = self.of(site)
+        if lane.refusal is None:
+            lane.refusal = error
+            lane.counts.refused = f"HTTP {error.status} {error.code}: {error.message}"
+            logger.error("site %s refused the credentials (%s): its rows are not sent", site, error)
+
+    def raise_if_refused(self) -> None:
+        """Stop a one-site run whose site refused the credentials."""
+        if self._fatal is not None:
+            logger.error("the site refused the credentials: the run stops")
+            raise ConfigurationError(
+                f"the site refused the credentials: {self._fatal}. The refused rows were not "
+                "applied; fix the credentials and run the same command again."
+            )
 
     def __iter__(self) -> Iterator[Lane]:
         return iter(list(self._lanes.values()))
