@@ -18,7 +18,7 @@ the ``witness_sends`` table (in the same transaction as its lines): the slot's v
 step, the quantity expected before it and the slot's unconfirmed steps. A slot has one request
 in flight at a time, so after a crash only a slot's last send can have lines still ``sent``;
 :meth:`Journal.witnessed_in_flight` lists those for the runner to resolve by reading the
-witness (:mod:`wixinv_async.bulk.runner`). The table is new beside the others (no column of
+witness (:mod:`wixinv_async.bulk.witnessed`). The table is new beside the others (no column of
 ``lines`` or ``batches`` changes), so the schema version stays 2: a journal of an older
 version gets the empty table when opened, and older code ignores it (its ``sent`` lines stay
 in doubt, which is safe).
