@@ -343,3 +343,70 @@ def test_audit_v3_sites_are_seeded_per_site_and_keep_their_own_journal() -> None
     record = next(r for r in a.v3_store(target).records() if r.track is True)
     a.edit_quantity(record.id, delta=1, site_id=target)
     assert [len(a.journal(s)) for s in a.sites] == [0, 0, 1, 0]
+
+
+async def test_audit_concurrent_senders_of_one_instance_share_each_token_fetch() -> None:
+    """Six instances (V1 and V3), each with four batches in flight at once: one token request
+    per instance (fetched for its catalog detection, reused by the four); after every token
+    dies, the four concurrent 401s of an instance share one refresh."""
+    async with Emulator(sites=6, catalog="mixed", products=8, seed=69) as emu:
+        keys = {i: tracked(emu, s)[:4] for i, s in zip(emu.instances, emu.sites, strict=True)}
+        async with InventoryHub(
+            AppCredentials(emu.app_id, emu.app_secret),
+            base_url=emu.url,
+            rate_limit=RateLimit(1000, 1.0),
+            max_batch=1,
+            max_in_flight=4,
+            linger=0,
+        ) as hub:
+            for instance in keys:  # catalogs detected first: the waves below are all writes
+                await hub.site(instance).catalog_version()
+            assert emu.stats()["tokens_issued"] == dict.fromkeys(emu.instances, 1)
+
+            async def wave() -> None:
+                tickets = [hub.submit_nowait(i, *k, 1) for i, ks in keys.items() for k in ks]
+                assert {(await t).status for t in tickets} == {C}
+
+            await wave()
+            peaks = {i: hub.site(i).adjuster.stats().requests for i in keys}
+            assert set(peaks.values()) == {4}
+            for instance in emu.instances:  # every token issued so far is now dead
+                emu.revoke(instance)
+                emu.reinstate(instance)
+            await wave()
+            assert emu.stats()["tokens_issued"] == dict.fromkeys(emu.instances, 2)
+            assert hub.stats().total.token_fetches == 12
+        refused = sum(c.get("401", 0) for c in emu.stats()["requests"].values())
+        # More 401s than instances (four senders of an instance each answered 401, here 24),
+        # and still one new token each.
+        assert len(emu.sites) < refused <= 4 * len(emu.sites), refused
+
+
+async def test_audit_sites_of_both_catalogs_with_a_backlog_share_the_process() -> None:
+    """Four V1 and four V3 sites each queue 12 batches at once, unpaced: by the time half of
+    all deltas have outcomes, every site has between a quarter and three quarters of its own
+    (neither catalog starves the other)."""
+    async with Emulator(sites=8, catalog="mixed", products=400, seed=70) as emu:
+        keys = {i: tracked(emu, s)[:600] for i, s in zip(emu.instances, emu.sites, strict=True)}
+        assert {len(k) for k in keys.values()} == {600}
+        order: list[str] = []
+        async with InventoryHub(
+            AppCredentials(emu.app_id, emu.app_secret),
+            base_url=emu.url,
+            rate_limit=RateLimit(1_000_000, 1.0),
+            max_batch=50,
+            max_in_flight=1,
+        ) as hub:
+            for instance in keys:
+                await hub.site(instance).catalog_version()
+            tickets = []
+            for instance, mine in keys.items():
+                for key in mine:
+                    ticket = hub.submit_nowait(instance, *key, 1)
+                    ticket.add_done_callback(lambda _t, s=instance: order.append(s))
+                    tickets.append(ticket)
+            assert {(await t).status for t in tickets} == {C}
+        half = Counter(order[: len(order) // 2])
+        assert set(half) == set(emu.instances)
+        for instance in emu.instances:
+            assert 600 / 4 <= half[instance] <= 600 * 3 / 4, half
