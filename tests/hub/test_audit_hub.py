@@ -9,9 +9,10 @@ from collections import Counter
 import pytest
 
 from wixinv_async import ApiKeyAuth, AppCredentials, InventoryHub, OutcomeStatus, RateLimit
-from wixinv_async.emulator import Emulator, SiteSpec
+from wixinv_async.emulator import Emulator, FaultPlan, FaultRule, SiteSpec
 
 C = OutcomeStatus.COMMITTED
+BULK_BY_VARIANT = "bulkIncrementInventoryItemsByVariantAndLocation"
 Key = tuple[str, str]
 
 
@@ -410,3 +411,42 @@ async def test_audit_sites_of_both_catalogs_with_a_backlog_share_the_process() -
         assert set(half) == set(emu.instances)
         for instance in emu.instances:
             assert 600 / 4 <= half[instance] <= 600 * 3 / 4, half
+
+
+@pytest.mark.parametrize("catalog", ["v1", "v3"])
+async def test_audit_one_sites_429_pause_holds_back_no_other_site(catalog: str) -> None:
+    """Every write of one site (V1 or V3) answered 429 with Retry-After 1 s: while it pauses,
+    two other sites (V1 and V3) commit all their deltas; once its throttling ends, the paused
+    site commits too, each delta once."""
+    throttled = FaultPlan(
+        {w: FaultRule(rate_limited=1.0) for w in ("incrementInventory", BULK_BY_VARIANT)},
+        seed=1,
+        retry_after=1,
+    )
+    specs = [SiteSpec(catalog=catalog, faults=throttled), SiteSpec(catalog="v1")]
+    specs.append(SiteSpec(catalog="v3"))
+    async with Emulator(sites=specs, products=4, seed=71) as emu:
+        pairs = list(zip(emu.instances, emu.sites, strict=True))
+        keys = {i: tracked(emu, s)[:4] for i, s in pairs}
+        before = {s: stock(emu, s) for _, s in pairs}
+        (paused, paused_site), *others = pairs
+        async with InventoryHub(
+            AppCredentials(emu.app_id, emu.app_secret),
+            base_url=emu.url,
+            rate_limit=RateLimit(1000, 1.0),
+            linger=0,
+        ) as hub:
+            for instance in keys:
+                await hub.site(instance).catalog_version()
+            held = [hub.submit_nowait(paused, *k, 1) for k in keys[paused]]
+            served = [hub.submit_nowait(i, *k, 1) for i, _ in others for k in keys[i]]
+            assert {(await t).status for t in served} == {C}
+            assert not any(t.done() for t in held)
+            assert hub.site(paused).adjuster.stats().rate_limited >= 1
+            emu.set_faults(None, site_id=paused_site)
+            assert {(await t).status for t in held} == {C}
+        for instance, site in pairs:
+            want = dict(before[site])
+            for key in keys[instance]:
+                want[key] += 1
+            assert stock(emu, site) == want, site
