@@ -450,3 +450,37 @@ async def test_audit_one_sites_429_pause_holds_back_no_other_site(catalog: str) 
             for key in keys[instance]:
                 want[key] += 1
             assert stock(emu, site) == want, site
+
+
+async def test_audit_a_revoked_v3_installation_rests_and_the_other_sites_commit() -> None:
+    """A revoked V3 installation beside a V1 and a V3 site: six waves cost it one token
+    request and no other request, each of its deltas REJECTED retriable with the reason;
+    the other sites commit every wave."""
+    specs = [SiteSpec(catalog="v3"), SiteSpec(catalog="v1"), SiteSpec(catalog="v3")]
+    async with Emulator(sites=specs, products=4, seed=72) as emu:
+        revoked = emu.instances[0]
+        emu.revoke(revoked)
+        keys = {i: tracked(emu, s)[:3] for i, s in zip(emu.instances, emu.sites, strict=True)}
+        async with InventoryHub(
+            AppCredentials(emu.app_id, emu.app_secret),
+            base_url=emu.url,
+            rate_limit=RateLimit(1000, 1.0),
+            linger=0,
+        ) as hub:
+            for _ in range(6):
+                tickets = {i: [hub.submit_nowait(i, *k, 1) for k in ks] for i, ks in keys.items()}
+                await hub.flush()
+                for instance, group in tickets.items():
+                    outcomes = [t.result() for t in group]
+                    if instance != revoked:
+                        assert {o.status for o in outcomes} == {C}
+                        continue
+                    for outcome in outcomes:
+                        assert (outcome.status, outcome.retriable) == (
+                            OutcomeStatus.REJECTED,
+                            True,
+                        ), outcome
+                        assert "token refused" in (outcome.message or ""), outcome
+            sent = dict(hub.site(revoked).client.stats().requests_by_endpoint)
+        assert sent.pop("oauth_token") == 1
+        assert sum(sent.values()) == 0, sent
