@@ -119,3 +119,17 @@ async def test_a_hub_without_a_rate_limit_does_not_pace() -> None:
                 limiter = hub.site(emu.instance_id).limiter
                 assert (limiter.next_slot() > -math.inf) is paced
                 assert "unpaced" in repr(limiter) if not paced else "1000/" in repr(limiter)
+
+
+@pytest.mark.parametrize(("rate", "paced"), [(None, False), ((200, 60.0), True)])
+async def test_the_adjust_command_builds_an_unpaced_hub_for_rate_limit_off(
+    rate: tuple[int, float] | None, paced: bool
+) -> None:
+    """``wixinv-async adjust --rate-limit off`` over many sites: the hub it builds does not
+    pace (rate_limit=None), rather than pacing at some huge rate; 200/60 paces."""
+    from wixinv_async.cli._common import TargetConfig
+    from wixinv_async.cli.adjust import _hub
+
+    config = TargetConfig("http://127.0.0.1:9", app_id="APP", app_secret="S", rate_limit=rate)
+    async with _hub(config) as hub:
+        assert (hub.site("I1").limiter.rate is not None) is paced
