@@ -133,3 +133,12 @@ async def test_the_adjust_command_builds_an_unpaced_hub_for_rate_limit_off(
     config = TargetConfig("http://127.0.0.1:9", app_id="APP", app_secret="S", rate_limit=rate)
     async with _hub(config) as hub:
         assert (hub.site("I1").limiter.rate is not None) is paced
+
+
+def test_an_unpaced_limiter_takes_no_rate() -> None:
+    """RateLimiter(unpaced=True) gives sites unpaced limiters; a rate as well is refused."""
+    from wixinv_async.transport import RateLimiter
+
+    assert RateLimiter(unpaced=True).site("S").rate is None
+    with pytest.raises(ConfigurationError, match="not both"):
+        RateLimiter(RateLimit(), unpaced=True)
