@@ -52,6 +52,8 @@ class HubTotals(NamedTuple):
     rate_limited: int
     """429 answers."""
     token_fetches: int
+    app_refusals: int = 0
+    """Refusals in a row of the app's own credentials (0 while they work; an API key: 0)."""
 
 
 class HubStats(NamedTuple):

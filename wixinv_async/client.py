@@ -803,9 +803,8 @@ class InventoryClient:
         """Attempt until a 2xx response, or until the decision table says to raise."""
         attempt, refreshed = 1, False
         while True:
-            if signed:
-                await self._site.acquire()
-            request = await self._request(method, url, body, signed)
+            slot = await self._site.acquire() if signed else None
+            request = await self._request(method, url, body, signed, slot)
             if on_wire is not None:
                 await on_wire()
             outcome = await self._attempt(endpoint, request, signed, kind)
@@ -843,12 +842,20 @@ class InventoryClient:
         unknown.__cause__ = error
         return unknown
 
-    async def _request(self, method: str, url: str, body: bytes, signed: bool) -> HttpRequest:
+    async def _request(
+        self, method: str, url: str, body: bytes, signed: bool, slot: float | None = None
+    ) -> HttpRequest:
         headers = {"Content-Type": "application/json"} if body else {}  # as the SDK: GETs bare
         request = HttpRequest(method, url, body, headers)
         if signed:
             auth = self._auth.headers(self._fetch_token, self._base_url)
-            headers.update(await _token_step(request, auth))
+            try:
+                headers.update(await _token_step(request, auth))
+            except BaseException:
+                # Refused for want of a token: nothing was sent, so the pacing slot just taken
+                # goes back (a resting site, refused batch after batch, spends no budget).
+                self._site.unused(slot)
+                raise
         return request
 
     async def _attempt(
@@ -1050,6 +1057,10 @@ def _api_error(response: HttpResponse) -> ApiError:
                 message = app.description
         if parsed.details.validation_error is not UNSET:
             violations = parsed.details.validation_error.field_violations
+    if code is None and isinstance(parsed.error, str) and parsed.error:
+        code = parsed.error  # an OAuth error (RFC 6749): invalid_client tells app from instance
+        if not message and isinstance(parsed.error_description, str):
+            message = parsed.error_description
     kwargs: dict[str, Any] = {
         "code": code,
         "field_violations": violations,

@@ -30,10 +30,16 @@ deltas; a delta for it makes the site again.
 One site's trouble stays its own: a revoked installation's token request and requests get 401,
 and the adjuster rejects that site's deltas as retriable with the reason (``Outcome.code``,
 ``Outcome.error``); other sites have their own limiters, adjusters and tokens. After a refused
-token request (401 or 403) the site rests: its requests are refused without being sent, and
+token request (400, 401 or 403: revoked, or an instance the app is not installed on) the site
+rests: its requests are refused without being sent (and without taking a pacing slot), and
 no token is asked for, for 1 s after the first refusal, doubling with each refusal in a row up
 to 60 s (``_hubtoken.refused_backoff``), so a revoked site costs a token request a minute, not
 one a batch; a token fetched again (the app reinstalled) ends the rest.
+
+The app's own trouble is the app's: when the token endpoint refuses the app's credentials
+(OAuth ``invalid_client``: a wrong app id or secret) the whole app rests the same way, one
+token request at a time (any site's) until one is issued; every site's deltas are REJECTED
+retriable with a reason naming the app id, and it is logged once (``_hubtoken.AppGate``).
 
 Log records of a site's requests (the adjuster, client and auth loggers, and this module's)
 carry ``record.site``: a site's tasks run in a context naming it.
@@ -60,16 +66,16 @@ from ._hubstats import (
     site_counters,
     summed,
 )
-from ._hubtoken import GuardedToken
+from ._hubtoken import AppGate, GuardedToken
 from .adjuster import InventoryAdjuster, Ticket
 from .auth import ApiKeyAuth, AppCredentials
 from .catalog import CatalogVersion
-from .client import DEFAULT_BASE_URL, InventoryClient
+from .client import DEFAULT_BASE_URL, InventoryClient, RetryPolicy
 from .errors import AdjusterClosed, AdjusterFull, ConfigurationError
 from .models import MAX_BATCH
 from .outcomes import BatchReport, Outcome
-from .settings import check_int
-from .transport import LoopClock, RateLimit, RateLimiter
+from .settings import BatchPolicy, check_int
+from .transport import LoopClock, RateLimit, RateLimiter, SiteLimiter
 
 __all__ = [
     "DeltaFields",
@@ -132,7 +138,8 @@ _LOOKS = 4
 
 
 class SiteHandle:
-    """One site of a hub: its client, adjuster and (once detected) catalog."""
+    """One site of a hub: its client, adjuster, pacing (``limiter``: its slots and 429 pause,
+    kept while the hub lives) and (once detected) catalog."""
 
     __slots__ = (
         "_closed",
@@ -142,12 +149,20 @@ class SiteHandle:
         "closing",
         "context",
         "idle",
+        "limiter",
         "site",
         "used",
     )
 
-    def __init__(self, site: str, client: InventoryClient, adjuster: InventoryAdjuster) -> None:
+    def __init__(
+        self,
+        site: str,
+        client: InventoryClient,
+        adjuster: InventoryAdjuster,
+        limiter: SiteLimiter,
+    ) -> None:
         self.site = site
+        self.limiter = limiter
         self.context = contextvars.copy_context()
         """Names the site: the hub starts the adjuster in it, so its dispatcher task and every
         request that task starts copy it."""
@@ -196,12 +211,15 @@ class InventoryHub:
     """Many sites' adjusters over one HTTP pool (see the module doc).
 
     ``auth``: :class:`AppCredentials` (a site is an app instance id) or :class:`ApiKeyAuth`
-    without a site (a site is a site id). ``rate_limit``: each site's budget.
+    without a site (a site is a site id). ``rate_limit``: each site's budget, or ``None``: no
+    pacing (something else paces, e.g. a fleet's shared budget, or a local emulator without
+    limits); a 429 still pauses that site's senders.
     ``idle_timeout``: seconds without deltas after which a site is drained and closed.
     ``max_sites``: open sites at most (the least recently used is closed to make room).
     ``connections``, ``connections_per_host``: the shared pool's bounds. ``timeout``: the
     clients' connect and read timeout. ``max_batch``, ``linger``, ``max_in_flight``,
-    ``max_pending``, ``on_ambiguous``: each site's :class:`InventoryAdjuster` settings.
+    ``max_pending``, ``on_ambiguous``, ``batch_policy``: each site's :class:`InventoryAdjuster`
+    settings. ``retry``: each site's :class:`InventoryClient` retry policy (429, 503, ...).
     ``on_batch``: called with the site and the :class:`BatchReport` of each batch of it whose
     entries all have outcomes (each site adjuster's ``on_batch``).
     """
@@ -211,7 +229,7 @@ class InventoryHub:
         auth: AppCredentials | ApiKeyAuth,
         *,
         base_url: str = DEFAULT_BASE_URL,
-        rate_limit: RateLimit = RateLimit(),  # noqa: B008 - frozen, immutable
+        rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, immutable
         idle_timeout: float = 300.0,
         max_sites: int = 10_000,
         connections: int = 1024,
@@ -222,12 +240,18 @@ class InventoryHub:
         max_in_flight: int = 4,
         max_pending: int = 100_000,
         on_ambiguous: Literal["report", "retry"] = "report",
+        batch_policy: BatchPolicy = BatchPolicy(),  # noqa: B008 - frozen, immutable
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, immutable
         on_batch: OnSiteBatch | None = None,
     ) -> None:
         if not isinstance(auth, AppCredentials | ApiKeyAuth):
             raise ConfigurationError(f"auth must be AppCredentials or ApiKeyAuth, got {auth!r}")
-        if not isinstance(rate_limit, RateLimit):
-            raise ConfigurationError(f"rate_limit must be a RateLimit, got {rate_limit!r}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise ConfigurationError(f"rate_limit must be a RateLimit or None, got {rate_limit!r}")
+        if not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r}")
+        if not isinstance(batch_policy, BatchPolicy):
+            raise ConfigurationError(f"batch_policy must be a BatchPolicy, got {batch_policy!r}")
         if isinstance(idle_timeout, bool) or not (
             isinstance(idle_timeout, int | float) and idle_timeout > 0
         ):
@@ -240,7 +264,10 @@ class InventoryHub:
         self._auth = auth
         self._base_url = base_url
         self._clock = LoopClock()
-        self._limiter = RateLimiter(rate_limit, clock=self._clock)
+        self._limiter = RateLimiter(rate_limit, clock=self._clock, unpaced=rate_limit is None)
+        self._gate = AppGate(auth.app_id, self._clock) if isinstance(auth, AppCredentials) else None
+        self._retry = retry
+        self._batch_policy = batch_policy
         self.idle_timeout = float(idle_timeout)
         self.max_sites = max_sites
         self._pool = (connections, connections_per_host)
@@ -333,6 +360,7 @@ class InventoryHub:
             session=session,
             rate_limit=self._limiter,
             timeout=self._timeout,
+            retry=self._retry,
         )
         limiter = self._limiter.site(auth.site_key)
         max_batch, linger, max_in_flight, max_pending, on_ambiguous = self._adjuster_settings
@@ -343,12 +371,13 @@ class InventoryHub:
             max_in_flight=max_in_flight,
             max_pending=max_pending,
             on_ambiguous=on_ambiguous,
+            batch_policy=self._batch_policy,
             pace=limiter.next_slot,
             on_batch=None if self._on_batch is None else partial(self._on_batch, site),
         )
         while len(self._sites) >= self.max_sites:
             self._retire(max(self._sites.values(), key=_staleness).site)
-        handle = self._sites[site] = SiteHandle(site, client, adjuster)
+        handle = self._sites[site] = SiteHandle(site, client, adjuster, limiter)
         handle.context.run(adjuster.start)
         self._made += 1
         logger.debug("opened site %s", site, extra={"site": site})
@@ -356,7 +385,7 @@ class InventoryHub:
 
     def _site_auth(self, site: str) -> GuardedToken | ApiKeyAuth:
         if isinstance(self._auth, AppCredentials):
-            return GuardedToken(self._auth.for_instance(site), self._clock)
+            return GuardedToken(self._auth.for_instance(site), self._clock, self._gate)
         return self._auth.for_site(site)
 
     def _retire(self, site: str) -> None:
@@ -484,6 +513,7 @@ class InventoryHub:
             token_fetches=sum(
                 a.fetches for a in self._tokens.values() if isinstance(a, GuardedToken)
             ),
+            app_refusals=0 if self._gate is None else self._gate.refusals,
             **sums,
         )
         return HubStats(MappingProxyType(sites), total)

@@ -302,6 +302,10 @@ class ErrorDetails(_Wire, kw_only=True):
 class ErrorBody(_Wire, kw_only=True):
     message: str = ""
     details: ErrorDetails | UnsetType = UNSET
+    error: Any = None
+    """RFC 6749 section 5.2 (the OAuth token endpoint's error): ``invalid_client``, ...;
+    typed loosely, since other servers put an object here."""
+    error_description: Any = msgspec.field(default=None, name="error_description")
 
 
 # --- OAuth ---------------------------------------------------------------------------

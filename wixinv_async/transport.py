@@ -374,8 +374,9 @@ class SiteLimiter:
         self.waiting = 0
         """Senders in :meth:`acquire` now (waiting for a pause, their slot or their turn)."""
 
-    async def acquire(self) -> None:
-        """Wait for any 429 pause, then for this site's next paced slot.
+    async def acquire(self) -> float | None:
+        """Wait for any 429 pause, then for this site's next paced slot; the slot (for
+        :meth:`unused`), ``None`` when unpaced.
 
         The slot is taken in the same step as the pause is checked, so none is used during a
         pause; after one, slots restart from now with no catch-up, so the senders released by
@@ -383,7 +384,7 @@ class SiteLimiter:
         """
         self.waiting += 1
         try:
-            await self._acquire()
+            return await self._acquire()
         finally:
             self.waiting -= 1
 
@@ -397,7 +398,7 @@ class SiteLimiter:
             return paused_until
         return max(slots.last + slots.interval * (1 + self.waiting), paused_until)
 
-    async def _acquire(self) -> None:
+    async def _acquire(self) -> float | None:
         async with self._line:
             loop = asyncio.get_running_loop()
             slots, throttle, clock = self._slots, self._throttle, self._clock
@@ -407,11 +408,17 @@ class SiteLimiter:
                     catch_up = False
                     await clock.sleep(pause)
                 if slots is None:
-                    return
+                    return None
                 wait = slots.take(loop.time(), catch_up=catch_up)
                 if not wait:
-                    return
+                    return slots.last
                 await asyncio.sleep(wait)
+
+    def unused(self, slot: float | None) -> None:
+        """The slot an :meth:`acquire` returned was not used: nothing was sent in it (its
+        sender was refused a token), so it goes back, if no later one was taken since."""
+        if self._slots is not None and slot is not None:
+            self._slots.give_back(slot)
 
     def throttled(self, delay: float) -> float:
         """Pause every sender of this site for ``delay`` seconds from now; the pause length."""
@@ -440,13 +447,19 @@ class RateLimiter:
 
     Several clients of one site (say a crawler and an adjuster) share one budget when they
     share one ``RateLimiter``; each site gets its own :class:`SiteLimiter` on first use.
+    ``unpaced=True``: the sites' limiters do not pace, they only share each site's 429 pause
+    (an :class:`~wixinv_async.hub.InventoryHub` made with ``rate_limit=None``).
     Bind it to one event loop.
     """
 
     __slots__ = ("_clock", "_sites", "rate")
 
-    def __init__(self, rate: RateLimit | None = None, *, clock: Clock | None = None) -> None:
-        self.rate = rate if rate is not None else RateLimit()
+    def __init__(
+        self, rate: RateLimit | None = None, *, clock: Clock | None = None, unpaced: bool = False
+    ) -> None:
+        if unpaced and rate is not None:
+            raise ConfigurationError(f"give a rate or unpaced=True, not both (rate={rate!r})")
+        self.rate: RateLimit | None = None if unpaced else rate if rate is not None else RateLimit()
         self._clock: Clock = clock if clock is not None else LoopClock()
         self._sites: dict[str, SiteLimiter] = {}
 
@@ -458,4 +471,5 @@ class RateLimiter:
         return limiter
 
     def __repr__(self) -> str:
-        return f"<RateLimiter {self.rate.requests}/{self.rate.period}s sites={len(self._sites)}>"
+        rate = "unpaced" if self.rate is None else f"{self.rate.requests}/{self.rate.period}s"
+        return f"<RateLimiter {rate} sites={len(self._sites)}>"

@@ -169,7 +169,6 @@ _CATALOGS = {"v1": "v1", "v3": "v3", "both": "mixed"}
 
 async def _demo(args: argparse.Namespace) -> SitesReport:
     from ..auth import AppCredentials
-    from ..core.ratelimit import MAX_REQUESTS
     from ..emulator import Emulator
     from ..transport import RateLimit
 
@@ -188,7 +187,7 @@ async def _demo(args: argparse.Namespace) -> SitesReport:
         InventoryHub(
             AppCredentials(emu.app_id, emu.app_secret),
             base_url=emu.url,
-            rate_limit=RateLimit(*rate) if rate else RateLimit(MAX_REQUESTS, 1.0),
+            rate_limit=RateLimit(*rate) if rate else None,
             idle_timeout=_HELD_OPEN,
             max_sites=args.sites,
             max_in_flight=args.max_in_flight,

@@ -257,10 +257,9 @@ idleness under them; the run ends by closing them, then the hub."""
 
 
 def _hub(config: TargetConfig) -> InventoryHub:
-    """The hub of a run over many sites: one HTTP pool, each site its own token and pacing.
-    ``--rate-limit off`` paces at the most a ``RateLimit`` takes (the hub always paces)."""
+    """The hub of a run over many sites: one HTTP pool, each site its own token and pacing
+    (``--rate-limit off``: none)."""
     from ..auth import ApiKeyAuth, AppCredentials
-    from ..core.ratelimit import MAX_REQUESTS
     from ..hub import InventoryHub
     from ..transport import RateLimit
 
@@ -270,7 +269,7 @@ def _hub(config: TargetConfig) -> InventoryHub:
     else:
         assert config.app_id is not None and config.app_secret is not None
         auth = AppCredentials(config.app_id, config.app_secret)
-    rate = RateLimit(*config.rate_limit) if config.rate_limit else RateLimit(MAX_REQUESTS, 1.0)
+    rate = RateLimit(*config.rate_limit) if config.rate_limit else None
     return InventoryHub(
         auth,
         base_url=config.base_url,

@@ -115,7 +115,7 @@ class SlotSchedule:
     429 pause) any slot, is no earlier than ``now``.
     """
 
-    __slots__ = ("catch_up", "interval", "last")
+    __slots__ = ("_before", "catch_up", "interval", "last")
 
     def __init__(self, interval: float, catch_up: float) -> None:
         if not interval > 0 or not catch_up >= 0:
@@ -123,6 +123,7 @@ class SlotSchedule:
         self.interval = interval
         self.catch_up = catch_up
         self.last = -math.inf
+        self._before: float | None = None  # ``last`` before the latest slot, until given back
 
     def take(self, now: float, *, catch_up: bool = True) -> float:
         """Use the next slot if it is due at ``now`` (0.0), else the seconds until it is."""
@@ -130,8 +131,16 @@ class SlotSchedule:
         if slot > now:
             return slot - now
         earliest = now - self.catch_up if catch_up and self.last > -math.inf else now
+        self._before = self.last
         self.last = max(slot, earliest)
         return 0.0
+
+    def give_back(self, slot: float) -> None:
+        """The slot ``slot`` (``last`` when it was taken) was not used: nothing was sent in
+        it. If it is still the latest, the schedule is as if it had never been taken; once a
+        later one was taken (or it was given back already) this does nothing."""
+        if self._before is not None and self.last == slot:
+            self.last, self._before = self._before, None
 
     def __repr__(self) -> str:
         return (

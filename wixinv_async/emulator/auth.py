@@ -5,6 +5,14 @@ A token authorises exactly its instance's site (a ``wix-site-id`` naming another
 new tokens for it are refused with 401. The API key is the account's, not the app's, so it
 still reaches a site whose app instance was revoked.
 
+Wix documents that ``POST /oauth2/token`` reports errors "following the conventions of the
+IETF", i.e. RFC 6749 section 5.2: client credentials that do not authenticate (a wrong
+``client_id`` or ``client_secret``) are answered 401 with ``{"error": "invalid_client",
+"error_description": ...}``, the one answer that says the *app's* credentials are wrong (for
+every instance at once). The emulator's choice for a refused *instance* (unknown: 400 naming
+``instance_id``; revoked: 401 ``UNAUTHENTICATED``) is Wix's usual error body, which carries no
+``invalid_client``: a client tells the two apart by that code, never by the status.
+
 Pure bookkeeping (the clock comes in as a callable): the server asks :meth:`Credentials.site_of`
 for the site a request may act on, and :meth:`Credentials.issue` for new tokens. Secrets never
 appear in a repr or an error message.
@@ -33,6 +41,11 @@ class _Grant(NamedTuple):
 def unauthorized(text: str) -> WixApiError:
     """A 401 ``UNAUTHENTICATED`` answer."""
     return application_error(401, "UNAUTHENTICATED", text)
+
+
+def invalid_client(text: str) -> WixApiError:
+    """RFC 6749 section 5.2: the client (the app) failed to authenticate, a 401."""
+    return WixApiError(401, {"error": "invalid_client", "error_description": text})
 
 
 class Credentials:
@@ -121,7 +134,7 @@ class Credentials:
             text = f"must be client_credentials, got {body.grant_type!r}"
             raise validation_error([("grant_type", text)])
         if body.client_id != self.app_id or body.client_secret != self.app_secret:
-            raise unauthorized("wrong client_id or client_secret")
+            raise invalid_client("the client credentials (client_id, client_secret) are invalid")
         site_id = self._instances.get(body.instance_id)
         if site_id is None:
             raise validation_error([("instance_id", f"unknown instance {body.instance_id!r}")])

@@ -312,6 +312,11 @@ class Emulator:
     def is_revoked(self, instance_id: str) -> bool:
         return self._credentials.is_revoked(instance_id)
 
+    def reset_app_secret(self, secret: str) -> None:
+        """The app's secret is reset (as in Wix's dev center): token requests with the old one
+        are refused 401 ``invalid_client``; tokens already issued keep working."""
+        self._credentials.app_secret = secret
+
     async def wait_late_applies(self) -> None:
         """Until every request that drew a ``late_`` fault so far has been applied (or
         refused, or dropped at shutdown): lets a test wait for late applies without sleeping."""
