@@ -178,3 +178,33 @@ async def test_a_rerun_whose_default_site_changed_is_refused_before_sending_ther
             with pytest.raises(ConfigurationError, match=f"line 2 as committed on site {first}"):
                 await run_bulk_adjust(hub.site(second).client, paths, default_site=second)
         assert emu.journal(second) == [] and quantity(emu, target) == 5_002
+
+
+async def test_wrong_app_credentials_stop_a_run_over_many_sites_with_nothing_applied(
+    tmp_path: Path,
+) -> None:
+    """A wrong app secret refuses the app on every site: a run over many sites stops at once
+    (no token request per site), applies nothing, and a rerun with the right secret applies
+    every row once."""
+    async with Emulator(sites=[SiteSpec(catalog=c) for c in ("v1", "v3") * 4], seed=8) as emu:
+        instance = dict(zip(emu.sites, emu.instances, strict=True))
+        targets = {site: stocked(emu, site) for site in emu.sites}
+        rows = [(instance[s], targets[s][n % 3], -1) for n in range(40) for s in emu.sites]
+        source = tmp_path / "sites.csv"
+        write(source, rows)
+        paths = BulkPaths.beside(source)
+        writes = {site: len(emu.journal(site)) for site in emu.sites}
+        wrong = AppCredentials(emu.app_id, "not-the-secret")
+        async with InventoryHub(wrong, base_url=emu.url) as hub:
+            with pytest.raises(ConfigurationError, match="the app refused the credentials"):
+                await run_bulk_adjust(None, paths, sites=lambda s: hub.site(s).client)
+        assert emu.stats()["requests"]["oauthToken"] == {"401": 1}
+        assert {site: len(emu.journal(site)) for site in emu.sites} == writes
+        right = AppCredentials(emu.app_id, emu.app_secret)
+        async with InventoryHub(right, base_url=emu.url) as hub:
+            rerun = await run_bulk_adjust(None, paths, sites=lambda s: hub.site(s).client)
+        assert rerun.committed == len(rows) and rerun.in_doubt == 0
+        expected: Counter[Target] = Counter({t: 5_000 for ts in targets.values() for t in ts})
+        for _, target, delta in rows:
+            expected[target] += delta
+        assert {t: quantity(emu, t) for t in expected} == dict(expected)

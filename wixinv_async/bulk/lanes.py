@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from .._hubtoken import APP_REFUSALS
 from ..adjuster import InventoryAdjuster, InventoryWriter
 from ..errors import ApiError, ConfigurationError, InvalidInputError
 
@@ -156,8 +157,9 @@ class Lanes:
     def refused(self, site: str | None, error: ApiError) -> None:
         """``site`` refused the credentials (401, 403): a one-site run stops (every later
         request would be refused too, see :meth:`raise_if_refused`); a run over many stops
-        sending to that site alone."""
-        if not self.many:
+        sending to that site alone, unless the OAuth endpoint refused the app itself (wrong
+        app id or secret: every site would refuse), which stops a run over many sites too."""
+        if not self.many or error.code in APP_REFUSALS:
             self._fatal = self._fatal or error
             return
         lane = self.of(site)
@@ -169,9 +171,10 @@ class Lanes:
     def raise_if_refused(self) -> None:
         """Stop a one-site run whose site refused the credentials."""
         if self._fatal is not None:
-            logger.error("the site refused the credentials: the run stops")
+            who = "the app" if self._fatal.code in APP_REFUSALS else "the site"
+            logger.error("%s refused the credentials: the run stops", who)
             raise ConfigurationError(
-                f"the site refused the credentials: {self._fatal}. The refused rows were not "
+                f"{who} refused the credentials: {self._fatal}. The refused rows were not "
                 "applied; fix the credentials and run the same command again."
             )
 
