@@ -13,9 +13,9 @@ __all__ = [
     "BEGIN",
     "CLAIM",
     "FINISH",
-    "FOLD",
     "MARK_SENT",
     "PACE",
+    "READ_FOLD",
     "RELEASE",
     "RESOLVE",
     "TRIM",
@@ -172,42 +172,68 @@ end
 return 0
 """
 
-FOLD = (
+READ_FOLD = (
     _PRELUDE
     + r"""
--- KEYS: lease, stream, seen, sites. ARGV: token, group, dedup_ms, tag, keep_ms,
--- then 7 per entry: stream id, event id, site, product, variant, location ('' for none), delta
+-- KEYS: lease, stream, seen, sites. ARGV: token, group, consumer, count, dedup_ms, tag,
+-- keep_ms, start. start '>': XREADGROUP the next `count` new entries; else an XAUTOCLAIM
+-- cursor ('0-0' first): take over up to `count` entries others read and never folded.
+-- Then, in the same step, fold them (drop event ids seen, net each delta into acc:<site>,
+-- NETTED for keys that cancel out) and XACK them: an entry read is never left unfolded.
+-- Answers {read, folded, duplicates, last id (of the stream when nothing new), next cursor,
+-- malformed ids...}; malformed entries (not a producer's) are acknowledged and dropped.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
-local tag, keep = ARGV[4], ARGV[5]
+local tag, keep, stream, seen = ARGV[6], ARGV[7], KEYS[2], KEYS[3]
+local records, cursor = {}, ''
+if ARGV[8] == '>' then
+  local r = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4],
+                       'STREAMS', stream, '>')
+  if r then records = r[1][2] end
+else
+  local r = redis.call('XAUTOCLAIM', stream, ARGV[2], ARGV[3], 0, ARGV[8], 'COUNT', ARGV[4])
+  cursor, records = r[1], r[2]
+end
 local out = tag .. ':out'
 local now = math.floor(now_us() / 1000)
-local folded, dups, ids = 0, 0, {}
-for i = 6, #ARGV, 7 do
-  ids[#ids + 1] = ARGV[i]
-  local eid, site, d = ARGV[i + 1], ARGV[i + 2], ARGV[i + 6]
-  if redis.call('ZADD', KEYS[3], 'NX', now, eid) == 0 then
-    dups = dups + 1
-  else
-    local field = ARGV[i + 3] .. '\n' .. ARGV[i + 4]
-    if ARGV[i + 5] ~= '' then field = field .. '\n' .. ARGV[i + 5] end
-    local acc = tag .. ':acc:' .. site
-    local evkey = tag .. ':ev:' .. site .. ':' .. field
-    local net = redis.call('HINCRBY', acc, field, d)
-    redis.call('RPUSH', evkey, eid .. '\30' .. d)
-    if net == 0 then
-      redis.call('HDEL', acc, field)
-      emit(tag, out, keep, site, field, 'NETTED', '', '', redis.call('LRANGE', evkey, 0, -1))
-      redis.call('DEL', evkey)
-      if redis.call('HLEN', acc) == 0 then redis.call('ZREM', KEYS[4], site) end
+local folded, dups, ids, bad, last = 0, 0, {}, {}, nil
+for _, rec in ipairs(records) do
+  local f = rec[2]
+  if f then  -- an entry deleted while pending comes back without fields: nothing to fold
+    last = rec[1]
+    ids[#ids + 1] = rec[1]
+    local v = {}
+    for j = 1, #f, 2 do v[f[j]] = f[j + 1] end
+    local eid, site, p, var, d = v['e'], v['site'], v['p'], v['v'], v['d']
+    if not (eid and site and p and var and d and string.match(d, '^-?%d+$') and #d < 16) then
+      bad[#bad + 1] = rec[1]
+    elseif redis.call('ZADD', seen, 'NX', now, eid) == 0 then
+      dups = dups + 1
     else
-      redis.call('ZADD', KEYS[4], 'NX', now, site)
+      local field = p .. '\n' .. var
+      if v['l'] and v['l'] ~= '' then field = field .. '\n' .. v['l'] end
+      local acc = tag .. ':acc:' .. site
+      local evkey = tag .. ':ev:' .. site .. ':' .. field
+      local net = redis.call('HINCRBY', acc, field, d)
+      redis.call('RPUSH', evkey, eid .. '\30' .. d)
+      if net == 0 then
+        redis.call('HDEL', acc, field)
+        emit(tag, out, keep, site, field, 'NETTED', '', '', redis.call('LRANGE', evkey, 0, -1))
+        redis.call('DEL', evkey)
+        if redis.call('HLEN', acc) == 0 then redis.call('ZREM', KEYS[4], site) end
+      else
+        redis.call('ZADD', KEYS[4], 'NX', now, site)
+      end
+      folded = folded + 1
     end
-    folded = folded + 1
   end
 end
-if #ids > 0 then redis.call('XACK', KEYS[2], ARGV[2], unpack(ids)) end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[3]))
-return {folded, dups}
+if #ids > 0 then redis.call('XACK', stream, ARGV[2], unpack(ids)) end
+if folded > 0 then redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - tonumber(ARGV[5])) end
+if not last then
+  local tail = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  last = tail[1] and tail[1][1] or '0-0'
+end
+return {#records, folded, dups, last, cursor, unpack(bad)}
 """
 )
 
