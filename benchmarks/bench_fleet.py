@@ -2,12 +2,13 @@
 
 0. ``submit``: FleetProducer.submit per second from 16 concurrent lanes (each an XADD that
    Redis fsyncs under appendfsync always: the disk sets this pace).
-1. ``throughput``: deltas per second from queued (pipelined XADDs) to settled outcome, through
+1. ``throughput``: deltas per second from a queued backlog (pipelined XADDs while the workers,
+   up and owning their shards, are SIGSTOPped well inside their lease) to settled outcome, through
    1 and 2 worker processes (20 sites, pacing loose enough not to bind), per worker too,
    and the speed-up from 1 to 2: ``--rounds`` rounds (the order alternates), medians, and
    Redis's ``INFO commandstats`` of the last round per delta (calls and usec; commands a
-   script runs are counted under their own names too). The machine has 2 cores shared with Redis, the emulator, the
-   producer (and, on CI, other jobs), so the wall-clock speed-up is a floor; beside it, the
+   script runs are counted under their own names too). The machine has 2 cores shared with
+   Redis, the emulator (and, on CI, other jobs), so the wall-clock speed-up is a floor; beside it, the
    CPU time the workers and Redis spent per delta (``/proc/<pid>/stat``, repeatable under
    load) and the speed-up that implies with a core per worker: ``2 * cpu(1) / cpu(2)`` of the
    workers, capped by Redis's own CPU per delta (one Redis serves every worker).
@@ -37,6 +38,7 @@ import math
 import multiprocessing
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -101,10 +103,15 @@ def _cpu_seconds(pid: int) -> float:
 
 class Run:
     def __init__(
-        self, redis_url: str, emu: dict[str, Any], prefix: str, profile: Path | None = None
+        self,
+        redis_url: str,
+        emu: dict[str, Any],
+        prefix: str,
+        profile: Path | None = None,
+        lease_ms: int = 4000,
     ) -> None:
         self.redis_url, self.emu, self.prefix = redis_url, emu, prefix
-        self.profile = profile
+        self.profile, self.lease_ms = profile, lease_ms
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def start_workers(self, count: int) -> None:
@@ -117,10 +124,14 @@ class Run:
             args += ["--redis", self.redis_url, "--base-url", self.emu["url"]]
             args += ["--api-key", self.emu["api_key"], "--prefix", self.prefix]
             args += ["--shards", str(SHARDS), "--rate-limit", "1000/1"]
-            args += ["--lease-ms", "4000", "--http-timeout", "1", "--margin", "0.5"]
+            args += ["--lease-ms", str(self.lease_ms), "--http-timeout", "1", "--margin", "0.5"]
             self.workers.append(
                 subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
             )
+
+    def signal(self, signum: signal.Signals) -> None:
+        for worker in self.workers:
+            os.kill(worker.pid, signum)
 
     def cpu(self) -> float:
         return sum(_cpu_seconds(w.pid) for w in self.workers)
@@ -255,24 +266,28 @@ async def _throughput_once(
     prefix: str,
     profile: Path | None,
 ) -> dict[str, Any]:
-    """One measured run: ``workers`` processes settle ``deltas`` queued while they run."""
+    """One measured run: ``workers`` processes, up and owning their shards, are stopped
+    (SIGSTOP, well inside their lease) while ``deltas`` are queued, then resumed: from then
+    until the last outcome they work through a backlog, as fast as they can."""
     keys = KeySpace(prefix, SHARDS)
     n = len(deltas) - 100
     conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    run = Run(redis_url, emu, prefix, profile)
+    run = Run(redis_url, emu, prefix, profile, lease_ms=30_000)
     try:
         async with FleetProducer(conn, prefix=prefix, shards=SHARDS) as producer:
             await _submit_all(producer, deltas[:100])
             run.start_workers(workers)
             await _settled(conn, keys, 100, 30)  # the workers are up
             await _assigned(conn, keys, workers)
+            run.signal(signal.SIGSTOP)
+            await _queue_pipelined(conn, keys, deltas[100:])
             await conn.config_resetstat()
             if profile is not None:
                 await conn.config_set("slowlog-log-slower-than", 0)
                 await conn.config_set("slowlog-max-len", 1_000_000)
                 await conn.slowlog_reset()
             start, cpu_workers, cpu_redis = time.monotonic(), run.cpu(), _cpu_seconds(redis_pid)
-            await _queue_pipelined(conn, keys, deltas[100:])
+            run.signal(signal.SIGCONT)
             end = await _settled(conn, keys, len(deltas), 120)
             cpu_workers = run.cpu() - cpu_workers
             cpu_redis = _cpu_seconds(redis_pid) - cpu_redis
