@@ -298,7 +298,8 @@ local kind = (sign > 0) and 'inc' or 'dec'
 local encoded = cjson.encode(entries)
 local _, epoch = split(ARGV[1], '|')
 redis.call('HSET', KEYS[4], 'state', 'RESERVED', 'token', ARGV[1], 'epoch', epoch, 'site', site,
-           'kind', kind, 'entries', encoded, 'began_us', string.format('%d', now))
+           'kind', kind, 'entries', encoded, 'n', #entries,
+           'began_us', string.format('%d', now))
 redis.call('ZADD', tag .. ':open', math.floor(now / 1000), ARGV[2])
 if redis.call('HLEN', KEYS[3]) == 0 then redis.call('ZREM', KEYS[5], site) end
 return {'BEGUN', kind, encoded}
@@ -331,7 +332,9 @@ local open = state == 'RESERVED' or state == 'SENDING'
   or (state == 'IN_DOUBT' and redis.call('HGET', KEYS[1], 'code') == 'TAKEOVER')
 if not open or (state == 'IN_DOUBT' and ARGV[3] == 'IN_DOUBT') then return {state, 0} end
 local verdict, tag, keep = ARGV[3], ARGV[5], ARGV[6]
-local entries = #cjson.decode(redis.call('HGET', KEYS[1], 'entries'))
+-- the entry count, kept apart at begin (a record begun before it was: decode the entries)
+local entries = tonumber(redis.call('HGET', KEYS[1], 'n') or '')
+  or #cjson.decode(redis.call('HGET', KEYS[1], 'entries'))
 local cap = tonumber(redis.call('GET', KEYS[2]) or '300')
 local function double()
   if cap * 2 >= 300 then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], cap * 2) end
