@@ -195,7 +195,10 @@ else
 end
 local out = tag .. ':out'
 local now = math.floor(now_us() / 1000)
-local folded, dups, ids, bad, last = 0, 0, {}, {}, nil
+-- Parse; then one ZMSCORE and one ZADD for the event ids, one HINCRBY and one RPUSH per
+-- distinct key (a backlog's deltas of one key net within the call: their sum is what
+-- counts), one ZADD or ZREM per site.
+local ids, bad, last, valid, eids = {}, {}, nil, {}, {}
 for _, rec in ipairs(records) do
   local f = rec[2]
   if f then  -- an entry deleted while pending comes back without fields: nothing to fold
@@ -206,25 +209,57 @@ for _, rec in ipairs(records) do
     local eid, site, p, var, d = v['e'], v['site'], v['p'], v['v'], v['d']
     if not (eid and site and p and var and d and string.match(d, '^-?%d+$') and #d < 16) then
       bad[#bad + 1] = rec[1]
-    elseif redis.call('ZADD', seen, 'NX', now, eid) == 0 then
-      dups = dups + 1
     else
       local field = p .. '\n' .. var
       if v['l'] and v['l'] ~= '' then field = field .. '\n' .. v['l'] end
-      local acc = tag .. ':acc:' .. site
-      local evkey = tag .. ':ev:' .. site .. ':' .. field
-      local net = redis.call('HINCRBY', acc, field, d)
-      redis.call('RPUSH', evkey, eid .. '\30' .. d)
-      if net == 0 then
-        redis.call('HDEL', acc, field)
-        emit(tag, out, keep, site, field, 'NETTED', '', '', redis.call('LRANGE', evkey, 0, -1))
-        redis.call('DEL', evkey)
-        if redis.call('HLEN', acc) == 0 then redis.call('ZREM', KEYS[4], site) end
-      else
-        redis.call('ZADD', KEYS[4], 'NX', now, site)
-      end
-      folded = folded + 1
+      valid[#valid + 1] = {eid, site, field, d}
+      eids[#eids + 1] = eid
     end
+  end
+end
+local nowtext = string.format('%d', now)
+local folded, dups, groups, order, fresh, taken = 0, 0, {}, {}, {}, {}
+local scores = (#eids > 0) and redis.call('ZMSCORE', seen, unpack(eids)) or {}
+for i, e in ipairs(valid) do
+  local eid = e[1]
+  if scores[i] or taken[eid] then
+    dups = dups + 1
+  else
+    taken[eid] = true
+    fresh[#fresh + 1] = nowtext
+    fresh[#fresh + 1] = eid
+    local gk = e[2] .. '\n' .. e[3]
+    local g = groups[gk]
+    if not g then
+      g = {e[2], e[3], 0, {}}
+      groups[gk] = g
+      order[#order + 1] = g
+    end
+    g[3] = g[3] + tonumber(e[4])
+    g[4][#g[4] + 1] = eid .. '\30' .. e[4]
+    folded = folded + 1
+  end
+end
+if #fresh > 0 then redis.call('ZADD', seen, unpack(fresh)) end
+local touched = {}
+for _, g in ipairs(order) do
+  local site, field = g[1], g[2]
+  local acc = tag .. ':acc:' .. site
+  local evkey = tag .. ':ev:' .. site .. ':' .. field
+  local net = redis.call('HINCRBY', acc, field, string.format('%d', g[3]))
+  redis.call('RPUSH', evkey, unpack(g[4]))
+  if net == 0 then
+    redis.call('HDEL', acc, field)
+    emit(tag, out, keep, site, field, 'NETTED', '', '', redis.call('LRANGE', evkey, 0, -1))
+    redis.call('DEL', evkey)
+  end
+  touched[site] = acc
+end
+for site, acc in pairs(touched) do
+  if redis.call('HLEN', acc) == 0 then
+    redis.call('ZREM', KEYS[4], site)
+  else
+    redis.call('ZADD', KEYS[4], 'NX', nowtext, site)
   end
 end
 if #ids > 0 then redis.call('XACK', stream, ARGV[2], unpack(ids)) end
