@@ -197,6 +197,9 @@ class FleetWorker:
                 claim.doubted,
             )
         shard = OwnedShard(number, f"{self.worker_id}|{claim.epoch}")
+        # Read through the wake-up XREAD first (from the start: it returns at once when the
+        # stream holds anything), so every read is seen by it before it is folded.
+        shard.last_id = "0-0"
         self._owned[number] = shard
         await self._adopt_pending(shard)
         shard.task = asyncio.create_task(self._serve(shard))
