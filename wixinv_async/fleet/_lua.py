@@ -357,9 +357,10 @@ return {'OK'}
 FINISH = (
     _PRELUDE
     + r"""
--- KEYS: batch, cap. ARGV: token, batch id, verdict, code, tag, keep_ms, statuses, cap_op
--- verdict EACH: statuses is a JSON list of [status, code] per entry, cap_op '' (leave),
--- 'double' or a new cap (300 or more: none). Otherwise one verdict for the whole batch.
+-- KEYS: batch. ARGV: token, batch id, verdict, code, tag, keep_ms, cap_op, then for verdict
+-- EACH one status and one code per entry; cap_op '' (leave), 'double' or a new cap (300 or
+-- more: none). Otherwise one verdict for the whole batch. The site's cap key is built from
+-- the record's site (the shard's tag: the same slot), so the sender needs no lookup first.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'MISSING', 0} end
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return {'NOT_MINE', 0} end
@@ -367,20 +368,23 @@ local open = state == 'RESERVED' or state == 'SENDING'
   or (state == 'IN_DOUBT' and redis.call('HGET', KEYS[1], 'code') == 'TAKEOVER')
 if not open or (state == 'IN_DOUBT' and ARGV[3] == 'IN_DOUBT') then return {state, 0} end
 local verdict, tag, keep = ARGV[3], ARGV[5], ARGV[6]
+local capkey = tag .. ':cap:' .. redis.call('HGET', KEYS[1], 'site')
 -- the entry count, kept apart at begin (a record begun before it was: decode the entries)
 local entries = tonumber(redis.call('HGET', KEYS[1], 'n') or '')
   or #cjson.decode(redis.call('HGET', KEYS[1], 'entries'))
-local cap = tonumber(redis.call('GET', KEYS[2]) or '300')
+local cap = tonumber(redis.call('GET', capkey) or '300')
 local function double()
-  if cap * 2 >= 300 then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], cap * 2) end
+  if cap * 2 >= 300 then redis.call('DEL', capkey) else redis.call('SET', capkey, cap * 2) end
 end
 if verdict == 'EACH' then
-  local op = ARGV[8]
+  local op = ARGV[7]
   if op == 'double' then double()
   elseif op ~= '' then
-    if tonumber(op) >= 300 then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], op) end
+    if tonumber(op) >= 300 then redis.call('DEL', capkey) else redis.call('SET', capkey, op) end
   end
-  return {settle(tag, ARGV[2], keep, cjson.decode(ARGV[7]), nil, ARGV[4]), entries}
+  local statuses = {}
+  for i = 8, #ARGV, 2 do statuses[#statuses + 1] = {ARGV[i], ARGV[i + 1]} end
+  return {settle(tag, ARGV[2], keep, statuses, nil, ARGV[4]), entries}
 end
 if verdict == 'APPLIED' then
   double()
@@ -388,7 +392,7 @@ elseif verdict == 'REFUSED' then
   if entries == 1 then
     verdict = 'REJECTED'
   else
-    redis.call('SET', KEYS[2], math.ceil(entries / 2))
+    redis.call('SET', capkey, math.ceil(entries / 2))
     verdict = 'RETURNED'
   end
 end

@@ -291,25 +291,23 @@ class ShardScripts:
     ) -> str:
         """Settle the whole batch with one verdict (APPLIED, REFUSED, RETURNED, IN_DOUBT);
         answers the state it ended in (or MISSING / NOT_MINE)."""
-        return await self._finish_call(shard, token, batch_id, [verdict, code, "[]", ""])
+        return await self._finish_call(shard, token, batch_id, [verdict, code, ""])
 
     async def finish_each(
         self, shard: int, token: str, batch_id: str, settled: EntryVerdicts
     ) -> str:
         """Settle the batch entry by entry (:class:`EntryVerdicts`); answers the state it
         ended in: one status when every entry has it, IN_DOUBT when some are, else SETTLED."""
-        statuses = json.dumps([[s, c] for s, c in settled.statuses])
-        args = ["EACH", settled.code, statuses, settled.cap_op]
-        return await self._finish_call(shard, token, batch_id, args)
+        statuses = [part for status in settled.statuses for part in status]
+        return await self._finish_call(
+            shard, token, batch_id, ["EACH", settled.code, settled.cap_op, *statuses]
+        )
 
     async def _finish_call(self, shard: int, token: str, batch_id: str, tail: list[str]) -> str:
         k = self.keys
-        batch = k.batch(shard, batch_id)
-        site = text(await self.redis.hget(batch, "site"))
-        cap = k.site_key(shard, "cap", site)
-        verdict, code, statuses, cap_op = tail
+        verdict, code, *rest = tail
         args: list[str | int] = [token, batch_id, verdict, code, k.tag(shard), self.keep_ms]
-        reply: list[Any] = await self._finish(keys=[batch, cap], args=[*args, statuses, cap_op])
+        reply: list[Any] = await self._finish(keys=[k.batch(shard, batch_id)], args=[*args, *rest])
         return str(reply[0])
 
     async def pace(
