@@ -442,7 +442,7 @@ async def main_async(quick: bool, only: set[str], rounds: int, profile: Path | N
                 await producer_rate(url, emu, 1_000 if quick else 5_000)
             if "throughput" in only:
                 assert redis_server.pid is not None
-                n = 5_000 if quick else 30_000
+                n = 5_000 if quick else 20_000
                 await throughput(url, redis_server.pid, emu, n, rounds, profile)
             if "latency" in only:
                 await latency(url, emu, 200 if quick else 2_000)
