@@ -75,7 +75,7 @@ async def _serve(ready: Any, stop: Any, sites: int) -> None:
             for _ in range(20):
                 item = emu.site(site).add_product(variants=5, quantity=50_000, track=True)
                 keys += [(site, item.product_id, v.variant_id) for v in item.variants]
-        ready.send({"url": emu.url, "api_key": emu.api_key, "keys": keys})
+        ready.send({"url": emu.url, "api_key": emu.api_key, "keys": keys, "pid": os.getpid()})
         await asyncio.get_running_loop().run_in_executor(None, stop.wait)
 
 
@@ -287,10 +287,12 @@ async def _throughput_once(
                 await conn.config_set("slowlog-max-len", 1_000_000)
                 await conn.slowlog_reset()
             start, cpu_workers, cpu_redis = time.monotonic(), run.cpu(), _cpu_seconds(redis_pid)
+            cpu_emulator = _cpu_seconds(emu["pid"])
             run.signal(signal.SIGCONT)
             end = await _settled(conn, keys, len(deltas), 120)
             cpu_workers = run.cpu() - cpu_workers
             cpu_redis = _cpu_seconds(redis_pid) - cpu_redis
+            cpu_emulator = _cpu_seconds(emu["pid"]) - cpu_emulator
             stats = await _redis_stats(conn)
             scripts = {}
             if profile is not None:  # a big reply: no socket timeout
@@ -305,6 +307,7 @@ async def _throughput_once(
         "per_s": n / (end - start),
         "worker_cpu": cpu_workers / n,
         "redis_cpu": cpu_redis / n,
+        "emulator_cpu": cpu_emulator / n,
         "commands": _per_delta(stats, n),
         "scripts": _per_delta(scripts, n),
     }
@@ -345,6 +348,9 @@ async def throughput(
             per_s_per_worker=round(per_s[workers] / workers, 1),
             worker_cpu_us_per_delta=round(cpu[workers][0] * 1e6, 1),
             redis_cpu_us_per_delta=round(cpu[workers][1] * 1e6, 1),
+            emulator_cpu_us_per_delta=round(
+                statistics.median(r["emulator_cpu"] for r in runs[workers]) * 1e6, 1
+            ),
             redis_commands_last_round=last["commands"],
             **({"redis_scripts_last_round": last["scripts"]} if profile else {}),
         )
