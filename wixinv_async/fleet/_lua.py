@@ -13,9 +13,9 @@ __all__ = [
     "BEGIN",
     "CLAIM",
     "FINISH",
-    "FOLD",
     "MARK_SENT",
     "PACE",
+    "READ_FOLD",
     "RELEASE",
     "RESOLVE",
     "TRIM",
@@ -172,42 +172,103 @@ end
 return 0
 """
 
-FOLD = (
+READ_FOLD = (
     _PRELUDE
     + r"""
--- KEYS: lease, stream, seen, sites. ARGV: token, group, dedup_ms, tag, keep_ms,
--- then 7 per entry: stream id, event id, site, product, variant, location ('' for none), delta
+-- KEYS: lease, stream, seen, sites. ARGV: token, group, consumer, count, dedup_ms, tag,
+-- keep_ms, start. start '>': XREADGROUP the next `count` new entries; else an XAUTOCLAIM
+-- cursor ('0-0' first): take over up to `count` entries others read and never folded.
+-- Then, in the same step, fold them (drop event ids seen, net each delta into acc:<site>,
+-- NETTED for keys that cancel out) and XACK them: an entry read is never left unfolded.
+-- Answers {read, folded, duplicates, last id (of the stream when nothing new), next cursor,
+-- malformed ids...}; malformed entries (not a producer's) are acknowledged and dropped.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
-local tag, keep = ARGV[4], ARGV[5]
+local tag, keep, stream, seen = ARGV[6], ARGV[7], KEYS[2], KEYS[3]
+local records, cursor = {}, ''
+if ARGV[8] == '>' then
+  local r = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4],
+                       'STREAMS', stream, '>')
+  if r then records = r[1][2] end
+else
+  local r = redis.call('XAUTOCLAIM', stream, ARGV[2], ARGV[3], 0, ARGV[8], 'COUNT', ARGV[4])
+  cursor, records = r[1], r[2]
+end
 local out = tag .. ':out'
 local now = math.floor(now_us() / 1000)
-local folded, dups, ids = 0, 0, {}
-for i = 6, #ARGV, 7 do
-  ids[#ids + 1] = ARGV[i]
-  local eid, site, d = ARGV[i + 1], ARGV[i + 2], ARGV[i + 6]
-  if redis.call('ZADD', KEYS[3], 'NX', now, eid) == 0 then
+-- Parse; then one ZMSCORE and one ZADD for the event ids, one HINCRBY and one RPUSH per
+-- distinct key (a backlog's deltas of one key net within the call: their sum is what
+-- counts), one ZADD or ZREM per site.
+local ids, bad, last, valid, eids = {}, {}, nil, {}, {}
+for _, rec in ipairs(records) do
+  local f = rec[2]
+  if f then  -- an entry deleted while pending comes back without fields: nothing to fold
+    last = rec[1]
+    ids[#ids + 1] = rec[1]
+    local v = {}
+    for j = 1, #f, 2 do v[f[j]] = f[j + 1] end
+    local eid, site, p, var, d = v['e'], v['site'], v['p'], v['v'], v['d']
+    if not (eid and site and p and var and d and string.match(d, '^-?%d+$') and #d < 16) then
+      bad[#bad + 1] = rec[1]
+    else
+      local field = p .. '\n' .. var
+      if v['l'] and v['l'] ~= '' then field = field .. '\n' .. v['l'] end
+      valid[#valid + 1] = {eid, site, field, d}
+      eids[#eids + 1] = eid
+    end
+  end
+end
+local nowtext = string.format('%d', now)
+local folded, dups, groups, order, fresh, taken = 0, 0, {}, {}, {}, {}
+local scores = (#eids > 0) and redis.call('ZMSCORE', seen, unpack(eids)) or {}
+for i, e in ipairs(valid) do
+  local eid = e[1]
+  if scores[i] or taken[eid] then
     dups = dups + 1
   else
-    local field = ARGV[i + 3] .. '\n' .. ARGV[i + 4]
-    if ARGV[i + 5] ~= '' then field = field .. '\n' .. ARGV[i + 5] end
-    local acc = tag .. ':acc:' .. site
-    local evkey = tag .. ':ev:' .. site .. ':' .. field
-    local net = redis.call('HINCRBY', acc, field, d)
-    redis.call('RPUSH', evkey, eid .. '\30' .. d)
-    if net == 0 then
-      redis.call('HDEL', acc, field)
-      emit(tag, out, keep, site, field, 'NETTED', '', '', redis.call('LRANGE', evkey, 0, -1))
-      redis.call('DEL', evkey)
-      if redis.call('HLEN', acc) == 0 then redis.call('ZREM', KEYS[4], site) end
-    else
-      redis.call('ZADD', KEYS[4], 'NX', now, site)
+    taken[eid] = true
+    fresh[#fresh + 1] = nowtext
+    fresh[#fresh + 1] = eid
+    local gk = e[2] .. '\n' .. e[3]
+    local g = groups[gk]
+    if not g then
+      g = {e[2], e[3], 0, {}}
+      groups[gk] = g
+      order[#order + 1] = g
     end
+    g[3] = g[3] + tonumber(e[4])
+    g[4][#g[4] + 1] = eid .. '\30' .. e[4]
     folded = folded + 1
   end
 end
-if #ids > 0 then redis.call('XACK', KEYS[2], ARGV[2], unpack(ids)) end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[3]))
-return {folded, dups}
+if #fresh > 0 then redis.call('ZADD', seen, unpack(fresh)) end
+local touched = {}
+for _, g in ipairs(order) do
+  local site, field = g[1], g[2]
+  local acc = tag .. ':acc:' .. site
+  local evkey = tag .. ':ev:' .. site .. ':' .. field
+  local net = redis.call('HINCRBY', acc, field, string.format('%d', g[3]))
+  redis.call('RPUSH', evkey, unpack(g[4]))
+  if net == 0 then
+    redis.call('HDEL', acc, field)
+    emit(tag, out, keep, site, field, 'NETTED', '', '', redis.call('LRANGE', evkey, 0, -1))
+    redis.call('DEL', evkey)
+  end
+  touched[site] = acc
+end
+for site, acc in pairs(touched) do
+  if redis.call('HLEN', acc) == 0 then
+    redis.call('ZREM', KEYS[4], site)
+  else
+    redis.call('ZADD', KEYS[4], 'NX', nowtext, site)
+  end
+end
+if #ids > 0 then redis.call('XACK', stream, ARGV[2], unpack(ids)) end
+if folded > 0 then redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - tonumber(ARGV[5])) end
+if not last then
+  local tail = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  last = tail[1] and tail[1][1] or '0-0'
+end
+return {#records, folded, dups, last, cursor, unpack(bad)}
 """
 )
 
@@ -272,7 +333,8 @@ local kind = (sign > 0) and 'inc' or 'dec'
 local encoded = cjson.encode(entries)
 local _, epoch = split(ARGV[1], '|')
 redis.call('HSET', KEYS[4], 'state', 'RESERVED', 'token', ARGV[1], 'epoch', epoch, 'site', site,
-           'kind', kind, 'entries', encoded, 'began_us', string.format('%d', now))
+           'kind', kind, 'entries', encoded, 'n', #entries,
+           'began_us', string.format('%d', now))
 redis.call('ZADD', tag .. ':open', math.floor(now / 1000), ARGV[2])
 if redis.call('HLEN', KEYS[3]) == 0 then redis.call('ZREM', KEYS[5], site) end
 return {'BEGUN', kind, encoded}
@@ -295,9 +357,10 @@ return {'OK'}
 FINISH = (
     _PRELUDE
     + r"""
--- KEYS: batch, cap. ARGV: token, batch id, verdict, code, tag, keep_ms, statuses, cap_op
--- verdict EACH: statuses is a JSON list of [status, code] per entry, cap_op '' (leave),
--- 'double' or a new cap (300 or more: none). Otherwise one verdict for the whole batch.
+-- KEYS: batch. ARGV: token, batch id, verdict, code, tag, keep_ms, cap_op, then for verdict
+-- EACH one status and one code per entry; cap_op '' (leave), 'double' or a new cap (300 or
+-- more: none). Otherwise one verdict for the whole batch. The site's cap key is built from
+-- the record's site (the shard's tag: the same slot), so the sender needs no lookup first.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'MISSING', 0} end
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return {'NOT_MINE', 0} end
@@ -305,18 +368,23 @@ local open = state == 'RESERVED' or state == 'SENDING'
   or (state == 'IN_DOUBT' and redis.call('HGET', KEYS[1], 'code') == 'TAKEOVER')
 if not open or (state == 'IN_DOUBT' and ARGV[3] == 'IN_DOUBT') then return {state, 0} end
 local verdict, tag, keep = ARGV[3], ARGV[5], ARGV[6]
-local entries = #cjson.decode(redis.call('HGET', KEYS[1], 'entries'))
-local cap = tonumber(redis.call('GET', KEYS[2]) or '300')
+local capkey = tag .. ':cap:' .. redis.call('HGET', KEYS[1], 'site')
+-- the entry count, kept apart at begin (a record begun before it was: decode the entries)
+local entries = tonumber(redis.call('HGET', KEYS[1], 'n') or '')
+  or #cjson.decode(redis.call('HGET', KEYS[1], 'entries'))
+local cap = tonumber(redis.call('GET', capkey) or '300')
 local function double()
-  if cap * 2 >= 300 then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], cap * 2) end
+  if cap * 2 >= 300 then redis.call('DEL', capkey) else redis.call('SET', capkey, cap * 2) end
 end
 if verdict == 'EACH' then
-  local op = ARGV[8]
+  local op = ARGV[7]
   if op == 'double' then double()
   elseif op ~= '' then
-    if tonumber(op) >= 300 then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], op) end
+    if tonumber(op) >= 300 then redis.call('DEL', capkey) else redis.call('SET', capkey, op) end
   end
-  return {settle(tag, ARGV[2], keep, cjson.decode(ARGV[7]), nil, ARGV[4]), entries}
+  local statuses = {}
+  for i = 8, #ARGV, 2 do statuses[#statuses + 1] = {ARGV[i], ARGV[i + 1]} end
+  return {settle(tag, ARGV[2], keep, statuses, nil, ARGV[4]), entries}
 end
 if verdict == 'APPLIED' then
   double()
@@ -324,7 +392,7 @@ elseif verdict == 'REFUSED' then
   if entries == 1 then
     verdict = 'REJECTED'
   else
-    redis.call('SET', KEYS[2], math.ceil(entries / 2))
+    redis.call('SET', capkey, math.ceil(entries / 2))
     verdict = 'RETURNED'
   end
 end

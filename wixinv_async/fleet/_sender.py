@@ -55,7 +55,16 @@ CATALOG_TTL_MS: Final = 7 * 86_400_000
 class OwnedShard:
     """A shard this worker holds the lease of, and its loop's state."""
 
-    __slots__ = ("behind_since", "catalogs", "event", "leaving", "number", "task", "token")
+    __slots__ = (
+        "behind_since",
+        "catalogs",
+        "event",
+        "last_id",
+        "leaving",
+        "number",
+        "task",
+        "token",
+    )
 
     def __init__(self, number: int, token: str) -> None:
         self.number = number
@@ -66,6 +75,9 @@ class OwnedShard:
         # The loop time since which the reader has been behind the stream (a full read came
         # back), or None once a read came back short: the backlog has been folded.
         self.behind_since: float | None = None
+        # The id the reader's wake-up XREAD waits after (the last entry read_fold saw), or
+        # None while the shard has more to read (its next read_fold goes at once).
+        self.last_id: str | None = None
         self.catalogs: dict[str, CatalogVersion] = {}
 
 

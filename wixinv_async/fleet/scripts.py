@@ -6,9 +6,12 @@ redis-py's automatic retry of a command whose reply was lost neither orphans nor
 - ``claim``: renew my lease, or take a free shard: epoch + 1, and every batch of the older
   epoch still RESERVED (never allowed to leave) goes back to the accumulator, every SENDING one
   becomes IN_DOUBT. A retry finds the lease mine and renews.
-- ``fold``: fenced by the lease; drops event ids already seen, nets each delta into the site's
-  accumulator hash, emits NETTED for keys that cancel out, and XACKs, all in one step. A retry
-  sees the ids as duplicates.
+- ``read_fold``: fenced by the lease; reads the shard's next entries (XREADGROUP, or at a
+  takeover XAUTOCLAIM of what others read and never folded) inside the script, drops event
+  ids already seen, nets each delta into the site's accumulator hash, emits NETTED for keys
+  that cancel out, and XACKs, all in one step: an entry read is never left unfolded, and the
+  worker never parses an entry. A retry after a lost reply reads the next entries (the ones
+  before were folded and acknowledged).
 - ``begin``: fenced; refuses when the lease has less than ``lease_min_ms`` left or GCRA on
   Redis's ``TIME`` says wait; otherwise moves up to ``cap`` (at most 300) same-sign net deltas
   into a RESERVED batch-intent record. The batch id comes from the worker, so a retry returns
@@ -47,29 +50,36 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from . import _lua
 from .shards import MAX_BATCH, KeySpace
 
 __all__ = [
+    "GROUP",
+    "READ_COUNT",
     "SCRIPTS",
     "Begun",
     "Claim",
     "EntryVerdicts",
-    "IngestEntry",
     "PlannedEntry",
+    "ReadFold",
     "ShardScripts",
-    "parse_entry",
     "text",
 ]
+
+GROUP = "workers"
+"""The ingest streams' consumer group (every worker reads in it)."""
+READ_COUNT = 500
+"""Entries one ``read_fold`` reads at most (Redis serves nothing else during a script)."""
 
 SCRIPTS = {
     "begin": _lua.BEGIN,
     "claim": _lua.CLAIM,
     "finish": _lua.FINISH,
-    "fold": _lua.FOLD,
     "mark_sent": _lua.MARK_SENT,
     "pace": _lua.PACE,
+    "read_fold": _lua.READ_FOLD,
     "release": _lua.RELEASE,
     "resolve": _lua.RESOLVE,
     "trim": _lua.TRIM,
@@ -95,17 +105,24 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
-class IngestEntry:
-    """One delta as it sits in a shard's ingest stream."""
+class ReadFold:
+    """What one ``read_fold`` did: entries ``read`` (and acknowledged), ``folded`` into the
+    accumulators, ``duplicates`` (event ids seen before), ``last_id`` (the last entry read, or
+    the stream's last when nothing was new: where a wake-up read waits from), ``cursor`` (the
+    XAUTOCLAIM cursor to go on with, ``"0-0"`` when done; ``""`` for new entries), and the ids
+    of ``malformed`` entries (not written by a producer: acknowledged and dropped)."""
 
-    stream_id: str
-    event_id: str
-    site: str
-    product_id: str
-    variant_id: str
-    delta: int
-    location_id: str = ""
-    """A Catalog V3 location (``""``: none named; V3 then means the default location)."""
+    read: int
+    folded: int
+    duplicates: int
+    last_id: str
+    cursor: str
+    malformed: tuple[str, ...] = ()
+
+    @classmethod
+    def from_reply(cls, reply: list[Any]) -> ReadFold:
+        read, folded, dups, last, cursor, *bad = reply
+        return cls(int(read), int(folded), int(dups), text(last), text(cursor), tuple(bad))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,18 +167,6 @@ def text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def parse_entry(stream_id: str, fields: dict[str, str]) -> IngestEntry | None:
-    """An ingest stream entry, or ``None`` when it is malformed (not written by a producer)."""
-    try:
-        delta = int(fields["d"])
-        location = fields.get("l", "")  # absent in entries written before locations existed
-        return IngestEntry(
-            stream_id, fields["e"], fields["site"], fields["p"], fields["v"], delta, location
-        )
-    except (KeyError, ValueError):
-        return None
-
-
 def _planned(encoded: str) -> tuple[PlannedEntry, ...]:
     planned = []
     for field, net, events in json.loads(encoded):
@@ -181,7 +186,7 @@ class ShardScripts:
         self.keep_ms = keep_ms
         self._claim = redis.register_script(_lua.CLAIM)
         self._release = redis.register_script(_lua.RELEASE)
-        self._fold = redis.register_script(_lua.FOLD)
+        self._read_fold = redis.register_script(_lua.READ_FOLD)
         self._pace = redis.register_script(_lua.PACE)
         self._begin = redis.register_script(_lua.BEGIN)
         self._mark_sent = redis.register_script(_lua.MARK_SENT)
@@ -204,19 +209,42 @@ class ShardScripts:
     async def release(self, shard: int, token: str) -> bool:
         return bool(await self._release(keys=[self.keys.key(shard, "lease")], args=[token]))
 
-    async def fold(
-        self, shard: int, token: str, group: str, entries: Sequence[IngestEntry], dedup_ms: int
-    ) -> tuple[int, int]:
-        """Fold ``entries`` and XACK them; ``(folded, duplicates)``. Raises ``ResponseError``
-        ``FENCED`` when the lease is no longer ``token``."""
+    def _read_fold_call(
+        self, shard: int, token: str, consumer: str, start: str, count: int, dedup_ms: int
+    ) -> tuple[list[str], list[str | int]]:
         k = self.keys
-        args: list[str | int] = [token, group, dedup_ms, k.tag(shard), self.keep_ms]
-        for e in entries:
-            args += [e.stream_id, e.event_id, e.site, e.product_id, e.variant_id]
-            args += [e.location_id, e.delta]
         keys = [k.key(shard, n) for n in ("lease", "in", "seen", "sites")]
-        reply: list[int] = await self._fold(keys=keys, args=args)
-        return int(reply[0]), int(reply[1])
+        args: list[str | int] = [token, GROUP, consumer, count, dedup_ms, k.tag(shard)]
+        return keys, [*args, self.keep_ms, start]
+
+    async def read_fold(
+        self,
+        shard: int,
+        token: str,
+        consumer: str,
+        *,
+        dedup_ms: int,
+        start: str = ">",
+        count: int = READ_COUNT,
+    ) -> ReadFold:
+        """Read up to ``count`` entries of the shard's stream into group ``workers`` as
+        ``consumer`` (``start`` ``">"``: new ones; an XAUTOCLAIM cursor: others' unfolded
+        ones), fold and XACK them, in one step. Raises ``ResponseError`` ``FENCED`` when the
+        lease is no longer ``token`` (then nothing was read)."""
+        keys, args = self._read_fold_call(shard, token, consumer, start, count, dedup_ms)
+        return ReadFold.from_reply(await self._read_fold(keys=keys, args=args))
+
+    async def read_fold_many(
+        self, shards: Sequence[tuple[int, str]], consumer: str, *, dedup_ms: int
+    ) -> list[ReadFold | ResponseError]:
+        """``read_fold`` of new entries for each ``(shard, token)``, pipelined in one round
+        trip; a shard's ``ResponseError`` (FENCED) is its answer, not raised."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, token in shards:
+                keys, args = self._read_fold_call(shard, token, consumer, ">", READ_COUNT, dedup_ms)
+                await self._read_fold(keys=keys, args=args, client=pipe)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return [r if isinstance(r, ResponseError) else ReadFold.from_reply(r) for r in replies]
 
     async def begin(
         self,
@@ -263,25 +291,23 @@ class ShardScripts:
     ) -> str:
         """Settle the whole batch with one verdict (APPLIED, REFUSED, RETURNED, IN_DOUBT);
         answers the state it ended in (or MISSING / NOT_MINE)."""
-        return await self._finish_call(shard, token, batch_id, [verdict, code, "[]", ""])
+        return await self._finish_call(shard, token, batch_id, [verdict, code, ""])
 
     async def finish_each(
         self, shard: int, token: str, batch_id: str, settled: EntryVerdicts
     ) -> str:
         """Settle the batch entry by entry (:class:`EntryVerdicts`); answers the state it
         ended in: one status when every entry has it, IN_DOUBT when some are, else SETTLED."""
-        statuses = json.dumps([[s, c] for s, c in settled.statuses])
-        args = ["EACH", settled.code, statuses, settled.cap_op]
-        return await self._finish_call(shard, token, batch_id, args)
+        statuses = [part for status in settled.statuses for part in status]
+        return await self._finish_call(
+            shard, token, batch_id, ["EACH", settled.code, settled.cap_op, *statuses]
+        )
 
     async def _finish_call(self, shard: int, token: str, batch_id: str, tail: list[str]) -> str:
         k = self.keys
-        batch = k.batch(shard, batch_id)
-        site = text(await self.redis.hget(batch, "site"))
-        cap = k.site_key(shard, "cap", site)
-        verdict, code, statuses, cap_op = tail
+        verdict, code, *rest = tail
         args: list[str | int] = [token, batch_id, verdict, code, k.tag(shard), self.keep_ms]
-        reply: list[Any] = await self._finish(keys=[batch, cap], args=[*args, statuses, cap_op])
+        reply: list[Any] = await self._finish(keys=[k.batch(shard, batch_id)], args=[*args, *rest])
         return str(reply[0])
 
     async def pace(

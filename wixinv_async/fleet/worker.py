@@ -6,7 +6,10 @@ Three loops, each a thin driver over the scripts of :mod:`~wixinv_async.fleet.sc
   shards by rendezvous hashing over the live workers, renew held leases, claim free target
   shards (a claim is a takeover: XAUTOCLAIM then moves the dead owner's read-but-unfolded
   entries to us), release shards that now belong to someone else once idle.
-- reader: XREADGROUP over the owned shards' streams, then one fold per shard.
+- reader: one ``read_fold`` script per owned shard with entries to read (pipelined in one
+  round trip), which reads, folds and acknowledges inside Redis, so the worker never parses
+  an entry; while every shard is caught up, one blocking XREAD (COUNT 1, after each shard's
+  last id: it consumes nothing) waits for the next entry of any of them.
 - one sender per owned shard (:mod:`~wixinv_async.fleet._sender`): for each site with pending
   deltas, begin (GCRA and lease checked by Redis), mark_sent (the fence right before the
   request), send through the hub (V1 atomic calls or V3 bulk calls, by the site's catalog),
@@ -44,7 +47,7 @@ from ._config import (
 )
 from ._sender import OwnedShard, ShardSender
 from .producer import ensure_config
-from .scripts import IngestEntry, ShardScripts, parse_entry, text
+from .scripts import GROUP, READ_COUNT, ReadFold, ShardScripts, text
 from .shards import KeySpace, assign_shards, gcra_interval_us
 
 __all__ = [
@@ -57,8 +60,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("wixinv_async.fleet")
-GROUP = "workers"
-READ_COUNT = 500
+WAKE_MS = 100
+"""How long the reader's wake-up XREAD blocks before it looks at the stop flag again."""
 
 
 class FleetWorker:
@@ -126,9 +129,9 @@ class FleetWorker:
             try:
                 await self._membership_loop()
             finally:
-                # Not reader.cancel(): a cancelled blocking XREADGROUP was seen to hang redis-py
-                # (the task stuck "cancelling" for good). The read blocks 100 ms, then sees the
-                # stop flag.
+                # Not reader.cancel(): a cancelled blocking read was seen to hang redis-py (the
+                # task stuck "cancelling" for good). The wake-up read blocks WAKE_MS, then sees
+                # the stop flag.
                 self._stopping.set()
                 await reader
                 await self._release_all()
@@ -185,9 +188,6 @@ class FleetWorker:
                 self._drop(number, "lease taken by " + claim.owner)
             return
         if shard is not None:
-            # A stale worker's blocked XREADGROUP can still be handed entries after we took
-            # over (delivery is not fenced, folding is); adopt those once they sit idle.
-            await self._adopt_pending(shard, min_idle_ms=self.settings.lease_ms)
             return
         if claim.returned or claim.doubted:
             log.warning(
@@ -197,28 +197,26 @@ class FleetWorker:
                 claim.doubted,
             )
         shard = OwnedShard(number, f"{self.worker_id}|{claim.epoch}")
+        # Read through the wake-up XREAD first (from the start: it returns at once when the
+        # stream holds anything), so every read is seen by it before it is folded.
+        shard.last_id = "0-0"
         self._owned[number] = shard
-        await self._adopt_pending(shard, min_idle_ms=0)
+        await self._adopt_pending(shard)
         shard.task = asyncio.create_task(self._serve(shard))
 
-    async def _adopt_pending(self, shard: OwnedShard, *, min_idle_ms: int) -> None:
-        """Create the group, then XAUTOCLAIM every entry others read but did not fold (their
-        fold is fenced now) and fold them. At takeover no idle time is needed; afterwards only
-        entries idle for ``min_idle_ms`` are taken, not the ones our own reader is folding
-        (taking those would be harmless, the fold drops their event ids, but wasted)."""
+    async def _adopt_pending(self, shard: OwnedShard) -> None:
+        """Create the group, then take over and fold every entry others read but never
+        folded. Since reading and folding are one script, only a worker of an older version
+        (which read, then folded in a second step) can have left such entries."""
         stream = self.keys.key(shard.number, "in")
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
             await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-        start = "0-0"
+        cursor = "0-0"
         while True:
-            reply: Any = await self.redis.xautoclaim(
-                stream, GROUP, self.worker_id, min_idle_ms, start, 500
-            )
-            records = [(sid, fields) for sid, fields in reply[1] if fields]
-            await self._fold(shard, records)
-            start = reply[0]
-            if start == "0-0":
+            done = await self._read_fold(shard, cursor)
+            if done is None or done.cursor == "0-0":
                 return
+            cursor = done.cursor
 
     def _drop(self, number: int, why: str) -> None:
         shard = self._owned.pop(number, None)
@@ -242,63 +240,79 @@ class FleetWorker:
 
     async def _read_loop(self) -> None:
         while not self._stopping.is_set():
-            by_stream = {self.keys.key(n, "in"): s for n, s in self._owned.items() if not s.leaving}
-            if not by_stream:
-                await asyncio.sleep(0.05)
-                continue
+            owned = [s for s in self._owned.values() if not s.leaving]
             try:
-                replies: Any = await self.redis.xreadgroup(
-                    GROUP,
-                    self.worker_id,
-                    dict.fromkeys(by_stream, ">"),
-                    count=READ_COUNT,
-                    block=100,
-                )
-            except (RedisConnectionError, RedisTimeoutError, ResponseError) as error:
+                if not owned:
+                    await asyncio.sleep(0.05)
+                elif any(s.last_id is None for s in owned):
+                    await self._read_ready([s for s in owned if s.last_id is None])
+                else:
+                    await self._wait_for_entries(owned)
+            except (RedisConnectionError, RedisTimeoutError) as error:
                 log.warning("read failed: %s", error)
                 await asyncio.sleep(0.1)
+
+    async def _wait_for_entries(self, owned: list[OwnedShard]) -> None:
+        """Block until any owned stream has an entry after the last one read (XREAD COUNT 1:
+        nothing is consumed); mark those shards to be read."""
+        streams = {self.keys.key(s.number, "in"): s for s in owned}
+        replies: Any = await self.redis.xread(
+            {stream: s.last_id or "0-0" for stream, s in streams.items()}, count=1, block=WAKE_MS
+        )
+        if replies:
+            crash_point("after_read")
+        for stream, _ in replies or []:
+            shard = streams.get(text(stream))
+            if shard is not None:
+                shard.last_id = None
+
+    async def _read_ready(self, ready: list[OwnedShard]) -> None:
+        """One read_fold per shard, pipelined; a shard whose read came back full stays ready."""
+        answers = await self.scripts.read_fold_many(
+            [(s.number, s.token) for s in ready], self.worker_id, dedup_ms=self.settings.dedup_ms
+        )
+        now = asyncio.get_running_loop().time()
+        for shard, answer in zip(ready, answers, strict=True):
+            if isinstance(answer, ResponseError):
+                if "FENCED" in str(answer):
+                    self._drop(shard.number, "fenced at read_fold")
+                else:  # the shard stays ready: read again on the next turn
+                    log.warning("shard %d: read_fold failed: %s", shard.number, answer)
                 continue
-            if replies:
-                crash_point("after_read")
-            now = asyncio.get_running_loop().time()
-            full = {text(stream) for stream, records in replies or [] if len(records) >= READ_COUNT}
-            for stream, owned in by_stream.items():
-                if stream not in full:
-                    owned.behind_since = None
-                elif owned.behind_since is None:
-                    owned.behind_since = now
-            for stream, records in replies or []:
-                shard = by_stream.get(text(stream))
-                if shard is not None:
-                    await self._fold_retrying(shard, records)
+            self._folded(shard, answer)
+            if answer.read < READ_COUNT:
+                shard.last_id, shard.behind_since = answer.last_id, None
+            elif shard.behind_since is None:
+                shard.behind_since = now
 
-    async def _fold_retrying(self, shard: OwnedShard, records: list[Any]) -> None:
-        await retry_redis(lambda: self._fold(shard, records))
-
-    async def _fold(self, shard: OwnedShard, records: list[Any]) -> None:
-        entries: list[IngestEntry] = []
-        for stream_id, fields in records:
-            entry = parse_entry(stream_id, fields)
-            if entry is None:
-                log.error(
-                    "shard %d: malformed entry %s dropped: %r", shard.number, stream_id, fields
-                )
-                await self.redis.xack(self.keys.key(shard.number, "in"), GROUP, stream_id)
-            else:
-                entries.append(entry)
-        if not entries:
-            return
+    async def _read_fold(self, shard: OwnedShard, cursor: str) -> ReadFold | None:
+        """Adopt (fold) up to READ_COUNT entries from ``cursor``; None when fenced."""
         try:
-            await self.scripts.fold(
-                shard.number, shard.token, GROUP, entries, self.settings.dedup_ms
+            return self._folded(
+                shard,
+                await retry_redis(
+                    lambda: self.scripts.read_fold(
+                        shard.number,
+                        shard.token,
+                        self.worker_id,
+                        dedup_ms=self.settings.dedup_ms,
+                        start=cursor,
+                    )
+                ),
             )
         except ResponseError as error:
             if "FENCED" not in str(error):
                 raise
-            self._drop(shard.number, "fenced at fold")
-            return
-        crash_point("after_fold")
-        shard.event.set()
+            self._drop(shard.number, "fenced at read_fold")
+            return None
+
+    def _folded(self, shard: OwnedShard, answer: ReadFold) -> ReadFold:
+        if answer.malformed:
+            log.error("shard %d: malformed entries dropped: %s", shard.number, answer.malformed)
+        if answer.folded:
+            crash_point("after_fold")
+            shard.event.set()
+        return answer
 
     # --- sending and trimming -----------------------------------------------------------
 
