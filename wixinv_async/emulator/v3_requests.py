@@ -9,7 +9,7 @@ and ignored, so a client may send back an item it read.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
@@ -54,27 +54,38 @@ class _Req(
 
 
 class DecrementById(_Req, kw_only=True):
+    """The store reads every entry through one shape (``v3_store.Adjust``): the amount and
+    the preorder flag under one name in each model, the other model's ids as ``None``."""
+
     inventory_item_id: _Guid
-    decrement_by: _Amount
-    preorder_request: bool = False
+    amount: _Amount = msgspec.field(name="decrementBy")
+    preorder: bool = msgspec.field(default=False, name="preorderRequest")
+    variant_id: ClassVar[None] = None
+    location_id: ClassVar[None] = None
 
 
 class IncrementById(_Req, kw_only=True):
     inventory_item_id: _Guid
-    increment_by: _Amount
+    amount: _Amount = msgspec.field(name="incrementBy")
+    preorder: ClassVar[bool] = False
+    variant_id: ClassVar[None] = None
+    location_id: ClassVar[None] = None
 
 
 class DecrementByLocation(_Req, kw_only=True):
     variant_id: _Guid
     location_id: _Guid | None = None
-    decrement_by: _Amount
-    preorder_request: bool = False
+    amount: _Amount = msgspec.field(name="decrementBy")
+    preorder: bool = msgspec.field(default=False, name="preorderRequest")
+    inventory_item_id: ClassVar[None] = None
 
 
 class IncrementByLocation(_Req, kw_only=True):
     variant_id: _Guid
     location_id: _Guid | None = None
-    increment_by: _Amount
+    amount: _Amount = msgspec.field(name="incrementBy")
+    preorder: ClassVar[bool] = False
+    inventory_item_id: ClassVar[None] = None
 
 
 class ByIdDecrementBody(_Req, kw_only=True):
