@@ -1,17 +1,29 @@
-"""The V3 bulk adjust's inline usual case and its compact journal agree with the per-item
-rules (``v3_rules``) applied one entry at a time, and its answer with the documented shape."""
+"""The V3 bulk adjust's fast paths agree with the general ones: its inline usual case and
+compact journal with the per-item rules (``v3_rules``) applied one entry at a time, its answer
+with the documented shape, its unchecked-first decoding with the strict models."""
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec import Meta
 
+from wixinv_async.emulator._errors import WixApiError
+from wixinv_async.emulator.requests import decode_with
 from wixinv_async.emulator.v3_handlers import bulk_answer
 from wixinv_async.emulator.v3_items import V3Item
+from wixinv_async.emulator.v3_requests import (
+    GUID_PATTERN,
+    ByIdDecrementBody,
+    ByIdIncrementBody,
+    ByLocationDecrementBody,
+    ByLocationIncrementBody,
+    decode_bulk,
+)
 from wixinv_async.emulator.v3_rules import ItemError, decrement, increment
 from wixinv_async.emulator.v3_store import AdjustIn, V3Store
 
@@ -135,3 +147,62 @@ def _answer(entries: list[AdjustIn], failed: dict[int, Any]) -> dict[str, Any]:
         "undetailedFailures": 0,
     }
     return {"results": results, "bulkActionMetadata": metadata}
+
+
+KNOWN = [f"00000000-0000-0000-0000-{n:012d}" for n in range(3)]
+_ids = st.sampled_from([*KNOWN, MISSING, "x", "", KNOWN[0].upper(), KNOWN[1] + "\n", "1" * 36])
+_amounts = st.sampled_from([1, 1, 3, 0, 100_000, "1"])
+_MODELS = [
+    (ByIdDecrementBody, "decrementData", ("inventoryItemId",), "decrementBy"),
+    (ByIdIncrementBody, "incrementData", ("inventoryItemId",), "incrementBy"),
+    (ByLocationDecrementBody, "decrementData", ("variantId", "locationId"), "decrementBy"),
+    (ByLocationIncrementBody, "incrementData", ("variantId", "locationId"), "incrementBy"),
+]
+_ANY_FIELD = {
+    "inventoryItemId": _ids,
+    "variantId": _ids,
+    "decrementBy": _amounts,
+    "preorderRequest": st.sampled_from([True, False, 1]),
+    "other": st.just(1),
+}
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> tuple[type[Any], str, bytes]:
+    """A body of one bulk model: mostly well formed, with odd ids, amounts and fields."""
+    model, field, id_fields, amount = draw(st.sampled_from(_MODELS))
+    entry = st.fixed_dictionaries(
+        dict.fromkeys(id_fields, _ids) | {amount: _amounts},
+        optional={"preorderRequest": st.sampled_from([True, False, 1])},
+    )
+    odd = st.fixed_dictionaries({}, optional=_ANY_FIELD)
+    entries = draw(st.lists(st.one_of(entry, entry, entry, odd), max_size=4))
+    extra = draw(st.dictionaries(st.sampled_from(["reason", "returnEntity", "x"]), _ids))
+    return model, field, msgspec.json.encode({field: entries, **extra})
+
+
+@settings(max_examples=400, deadline=None)
+@given(drawn=_bodies())
+def test_the_unchecked_first_decoding_answers_as_the_strict_model(
+    drawn: tuple[type[Any], str, bytes],
+) -> None:
+    """Whatever the body, the bulk decoding gives the strict (GUID-checked) model's value or
+    its exact 400."""
+    model, field, body = drawn
+    known = set(KNOWN)
+
+    def names_known(decoded: Any) -> bool:
+        data = getattr(decoded, field.replace("Data", "_data"))
+        ids = [e.inventory_item_id or e.variant_id for e in data]
+        return all(i in known for i in ids) and all(e.location_id in (None, KNOWN[0]) for e in data)
+
+    strict = msgspec.json.Decoder(model[Annotated[str, Meta(pattern=GUID_PATTERN)]])
+    try:
+        expected: Any = decode_with(strict, body)
+    except WixApiError as error:
+        expected = error.encode()
+    try:
+        got: Any = decode_bulk(model, body, names_known)
+    except WixApiError as error:
+        got = error.encode()
+    assert got == expected

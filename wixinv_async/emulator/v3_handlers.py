@@ -32,6 +32,7 @@ from .v3_requests import (
     UpdateBody,
     UpdateByFilterBody,
     decode3,
+    decode_bulk,
 )
 from .v3_store import Adjust, ItemFault, Refusal, Settled, V3Store, check_update_shape
 
@@ -113,7 +114,7 @@ def _result(
 
 
 def decrement_by_id(call: V3Call) -> bytes:
-    body = decode3(ByIdDecrementBody, call.body)
+    body = decode_bulk(ByIdDecrementBody, call.body, lambda b: call.store.has_ids(b.decrement_data))
     restrict = body.restrict_inventory is not False
     return _adjusted(
         call,
@@ -126,7 +127,7 @@ def decrement_by_id(call: V3Call) -> bytes:
 
 
 def increment_by_id(call: V3Call) -> bytes:
-    body = decode3(ByIdIncrementBody, call.body)
+    body = decode_bulk(ByIdIncrementBody, call.body, lambda b: call.store.has_ids(b.increment_data))
     return _adjusted(
         call,
         "bulkIncrementInventoryItems",
@@ -138,7 +139,9 @@ def increment_by_id(call: V3Call) -> bytes:
 
 
 def decrement_by_location(call: V3Call) -> bytes:
-    body = decode3(ByLocationDecrementBody, call.body)
+    body = decode_bulk(
+        ByLocationDecrementBody, call.body, lambda b: call.store.has_places(b.decrement_data)
+    )
     restrict = body.restrict_inventory is not False
     return _adjusted(
         call,
@@ -151,7 +154,9 @@ def decrement_by_location(call: V3Call) -> bytes:
 
 
 def increment_by_location(call: V3Call) -> bytes:
-    body = decode3(ByLocationIncrementBody, call.body)
+    body = decode_bulk(
+        ByLocationIncrementBody, call.body, lambda b: call.store.has_places(b.increment_data)
+    )
     return _adjusted(
         call,
         "bulkIncrementInventoryItemsByVariantAndLocation",
@@ -163,7 +168,10 @@ def increment_by_location(call: V3Call) -> bytes:
 
 
 _BulkBody = (
-    ByIdDecrementBody | ByIdIncrementBody | ByLocationDecrementBody | ByLocationIncrementBody
+    ByIdDecrementBody[str]
+    | ByIdIncrementBody[str]
+    | ByLocationDecrementBody[str]
+    | ByLocationIncrementBody[str]
 )
 
 

@@ -9,10 +9,11 @@ bad ones refused, nothing else changed). Every change adds 1 to the item's ``rev
 
 from __future__ import annotations
 
+import operator
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from ._errors import WixApiError, application_error, validation_error
 from .catalog import new_guid
@@ -34,6 +35,7 @@ __all__ = [
     "V3Store",
 ]
 
+_INVENTORY_ITEM_ID: Final = operator.attrgetter("inventory_item_id")
 ItemFault = Callable[[], str | None]
 """Draws one entry's injected fault: ``None``, ``"error"`` or ``"undetailed"``."""
 
@@ -160,6 +162,15 @@ class V3Store:
     def at(self, variant_id: str, location_id: str | None = None) -> V3Item | None:
         """The item of a variant at a location (default: the default location)."""
         return self._by_place.get((variant_id, location_id or self.default_location))
+
+    def has_ids(self, entries: Sequence[Adjust]) -> bool:
+        """Whether every entry's inventory item id is one of this store's items."""
+        return all(map(self._by_id.__contains__, map(_INVENTORY_ITEM_ID, entries)))
+
+    def has_places(self, entries: Sequence[Adjust]) -> bool:
+        """Whether every entry's variant has an item at its location (default: the default)."""
+        places, default = self._by_place, self.default_location
+        return all((e.variant_id, e.location_id or default) in places for e in entries)
 
     def records(self) -> list[V3Item]:
         return list(self._by_id.values())
