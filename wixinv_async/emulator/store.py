@@ -352,7 +352,6 @@ class SiteStore:
             raise _not_found(f"no product {product_id!r}", {"productId": product_id})
         before = self._snapshot(item)
         entries = apply_update(item, product_id, body)
-        self._index.retrack(item)
         self._settle()
         now = self._wall_clock()
         item.last_updated = int(now * 1000)
