@@ -28,22 +28,28 @@ _DEC: Final = "decrementData"
 
 
 class Index:
-    """The store's lookups: by product id and by inventory id."""
+    """The store's lookups: by product id, by inventory id, and every variant by its number
+    (what the journal keeps instead of references: see :mod:`.journal`)."""
 
-    __slots__ = ("by_inventory", "by_product")
+    __slots__ = ("by_inventory", "by_product", "variants")
 
     def __init__(self, items: Iterable[Item] = ()) -> None:
         self.by_product: dict[str, Item] = {}
         self.by_inventory: dict[str, Item] = {}
+        self.variants: list[Variant] = []
+        """``variants[v.number] is v``."""
         for item in items:
             self.add(item)
 
     def __repr__(self) -> str:
-        return f"Index(items={len(self.by_product)})"
+        return f"Index(items={len(self.by_product)}, variants={len(self.variants)})"
 
     def add(self, item: Item) -> None:
         self.by_product[item.product_id] = item
         self.by_inventory[item.id] = item
+        for variant in item.variants.values():
+            variant.number = len(self.variants)
+            self.variants.append(variant)
 
     def locate(
         self, product_id: str | None, inventory_id: str | None, variant_id: str
