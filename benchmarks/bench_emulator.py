@@ -14,12 +14,22 @@ processes (the machine has 2 cores):
   when other processes share the machine).
 - ``crawl_query``: numericId-range queries (numericId sort, limit 100) on a 100k-item site.
 - ``seed``: seconds to seed 100,000 products in process.
+- ``sites300`` (issue 15): the emulator as ``bench_hub.py``'s budget run configures it (300
+  sites of one seeded catalog, 550 products of 3 variants, a strict 200/60 window each, every
+  site made first), all V1 or all V3, against a bare aiohttp handler that only msgspec-parses
+  the same bodies, side by side in each round. 300-entry V1 decrements and increments, V3
+  bulk decrements and increments by inventory item id, each site with its own OAuth token,
+  round robin over the sites (at most 200 requests a site per server, so every answer is a
+  200): the server's CPU per request from ``/proc`` while saturated (8 connections), as
+  requests per core-second and a ratio to the bare handler's; then ``sites300_paced``: V1 or V3
+  decrements paced at 1,000 requests a second (16 connections), the server's share of one
+  core and the headroom left. ``--only sites [--catalog v1|v3]`` runs just this.
 
 The load generator and each server are pinned to different CPUs (when there are two), so no
-run has them competing for one. Prints one JSON line per measurement. ``--quick`` runs a small version (20k items, fewer
-requests). Other processes on the machine move the figures; compare within one run.
+run has them competing for one. Prints one JSON line per measurement. ``--quick`` runs a
+small version (20k items, fewer requests). Other processes on the machine move the figures; compare within one run.
 
-    .venv/bin/python benchmarks/bench_emulator.py [--quick]
+    .venv/bin/python benchmarks/bench_emulator.py [--quick] [--only sites] [--catalog v1]
 """
 
 from __future__ import annotations
