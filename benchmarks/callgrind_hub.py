@@ -236,7 +236,7 @@ async def _waves(
 
 
 def child(args: argparse.Namespace) -> None:
-    emu = json.loads(args.child)
+    emu = json.loads(Path(args.child).read_text())
     _count_exchanges()
     if args.stream == "budget":
         with asyncio.Runner(loop_factory=VirtualLoop) as runner:
@@ -249,6 +249,7 @@ def child(args: argparse.Namespace) -> None:
 def counted(emu: Mapping[str, Any], args: argparse.Namespace, *extra: str) -> dict[str, Any]:
     """Run the child under callgrind; its report and the measured phase's instructions."""
     with tempfile.TemporaryDirectory() as out:
+        (Path(out) / "emu.json").write_text(json.dumps(emu))
         command = [
             "valgrind",
             "--tool=callgrind",
@@ -259,7 +260,7 @@ def counted(emu: Mapping[str, Any], args: argparse.Namespace, *extra: str) -> di
             *_passed(args),
             *extra,
             "--child",
-            json.dumps(emu),
+            f"{out}/emu.json",
         ]
         done = subprocess.run(  # noqa: S603 - our own script under valgrind
             command, capture_output=True, text=True, check=True
@@ -360,7 +361,7 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, help="cProfile, print N rows")
     parser.add_argument("--native", action="store_true", help="run once, no valgrind")
     parser.add_argument("--keep", help="copy the measured phase's callgrind file here")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # the emulator's JSON file
     parser.add_argument("--feeder-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--via", choices=["hub", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
