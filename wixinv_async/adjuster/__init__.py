@@ -231,8 +231,14 @@ class InventoryAdjuster:
                     reason=reason,
                     report_error=self._report_error,
                 )
+                table = self._table
                 writer = self._router = CatalogRouter(
-                    client, writer, v3, report_error=self._report_error, catalog=catalog
+                    client,
+                    writer,
+                    v3,
+                    report_error=self._report_error,
+                    catalog=catalog,
+                    v3_targets=lambda: table.v3_targets,
                 )
         self._writer = writer
         self._dispatcher = Dispatcher(self._table, self._ledger, writer, limits)

@@ -215,6 +215,7 @@ class DeltaTable:
         "preorders",
         "ready",
         "tagged",
+        "v3_targets",
         "wake",
         "wake_at",
     )
@@ -250,6 +251,9 @@ class DeltaTable:
         """Pending entries with a follow-up (``more``): while none has, taking skips the check."""
         self.tagged = False
         """Whether any delta came with a tag (reported entries' tags are then dropped)."""
+        self.v3_targets = False
+        """Whether any delta named a location or a SKU: until one does, no entry can, and a
+        V1 batch needs no look at its keys (:func:`any_v3_target`)."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -298,6 +302,7 @@ class DeltaTable:
             if location_id is not None or sku is not None:
                 check_v3_target(product_id, inventory_id, variant_id, location_id, sku)
                 key = (*key, location_id, sku)
+                self.v3_targets = True
         entries = self.entries
         try:
             entry = entries.get(key)
