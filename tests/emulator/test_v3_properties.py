@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from wixinv_async.emulator.catalogs import location_ids, seed_v3
 from wixinv_async.emulator.store import SiteStore
 from wixinv_async.emulator.v3_query import compile_plan, decode_cursor
-from wixinv_async.emulator.v3_store import Adjust, V3Store
+from wixinv_async.emulator.v3_store import AdjustIn, V3Store
 
 SORTS = [
     [],
@@ -53,7 +53,7 @@ def test_paging_with_stock_changes_between_pages_reads_each_match_once(
     while True:
         seen += [i.id for i in page.items]
         tracked = [i.id for i in store.records() if i.track]
-        entries = [Adjust(i, None, None, rng.randint(1, 3)) for i in rng.sample(tracked, 5)]
+        entries = [AdjustIn(i, None, None, rng.randint(1, 3)) for i in rng.sample(tracked, 5)]
         store.adjust(
             "x", entries, decrementing=False, restrict=True, reason=None, rid="r", fault=None
         )
@@ -80,11 +80,11 @@ def test_a_bulk_changes_exactly_its_successful_entries(
     store = _store(seed)
     items = store.records()[:10]
     before = {i.id: (i.quantity, i.revision) for i in items}
-    entries = [Adjust(items[k].id, None, None, n) for k, n, _ in amounts]
+    entries = [AdjustIn(items[k].id, None, None, n) for k, n, _ in amounts]
     down = [d for _, _, d in amounts]
-    outcomes = []
+    applied_flags = []
     for entry, decrementing in zip(entries, down, strict=True):
-        outcomes += store.adjust(
+        settled = store.adjust(
             "x",
             [entry],
             decrementing=decrementing,
@@ -93,13 +93,14 @@ def test_a_bulk_changes_exactly_its_successful_entries(
             rid="r",
             fault=None,
         )
+        applied_flags.append(not settled.failed)
     for item in items:
         mine = [
-            (e, d, o)
-            for e, d, o in zip(entries, down, outcomes, strict=True)
+            (e, d, ok)
+            for e, d, ok in zip(entries, down, applied_flags, strict=True)
             if e.inventory_item_id == item.id
         ]
-        applied = [(e, d) for e, d, o in mine if o.error is None]
+        applied = [(e, d) for e, d, ok in mine if ok]
         change = sum(-e.amount if d else e.amount for e, d in applied)
         quantity, revision = before[item.id]
         assert item.quantity == quantity + change

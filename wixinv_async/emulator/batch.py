@@ -28,35 +28,28 @@ _DEC: Final = "decrementData"
 
 
 class Index:
-    """The store's lookups: by product id, by inventory id, and the flat ``productId +
-    variantId`` key of tracked variants (variant ids are 36-character GUIDs, so the key is
-    unambiguous)."""
+    """The store's lookups: by product id, by inventory id, and every variant by its number
+    (what the journal keeps instead of references: see :mod:`.journal`)."""
 
-    __slots__ = ("by_inventory", "by_product", "tracked")
+    __slots__ = ("by_inventory", "by_product", "variants")
 
     def __init__(self, items: Iterable[Item] = ()) -> None:
         self.by_product: dict[str, Item] = {}
         self.by_inventory: dict[str, Item] = {}
-        self.tracked: dict[str, Variant] = {}
-        """``productId + variantId`` -> variant, for tracked items only."""
+        self.variants: list[Variant] = []
+        """``variants[v.number] is v``."""
         for item in items:
             self.add(item)
 
     def __repr__(self) -> str:
-        return f"Index(items={len(self.by_product)}, tracked variants={len(self.tracked)})"
+        return f"Index(items={len(self.by_product)}, variants={len(self.variants)})"
 
     def add(self, item: Item) -> None:
         self.by_product[item.product_id] = item
         self.by_inventory[item.id] = item
-        self.retrack(item)
-
-    def retrack(self, item: Item) -> None:
-        """Follow a change of the item's ``trackQuantity``."""
-        for variant_id, variant in item.variants.items():
-            if item.track:
-                self.tracked[item.product_id + variant_id] = variant
-            else:
-                self.tracked.pop(item.product_id + variant_id, None)
+        for variant in item.variants.values():
+            variant.number = len(self.variants)
+            self.variants.append(variant)
 
     def locate(
         self, product_id: str | None, inventory_id: str | None, variant_id: str
@@ -78,15 +71,14 @@ def apply_decrement(entries: Sequence[DecrementEntry], index: Index) -> Applied:
     """Apply a Decrement Inventory batch, or change nothing and raise its error."""
     _check_size(_DEC, entries)
     applied: Applied = []
-    append, tracked = applied.append, index.tracked.get
+    append, product = applied.append, index.by_product.get
     for entry in entries:  # entry number len(applied): every earlier one was applied
-        # The hot path, memory-bound: one probe of the flat index of tracked variants finds the
-        # usual entry; anything else (inventory ids, untracked, unknown) takes the slow lookup.
-        pid, vid, by = entry.product_id, entry.variant_id, entry.decrement_by
-        if pid is not None and entry.inventory_id is None and len(vid) == 36:  # a GUID
-            variant = tracked(pid + vid)
-        else:
-            variant = None
+        # The hot path: the usual entry (by product id, of a tracked item) is found by two
+        # probes with the strings as decoded (a joined key would cost a new string each);
+        # anything else (inventory ids, untracked, unknown) takes the slow lookup.
+        pid, by = entry.product_id, entry.decrement_by
+        item = product(pid) if pid is not None and entry.inventory_id is None else None
+        variant = item.variants.get(entry.variant_id) if item is not None and item.track else None
         if variant is None:
             variant = _slow_lookup(_DEC, len(applied), entries, applied, index)
         quantity = variant.quantity - by
@@ -106,13 +98,11 @@ def apply_increment(entries: Sequence[IncrementEntry], index: Index) -> Applied:
     """Apply an Increment Inventory batch, or change nothing and raise its error."""
     _check_size(_INC, entries)
     applied: Applied = []
-    append, tracked = applied.append, index.tracked.get
+    append, product = applied.append, index.by_product.get
     for entry in entries:  # entry number len(applied): every earlier one was applied
-        pid, vid, by = entry.product_id, entry.variant_id, entry.increment_by
-        if pid is not None and entry.inventory_id is None and len(vid) == 36:  # a GUID
-            variant = tracked(pid + vid)
-        else:
-            variant = None
+        pid, by = entry.product_id, entry.increment_by
+        item = product(pid) if pid is not None and entry.inventory_id is None else None
+        variant = item.variants.get(entry.variant_id) if item is not None and item.track else None
         if variant is None:
             variant = _slow_lookup(_INC, len(applied), entries, applied, index)
         quantity = variant.quantity + by

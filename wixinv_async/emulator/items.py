@@ -26,7 +26,7 @@ def rfc3339(epoch_ms: int) -> str:
 class Variant:
     """One variant's stock. ``quantity`` is kept for untracked items too, but never shown."""
 
-    __slots__ = ("in_stock", "item", "quantity", "variant_id")
+    __slots__ = ("in_stock", "item", "number", "quantity", "variant_id")
 
     def __init__(self, variant_id: str, quantity: int, in_stock: bool) -> None:
         self.variant_id = variant_id
@@ -34,6 +34,8 @@ class Variant:
         self.in_stock = in_stock
         self.item: Item | None = None
         """The item holding this variant (set by :class:`Item`)."""
+        self.number = -1
+        """Its place in the store's index (``Index.variants``), set when indexed."""
 
     def __repr__(self) -> str:
         return f"Variant({self.variant_id!r}, quantity={self.quantity}, in_stock={self.in_stock})"

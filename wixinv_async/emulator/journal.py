@@ -2,8 +2,12 @@
 
 A long benchmark applies thousands of 300-entry batches; keeping each request body (about
 33 kB) made the process grow by hundreds of megabytes and cost more time in page faults than
-the batch itself. A record instead keeps the applied variants (the list the batch already
-built), the amounts as a packed array and one byte per preorder flag: a few kB. Entries are
+the batch itself. A record instead keeps the applied variants' numbers in the store's index
+and the amounts as packed 64-bit integers, and one byte per preorder flag, all in ``bytes``: a
+few kB, and nothing the garbage collector tracks (an ``array`` is tracked; a tuple of bytes is
+not), so it never walks a record (a list of 300 variants kept
+per batch made each young-generation collection walk hundreds of thousands of old objects,
+and a full collection of a 300-site emulator stalled it for over a second). Entries are
 rebuilt in the wire form, normalized (``productId``, ``variantId``, the amount, and
 ``preorderRequest`` for decrements); a batch naming any entry by ``inventoryId`` keeps its
 raw body instead, so the journal still shows exactly which id was sent.
@@ -13,15 +17,15 @@ from __future__ import annotations
 
 import operator
 from array import array
-from collections.abc import Sequence
-from typing import Any, Final, NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
 import msgspec
 
 from .items import Variant
 from .requests import DecrementEntry, IncrementEntry
 
-__all__ = ["BatchRecord", "Record", "expand", "record_batch"]
+__all__ = ["BatchRecord", "Record", "expand", "pack", "record_batch", "unpack"]
 
 _AMOUNT: Final = {
     "decrementInventory": operator.attrgetter("decrement_by"),
@@ -31,14 +35,14 @@ _FIELD: Final = {"decrementInventory": "decrementData", "incrementInventory": "i
 _AMOUNT_NAME: Final = {"decrementInventory": "decrementBy", "incrementInventory": "incrementBy"}
 _INVENTORY_ID: Final = operator.attrgetter("inventory_id")
 _PREORDER: Final = operator.attrgetter("preorder_request")
+_NUMBER: Final = operator.attrgetter("number")
 
 
-class BatchRecord(NamedTuple):
-    """One applied increment or decrement batch, compactly."""
-
-    variants: Sequence[Variant]
-    amounts: array[int]
-    preorder: bytes
+BatchRecord = tuple[bytes, bytes, bytes]
+"""One applied increment or decrement batch, compactly: (numbers, amounts, preorder flags);
+entry ``i`` changed variant number ``unpack(numbers)[i]`` (``Index.variants``) by
+``unpack(amounts)[i]``. A plain tuple: the collector stops tracking a tuple of untracked
+objects, but never a NamedTuple."""
 
 
 Record = BatchRecord | bytes | Sequence[Any]
@@ -54,15 +58,26 @@ def record_batch(
     """The journal record of an applied batch."""
     if any(map(_INVENTORY_ID, entries)):
         return raw if raw is not None else list(entries)
-    amounts = array("q", map(_AMOUNT[endpoint], entries))
+    amounts = array("q", map(_AMOUNT[endpoint], entries)).tobytes()
     preorder = bytes(map(_PREORDER, entries)) if endpoint == "decrementInventory" else b""
-    return BatchRecord(applied, amounts, preorder)
+    return pack(map(_NUMBER, applied)), amounts, preorder
 
 
-def expand(endpoint: str, record: Record) -> list[dict[str, Any]]:
-    """The entries of a record, as wire dicts."""
-    if isinstance(record, BatchRecord):
-        return _expand_batch(endpoint, record)
+def pack(numbers: Iterable[int]) -> bytes:
+    """64-bit integers as ``bytes`` (which the garbage collector does not track)."""
+    return array("q", numbers).tobytes()
+
+
+def unpack(packed: bytes) -> array[int]:
+    array_ = array("q")
+    array_.frombytes(packed)
+    return array_
+
+
+def expand(endpoint: str, record: Record, variants: Sequence[Variant]) -> list[dict[str, Any]]:
+    """The entries of a record, as wire dicts (``variants``: the store's, by number)."""
+    if isinstance(record, tuple):
+        return _expand_batch(endpoint, record, variants)
     if isinstance(record, bytes):
         decoded: list[dict[str, Any]] = msgspec.json.decode(record)[_FIELD[endpoint]]
         return decoded
@@ -70,17 +85,22 @@ def expand(endpoint: str, record: Record) -> list[dict[str, Any]]:
     return converted
 
 
-def _expand_batch(endpoint: str, record: BatchRecord) -> list[dict[str, Any]]:
+def _expand_batch(
+    endpoint: str, record: BatchRecord, variants: Sequence[Variant]
+) -> list[dict[str, Any]]:
     name = _AMOUNT_NAME[endpoint]
     out = []
-    for index, (variant, amount) in enumerate(zip(record.variants, record.amounts, strict=True)):
+    numbers, amounts, preorder = record
+    pairs = zip(unpack(numbers), unpack(amounts), strict=True)
+    for index, (number, amount) in enumerate(pairs):
+        variant = variants[number]
         assert variant.item is not None
         entry: dict[str, Any] = {
             "productId": variant.item.product_id,
             "variantId": variant.variant_id,
             name: amount,
         }
-        if record.preorder:
-            entry["preorderRequest"] = bool(record.preorder[index])
+        if preorder:
+            entry["preorderRequest"] = bool(preorder[index])
         out.append(entry)
     return out

@@ -8,7 +8,6 @@ nothing is changed. Tests may also read and seed the store directly.
 
 from __future__ import annotations
 
-import operator
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -26,7 +25,7 @@ from ._errors import WixApiError, application_error, validation_error
 from .batch import Applied, Index, apply_decrement, apply_increment, changes
 from .catalog import new_guid, seed_catalog
 from .items import Item, Variant
-from .journal import Record, expand, record_batch
+from .journal import Record, expand, pack, record_batch, unpack
 from .query import CompiledQuery, Page, run_query
 from .requests import DecrementEntry, IncrementEntry, ItemUpdateIn
 from .updates import apply_update
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ChangeEvent", "JournalEntry", "Listener", "SiteStore"]
 
-_ITEM_OF: Any = operator.attrgetter("item")
 _MAX_UNSTAMPED = 256
 """Batches whose lastUpdated stamps may wait for the next read."""
 
@@ -94,7 +92,9 @@ class SiteStore:
         self.source = "api"
         """The ``source`` stamped on journal entries (the server sets ``"late"`` around a
         late apply; synchronous, so no other request is journaled meanwhile)."""
-        self._unstamped: list[tuple[Applied, int]] = []
+        self._unstamped: list[tuple[bytes, int]] = []
+        """(variant numbers, lastUpdated) of batches not yet stamped: no references (see
+        :mod:`.journal`)."""
         self._seeding = (products, variants_per_product, seed, id_distribution)
         self._wall_clock = wall_clock
         self._listeners: list[Listener] = []
@@ -136,8 +136,9 @@ class SiteStore:
         normalized form). Kept compact and converted to dicts on first read: off the request
         path, and small while a long benchmark runs."""
         if self._unconverted:
+            variants = self._index.variants
             self._journal.extend(
-                JournalEntry(rid, endpoint, expand(endpoint, record), at, source)
+                JournalEntry(rid, endpoint, expand(endpoint, record, variants), at, source)
                 for rid, endpoint, record, at, source in self._unconverted
             )
             self._unconverted.clear()
@@ -147,8 +148,10 @@ class SiteStore:
         """Stamp ``lastUpdated`` (and drop the cached JSON) of the items changed by batches
         since the last read: done lazily, off the write path, and always before any read or
         direct change of an item."""
-        for applied, stamp in self._unstamped:
-            for item in set(map(_ITEM_OF, applied)):
+        variants = self._index.variants
+        for numbers, stamp in self._unstamped:
+            for item in {variants[n].item for n in unpack(numbers)}:
+                assert item is not None
                 item.last_updated = stamp
                 item.json = None
         self._unstamped.clear()
@@ -335,11 +338,12 @@ class SiteStore:
         """Book an applied batch: lastUpdated, the journal, the listeners."""
         before = self._snapshots(applied, entries) if self._listeners else []
         now = self._wall_clock()
-        self._unstamped.append((applied, int(now * 1000)))
+        record = record_batch(endpoint, applied, entries, raw)
+        numbers = record[0] if isinstance(record, tuple) else _numbers(applied)
+        self._unstamped.append((numbers, int(now * 1000)))
         if len(self._unstamped) >= _MAX_UNSTAMPED:
             self._settle()
         self.entries_applied += len(entries)
-        record = record_batch(endpoint, applied, entries, raw)
         self._unconverted.append((request_id, endpoint, record, now, self.source))
         if before:
             self._notify(request_id, before)
@@ -352,7 +356,6 @@ class SiteStore:
             raise _not_found(f"no product {product_id!r}", {"productId": product_id})
         before = self._snapshot(item)
         entries = apply_update(item, product_id, body)
-        self._index.retrack(item)
         self._settle()
         now = self._wall_clock()
         item.last_updated = int(now * 1000)
@@ -429,6 +432,10 @@ class SiteStore:
             tuple(fields),
             tuple(changes),
         )
+
+
+def _numbers(applied: Applied) -> bytes:
+    return pack([variant.number for variant in applied])
 
 
 def _not_found(text: str, data: dict[str, Any]) -> WixApiError:

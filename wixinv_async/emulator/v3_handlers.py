@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -32,10 +32,11 @@ from .v3_requests import (
     UpdateBody,
     UpdateByFilterBody,
     decode3,
+    decode_bulk,
 )
-from .v3_store import Adjust, ItemFault, Outcome, V3Store, check_update_shape
+from .v3_store import Adjust, ItemFault, Refusal, Settled, V3Store, check_update_shape
 
-__all__ = ["V3_HANDLERS", "V3Call", "V3Handler"]
+__all__ = ["V3_HANDLERS", "V3Call", "V3Handler", "bulk_answer"]
 
 _encode = msgspec.json.Encoder().encode
 _GUID: Final = re.compile(GUID_PATTERN)
@@ -59,66 +60,93 @@ V3Handler = Callable[[V3Call], bytes]
 # --- bulk increments and decrements --------------------------------------------------------
 
 
-def _bulk_answer(outcomes: list[Outcome], return_entity: bool) -> bytes:
+_DONE: Final = b'{"itemMetadata":{"id":%b,"originalIndex":%d,"success":true}}'
+"""The answer of one applied entry (no ``returnEntity``): what encoding its dict gives."""
+_ANSWER: Final = (
+    b'{"results":[%b],"bulkActionMetadata":'
+    b'{"totalSuccesses":%d,"totalFailures":%d,"undetailedFailures":%d}}'
+)
+
+
+def bulk_answer(settled: Settled, return_entity: bool) -> bytes:
+    """``results`` (one per entry, but undetailed failures) and ``bulkActionMetadata``."""
+    targets, failed = settled
+    if not failed and not return_entity:  # the usual answer: every entry applied
+        done = [_DONE % (_encode(item.id), i) for i, item in enumerate(targets) if item]
+        return _ANSWER % (b",".join(done), len(targets), 0, 0)
     results = []
-    undetailed = failures = 0
-    for outcome in outcomes:
-        if outcome.error is not None:
-            failures += 1
-            if not outcome.detailed:
-                undetailed += 1
-                continue
-        meta: dict[str, Any] = {
-            "originalIndex": outcome.original_index,
-            "success": outcome.error is None,
-        }
-        if outcome.item_id is not None:
-            meta = {"id": outcome.item_id, **meta}
-        if outcome.error is not None:
-            meta["error"] = outcome.error.wire()
-        result: dict[str, Any] = {"itemMetadata": meta}
-        if return_entity and outcome.item is not None:
-            result["item"] = outcome.item.to_wire()
-        results.append(result)
+    undetailed = 0
+    for index, item in enumerate(targets):
+        refusal = failed.get(index)
+        if refusal is None and not return_entity:
+            assert item is not None
+            results.append(_DONE % (_encode(item.id), index))
+            continue
+        if refusal is not None and not refusal[1]:
+            undetailed += 1
+            continue
+        results.append(_encode(_result(index, item, refusal, return_entity)))
     metadata = {
-        "totalSuccesses": len(outcomes) - failures,
-        "totalFailures": failures,
+        "totalSuccesses": len(targets) - len(failed),
+        "totalFailures": len(failed),
         "undetailedFailures": undetailed,
     }
-    return _encode({"results": results, "bulkActionMetadata": metadata})
+    return (
+        b'{"results":[' + b",".join(results) + b'],"bulkActionMetadata":' + _encode(metadata) + b"}"
+    )
+
+
+def _result(
+    index: int, item: V3Item | None, refusal: Refusal | None, return_entity: bool
+) -> dict[str, Any]:
+    item_id = item.id if refusal is None and item is not None else None
+    if refusal is not None:
+        item_id = refusal[2]
+    meta: dict[str, Any] = {"originalIndex": index, "success": refusal is None}
+    if item_id is not None:
+        meta = {"id": item_id, **meta}
+    if refusal is not None:
+        meta["error"] = refusal[0].wire()
+    result: dict[str, Any] = {"itemMetadata": meta}
+    if return_entity and refusal is None and item is not None:
+        result["item"] = item.to_wire()
+    return result
 
 
 def decrement_by_id(call: V3Call) -> bytes:
-    body = decode3(ByIdDecrementBody, call.body)
-    entries = [
-        Adjust(e.inventory_item_id, None, None, e.decrement_by, e.preorder_request)
-        for e in body.decrement_data
-    ]
+    body = decode_bulk(ByIdDecrementBody, call.body, lambda b: call.store.has_ids(b.decrement_data))
     restrict = body.restrict_inventory is not False
     return _adjusted(
-        call, "bulkDecrementInventoryItems", entries, body, decrementing=True, restrict=restrict
+        call,
+        "bulkDecrementInventoryItems",
+        body.decrement_data,
+        body,
+        decrementing=True,
+        restrict=restrict,
     )
 
 
 def increment_by_id(call: V3Call) -> bytes:
-    body = decode3(ByIdIncrementBody, call.body)
-    entries = [Adjust(e.inventory_item_id, None, None, e.increment_by) for e in body.increment_data]
+    body = decode_bulk(ByIdIncrementBody, call.body, lambda b: call.store.has_ids(b.increment_data))
     return _adjusted(
-        call, "bulkIncrementInventoryItems", entries, body, decrementing=False, restrict=True
+        call,
+        "bulkIncrementInventoryItems",
+        body.increment_data,
+        body,
+        decrementing=False,
+        restrict=True,
     )
 
 
 def decrement_by_location(call: V3Call) -> bytes:
-    body = decode3(ByLocationDecrementBody, call.body)
-    entries = [
-        Adjust(None, e.variant_id, e.location_id, e.decrement_by, e.preorder_request)
-        for e in body.decrement_data
-    ]
+    body = decode_bulk(
+        ByLocationDecrementBody, call.body, lambda b: call.store.has_places(b.decrement_data)
+    )
     restrict = body.restrict_inventory is not False
     return _adjusted(
         call,
         "bulkDecrementInventoryItemsByVariantAndLocation",
-        entries,
+        body.decrement_data,
         body,
         decrementing=True,
         restrict=restrict,
@@ -126,14 +154,13 @@ def decrement_by_location(call: V3Call) -> bytes:
 
 
 def increment_by_location(call: V3Call) -> bytes:
-    body = decode3(ByLocationIncrementBody, call.body)
-    entries = [
-        Adjust(None, e.variant_id, e.location_id, e.increment_by) for e in body.increment_data
-    ]
+    body = decode_bulk(
+        ByLocationIncrementBody, call.body, lambda b: call.store.has_places(b.increment_data)
+    )
     return _adjusted(
         call,
         "bulkIncrementInventoryItemsByVariantAndLocation",
-        entries,
+        body.increment_data,
         body,
         decrementing=False,
         restrict=True,
@@ -141,21 +168,24 @@ def increment_by_location(call: V3Call) -> bytes:
 
 
 _BulkBody = (
-    ByIdDecrementBody | ByIdIncrementBody | ByLocationDecrementBody | ByLocationIncrementBody
+    ByIdDecrementBody[str]
+    | ByIdIncrementBody[str]
+    | ByLocationDecrementBody[str]
+    | ByLocationIncrementBody[str]
 )
 
 
 def _adjusted(
     call: V3Call,
     endpoint: str,
-    entries: list[Adjust],
+    entries: Sequence[Adjust],
     body: _BulkBody,
     *,
     decrementing: bool,
     restrict: bool,
 ) -> bytes:
     """Apply one bulk increment or decrement and answer it per item."""
-    outcomes = call.store.adjust(
+    settled = call.store.adjust(
         endpoint,
         entries,
         decrementing=decrementing,
@@ -164,7 +194,7 @@ def _adjusted(
         rid=call.rid,
         fault=call.fault,
     )
-    return _bulk_answer(outcomes, body.return_entity)
+    return bulk_answer(settled, body.return_entity)
 
 
 # --- one item ------------------------------------------------------------------------------
@@ -220,8 +250,8 @@ def bulk_update(call: V3Call) -> bytes:
             raise validation_error([(f"{field}.revision", "required: the revision you read")])
         check_update_shape(change, field)
         changes.append(change)
-    outcomes = call.store.bulk_update(changes, body.reason, call.rid, call.fault)
-    return _bulk_answer(outcomes, body.return_entity)
+    settled = call.store.bulk_update(changes, body.reason, call.rid, call.fault)
+    return bulk_answer(settled, body.return_entity)
 
 
 def update_by_filter(call: V3Call) -> bytes:

@@ -107,7 +107,8 @@ class V3Item:
     def touch(self, now_ms: int) -> None:
         """Book a change: revision + 1, ``updatedDate`` now, cached JSON dropped."""
         self.revision += 1
-        self.updated = max(now_ms, self.updated)
+        if now_ms > self.updated:  # never back in time (a comparison: cheaper than max())
+            self.updated = now_ms
         self.json = None
 
     def preorder_remaining(self) -> int:

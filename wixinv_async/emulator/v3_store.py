@@ -9,28 +9,55 @@ bad ones refused, nothing else changed). Every change adds 1 to the item's ``rev
 
 from __future__ import annotations
 
+import operator
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from ._errors import WixApiError, application_error, validation_error
 from .catalog import new_guid
 from .store import JournalEntry
 from .v3_index import SortedItems, indexable, ordered_sorted, run_sorted
-from .v3_items import V3Item
+from .v3_items import MAX_QUANTITY, V3Item
 from .v3_query import Page, Plan, ordered, run
 from .v3_requests import ItemIn
 from .v3_rules import ItemError, decrement, increment, update
 
-__all__ = ["Adjust", "ItemFault", "Outcome", "V3Change", "V3Listener", "V3Store"]
+__all__ = [
+    "Adjust",
+    "AdjustIn",
+    "ItemFault",
+    "Refusal",
+    "Settled",
+    "V3Change",
+    "V3Listener",
+    "V3Store",
+]
 
+_INVENTORY_ITEM_ID: Final = operator.attrgetter("inventory_item_id")
 ItemFault = Callable[[], str | None]
 """Draws one entry's injected fault: ``None``, ``"error"`` or ``"undetailed"``."""
 
 
-class Adjust(NamedTuple):
-    """One increment or decrement entry, by inventory item id or by (variant, location)."""
+class Adjust(Protocol):
+    """One increment or decrement entry, by inventory item id or by (variant, location): the
+    decoded request entries (``v3_requests``) have this shape, and so has :class:`AdjustIn`."""
+
+    @property
+    def inventory_item_id(self) -> str | None: ...
+    @property
+    def variant_id(self) -> str | None: ...
+    @property
+    def location_id(self) -> str | None: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def preorder(self) -> bool: ...
+
+
+class AdjustIn(NamedTuple):
+    """An :class:`Adjust` made in code (tests, tools) rather than decoded from a request."""
 
     inventory_item_id: str | None
     variant_id: str | None
@@ -39,14 +66,16 @@ class Adjust(NamedTuple):
     preorder: bool = False
 
 
-class Outcome(NamedTuple):
-    """The result of one bulk entry: ``error`` ``None`` when applied."""
+Refusal = tuple[ItemError, bool, str | None]
+"""A refused bulk entry: its error, whether the answer details it, the item id it reports."""
 
-    original_index: int
-    item_id: str | None
-    item: V3Item | None
-    error: ItemError | None
-    detailed: bool = True
+
+class Settled(NamedTuple):
+    """A settled bulk call: per entry its item (``None``: no such item; the item of an entry
+    not refused is the one it changed), and the entries refused, by index."""
+
+    targets: Sequence[V3Item | None]
+    failed: dict[int, Refusal]
 
 
 class V3Change(NamedTuple):
@@ -75,8 +104,6 @@ class V3Store:
     locations: list[str]
     """Location ids, the default location first."""
     default_location: str
-    journal: list[JournalEntry]
-    """Every applied V3 write (a ``migrateToV3`` entry first on a migrated site)."""
     entries_applied: int
 
     def __init__(
@@ -101,7 +128,9 @@ class V3Store:
         first use and dropped when an item is deleted (:mod:`.v3_index`)."""
         self._wall_clock = wall_clock
         self._rng = random.Random(seed ^ 0x3B3B)
-        self.journal = []
+        self._journal_entries: list[JournalEntry] = []
+        self._pending: list[tuple[str, str, _Record, float, str]] = []
+        """Journal entries not yet expanded to dicts: bulk adjusts are kept compactly."""
         self.entries_applied = 0
         self.source = "api"
         """The ``source`` stamped on journal entries (see ``SiteStore.source``)."""
@@ -134,14 +163,39 @@ class V3Store:
         """The item of a variant at a location (default: the default location)."""
         return self._by_place.get((variant_id, location_id or self.default_location))
 
+    def has_ids(self, entries: Sequence[Adjust]) -> bool:
+        """Whether every entry's inventory item id is one of this store's items."""
+        return all(map(self._by_id.__contains__, map(_INVENTORY_ITEM_ID, entries)))
+
+    def has_places(self, entries: Sequence[Adjust]) -> bool:
+        """Whether every entry's variant has an item at its location (default: the default)."""
+        places, default = self._by_place, self.default_location
+        return all((e.variant_id, e.location_id or default) in places for e in entries)
+
     def records(self) -> list[V3Item]:
         return list(self._by_id.values())
 
     def _now(self) -> int:
         return int(self._wall_clock() * 1000)
 
-    def _journal(self, rid: str, endpoint: str, entries: list[dict[str, Any]]) -> None:
-        self.journal.append(JournalEntry(rid, endpoint, entries, self._wall_clock(), self.source))
+    @property
+    def journal(self) -> list[JournalEntry]:
+        """Every applied V3 write (a ``migrateToV3`` entry first on a migrated site), in
+        order. Bulk adjusts are kept compactly and expanded to dicts on first read, off the
+        request path (appending to the list returned keeps the order)."""
+        if self._pending:
+            self._journal_entries.extend(
+                JournalEntry(rid, endpoint, _expand(record), at, source)
+                for rid, endpoint, record, at, source in self._pending
+            )
+            self._pending.clear()
+        return self._journal_entries
+
+    def _journal(
+        self, rid: str, endpoint: str, entries: list[dict[str, Any]], source: str | None = None
+    ) -> None:
+        at = self._wall_clock()
+        self._pending.append((rid, endpoint, entries, at, source or self.source))
 
     def edit_quantity(
         self, item_id: str, *, quantity: int | None = None, delta: int = 0
@@ -167,9 +221,7 @@ class V3Store:
             "quantityBefore": before,
             "quantityAfter": after,
         }
-        self.journal.append(
-            JournalEntry("", "thirdPartyEdit", [entry], self._wall_clock(), "third_party")
-        )
+        self._journal("", "thirdPartyEdit", [entry], "third_party")
         return before, after
 
     def _changed(self, kind: str, item: V3Item, reason: str | None, rid: str) -> None:
@@ -217,52 +269,59 @@ class V3Store:
         reason: str | None,
         rid: str,
         fault: ItemFault | None,
-    ) -> list[Outcome]:
-        """A bulk increment or decrement, settled entry by entry, in order, and journaled."""
-        outcomes: list[Outcome] = []
-        journal: list[dict[str, Any]] = []
-        now = self._now()
-        for index, entry in enumerate(entries):
-            item = self._target(entry)
-            before = item.quantity if item is not None else None
-            outcome = self._adjust_one(index, entry, item, decrementing, restrict, fault)
-            if outcome.error is None and item is not None:
-                item.touch(now)
-                self.entries_applied += 1
-                self._changed("updated", item, reason, rid)
-            outcomes.append(outcome)
-            journal.append(
-                _adjust_record(index, entry, item, before, outcome, decrementing, reason)
-            )
-        self._journal(rid, endpoint, journal)
-        return outcomes
+    ) -> Settled:
+        """A bulk increment or decrement, settled entry by entry, in order, and journaled.
 
-    def _target(self, entry: Adjust) -> V3Item | None:
-        if entry.inventory_item_id is not None:
-            return self._by_id.get(entry.inventory_item_id)
+        The hot path of a V3 site: per entry one lookup, the usual case (tracked, enough
+        stock, room below the cap) applied inline, anything else by the rule in
+        :mod:`.v3_rules` (the inline test is that rule's no-refusal, no-preorder branch,
+        checked against it by a property test); the journal keeps the batch compactly."""
+        by_id = self._by_id
+        now = self._now()
+        listening = bool(self.listeners)
+        targets: list[V3Item | None] = []
+        befores: list[int | None] = []
+        failed: dict[int, Refusal] = {}
+        for index, entry in enumerate(entries):
+            item_id = entry.inventory_item_id
+            item = by_id.get(item_id) if item_id is not None else self._place(entry)
+            targets.append(item)
+            drawn = fault() if fault is not None else None
+            if item is None:
+                befores.append(None)
+                failed[index] = _refused(drawn, _missing(entry), item_id)
+                continue
+            quantity = item.quantity
+            befores.append(quantity)
+            amount = entry.amount
+            if drawn is not None:
+                failed[index] = _refused(drawn, _INJECTED, item.id)
+                continue
+            if decrementing:
+                if item.track and amount <= quantity:
+                    item.quantity = quantity - amount
+                    error = None
+                else:
+                    error = decrement(item, amount, preorder=entry.preorder, restrict=restrict)
+            elif item.track and quantity >= 0 and quantity + amount <= MAX_QUANTITY:
+                item.quantity = quantity + amount
+                error = None
+            else:
+                error = increment(item, amount)
+            if error is not None:
+                failed[index] = (error, True, item.id)
+                continue
+            item.touch(now)
+            if listening:
+                self._changed("updated", item, reason, rid)
+        self.entries_applied += len(entries) - len(failed)
+        record = _AdjustRecord(entries, targets, befores, failed, decrementing, reason)
+        self._pending.append((rid, endpoint, record, self._wall_clock(), self.source))
+        return Settled(targets, failed)
+
+    def _place(self, entry: Adjust) -> V3Item | None:
         assert entry.variant_id is not None
         return self.at(entry.variant_id, entry.location_id)
-
-    def _adjust_one(
-        self,
-        index: int,
-        entry: Adjust,
-        item: V3Item | None,
-        decrementing: bool,
-        restrict: bool,
-        fault: ItemFault | None,
-    ) -> Outcome:
-        drawn = fault() if fault is not None else None
-        item_id = item.id if item is not None else entry.inventory_item_id
-        if drawn is not None:
-            return Outcome(index, item_id, None, _INJECTED, drawn != "undetailed")
-        if item is None:
-            return Outcome(index, item_id, None, _missing(entry))
-        if decrementing:
-            error = decrement(item, entry.amount, preorder=entry.preorder, restrict=restrict)
-        else:
-            error = increment(item, entry.amount)
-        return Outcome(index, item.id, item if error is None else None, error)
 
     # --- updates -------------------------------------------------------------------------
 
@@ -280,14 +339,16 @@ class V3Store:
 
     def bulk_update(
         self, changes: Sequence[ItemIn], reason: str | None, rid: str, fault: ItemFault | None
-    ) -> list[Outcome]:
+    ) -> Settled:
         """Bulk Update Inventory Items: each entry checked and applied on its own."""
-        outcomes: list[Outcome] = []
+        targets: list[V3Item | None] = []
+        failed: dict[int, Refusal] = {}
         journal: list[dict[str, Any]] = []
         for index, change in enumerate(changes):
             assert change.id is not None
             drawn = fault() if fault is not None else None
             item = self._by_id.get(change.id)
+            targets.append(item)
             before = _stock(item) if item is not None else None
             if drawn is not None:
                 error: ItemError | None = _INJECTED
@@ -300,16 +361,14 @@ class V3Store:
                 )
             else:
                 error = _revision_error(item, change) or self._update_one(item, change)
-            detailed = drawn != "undetailed"
-            if error is None and item is not None:
+            if error is not None:
+                failed[index] = (error, drawn != "undetailed", change.id)
+            elif item is not None:
                 self._changed("updated", item, reason, rid)
-            outcomes.append(
-                Outcome(index, change.id, item if error is None else None, error, detailed)
-            )
             record = _update_record(index, change.id, change, error, reason)
             journal.append(_with_stock(record, before, item))
         self._journal(rid, "bulkUpdateInventoryItems", journal)
-        return outcomes
+        return Settled(targets, failed)
 
     def update_by_filter(self, plan: Plan, change: ItemIn, rid: str) -> str:
         """Bulk Update Inventory Items By Filter: applied at once (no revision check); items a
@@ -377,17 +436,38 @@ def _revision_error(item: V3Item, change: ItemIn) -> ItemError | None:
     return None
 
 
+class _AdjustRecord(NamedTuple):
+    """A bulk adjust as journaled: what :func:`_expand` turns into one dict per entry."""
+
+    entries: Sequence[Adjust]
+    targets: list[V3Item | None]
+    befores: list[int | None]
+    failed: dict[int, Refusal]
+    decrementing: bool
+    reason: str | None
+
+
+_Record = _AdjustRecord | list[dict[str, Any]]
+
+
+def _expand(record: _Record) -> list[dict[str, Any]]:
+    if isinstance(record, list):
+        return record
+    return [
+        _adjust_record(index, entry, item, before, record)
+        for index, (entry, item, before) in enumerate(
+            zip(record.entries, record.targets, record.befores, strict=True)
+        )
+    ]
+
+
 def _adjust_record(
-    index: int,
-    entry: Adjust,
-    item: V3Item | None,
-    before: int | None,
-    outcome: Outcome,
-    decrementing: bool,
-    reason: str | None,
+    index: int, entry: Adjust, item: V3Item | None, before: int | None, batch: _AdjustRecord
 ) -> dict[str, Any]:
     """A journal entry of one adjust entry: what was sent, where it landed, what it did."""
-    applied = outcome.error is None
+    refusal = batch.failed.get(index)
+    decrementing = batch.decrementing
+    change = (-entry.amount if decrementing else entry.amount) if refusal is None else 0
     record: dict[str, Any] = {
         "originalIndex": index,
         "inventoryItemId": item.id if item is not None else entry.inventory_item_id,
@@ -395,17 +475,25 @@ def _adjust_record(
         "locationId": item.location_id if item is not None else entry.location_id,
         "productId": item.product_id if item is not None else None,
         "decrementBy" if decrementing else "incrementBy": entry.amount,
-        "success": applied,
-        "change": (-entry.amount if decrementing else entry.amount) if applied else 0,
+        "success": refusal is None,
+        "change": change,
         "quantityBefore": before,
-        "quantityAfter": item.quantity if item is not None else None,
-        "reason": reason,
+        "quantityAfter": before + change if before is not None else None,
+        "reason": batch.reason,
     }
     if decrementing:
         record["preorderRequest"] = entry.preorder
-    if outcome.error is not None:
-        record["error"] = outcome.error.code
+    if refusal is not None:
+        record["error"] = refusal[0].code
     return record
+
+
+def _refused(drawn: str | None, error: ItemError, item_id: str | None) -> Refusal:
+    """An entry refused with ``error``, unless a fault was drawn for it (then the injected
+    error, detailed unless the fault is ``undetailed``)."""
+    if drawn is not None:
+        return _INJECTED, drawn != "undetailed", item_id
+    return error, True, item_id
 
 
 def _stock(item: V3Item) -> int | None:
