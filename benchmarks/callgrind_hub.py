@@ -7,9 +7,9 @@ another process, outside valgrind, with no rate limit):
 - ``budget``: ``bench_hub.py --only budget`` in virtual time. ``--sites`` sites paced at
   ``200/60`` each by the client (the emulator does not limit, so virtual time cannot meet a
   real-time window), each fed ``--rate`` decrements a virtual second over ``--variants``
-  variants in 10 ms ticks by a lean feeder. The event loop's clock is virtual: when nothing is
-  ready and no HTTP exchange is outstanding, it jumps to the next timer, so the run is the
-  same on every machine and every load (an exchange takes no virtual time). Reports
+  variants in 10 ms ticks by bench_hub's lean feeder. The event loop's clock is virtual: when
+  nothing is ready and no HTTP exchange is outstanding, it jumps to the next timer, so the run
+  is the same on every machine and every load (an exchange takes no virtual time). Reports
   instructions per delta submitted and per variant committed over ``--seconds`` after
   ``--warmup``, and the feeder's own share (the same feeder into a stub, measured apart).
 - ``overhead``: ``bench_hub.py --only overhead``'s stream (one site, unpaced, waves of one
@@ -45,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_hub import emit, emulator  # noqa: E402
+from benchmarks.bench_hub import emit, emulator, feed, key_stream  # noqa: E402
 from wixinv_async import (  # noqa: E402
     AppCredentials,
     AppOAuth,
@@ -115,36 +115,6 @@ def _mark() -> None:
     os.getppid()
 
 
-def key_stream(keys: list[tuple[str, str]], length: int = 1 << 17) -> list[tuple[str, str]]:
-    """Random keys, drawn once: the feeder slices them instead of drawing per delta."""
-    rng = random.Random(7)
-    return rng.choices(keys, k=length)
-
-
-async def lean_feed(
-    submit: Callable[[str, str, str, int], object],
-    sites: list[str],
-    stream: list[tuple[str, str]],
-    rate: float,
-) -> None:
-    """Decrements at ``rate`` a second per site in 10 ms ticks, over a pre-drawn stream."""
-    loop = asyncio.get_running_loop()
-    owed, last, at, size = 0.0, loop.time(), 0, len(stream) - 10_000
-    while True:
-        await asyncio.sleep(0.01)
-        now = loop.time()
-        owed += rate * (now - last)
-        last = now
-        count = int(owed)
-        owed -= count
-        for site in sites:
-            if at > size:
-                at = 0
-            for product_id, variant_id in stream[at : at + count]:
-                submit(site, product_id, variant_id, -1)
-            at += count
-
-
 async def budget_child(emu: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     stream = key_stream([tuple(k) for k in emu["keys"]][: args.variants])  # type: ignore[misc]
     sites = emu["instances"][: args.sites]
@@ -163,7 +133,7 @@ async def budget_child(emu: Mapping[str, Any], args: argparse.Namespace) -> dict
             submit: Callable[[str, str, str, int], object] = stub
         else:
             submit = hub.submit_nowait
-        feeder = loop.create_task(lean_feed(submit, sites, stream, args.rate))
+        feeder = loop.create_task(feed(submit, sites, stream, args.rate))
         await asyncio.sleep(args.warmup)
         before, t0, cpu0 = hub.stats().total, loop.time(), time.process_time()
         _mark()
