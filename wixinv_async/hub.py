@@ -151,6 +151,7 @@ class SiteHandle:
         "idle",
         "limiter",
         "site",
+        "submit",
         "used",
     )
 
@@ -169,6 +170,8 @@ class SiteHandle:
         self.context.run(current_site.set, site)
         self.client = client
         self.adjuster = adjuster
+        self.submit = adjuster.positional_submit()
+        """The adjuster's submit for deltas without a location or a SKU, fields by position."""
         self.catalog: CatalogVersion | None = None
         self.used = True
         """Whether the site was used (a delta, ``hub.site()``) since the idle sweep last
@@ -448,12 +451,13 @@ class InventoryHub:
         except (KeyError, TypeError):  # not open (or not a site: _open says so)
             handle = self._open(site)  # a closed hub has no open sites and refuses
         handle.used = True
-        # Measured with callgrind, per delta: forwarding five keywords costs about 500
-        # instructions and keyword-only defaults about 400 more (3 % and 2.5 % of a committed
-        # variant), hence a delta without fields goes as the adjuster's plain call, and the
-        # fields may also be given by position (give them by keyword).
-        if inventory_id is location_id is sku is tag is None and preorder is False:
-            return handle.adjuster.submit_nowait(product_id, variant_id, delta)
+        # Measured with callgrind, per delta: forwarding keywords costs about 500 instructions
+        # and the adjuster's keyword-only defaults about 400 more, hence a delta without a
+        # location or a SKU goes by position to the adjuster's positional submit (the table's
+        # own, one call less: 7,062 -> 5,399 instructions a merged delta), and the fields may
+        # also be given by position here (give them by keyword).
+        if location_id is None and sku is None:
+            return handle.submit(product_id, inventory_id, variant_id, preorder, delta, tag)
         return handle.adjuster.submit_nowait(
             product_id,
             variant_id,

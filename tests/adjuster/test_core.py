@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wixinv_async.adjuster._ledger import percentile
+from wixinv_async.core import table as table_module
 from wixinv_async.core.bisect import split
 from wixinv_async.core.failures import (
     Bisect,
@@ -499,6 +500,43 @@ def test_submit_accepts_a_variant_id_exactly_when_it_is_a_guid(variants: list[st
             with pytest.raises(InvalidInputError) as caught:
                 table.submit(f"p{n}", None, variant, False, -1)
             assert caught.value.field == "variant_id"
+
+
+def test_a_checked_key_is_reused_and_its_ids_still_refuse_bad_fields() -> None:
+    """A plain key checked once is the same tuple in every table after (no tuple made per
+    delta); the same ids with a bad preorder or delta still raise, a table not netting signs
+    still keys by sign, and the remembered keys start over when full."""
+    first, _ = new_table()
+    second, _ = new_table()
+    key = first.submit("p-reuse", None, V[1], False, -1).key
+    assert second.submit("p-reuse", None, V[1], False, 2).key is key
+    third, _ = new_table()
+    with pytest.raises(InvalidInputError) as caught:
+        third.submit("p-reuse", None, V[1], 0, -1)  # type: ignore[arg-type]
+    assert caught.value.field == "preorder"
+    with pytest.raises(InvalidInputError):
+        second.submit("p-reuse", None, V[1], False, 0)
+    apart, _ = new_table(net=False)
+    assert apart.submit("p-reuse", None, V[1], False, -1).key == (
+        "p-reuse",
+        None,
+        V[1],
+        False,
+        False,
+    )
+
+
+def test_the_remembered_plain_keys_start_over_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the cache's size the remembered keys are forgotten, and keys are checked again."""
+    monkeypatch.setattr(table_module, "_KEY_CACHE", 2)
+    table_module._PLAIN.clear()
+    table_module._PLAIN_SIZE[0] = 0
+    table, _ = new_table()
+    for n in range(5):
+        table.submit(f"p-full{n}", None, V[2], False, -1)
+        assert table_module._PLAIN_SIZE[0] <= 2
+    with pytest.raises(InvalidInputError):
+        table.submit("p-full4", None, "not-a-guid", False, -1)
 
 
 def test_the_table_refuses_a_new_key_when_full_and_everything_when_closed() -> None:

@@ -122,7 +122,12 @@ async def test_a_delta_on_the_witness_product_is_refused_at_submit(emulator: Emu
         with pytest.raises(InvalidInputError, match="productId") as refused:
             adj.submit_nowait(product_id, variants[0], -1)
         assert refused.value.field == "productId" and refused.value.value == product_id
+        positional = adj.positional_submit()
+        with pytest.raises(InvalidInputError, match="productId"):
+            positional(product_id, None, variants[0], False, -1, None)
         assert (await adj.adjust(*key, 1)).code is None  # the baseline read names the item
+        with pytest.raises(InvalidInputError, match="inventoryId"):
+            positional(None, inventory_id, variants[0], False, 1, None)
         with pytest.raises(InvalidInputError, match="inventoryId") as by_inventory:
             await adj.submit(None, variants[0], 1, inventory_id=inventory_id)
         assert by_inventory.value.value == inventory_id

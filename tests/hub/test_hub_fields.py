@@ -64,3 +64,25 @@ async def test_the_hub_refuses_what_the_adjuster_refuses() -> None:
             with pytest.raises(InvalidInputError) as caught:
                 await hub.adjust(instance, None, None, 1, sku="S-1")
             assert caught.value.field == "sku"
+
+
+async def test_a_tag_and_preorder_given_by_position_reach_the_batch_report() -> None:
+    """The hub's fields by position (inventory_id, location_id, sku, preorder, tag) go the
+    positional way to the table: the tag comes back in the site's batch report, a preorder
+    increment commits."""
+    async with Emulator(sites=[SiteSpec(catalog="v1")], products=4, seed=23) as emu:
+        instance = emu.instances[0]
+        item = next(i for i in emu.site(emu.sites[0]).items() if i.track_quantity is True)
+        key = (item.product_id, item.variants[0].variant_id)
+        reports: list[tuple[str, object]] = []
+        async with InventoryHub(
+            AppCredentials(emu.app_id, emu.app_secret),
+            base_url=emu.url,
+            on_batch=lambda site, report: reports.extend(
+                (site, tag) for entry in report.entries for tag in entry.tags
+            ),
+        ) as hub:
+            tagged = hub.submit_nowait(instance, *key, 2, None, None, None, False, "order-7")
+            preorder = hub.submit_nowait(instance, *key, 1, preorder=True)
+            assert ((await tagged).status, (await preorder).status) == (C, C)
+        assert reports == [(instance, "order-7")]

@@ -117,6 +117,10 @@ class _Options(TypedDict, total=False):
 
 _CATALOGS = (CatalogVersion.V1_CATALOG, CatalogVersion.V3_CATALOG)
 
+PositionalSubmit = Callable[[str | None, str | None, str | None, bool, int, object], Ticket]
+"""``(product_id, inventory_id, variant_id, preorder, delta, tag) -> Ticket``: see
+:meth:`InventoryAdjuster.positional_submit`."""
+
 
 class InventoryAdjuster:
     """Coalesces per-variant deltas from many producers into few, full, concurrent requests.
@@ -227,8 +231,14 @@ class InventoryAdjuster:
                     reason=reason,
                     report_error=self._report_error,
                 )
+                table = self._table
                 writer = self._router = CatalogRouter(
-                    client, writer, v3, report_error=self._report_error, catalog=catalog
+                    client,
+                    writer,
+                    v3,
+                    report_error=self._report_error,
+                    catalog=catalog,
+                    v3_targets=lambda: table.v3_targets,
                 )
         self._writer = writer
         self._dispatcher = Dispatcher(self._table, self._ledger, writer, limits)
@@ -275,6 +285,30 @@ class InventoryAdjuster:
         self._check_v3_only(location_id, sku)
         return self._table.submit(  # type: ignore[return-value]
             product_id, inventory_id, variant_id, preorder, delta, tag, location_id, sku
+        )
+
+    def positional_submit(self) -> PositionalSubmit:
+        """:meth:`submit_nowait` for deltas without a ``location_id`` or a ``sku``, every field
+        by position: ``(product_id, inventory_id, variant_id, preorder, delta, tag)``, with the
+        same checks, errors and tickets. For a caller that forwards many deltas (the hub's
+        ``submit_nowait``): without a witness it is the delta table's own submit, so a delta
+        costs one Python call less (about 1,400 instructions by callgrind, of some 7,000 for a
+        delta merged through the hub)."""
+        if self._witness is None:
+            return self._table.submit  # type: ignore[return-value]  # its factory is Ticket
+        return self._submit_positional
+
+    def _submit_positional(
+        self,
+        product_id: str | None,
+        inventory_id: str | None,
+        variant_id: str | None,
+        preorder: bool,
+        delta: int,
+        tag: object,
+    ) -> Ticket:
+        return self.submit_nowait(
+            product_id, variant_id, delta, inventory_id=inventory_id, preorder=preorder, tag=tag
         )
 
     def _check_v3_only(self, location_id: str | None, sku: str | None) -> None:

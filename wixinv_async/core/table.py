@@ -87,8 +87,30 @@ def _learn_guid(variant_id: str) -> bool:
     return True
 
 
+_PLAIN: Final[dict[Any, dict[Any, Key]]] = {}
+"""The checked keys of the commonest shape, ``(product_id, None, variant_id, False)``, by
+product id and variant id: a delta finds its key with two lookups of strings (whose hashes
+are cached), without making a tuple. Measured with callgrind (``callgrind_hub.py``): a fresh
+key tuple per delta cost its allocation, a hash of it per lookup, an element by element
+comparison on every hit, and the cycle collector's passes (each new key's tuple is tracked),
+about a sixth of the hub's client CPU at full budget. Shared by every table of the process;
+it starts over when it holds ``_KEY_CACHE`` keys."""
+_PLAIN_SIZE = [0]
+
+
 def _learn_key(key: Key) -> None:
     """Remember a key whose ids passed the checks."""
+    if len(key) == 4 and key[1] is None and key[3] is False:
+        if _PLAIN_SIZE[0] >= _KEY_CACHE:
+            _PLAIN.clear()
+            _PLAIN_SIZE[0] = 0
+        variants = _PLAIN.get(key[0])
+        if variants is None:
+            variants = _PLAIN[key[0]] = {}
+        if key[2] not in variants:
+            _PLAIN_SIZE[0] += 1
+        variants[key[2]] = key
+        return
     if len(_KEYS) >= _KEY_CACHE:
         _KEYS.clear()
     _KEYS.add(key)
@@ -193,6 +215,7 @@ class DeltaTable:
         "preorders",
         "ready",
         "tagged",
+        "v3_targets",
         "wake",
         "wake_at",
     )
@@ -228,6 +251,9 @@ class DeltaTable:
         """Pending entries with a follow-up (``more``): while none has, taking skips the check."""
         self.tagged = False
         """Whether any delta came with a tag (reported entries' tags are then dropped)."""
+        self.v3_targets = False
+        """Whether any delta named a location or a SKU: until one does, no entry can, and a
+        V1 batch needs no look at its keys (:func:`any_v3_target`)."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -254,14 +280,29 @@ class DeltaTable:
         ``max_pending`` keys are pending), changing nothing."""
         if not (type(delta) is int and _MIN_AMOUNT <= delta <= MAX_AMOUNT and delta and self.open):
             return self._refuse(product_id, inventory_id, variant_id, preorder, delta)
-        key: Key
-        if self.net_opposite_signs:
-            key = (product_id, inventory_id, variant_id, preorder)
+        key: Key | None = None
+        if (
+            preorder is False
+            and inventory_id is location_id is sku is None
+            and self.net_opposite_signs
+        ):
+            try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hot path
+                # the commonest shape, checked before: its key as made then (see _PLAIN)
+                key = _PLAIN[product_id][variant_id]
+            except (KeyError, TypeError):  # new, or not hashable: made and checked below
+                pass
+        if key is not None:
+            checked = True
         else:
-            key = (product_id, inventory_id, variant_id, preorder, delta > 0)
-        if location_id is not None or sku is not None:
-            check_v3_target(product_id, inventory_id, variant_id, location_id, sku)
-            key = (*key, location_id, sku)
+            checked = False
+            if self.net_opposite_signs:
+                key = (product_id, inventory_id, variant_id, preorder)
+            else:
+                key = (product_id, inventory_id, variant_id, preorder, delta > 0)
+            if location_id is not None or sku is not None:
+                check_v3_target(product_id, inventory_id, variant_id, location_id, sku)
+                key = (*key, location_id, sku)
+                self.v3_targets = True
         entries = self.entries
         try:
             entry = entries.get(key)
@@ -286,7 +327,9 @@ class DeltaTable:
             return entry
         # A new key: checked here (its ids are not checked again while it is pending), inline
         # rather than in a helper because it is half of a stream's cost.
-        if sku is not None:  # its ids were checked above (check_v3_target)
+        if checked:
+            pass
+        elif sku is not None:  # its ids were checked above (check_v3_target)
             if type(preorder) is not bool:
                 raise InvalidInputError("preorder", preorder, "must be a bool")
         elif type(preorder) is not bool or key not in _KEYS:  # (1 == True: preorder's type first)

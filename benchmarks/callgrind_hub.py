@@ -1,0 +1,345 @@
+"""Instruction counts (valgrind's callgrind) of the hub's client side: repeatable on a loaded
+machine, where CPU seconds are not.
+
+Streams (each run in a child process under ``valgrind --tool=callgrind``, the emulator in
+another process, outside valgrind, with no rate limit):
+
+- ``budget``: ``bench_hub.py --only budget`` in virtual time. ``--sites`` sites paced at
+  ``200/60`` each by the client (the emulator does not limit, so virtual time cannot meet a
+  real-time window), each fed ``--rate`` decrements a virtual second over ``--variants``
+  variants in 10 ms ticks by bench_hub's lean feeder. The event loop's clock is virtual: when
+  nothing is ready and no HTTP exchange is outstanding, it jumps to the next timer, so the run
+  is the same on every machine and every load (an exchange takes no virtual time). Reports
+  instructions per delta submitted and per variant committed over ``--seconds`` after
+  ``--warmup``, and the feeder's own share (the same feeder into a stub, measured apart).
+- ``overhead``: ``bench_hub.py --only overhead``'s stream (one site, unpaced, waves of one
+  delta per key, each flushed) through the hub and through one InventoryAdjuster over one
+  InventoryClient: instructions per committed variant and their ratio (target <= 1.05).
+
+Only the measured phase is counted: the child calls ``os.getppid()`` at its start and end, and
+``--dump-before=os_getppid`` cuts the counts there (``callgrind.out.N.2`` is the phase).
+``--profile`` runs the budget stream without valgrind under cProfile instead and prints the
+cumulative table (the breakdown by component; cProfile inflates small functions' share).
+
+    .venv/bin/python benchmarks/callgrind_hub.py [--stream budget|overhead] [--sites 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import random
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_hub import emit, emulator, feed, key_stream  # noqa: E402
+from wixinv_async import (  # noqa: E402
+    AppCredentials,
+    AppOAuth,
+    InventoryAdjuster,
+    InventoryClient,
+    InventoryHub,
+    RateLimit,
+)
+from wixinv_async import transport as _transport  # noqa: E402
+
+_OUTSTANDING = [0]
+"""HTTP exchanges under way: virtual time stands still while one is."""
+
+
+def _count_exchanges() -> None:
+    """Count the transport's exchanges (one coroutine layer a request: a few hundred
+    instructions, a request carrying hundreds of deltas)."""
+    real = _transport.AiohttpTransport.handle_request
+
+    async def handle_request(self: Any, request: Any) -> Any:
+        _OUTSTANDING[0] += 1
+        try:
+            return await real(self, request)
+        finally:
+            _OUTSTANDING[0] -= 1
+
+    _transport.AiohttpTransport.handle_request = handle_request  # type: ignore[method-assign]
+
+
+class _VirtualSelector:
+    """The loop's selector, jumping the virtual clock instead of sleeping when idle."""
+
+    def __init__(self, real: selectors.BaseSelector, loop: VirtualLoop) -> None:
+        self._real = real
+        self._loop = loop
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        events = self._real.select(0)
+        if events or timeout == 0:
+            return events
+        if _OUTSTANDING[0] or timeout is None:  # an answer is due (or nothing is scheduled)
+            events = self._real.select(5.0)
+            if events:
+                return events
+        if timeout is not None:
+            self._loop.now += timeout
+        return []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class VirtualLoop(asyncio.SelectorEventLoop):
+    """An event loop on a virtual clock (see the module doc)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+        self._selector = _VirtualSelector(self._selector, self)  # type: ignore[assignment]
+
+    def time(self) -> float:
+        return self.now
+
+
+def _mark() -> None:
+    """Cut callgrind's counts here (``--dump-before=os_getppid``)."""
+    os.getppid()
+
+
+async def budget_child(emu: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    stream = key_stream([tuple(k) for k in emu["keys"]][: args.variants])  # type: ignore[misc]
+    sites = emu["instances"][: args.sites]
+    loop = asyncio.get_running_loop()
+    async with InventoryHub(
+        AppCredentials(emu["app_id"], emu["app_secret"]),
+        base_url=emu["url"],
+        rate_limit=RateLimit(200, 60.0),
+        max_pending=args.variants * 2,
+    ) as hub:
+        if args.feeder_only:
+
+            def stub(site: str, product_id: str, variant_id: str, delta: int) -> None:
+                return None
+
+            submit: Callable[[str, str, str, int], object] = stub
+        else:
+            submit = hub.submit_nowait
+        feeder = loop.create_task(feed(submit, sites, stream, args.rate))
+        await asyncio.sleep(args.warmup)
+        before, t0, cpu0 = hub.stats().total, loop.time(), time.process_time()
+        _mark()
+        await asyncio.sleep(args.seconds)
+        _mark()
+        after, t1, cpu1 = hub.stats().total, loop.time(), time.process_time()
+        feeder.cancel()
+    ticks = round((t1 - t0) / 0.01)
+    return {
+        "deltas": round(args.rate * args.sites * (t1 - t0)),
+        "ticks": ticks,
+        "committed": after.committed - before.committed,
+        "requests": after.requests - before.requests,
+        "entries_sent": after.entries_sent - before.entries_sent,
+        "rate_limited": after.rate_limited,
+        "virtual_seconds": round(t1 - t0, 2),
+        "cpu_us_per_delta": round((cpu1 - cpu0) / (args.rate * args.sites * (t1 - t0)) * 1e6, 3),
+    }
+
+
+async def overhead_child(emu: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """bench_hub's overhead round, counted by callgrind."""
+    keys = [tuple(k) for k in emu["keys"]]
+    rng = random.Random(3)
+    waves = [rng.choices(keys, k=len(keys)) for _ in range(1 + max(1, args.deltas // len(keys)))]
+    site = emu["instances"][0]
+    unpaced = RateLimit(1_000_000, 1.0)
+    if args.via == "hub":
+        async with InventoryHub(
+            AppCredentials(emu["app_id"], emu["app_secret"]),
+            base_url=emu["url"],
+            rate_limit=unpaced,
+        ) as hub:
+            return await _waves(
+                waves,
+                lambda k: hub.submit_nowait(site, *k, -1),
+                hub.flush,
+                lambda: hub.stats().total.entries_sent,
+            )
+    auth = AppOAuth(emu["app_id"], emu["app_secret"], site)
+    async with (
+        InventoryClient(auth, base_url=emu["url"], rate_limit=unpaced) as client,
+        InventoryAdjuster(client) as adjuster,
+    ):
+        return await _waves(
+            waves,
+            lambda k: adjuster.submit_nowait(*k, -1),
+            adjuster.flush,
+            lambda: adjuster.stats().entries_sent,
+        )
+
+
+async def _waves(
+    waves: list[Any],
+    submit: Callable[[Any], object],
+    flush: Callable[[], Awaitable[None]],
+    sent: Callable[[], int],
+) -> dict[str, Any]:
+    for key in waves[0]:
+        submit(key)
+    await flush()
+    before = sent()
+    _mark()
+    for wave in waves[1:]:
+        for key in wave:
+            submit(key)
+        await flush()
+    _mark()
+    return {"committed": sent() - before, "deltas": sum(map(len, waves[1:]))}
+
+
+def child(args: argparse.Namespace) -> None:
+    emu = json.loads(Path(args.child).read_text())
+    _count_exchanges()
+    if args.stream == "budget":
+        with asyncio.Runner(loop_factory=VirtualLoop) as runner:
+            result = runner.run(budget_child(emu, args))
+    else:
+        result = asyncio.run(overhead_child(emu, args))
+    print(json.dumps(result), flush=True)
+
+
+def counted(emu: Mapping[str, Any], args: argparse.Namespace, *extra: str) -> dict[str, Any]:
+    """Run the child under callgrind; its report and the measured phase's instructions."""
+    with tempfile.TemporaryDirectory() as out:
+        (Path(out) / "emu.json").write_text(json.dumps(emu))
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--dump-before=os_getppid",
+            f"--callgrind-out-file={out}/cg.out",
+            sys.executable,
+            __file__,
+            *_passed(args),
+            *extra,
+            "--child",
+            f"{out}/emu.json",
+        ]
+        done = subprocess.run(  # noqa: S603 - our own script under valgrind
+            command, capture_output=True, text=True, check=True
+        )
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        if args.keep:
+            kept = f"{args.keep}{''.join(extra).replace('-', '')}"
+            subprocess.run(["cp", f"{out}/cg.out.2", kept], check=True)  # noqa: S603, S607
+        report["instructions"] = _total(Path(out) / "cg.out.2")
+    return report
+
+
+def _passed(args: argparse.Namespace) -> list[str]:
+    return [
+        f"--stream={args.stream}",
+        f"--sites={args.sites}",
+        f"--rate={args.rate}",
+        f"--variants={args.variants}",
+        f"--seconds={args.seconds}",
+        f"--warmup={args.warmup}",
+        f"--deltas={args.deltas}",
+    ]
+
+
+def _total(path: Path) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
+def budget(args: argparse.Namespace) -> None:
+    with emulator(args.sites, args.variants // 2 + 50, None) as emu:
+        if args.profile:
+            return _profiled(emu, args)
+        if args.native:  # e.g. under a sampling profiler
+            with asyncio.Runner(loop_factory=VirtualLoop) as runner:
+                _count_exchanges()
+                return print(json.dumps(runner.run(budget_child(emu, args))))
+        hub = counted(emu, args)
+        feeder = counted(emu, args, "--feeder-only")
+    per_delta = hub["instructions"] / hub["deltas"]
+    feed = feeder["instructions"] / feeder["deltas"]
+    emit(
+        bench="callgrind_budget",
+        sites=args.sites,
+        rate_per_site=args.rate,
+        virtual_seconds=hub["virtual_seconds"],
+        deltas=hub["deltas"],
+        committed=hub["committed"],
+        requests=hub["requests"],
+        batch_fill=round(hub["entries_sent"] / hub["requests"] / 300, 3),
+        rate_limited=hub["rate_limited"],
+        instructions_per_delta=round(per_delta),
+        instructions_per_committed=round(hub["instructions"] / hub["committed"]),
+        feeder_per_delta=round(feed),
+        library_per_delta=round(per_delta - feed),
+    )
+    return None
+
+
+def _profiled(emu: Mapping[str, Any], args: argparse.Namespace) -> None:
+    _count_exchanges()
+    profile = cProfile.Profile()
+    with asyncio.Runner(loop_factory=VirtualLoop) as runner:
+        profile.enable()
+        result = runner.run(budget_child(emu, args))
+        profile.disable()
+    print(json.dumps(result))
+    pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
+
+
+def overhead(args: argparse.Namespace) -> None:
+    with emulator(1, 1000, None) as emu:
+        plain = counted(emu, args, "--via=plain")
+        hub = counted(emu, args, "--via=hub")
+    per_plain = plain["instructions"] / plain["committed"]
+    per_hub = hub["instructions"] / hub["committed"]
+    emit(
+        bench="callgrind_overhead",
+        deltas=hub["deltas"],
+        plain_per_committed=round(per_plain),
+        hub_per_committed=round(per_hub),
+        hub_over_plain=round(per_hub / per_plain, 3),
+        meets_target=per_hub / per_plain <= 1.05,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stream", choices=["budget", "overhead"], default="budget")
+    parser.add_argument("--sites", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=1100.0)
+    parser.add_argument("--variants", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0, help="virtual seconds measured")
+    parser.add_argument("--warmup", type=float, default=2.0, help="virtual seconds before")
+    parser.add_argument("--deltas", type=int, default=20_000, help="overhead stream's deltas")
+    parser.add_argument("--profile", type=int, default=0, help="cProfile, print N rows")
+    parser.add_argument("--native", action="store_true", help="run once, no valgrind")
+    parser.add_argument("--keep", help="copy the measured phase's callgrind file here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # the emulator's JSON file
+    parser.add_argument("--feeder-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--via", choices=["hub", "plain"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+    (budget if args.stream == "budget" else overhead)(args)
+    return None
+
+
+if __name__ == "__main__":
+    main()
