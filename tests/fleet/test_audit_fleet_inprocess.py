@@ -17,7 +17,6 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 
 from wixinv_async import ApiKeyAuth, AppCredentials, RateLimit
 from wixinv_async.cli import EXIT_OK, build_parser
@@ -29,7 +28,7 @@ from wixinv_async.fleet.shards import EventStatus, KeySpace, shard_of
 from wixinv_async.fleet.worker import FleetWorker, WorkerSettings
 
 from .harness import PREFIX, SHARDS, Fleet, open_fleet, settle_and_check
-from .helpers import GROUP, read_all
+from .helpers import fold_all
 
 S = EventStatus
 BOTH = "v1 v3"
@@ -178,10 +177,7 @@ def test_audit_fleet_status_names_each_shards_owner_and_backlog_per_site(
                     for variant in variants[:count]:
                         await producer.submit(site, "p1", variant, 1)
                 await producer.submit(lone, "p1", variants[0], 1)
-            with contextlib.suppress(ResponseError):
-                await conn.xgroup_create(KEYS.key(owned, "in"), GROUP, id="0", mkstream=True)
-            entries = await read_all(conn, KEYS, owned, "w1")
-            await scripts.fold(owned, f"w1|{claim.epoch}", GROUP, entries, 60_000)
+            await fold_all(scripts, owned, f"w1|{claim.epoch}")
         finally:
             await conn.aclose()
 
