@@ -33,10 +33,10 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -254,10 +254,25 @@ async def memory(args: argparse.Namespace) -> None:
         )
 
 
-async def one_round(emu: dict[str, Any], keys: list[Any], deltas: int, via_hub: bool) -> float:
+R = TypeVar("R")
+WaveRunner = Callable[
+    [list[Any], Callable[[Any], Ticket], Callable[[], Awaitable[None]], Callable[[], int]],
+    Awaitable[R],
+]
+"""Submits the overhead stream's waves and measures them (``measured``, or callgrind_hub's)."""
+
+
+async def one_round(emu: Mapping[str, Any], keys: list[Any], deltas: int, via_hub: bool) -> float:
     """Client CPU seconds per committed variant for ``deltas`` decrements on one site, in
     waves of one per key (about one delta per variant sent, as at full budget), each
     flushed. A first wave (token, catalog detection, connections) is not measured."""
+    return await overhead_stream(emu, keys, deltas, via_hub, measured)
+
+
+async def overhead_stream(
+    emu: Mapping[str, Any], keys: list[Any], deltas: int, via_hub: bool, run: WaveRunner[R]
+) -> R:
+    """The overhead stream's waves through the hub or one adjuster, measured by ``run``."""
     rng = random.Random(3)
     waves = [rng.choices(keys, k=len(keys)) for _ in range(1 + max(1, deltas // len(keys)))]
     site = emu["instances"][0]
@@ -268,7 +283,7 @@ async def one_round(emu: dict[str, Any], keys: list[Any], deltas: int, via_hub: 
             base_url=emu["url"],
             rate_limit=unpaced,
         ) as hub:
-            return await measured(
+            return await run(
                 waves,
                 lambda k: hub.submit_nowait(site, *k, -1),
                 hub.flush,
@@ -279,7 +294,7 @@ async def one_round(emu: dict[str, Any], keys: list[Any], deltas: int, via_hub: 
         InventoryClient(auth, base_url=emu["url"], rate_limit=unpaced) as client,
         InventoryAdjuster(client) as adjuster,
     ):
-        return await measured(
+        return await run(
             waves,
             lambda k: adjuster.submit_nowait(*k, -1),
             adjuster.flush,

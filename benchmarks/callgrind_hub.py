@@ -32,7 +32,6 @@ import cProfile
 import json
 import os
 import pstats
-import random
 import selectors
 import subprocess
 import sys
@@ -45,15 +44,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_hub import emit, emulator, feed, key_stream  # noqa: E402
-from wixinv_async import (  # noqa: E402
-    AppCredentials,
-    AppOAuth,
-    InventoryAdjuster,
-    InventoryClient,
-    InventoryHub,
-    RateLimit,
+from benchmarks.bench_hub import (  # noqa: E402
+    emit,
+    emulator,
+    feed,
+    key_stream,
+    overhead_stream,
 )
+from wixinv_async import AppCredentials, InventoryHub, RateLimit, Ticket  # noqa: E402
 from wixinv_async import transport as _transport  # noqa: E402
 
 _OUTSTANDING = [0]
@@ -157,38 +155,12 @@ async def budget_child(emu: Mapping[str, Any], args: argparse.Namespace) -> dict
 async def overhead_child(emu: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """bench_hub's overhead round, counted by callgrind."""
     keys = [tuple(k) for k in emu["keys"]]
-    rng = random.Random(3)
-    waves = [rng.choices(keys, k=len(keys)) for _ in range(1 + max(1, args.deltas // len(keys)))]
-    site = emu["instances"][0]
-    unpaced = RateLimit(1_000_000, 1.0)
-    if args.via == "hub":
-        async with InventoryHub(
-            AppCredentials(emu["app_id"], emu["app_secret"]),
-            base_url=emu["url"],
-            rate_limit=unpaced,
-        ) as hub:
-            return await _waves(
-                waves,
-                lambda k: hub.submit_nowait(site, *k, -1),
-                hub.flush,
-                lambda: hub.stats().total.entries_sent,
-            )
-    auth = AppOAuth(emu["app_id"], emu["app_secret"], site)
-    async with (
-        InventoryClient(auth, base_url=emu["url"], rate_limit=unpaced) as client,
-        InventoryAdjuster(client) as adjuster,
-    ):
-        return await _waves(
-            waves,
-            lambda k: adjuster.submit_nowait(*k, -1),
-            adjuster.flush,
-            lambda: adjuster.stats().entries_sent,
-        )
+    return await overhead_stream(emu, keys, args.deltas, args.via == "hub", _waves)
 
 
 async def _waves(
     waves: list[Any],
-    submit: Callable[[Any], object],
+    submit: Callable[[Any], Ticket],
     flush: Callable[[], Awaitable[None]],
     sent: Callable[[], int],
 ) -> dict[str, Any]:
