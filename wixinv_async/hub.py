@@ -451,10 +451,9 @@ class InventoryHub:
         except (KeyError, TypeError):  # not open (or not a site: _open says so)
             handle = self._open(site)  # a closed hub has no open sites and refuses
         handle.used = True
-        # Measured with callgrind, per delta: forwarding keywords costs about 500 instructions
-        # and the adjuster's keyword-only defaults about 400 more, hence a delta without a
-        # location or a SKU goes by position to the adjuster's positional submit (the table's
-        # own, one call less: 7,062 -> 5,399 instructions a merged delta), and the fields may
+        # Forwarding keywords and the adjuster's keyword-only defaults are a large share of a
+        # delta's cost, hence a delta without a location or a SKU goes by position to the
+        # adjuster's positional submit (the table's own, one call less), and the fields may
         # also be given by position here (give them by keyword).
         if location_id is None and sku is None:
             return handle.submit(product_id, inventory_id, variant_id, preorder, delta, tag)
