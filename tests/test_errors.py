@@ -76,6 +76,7 @@ def test_rate_limited_carries_retry_after() -> None:
 
 def _one_of_each() -> list[errors.WixInventoryError]:
     """An instance of every exception class, with every field set."""
+    NO, MAYBE = errors.Applied.NO, errors.Applied.MAYBE
     violation = FieldViolation(field="decrementData[2].variantId", description="bad")
     samples: list[errors.WixInventoryError] = [
         errors.WixInventoryError("base"),
@@ -91,6 +92,8 @@ def _one_of_each() -> list[errors.WixInventoryError]:
         errors.AdjusterClosed("closed"),
         errors.OffsetLimitError("past 10000"),
         errors.WebhookError("webhook"),
+        errors.FleetError("resolve", "127.0.0.1:6379/0", "ResponseError: OOM", applied=NO),
+        errors.FleetUnavailable("submit", "10.0.0.2:6379/1", "closed", applied=MAYBE),
         errors.WebhookVerificationError("bad signature", reason="signature"),
         RateLimitedError(429, "slow", code="TOO_MANY_REQUESTS", request_id="r2", retry_after=3.0),
         errors.RevisionConflictError(

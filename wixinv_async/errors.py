@@ -25,11 +25,14 @@
     │   ├── AdjusterFull                      submit_nowait with max_pending keys pending
     │   └── AdjusterClosed                    submit after close
     ├── OffsetLimitError (ValueError)         offset paging past 10,000 items: use the crawler
+    ├── FleetError                            the fleet's Redis refused a step (wixinv_async.fleet)
+    │   └── FleetUnavailable (ConnectionError)    Redis unreachable, or the connection died
     └── WebhookError
         └── WebhookVerificationError (ValueError)
 
 Third-party exceptions (aiohttp, asyncio timeouts, msgspec) are translated at the transport
-boundary and never escape it. No exception message or repr contains a secret.
+boundary and never escape it; redis-py's at the fleet's (``fleet/_boundary.py``). No exception
+message or repr contains a secret.
 
 Every error the client raises says whether its request may have been applied: ``applied`` is
 :attr:`Applied.NO` or :attr:`Applied.MAYBE` (stamped by the client from the one failure
@@ -59,6 +62,8 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
+    "FleetError",
+    "FleetUnavailable",
     "InvalidInputError",
     "NotFoundError",
     "OffsetLimitError",
@@ -329,6 +334,29 @@ class AdjusterClosed(AdjusterError):
 class OffsetLimitError(WixInventoryError, ValueError):
     """Offset paging past the 10,000 items Wix serves by offset; crawl by numericId instead
     (:func:`wixinv_async.crawl_inventory`)."""
+
+
+class FleetError(WixInventoryError):
+    """The fleet's Redis failed or refused a step (``wixinv_async.fleet``).
+
+    ``operation`` names the step (``"submit"``, ``"outcome"``, ``"worker start"``, ...),
+    ``server`` the Redis it spoke to as ``host:port/db`` (never the URL's password) and
+    ``reason`` what Redis or the connection said. ``applied`` is :attr:`Applied.MAYBE` for a
+    write that may have landed (``submit``: submit again with the same event id, which
+    applies once) and :attr:`Applied.NO` for a read or a step that wrote nothing.
+    """
+
+    def __init__(self, operation: str, server: str, reason: str, *, applied: Applied):
+        self.operation = operation
+        self.server = server
+        self.reason = reason
+        self.applied = applied
+        super().__init__(f"fleet {operation} on Redis {server}: {reason}")
+
+
+class FleetUnavailable(FleetError, ConnectionError):
+    """Redis could not be reached, or the connection died under the command (a server
+    restart, a network cut), and the one retry a safe step gets failed too."""
 
 
 class WebhookError(WixInventoryError):

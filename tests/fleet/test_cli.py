@@ -15,7 +15,7 @@ from wixinv_async.cli import EXIT_CONFIG, EXIT_OK, build_parser
 from wixinv_async.cli.fleet import run_status
 from wixinv_async.fleet._redis_server import RedisServer
 from wixinv_async.fleet.producer import FleetProducer
-from wixinv_async.fleet.worker import FleetWorker, WorkerSettings, check_server
+from wixinv_async.fleet.worker import FleetWorker, WorkerSettings, check_server, judge_server
 
 
 async def test_worker_refuses_a_server_without_appendfsync_always(
@@ -101,3 +101,29 @@ def test_worker_command_names_missing_credentials(
     args = build_parser().parse_args(["fleet", "worker", "--redis", "redis://x", *flags])
     assert args.func(args) == EXIT_CONFIG
     assert message in capsys.readouterr().err
+
+
+DURABLE = {"appendonly": "yes", "appendfsync": "always"}
+
+
+@pytest.mark.parametrize("version", ["6.0.16", "5.0.14", "6.1.9", "", "unstable"])
+def test_a_server_older_than_6_2_is_refused_by_its_info_reply(version: str) -> None:
+    """INFO's redis_version below 6.2 (or unreadable): refused, even with allow_weak_fsync,
+    by a ConfigurationError that says the fleet needs 6.2 (XAUTOCLAIM)."""
+    info = {"redis_version": version} if version else {}
+    with pytest.raises(ConfigurationError, match=r"the fleet needs 6\.2 or later \(XAUTOCLAIM\)"):
+        judge_server(info, DURABLE, allow_weak_fsync=True)
+
+
+@pytest.mark.parametrize("version", ["6.2.0", "6.2.14", "7.0.15", "7.2.4", "10.0"])
+def test_a_server_of_6_2_or_later_with_appendfsync_always_is_accepted(version: str) -> None:
+    """6.2 and later with appendonly yes and appendfsync always pass; the version is returned."""
+    assert judge_server({"redis_version": version}, DURABLE, allow_weak_fsync=False) == version
+
+
+def test_a_server_that_refuses_config_get_is_refused_unless_allowed() -> None:
+    """CONFIG disabled (managed Redis): the settings are unknown, so refused unless allowed."""
+    info = {"redis_version": "7.0.15"}
+    with pytest.raises(ConfigurationError, match="CONFIG GET refused"):
+        judge_server(info, None, allow_weak_fsync=False)
+    assert judge_server(info, None, allow_weak_fsync=True) == "7.0.15"

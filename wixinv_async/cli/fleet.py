@@ -134,7 +134,7 @@ def _auth(args: argparse.Namespace) -> AppCredentials | ApiKeyAuth:
 
 
 async def _serve(worker: object, out: TextIO) -> int:
-    from ..errors import ConfigurationError
+    from ..errors import ConfigurationError, FleetError
     from ..fleet.worker import FleetWorker
 
     assert isinstance(worker, FleetWorker)
@@ -145,7 +145,7 @@ async def _serve(worker: object, out: TextIO) -> int:
     print(f"fleet worker {worker.worker_id} started", file=out, flush=True)
     try:
         await worker.run()
-    except ConfigurationError as error:
+    except (ConfigurationError, FleetError) as error:
         print(f"fleet worker: {error}", file=sys.stderr)
         return EXIT_CONFIG
     print(f"fleet worker {worker.worker_id} stopped after {worker.sent} requests", file=out)
@@ -160,12 +160,12 @@ def _print_tasks() -> None:
 
 
 def run_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    from ..errors import ConfigurationError
+    from ..errors import ConfigurationError, FleetError
 
     try:
         url = _redis_url(args)
         status = asyncio.run(_status(url, args.prefix, args.shards))
-    except ConfigurationError as error:
+    except (ConfigurationError, FleetError) as error:
         print(f"fleet status: {error}", file=sys.stderr)
         return EXIT_CONFIG
     print(json.dumps(status, indent=2), file=out)
@@ -175,24 +175,27 @@ def run_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 async def _status(url: str, prefix: str, shards: int) -> dict[str, object]:
     import redis.asyncio as aioredis
 
+    from ..fleet._boundary import redis_call
     from ..fleet.shards import KeySpace
     from ..fleet.status import fleet_status
 
     redis = aioredis.Redis.from_url(url, decode_responses=True)
     try:
-        return await fleet_status(redis, KeySpace(prefix, shards))
+        return await redis_call(
+            redis, "status", lambda: fleet_status(redis, KeySpace(prefix, shards)), repeatable=True
+        )
     finally:
         await redis.aclose()
 
 
 def run_resolve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Print ``{"batch", "state", "resolved"}``; exit 2 when the batch is not in doubt."""
-    from ..errors import ConfigurationError, InvalidInputError
+    from ..errors import ConfigurationError, FleetError, InvalidInputError
 
     try:
         url = _redis_url(args)
         resolution = asyncio.run(_resolve(url, args.prefix, args.shards, args.batch, args.applied))
-    except (ConfigurationError, InvalidInputError) as error:
+    except (ConfigurationError, FleetError, InvalidInputError) as error:
         print(f"fleet resolve: {error}", file=sys.stderr)
         return EXIT_CONFIG
     print(json.dumps(resolution), file=out)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ __all__ = [
     "WorkerSettings",
     "check_server",
     "crash_point",
+    "judge_server",
     "retry_redis",
 ]
 
@@ -77,25 +78,49 @@ class WorkerSettings:
 
 
 async def check_server(redis: aioredis.Redis, *, allow_weak_fsync: bool) -> str:
-    """Refuse a server older than 6.2 (no XAUTOCLAIM) and, unless allowed, one without
-    ``appendfsync always``: with ``everysec`` a crash can lose a batch-intent record whose
-    request already left, and that batch would be sent again. Returns the version."""
+    """Read the server's version and append-only settings and judge them
+    (:func:`judge_server`); returns the version."""
     info: dict[str, Any] = await redis.info("server")
-    version = str(info["redis_version"])
-    if tuple(int(p) for p in version.split(".")[:3]) < MIN_VERSION:
-        raise ConfigurationError(f"Redis {version}: the fleet needs 6.2 or later (XAUTOCLAIM)")
     try:
         raw: Any = await redis.config_get("append*")
-        config = {text(k): text(v) for k, v in raw.items()}
-    except ResponseError as error:  # CONFIG disabled (managed Redis)
-        config = {"error": str(error)}
-    durable = config.get("appendonly") == "yes" and config.get("appendfsync") == "always"
-    if not durable and not allow_weak_fsync:
+        config: dict[str, str] | None = {text(k): text(v) for k, v in raw.items()}
+    except ResponseError:  # CONFIG disabled (managed Redis)
+        config = None
+    return judge_server(info, config, allow_weak_fsync=allow_weak_fsync)
+
+
+def judge_server(
+    info: Mapping[str, Any], config: Mapping[str, str] | None, *, allow_weak_fsync: bool
+) -> str:
+    """Refuse a server older than 6.2 (no XAUTOCLAIM) and, unless allowed, one without
+    ``appendfsync always``: with ``everysec`` a crash can lose a batch-intent record whose
+    request already left, and that batch would be sent again. ``info``: ``INFO server`` as
+    redis-py parses it; ``config``: ``CONFIG GET append*`` (``None``: CONFIG is disabled, as
+    on managed servers, so the settings are unknown). Returns the version."""
+    version = str(info.get("redis_version", ""))
+    if not _at_least(version, MIN_VERSION):
         raise ConfigurationError(
-            f"Redis {version} has {config}: the fleet needs appendonly yes and appendfsync "
+            f"Redis {version or '(no redis_version in INFO)'}: the fleet needs 6.2 or later "
+            "(XAUTOCLAIM)"
+        )
+    settings = dict(config) if config is not None else {}
+    durable = settings.get("appendonly") == "yes" and settings.get("appendfsync") == "always"
+    if not durable and not allow_weak_fsync:
+        shown = settings if config is not None else "CONFIG GET refused"
+        raise ConfigurationError(
+            f"Redis {version} has {shown}: the fleet needs appendonly yes and appendfsync "
             "always for exactly-once-or-in-doubt (pass allow_weak_fsync to run anyway)"
         )
     return version
+
+
+def _at_least(version: str, minimum: tuple[int, int, int]) -> bool:
+    """``"7.0.15"`` >= ``minimum``; a version that is not dotted numbers is not."""
+    parts = version.split(".")[:3]
+    if not parts or not all(p.isdigit() for p in parts):
+        return False
+    numbers = [int(p) for p in parts] + [0] * (3 - len(parts))
+    return tuple(numbers) >= minimum
 
 
 CRASH_ENV = "WIXINV_FLEET_CRASH_AT"

@@ -17,6 +17,11 @@ REJECTED (code ``RESOLVED_NOT_APPLIED``: final, never sent; submit again with a 
 to apply it after all). Both go to the outcome stream and the producer's ``outcome``. A
 batch its own sender settles late (its answer came after a takeover) leaves doubt by itself;
 resolving a batch no longer in doubt changes nothing and says its state.
+
+Every method is safe to repeat, so a connection that died with its server gets one more try;
+what still fails raises :class:`~wixinv_async.errors.FleetUnavailable` or
+:class:`~wixinv_async.errors.FleetError` (a ``resolve`` whose reply was lost and that is
+tried again answers the state it left the batch in, with 0 entries resolved).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any, Self
 import redis.asyncio as aioredis
 
 from ..errors import InvalidInputError
+from ._boundary import redis_call
 from .scripts import ShardScripts, text
 from .shards import KeySpace
 
@@ -111,6 +117,9 @@ class FleetAdmin:
 
     async def in_doubt(self) -> list[InDoubtBatch]:
         """Every batch in doubt, oldest first within each shard."""
+        return await redis_call(self.redis, "in_doubt", self._in_doubt, repeatable=True)
+
+    async def _in_doubt(self) -> list[InDoubtBatch]:
         keys = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard in range(keys.shards):
@@ -130,6 +139,11 @@ class FleetAdmin:
             raise InvalidInputError("batch_id", batch_id, "must be a batch id from in_doubt()")
         if not isinstance(applied, bool):
             raise InvalidInputError("applied", applied, "must be True or False")
+        return await redis_call(
+            self.redis, "resolve", lambda: self._resolve(batch_id, applied), repeatable=True
+        )
+
+    async def _resolve(self, batch_id: str, applied: bool) -> Resolution:
         shard = await self._shard_of(batch_id)
         if shard is None:
             return Resolution(batch_id, "MISSING", 0)
@@ -149,6 +163,9 @@ class FleetAdmin:
         """Trim every shard's outcome stream below what each of its consumer groups has read
         and acknowledged (a stream without groups: below ``keep_ms`` of age); entries
         removed. Workers do this on their own shards every ``trim_every`` ticks."""
+        return await redis_call(self.redis, "trim_outcomes", self._trim_outcomes, repeatable=True)
+
+    async def _trim_outcomes(self) -> int:
         seconds, _ = await self.redis.time()
         floor = f"{max(0, seconds * 1000 - self.scripts.keep_ms)}-0"
         removed = 0

@@ -2,26 +2,34 @@
 
 ``submit`` validates, then ``XADD``s one entry to the site's shard stream and returns once Redis
 has acknowledged it (with ``appendfsync always``, once it is on disk). The event id is the
-delta's identity: a retry with the same id (after a timeout, a crash, a lost reply; redis-py
-also retries by itself after a connection error) may add a second stream entry, and the
-worker's fold drops it, so the delta is applied once. ``outcome`` waits for the event's
-outcome record (APPLIED, REJECTED, IN_DOUBT or NETTED).
+delta's identity: a retry with the same id (after a timeout, a crash, a lost reply) may add a
+second stream entry, and the worker's fold drops it, so the delta is applied once. ``outcome``
+waits for the event's outcome record (APPLIED, REJECTED, IN_DOUBT or NETTED).
+
+Both are safe to repeat, so a connection that died with its server (a Redis restart) costs
+one more try on a fresh connection, not an error; what still fails raises
+:class:`~wixinv_async.errors.FleetUnavailable` (``applied`` MAYBE for ``submit``: submit
+again with the same event id) or :class:`~wixinv_async.errors.FleetError`, never redis-py's
+own exceptions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import redis.asyncio as aioredis
 
-from ..errors import ConfigurationError, InvalidInputError
+from ..errors import Applied, ConfigurationError, InvalidInputError
 from ..settings import is_int
+from ._boundary import redis_call
 from .scripts import text
 from .shards import EventStatus, KeySpace, shard_of
 
@@ -29,6 +37,7 @@ __all__ = ["EventOutcome", "FleetProducer", "check_delta", "ensure_config"]
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_AMOUNT = 99_999
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +116,12 @@ class FleetProducer:
 
     async def _check(self) -> None:
         if not self._checked:
-            await ensure_config(self.redis, self.keys)
+            await redis_call(
+                self.redis,
+                "config check",
+                lambda: ensure_config(self.redis, self.keys),
+                repeatable=True,
+            )
             self._checked = True
 
     async def submit(
@@ -132,7 +146,13 @@ class FleetProducer:
         fields |= {"v": variant_id, "d": delta}
         if location_id is not None:
             fields["l"] = location_id
-        await self.redis.xadd(stream, fields)  # type: ignore[arg-type]
+        await redis_call(
+            self.redis,
+            "submit",
+            lambda: self.redis.xadd(stream, fields),  # type: ignore[arg-type]
+            repeatable=True,
+            applied=Applied.MAYBE,
+        )
         return event_id
 
     async def outcome(self, site: str, event_id: str, *, wait: float = 30.0) -> EventOutcome | None:
@@ -140,11 +160,11 @@ class FleetProducer:
         (Only the last outcome is kept: an IN_DOUBT its sender later settles reads as that.)"""
         shard = shard_of(site, self.keys.shards)
         out, result = self.keys.key(shard, "out"), self.keys.key(shard, f"res:{event_id}")
-        last: Any = await self.redis.xrevrange(out, count=1)
+        last: Any = await self._read(lambda: self.redis.xrevrange(out, count=1))
         since: str = last[0][0] if last else "0-0"
         deadline = time.monotonic() + wait
         while True:
-            stored = text(await self.redis.get(result))
+            stored = text(await self._read(lambda: self.redis.get(result)))
             if stored:
                 status, batch_id, code = stored.split("|", 2)
                 return EventOutcome(event_id, EventStatus(status), batch_id, code)
@@ -152,7 +172,11 @@ class FleetProducer:
             if left <= 0:
                 return None
             block = max(1, int(min(left, 1.0) * 1000))
-            replies: Any = await self.redis.xread({out: since}, block=block, count=1000)
+            read = functools.partial(self.redis.xread, {out: since}, block=block, count=1000)
+            replies: Any = await self._read(read)
             for _, records in replies:
                 since = records[-1][0]
             await asyncio.sleep(0)
+
+    async def _read(self, step: Callable[[], Awaitable[_T]]) -> _T:
+        return await redis_call(self.redis, "outcome", step, repeatable=True)

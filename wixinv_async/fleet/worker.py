@@ -18,6 +18,9 @@ Three loops, each a thin driver over the scripts of :mod:`~wixinv_async.fleet.sc
 
 Every Redis step is idempotent, so a connection error is met by repeating the same step with
 the same arguments (the same batch id for begin) until Redis answers or the shard is lost.
+What ``run()`` raises is ours (:mod:`~wixinv_async.fleet._boundary`): ``ConfigurationError``
+for a server it refuses, ``FleetUnavailable`` when Redis is gone at start (after one more
+try) or at the final release, ``FleetError`` for a step Redis refused.
 """
 
 from __future__ import annotations
@@ -30,19 +33,21 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..auth import ApiKeyAuth, AppCredentials
-from ..errors import ConfigurationError
+from ..errors import Applied, ConfigurationError
 from ..hub import InventoryHub
 from ..transport import RateLimit
+from ._boundary import fleet_error, redis_call
 from ._config import (
     CRASH_ENV,
     CRASH_POINTS,
     WorkerSettings,
     check_server,
     crash_point,
+    judge_server,
     retry_redis,
 )
 from ._sender import OwnedShard, ShardSender
@@ -57,6 +62,7 @@ __all__ = [
     "WorkerSettings",
     "check_server",
     "crash_point",
+    "judge_server",
 ]
 
 log = logging.getLogger("wixinv_async.fleet")
@@ -122,9 +128,7 @@ class FleetWorker:
 
     async def run(self) -> None:
         try:
-            await check_server(self.redis, allow_weak_fsync=self.settings.allow_weak_fsync)
-            await ensure_config(self.redis, self.keys)
-            await self._ensure_same_budget()
+            await redis_call(self.redis, "worker start", self._start, repeatable=True)
             reader = asyncio.create_task(self._read_loop())
             try:
                 await self._membership_loop()
@@ -134,10 +138,17 @@ class FleetWorker:
                 # the stop flag.
                 self._stopping.set()
                 await reader
-                await self._release_all()
+                await redis_call(self.redis, "worker stop", self._release_all, repeatable=True)
+        except RedisError as error:  # a step Redis refused outside the retried ones
+            raise fleet_error(error, "worker run", self.redis, applied=Applied.NO) from error
         finally:
             await self.hub.close()
             await self.redis.aclose()
+
+    async def _start(self) -> None:
+        await check_server(self.redis, allow_weak_fsync=self.settings.allow_weak_fsync)
+        await ensure_config(self.redis, self.keys)
+        await self._ensure_same_budget()
 
     async def _ensure_same_budget(self) -> None:
         """One budget per site needs one pacing interval: the first worker records its own and
