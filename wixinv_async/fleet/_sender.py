@@ -8,11 +8,10 @@ by entry (:mod:`~wixinv_async.fleet.verdicts`). One request in flight per shard,
 
 Requests go through :class:`~wixinv_async.hub.InventoryHub`: one shared session, a token and
 a client per site (catalog detection cached in it), clients of idle sites closed. The fleet's
-GCRA does the pacing; the hub's own limiter runs at twice the fleet's rate, so it never holds
-back a request the fleet allowed. The hub's clients retry what provably did not reach Wix (a
-429, a 503, a refused connection); the worker bounds every request, retries included, to
-``http_timeout + margin / 2``, so it settles inside the lease that ``mark_sent`` checked, and a
-request cut off there is IN_DOUBT.
+GCRA does the pacing (the hub runs unpaced: each request took its slot in Redis first). The
+hub's clients retry what provably did not reach Wix (a 429, a 503, a refused connection); the
+worker bounds every request, retries included, to ``http_timeout + margin / 2``, so it
+settles inside the lease that ``mark_sent`` checked, and a request cut off there is IN_DOUBT.
 """
 
 from __future__ import annotations

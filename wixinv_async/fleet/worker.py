@@ -39,7 +39,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..auth import ApiKeyAuth, AppCredentials
 from ..errors import Applied, ConfigurationError
 from ..hub import InventoryHub
-from ..transport import RateLimit
 from ._boundary import fleet_error, redis_call
 from ._config import (
     CRASH_ENV,
@@ -96,12 +95,14 @@ class FleetWorker:
         self._stopping = asyncio.Event()
         rate = settings.rate_limit
         self._interval_us = gcra_interval_us(rate.requests, rate.period, rate.safety)
-        # The fleet's GCRA paces; the hub's limiter, at twice that rate, never holds back a
-        # request the fleet allowed.
+        # No local pacing: every request a worker makes took its GCRA slot in Redis first
+        # (begin for a batch, pace for a detection), one budget per site for the whole fleet;
+        # a local limiter could only delay what the fleet allowed. A 429 still pauses the
+        # site's client, and its retries follow the client's backoff.
         self.hub = InventoryHub(
             auth,
             base_url=base_url,
-            rate_limit=RateLimit(rate.requests * 2, rate.period, 0.0),
+            rate_limit=None,
             idle_timeout=settings.idle_timeout,
             timeout=settings.http_timeout,
         )
