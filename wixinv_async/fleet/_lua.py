@@ -175,23 +175,41 @@ return 0
 READ_FOLD = (
     _PRELUDE
     + r"""
--- KEYS: lease, stream, seen, sites. ARGV: token, group, consumer, count, dedup_ms, tag,
--- keep_ms, start. start '>': XREADGROUP the next `count` new entries; else an XAUTOCLAIM
--- cursor ('0-0' first): take over up to `count` entries others read and never folded.
--- Then, in the same step, fold them (drop event ids seen, net each delta into acc:<site>,
--- NETTED for keys that cancel out) and XACK them: an entry read is never left unfolded.
+-- KEYS: lease, stream, seen, sites, cursor. ARGV: token, group, consumer, count, dedup_ms,
+-- tag, keep_ms, start. start '>': XRANGE the next `count` entries after the shard's read
+-- cursor (a string key: the last entry id read and folded; where a group of an earlier
+-- version had got to when there is none yet) and move the cursor; else an XAUTOCLAIM cursor
+-- ('0-0' first): take over up to `count` entries a worker of that version read and never
+-- folded (none when the stream has no group). Then, in the same step, fold them (drop event
+-- ids seen, net each delta into acc:<site>, NETTED for keys that cancel out): an entry read
+-- is never left unfolded, and no consumer group is needed to know what was read.
 -- Answers {read, folded, duplicates, last id (of the stream when nothing new), next cursor,
--- malformed ids...}; malformed entries (not a producer's) are acknowledged and dropped.
+-- malformed ids...}; malformed entries (not a producer's) are skipped and named.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
 local tag, keep, stream, seen = ARGV[6], ARGV[7], KEYS[2], KEYS[3]
-local records, cursor = {}, ''
+local records, cursor, adopted = {}, '', false
 if ARGV[8] == '>' then
-  local r = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4],
-                       'STREAMS', stream, '>')
-  if r then records = r[1][2] end
+  local after = redis.call('GET', KEYS[5])
+  if not after then
+    after = '0-0'
+    local groups = redis.pcall('XINFO', 'GROUPS', stream)
+    if not groups.err then
+      for _, g in ipairs(groups) do
+        local info = {}
+        for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+        if info['name'] == ARGV[2] then after = info['last-delivered-id'] end
+      end
+    end
+  end
+  records = redis.call('XRANGE', stream, '(' .. after, '+', 'COUNT', ARGV[4])
+  if #records > 0 then redis.call('SET', KEYS[5], records[#records][1]) end
 else
-  local r = redis.call('XAUTOCLAIM', stream, ARGV[2], ARGV[3], 0, ARGV[8], 'COUNT', ARGV[4])
-  cursor, records = r[1], r[2]
+  local r = redis.pcall('XAUTOCLAIM', stream, ARGV[2], ARGV[3], 0, ARGV[8], 'COUNT', ARGV[4])
+  if r.err then  -- NOGROUP: no worker of the earlier version ever read this stream
+    cursor = '0-0'
+  else
+    cursor, records, adopted = r[1], r[2], true
+  end
 end
 local out = tag .. ':out'
 local now = math.floor(now_us() / 1000)
@@ -262,7 +280,7 @@ for site, acc in pairs(touched) do
     redis.call('ZADD', KEYS[4], 'NX', nowtext, site)
   end
 end
-if #ids > 0 then redis.call('XACK', stream, ARGV[2], unpack(ids)) end
+if adopted and #ids > 0 then redis.call('XACK', stream, ARGV[2], unpack(ids)) end
 if folded > 0 then redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - tonumber(ARGV[5])) end
 if not last then
   local tail = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
@@ -436,16 +454,18 @@ return {final, resolved}
 )
 
 TRIM = r"""
--- KEYS: stream. ARGV: group. Trim below the oldest pending entry, or below the last delivered.
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
-local minid = nil
-if tonumber(pending[1]) > 0 then
-  minid = pending[2]
-else
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    local info = {}
-    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
-    if info['name'] == ARGV[1] then minid = info['last-delivered-id'] end
+-- KEYS: stream, cursor. ARGV: group. Trim below the read cursor (everything before it was
+-- folded), and below the oldest entry still pending in the group of an earlier version.
+local minid = redis.call('GET', KEYS[2])
+local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1])
+if not pending.err and tonumber(pending[1]) > 0 then
+  local pm, ps = string.match(pending[2], '^(%d+)-(%d+)$')
+  if minid then
+    local cm, cs = string.match(minid, '^(%d+)-(%d+)$')
+    pm, ps, cm, cs = tonumber(pm), tonumber(ps), tonumber(cm), tonumber(cs)
+    if pm < cm or (pm == cm and ps < cs) then minid = pending[2] end
+  else
+    minid = pending[2]
   end
 end
 if not minid then return 0 end

@@ -6,12 +6,18 @@ redis-py's automatic retry of a command whose reply was lost neither orphans nor
 - ``claim``: renew my lease, or take a free shard: epoch + 1, and every batch of the older
   epoch still RESERVED (never allowed to leave) goes back to the accumulator, every SENDING one
   becomes IN_DOUBT. A retry finds the lease mine and renews.
-- ``read_fold``: fenced by the lease; reads the shard's next entries (XREADGROUP, or at a
-  takeover XAUTOCLAIM of what others read and never folded) inside the script, drops event
-  ids already seen, nets each delta into the site's accumulator hash, emits NETTED for keys
-  that cancel out, and XACKs, all in one step: an entry read is never left unfolded, and the
+- ``read_fold``: fenced by the lease; reads the shard's next entries after its read cursor
+  (``rd``, the last entry id folded; XRANGE) inside the script, drops event ids already
+  seen, nets each delta into the site's accumulator hash, emits NETTED for keys that cancel
+  out, and moves the cursor, all in one step: an entry read is never left unfolded, and the
   worker never parses an entry. A retry after a lost reply reads the next entries (the ones
-  before were folded and acknowledged).
+  before were folded and the cursor is past them). No consumer group: its pending list
+  would only track what this one step already settles, at a cost per entry (XREADGROUP's
+  PEL insert and its XCLAIM propagated to the append-only file, then XACK). At a takeover,
+  an XAUTOCLAIM cursor adopts what a worker of the earlier version (which read through the
+  group ``workers`` and folded in a second step) read and never folded; a stream without
+  that group has nothing to adopt, and one with it is read on from the group's last
+  delivered entry.
 - ``begin``: fenced; refuses when the lease has less than ``lease_min_ms`` left or GCRA on
   Redis's ``TIME`` says wait; otherwise moves up to ``cap`` (at most 300) same-sign net deltas
   into a RESERVED batch-intent record. The batch id comes from the worker, so a retry returns
@@ -29,8 +35,9 @@ redis-py's automatic retry of a command whose reply was lost neither orphans nor
   (it is never sent again either way).
 - ``resolve``: a person's verdict on an IN_DOUBT batch (applied or not): its entries still in
   doubt get their final outcome.
-- ``trim``: XTRIM MINID up to the oldest pending entry (never MAXLEN, which deletes entries
-  that were read but not folded); ``trim_outcomes`` likewise below what every consumer group
+- ``trim``: XTRIM MINID up to the read cursor, and below any entry still pending in the
+  earlier version's group (never MAXLEN, which deletes entries not yet folded);
+  ``trim_outcomes`` likewise below what every consumer group
   of the outcome stream has read and acknowledged.
 
 Some keys are derived inside the scripts from the shard's tag (batch records, per-key event
@@ -69,7 +76,8 @@ __all__ = [
 ]
 
 GROUP = "workers"
-"""The ingest streams' consumer group (every worker reads in it)."""
+"""The ingest streams' consumer group of the earlier version (workers read through it, then
+folded in a second step): only adopted from at a takeover, never read through now."""
 READ_COUNT = 500
 """Entries one ``read_fold`` reads at most (Redis serves nothing else during a script)."""
 
@@ -213,7 +221,7 @@ class ShardScripts:
         self, shard: int, token: str, consumer: str, start: str, count: int, dedup_ms: int
     ) -> tuple[list[str], list[str | int]]:
         k = self.keys
-        keys = [k.key(shard, n) for n in ("lease", "in", "seen", "sites")]
+        keys = [k.key(shard, n) for n in ("lease", "in", "seen", "sites", "rd")]
         args: list[str | int] = [token, GROUP, consumer, count, dedup_ms, k.tag(shard)]
         return keys, [*args, self.keep_ms, start]
 
@@ -227,10 +235,11 @@ class ShardScripts:
         start: str = ">",
         count: int = READ_COUNT,
     ) -> ReadFold:
-        """Read up to ``count`` entries of the shard's stream into group ``workers`` as
-        ``consumer`` (``start`` ``">"``: new ones; an XAUTOCLAIM cursor: others' unfolded
-        ones), fold and XACK them, in one step. Raises ``ResponseError`` ``FENCED`` when the
-        lease is no longer ``token`` (then nothing was read)."""
+        """Read up to ``count`` entries of the shard's stream (``start`` ``">"``: the next
+        ones after its read cursor; an XAUTOCLAIM cursor: the earlier version's group's
+        unfolded ones, adopted as ``consumer``), fold them and move on, in one step. Raises
+        ``ResponseError`` ``FENCED`` when the lease is no longer ``token`` (then nothing was
+        read)."""
         keys, args = self._read_fold_call(shard, token, consumer, start, count, dedup_ms)
         return ReadFold.from_reply(await self._read_fold(keys=keys, args=args))
 
@@ -340,6 +349,8 @@ class ShardScripts:
         )
         return int(reply[0]), text(reply[1])
 
-    async def trim(self, shard: int, group: str) -> int:
-        """XTRIM the ingest stream up to its oldest pending entry; entries removed."""
-        return int(await self._trim(keys=[self.keys.key(shard, "in")], args=[group]))
+    async def trim(self, shard: int, group: str = "workers") -> int:
+        """XTRIM the ingest stream below its read cursor (and below any entry still pending
+        in ``group``, read by a worker of an earlier version); entries removed."""
+        keys = [self.keys.key(shard, "in"), self.keys.key(shard, "rd")]
+        return int(await self._trim(keys=keys, args=[group]))

@@ -4,11 +4,11 @@ Three loops, each a thin driver over the scripts of :mod:`~wixinv_async.fleet.sc
 
 - membership (every ``lease_ms / 3``): heartbeat in the workers set, compute this worker's
   shards by rendezvous hashing over the live workers, renew held leases, claim free target
-  shards (a claim is a takeover: XAUTOCLAIM then moves the dead owner's read-but-unfolded
-  entries to us), release shards that now belong to someone else once idle.
+  shards (a takeover: the shard's read cursor is in Redis, so reading goes on where the dead
+  owner's last fold left it), release shards that now belong to someone else once idle.
 - reader: one ``read_fold`` script per owned shard with entries to read (pipelined in one
-  round trip), which reads, folds and acknowledges inside Redis, so the worker never parses
-  an entry; while every shard is caught up, one blocking XREAD (COUNT 1, after each shard's
+  round trip), which reads, folds and moves the read cursor inside Redis, so the worker never
+  parses an entry; while every shard is caught up, one blocking XREAD (COUNT 1, after each shard's
   last id: it consumes nothing) waits for the next entry of any of them.
 - one sender per owned shard (:mod:`~wixinv_async.fleet._sender`): for each site with pending
   deltas, begin (GCRA and lease checked by Redis), mark_sent (the fence right before the
@@ -217,12 +217,10 @@ class FleetWorker:
         shard.task = asyncio.create_task(self._serve(shard))
 
     async def _adopt_pending(self, shard: OwnedShard) -> None:
-        """Create the group, then take over and fold every entry others read but never
-        folded. Since reading and folding are one script, only a worker of an older version
-        (which read, then folded in a second step) can have left such entries."""
-        stream = self.keys.key(shard.number, "in")
-        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
-            await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        """Take over and fold every entry a worker of an earlier version (which read through
+        a consumer group, then folded in a second step) read and never folded; a stream
+        without that group has none. Reading and folding are one script now, moving the
+        shard's read cursor, so no entry read is left unfolded."""
         cursor = "0-0"
         while True:
             done = await self._read_fold(shard, cursor)
@@ -335,12 +333,11 @@ class FleetWorker:
             await retry_redis(lambda: self.scripts.release(shard.number, shard.token))
 
     async def _trim(self) -> None:
-        """Trim each owned shard's ingest stream below its oldest pending entry, and its
+        """Trim each owned shard's ingest stream below its read cursor, and its
         outcome stream below what every consumer group has read and acknowledged (without
         groups: below what is older than the outcomes are kept)."""
         seconds, _ = await self.redis.time()
         floor = f"{max(0, seconds * 1000 - self.scripts.keep_ms)}-0"
         for number in list(self._owned):
-            with contextlib.suppress(ResponseError):  # no group yet: nothing to trim
-                await self.scripts.trim(number, GROUP)
+            await self.scripts.trim(number, GROUP)
             await self.scripts.trim_outcomes(number, floor)
