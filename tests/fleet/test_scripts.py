@@ -128,7 +128,12 @@ async def test_takeover_puts_sending_batches_in_doubt(
         ("e1", "IN_DOUBT", "TAKEOVER")
     ]
     assert await scripts.finish(0, old, begun.batch_id, "APPLIED") == "APPLIED"
-    assert await redis_conn.get(KEYS.key(0, "res:e1")) == f"APPLIED|{begun.batch_id}|"
+    last = await producer.outcome(SITE, "e1", wait=0)
+    assert last is not None and (last.status.value, last.batch_id, last.code) == (
+        "APPLIED",
+        begun.batch_id,
+        "",
+    )
     assert await redis_conn.zcard(KEYS.key(0, "doubt")) == 0
 
 
@@ -292,3 +297,38 @@ async def test_read_fold_drops_malformed_entries(
     assert (done.read, done.folded, done.malformed) == (3, 1, tuple(bad))
     assert await accumulator(redis_conn) == {VARIANTS[1]: 4}
     assert (await redis_conn.xpending(stream, GROUP))["pending"] == 0
+
+
+async def test_every_event_of_a_big_batch_has_its_outcome(
+    scripts: ShardScripts, producer: FleetProducer, redis_conn: aioredis.Redis
+) -> None:
+    """4,500 events netted into one entry and applied: each reads APPLIED by its event id
+    (one settle's outcomes are written together: more than Lua can unpack in one call)."""
+    token = await owner(scripts)
+    events = [f"big{i}" for i in range(4500)]
+    async with redis_conn.pipeline(transaction=False) as pipe:
+        for event in events:
+            fields = {"e": event, "site": SITE, "p": "p1", "v": VARIANTS[0], "d": 1}
+            pipe.xadd(KEYS.key(0, "in"), fields)  # type: ignore[arg-type]
+        await pipe.execute()
+    assert await fold_all(scripts, 0, token) == (4500, 0)
+    begun = await scripts.begin(0, token, SITE, interval_us=1, lease_min_ms=0)
+    assert [e.net for e in begun.entries] == [4500]
+    assert await scripts.finish(0, token, begun.batch_id, "APPLIED") == "APPLIED"
+    found = {(await producer.outcome(SITE, e, wait=0)) for e in events[::50] + events[-3:]}
+    assert {(o.status.value, o.batch_id) for o in found if o} == {("APPLIED", begun.batch_id)}
+    assert None not in found
+
+
+async def test_an_outcome_written_before_the_hourly_index_is_still_read(
+    producer: FleetProducer, redis_conn: aioredis.Redis
+) -> None:
+    """An event settled by the version that kept one ``res:<event>`` key reads as it was."""
+    await redis_conn.set(KEYS.key(0, "res:old1"), "REJECTED|b1|INSUFFICIENT_INVENTORY")
+    last = await producer.outcome(SITE, "old1", wait=0)
+    assert last is not None
+    assert (last.status.value, last.batch_id, last.code) == (
+        "REJECTED",
+        "b1",
+        "INSUFFICIENT_INVENTORY",
+    )

@@ -14,6 +14,7 @@ __all__ = [
     "CLAIM",
     "FINISH",
     "MARK_SENT",
+    "OUTCOME",
     "PACE",
     "READ_FOLD",
     "RELEASE",
@@ -41,9 +42,17 @@ local function parts(field)
   return p, rest, ''
 end
 
+-- Each event's last outcome, for FleetProducer.outcome, goes to a per-shard hash per hour of
+-- Redis time (rix:<hour>, expiring keep_ms after its hour) listed in the ZSET rixb: a script
+-- writes all its outcomes in one HSET (flush_results), where one key per event cost a key,
+-- an expiry and an append-only entry each.
+local RESULT_HOUR_MS = 3600000
+local emitted = {}
+
 -- One outcome record per event of a key.
 local function emit(tag, out, keep, site, field, status, batch, code, events)
   local p, v, l = parts(field)
+  local value = status .. '|' .. batch .. '|' .. code
   for _, ev in ipairs(events) do
     local eid, d = split(ev, '\30')
     if l == '' then
@@ -53,8 +62,32 @@ local function emit(tag, out, keep, site, field, status, batch, code, events)
       redis.call('XADD', out, '*', 'e', eid, 's', status, 'b', batch, 'c', code,
                  'site', site, 'p', p, 'v', v, 'l', l, 'd', d)
     end
-    redis.call('SET', tag .. ':res:' .. eid, status .. '|' .. batch .. '|' .. code, 'PX', keep)
+    emitted[#emitted + 1] = eid
+    emitted[#emitted + 1] = value
   end
+end
+
+-- Write the outcomes emit collected (once per script, after every emit).
+local function flush_results(tag, keep)
+  if #emitted == 0 then return end
+  local now = math.floor(now_us() / 1000)
+  local hour = math.floor(now / RESULT_HOUR_MS)
+  local key = tag .. ':rix:' .. hour
+  if redis.call('EXISTS', key) == 0 then
+    -- A value longer than hash-max-ziplist-value (64) makes the new hash a hashtable at once:
+    -- as a ziplist its first 512 fields would each be found by scanning the list.
+    redis.call('HSET', key, '', 'the last outcome of each event settled in hour ' .. hour ..
+               ': field event id, value status|batch|code')
+  end
+  for at = 1, #emitted, 2000 do  -- unpack is bounded by Lua's C stack
+    redis.call('HSET', key, unpack(emitted, at, math.min(at + 1999, #emitted)))
+  end
+  redis.call('PEXPIRE', key, (hour + 1) * RESULT_HOUR_MS - now + tonumber(keep))
+  local hours = tag .. ':rixb'
+  redis.call('ZADD', hours, hour, hour)
+  local oldest = hour - math.ceil(tonumber(keep) / RESULT_HOUR_MS) - 1
+  redis.call('ZREMRANGEBYSCORE', hours, '-inf', '(' .. oldest)
+  emitted = {}
 end
 
 -- Fold events back into the accumulator (a RETURNED batch): they net again with new ones.
@@ -112,6 +145,7 @@ local function settle(tag, batch_id, keep, statuses, state, code)
     redis.call('ZREM', tag .. ':doubt', batch_id)
     redis.call('PEXPIRE', bkey, keep)
   end
+  flush_results(tag, keep)
   return final
 end
 
@@ -282,6 +316,7 @@ for site, acc in pairs(touched) do
 end
 if adopted and #ids > 0 then redis.call('XACK', stream, ARGV[2], unpack(ids)) end
 if folded > 0 then redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - tonumber(ARGV[5])) end
+flush_results(tag, keep)
 if not last then
   local tail = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
   last = tail[1] and tail[1][1] or '0-0'
@@ -449,6 +484,7 @@ redis.call('HSET', bkey, 'state', final, 'results', cjson.encode(results), 'doub
            'resolved', code, 'settled_us', string.format('%d', now_us()))
 redis.call('ZREM', tag .. ':doubt', ARGV[1])
 redis.call('PEXPIRE', bkey, keep)
+flush_results(tag, keep)
 return {final, resolved}
 """
 )
@@ -495,4 +531,16 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
 end
 if floor == nil then floor = ARGV[1] end
 return {redis.call('XTRIM', KEYS[1], 'MINID', floor), floor}
+"""
+
+OUTCOME = r"""
+-- KEYS: rixb. ARGV: tag, event id. The event's last outcome 'status|batch|code', or nil:
+-- the newest hour's index first (a later settlement of an IN_DOUBT is in a later hour or
+-- overwrote it), then the per-event key of a version before the index.
+local tag, eid = ARGV[1], ARGV[2]
+for _, hour in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+  local found = redis.call('HGET', tag .. ':rix:' .. hour, eid)
+  if found then return found end
+end
+return redis.call('GET', tag .. ':res:' .. eid)
 """

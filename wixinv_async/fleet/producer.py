@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 
 from ..errors import Applied, ConfigurationError, InvalidInputError
 from ..settings import is_int
+from . import _lua
 from ._boundary import redis_call
 from .scripts import text
 from .shards import EventStatus, KeySpace, shard_of
@@ -97,6 +98,7 @@ class FleetProducer:
         else:
             self.redis, self._owned = redis, False
         self._checked = False
+        self._lookup = self.redis.register_script(_lua.OUTCOME)
 
     def __repr__(self) -> str:
         return f"FleetProducer(prefix={self.keys.prefix!r}, shards={self.keys.shards})"
@@ -159,12 +161,17 @@ class FleetProducer:
         """Wait up to ``wait`` s for the event's outcome; ``None`` if none came in time.
         (Only the last outcome is kept: an IN_DOUBT its sender later settles reads as that.)"""
         shard = shard_of(site, self.keys.shards)
-        out, result = self.keys.key(shard, "out"), self.keys.key(shard, f"res:{event_id}")
+        out, hours, tag = (
+            self.keys.key(shard, "out"),
+            self.keys.key(shard, "rixb"),
+            self.keys.tag(shard),
+        )
+        lookup = functools.partial(self._lookup, keys=[hours], args=[tag, event_id])
         last: Any = await self._read(lambda: self.redis.xrevrange(out, count=1))
         since: str = last[0][0] if last else "0-0"
         deadline = time.monotonic() + wait
         while True:
-            stored = text(await self._read(lambda: self.redis.get(result)))
+            stored = text(await self._read(lookup))
             if stored:
                 status, batch_id, code = stored.split("|", 2)
                 return EventOutcome(event_id, EventStatus(status), batch_id, code)

@@ -44,8 +44,11 @@ Some keys are derived inside the scripts from the shard's tag (batch records, pe
 lists, per-event results): all share the declared keys' hash tag, so they are in the same slot.
 
 Outcome records: ``XADD out * e <event> s <status> b <batch> c <code> site p v [l] d`` (``l``
-only for a delta that names a location) and a
-``res:<event>`` string ``status|batch|code`` kept ``keep_ms`` for :meth:`FleetProducer.outcome`.
+only for a delta that names a location), and each event's last outcome ``status|batch|code``
+for :meth:`FleetProducer.outcome` (the ``outcome`` script) in a hash per hour of Redis time,
+``rix:<hour>`` (field: the event id), kept ``keep_ms`` after its hour and listed in the ZSET
+``rixb``: one HSET per script for all its events (a version before it wrote ``res:<event>``
+strings, still read).
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ SCRIPTS = {
     "claim": _lua.CLAIM,
     "finish": _lua.FINISH,
     "mark_sent": _lua.MARK_SENT,
+    "outcome": _lua.OUTCOME,
     "pace": _lua.PACE,
     "read_fold": _lua.READ_FOLD,
     "release": _lua.RELEASE,
