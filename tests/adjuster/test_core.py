@@ -550,3 +550,26 @@ def test_the_table_refuses_a_new_key_when_full_and_everything_when_closed() -> N
     table.open = False
     with pytest.raises(AdjusterClosed):
         table.submit("p0", None, V[0], False, -1)
+
+
+@pytest.mark.parametrize(
+    ("ids", "field"),
+    [
+        ((["p"], None, V[0], False), "product_id"),
+        (("p0", None, [V[0]], False), "variant_id"),
+        ((None, ["i"], V[0], False), "inventory_id"),
+        (("p0", None, V[0], [True]), "preorder"),
+    ],
+)
+def test_an_unhashable_id_is_refused_with_its_name_and_changes_nothing(
+    ids: tuple[object, object, object, object], field: str
+) -> None:
+    """An id that cannot be a key (a list) raises InvalidInputError naming it; the table
+    is unchanged, and a closed table says it is closed first."""
+    table, _ = new_table()
+    with pytest.raises(InvalidInputError) as caught:
+        table.submit(*ids, -1)  # type: ignore[arg-type]
+    assert caught.value.field == field and not table.entries and table.ready == [0, 0, 0]
+    table.open = False
+    with pytest.raises(AdjusterClosed):
+        table.submit(*ids, -1)  # type: ignore[arg-type]

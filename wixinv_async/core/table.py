@@ -31,7 +31,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 import msgspec
 
@@ -280,34 +280,23 @@ class DeltaTable:
         ``max_pending`` keys are pending), changing nothing."""
         if not (type(delta) is int and _MIN_AMOUNT <= delta <= MAX_AMOUNT and delta and self.open):
             return self._refuse(product_id, inventory_id, variant_id, preorder, delta)
-        key: Key | None = None
         if (
-            preorder is False
-            and inventory_id is location_id is sku is None
+            inventory_id is None
+            and preorder is False
+            and location_id is None
+            and sku is None
             and self.net_opposite_signs
         ):
-            try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hot path
-                # the commonest shape, checked before: its key as made then (see _PLAIN)
+            try:  # the commonest shape, checked before: its key as made then (see _PLAIN)
                 key = _PLAIN[product_id][variant_id]
-            except (KeyError, TypeError):  # new, or not hashable: made and checked below
-                pass
-        if key is not None:
-            checked = True
+            except (KeyError, TypeError):  # new, or not hashable: made and checked there
+                key = self._checked_key(product_id, None, variant_id, False, delta, None, None)
         else:
-            checked = False
-            if self.net_opposite_signs:
-                key = (product_id, inventory_id, variant_id, preorder)
-            else:
-                key = (product_id, inventory_id, variant_id, preorder, delta > 0)
-            if location_id is not None or sku is not None:
-                check_v3_target(product_id, inventory_id, variant_id, location_id, sku)
-                key = (*key, location_id, sku)
-                self.v3_targets = True
+            key = self._checked_key(
+                product_id, inventory_id, variant_id, preorder, delta, location_id, sku
+            )
         entries = self.entries
-        try:
-            entry = entries.get(key)
-        except TypeError:  # an unhashable id: refused with its name below
-            return self._refuse(product_id, inventory_id, variant_id, preorder, delta)
+        entry = entries.get(key)
         if entry is not None:
             old = entry.net
             new = old + delta
@@ -325,26 +314,6 @@ class DeltaTable:
                     self.wake_at = NEVER
                     self.wake()
             return entry
-        # A new key: checked here (its ids are not checked again while it is pending), inline
-        # rather than in a helper because it is half of a stream's cost.
-        if checked:
-            pass
-        elif sku is not None:  # its ids were checked above (check_v3_target)
-            if type(preorder) is not bool:
-                raise InvalidInputError("preorder", preorder, "must be a bool")
-        elif type(preorder) is not bool or key not in _KEYS:  # (1 == True: preorder's type first)
-            entity = product_id if inventory_id is None else inventory_id
-            if not (
-                type(variant_id) is str
-                and (variant_id in _GUIDS or _learn_guid(variant_id))
-                and (product_id is None) != (inventory_id is None)
-                and type(entity) is str
-                and 0 < len(entity) <= MAX_ID_LENGTH
-                and entity.isascii()
-                and type(preorder) is bool
-            ):  # not the common shape: the full checks raise, or pass (non-ASCII ids, subclasses)
-                check_delta(product_id, inventory_id, variant_id, preorder, delta)
-            _learn_key(key)
         if len(entries) >= self.max_pending:
             self.wake()  # a full table sends what is ready at once
             raise AdjusterFull(f"{self.max_pending} keys are pending")
@@ -366,6 +335,51 @@ class DeltaTable:
                 self.wake_at = NEVER
                 self.wake()
         return entry
+
+    def _checked_key(
+        self,
+        product_id: str | None,
+        inventory_id: str | None,
+        variant_id: str | None,
+        preorder: bool,
+        delta: int,
+        location_id: str | None,
+        sku: str | None,
+    ) -> Key:
+        """The key of a delta not of the commonest shape (or of it, the first time), its ids
+        checked: InvalidInputError names a bad one. A key whose ids passed is remembered, so
+        the checks of a key seen before are one set lookup (inline rather than in a helper:
+        this is half of a stream of new keys' cost)."""
+        if self.net_opposite_signs:
+            key: Key = (product_id, inventory_id, variant_id, preorder)
+        else:
+            key = (product_id, inventory_id, variant_id, preorder, delta > 0)
+        if location_id is not None or sku is not None:
+            check_v3_target(product_id, inventory_id, variant_id, location_id, sku)
+            key = (*key, location_id, sku)
+            self.v3_targets = True
+            if sku is not None:  # its ids were checked (check_v3_target); its key is hashable
+                if type(preorder) is not bool:
+                    raise InvalidInputError("preorder", preorder, "must be a bool")
+                return key
+        try:
+            known = type(preorder) is bool and key in _KEYS  # (1 == True: preorder's type first)
+        except TypeError:  # an unhashable id: refused with its name
+            self._refuse(product_id, inventory_id, variant_id, preorder, delta)
+        if not known:
+            entity = product_id if inventory_id is None else inventory_id
+            if not (
+                type(variant_id) is str
+                and (variant_id in _GUIDS or _learn_guid(variant_id))
+                and (product_id is None) != (inventory_id is None)
+                and type(entity) is str
+                and 0 < len(entity) <= MAX_ID_LENGTH
+                and entity.isascii()
+                and type(preorder) is bool
+            ):  # not the common shape: the full checks raise, or pass (non-ASCII ids, subclasses)
+                check_delta(product_id, inventory_id, variant_id, preorder, delta)
+            _learn_key(key)
+        return key
 
     def _started(self) -> Clock:
         if self._start is None:
@@ -403,7 +417,7 @@ class DeltaTable:
         variant_id: object,
         preorder: object,
         delta: object,
-    ) -> Entry:
+    ) -> NoReturn:
         if not self.open:
             raise AdjusterClosed("the adjuster is closed")
         check_delta(product_id, inventory_id, variant_id, preorder, delta)
@@ -459,12 +473,11 @@ class DeltaTable:
         self.busy.difference_update(keys)
         if len(table) == ready[0] + ready[1] + ready[-1]:
             return False  # every pending head is counted already: none waits for a busy key
-        get = table.get
         freed = False
-        for key in keys:
-            head = get(key)
+        for head in map(table.get, keys):
             if head is not None:
-                ready[_sign(head.net)] += 1
+                net = head.net
+                ready[(net > 0) - (net < 0)] += 1
                 freed = True
         return freed
 
