@@ -26,6 +26,7 @@ from wixinv_async.core.failures import (
 from wixinv_async.core.planner import minimum_requests, plan, select
 from wixinv_async.core.table import (
     MAX_AMOUNT,
+    NEVER,
     DeltaTable,
     Entry,
     Key,
@@ -573,3 +574,22 @@ def test_an_unhashable_id_is_refused_with_its_name_and_changes_nothing(
     table.open = False
     with pytest.raises(AdjusterClosed):
         table.submit(*ids, -1)  # type: ignore[arg-type]
+
+
+def test_a_new_key_wakes_the_driver_when_its_kinds_ready_count_reaches_wake_at() -> None:
+    """wake is called once, by the new key that brings its kind's ready count to wake_at
+    (keys of the other kind and keys in flight do not count), and not again until set."""
+    woken: list[int] = []
+    table, _ = new_table()
+    table.wake = lambda: woken.append(len(table))
+    table.wake_at = 3
+    table.submit("p-up", None, V[0], False, 1)
+    table.take_all([table.submit("p-busy", None, V[0], False, -1)], -1)
+    table.submit("p-busy", None, V[0], False, -1)  # pending behind its entry in flight
+    table.submit("p-w0", None, V[0], False, -1)
+    table.submit("p-w1", None, V[0], False, -1)
+    assert woken == [] and table.ready == [0, 1, 2]
+    table.submit("p-w2", None, V[0], False, -1)
+    assert woken == [5] and table.wake_at == NEVER
+    table.submit("p-w3", None, V[0], False, -1)
+    assert woken == [5]

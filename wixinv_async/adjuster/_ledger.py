@@ -121,9 +121,8 @@ class Ledger:
         for entry in entries:
             entry.outcome = outcome
             deltas += entry.count
-            waiter = entry.waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(outcome)
+            if entry.waiter is not None and not entry.waiter.done():
+                entry.waiter.set_result(outcome)
         now = self.now()
         self.latency.extend([now - entry.first for entry in entries[::_LATENCY_STRIDE]])
         if self._table.release_all([entry.key for entry in entries]):

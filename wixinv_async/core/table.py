@@ -205,6 +205,8 @@ class DeltaTable:
     __slots__ = (
         "_factory",
         "_start",
+        "_wake_at",
+        "_watch",
         "busy",
         "chained",
         "clock",
@@ -217,7 +219,6 @@ class DeltaTable:
         "tagged",
         "v3_targets",
         "wake",
-        "wake_at",
     )
 
     def __init__(
@@ -233,8 +234,10 @@ class DeltaTable:
         self.max_pending = max_pending
         self._factory = factory
         self.wake = wake
-        self.wake_at: int = 1
-        """A kind's ready count at which ``wake`` is called (``NEVER`` once called)."""
+        self._wake_at = 1
+        self._watch = 0
+        """``len(entries)`` from which a new key needs the exact checks: below it the table
+        is not full and no ready count can reach ``wake_at`` (none exceeds the entries)."""
         self._start = start
         self.clock: Clock | None = None
         self.open = True
@@ -257,6 +260,16 @@ class DeltaTable:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    @property
+    def wake_at(self) -> int:
+        """A kind's ready count at which ``wake`` is called (``NEVER`` once called)."""
+        return self._wake_at
+
+    @wake_at.setter
+    def wake_at(self, count: int) -> None:
+        self._wake_at = count
+        self._watch = min(self.max_pending, count - 1)
 
     def __repr__(self) -> str:
         return f"<DeltaTable pending={len(self.entries)} busy={len(self.busy)} ready={self.ready}>"
@@ -310,13 +323,12 @@ class DeltaTable:
                 ready = self.ready
                 ready[_sign(old)] -= 1
                 ready[after := _sign(new)] += 1
-                if ready[after] >= self.wake_at:
+                if ready[after] >= self._wake_at:
                     self.wake_at = NEVER
                     self.wake()
             return entry
-        if len(entries) >= self.max_pending:
-            self.wake()  # a full table sends what is ready at once
-            raise AdjusterFull(f"{self.max_pending} keys are pending")
+        if len(entries) >= self._watch:
+            return self._insert_watched(key, delta, tag, preorder)
         clock = self.clock or self._started()
         if tag is None:
             entry = self._factory(key, clock.time(), delta, 1)
@@ -327,11 +339,28 @@ class DeltaTable:
         if preorder:
             self.preorders += 1
         busy = self.busy
-        if not busy or key not in busy:
+        if not busy or key not in busy:  # (ready[2] is ready[-1], without a negative index)
+            self.ready[1 if delta > 0 else 2] += 1
+        return entry
+
+    def _insert_watched(self, key: Key, delta: int, tag: object, preorder: bool) -> Entry:
+        """A new key near a threshold: refused when ``max_pending`` keys are pending, and
+        waking the driver when its kind's ready count reaches ``wake_at``."""
+        if len(self.entries) >= self.max_pending:
+            self.wake()  # a full table sends what is ready at once
+            raise AdjusterFull(f"{self.max_pending} keys are pending")
+        clock = self.clock or self._started()
+        entry = self._factory(key, clock.time(), delta, 1)
+        if tag is not None:
+            self._tag(entry, tag)
+        self.entries[key] = entry
+        if preorder:
+            self.preorders += 1
+        if key not in self.busy:
             ready = self.ready
-            index = 1 if delta > 0 else 2  # ready[2] is ready[-1], without a negative index
+            index = 1 if delta > 0 else 2
             ready[index] += 1
-            if ready[index] >= self.wake_at:
+            if ready[index] >= self._wake_at:
                 self.wake_at = NEVER
                 self.wake()
         return entry
