@@ -143,6 +143,7 @@ class SiteHandle:
 
     __slots__ = (
         "_closed",
+        "_sink",
         "adjuster",
         "catalog",
         "client",
@@ -170,7 +171,8 @@ class SiteHandle:
         self.context.run(current_site.set, site)
         self.client = client
         self.adjuster = adjuster
-        self.submit = adjuster.positional_submit()
+        self._sink = adjuster.positional_sink()
+        self.submit = self._sink.submit
         """The adjuster's submit for deltas without a location or a SKU, fields by position."""
         self.catalog: CatalogVersion | None = None
         self.used = True
@@ -454,9 +456,10 @@ class InventoryHub:
         # Forwarding keywords and the adjuster's keyword-only defaults are a large share of a
         # delta's cost, hence a delta without a location or a SKU goes by position to the
         # adjuster's positional submit (the table's own, one call less), and the fields may
-        # also be given by position here (give them by keyword).
+        # also be given by position here (give them by keyword). The sink's method is called,
+        # not the bound method kept in handle.submit: CPython calls a method for less.
         if location_id is None and sku is None:
-            return handle.submit(product_id, inventory_id, variant_id, preorder, delta, tag)
+            return handle._sink.submit(product_id, inventory_id, variant_id, preorder, delta, tag)
         return handle.adjuster.submit_nowait(
             product_id,
             variant_id,

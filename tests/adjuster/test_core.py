@@ -26,6 +26,7 @@ from wixinv_async.core.failures import (
 from wixinv_async.core.planner import minimum_requests, plan, select
 from wixinv_async.core.table import (
     MAX_AMOUNT,
+    NEVER,
     DeltaTable,
     Entry,
     Key,
@@ -550,3 +551,45 @@ def test_the_table_refuses_a_new_key_when_full_and_everything_when_closed() -> N
     table.open = False
     with pytest.raises(AdjusterClosed):
         table.submit("p0", None, V[0], False, -1)
+
+
+@pytest.mark.parametrize(
+    ("ids", "field"),
+    [
+        ((["p"], None, V[0], False), "product_id"),
+        (("p0", None, [V[0]], False), "variant_id"),
+        ((None, ["i"], V[0], False), "inventory_id"),
+        (("p0", None, V[0], [True]), "preorder"),
+    ],
+)
+def test_an_unhashable_id_is_refused_with_its_name_and_changes_nothing(
+    ids: tuple[object, object, object, object], field: str
+) -> None:
+    """An id that cannot be a key (a list) raises InvalidInputError naming it; the table
+    is unchanged, and a closed table says it is closed first."""
+    table, _ = new_table()
+    with pytest.raises(InvalidInputError) as caught:
+        table.submit(*ids, -1)  # type: ignore[arg-type]
+    assert caught.value.field == field and not table.entries and table.ready == [0, 0, 0]
+    table.open = False
+    with pytest.raises(AdjusterClosed):
+        table.submit(*ids, -1)  # type: ignore[arg-type]
+
+
+def test_a_new_key_wakes_the_driver_when_its_kinds_ready_count_reaches_wake_at() -> None:
+    """wake is called once, by the new key that brings its kind's ready count to wake_at
+    (keys of the other kind and keys in flight do not count), and not again until set."""
+    woken: list[int] = []
+    table, _ = new_table()
+    table.wake = lambda: woken.append(len(table))
+    table.wake_at = 3
+    table.submit("p-up", None, V[0], False, 1)
+    table.take_all([table.submit("p-busy", None, V[0], False, -1)], -1)
+    table.submit("p-busy", None, V[0], False, -1)  # pending behind its entry in flight
+    table.submit("p-w0", None, V[0], False, -1)
+    table.submit("p-w1", None, V[0], False, -1)
+    assert woken == [] and table.ready == [0, 1, 2]
+    table.submit("p-w2", None, V[0], False, -1)
+    assert woken == [5] and table.wake_at == NEVER
+    table.submit("p-w3", None, V[0], False, -1)
+    assert woken == [5]

@@ -47,7 +47,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Literal, Self, TypedDict, Unpack
+from typing import Literal, Protocol, Self, TypedDict, Unpack
 
 from ..catalog import CatalogVersion
 from ..client import InventoryClient
@@ -120,6 +120,22 @@ _CATALOGS = (CatalogVersion.V1_CATALOG, CatalogVersion.V3_CATALOG)
 PositionalSubmit = Callable[[str | None, str | None, str | None, bool, int, object], Ticket]
 """``(product_id, inventory_id, variant_id, preorder, delta, tag) -> Ticket``: see
 :meth:`InventoryAdjuster.positional_submit`."""
+
+
+class PositionalSink(Protocol):
+    """What :meth:`InventoryAdjuster.positional_sink` gives: its ``submit`` is
+    :meth:`InventoryAdjuster.positional_submit`."""
+
+    def submit(
+        self,
+        product_id: str | None,
+        inventory_id: str | None,
+        variant_id: str | None,
+        preorder: bool,
+        delta: int,
+        tag: object,
+        /,
+    ) -> Ticket: ...
 
 
 class InventoryAdjuster:
@@ -293,22 +309,15 @@ class InventoryAdjuster:
         same checks, errors and tickets. For a caller that forwards many deltas (the hub's
         ``submit_nowait``): without a witness it is the delta table's own submit, so a delta
         costs one Python call less."""
-        if self._witness is None:
-            return self._table.submit  # type: ignore[return-value]  # its factory is Ticket
-        return self._submit_positional
+        return self.positional_sink().submit
 
-    def _submit_positional(
-        self,
-        product_id: str | None,
-        inventory_id: str | None,
-        variant_id: str | None,
-        preorder: bool,
-        delta: int,
-        tag: object,
-    ) -> Ticket:
-        return self.submit_nowait(
-            product_id, variant_id, delta, inventory_id=inventory_id, preorder=preorder, tag=tag
-        )
+    def positional_sink(self) -> PositionalSink:
+        """The object whose ``submit`` is :meth:`positional_submit`, for a caller that keeps it:
+        ``sink.submit(...)`` is a method call, which CPython makes cheaper than a call of a
+        bound method kept aside. Without a witness it is the delta table."""
+        if self._witness is None:
+            return self._table  # type: ignore[return-value]  # its factory is Ticket
+        return _CheckedSink(self)
 
     def _check_v3_only(self, location_id: str | None, sku: str | None) -> None:
         router = self._router
@@ -545,6 +554,29 @@ class InventoryAdjuster:
     def _report_error(self, message: str, exc: BaseException) -> None:
         if self._loop is not None:
             self._loop.call_exception_handler({"message": message, "exception": exc})
+
+
+class _CheckedSink:
+    """The positional sink of an adjuster with a witness: through ``submit_nowait``, which
+    refuses deltas on the witness product."""
+
+    __slots__ = ("_adjuster",)
+
+    def __init__(self, adjuster: InventoryAdjuster) -> None:
+        self._adjuster = adjuster
+
+    def submit(
+        self,
+        product_id: str | None,
+        inventory_id: str | None,
+        variant_id: str | None,
+        preorder: bool,
+        delta: int,
+        tag: object,
+    ) -> Ticket:
+        return self._adjuster.submit_nowait(
+            product_id, variant_id, delta, inventory_id=inventory_id, preorder=preorder, tag=tag
+        )
 
 
 def _check_settings(

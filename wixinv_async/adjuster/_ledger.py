@@ -103,7 +103,7 @@ class Ledger:
         dispatcher if pending entries of theirs may go now). Entries an ambiguous send may have
         applied are IN_DOUBT instead of REJECTED or CANCELLED, and COMMITTED with code
         ``COMMITTED_AFTER_RESEND``."""
-        todo = [e for e in entries if e.outcome is None]
+        todo = [e for e in entries if e.outcome is None] if run.settled else entries
         if run.ambiguous and outcome.status is not OutcomeStatus.IN_DOUBT:
             maybe = [e for e in todo if id(e) in run.ambiguous]
             if maybe:
@@ -112,17 +112,17 @@ class Ledger:
         self._resolve(run, request_id, todo, outcome)
 
     def _resolve(
-        self, run: BatchRun, request_id: int, entries: list[Entry], outcome: Outcome
+        self, run: BatchRun, request_id: int, entries: Sequence[Entry], outcome: Outcome
     ) -> None:
         if not entries:
             return
+        run.settled += len(entries)
         deltas = 0
         for entry in entries:
             entry.outcome = outcome
             deltas += entry.count
-            waiter = entry.waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(outcome)
+            if entry.waiter is not None and not entry.waiter.done():
+                entry.waiter.set_result(outcome)
         now = self.now()
         self.latency.extend([now - entry.first for entry in entries[::_LATENCY_STRIDE]])
         if self._table.release_all([entry.key for entry in entries]):
@@ -141,7 +141,7 @@ class Ledger:
             self._call(self._on_settle, Settled(request_id, run.kind, settled, outcome))
 
     def _doubt(
-        self, run: BatchRun, request_id: int, entries: list[Entry], outcome: Outcome
+        self, run: BatchRun, request_id: int, entries: Sequence[Entry], outcome: Outcome
     ) -> None:
         logger.warning("batch %d: %d entries in doubt (%s)", request_id, len(entries), outcome.code)
         for entry in entries:
@@ -210,6 +210,7 @@ class BatchRun:
         "reason",
         "requests",
         "results",
+        "settled",
         "t0",
         "wire",
     )
@@ -231,6 +232,10 @@ class BatchRun:
         """The catalog its entries go to (the catalog router sets it before writing)."""
         self.results: dict[int, BulkItemResult] = {}
         """V3 per-entry results by entry identity."""
+        self.settled = 0
+        """Entries it settled: while none is, settling needs no look for entries settled
+        before (an entry of a batch gets its outcome only through the batch's run: a writer
+        settles only its batch's entries)."""
 
     @property
     def entries(self) -> list[Entry]:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 import msgspec
 
@@ -205,6 +205,8 @@ class DeltaTable:
     __slots__ = (
         "_factory",
         "_start",
+        "_wake_at",
+        "_watch",
         "busy",
         "chained",
         "clock",
@@ -217,7 +219,6 @@ class DeltaTable:
         "tagged",
         "v3_targets",
         "wake",
-        "wake_at",
     )
 
     def __init__(
@@ -233,8 +234,10 @@ class DeltaTable:
         self.max_pending = max_pending
         self._factory = factory
         self.wake = wake
-        self.wake_at: int = 1
-        """A kind's ready count at which ``wake`` is called (``NEVER`` once called)."""
+        self._wake_at = 1
+        self._watch = 0
+        """``len(entries)`` from which a new key needs the exact checks: below it the table
+        is not full and no ready count can reach ``wake_at`` (none exceeds the entries)."""
         self._start = start
         self.clock: Clock | None = None
         self.open = True
@@ -258,6 +261,16 @@ class DeltaTable:
     def __len__(self) -> int:
         return len(self.entries)
 
+    @property
+    def wake_at(self) -> int:
+        """A kind's ready count at which ``wake`` is called (``NEVER`` once called)."""
+        return self._wake_at
+
+    @wake_at.setter
+    def wake_at(self, count: int) -> None:
+        self._wake_at = count
+        self._watch = min(self.max_pending, count - 1)
+
     def __repr__(self) -> str:
         return f"<DeltaTable pending={len(self.entries)} busy={len(self.busy)} ready={self.ready}>"
 
@@ -280,34 +293,23 @@ class DeltaTable:
         ``max_pending`` keys are pending), changing nothing."""
         if not (type(delta) is int and _MIN_AMOUNT <= delta <= MAX_AMOUNT and delta and self.open):
             return self._refuse(product_id, inventory_id, variant_id, preorder, delta)
-        key: Key | None = None
         if (
-            preorder is False
-            and inventory_id is location_id is sku is None
+            inventory_id is None
+            and preorder is False
+            and location_id is None
+            and sku is None
             and self.net_opposite_signs
         ):
-            try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hot path
-                # the commonest shape, checked before: its key as made then (see _PLAIN)
+            try:  # the commonest shape, checked before: its key as made then (see _PLAIN)
                 key = _PLAIN[product_id][variant_id]
-            except (KeyError, TypeError):  # new, or not hashable: made and checked below
-                pass
-        if key is not None:
-            checked = True
+            except (KeyError, TypeError):  # new, or not hashable: made and checked there
+                key = self._checked_key(product_id, None, variant_id, False, delta, None, None)
         else:
-            checked = False
-            if self.net_opposite_signs:
-                key = (product_id, inventory_id, variant_id, preorder)
-            else:
-                key = (product_id, inventory_id, variant_id, preorder, delta > 0)
-            if location_id is not None or sku is not None:
-                check_v3_target(product_id, inventory_id, variant_id, location_id, sku)
-                key = (*key, location_id, sku)
-                self.v3_targets = True
+            key = self._checked_key(
+                product_id, inventory_id, variant_id, preorder, delta, location_id, sku
+            )
         entries = self.entries
-        try:
-            entry = entries.get(key)
-        except TypeError:  # an unhashable id: refused with its name below
-            return self._refuse(product_id, inventory_id, variant_id, preorder, delta)
+        entry = entries.get(key)
         if entry is not None:
             old = entry.net
             new = old + delta
@@ -321,18 +323,79 @@ class DeltaTable:
                 ready = self.ready
                 ready[_sign(old)] -= 1
                 ready[after := _sign(new)] += 1
-                if ready[after] >= self.wake_at:
+                if ready[after] >= self._wake_at:
                     self.wake_at = NEVER
                     self.wake()
             return entry
-        # A new key: checked here (its ids are not checked again while it is pending), inline
-        # rather than in a helper because it is half of a stream's cost.
-        if checked:
-            pass
-        elif sku is not None:  # its ids were checked above (check_v3_target)
-            if type(preorder) is not bool:
-                raise InvalidInputError("preorder", preorder, "must be a bool")
-        elif type(preorder) is not bool or key not in _KEYS:  # (1 == True: preorder's type first)
+        if len(entries) >= self._watch:
+            return self._insert_watched(key, delta, tag, preorder)
+        clock = self.clock or self._started()
+        if tag is None:
+            entry = self._factory(key, clock.time(), delta, 1)
+        else:
+            entry = self._factory(key, clock.time(), delta, 1, [tag])
+            self.tagged = True
+        entries[key] = entry
+        if preorder:
+            self.preorders += 1
+        busy = self.busy
+        if not busy or key not in busy:  # (ready[2] is ready[-1], without a negative index)
+            self.ready[1 if delta > 0 else 2] += 1
+        return entry
+
+    def _insert_watched(self, key: Key, delta: int, tag: object, preorder: bool) -> Entry:
+        """A new key near a threshold: refused when ``max_pending`` keys are pending, and
+        waking the driver when its kind's ready count reaches ``wake_at``."""
+        if len(self.entries) >= self.max_pending:
+            self.wake()  # a full table sends what is ready at once
+            raise AdjusterFull(f"{self.max_pending} keys are pending")
+        clock = self.clock or self._started()
+        entry = self._factory(key, clock.time(), delta, 1)
+        if tag is not None:
+            self._tag(entry, tag)
+        self.entries[key] = entry
+        if preorder:
+            self.preorders += 1
+        if key not in self.busy:
+            ready = self.ready
+            index = 1 if delta > 0 else 2
+            ready[index] += 1
+            if ready[index] >= self._wake_at:
+                self.wake_at = NEVER
+                self.wake()
+        return entry
+
+    def _checked_key(
+        self,
+        product_id: str | None,
+        inventory_id: str | None,
+        variant_id: str | None,
+        preorder: bool,
+        delta: int,
+        location_id: str | None,
+        sku: str | None,
+    ) -> Key:
+        """The key of a delta not of the commonest shape (or of it, the first time), its ids
+        checked: InvalidInputError names a bad one. A key whose ids passed is remembered, so
+        the checks of a key seen before are one set lookup (inline rather than in a helper:
+        this is half of a stream of new keys' cost)."""
+        if self.net_opposite_signs:
+            key: Key = (product_id, inventory_id, variant_id, preorder)
+        else:
+            key = (product_id, inventory_id, variant_id, preorder, delta > 0)
+        if location_id is not None or sku is not None:
+            check_v3_target(product_id, inventory_id, variant_id, location_id, sku)
+            key = (*key, location_id, sku)
+            self.v3_targets = True
+            if sku is not None:  # its ids were checked (check_v3_target); its key is hashable
+                if type(preorder) is not bool:
+                    raise InvalidInputError("preorder", preorder, "must be a bool")
+                return key
+        try:
+            known = type(preorder) is bool and key in _KEYS  # (1 == True: preorder's type first)
+        except TypeError:  # an unhashable id: refused with its name
+            self._refuse(product_id, inventory_id, variant_id, preorder, delta)
+        if not known:
             entity = product_id if inventory_id is None else inventory_id
             if not (
                 type(variant_id) is str
@@ -345,27 +408,7 @@ class DeltaTable:
             ):  # not the common shape: the full checks raise, or pass (non-ASCII ids, subclasses)
                 check_delta(product_id, inventory_id, variant_id, preorder, delta)
             _learn_key(key)
-        if len(entries) >= self.max_pending:
-            self.wake()  # a full table sends what is ready at once
-            raise AdjusterFull(f"{self.max_pending} keys are pending")
-        clock = self.clock or self._started()
-        if tag is None:
-            entry = self._factory(key, clock.time(), delta, 1)
-        else:
-            entry = self._factory(key, clock.time(), delta, 1, [tag])
-            self.tagged = True
-        entries[key] = entry
-        if preorder:
-            self.preorders += 1
-        busy = self.busy
-        if not busy or key not in busy:
-            ready = self.ready
-            index = 1 if delta > 0 else 2  # ready[2] is ready[-1], without a negative index
-            ready[index] += 1
-            if ready[index] >= self.wake_at:
-                self.wake_at = NEVER
-                self.wake()
-        return entry
+        return key
 
     def _started(self) -> Clock:
         if self._start is None:
@@ -403,7 +446,7 @@ class DeltaTable:
         variant_id: object,
         preorder: object,
         delta: object,
-    ) -> Entry:
+    ) -> NoReturn:
         if not self.open:
             raise AdjusterClosed("the adjuster is closed")
         check_delta(product_id, inventory_id, variant_id, preorder, delta)
@@ -459,12 +502,11 @@ class DeltaTable:
         self.busy.difference_update(keys)
         if len(table) == ready[0] + ready[1] + ready[-1]:
             return False  # every pending head is counted already: none waits for a busy key
-        get = table.get
         freed = False
-        for key in keys:
-            head = get(key)
+        for head in map(table.get, keys):
             if head is not None:
-                ready[_sign(head.net)] += 1
+                net = head.net
+                ready[(net > 0) - (net < 0)] += 1
                 freed = True
         return freed
 
