@@ -26,6 +26,8 @@ __all__ = [
     "Server",
     "cpu_seconds",
     "emit",
+    "serve_bare",
+    "serve_sites",
     "site_keys",
 ]
 
@@ -56,7 +58,7 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _serve_bare(ready: Any, stop: Any, parser: str) -> None:
+async def serve_bare(ready: Any, stop: Any, parser: str) -> None:
     """``bare``: msgspec parses the body (the strict baseline); ``bare_json``: aiohttp's own
     ``request.json()`` (the stdlib parser most aiohttp handlers use)."""
 
@@ -91,7 +93,7 @@ async def _serve_emulator(ready: Any, stop: Any, products: int) -> None:
         await asyncio.get_running_loop().run_in_executor(None, stop.wait)
 
 
-async def _serve_sites(ready: Any, stop: Any, catalog: str) -> None:
+async def serve_sites(ready: Any, stop: Any, catalog: str) -> None:
     """``catalog`` sites as bench_hub's ``SERVER`` makes them (one catalog's ids on every
     site, a strict 200/60 window each, every site made first); V1 stock set to 99,999 as there,
     V3 keys the tracked items with stock enough for the run's decrements."""
@@ -140,9 +142,9 @@ def site_keys(catalog: str) -> list[Any]:
 def _server_main(kind: str, ready: Any, stop: Any, products: int) -> None:
     pin(SERVER_CPU)
     if kind.startswith("bare"):
-        asyncio.run(_serve_bare(ready, stop, kind))
+        asyncio.run(serve_bare(ready, stop, kind))
     elif kind.startswith("sites_"):
-        asyncio.run(_serve_sites(ready, stop, kind.removeprefix("sites_")))
+        asyncio.run(serve_sites(ready, stop, kind.removeprefix("sites_")))
     else:
         asyncio.run(_serve_emulator(ready, stop, products))
 
