@@ -9,7 +9,7 @@ warm-up pass (one 300-entry decrement a site), instrumentation is switched on
 as many increments, round robin over the sites, every answer a 200) is cut out by the server
 calling ``os.getppid()`` on ``SIGUSR1`` (``--dump-before=os_getppid``). Prints one JSON line
 per server and call: instructions per request and, for the emulator, the ratio to the bare
-handler's. ``--annotate N`` prints the N costliest functions (inclusive) of each phase.
+handler's. ``--annotate N`` prints the N costliest functions (by their own instructions) of each phase.
 
     .venv/bin/python benchmarks/emulator/callgrind.py [--catalog v1|v3] [--per-site 2]
 """
@@ -142,7 +142,7 @@ def _instructions(path: Path) -> int:
 
 def _annotate(path: Path, top: int) -> str:
     done = subprocess.run(  # noqa: S603
-        ["callgrind_annotate", "--inclusive=yes", str(path)],  # noqa: S607
+        ["callgrind_annotate", str(path)],  # noqa: S607
         check=True,
         capture_output=True,
         text=True,
