@@ -23,7 +23,7 @@ processes (the machine has 2 cores):
   200): the server's CPU per request from ``/proc`` while saturated (8 connections), as
   requests per core-second and a ratio to the bare handler's; then ``sites300_paced``: V1 or V3
   decrements paced at 1,000 requests a second (16 connections), the server's share of one
-  core and the headroom left. ``--only sites [--catalog v1|v3]`` runs just this.
+  core, the headroom left and its resident memory. ``--only sites [--catalog v1|v3]`` runs just this.
 
 The load generator and each server are pinned to different CPUs (when there are two), so no
 run has them competing for one. Prints one JSON line per measurement. ``--quick`` runs a

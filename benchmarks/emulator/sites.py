@@ -5,6 +5,7 @@ bare handler that parses the same bodies, side by side, round after round; and
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -145,5 +146,16 @@ def _sites_round(
             rps=round(requests / wall, 1),
             server_cpu_share=round(used / wall, 3),
             headroom=round(1 - used / wall, 3),
+            server_rss_mb=_rss_mb(info["pid"]),
             statuses=statuses,
         )
+
+
+def _rss_mb(pid: int) -> float | None:
+    """The resident memory of process ``pid`` in MB, from ``/proc`` (Linux)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    return round(int(kb) / 1024, 1) if kb is not None else None
