@@ -25,7 +25,7 @@ from wixinv_async.emulator.v3_requests import (
     decode_bulk,
 )
 from wixinv_async.emulator.v3_rules import ItemError, decrement, increment
-from wixinv_async.emulator.v3_store import AdjustIn, V3Store
+from wixinv_async.emulator.v3_store import AdjustIn, Settled, V3Store
 
 MISSING = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 _quantity = st.one_of(st.integers(-99_999, 99_999), st.integers(-3, 3), st.just(99_998))
@@ -121,11 +121,66 @@ def test_bulk_adjust_agrees_with_the_rules_entry_by_entry(
             theirs.preorder_counter,
             theirs.revision,
         )
-    journal = store.journal[-1].entries
-    assert [(j["quantityBefore"], j["quantityAfter"]) for j in journal] == [
-        (before, after) for _, before, after in expected
-    ]
+    assert store.journal[-1].entries == _journaled(mirror, entries, expected, decrementing)
     assert msgspec.json.decode(bulk_answer(settled, False)) == _answer(entries, settled.failed)
+
+
+def _journaled(
+    items: list[V3Item],
+    entries: list[AdjustIn],
+    expected: list[tuple[ItemError | None, int | None, int | None]],
+    decrementing: bool,
+) -> list[dict[str, Any]]:
+    """The journal entries of a bulk adjust, built the plain way from what was sent and
+    the rules' outcome."""
+    by_id = {i.id: i for i in items}
+    out = []
+    for index, (entry, (error, before, after)) in enumerate(zip(entries, expected, strict=True)):
+        item = by_id.get(entry.inventory_item_id or "")
+        record: dict[str, Any] = {
+            "originalIndex": index,
+            "inventoryItemId": entry.inventory_item_id,
+            "variantId": item.variant_id if item is not None else None,
+            "locationId": item.location_id if item is not None else None,
+            "productId": item.product_id if item is not None else None,
+            "decrementBy" if decrementing else "incrementBy": entry.amount,
+            "success": error is None,
+            "change": (after - before) if after is not None and before is not None else 0,
+            "quantityBefore": before,
+            "quantityAfter": after,
+            "reason": None,
+        }
+        if decrementing:
+            record["preorderRequest"] = entry.preorder
+        if error is not None:
+            record["error"] = error.code
+        out.append(record)
+    return out
+
+
+_odd_ids = st.one_of(
+    st.text(max_size=6), st.sampled_from([",", '"', "\\", "a,b", "\u00e9", "\n", ""])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(_odd_ids, min_size=1, max_size=40), entity=st.booleans())
+def test_the_all_applied_answer_is_each_entry_encoded_alone(ids: list[str], entity: bool) -> None:
+    """Whatever the ids (commas, quotes, escapes), the answer of a call whose every entry
+    applied is the documented shape, entry by entry, in order."""
+    items = _items([(True, 1, False, 0, 0)] * len(ids))
+    for item, item_id in zip(items, ids, strict=True):
+        item.id = item_id
+    answer = msgspec.json.decode(bulk_answer(Settled(items, {}), entity))
+    assert [r["itemMetadata"] for r in answer["results"]] == [
+        {"id": item_id, "originalIndex": index, "success": True}
+        for index, item_id in enumerate(ids)
+    ]
+    assert answer["bulkActionMetadata"] == {
+        "totalSuccesses": len(ids),
+        "totalFailures": 0,
+        "undetailedFailures": 0,
+    }
 
 
 def _id(item: V3Item) -> str:

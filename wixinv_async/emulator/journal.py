@@ -15,10 +15,10 @@ raw body instead, so the journal still shows exactly which id was sent.
 
 from __future__ import annotations
 
-import operator
+import struct
 from array import array
-from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -27,15 +27,8 @@ from .requests import DecrementEntry, IncrementEntry
 
 __all__ = ["BatchRecord", "Record", "expand", "pack", "record_batch", "unpack"]
 
-_AMOUNT: Final = {
-    "decrementInventory": operator.attrgetter("decrement_by"),
-    "incrementInventory": operator.attrgetter("increment_by"),
-}
 _FIELD: Final = {"decrementInventory": "decrementData", "incrementInventory": "incrementData"}
 _AMOUNT_NAME: Final = {"decrementInventory": "decrementBy", "incrementInventory": "incrementBy"}
-_INVENTORY_ID: Final = operator.attrgetter("inventory_id")
-_PREORDER: Final = operator.attrgetter("preorder_request")
-_NUMBER: Final = operator.attrgetter("number")
 
 
 BatchRecord = tuple[bytes, bytes, bytes]
@@ -56,16 +49,24 @@ def record_batch(
     raw: bytes | None,
 ) -> Record:
     """The journal record of an applied batch."""
-    if any(map(_INVENTORY_ID, entries)):
+    count = len(entries)
+    if [entry.inventory_id for entry in entries].count(None) != count:
         return raw if raw is not None else list(entries)
-    amounts = array("q", map(_AMOUNT[endpoint], entries)).tobytes()
-    preorder = bytes(map(_PREORDER, entries)) if endpoint == "decrementInventory" else b""
-    return pack(map(_NUMBER, applied)), amounts, preorder
+    if endpoint == "decrementInventory":
+        decrements = cast("Sequence[DecrementEntry]", entries)
+        amounts = [entry.decrement_by for entry in decrements]
+        flags = [entry.preorder_request for entry in decrements]
+        preorder = bytes(flags) if True in flags else bytes(count)
+    else:
+        amounts = [entry.increment_by for entry in cast("Sequence[IncrementEntry]", entries)]
+        preorder = b""
+    return pack([variant.number for variant in applied]), pack(amounts), preorder
 
 
-def pack(numbers: Iterable[int]) -> bytes:
-    """64-bit integers as ``bytes`` (which the garbage collector does not track)."""
-    return array("q", numbers).tobytes()
+def pack(numbers: Sequence[int]) -> bytes:
+    """64-bit integers as ``bytes`` (which the garbage collector does not track), in the
+    layout :func:`unpack` reads."""
+    return struct.pack(f"{len(numbers)}q", *numbers)
 
 
 def unpack(packed: bytes) -> array[int]:

@@ -68,12 +68,40 @@ _ANSWER: Final = (
 )
 
 
+_HEAD: Final = '{"results":[{"itemMetadata":{"id":"'
+_CLOSES: Final = tuple(f'","originalIndex":{i},"success":true}}}}' for i in range(1_000))
+"""What follows the id in the answer of applied entry ``i``, for every entry a bulk call may
+hold; ``_NEXT[i]`` is the same followed by the next entry's opening."""
+_NEXT: Final = tuple(close + ',{"itemMetadata":{"id":"' for close in _CLOSES)
+_TAIL: Final = (
+    '],"bulkActionMetadata":{"totalSuccesses":%d,"totalFailures":0,"undetailedFailures":0}}'
+)
+
+
+def _all_applied(targets: Sequence[V3Item | None]) -> bytes:
+    """The answer of a call whose every entry applied: ``_DONE`` of each, but when JSON
+    writes the ids as they are (ASCII, and encoding them all adds only the two quotes: no
+    escape), they are joined between their entries' closes in one pass instead of encoded
+    one by one."""
+    ids = [item.id for item in targets if item is not None]
+    count = len(ids)
+    joined = "".join(ids)
+    plain = joined.isascii() and len(_encode(joined)) == len(joined) + 2
+    if not plain or not 0 < count == len(targets) <= len(_CLOSES):
+        done = [_DONE % (_encode(item.id), i) for i, item in enumerate(targets) if item]
+        return _ANSWER % (b",".join(done), len(targets), 0, 0)
+    parts = [_HEAD] * (2 * count + 1)
+    parts[1::2] = ids
+    parts[2::2] = _NEXT[:count]
+    parts[-1] = _CLOSES[count - 1] + _TAIL % count
+    return "".join(parts).encode()
+
+
 def bulk_answer(settled: Settled, return_entity: bool) -> bytes:
     """``results`` (one per entry, but undetailed failures) and ``bulkActionMetadata``."""
     targets, failed = settled
     if not failed and not return_entity:  # the usual answer: every entry applied
-        done = [_DONE % (_encode(item.id), i) for i, item in enumerate(targets) if item]
-        return _ANSWER % (b",".join(done), len(targets), 0, 0)
+        return _all_applied(targets)
     results = []
     undetailed = 0
     for index, item in enumerate(targets):

@@ -49,6 +49,7 @@ class V3Item:
         "json",
         "location_id",
         "name",
+        "number",
         "preorder_counter",
         "preorder_enabled",
         "preorder_limit",
@@ -97,6 +98,9 @@ class V3Item:
         self.v1_variant_id: str | None = None
         """The V1 variant id it was migrated from, when that differs (the default variant)."""
         self.json: bytes | None = None
+        self.number = -1
+        """Its place in its store's list of items (what the journal keeps instead of a
+        reference), set by the store."""
 
     def __repr__(self) -> str:
         stock = f"quantity={self.quantity}" if self.track else f"in_stock={self.in_stock}"

@@ -15,8 +15,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, NamedTuple, Protocol
 
+import msgspec
+
 from ._errors import WixApiError, application_error, validation_error
 from .catalog import new_guid
+from .journal import pack, unpack
 from .store import JournalEntry
 from .v3_index import SortedItems, indexable, ordered_sorted, run_sorted
 from .v3_items import MAX_QUANTITY, V3Item
@@ -36,6 +39,7 @@ __all__ = [
 ]
 
 _INVENTORY_ITEM_ID: Final = operator.attrgetter("inventory_item_id")
+_encode = msgspec.json.Encoder().encode
 ItemFault = Callable[[], str | None]
 """Draws one entry's injected fault: ``None``, ``"error"`` or ``"undetailed"``."""
 
@@ -122,6 +126,10 @@ class V3Store:
         self.locations = list(locations)
         self.default_location = self.locations[0]
         self._by_id = {item.id: item for item in sorted(items, key=_item_id)}
+        self._numbered = list(self._by_id.values())
+        """Every item this store ever held (deleted ones too), ``_numbered[i.number] is i``."""
+        for number, item in enumerate(self._numbered):
+            item.number = number
         self._by_place = {(i.variant_id, i.location_id): i for i in self._by_id.values()}
         self._sorted: dict[tuple[tuple[str, bool], ...], SortedItems] = {}
         """The items in the order of each sort asked for by fields no write changes, made on
@@ -185,7 +193,7 @@ class V3Store:
         request path (appending to the list returned keeps the order)."""
         if self._pending:
             self._journal_entries.extend(
-                JournalEntry(rid, endpoint, _expand(record), at, source)
+                JournalEntry(rid, endpoint, _expand(record, self._numbered), at, source)
                 for rid, endpoint, record, at, source in self._pending
             )
             self._pending.clear()
@@ -280,7 +288,7 @@ class V3Store:
         now = self._now()
         listening = bool(self.listeners)
         targets: list[V3Item | None] = []
-        befores: list[int | None] = []
+        befores: list[int] = []
         failed: dict[int, Refusal] = {}
         for index, entry in enumerate(entries):
             item_id = entry.inventory_item_id
@@ -288,7 +296,7 @@ class V3Store:
             targets.append(item)
             drawn = fault() if fault is not None else None
             if item is None:
-                befores.append(None)
+                befores.append(0)
                 failed[index] = _refused(drawn, _missing(entry), item_id)
                 continue
             quantity = item.quantity
@@ -311,11 +319,14 @@ class V3Store:
             if error is not None:
                 failed[index] = (error, True, item.id)
                 continue
-            item.touch(now)
+            item.revision += 1  # V3Item.touch, inline
+            if now > item.updated:
+                item.updated = now
+            item.json = None
             if listening:
                 self._changed("updated", item, reason, rid)
         self.entries_applied += len(entries) - len(failed)
-        record = _AdjustRecord(entries, targets, befores, failed, decrementing, reason)
+        record = _adjust_record(entries, targets, befores, failed, decrementing, reason)
         self._pending.append((rid, endpoint, record, self._wall_clock(), self.source))
         return Settled(targets, failed)
 
@@ -436,56 +447,80 @@ def _revision_error(item: V3Item, change: ItemIn) -> ItemError | None:
     return None
 
 
-class _AdjustRecord(NamedTuple):
-    """A bulk adjust as journaled: what :func:`_expand` turns into one dict per entry."""
-
-    entries: Sequence[Adjust]
-    targets: list[V3Item | None]
-    befores: list[int | None]
-    failed: dict[int, Refusal]
-    decrementing: bool
-    reason: str | None
-
+_AdjustRecord = tuple[bytes, bytes, bytes, bytes, bool, str | None, bytes, bytes]
+"""A bulk adjust as journaled, in objects the garbage collector does not track (see
+:mod:`.journal`): the numbers of the entries' items (-1: none), their quantities before,
+the amounts and preorder flags (``journal.pack``ed; flags one byte each), whether it
+decrements, its reason, then as JSON (``b""`` for none) ``[index, error code]`` of each
+refused entry and ``[index, inventory item id, variant id, location id]`` as sent of each
+entry naming no item. A flat tuple of atoms, as ``journal.BatchRecord``: one collection
+untracks it."""
 
 _Record = _AdjustRecord | list[dict[str, Any]]
 
 
-def _expand(record: _Record) -> list[dict[str, Any]]:
+def _adjust_record(
+    entries: Sequence[Adjust],
+    targets: list[V3Item | None],
+    befores: list[int],
+    failed: dict[int, Refusal],
+    decrementing: bool,
+    reason: str | None,
+) -> _AdjustRecord:
+    missing = [
+        (index, entry.inventory_item_id, entry.variant_id, entry.location_id)
+        for index, entry in ((index, entries[index]) for index in failed)
+        if targets[index] is None
+    ]
+    flags = [entry.preorder for entry in entries] if decrementing else []
+    refused = [(index, refusal[0].code) for index, refusal in failed.items()]
+    return (
+        pack([-1 if item is None else item.number for item in targets]),
+        pack(befores),
+        pack([entry.amount for entry in entries]),
+        bytes(flags) if True in flags else bytes(len(flags)),
+        decrementing,
+        reason,
+        _encode(refused) if refused else b"",
+        _encode(missing) if missing else b"",
+    )
+
+
+def _expand(record: _Record, numbered: Sequence[V3Item]) -> list[dict[str, Any]]:
     if isinstance(record, list):
         return record
-    return [
-        _adjust_record(index, entry, item, before, record)
-        for index, (entry, item, before) in enumerate(
-            zip(record.entries, record.targets, record.befores, strict=True)
-        )
-    ]
-
-
-def _adjust_record(
-    index: int, entry: Adjust, item: V3Item | None, before: int | None, batch: _AdjustRecord
-) -> dict[str, Any]:
-    """A journal entry of one adjust entry: what was sent, where it landed, what it did."""
-    refusal = batch.failed.get(index)
-    decrementing = batch.decrementing
-    change = (-entry.amount if decrementing else entry.amount) if refusal is None else 0
-    record: dict[str, Any] = {
-        "originalIndex": index,
-        "inventoryItemId": item.id if item is not None else entry.inventory_item_id,
-        "variantId": item.variant_id if item is not None else entry.variant_id,
-        "locationId": item.location_id if item is not None else entry.location_id,
-        "productId": item.product_id if item is not None else None,
-        "decrementBy" if decrementing else "incrementBy": entry.amount,
-        "success": refusal is None,
-        "change": change,
-        "quantityBefore": before,
-        "quantityAfter": before + change if before is not None else None,
-        "reason": batch.reason,
-    }
-    if decrementing:
-        record["preorderRequest"] = entry.preorder
-    if refusal is not None:
-        record["error"] = refusal[0].code
-    return record
+    numbers, befores, amounts, flags, decrementing, reason, refused, missing = record
+    codes: dict[int, str] = dict(msgspec.json.decode(refused)) if refused else {}
+    sent = {index: ids for index, *ids in msgspec.json.decode(missing)} if missing else {}
+    out = []
+    rows = zip(unpack(numbers), unpack(befores), unpack(amounts), strict=True)
+    for index, (number, before, amount) in enumerate(rows):
+        item = numbered[number] if number >= 0 else None
+        code = codes.get(index)
+        change = (-amount if decrementing else amount) if code is None else 0
+        if item is not None:
+            ids: tuple[str | None, ...] = (item.id, item.variant_id, item.location_id)
+        else:
+            ids = tuple(sent[index])
+        entry: dict[str, Any] = {
+            "originalIndex": index,
+            "inventoryItemId": ids[0],
+            "variantId": ids[1],
+            "locationId": ids[2],
+            "productId": item.product_id if item is not None else None,
+            "decrementBy" if decrementing else "incrementBy": amount,
+            "success": code is None,
+            "change": change,
+            "quantityBefore": before if item is not None else None,
+            "quantityAfter": before + change if item is not None else None,
+            "reason": reason,
+        }
+        if decrementing:
+            entry["preorderRequest"] = bool(flags[index])
+        if code is not None:
+            entry["error"] = code
+        out.append(entry)
+    return out
 
 
 def _refused(drawn: str | None, error: ItemError, item_id: str | None) -> Refusal:
