@@ -431,6 +431,25 @@ class InventoryClient:
         request id returned: as for :meth:`increment_inventory`)."""
         return await self._write_batch(_DECREMENT, entries, validate, on_wire)
 
+    async def send_batch_body(
+        self,
+        kind: Literal["increment", "decrement"],
+        body: bytes,
+        size: int,
+        *,
+        on_wire: OnWire | None = None,
+    ) -> str | None:
+        """Send a V1 batch whose body is already encoded (``size`` entries; see
+        :mod:`wixinv_async.core.wirebody`, which writes the body :meth:`decrement_inventory`
+        would from the adjuster's entries): sent, retried and answered exactly as that call.
+        Nothing in the body is checked but its size."""
+        call = _INCREMENT if kind == "increment" else _DECREMENT
+        validation.check_batch_size(call.field, size)
+        response = await self._send(
+            call.endpoint, "POST", call.path, body, RequestKind.WRITE, on_wire
+        )
+        return response.header("x-wix-request-id")
+
     async def _write_batch(
         self,
         call: _BatchCall,
