@@ -538,17 +538,20 @@ class InventoryClient:
         restrict_inventory: bool | None = None,
         return_entity: bool | None = None,
         reason: Reason | None = None,
+        validate: bool = True,
     ) -> BulkResult:
         """Take stock from 1 to 300 V3 inventory items (by id); one result per entry, in
         order: APPLIED, REFUSED (``code``, e.g. ``INSUFFICIENT_INVENTORY``) or UNKNOWN.
         ``None`` options are not sent (Wix's defaults: ``restrictInventory`` true). No
-        idempotency key: a failure after sending raises OutcomeUnknownError, never resent."""
+        idempotency key: a failure after sending raises OutcomeUnknownError, never resent.
+        ``validate=False`` checks only the batch's size (as for :meth:`decrement_inventory`)."""
         call = v3.bulk_adjust_by_id(
             decrement_data,
             DecrementDataById,
             restrict_inventory=restrict_inventory,
             return_entity=return_entity,
             reason=reason,
+            validate=validate,
         )
         return await self._send_bulk(call, [e.inventory_item_id for e in decrement_data])
 
@@ -558,11 +561,16 @@ class InventoryClient:
         *,
         return_entity: bool | None = None,
         reason: Reason | None = None,
+        validate: bool = True,
     ) -> BulkResult:
         """Add stock to 1 to 300 V3 inventory items (by id); results as for
         :meth:`bulk_decrement_inventory_items`."""
         call = v3.bulk_adjust_by_id(
-            increment_data, IncrementDataById, return_entity=return_entity, reason=reason
+            increment_data,
+            IncrementDataById,
+            return_entity=return_entity,
+            reason=reason,
+            validate=validate,
         )
         return await self._send_bulk(call, [e.inventory_item_id for e in increment_data])
 
@@ -573,6 +581,7 @@ class InventoryClient:
         restrict_inventory: bool | None = None,
         return_entity: bool | None = None,
         reason: Reason | None = None,
+        validate: bool = True,
     ) -> BulkResult:
         """Take stock from the items of 1 to 300 (variant, location) pairs; results as for
         :meth:`bulk_decrement_inventory_items`."""
@@ -582,6 +591,7 @@ class InventoryClient:
             restrict_inventory=restrict_inventory,
             return_entity=return_entity,
             reason=reason,
+            validate=validate,
         )
         return await self._send_bulk(call, [None] * len(decrement_data))
 
@@ -591,6 +601,7 @@ class InventoryClient:
         *,
         return_entity: bool | None = None,
         reason: Reason | None = None,
+        validate: bool = True,
     ) -> BulkResult:
         """Add stock to the items of 1 to 300 (variant, location) pairs."""
         call = v3.bulk_adjust_by_variant_and_location(
@@ -598,6 +609,7 @@ class InventoryClient:
             IncrementDataByVariantAndLocation,
             return_entity=return_entity,
             reason=reason,
+            validate=validate,
         )
         return await self._send_bulk(call, [None] * len(increment_data))
 
