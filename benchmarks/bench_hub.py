@@ -1,6 +1,7 @@
 """Benchmark: InventoryHub, many sites in one process, the emulator in another.
 
-1. ``budget``: ``--sites`` sites, each fed ``--rate`` decrements a second over ``--variants``
+1. ``budget``: ``--sites`` sites (``--catalog``: V1, V3 or ``mixed``, the default: V1 and V3
+   sites alternating), each fed ``--rate`` decrements a second over ``--variants``
    tracked variants, for ``--seconds`` (after ``--warmup``), the emulator enforcing a strict
    ``200/60`` window per site. Reports achieved requests / aggregate budget, batch fill, 429s,
    client CPU (share of one core), event-loop lag p50 / p99 (a 10 ms ticker's overshoot).
@@ -8,7 +9,11 @@
    apart), ``library_us_per_delta``: the rest, per delta. Target (issue 15): 300 sites at
    >= 0.97, fill >= 0.95, 0 x 429, lag p99 < 0.1 s. The
    client paces at 1 / (1 + safety) = 0.98 of the budget, so 0.98 is the ceiling; a full
-   budget run needs a window of 60 s or more to mean "sustained".
+   budget run needs a window of 60 s or more to mean "sustained". ``--gc-freeze`` (the
+   default) calls ``gc.freeze()`` once the run is warm, as a long-running service does after
+   its setup (the emulator's CLI does too): the cycle collector's full passes then skip the
+   process's long-lived objects (modules, the hub's sites, this feeder's key stream). The hub
+   does not do it itself: freezing is the whole process's decision, not a library's.
 2. ``memory``: RSS of ``--idle-sites`` sites made and each used once (one delta committed),
    then idle. Target: <= 250 MB for 10,000.
 3. ``overhead``: client CPU per committed variant through the hub vs one InventoryAdjuster
@@ -60,16 +65,26 @@ async def main():
     args = json.loads(sys.argv[1])
     specs = [SiteSpec(seed=1) for _ in range(args["sites"])]  # one catalog's ids on every site
     async with Emulator(sites=specs, products=args["products"], variants_per_product=3,
-                        rate_limit=args["rate_limit"], seed=1) as emu:
+                        rate_limit=args["rate_limit"], seed=1, catalog=args["catalog"]) as emu:
         emu.make_sites()
         keys = [(i.product_id, v.variant_id) for i in emu.store.items()
                 if i.track_quantity is True for v in i.variants]
-        for site in emu.sites:
+        keys_v3, v3_instances = [], []
+        for site, instance in zip(emu.sites, emu.instances):
+            if emu.catalog_version(site) == "V3_CATALOG":
+                v3_instances.append(instance)
+                store = emu.v3_store(site)
+                tracked = [item for item in store.records() if item.track is True]
+                for item in tracked:
+                    store.edit_quantity(item.id, quantity=99_999)
+                keys_v3 = keys_v3 or [(item.product_id, item.variant_id) for item in tracked]
+                continue
             store = emu.site(site)
             for key in keys:
                 store.set_quantity(*key, 99_999)
         print(json.dumps({"url": emu.url, "app_id": emu.app_id, "app_secret": emu.app_secret,
-                          "instances": emu.instances, "keys": keys}), flush=True)
+                          "instances": emu.instances, "keys": keys, "keys_v3": keys_v3,
+                          "v3_instances": v3_instances}), flush=True)
         await asyncio.Event().wait()
 
 asyncio.run(main())
@@ -81,10 +96,16 @@ def emit(**fields: Any) -> None:
 
 
 @contextmanager
-def emulator(sites: int, products: int, rate_limit: str | None) -> Iterator[dict[str, Any]]:
-    """The many-site emulator in a child process pinned to the server CPU; its credentials."""
+def emulator(
+    sites: int, products: int, rate_limit: str | None, catalog: str = "v1"
+) -> Iterator[dict[str, Any]]:
+    """The many-site emulator in a child process pinned to the server CPU; its credentials.
+    ``catalog``: ``v1``, ``v3`` or ``mixed`` (V1 and V3 sites alternating); ``keys`` are the V1
+    sites' tracked variants, ``keys_v3`` the V3 sites' (``v3_instances``)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = json.dumps({"sites": sites, "products": products, "rate_limit": rate_limit})
+    args = json.dumps(
+        {"sites": sites, "products": products, "rate_limit": rate_limit, "catalog": catalog}
+    )
     process = subprocess.Popen(  # noqa: S603 - our own script, run by this interpreter
         [sys.executable, "-c", SERVER, args], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -140,10 +161,13 @@ async def feed(
     sites: list[str],
     stream: list[tuple[str, str]],
     rate: float,
+    streams: Mapping[str, list[tuple[str, str]]] | None = None,
 ) -> None:
-    """Decrements at ``rate`` a second per site, in 10 ms ticks, over a pre-drawn stream."""
+    """Decrements at ``rate`` a second per site, in 10 ms ticks, over a pre-drawn stream
+    (``streams``: another one for some sites, as long)."""
     loop = asyncio.get_running_loop()
     owed, last, at, size = 0.0, loop.time(), 0, len(stream) - 10_000
+    of = {site: (streams or {}).get(site, stream) for site in sites}
     while True:
         await asyncio.sleep(0.01)
         now = loop.time()
@@ -154,7 +178,7 @@ async def feed(
         for site in sites:
             if at > size:
                 at = 0
-            for product_id, variant_id in stream[at : at + count]:
+            for product_id, variant_id in of[site][at : at + count]:
                 submit(site, product_id, variant_id, -1)
             at += count
 
@@ -177,10 +201,12 @@ def feeder_cpu(sites: list[str], stream: list[tuple[str, str]], deltas: int = 20
 
 async def budget(args: argparse.Namespace) -> None:
     products = args.variants // 2 + 50  # about 2 tracked variants a product
-    with emulator(args.sites, products, "200/60") as emu:
+    with emulator(args.sites, products, "200/60", args.catalog) as emu:
         keys = [tuple(k) for k in emu["keys"]][: args.variants]
         sites = emu["instances"]
         stream = key_stream(keys)
+        v3_stream = key_stream([tuple(k) for k in emu["keys_v3"]][: args.variants])
+        streams = dict.fromkeys(emu["v3_instances"], v3_stream)
         feeding = feeder_cpu(sites, stream)
         async with InventoryHub(
             AppCredentials(emu["app_id"], emu["app_secret"]),
@@ -189,9 +215,11 @@ async def budget(args: argparse.Namespace) -> None:
             max_pending=args.variants * 2,
         ) as hub:
             feeder = asyncio.get_running_loop().create_task(
-                feed(hub.submit_nowait, sites, stream, args.rate)
+                feed(hub.submit_nowait, sites, stream, args.rate, streams)
             )
             await asyncio.sleep(args.warmup)
+            if args.gc_freeze:  # what a long-running service does once set up (see the doc)
+                gc.freeze()
             before, cpu0, wall0 = hub.stats().total, time.process_time(), time.perf_counter()
             probe = LagProbe()
             probe.start()
@@ -206,6 +234,9 @@ async def budget(args: argparse.Namespace) -> None:
         emit(
             bench="budget",
             sites=args.sites,
+            catalog=args.catalog,
+            gc_frozen=args.gc_freeze,
+            v3_sites=len(streams),
             rate_per_site=args.rate,
             variants=len(keys),
             seconds=round(wall, 1),
@@ -358,6 +389,18 @@ def main() -> None:
     parser.add_argument("--idle-sites", type=int, default=10_000)
     parser.add_argument("--deltas", type=int, default=60_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--catalog",
+        choices=["v1", "v3", "mixed"],
+        default="mixed",
+        help="the budget run's sites: all V1, all V3, or alternating (real apps face both)",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="gc.freeze() once the budget run is warm (what the application does, not the hub)",
+    )
     args = parser.parse_args()
     pin(CLIENT_CPU)
     for name, bench in (("budget", budget), ("memory", memory), ("overhead", overhead)):

@@ -431,6 +431,25 @@ class InventoryClient:
         request id returned: as for :meth:`increment_inventory`)."""
         return await self._write_batch(_DECREMENT, entries, validate, on_wire)
 
+    async def send_batch_body(
+        self,
+        kind: Literal["increment", "decrement"],
+        body: bytes,
+        size: int,
+        *,
+        on_wire: OnWire | None = None,
+    ) -> str | None:
+        """Send a V1 batch whose body is already encoded (``size`` entries; see
+        :mod:`wixinv_async.core.wirebody`, which writes the body :meth:`decrement_inventory`
+        would from the adjuster's entries): sent, retried and answered exactly as that call.
+        Nothing in the body is checked but its size."""
+        call = _INCREMENT if kind == "increment" else _DECREMENT
+        validation.check_batch_size(call.field, size)
+        response = await self._send(
+            call.endpoint, "POST", call.path, body, RequestKind.WRITE, on_wire
+        )
+        return response.header("x-wix-request-id")
+
     async def _write_batch(
         self,
         call: _BatchCall,
@@ -519,17 +538,20 @@ class InventoryClient:
         restrict_inventory: bool | None = None,
         return_entity: bool | None = None,
         reason: Reason | None = None,
+        validate: bool = True,
     ) -> BulkResult:
         """Take stock from 1 to 300 V3 inventory items (by id); one result per entry, in
         order: APPLIED, REFUSED (``code``, e.g. ``INSUFFICIENT_INVENTORY``) or UNKNOWN.
         ``None`` options are not sent (Wix's defaults: ``restrictInventory`` true). No
-        idempotency key: a failure after sending raises OutcomeUnknownError, never resent."""
+        idempotency key: a failure after sending raises OutcomeUnknownError, never resent.
+        ``validate=False`` checks only the batch's size (as for :meth:`decrement_inventory`)."""
         call = v3.bulk_adjust_by_id(
             decrement_data,
             DecrementDataById,
             restrict_inventory=restrict_inventory,
             return_entity=return_entity,
             reason=reason,
+            validate=validate,
         )
         return await self._send_bulk(call, [e.inventory_item_id for e in decrement_data])
 
@@ -539,11 +561,16 @@ class InventoryClient:
         *,
         return_entity: bool | None = None,
         reason: Reason | None = None,
+        validate: bool = True,
     ) -> BulkResult:
         """Add stock to 1 to 300 V3 inventory items (by id); results as for
         :meth:`bulk_decrement_inventory_items`."""
         call = v3.bulk_adjust_by_id(
-            increment_data, IncrementDataById, return_entity=return_entity, reason=reason
+            increment_data,
+            IncrementDataById,
+            return_entity=return_entity,
+            reason=reason,
+            validate=validate,
         )
         return await self._send_bulk(call, [e.inventory_item_id for e in increment_data])
 
@@ -554,6 +581,7 @@ class InventoryClient:
         restrict_inventory: bool | None = None,
         return_entity: bool | None = None,
         reason: Reason | None = None,
+        validate: bool = True,
     ) -> BulkResult:
         """Take stock from the items of 1 to 300 (variant, location) pairs; results as for
         :meth:`bulk_decrement_inventory_items`."""
@@ -563,6 +591,7 @@ class InventoryClient:
             restrict_inventory=restrict_inventory,
             return_entity=return_entity,
             reason=reason,
+            validate=validate,
         )
         return await self._send_bulk(call, [None] * len(decrement_data))
 
@@ -572,6 +601,7 @@ class InventoryClient:
         *,
         return_entity: bool | None = None,
         reason: Reason | None = None,
+        validate: bool = True,
     ) -> BulkResult:
         """Add stock to the items of 1 to 300 (variant, location) pairs."""
         call = v3.bulk_adjust_by_variant_and_location(
@@ -579,6 +609,7 @@ class InventoryClient:
             IncrementDataByVariantAndLocation,
             return_entity=return_entity,
             reason=reason,
+            validate=validate,
         )
         return await self._send_bulk(call, [None] * len(increment_data))
 

@@ -132,11 +132,13 @@ def bulk_adjust_by_id(
     restrict_inventory: bool | None = None,
     return_entity: bool | None = None,
     reason: str | None = None,
+    validate: bool = True,
 ) -> V3Call:
-    """Bulk Decrement / Increment Inventory Items (by inventory item id)."""
+    """Bulk Decrement / Increment Inventory Items (by inventory item id); ``validate=False``
+    checks only the batch's size (for entries built from input checked the same way)."""
     decrement = entry_type is DecrementDataById
     field = "decrementData" if decrement else "incrementData"
-    checked = _check_entries(field, entries, entry_type)
+    checked = _check_entries(field, entries, entry_type, validate)
     request: BulkAdjustRequest
     if decrement:
         request = BulkDecrementByIdRequest(
@@ -161,11 +163,13 @@ def bulk_adjust_by_variant_and_location(
     restrict_inventory: bool | None = None,
     return_entity: bool | None = None,
     reason: str | None = None,
+    validate: bool = True,
 ) -> V3Call:
-    """Bulk Decrement / Increment Inventory Items By Variant And Location."""
+    """Bulk Decrement / Increment Inventory Items By Variant And Location (``validate``: as
+    for :func:`bulk_adjust_by_id`)."""
     decrement = entry_type is DecrementDataByVariantAndLocation
     field = "decrementData" if decrement else "incrementData"
-    checked = _check_entries(field, entries, entry_type)
+    checked = _check_entries(field, entries, entry_type, validate)
     request: BulkAdjustRequest
     if decrement:
         request = BulkDecrementByVariantAndLocationRequest(
@@ -185,12 +189,17 @@ def bulk_adjust_by_variant_and_location(
     return V3Call(endpoint, "POST", path, _ENCODER.encode(request), RequestKind.WRITE)
 
 
-def _check_entries(field: str, entries: Sequence[Any], entry_type: type[_T]) -> list[_T]:
-    """A batch of 1 to 300 entries of ``entry_type``, each valid."""
+def _check_entries(
+    field: str, entries: Sequence[Any], entry_type: type[_T], validate: bool = True
+) -> list[_T]:
+    """A batch of 1 to 300 entries of ``entry_type``, each valid (``validate=False``: the
+    size only)."""
     if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
         raise InvalidInputError(field, entries, "must be a list of entries")
     if not 1 <= len(entries) <= MAX_V3_BATCH:
         raise InvalidInputError(field, len(entries), f"must hold 1 to {MAX_V3_BATCH} entries")
+    if not validate:
+        return entries if type(entries) is list else list(entries)
     for index, entry in enumerate(entries):
         if type(entry) is not entry_type:  # exactly: the body is encoded as that struct
             raise InvalidInputError(field, entry, f"must be a {entry_type.__name__}", index=index)

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_V3_QUANTITY",
     "BulkActionMetadata",
     "BulkAdjustResponse",
+    "BulkAnswer",
     "BulkDecrementByIdRequest",
     "BulkDecrementByVariantAndLocationRequest",
     "BulkIncrementByIdRequest",
@@ -207,9 +208,11 @@ class BulkIncrementByVariantAndLocationRequest(_Wire, kw_only=True):
 
 
 # --- Per-item answers ------------------------------------------------------------------
+# Decoded from JSON, which cannot make a cycle: ``gc=False`` keeps the one per entry of every
+# bulk answer out of the cycle collector's passes.
 
 
-class ItemError(_Wire, kw_only=True):
+class ItemError(_Wire, kw_only=True, gc=False):
     """``itemMetadata.error``: why one entry was refused."""
 
     code: str | UnsetType = UNSET
@@ -217,14 +220,14 @@ class ItemError(_Wire, kw_only=True):
     data: Any = UNSET
 
 
-class ItemMetadata(_Wire, kw_only=True):
+class ItemMetadata(_Wire, kw_only=True, gc=False):
     id: str | None | UnsetType = UNSET
     original_index: int | UnsetType = UNSET
     success: bool | UnsetType = UNSET
     error: ItemError | UnsetType = UNSET
 
 
-class WireBulkResult(_Wire, kw_only=True):
+class WireBulkResult(_Wire, kw_only=True, gc=False):
     """One element of ``results``: its metadata and, with ``returnEntity``, the item."""
 
     item_metadata: ItemMetadata | UnsetType = UNSET
@@ -236,6 +239,14 @@ class BulkActionMetadata(_Wire, kw_only=True):
     total_failures: int | UnsetType = UNSET
     undetailed_failures: int | UnsetType = UNSET
     """Failures the server gave no details for (its detail threshold was exceeded)."""
+
+
+class BulkAnswer(_Wire, kw_only=True):
+    """A bulk write's answer when every part of it is well formed (decoded in one pass; the
+    client falls back to :class:`BulkAdjustResponse` when it is not)."""
+
+    results: list[WireBulkResult] | UnsetType = UNSET
+    bulk_action_metadata: BulkActionMetadata | UnsetType = UNSET
 
 
 class BulkAdjustResponse(_Wire, kw_only=True):

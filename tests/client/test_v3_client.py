@@ -391,3 +391,25 @@ async def test_v1_and_v3_calls_share_one_pacing_budget(virtual_time: Any) -> Non
             *(client.bulk_decrement_inventory_items([dec()]) for _ in range(40)),
         )
     assert len(arrivals) == 80 and max_in_window(arrivals, 10.0) <= 20
+
+
+async def test_validate_false_checks_only_the_batch_size() -> None:
+    """``validate=False`` sends the entries as given (the adjuster checked them at submit);
+    an empty batch is still refused before sending."""
+    transport = MockTransport(lambda request: HttpResponse.from_json(200, {"results": []}))
+    async with InventoryClient(
+        ApiKeyAuth("KEY", site_id="SITE"), transport=transport, rate_limit=None
+    ) as client:
+        odd = [DecrementDataByVariantAndLocation(variant_id="not-a-guid", decrement_by=1)]
+        with pytest.raises(InvalidInputError):
+            await client.bulk_decrement_inventory_items_by_variant_and_location(odd)
+        assert transport.requests == []
+        result = await client.bulk_decrement_inventory_items_by_variant_and_location(
+            odd, validate=False
+        )
+        with pytest.raises(InvalidInputError):
+            await client.bulk_decrement_inventory_items_by_variant_and_location([], validate=False)
+    assert [r.status.value for r in result] == ["unknown"]
+    assert transport.requests[0].json()["decrementData"] == [
+        {"variantId": "not-a-guid", "decrementBy": 1}
+    ]

@@ -206,3 +206,16 @@ def test_shuffled_answers_match_the_same_entries(statuses: list[str], order: Any
     assert [r.status for r in match_results(len(statuses), elements)] == [
         expected[s] for s in statuses
     ]
+
+
+def test_one_malformed_result_leaves_the_others_matched() -> None:
+    """An answer with one element that does not decode is read element by element: that
+    element matches no entry, the well-formed ones still decide theirs."""
+    body = (
+        b'{"results":[{"itemMetadata":{"originalIndex":0,"success":true}},'
+        b'{"itemMetadata":{"originalIndex":"one","success":true}}],'
+        b'"bulkActionMetadata":{"totalSuccesses":1}}'
+    )
+    result = parse_bulk_body(2, body)
+    assert [r.status for r in result] == [BulkItemStatus.APPLIED, BulkItemStatus.UNKNOWN]
+    assert result.metadata is not None and result.metadata.total_successes == 1

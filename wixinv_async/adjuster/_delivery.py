@@ -28,7 +28,7 @@ import asyncio
 import dataclasses
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol
 
 from ..client import InventoryClient
@@ -37,6 +37,7 @@ from ..core.bulk_results import BulkItemResult
 from ..core.failures import Bisect, Verdict, applied, outcome_for, verdict
 from ..core.planner import decrement_entries, increment_entries, sent_entry
 from ..core.table import Entry
+from ..core.wirebody import ENCODE_ERRORS, decrement_body, increment_body
 from ..core.witness import Read, Resolution
 from ..errors import ApiError, Applied, RateLimitedError, WixInventoryError
 from ..models import DecrementData, IncrementData
@@ -315,18 +316,7 @@ class AtomicWriter:
         increment = delivery.kind == "increment"
         try:
             if self._ours is not None:
-                if increment:
-                    wire = increment_entries(entries)
-                    if slot is not None:
-                        wire.append(slot.increment_entry())
-                    up_call = self._ours.increment_inventory
-                    request_id = await up_call(wire, validate=False, on_wire=on_wire)
-                else:
-                    down = decrement_entries(entries)
-                    if slot is not None:
-                        down.append(slot.decrement_entry())
-                    down_call = self._ours.decrement_inventory
-                    request_id = await down_call(down, validate=False, on_wire=on_wire)
+                request_id = await self._call_ours(self._ours, increment, entries, slot, on_wire)
             else:
                 await on_wire()
                 if increment:
@@ -342,3 +332,31 @@ class AtomicWriter:
             return exc
         delivery.answered()
         return request_id if isinstance(request_id, str) else None
+
+    @staticmethod
+    async def _call_ours(
+        client: InventoryClient,
+        increment: bool,
+        entries: list[Entry],
+        slot: WitnessSlot | None,
+        on_wire: Callable[[], Awaitable[None]],
+    ) -> str | None:
+        """One send through our client, the body written straight from the entries
+        (:mod:`~wixinv_async.core.wirebody`); an entry it cannot encode goes as wire structs
+        instead, whose encoding refuses the batch naming that entry."""
+        size = len(entries) + (slot is not None)
+        try:
+            if increment:
+                body = increment_body(entries, slot.increment_entry() if slot else None)
+            else:
+                body = decrement_body(entries, slot.decrement_entry() if slot else None)
+        except ENCODE_ERRORS:
+            if increment:
+                up = increment_entries(entries)
+                up.extend([slot.increment_entry()] if slot is not None else [])
+                return await client.increment_inventory(up, validate=False, on_wire=on_wire)
+            down = decrement_entries(entries)
+            down.extend([slot.decrement_entry()] if slot is not None else [])
+            return await client.decrement_inventory(down, validate=False, on_wire=on_wire)
+        kind: Kind = "increment" if increment else "decrement"
+        return await client.send_batch_body(kind, body, size, on_wire=on_wire)

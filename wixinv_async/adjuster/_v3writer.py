@@ -30,8 +30,9 @@ from ..client import InventoryClient
 from ..core.bulk_results import BulkItemStatus, BulkResult
 from ..core.failures import Bisect, outcome_for, verdict
 from ..core.resolve import Resolutions, needs_resolution
-from ..core.table import Entry, key_location
+from ..core.table import Entry, Key, key_location
 from ..errors import WixInventoryError
+from ..models import DEFAULT_VARIANT_ID
 from ..models_v3 import (
     DecrementDataById,
     DecrementDataByVariantAndLocation,
@@ -91,31 +92,41 @@ class BulkWriter:
         await self._resolve(entries, delivery)
         by_id: list[Entry] = []
         by_variant: list[tuple[Entry, str]] = []
+        resolved = False  # a variant id learnt from the server, not checked at submit
         for entry in entries:
             if entry.outcome is not None:
                 continue
-            if entry.key[1] is not None:
+            key = entry.key
+            if key[1] is not None:
                 by_id.append(entry)
                 continue
-            found = self.resolutions.variant(entry.key)
+            if len(key) < 6 and key[2] != DEFAULT_VARIANT_ID:  # no SKU: its own variant id
+                by_variant.append((entry, key[2]))
+                continue
+            found = self.resolutions.variant(key)
             if isinstance(found, str):
                 refused = Outcome(OutcomeStatus.REJECTED, found, _MISSES[found])
                 delivery.settle(delivery.batch_id, [entry], refused)
             else:
+                resolved = resolved or found[0] != entry.key[2]
                 by_variant.append((entry, found[0]))
         first = True
-        for group in (by_variant, [(e, "") for e in by_id]):
+        # The table checked every variant and location id it was given (GUIDs): only ids it
+        # did not check are checked again (a by-id entry's V3 item id must be a GUID too).
+        for group, checked in ((by_variant, not resolved), ([(e, "") for e in by_id], False)):
             if group:
                 rid = delivery.batch_id if first else delivery.new_request_id()
                 first = False
-                await self._send(delivery, group, rid)
+                await self._send(delivery, group, rid, checked)
 
     # --- looking variants up ---------------------------------------------------------------
 
     async def _resolve(self, entries: list[Entry], delivery: Delivery) -> None:
         """Learn what the batch's SKUs and V1 default variants are; a failed search rejects
         the entries that needed it (nothing was sent for them)."""
-        wanted = [e.key for e in entries if needs_resolution(e.key)]
+        # Only a key with a SKU (longer than 5) or a V1 default variant can need it.
+        maybe = [k for e in entries if len(k := e.key) > 5 or k[2] == DEFAULT_VARIANT_ID]
+        wanted = [key for key in maybe if needs_resolution(key)]
         resolutions = self.resolutions
         if wanted:
             skus, products = resolutions.missing(wanted)
@@ -147,7 +158,9 @@ class BulkWriter:
 
     # --- sending -------------------------------------------------------------------------
 
-    async def _send(self, delivery: Delivery, group: list[tuple[Entry, str]], rid: int) -> None:
+    async def _send(
+        self, delivery: Delivery, group: list[tuple[Entry, str]], rid: int, checked: bool
+    ) -> None:
         """One bulk request of these entries (by variant, or by id when the variant is ``""``),
         resent only while provably not applied; every entry settled."""
         entries = [entry for entry, _ in group]
@@ -155,7 +168,7 @@ class BulkWriter:
         while True:
             send += 1
             try:
-                result = await self._call(delivery, group, rid, send)
+                result = await self._call(delivery, group, rid, send, checked)
             except _OnSendFailed as exc:
                 cause = exc.__cause__ or exc
                 failed = outcome_for(
@@ -223,7 +236,12 @@ class BulkWriter:
             delivery.settle(rid, doubts, unknown)
 
     async def _call(
-        self, delivery: Delivery, group: list[tuple[Entry, str]], rid: int, send: int
+        self,
+        delivery: Delivery,
+        group: list[tuple[Entry, str]],
+        rid: int,
+        send: int,
+        checked: bool,
     ) -> BulkResult:
         entries = [entry for entry, _ in group]
         try:
@@ -238,21 +256,25 @@ class BulkWriter:
                     return await client.bulk_increment_inventory_items_by_variant_and_location(
                         _increments_by_variant(group),
                         reason=reason,  # type: ignore[arg-type]
+                        validate=not checked,
                     )
                 return await client.bulk_decrement_inventory_items_by_variant_and_location(
                     _decrements_by_variant(group),
                     restrict_inventory=self._restrict,
                     reason=reason,  # type: ignore[arg-type]
+                    validate=not checked,
                 )
             if increment:
                 return await client.bulk_increment_inventory_items(
                     _increments_by_id(entries),
                     reason=reason,  # type: ignore[arg-type]
+                    validate=not checked,
                 )
             return await client.bulk_decrement_inventory_items(
                 _decrements_by_id(entries),
                 restrict_inventory=self._restrict,
                 reason=reason,  # type: ignore[arg-type]
+                validate=not checked,
             )
         finally:
             delivery.answered()
@@ -266,8 +288,12 @@ _MISSES: Final = {
 }
 
 
-def _location(entry: Entry) -> str | object:
-    location = key_location(entry.key)
+def _location(key: Key) -> str | object:
+    """The key's location id, ``UNSET`` for the default location (a key of 5 elements or
+    fewer names none: :func:`~wixinv_async.core.table.key_location`)."""
+    if len(key) < 6:
+        return UNSET
+    location = key_location(key)
     return UNSET if location is None else location
 
 
@@ -277,7 +303,7 @@ def _increments_by_variant(
     return [
         IncrementDataByVariantAndLocation(
             variant_id=variant,
-            location_id=_location(entry),  # type: ignore[arg-type]
+            location_id=UNSET if len(entry.key) < 6 else _location(entry.key),  # type: ignore[arg-type]
             increment_by=entry.net,
         )
         for entry, variant in group
@@ -290,7 +316,7 @@ def _decrements_by_variant(
     return [
         DecrementDataByVariantAndLocation(
             variant_id=variant,
-            location_id=_location(entry),  # type: ignore[arg-type]
+            location_id=UNSET if len(entry.key) < 6 else _location(entry.key),  # type: ignore[arg-type]
             decrement_by=-entry.net,
             preorder_request=True if entry.key[3] is True else UNSET,
         )

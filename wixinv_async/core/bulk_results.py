@@ -25,16 +25,23 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 from msgspec import UNSET
 
-from ..models_v3 import BulkActionMetadata, BulkAdjustResponse, InventoryItemV3, WireBulkResult
+from ..models_v3 import (
+    BulkActionMetadata,
+    BulkAdjustResponse,
+    BulkAnswer,
+    InventoryItemV3,
+    WireBulkResult,
+)
 
 __all__ = ["BulkItemResult", "BulkItemStatus", "BulkResult", "match_results", "parse_bulk_body"]
 
 _RESULT_DECODER: Final = msgspec.json.Decoder(WireBulkResult)
+_ANSWER_DECODER: Final = msgspec.json.Decoder(BulkAnswer)
 _METADATA_DECODER: Final = msgspec.json.Decoder(BulkActionMetadata)
 
 
@@ -49,9 +56,13 @@ class BulkItemStatus(enum.Enum):
     """No trustworthy answer for this entry: it may or may not have been applied."""
 
 
-@dataclass(frozen=True, slots=True)
-class BulkItemResult:
-    """The result of request entry ``index``.
+class BulkItemResult(msgspec.Struct, frozen=True, gc=False):
+    """The result of request entry ``index`` (immutable, compared and hashed by value).
+
+    A frozen msgspec Struct rather than a frozen dataclass: a bulk answer makes one per entry,
+    and a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, an
+    order of magnitude dearer. It holds only decoded JSON, strings and enums, never a cycle,
+    so the cycle collector need not track it (``gc=False``).
 
     ``inventory_item_id``: the item the server named (``itemMetadata.id``), if any. ``code``,
     ``description``, ``data``: the error of a REFUSED entry. ``item``: the updated item, when
@@ -116,6 +127,12 @@ def match_results(
     ``results`` are the answer's elements (``None`` for one that did not decode);
     ``expected_ids[i]``, when given and not ``None``, is the inventory item id entry ``i``
     names: a result naming another id is not trusted."""
+    if _in_order(results, count):  # the usual answer: result i claims entry i, once each
+        ids = expected_ids if expected_ids is not None else [None] * count
+        ordered = cast(Sequence[WireBulkResult], results)
+        return tuple(
+            [_verdict(i, r, e) for i, r, e in zip(range(count), ordered, ids, strict=True)]
+        )
     claims: dict[int, list[WireBulkResult]] = {}
     for result in results:
         index = _index_of(result, count)
@@ -144,6 +161,22 @@ def parse_bulk_body(
 ) -> BulkResult:
     """The :class:`BulkResult` of a 2xx bulk answer's ``body``. A body that is not a JSON
     object with a ``results`` list (empty, lost, garbled) leaves every entry UNKNOWN."""
+    decoded: Sequence[WireBulkResult | None]
+    try:
+        whole = _ANSWER_DECODER.decode(body)  # the usual answer, decoded in one pass
+    except msgspec.DecodeError:
+        decoded, metadata = _lenient(body)
+    else:
+        decoded = whole.results if whole.results is not UNSET else []
+        found = whole.bulk_action_metadata
+        metadata = found if found is not UNSET else None
+    matched = match_results(count, decoded, expected_ids=expected_ids)
+    return BulkResult(matched, metadata, request_id)
+
+
+def _lenient(body: bytes) -> tuple[list[WireBulkResult | None], BulkActionMetadata | None]:
+    """An answer with a malformed part, decoded part by part: a result that does not decode
+    is ``None`` (it matches no entry), metadata that does not is ``None``."""
     try:
         envelope = msgspec.json.decode(body, type=BulkAdjustResponse)
     except msgspec.DecodeError:
@@ -156,8 +189,7 @@ def parse_bulk_body(
             metadata = _METADATA_DECODER.decode(envelope.bulk_action_metadata)
         except msgspec.DecodeError:
             metadata = None
-    matched = match_results(count, decoded, expected_ids=expected_ids)
-    return BulkResult(matched, metadata, request_id)
+    return decoded, metadata
 
 
 def _decode_one(raw: msgspec.Raw) -> WireBulkResult | None:
@@ -165,6 +197,23 @@ def _decode_one(raw: msgspec.Raw) -> WireBulkResult | None:
         return _RESULT_DECODER.decode(raw)
     except msgspec.DecodeError:
         return None
+
+
+def _in_order(results: Sequence[WireBulkResult | None], count: int) -> bool:
+    """Whether result ``i`` is well formed enough to claim entry ``i``, for every entry
+    (each entry then has exactly one claim)."""
+    if len(results) != count:
+        return False
+    for position, result in enumerate(results):
+        if result is None:
+            return False
+        meta = result.item_metadata
+        if meta is UNSET:
+            return False
+        index = meta.original_index
+        if type(index) is not int or index != position:
+            return False
+    return True
 
 
 def _index_of(result: WireBulkResult | None, count: int) -> int | None:
