@@ -9,8 +9,9 @@ own sites (a site's rolling window at the emulator is not shared between two run
 - ``default``: the hub's defaults;
 - ``large``: a pool far above the need (``--large``), the reference: what the sites do when
   the pool cannot be the bound;
-- ``small``: a pool at about half the need, the control: it shows the run can see a pool
-  that binds (achieved falls to about ``small / need``, and sockets peak at the bound).
+- ``small``: a pool at about half the need (or ``--small``), the control: it shows the run
+  can see a pool that binds (achieved falls to about ``small / need``, and sockets peak at
+  the bound).
 
 The emulator runs in another process, every inventory call delayed ``--latency-ms`` give or
 take a uniform ``--jitter-ms`` (the emulator's ``FaultRule`` latency), a strict ``200/60``
@@ -205,7 +206,7 @@ async def bench(args: argparse.Namespace) -> None:
     defaults = InventoryHub.__init__.__kwdefaults__ or {}
     default = min(defaults["connections"], defaults["connections_per_host"])
     need = args.sites * BUDGET * args.latency_ms / 1000
-    small = max(1, round(need / 2))
+    small = args.small or max(1, round(need / 2))
     pools: dict[str, int | None] = {"default": None, "large": args.large, "small": small}
     sizes = {"default": default, "large": args.large, "small": small}
     results: dict[str, dict[str, Any]] = {}
@@ -247,6 +248,7 @@ def main() -> None:
     parser.add_argument("--jitter-ms", type=float, default=150.0)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--large", type=int, default=8192)
+    parser.add_argument("--small", type=int, default=0, help="default: half the need")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--dilate", type=float, default=1.0)
