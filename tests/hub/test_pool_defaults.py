@@ -134,5 +134,5 @@ async def peak_connections(pool: int | None) -> int:
 @pytest.mark.usefixtures("descriptors")
 async def test_the_default_pool_lets_every_busy_sites_requests_on_the_wire_at_once() -> None:
     """With the hub's default pool, all 1200 requests of the wave are on the wire at once: no
-    site waits for a connection (the default before, 1024, held 176 of them back)."""
+    site waits for a connection."""
     assert await peak_connections(None) == NEED
