@@ -54,7 +54,7 @@ from .catalog import (
     wrong_catalog_error,
 )
 from .core import validation
-from .core.backoff import backoff_delay, parse_retry_after
+from .core.backoff import backoff_delay, parse_retry_after, site_seed
 from .core.bulk_results import BulkResult, parse_bulk_body
 from .core.failures import Decision, Failure, RequestKind, classify, decide, stamp
 from .errors import (
@@ -182,7 +182,9 @@ class RetryPolicy:
     the capped exponential backoff with full jitter (``core.backoff.backoff_delay``).
     ``max_retry_after``: the longest ``Retry-After`` the client waits out; a longer one raises
     :class:`RateLimitedError` at once (and still pauses the site's other senders for that
-    long). ``seed``: seeds the jitter, for reproducible tests.
+    long). ``seed``: seeds the jitter, for reproducible runs; each client draws from a
+    generator seeded from ``seed`` and its site (:meth:`jitter_seed`), so the sites of a hub
+    sharing one policy do not retry in step after failing together.
     """
 
     max_attempts: int = 5
@@ -201,6 +203,10 @@ class RetryPolicy:
                 f"need 0 <= base_delay ({self.base_delay}) <= max_delay ({self.max_delay}) "
                 f"and max_retry_after ({self.max_retry_after}) >= 0"
             )
+
+    def jitter_seed(self, site: str) -> int | None:
+        """The seed of ``site``'s jitter (``None``, unseeded, without a ``seed``)."""
+        return None if self.seed is None else site_seed(self.seed, site)
 
 
 class ClientStats(NamedTuple):
@@ -267,7 +273,7 @@ class InventoryClient:
         self._base_url = base_url.rstrip("/")
         self._clock: Clock = clock if clock is not None else LoopClock()
         self._retry = retry
-        self._rng = random.Random(retry.seed)
+        self._rng = random.Random(retry.jitter_seed(auth.site_key))
         self._owned: AiohttpTransport | None = None
         if transport is None:
             transport = self._owned = AiohttpTransport(session, timeout=timeout)

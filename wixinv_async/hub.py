@@ -221,7 +221,14 @@ class InventoryHub:
     limits); a 429 still pauses that site's senders.
     ``idle_timeout``: seconds without deltas after which a site is drained and closed.
     ``max_sites``: open sites at most (the least recently used is closed to make room).
-    ``connections``, ``connections_per_host``: the shared pool's bounds. ``timeout``: the
+    ``connections``, ``connections_per_host``: the shared pool's bounds (Wix is one host, so
+    the lower one binds). A site keeps ``budget * latency`` requests on the wire (200 a minute
+    at a few tenths of a second a request: one or two) and never more than ``max_in_flight``.
+    The defaults (4096) hold 1024 sites at ``max_in_flight`` each, so hundreds of busy sites
+    never wait for a connection, not even while Wix answers slowly and every site has all its
+    requests out, and slow sites cannot take every connection from the others. Sockets are
+    opened only when requests need them; each is a file descriptor, so more than about a
+    thousand at once needs a higher open-files limit (``ulimit -n``). ``timeout``: the
     clients' connect and read timeout. ``max_batch``, ``linger``, ``max_in_flight``,
     ``max_pending``, ``on_ambiguous``, ``batch_policy``: each site's :class:`InventoryAdjuster`
     settings. ``retry``: each site's :class:`InventoryClient` retry policy (429, 503, ...).
@@ -237,8 +244,8 @@ class InventoryHub:
         rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, immutable
         idle_timeout: float = 300.0,
         max_sites: int = 10_000,
-        connections: int = 1024,
-        connections_per_host: int = 1024,
+        connections: int = 4096,
+        connections_per_host: int = 4096,
         timeout: float = 30.0,
         max_batch: int = MAX_BATCH,
         linger: float = 0.05,

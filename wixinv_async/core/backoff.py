@@ -7,12 +7,13 @@ as arguments. What a failure means (retry, raise, outcome unknown) is decided in
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
-__all__ = ["Uniform", "backoff_delay", "parse_retry_after"]
+__all__ = ["Uniform", "backoff_delay", "parse_retry_after", "site_seed"]
 
 
 class Uniform(Protocol):
@@ -34,6 +35,18 @@ def backoff_delay(attempt: int, *, base: float, cap: float, rng: Uniform) -> flo
     exponent = min(attempt - 1, 62)
     ceiling = min(cap, base * 2.0**exponent)
     return rng.uniform(0.0, max(ceiling, 0.0))
+
+
+def site_seed(seed: int, site: str) -> int:
+    """The jitter seed of one site: a 64-bit BLAKE2b digest of ``seed`` and ``site``.
+
+    Sites that fail together (a shared outage, one 503 burst) must not back off by the same
+    delays, or their retries come back as one burst; so each site draws from its own
+    generator. A digest rather than ``hash()``: it is the same in every process (string
+    hashing is salted per process), so a seed reproduces a run.
+    """
+    digest = hashlib.blake2b(f"{seed}\x00{site}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
