@@ -11,7 +11,8 @@ Three loops, each a thin driver over the scripts of :mod:`~wixinv_async.fleet.sc
   parses an entry; while every shard is caught up, one blocking XREAD (COUNT 1, after each shard's
   last id: it consumes nothing) waits for the next entry of any of them. On a Redis Cluster
   one XREAD cannot name streams of many slots, so each owned stream is polled (a pipelined
-  non-blocking XREAD COUNT 1 per shard, split by node) every ``POLL_S`` instead.
+  non-blocking XREAD COUNT 1 per shard, split by node) instead, every ``POLL_S`` while
+  entries come, backing off to ``POLL_MAX_S`` while none do.
 - one sender per owned shard (:mod:`~wixinv_async.fleet._sender`): for each site with pending
   deltas, begin (GCRA and lease checked by Redis), mark_sent (the fence right before the
   request), send through the hub (V1 atomic calls or V3 bulk calls, by the site's catalog),
@@ -68,7 +69,10 @@ log = logging.getLogger("wixinv_async.fleet")
 WAKE_MS = 100
 """How long the reader's wake-up XREAD blocks before it looks at the stop flag again."""
 POLL_S = 0.02
-"""On a cluster, the pause between two polls of the owned streams while all are caught up."""
+"""On a cluster, the pause after a poll of the owned streams that found something new; it
+doubles with each empty poll up to ``POLL_MAX_S``, so an idle fleet polls ten times less
+while a busy one waits at most ``POLL_S`` for a new entry."""
+POLL_MAX_S = 0.2
 
 
 class FleetWorker:
@@ -116,6 +120,7 @@ class FleetWorker:
             self.redis, self.scripts, settings, self.hub, self._interval_us, self._drop
         )
         self._ticks = 0
+        self._poll_s = POLL_S
 
     @property
     def sent(self) -> int:
@@ -280,7 +285,8 @@ class FleetWorker:
 
     async def _poll_for_entries(self, owned: list[OwnedShard]) -> None:
         """:meth:`_wait_for_entries` on a cluster: one non-blocking XREAD COUNT 1 per owned
-        stream (each names one slot), pipelined; a pause when none has anything new."""
+        stream (each names one slot), pipelined; a pause (see ``POLL_S``) when none has
+        anything new."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for s in owned:
                 pipe.xread({self.keys.key(s.number, "in"): s.last_id or "0-0"}, count=1)
@@ -288,8 +294,10 @@ class FleetWorker:
         ready = [s for s, reply in zip(owned, replies, strict=True) if reply]
         if not ready:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), POLL_S)
+                await asyncio.wait_for(self._stopping.wait(), self._poll_s)
+            self._poll_s = min(self._poll_s * 2, POLL_MAX_S)
             return
+        self._poll_s = POLL_S
         crash_point("after_read")
         for shard in ready:
             shard.last_id = None
