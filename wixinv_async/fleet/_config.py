@@ -160,6 +160,6 @@ async def retry_redis(step: Callable[[], Awaitable[_T]]) -> _T:
         try:
             return await step()
         except UNAVAILABLE as error:
-            log.warning("redis unavailable (%s); retrying in %.2fs", error, delay)
+            log.warning("redis unavailable (%r); retrying in %.2fs", error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)

@@ -44,14 +44,17 @@ __all__ = [
 FleetRedis: TypeAlias = aioredis.Redis | RedisCluster
 """What the fleet talks to: one server's client or a cluster's."""
 
+_NO_CAP = 2**31
 ScriptCall: TypeAlias = tuple[Sequence[str], Sequence[str | int]]
 
 
 def connect(url: str, *, cluster: bool = False) -> FleetRedis:
     """A decoding client for ``url``: a cluster client (``url`` names any node) or not."""
+    # No cap on connections (per node on a cluster): a worker has a step in flight per owned
+    # shard, and redis-py's default cap (100) raises MaxConnectionsError instead of waiting.
     if cluster:
-        return RedisCluster.from_url(url, decode_responses=True)
-    return aioredis.Redis.from_url(url, decode_responses=True)
+        return RedisCluster.from_url(url, decode_responses=True, max_connections=_NO_CAP)
+    return aioredis.Redis.from_url(url, decode_responses=True, max_connections=_NO_CAP)
 
 
 def server_name(redis: FleetRedis) -> str:
