@@ -4,6 +4,8 @@
     wixinv-async fleet status --redis redis://host:6379/0 [--shards 1024]
     wixinv-async fleet resolve --redis redis://host:6379/0 BATCH_ID --applied | --not-applied
 
+On a Redis Cluster add ``--cluster`` to each and give any node's URL (``redis://host:7000``).
+
 The worker serves until SIGTERM or Ctrl-C, then stops gracefully: requests in flight finish
 and are settled, leases are released (another worker takes the shards at once, nothing in
 doubt). Credentials: the app's id and secret (``--app-id`` / ``--app-secret`` or
@@ -69,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis", help="Redis URL [WIXINV_REDIS_URL]")
+    parser.add_argument(
+        "--cluster", action="store_true", help="--redis is a node of a Redis Cluster"
+    )
     parser.add_argument("--prefix", default="wixfleet", help="key prefix [wixfleet]")
     parser.add_argument("--shards", type=int, default=1024, help="shard count [1024]")
 
@@ -110,6 +115,7 @@ def run_worker(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             base_url=base_url,
             settings=settings,
             worker_id=args.worker_id,
+            cluster=args.cluster,
         )
     except (ConfigurationError, ValueError) as error:
         print(f"fleet worker: {error}", file=sys.stderr)
@@ -164,7 +170,7 @@ def run_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
     try:
         url = _redis_url(args)
-        status = asyncio.run(_status(url, args.prefix, args.shards))
+        status = asyncio.run(_status(url, args.prefix, args.shards, args.cluster))
     except (ConfigurationError, FleetError) as error:
         print(f"fleet status: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -172,14 +178,13 @@ def run_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return EXIT_OK
 
 
-async def _status(url: str, prefix: str, shards: int) -> dict[str, object]:
-    import redis.asyncio as aioredis
-
+async def _status(url: str, prefix: str, shards: int, cluster: bool) -> dict[str, object]:
     from ..fleet._boundary import redis_call
+    from ..fleet._connect import connect
     from ..fleet.shards import KeySpace
     from ..fleet.status import fleet_status
 
-    redis = aioredis.Redis.from_url(url, decode_responses=True)
+    redis = connect(url, cluster=cluster)
     try:
         return await redis_call(
             redis, "status", lambda: fleet_status(redis, KeySpace(prefix, shards)), repeatable=True
@@ -194,7 +199,9 @@ def run_resolve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
     try:
         url = _redis_url(args)
-        resolution = asyncio.run(_resolve(url, args.prefix, args.shards, args.batch, args.applied))
+        resolution = asyncio.run(
+            _resolve(url, args.prefix, args.shards, args.batch, args.applied, args.cluster)
+        )
     except (ConfigurationError, FleetError, InvalidInputError) as error:
         print(f"fleet resolve: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -206,10 +213,10 @@ def run_resolve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 async def _resolve(
-    url: str, prefix: str, shards: int, batch: str, applied: bool
+    url: str, prefix: str, shards: int, batch: str, applied: bool, cluster: bool
 ) -> dict[str, object]:
     from ..fleet.admin import FleetAdmin
 
-    async with FleetAdmin(url, prefix=prefix, shards=shards) as admin:
+    async with FleetAdmin(url, prefix=prefix, shards=shards, cluster=cluster) as admin:
         done = await admin.resolve(batch, applied=applied)
     return {"batch": done.batch_id, "state": done.state, "resolved": done.resolved}

@@ -20,48 +20,56 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import redis.asyncio as aioredis
+from redis.exceptions import (
+    ClusterDownError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import Applied, FleetError, FleetUnavailable
+from ._connect import FleetRedis, redis_password, server_name
 
-__all__ = ["UNAVAILABLE", "fleet_error", "redis_call", "server_name"]
+__all__ = ["REDIS_ERRORS", "UNAVAILABLE", "fleet_error", "redis_call", "server_name"]
 
 log = logging.getLogger("wixinv_async.fleet")
 
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
+UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
 """redis-py's errors for a server that could not be reached or answer in time (its
-``BusyLoadingError``, a server still loading its append-only file, is one)."""
+``BusyLoadingError``, a server still loading its append-only file, is one), and a cluster's
+for slots no reachable node serves yet (a node down, ``CLUSTERDOWN``, ``MASTERDOWN``, a slot
+not covered) or a slot being moved (``TRYAGAIN``)."""
+REDIS_ERRORS = (RedisError, RedisClusterException)
+"""Every exception redis-py raises: its cluster client's own (``RedisClusterException``,
+e.g. keys of two slots in one command) is not a ``RedisError``."""
 
 _T = TypeVar("_T")
 
 
-def server_name(redis: aioredis.Redis) -> str:
-    """``host:port/db`` (or ``unix:path/db``) of the client's server: never its password."""
-    kwargs = redis.connection_pool.connection_kwargs
-    db = kwargs.get("db", 0)
-    if "path" in kwargs:
-        return f"unix:{kwargs['path']}/{db}"
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{db}"
-
-
 def fleet_error(
-    error: RedisError, operation: str, redis: aioredis.Redis, *, applied: Applied
+    error: Exception, operation: str, redis: FleetRedis, *, applied: Applied
 ) -> FleetError:
     """``error`` as ours: :class:`FleetUnavailable` for the connection's failures, else
     :class:`FleetError`; the reason keeps redis-py's words without the password."""
     reason = f"{type(error).__name__}: {error}"
-    password = redis.connection_pool.connection_kwargs.get("password")
+    password = redis_password(redis)
     if password:
-        reason = reason.replace(str(password), "***")
+        reason = reason.replace(password, "***")
     kind = FleetUnavailable if isinstance(error, UNAVAILABLE) else FleetError
     return kind(operation, server_name(redis), reason, applied=applied)
 
 
 async def redis_call(
-    redis: aioredis.Redis,
+    redis: FleetRedis,
     operation: str,
     step: Callable[[], Awaitable[_T]],
     *,
@@ -79,6 +87,6 @@ async def redis_call(
                 log.info("fleet %s: %s; trying once more", operation, type(error).__name__)
                 continue
             raise fleet_error(error, operation, redis, applied=applied) from error
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             raise fleet_error(error, operation, redis, applied=applied) from error
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises

@@ -11,13 +11,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from ..errors import ConfigurationError
 from ..transport import RateLimit
+from ._boundary import UNAVAILABLE
+from ._connect import FleetRedis, server_settings
 from ._redis_server import MIN_VERSION
 from .scripts import text
 
@@ -77,16 +74,22 @@ class WorkerSettings:
         return int((self.http_timeout + self.margin) * 1000)
 
 
-async def check_server(redis: aioredis.Redis, *, allow_weak_fsync: bool) -> str:
-    """Read the server's version and append-only settings and judge them
-    (:func:`judge_server`); returns the version."""
-    info: dict[str, Any] = await redis.info("server")
-    try:
-        raw: Any = await redis.config_get("append*")
-        config: dict[str, str] | None = {text(k): text(v) for k, v in raw.items()}
-    except ResponseError:  # CONFIG disabled (managed Redis)
-        config = None
-    return judge_server(info, config, allow_weak_fsync=allow_weak_fsync)
+async def check_server(redis: FleetRedis, *, allow_weak_fsync: bool) -> str:
+    """Read the version and append-only settings of the server (of every primary of a
+    cluster: each holds its shards' batch records) and judge them (:func:`judge_server`);
+    returns the version (the lowest of a cluster's)."""
+    versions = []
+    for name, info, raw in await server_settings(redis):
+        config = {text(k): text(v) for k, v in raw.items()} if raw is not None else None
+        try:
+            versions.append(judge_server(info, config, allow_weak_fsync=allow_weak_fsync))
+        except ConfigurationError as error:
+            raise ConfigurationError(f"{name}: {error}") from None
+    return min(versions, key=_numbers)
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
 
 
 def judge_server(
@@ -96,8 +99,13 @@ def judge_server(
     ``appendfsync always``: with ``everysec`` a crash can lose a batch-intent record whose
     request already left, and that batch would be sent again. ``info``: ``INFO server`` as
     redis-py parses it; ``config``: ``CONFIG GET append*`` (``None``: CONFIG is disabled, as
-    on managed servers, so the settings are unknown). Returns the version."""
+    on managed servers, so the settings are unknown). A cluster node reached by a client
+    for one server (``cluster_enabled`` 1 in ``info``) is refused. Returns the version."""
     version = str(info.get("redis_version", ""))
+    if str(info.get("cluster_enabled", "0")) == "1":
+        raise ConfigurationError(
+            "this server is a Redis Cluster node: connect with cluster=True (--cluster)"
+        )
     if not _at_least(version, MIN_VERSION):
         raise ConfigurationError(
             f"Redis {version or '(no redis_version in INFO)'}: the fleet needs 6.2 or later "
@@ -151,7 +159,7 @@ async def retry_redis(step: Callable[[], Awaitable[_T]]) -> _T:
     while True:
         try:
             return await step()
-        except (RedisConnectionError, RedisTimeoutError) as error:
-            log.warning("redis unavailable (%s); retrying in %.2fs", error, delay)
+        except UNAVAILABLE as error:
+            log.warning("redis unavailable (%r); retrying in %.2fs", error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)

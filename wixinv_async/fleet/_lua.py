@@ -13,6 +13,7 @@ __all__ = [
     "BEGIN",
     "CLAIM",
     "FINISH",
+    "HEARTBEAT",
     "MARK_SENT",
     "OUTCOME",
     "PACE",
@@ -196,6 +197,17 @@ end
 return {'CLAIMED', epoch, returned, doubted}
 """
 )
+
+HEARTBEAT = r"""
+-- KEYS: workers. ARGV: worker, lease_ms. Heartbeat at this server's time, forget workers
+-- silent for a lease, answer the live ones: every worker reads one clock, the workers key's
+-- server's (on a cluster, not the node a TIME command happens to reach).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
 
 RELEASE = r"""
 -- KEYS: lease. ARGV: token

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import ConfigurationError
@@ -83,10 +84,20 @@ class RedisServer:
     ``kill()`` is ``kill -9`` (the append-only file with ``appendfsync always`` survives it).
     """
 
-    def __init__(self, directory: Path, *, binary: Path | None = None, fsync: str = "always"):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        binary: Path | None = None,
+        fsync: str = "always",
+        extra_args: Sequence[str] = (),
+        pick_port: Callable[[], int] | None = None,
+    ):
         self.directory = Path(directory)
         self.binary = binary if binary is not None else find_redis_server()
         self.fsync = fsync
+        self.extra_args = tuple(extra_args)
+        self._pick_port = pick_port or _free_port
         self.version = self._check_version()
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
@@ -117,7 +128,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         for _ in range(5):  # the free port can be taken between probing and binding
-            self.port = _free_port()
+            self.port = self._pick_port()
             if self._launch():
                 return self
         raise ConfigurationError(f"{self.binary} did not start; see {self.directory}/redis.log")
@@ -128,6 +139,7 @@ class RedisServer:
             *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)),
             *("--appendonly", "yes", "--appendfsync", self.fsync, "--save", ""),
             *("--daemonize", "no", "--logfile", "redis.log", "--protected-mode", "no"),
+            *self.extra_args,
         ]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
         deadline = time.monotonic() + 10.0

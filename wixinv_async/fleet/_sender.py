@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Callable
 from typing import Final
 
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from ..catalog import CatalogVersion
@@ -32,6 +31,7 @@ from ..core.bulk_results import BulkResult
 from ..errors import WixInventoryError
 from ..hub import InventoryHub
 from ._config import CRASH_ENV, WorkerSettings, crash_point, retry_redis
+from ._connect import FleetRedis
 from ._sending import send_batch
 from .scripts import Begun, EntryVerdicts, PlannedEntry, ShardScripts, text
 from .shards import KeySpace
@@ -86,7 +86,7 @@ class ShardSender:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: FleetRedis,
         scripts: ShardScripts,
         settings: WorkerSettings,
         hub: InventoryHub,

@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-import redis.asyncio as aioredis
-
 from ..errors import InvalidInputError
 from ._boundary import redis_call
+from ._connect import FleetRedis, connect
 from .scripts import ShardScripts, text
 from .shards import KeySpace
 
@@ -86,15 +85,16 @@ class FleetAdmin:
 
     def __init__(
         self,
-        redis: str | aioredis.Redis,
+        redis: str | FleetRedis,
         *,
         prefix: str = "wixfleet",
         shards: int = 1024,
         keep_ms: int = 86_400_000,
+        cluster: bool = False,
     ) -> None:
         self.keys = KeySpace(prefix, shards)
         if isinstance(redis, str):
-            self.redis: aioredis.Redis = aioredis.Redis.from_url(redis, decode_responses=True)
+            self.redis: FleetRedis = connect(redis, cluster=cluster)
             self._owned = True
         else:
             self.redis, self._owned = redis, False

@@ -31,6 +31,7 @@ from ..errors import Applied, ConfigurationError, InvalidInputError
 from ..settings import is_int
 from . import _lua
 from ._boundary import redis_call
+from ._connect import FleetRedis, connect
 from .scripts import text
 from .shards import EventStatus, KeySpace, shard_of
 
@@ -74,7 +75,7 @@ def check_delta(
         raise InvalidInputError("locationId", location_id, "must be a GUID (or None)")
 
 
-async def ensure_config(redis: aioredis.Redis, keys: KeySpace) -> None:
+async def ensure_config(redis: FleetRedis, keys: KeySpace) -> None:
     """Record the shard count on first use; refuse a process configured with another one
     (its sites would map to other shards and their deltas never be read)."""
     await redis.hsetnx(keys.config, "shards", keys.shards)
@@ -86,19 +87,34 @@ async def ensure_config(redis: aioredis.Redis, keys: KeySpace) -> None:
 
 
 class FleetProducer:
-    """Submit deltas to the fleet. ``async with FleetProducer(url) as producer: ...``"""
+    """Submit deltas to the fleet. ``async with FleetProducer(url) as producer: ...``
+
+    ``redis``: a URL (``cluster=True``: of any node of a Redis Cluster) or a client to use
+    (``decode_responses=True``), kept as :attr:`client`."""
 
     def __init__(
-        self, redis: str | aioredis.Redis, *, prefix: str = "wixfleet", shards: int = 1024
+        self,
+        redis: str | FleetRedis,
+        *,
+        prefix: str = "wixfleet",
+        shards: int = 1024,
+        cluster: bool = False,
     ) -> None:
         self.keys = KeySpace(prefix, shards)
         if isinstance(redis, str):
-            self.redis: aioredis.Redis = aioredis.Redis.from_url(redis, decode_responses=True)
+            self.client: FleetRedis = connect(redis, cluster=cluster)
             self._owned = True
         else:
-            self.redis, self._owned = redis, False
+            self.client, self._owned = redis, False
         self._checked = False
-        self._lookup = self.redis.register_script(_lua.OUTCOME)
+        self._lookup = self.client.register_script(_lua.OUTCOME)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The client of a producer on one server (on a cluster: :attr:`client`)."""
+        if not isinstance(self.client, aioredis.Redis):
+            raise ConfigurationError("a producer on a Redis Cluster: its client is .client")
+        return self.client
 
     def __repr__(self) -> str:
         return f"FleetProducer(prefix={self.keys.prefix!r}, shards={self.keys.shards})"
@@ -114,14 +130,14 @@ class FleetProducer:
 
     async def aclose(self) -> None:
         if self._owned:
-            await self.redis.aclose()
+            await self.client.aclose()
 
     async def _check(self) -> None:
         if not self._checked:
             await redis_call(
-                self.redis,
+                self.client,
                 "config check",
-                lambda: ensure_config(self.redis, self.keys),
+                lambda: ensure_config(self.client, self.keys),
                 repeatable=True,
             )
             self._checked = True
@@ -149,9 +165,9 @@ class FleetProducer:
         if location_id is not None:
             fields["l"] = location_id
         await redis_call(
-            self.redis,
+            self.client,
             "submit",
-            lambda: self.redis.xadd(stream, fields),  # type: ignore[arg-type]
+            lambda: self.client.xadd(stream, fields),  # type: ignore[arg-type]
             repeatable=True,
             applied=Applied.MAYBE,
         )
@@ -167,7 +183,7 @@ class FleetProducer:
             self.keys.tag(shard),
         )
         lookup = functools.partial(self._lookup, keys=[hours], args=[tag, event_id])
-        last: Any = await self._read(lambda: self.redis.xrevrange(out, count=1))
+        last: Any = await self._read(lambda: self.client.xrevrange(out, count=1))
         since: str = last[0][0] if last else "0-0"
         deadline = time.monotonic() + wait
         while True:
@@ -179,11 +195,11 @@ class FleetProducer:
             if left <= 0:
                 return None
             block = max(1, int(min(left, 1.0) * 1000))
-            read = functools.partial(self.redis.xread, {out: since}, block=block, count=1000)
+            read = functools.partial(self.client.xread, {out: since}, block=block, count=1000)
             replies: Any = await self._read(read)
             for _, records in replies:
                 since = records[-1][0]
             await asyncio.sleep(0)
 
     async def _read(self, step: Callable[[], Awaitable[_T]]) -> _T:
-        return await redis_call(self.redis, "outcome", step, repeatable=True)
+        return await redis_call(self.client, "outcome", step, repeatable=True)

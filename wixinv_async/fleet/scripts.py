@@ -59,10 +59,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from . import _lua
+from ._connect import FleetRedis, evalsha_many
 from .shards import MAX_BATCH, KeySpace
 
 __all__ = [
@@ -88,6 +88,7 @@ SCRIPTS = {
     "begin": _lua.BEGIN,
     "claim": _lua.CLAIM,
     "finish": _lua.FINISH,
+    "heartbeat": _lua.HEARTBEAT,
     "mark_sent": _lua.MARK_SENT,
     "outcome": _lua.OUTCOME,
     "pace": _lua.PACE,
@@ -192,11 +193,12 @@ def _planned(encoded: str) -> tuple[PlannedEntry, ...]:
 class ShardScripts:
     """The scripts bound to one Redis connection and key space (``decode_responses=True``)."""
 
-    def __init__(self, redis: aioredis.Redis, keys: KeySpace, *, keep_ms: int = 86_400_000) -> None:
+    def __init__(self, redis: FleetRedis, keys: KeySpace, *, keep_ms: int = 86_400_000) -> None:
         self.redis = redis
         self.keys = keys
         self.keep_ms = keep_ms
         self._claim = redis.register_script(_lua.CLAIM)
+        self._heartbeat = redis.register_script(_lua.HEARTBEAT)
         self._release = redis.register_script(_lua.RELEASE)
         self._read_fold = redis.register_script(_lua.READ_FOLD)
         self._pace = redis.register_script(_lua.PACE)
@@ -217,6 +219,12 @@ class ShardScripts:
         if status == "TAKEN":
             return Claim(status, 0, reply[1], 0, 0)
         return Claim(status, int(reply[1]), worker, int(reply[2]), int(reply[3]))
+
+    async def heartbeat(self, worker: str, lease_ms: int) -> list[str]:
+        """Record ``worker`` alive now and answer every worker heard from within ``lease_ms``
+        (one clock for all: the workers key's server's)."""
+        live: list[Any] = await self._heartbeat(keys=[self.keys.workers], args=[worker, lease_ms])
+        return [text(w) for w in live]
 
     async def release(self, shard: int, token: str) -> bool:
         return bool(await self._release(keys=[self.keys.key(shard, "lease")], args=[token]))
@@ -251,12 +259,13 @@ class ShardScripts:
         self, shards: Sequence[tuple[int, str]], consumer: str, *, dedup_ms: int
     ) -> list[ReadFold | ResponseError]:
         """``read_fold`` of new entries for each ``(shard, token)``, pipelined in one round
-        trip; a shard's ``ResponseError`` (FENCED) is its answer, not raised."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard, token in shards:
-                keys, args = self._read_fold_call(shard, token, consumer, ">", READ_COUNT, dedup_ms)
-                await self._read_fold(keys=keys, args=args, client=pipe)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        trip (one per node of a cluster); a shard's ``ResponseError`` (FENCED) is its answer,
+        not raised."""
+        calls = [
+            self._read_fold_call(shard, token, consumer, ">", READ_COUNT, dedup_ms)
+            for shard, token in shards
+        ]
+        replies = await evalsha_many(self.redis, self._read_fold, calls)
         return [r if isinstance(r, ResponseError) else ReadFold.from_reply(r) for r in replies]
 
     async def begin(

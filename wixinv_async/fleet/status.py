@@ -1,13 +1,12 @@
-"""A snapshot of the fleet for ``wixinv-async fleet status``: workers, shard owners, backlog
-per site, open and in-doubt batches. Read-only; not atomic across shards (each shard is read
-in one pipeline)."""
+"""A snapshot of the fleet for ``wixinv-async fleet status``: workers, shard owners and the
+server holding each shard (a cluster's node), backlog per site, open and in-doubt batches.
+Read-only; not atomic across shards (each shard is read in one pipeline)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from ._connect import FleetRedis, node_of
 from .admin import InDoubtBatch, batch_record
 from .scripts import text
 from .shards import KeySpace
@@ -15,7 +14,7 @@ from .shards import KeySpace
 __all__ = ["fleet_status", "in_doubt_view"]
 
 
-async def _shard(redis: aioredis.Redis, keys: KeySpace, shard: int) -> dict[str, Any] | None:
+async def _shard(redis: FleetRedis, keys: KeySpace, shard: int) -> dict[str, Any] | None:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.get(keys.key(shard, "lease"))
         pipe.pttl(keys.key(shard, "lease"))
@@ -37,6 +36,7 @@ async def _shard(redis: aioredis.Redis, keys: KeySpace, shard: int) -> dict[str,
             doubt.append(in_doubt_view(batch_record(shard, batch_id, 0, record)))
     return {
         "shard": shard,
+        "node": await node_of(redis, keys.key(shard, "lease")),
         "owner": owner or None,
         "epoch": int(epoch) if epoch else None,
         "lease_ms": ttl if lease else None,
@@ -62,7 +62,7 @@ def in_doubt_view(batch: InDoubtBatch) -> dict[str, Any]:
     return {"batch": batch.batch_id, "site": batch.site, "code": batch.code, "entries": entries}
 
 
-async def fleet_status(redis: aioredis.Redis, keys: KeySpace) -> dict[str, Any]:
+async def fleet_status(redis: FleetRedis, keys: KeySpace) -> dict[str, Any]:
     """Workers with their last heartbeat (Redis ms), and every shard that holds anything."""
     workers: Any = await redis.zrange(keys.workers, 0, -1, withscores=True)
     shards = [s for n in range(keys.shards) if (s := await _shard(redis, keys, n)) is not None]

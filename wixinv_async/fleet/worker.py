@@ -9,7 +9,10 @@ Three loops, each a thin driver over the scripts of :mod:`~wixinv_async.fleet.sc
 - reader: one ``read_fold`` script per owned shard with entries to read (pipelined in one
   round trip), which reads, folds and moves the read cursor inside Redis, so the worker never
   parses an entry; while every shard is caught up, one blocking XREAD (COUNT 1, after each shard's
-  last id: it consumes nothing) waits for the next entry of any of them.
+  last id: it consumes nothing) waits for the next entry of any of them. On a Redis Cluster
+  one XREAD cannot name streams of many slots, so each owned stream is polled (a pipelined
+  non-blocking XREAD COUNT 1 per shard, split by node) instead, every ``POLL_S`` while
+  entries come, backing off to ``POLL_MAX_S`` while none do.
 - one sender per owned shard (:mod:`~wixinv_async.fleet._sender`): for each site with pending
   deltas, begin (GCRA and lease checked by Redis), mark_sent (the fence right before the
   request), send through the hub (V1 atomic calls or V3 bulk calls, by the site's catalog),
@@ -31,15 +34,12 @@ import logging
 import uuid
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
 from ..auth import ApiKeyAuth, AppCredentials
 from ..errors import Applied, ConfigurationError
 from ..hub import InventoryHub
-from ._boundary import fleet_error, redis_call
+from ._boundary import REDIS_ERRORS, UNAVAILABLE, fleet_error, redis_call
 from ._config import (
     CRASH_ENV,
     CRASH_POINTS,
@@ -49,6 +49,7 @@ from ._config import (
     judge_server,
     retry_redis,
 )
+from ._connect import FleetRedis, connect
 from ._sender import OwnedShard, ShardSender
 from .producer import ensure_config
 from .scripts import GROUP, READ_COUNT, ReadFold, ShardScripts, text
@@ -67,6 +68,11 @@ __all__ = [
 log = logging.getLogger("wixinv_async.fleet")
 WAKE_MS = 100
 """How long the reader's wake-up XREAD blocks before it looks at the stop flag again."""
+POLL_S = 0.02
+"""On a cluster, the pause after a poll of the owned streams that found something new; it
+doubles with each empty poll up to ``POLL_MAX_S``, so an idle fleet polls ten times less
+while a busy one waits at most ``POLL_S`` for a new entry."""
+POLL_MAX_S = 0.2
 
 
 class FleetWorker:
@@ -75,6 +81,8 @@ class FleetWorker:
     ``auth``: the app's :class:`AppCredentials` (a site is an app instance id) or an
     account-level :class:`ApiKeyAuth` (a site is a site id), as for
     :class:`~wixinv_async.hub.InventoryHub`, which makes each site's token and client.
+    ``cluster``: ``redis`` is any node of a Redis Cluster (see
+    :mod:`~wixinv_async.fleet._connect`).
     """
 
     def __init__(
@@ -85,11 +93,13 @@ class FleetWorker:
         base_url: str = "https://www.wixapis.com",
         settings: WorkerSettings | None = None,
         worker_id: str | None = None,
+        cluster: bool = False,
     ) -> None:
         self.settings = settings = settings or WorkerSettings()
         self.keys = KeySpace(settings.prefix, settings.shards)
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(redis, decode_responses=True)
+        self.redis: FleetRedis = connect(redis, cluster=cluster)
+        self.cluster = cluster
         self.scripts = ShardScripts(self.redis, self.keys)
         self._owned: dict[int, OwnedShard] = {}
         self._stopping = asyncio.Event()
@@ -110,6 +120,7 @@ class FleetWorker:
             self.redis, self.scripts, settings, self.hub, self._interval_us, self._drop
         )
         self._ticks = 0
+        self._poll_s = POLL_S
 
     @property
     def sent(self) -> int:
@@ -140,7 +151,7 @@ class FleetWorker:
                 self._stopping.set()
                 await reader
                 await redis_call(self.redis, "worker stop", self._release_all, repeatable=True)
-        except RedisError as error:  # a step Redis refused outside the retried ones
+        except REDIS_ERRORS as error:  # a step Redis refused outside the retried ones
             raise fleet_error(error, "worker run", self.redis, applied=Applied.NO) from error
         finally:
             await self.hub.close()
@@ -175,14 +186,8 @@ class FleetWorker:
                 await asyncio.wait_for(self._stopping.wait(), tick)
 
     async def _membership_tick(self) -> None:
-        seconds, micros = await self.redis.time()
-        now_ms = seconds * 1000 + micros // 1000
-        await self.redis.zadd(self.keys.workers, {self.worker_id: now_ms})
-        await self.redis.zremrangebyscore(
-            self.keys.workers, "-inf", now_ms - self.settings.lease_ms
-        )
-        live = await self.redis.zrange(self.keys.workers, 0, -1)
-        target = assign_shards(self.keys.shards, [*map(text, live), self.worker_id])
+        live = await self.scripts.heartbeat(self.worker_id, self.settings.lease_ms)
+        target = assign_shards(self.keys.shards, [*live, self.worker_id])
         mine = target[self.worker_id]
         for number in range(self.keys.shards):
             shard = self._owned.get(number)
@@ -256,9 +261,11 @@ class FleetWorker:
                     await asyncio.sleep(0.05)
                 elif any(s.last_id is None for s in owned):
                     await self._read_ready([s for s in owned if s.last_id is None])
+                elif self.cluster:
+                    await self._poll_for_entries(owned)
                 else:
                     await self._wait_for_entries(owned)
-            except (RedisConnectionError, RedisTimeoutError) as error:
+            except UNAVAILABLE as error:
                 log.warning("read failed: %s", error)
                 await asyncio.sleep(0.1)
 
@@ -275,6 +282,25 @@ class FleetWorker:
             shard = streams.get(text(stream))
             if shard is not None:
                 shard.last_id = None
+
+    async def _poll_for_entries(self, owned: list[OwnedShard]) -> None:
+        """:meth:`_wait_for_entries` on a cluster: one non-blocking XREAD COUNT 1 per owned
+        stream (each names one slot), pipelined; a pause (see ``POLL_S``) when none has
+        anything new."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for s in owned:
+                pipe.xread({self.keys.key(s.number, "in"): s.last_id or "0-0"}, count=1)
+            replies: list[Any] = await pipe.execute()
+        ready = [s for s, reply in zip(owned, replies, strict=True) if reply]
+        if not ready:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll_s)
+            self._poll_s = min(self._poll_s * 2, POLL_MAX_S)
+            return
+        self._poll_s = POLL_S
+        crash_point("after_read")
+        for shard in ready:
+            shard.last_id = None
 
     async def _read_ready(self, ready: list[OwnedShard]) -> None:
         """One read_fold per shard, pipelined; a shard whose read came back full stays ready."""
