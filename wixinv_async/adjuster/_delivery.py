@@ -347,9 +347,9 @@ class AtomicWriter:
         size = len(entries) + (slot is not None)
         try:
             if increment:
-                body = increment_body(entries, slot.increment_entry() if slot else None)
+                body = increment_body(entries, None if slot is None else slot.increment_entry())
             else:
-                body = decrement_body(entries, slot.decrement_entry() if slot else None)
+                body = decrement_body(entries, None if slot is None else slot.decrement_entry())
         except ENCODE_ERRORS:
             if increment:
                 up = increment_entries(entries)
