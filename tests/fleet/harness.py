@@ -118,7 +118,7 @@ class Fleet:
     async def outcomes(self) -> dict[str, EventOutcome]:
         found = {}
         for event_id, (key, _) in self.produced.items():
-            outcome = await self.producer.outcome(key[0], event_id, wait=15)
+            outcome = await self.producer.outcome(key[0], event_id, wait=45)
             assert outcome is not None, f"no outcome for {event_id}: {self.log_tail()}"
             found[event_id] = outcome
         return found
