@@ -21,12 +21,16 @@ client paces at 0.98 of it), the connections needed (``sites * 200 / 60 * mean l
 the most requests in flight (summed over sites, sampled), the most sockets open (the
 process's socket descriptors, sampled), 429s, client CPU, loop lag p99. ``default_over_large``
 is the ratio of the two achieved figures: 1.0 means the defaults do not bound the sites.
+Sockets about as many as requests in flight: no request waited for a connection; sockets
+pinned at the pool's bound with more requests in flight: they did. A loop lag p99 of a second
+or more means the client's CPU was the bound in that run (compare only runs that kept up).
 
 ``--dilate K`` runs the same queue K times slower: each site's budget ``200 / (60 K)`` a
 second, latency and jitter times K, feed rate over K, warm-up and window times K. Requests in
 flight (``rate * latency``) and so the connections needed are unchanged, at 1/K of the CPU:
 what lets this 2-core machine carry 300 sites and more (a run at ``--dilate 1`` shows where
-the client's CPU, not the pool, is the bound). Figures are in real seconds of the dilated run.
+the client's CPU, not the pool, is the bound). ``seconds`` is reported as given (the window
+before dilation); ``loop_lag_p99`` is in real seconds.
 
     .venv/bin/python benchmarks/bench_pool.py [--sites 300] [--latency-ms 300] [--jitter-ms 150]
 """
