@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import resource
 from collections.abc import Iterator
 
@@ -10,6 +9,8 @@ import pytest
 
 from wixinv_async import ApiKeyAuth, InventoryHub, OutcomeStatus, RateLimit
 from wixinv_async.emulator import Emulator, FaultPlan, FaultRule
+
+from .relay import CountingProxy
 
 SITES, PER_SITE = 100, 12
 """1200 requests on the wire at once: what 300 sites (issue 15's target for one process) hold
@@ -20,61 +21,6 @@ NEED = SITES * PER_SITE
 HELD = FaultPlan({"incrementInventory": FaultRule(latency_ms=1500)})
 """Each write held 1.5 s: long enough that every request of the wave is on the wire before
 the first one ends, so the most connections open at once is what the pool let through."""
-
-
-class CountingProxy:
-    """A TCP relay to the emulator counting the connections open through it, and the most at
-    once: the hub's pool as the wire sees it."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.open = 0
-        self.peak = 0
-        self._server: asyncio.Server | None = None
-        self._relays: set[asyncio.Future[None]] = set()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-
-    async def __aenter__(self) -> CountingProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=4096)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in self._relays:
-            task.cancel()
-        await asyncio.gather(*self._relays, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.open += 1
-        self.peak = max(self.peak, self.open)
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
-        relays = [
-            asyncio.ensure_future(self._pipe(reader, up_writer)),
-            asyncio.ensure_future(self._pipe(up_reader, writer)),
-        ]
-        self._relays.update(relays)
-        try:
-            await asyncio.wait(relays, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.open -= 1
-            for task in relays:
-                task.cancel()
-            await asyncio.gather(*relays, return_exceptions=True)
-            self._relays.difference_update(relays)
-            for w in (writer, up_writer):
-                w.close()
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
 
 
 @pytest.fixture
@@ -100,7 +46,7 @@ async def peak_connections(pool: int | None) -> int:
     limits = {} if pool is None else {"connections": pool, "connections_per_host": pool}
     async with (
         Emulator(sites=SITES, products=24, seed=71, faults=HELD) as emu,
-        CountingProxy(int(emu.url.rsplit(":", 1)[1])) as proxy,
+        CountingProxy(int(emu.url.rsplit(":", 1)[1]), backlog=4096) as proxy,
         InventoryHub(
             ApiKeyAuth(emu.api_key),
             base_url=proxy.url,
