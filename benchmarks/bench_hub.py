@@ -205,8 +205,8 @@ async def budget(args: argparse.Namespace) -> None:
         keys = [tuple(k) for k in emu["keys"]][: args.variants]
         sites = emu["instances"]
         stream = key_stream(keys)
-        v3_stream = key_stream([tuple(k) for k in emu["keys_v3"]][: args.variants])
-        streams = dict.fromkeys(emu["v3_instances"], v3_stream)
+        v3_keys = [tuple(k) for k in emu["keys_v3"]][: args.variants]
+        streams = dict.fromkeys(emu["v3_instances"], key_stream(v3_keys)) if v3_keys else {}
         feeding = feeder_cpu(sites, stream)
         async with InventoryHub(
             AppCredentials(emu["app_id"], emu["app_secret"]),
