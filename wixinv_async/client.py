@@ -451,10 +451,7 @@ class InventoryClient:
         Nothing in the body is checked but its size."""
         call = _INCREMENT if kind == "increment" else _DECREMENT
         validation.check_batch_size(call.field, size)
-        response = await self._send(
-            call.endpoint, "POST", call.path, body, RequestKind.WRITE, on_wire
-        )
-        return response.header("x-wix-request-id")
+        return await self._post_batch(call, body, on_wire)
 
     async def _write_batch(
         self,
@@ -469,6 +466,12 @@ class InventoryClient:
         else:
             validation.check_batch_size(call.field, len(entries))
         body = self._encode_batch(call.request(_as_list(entries)))
+        return await self._post_batch(call, body, on_wire)
+
+    async def _post_batch(
+        self, call: _BatchCall, body: bytes, on_wire: OnWire | None
+    ) -> str | None:
+        """Send one encoded batch; the answer's request id."""
         response = await self._send(
             call.endpoint, "POST", call.path, body, RequestKind.WRITE, on_wire
         )

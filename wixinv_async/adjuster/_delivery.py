@@ -353,10 +353,12 @@ class AtomicWriter:
         except ENCODE_ERRORS:
             if increment:
                 up = increment_entries(entries)
-                up.extend([slot.increment_entry()] if slot is not None else [])
+                if slot is not None:
+                    up.append(slot.increment_entry())
                 return await client.increment_inventory(up, validate=False, on_wire=on_wire)
             down = decrement_entries(entries)
-            down.extend([slot.decrement_entry()] if slot is not None else [])
+            if slot is not None:
+                down.append(slot.decrement_entry())
             return await client.decrement_inventory(down, validate=False, on_wire=on_wire)
         kind: Kind = "increment" if increment else "decrement"
         return await client.send_batch_body(kind, body, size, on_wire=on_wire)
