@@ -25,7 +25,10 @@ opcode events, no valgrind) and prints the total and the N busiest functions, pe
 per-delta path's steps by function, where a profiler's timings blur small ones (a step is
 not a fixed cost, but on CPython 3.11 most of a delta's instructions are spent in them).
 
+``--catalog v3`` runs the budget stream on Catalog V3 sites (bulk V3 calls) instead of V1 ones.
+
     .venv/bin/python benchmarks/callgrind_hub.py [--stream budget|overhead] [--sites 10]
+                                                 [--catalog v1|v3]
 """
 
 from __future__ import annotations
@@ -120,8 +123,10 @@ def _mark() -> None:
 
 
 async def budget_child(emu: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    stream = key_stream([tuple(k) for k in emu["keys"]][: args.variants])  # type: ignore[misc]
-    sites = emu["instances"][: args.sites]
+    v3 = args.catalog == "v3"
+    keys = emu["keys_v3" if v3 else "keys"]
+    stream = key_stream([tuple(k) for k in keys][: args.variants])  # type: ignore[misc]
+    sites = emu["v3_instances" if v3 else "instances"][: args.sites]
     loop = asyncio.get_running_loop()
     async with InventoryHub(
         AppCredentials(emu["app_id"], emu["app_secret"]),
@@ -230,6 +235,7 @@ def _passed(args: argparse.Namespace) -> list[str]:
         f"--seconds={args.seconds}",
         f"--warmup={args.warmup}",
         f"--deltas={args.deltas}",
+        f"--catalog={args.catalog}",
     ]
 
 
@@ -241,7 +247,7 @@ def _total(path: Path) -> int:
 
 
 def budget(args: argparse.Namespace) -> None:
-    with emulator(args.sites, args.variants // 2 + 50, None) as emu:
+    with emulator(args.sites, args.variants // 2 + 50, None, args.catalog) as emu:
         if args.profile:
             return _profiled(emu, args)
         if args.opcodes:
@@ -256,6 +262,7 @@ def budget(args: argparse.Namespace) -> None:
     feed = feeder["instructions"] / feeder["deltas"]
     emit(
         bench="callgrind_budget",
+        catalog=args.catalog,
         sites=args.sites,
         rate_per_site=args.rate,
         virtual_seconds=hub["virtual_seconds"],
@@ -344,6 +351,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stream", choices=["budget", "overhead"], default="budget")
     parser.add_argument("--sites", type=int, default=10)
+    parser.add_argument(
+        "--catalog", choices=["v1", "v3"], default="v1", help="the budget stream's sites' catalog"
+    )
     parser.add_argument("--rate", type=float, default=1100.0)
     parser.add_argument("--variants", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0, help="virtual seconds measured")

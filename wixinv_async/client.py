@@ -622,6 +622,15 @@ class InventoryClient:
         )
         return await self._send_bulk(call, [None] * len(increment_data))
 
+    async def send_bulk_call(
+        self, call: v3.V3Call, expected_ids: Sequence[str | None]
+    ) -> BulkResult:
+        """Send a V3 bulk write whose body is already encoded
+        (:func:`wixinv_async.inventory_v3.bulk_adjust_body`: the bytes the bulk methods above
+        would send), one expected inventory item id per entry (``None`` by variant): sent
+        and answered exactly as those methods."""
+        return await self._send_bulk(call, expected_ids)
+
     async def get_inventory_item(self, inventory_item_id: str) -> InventoryItemV3:
         """One V3 inventory item, with the ``revision`` an update must send back."""
         item = _decode(_ITEM_DECODER, await self._send_v3(v3.get_item(inventory_item_id)))

@@ -71,11 +71,13 @@ __all__ = [
     "MAX_QUERY_STRING",
     "REASONS",
     "V3Call",
+    "bulk_adjust_body",
     "bulk_adjust_by_id",
     "bulk_adjust_by_variant_and_location",
     "bulk_update",
     "bulk_update_by_filter",
     "catalog_version_call",
+    "check_adjust_entry",
     "check_update",
     "delete_item",
     "get_item",
@@ -187,6 +189,56 @@ def bulk_adjust_by_variant_and_location(
     endpoint = f"bulk_{verb}_inventory_items_by_variant_and_location"
     path = f"{_V3}/bulk/inventory-items/{verb}-by-variant-and-location"
     return V3Call(endpoint, "POST", path, _ENCODER.encode(request), RequestKind.WRITE)
+
+
+def bulk_adjust_body(
+    entries: bytes,
+    size: int,
+    *,
+    decrement: bool,
+    by_variant: bool,
+    restrict_inventory: bool | None = None,
+    reason: str | None = None,
+) -> V3Call:
+    """The bulk call :func:`bulk_adjust_by_variant_and_location` (``by_variant``) or
+    :func:`bulk_adjust_by_id` would make of ``size`` entries whose joined encodings are
+    ``entries`` (:func:`~wixinv_async.core.wirebody.bulk_entries`): the same bytes, the
+    options checked alike, the entries not checked but their count."""
+    field = "decrementData" if decrement else "incrementData"
+    if not 1 <= size <= MAX_V3_BATCH:
+        raise InvalidInputError(field, size, f"must hold 1 to {MAX_V3_BATCH} entries")
+    request: BulkAdjustRequest
+    if decrement:
+        flag = _flag("restrictInventory", restrict_inventory)
+        if by_variant:
+            request = BulkDecrementByVariantAndLocationRequest(
+                decrement_data=[], restrict_inventory=flag
+            )
+        else:
+            request = BulkDecrementByIdRequest(decrement_data=[], restrict_inventory=flag)
+    else:
+        _no_restrict(restrict_inventory)
+        if by_variant:
+            request = BulkIncrementByVariantAndLocationRequest(increment_data=[])
+        else:
+            request = BulkIncrementByIdRequest(increment_data=[])
+    _options(request, None, reason)
+    empty = _ENCODER.encode(request)  # the data field comes first: its "[]" splits the body
+    at = empty.index(b"[]") + 1
+    verb = "decrement" if decrement else "increment"
+    if by_variant:
+        endpoint = f"bulk_{verb}_inventory_items_by_variant_and_location"
+        path = f"{_V3}/bulk/inventory-items/{verb}-by-variant-and-location"
+    else:
+        endpoint = f"bulk_{verb}_inventory_items"
+        path = f"{_V3}/bulk/inventory-items/{verb}"
+    body = empty[:at] + entries + empty[at:]
+    return V3Call(endpoint, "POST", path, body, RequestKind.WRITE)
+
+
+def check_adjust_entry(entry: object, index: int) -> None:
+    """One bulk entry checked as :func:`bulk_adjust_by_id` checks it (``validate=True``)."""
+    _check_entry(cast(AdjustEntry, entry), index)
 
 
 def _check_entries(

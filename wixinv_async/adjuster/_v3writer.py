@@ -31,7 +31,9 @@ from ..core.bulk_results import BulkItemStatus, BulkResult
 from ..core.failures import Bisect, outcome_for, verdict
 from ..core.resolve import Resolutions, needs_resolution
 from ..core.table import Entry, Key, key_location
-from ..errors import WixInventoryError
+from ..core.wirebody import ENCODE_ERRORS, bulk_entries
+from ..errors import InvalidInputError, WixInventoryError
+from ..inventory_v3 import V3Call, bulk_adjust_body, check_adjust_entry
 from ..models import DEFAULT_VARIANT_ID
 from ..models_v3 import (
     DecrementDataById,
@@ -251,6 +253,10 @@ class BulkWriter:
         client, increment = self._client, delivery.kind == "increment"
         reason = self._reason
         try:
+            call = self._bulk_call(group, checked, decrement=not increment)
+            if call is not None:
+                expected = [None] * len(group) if group[0][1] else [e.key[1] for e in entries]
+                return await client.send_bulk_call(call, expected)
             if group[0][1]:
                 if increment:
                     return await client.bulk_increment_inventory_items_by_variant_and_location(
@@ -278,6 +284,30 @@ class BulkWriter:
             )
         finally:
             delivery.answered()
+
+    def _bulk_call(
+        self, group: list[tuple[Entry, str]], checked: bool, *, decrement: bool
+    ) -> V3Call | None:
+        """The request written from held fragments (:mod:`~wixinv_async.core.wirebody`), or
+        ``None`` when an entry is refused or cannot be encoded: then the structs are built
+        and encoded, and their call raises the error that names the entry."""
+        check = _no_check if checked else check_adjust_entry
+        try:
+            entries = bulk_entries(group, decrement=decrement, check=check)
+            return bulk_adjust_body(
+                entries,
+                len(group),
+                decrement=decrement,
+                by_variant=bool(group[0][1]),
+                restrict_inventory=self._restrict if decrement else None,
+                reason=self._reason,
+            )
+        except (*ENCODE_ERRORS, InvalidInputError):
+            return None
+
+
+def _no_check(entry: object, index: int) -> None:
+    """The table checked every id of the group: nothing is left to check."""
 
 
 _MISSES: Final = {

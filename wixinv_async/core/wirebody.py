@@ -12,6 +12,12 @@ Fragments are shared by every writer of the process (a stream's keys and nets re
 entries at full budget carry a net of one or two) and start over when ``_LIMIT`` are held, as
 the table's key caches do. A key no cache holds costs what a struct and its encoding cost.
 
+A Catalog V3 bulk body is written the same way (:func:`bulk_entries`): ``decrementData`` or
+``incrementData`` of per-entry fragments, by variant and location or by inventory item id;
+:func:`~wixinv_async.inventory_v3.bulk_adjust_body` wraps them with the request's options.
+Only entries sent by their own key's variant id are held (a variant learnt from a SKU search
+may change: it is encoded afresh each time).
+
 An entry whose ids cannot be encoded (a lone surrogate, which only ``validate=False`` lets
 through) raises here as msgspec does; the caller then builds the structs, whose encoding names
 the entry in an :class:`~wixinv_async.errors.InvalidInputError`.
@@ -23,11 +29,18 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import msgspec
+from msgspec import UNSET
 
 from ..models import DecrementData, IncrementData
-from .table import Entry, Key
+from ..models_v3 import (
+    DecrementDataById,
+    DecrementDataByVariantAndLocation,
+    IncrementDataById,
+    IncrementDataByVariantAndLocation,
+)
+from .table import Entry, Key, key_location
 
-__all__ = ["ENCODE_ERRORS", "decrement_body", "increment_body"]
+__all__ = ["ENCODE_ERRORS", "bulk_entries", "decrement_body", "increment_body"]
 
 ENCODE_ERRORS: Final = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 """What encoding an entry's ids can raise."""
@@ -41,6 +54,12 @@ Fragments = dict[int, dict[Key, bytes]]
 
 _DOWN: Final[Fragments] = {}
 _UP: Final[Fragments] = {}
+_V3_DOWN: Final[Fragments] = {}
+"""V3 decrements by variant and location (the key's own variant)."""
+_V3_UP: Final[Fragments] = {}
+_V3_DOWN_ID: Final[Fragments] = {}
+_V3_UP_ID: Final[Fragments] = {}
+_ALL: Final = (_DOWN, _UP, _V3_DOWN, _V3_UP, _V3_DOWN_ID, _V3_UP_ID)
 _HELD = [0]
 
 
@@ -88,7 +107,7 @@ def _fill(
         entry = entries[at]
         part = parts[at] = encode(entry.key, entry.net)
         if _HELD[0] >= _LIMIT:
-            for held in (_DOWN, _UP):
+            for held in _ALL:
                 for by_key in held.values():
                     by_key.clear()
             _HELD[0] = 0
@@ -120,3 +139,112 @@ def _increment_fragment(key: Key, net: int) -> bytes:
     else:
         data = IncrementData(inventory_id=key[1], variant_id=key[2], increment_by=net)
     return _ENCODER.encode(data)
+
+
+# --- Catalog V3 bulk entries --------------------------------------------------------------
+
+
+def bulk_entries(
+    group: Sequence[tuple[Entry, str]], *, decrement: bool, check: Callable[[object, int], None]
+) -> bytes:
+    """The joined entries of a V3 bulk body (what goes between ``[`` and ``]``): by variant
+    and location when the variants are non-empty (the writer's group: each entry with the
+    variant it goes out for), else by inventory item id. ``check(struct, index)`` is called on
+    every entry not held yet that the table did not check (a learnt variant, an item id) and
+    may raise; a held fragment was checked when it was first encoded."""
+    if group[0][1]:
+        fragments = _V3_DOWN if decrement else _V3_UP
+        encode = _v3_variant_decrement if decrement else _v3_variant_increment
+        try:
+            parts = [fragments[e.net].get(e.key) if v == e.key[2] else None for e, v in group]
+        except KeyError:
+            for entry, _ in group:
+                fragments.setdefault(entry.net, {})
+            return bulk_entries(group, decrement=decrement, check=check)
+        if None in parts:
+            _fill_v3(parts, fragments, group, encode, check, by_variant=True)
+    else:
+        fragments = _V3_DOWN_ID if decrement else _V3_UP_ID
+        encode = _v3_id_decrement if decrement else _v3_id_increment
+        try:
+            parts = [fragments[e.net].get(e.key) for e, _ in group]
+        except KeyError:
+            for entry, _ in group:
+                fragments.setdefault(entry.net, {})
+            return bulk_entries(group, decrement=decrement, check=check)
+        if None in parts:
+            _fill_v3(parts, fragments, group, encode, check, by_variant=False)
+    return b",".join(parts)  # type: ignore[arg-type]  # no None is left
+
+
+_V3Struct = (
+    DecrementDataById
+    | IncrementDataById
+    | DecrementDataByVariantAndLocation
+    | IncrementDataByVariantAndLocation
+)
+
+
+def _fill_v3(
+    parts: list[bytes | None],
+    fragments: Fragments,
+    group: Sequence[tuple[Entry, str]],
+    encode: Callable[[Entry, str], _V3Struct],
+    check: Callable[[object, int], None],
+    *,
+    by_variant: bool,
+) -> None:
+    """Encode the fragments not held yet; hold those of entries sent by their own ids."""
+    for at, part in enumerate(parts):
+        if part is not None:
+            continue
+        entry, variant = group[at]
+        data = encode(entry, variant)
+        own = by_variant and variant == entry.key[2]
+        if not own:  # the table checked only the key's own variant id
+            check(data, at)
+        parts[at] = _ENCODER.encode(data)
+        if own or not by_variant:
+            if _HELD[0] >= _LIMIT:
+                for held in _ALL:
+                    for by_key in held.values():
+                        by_key.clear()
+                _HELD[0] = 0
+            fragments[entry.net][entry.key] = parts[at]  # type: ignore[assignment]
+            _HELD[0] += 1
+
+
+def _v3_location(key: Key) -> str | object:
+    location = key_location(key)
+    return UNSET if location is None else location
+
+
+def _v3_variant_decrement(entry: Entry, variant: str) -> _V3Struct:
+    key = entry.key
+    return DecrementDataByVariantAndLocation(
+        variant_id=variant,
+        location_id=_v3_location(key),  # type: ignore[arg-type]
+        decrement_by=-entry.net,
+        preorder_request=True if key[3] is True else UNSET,
+    )
+
+
+def _v3_variant_increment(entry: Entry, variant: str) -> _V3Struct:
+    return IncrementDataByVariantAndLocation(
+        variant_id=variant,
+        location_id=_v3_location(entry.key),  # type: ignore[arg-type]
+        increment_by=entry.net,
+    )
+
+
+def _v3_id_decrement(entry: Entry, variant: str) -> _V3Struct:
+    key = entry.key
+    return DecrementDataById(
+        inventory_item_id=key[1],
+        decrement_by=-entry.net,
+        preorder_request=True if key[3] is True else UNSET,
+    )
+
+
+def _v3_id_increment(entry: Entry, variant: str) -> _V3Struct:
+    return IncrementDataById(inventory_item_id=entry.key[1], increment_by=entry.net)
