@@ -219,3 +219,39 @@ def test_one_malformed_result_leaves_the_others_matched() -> None:
     result = parse_bulk_body(2, body)
     assert [r.status for r in result] == [BulkItemStatus.APPLIED, BulkItemStatus.UNKNOWN]
     assert result.metadata is not None and result.metadata.total_successes == 1
+
+
+_metas = st.builds(
+    lambda success, error, item_id: (success, error, item_id),
+    st.sampled_from([True, False, None]),
+    st.sampled_from([None, ItemError(code="NOT_FOUND", description="gone")]),
+    st.sampled_from([None, "", "id-a", "id-b"]),
+)
+
+
+@given(
+    st.lists(st.tuples(_metas, st.sampled_from([None, "id-a"])), min_size=1, max_size=30),
+    st.randoms(use_true_random=False),
+)
+def test_results_in_order_match_as_the_same_results_shuffled(
+    draws: list[tuple[tuple[bool | None, ItemError | None, str | None], str | None]],
+    rng: Any,
+) -> None:
+    """An answer in request order and the same answer in any other order give every entry
+    the same verdict (results are matched by originalIndex, whatever their order)."""
+    results = []
+    for index, ((success, error, item_id), _) in enumerate(draws):
+        meta = ItemMetadata(original_index=index)
+        if success is not None:
+            meta.success = success
+        if error is not None:
+            meta.error = error
+        if item_id is not None:
+            meta.id = item_id
+        results.append(WireBulkResult(item_metadata=meta))
+    expected_ids = [expected for _, expected in draws]
+    shuffled = list(results)
+    rng.shuffle(shuffled)
+    ordered = match_results(len(results), results, expected_ids=expected_ids)
+    assert ordered == match_results(len(results), shuffled, expected_ids=expected_ids)
+    assert [r.index for r in ordered] == list(range(len(results)))

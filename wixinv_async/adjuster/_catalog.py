@@ -178,8 +178,8 @@ class _Watch:
     def use_catalog(self, catalog: Catalog) -> None:
         self._to.use_catalog(catalog)
 
-    def item_result(self, entry: Entry, result: BulkItemResult) -> None:
-        self._to.item_result(entry, result)
+    def item_results(self, entries: Sequence[Entry], results: Sequence[BulkItemResult]) -> None:
+        self._to.item_results(entries, results)
 
     def searched(self) -> None:
         self._to.searched()

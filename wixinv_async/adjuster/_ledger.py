@@ -287,8 +287,9 @@ class BatchRun:
     def use_catalog(self, catalog: Catalog) -> None:
         self.catalog = catalog
 
-    def item_result(self, entry: Entry, result: BulkItemResult) -> None:
-        self.results[id(entry)] = result
+    def item_results(self, entries: Sequence[Entry], results: Sequence[BulkItemResult]) -> None:
+        """Each entry's V3 result, in one pass over the batch (entry ``i``, result ``i``)."""
+        self.results.update(zip(map(id, entries), results, strict=True))
 
     def searched(self) -> None:
         self._ledger.counts["sku_searches"] += 1

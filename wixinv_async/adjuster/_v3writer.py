@@ -209,12 +209,20 @@ class BulkWriter:
     def _settle(
         self, delivery: Delivery, rid: int, entries: list[Entry], result: BulkResult
     ) -> None:
+        request_id = result.request_id
+        results = result.results
+        delivery.item_results(entries, results)
+        done = (
+            _COMMITTED if request_id is None else Outcome(_COMMITTED.status, None, None, request_id)
+        )
+        applied = BulkItemStatus.APPLIED
+        if all(item.status is applied for item in results):  # the usual answer: one settle
+            delivery.settle(rid, entries, done)
+            return
         committed: list[Entry] = []
         doubts: list[Entry] = []
-        request_id = result.request_id
-        for entry, item in zip(entries, result.results, strict=True):
-            delivery.item_result(entry, item)
-            if item.status is BulkItemStatus.APPLIED:
+        for entry, item in zip(entries, results, strict=True):
+            if item.status is applied:
                 committed.append(entry)
             elif item.status is BulkItemStatus.REFUSED:
                 refused = Outcome(
@@ -224,11 +232,6 @@ class BulkWriter:
             else:
                 doubts.append(entry)
         if committed:
-            done = (
-                _COMMITTED
-                if request_id is None
-                else Outcome(_COMMITTED.status, None, None, request_id)
-            )
             delivery.settle(rid, committed, done)
         if doubts:
             logger.warning("request %d: %d entries without a result", rid, len(doubts))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import msgspec
 from msgspec import UNSET
@@ -127,12 +127,9 @@ def match_results(
     ``results`` are the answer's elements (``None`` for one that did not decode);
     ``expected_ids[i]``, when given and not ``None``, is the inventory item id entry ``i``
     names: a result naming another id is not trusted."""
-    if _in_order(results, count):  # the usual answer: result i claims entry i, once each
-        ids = expected_ids if expected_ids is not None else [None] * count
-        ordered = cast(Sequence[WireBulkResult], results)
-        return tuple(
-            [_verdict(i, r, e) for i, r, e in zip(range(count), ordered, ids, strict=True)]
-        )
+    ordered = _in_order(results, count, expected_ids)
+    if ordered is not None:  # the usual answer: result i claims entry i, once each
+        return ordered
     claims: dict[int, list[WireBulkResult]] = {}
     for result in results:
         index = _index_of(result, count)
@@ -199,21 +196,39 @@ def _decode_one(raw: msgspec.Raw) -> WireBulkResult | None:
         return None
 
 
-def _in_order(results: Sequence[WireBulkResult | None], count: int) -> bool:
-    """Whether result ``i`` is well formed enough to claim entry ``i``, for every entry
-    (each entry then has exactly one claim)."""
+def _in_order(
+    results: Sequence[WireBulkResult | None],
+    count: int,
+    expected_ids: Sequence[str | None] | None,
+) -> tuple[BulkItemResult, ...] | None:
+    """The verdicts when result ``i`` is well formed enough to claim entry ``i``, for every
+    entry (each entry then has exactly one claim); ``None`` when one is not. An explicit,
+    well-formed success naming the expected id (or none) is APPLIED here, in the same pass;
+    any other result gets :func:`_verdict`."""
     if len(results) != count:
-        return False
-    for position, result in enumerate(results):
+        return None
+    ids = expected_ids if expected_ids is not None else [None] * count
+    verdicts: list[BulkItemResult] = []
+    applied = BulkItemStatus.APPLIED
+    for position, result, expected in zip(range(count), results, ids, strict=True):
         if result is None:
-            return False
+            return None
         meta = result.item_metadata
         if meta is UNSET:
-            return False
+            return None
         index = meta.original_index
         if type(index) is not int or index != position:
-            return False
-    return True
+            return None
+        if meta.success is True and meta.error is UNSET:
+            named = meta.id if isinstance(meta.id, str) and meta.id else None
+            if expected is None or named is None or named == expected:
+                item = result.item
+                verdicts.append(
+                    BulkItemResult(position, applied, named, item=None if item is UNSET else item)
+                )
+                continue
+        verdicts.append(_verdict(position, result, expected))
+    return tuple(verdicts)
 
 
 def _index_of(result: WireBulkResult | None, count: int) -> int | None:
