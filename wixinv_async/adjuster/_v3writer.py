@@ -91,6 +91,15 @@ class BulkWriter:
 
     async def write(self, entries: list[Entry], delivery: Delivery) -> None:
         delivery.use_catalog("V3_CATALOG")
+        default = DEFAULT_VARIANT_ID
+        plain = [
+            (e, k[2])
+            for e in entries
+            if e.outcome is None and (k := e.key)[1] is None and len(k) < 6 and k[2] != default
+        ]
+        if plain and len(plain) == len(entries):  # all by their own (checked) variants: no lookup
+            await self._send(delivery, plain, delivery.batch_id, True)
+            return
         await self._resolve(entries, delivery)
         by_id: list[Entry] = []
         by_variant: list[tuple[Entry, str]] = []
@@ -170,7 +179,7 @@ class BulkWriter:
         while True:
             send += 1
             try:
-                result = await self._call(delivery, group, rid, send, checked)
+                result = await self._call(delivery, group, entries, rid, send, checked)
             except _OnSendFailed as exc:
                 cause = exc.__cause__ or exc
                 failed = outcome_for(
@@ -244,11 +253,11 @@ class BulkWriter:
         self,
         delivery: Delivery,
         group: list[tuple[Entry, str]],
+        entries: list[Entry],
         rid: int,
         send: int,
         checked: bool,
     ) -> BulkResult:
-        entries = [entry for entry, _ in group]
         try:
             await delivery.on_wire(entries, rid, None, send)
         except Exception as exc:

@@ -223,8 +223,12 @@ def _in_order(
             named = meta.id if isinstance(meta.id, str) and meta.id else None
             if expected is None or named is None or named == expected:
                 item = result.item
+                # Positional (index, status, id, code, description, data, item): the cheapest
+                # construction, and this is the one made per entry of a usual answer.
                 verdicts.append(
-                    BulkItemResult(position, applied, named, item=None if item is UNSET else item)
+                    BulkItemResult(
+                        position, applied, named, None, None, None, None if item is UNSET else item
+                    )
                 )
                 continue
         verdicts.append(_verdict(position, result, expected))
