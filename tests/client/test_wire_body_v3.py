@@ -93,7 +93,8 @@ def _unset(value: object) -> object:
 def _written(
     group: list[tuple[Entry, str]], decrement: bool, restrict: bool | None, reason: str | None
 ) -> bytes:
-    entries = wirebody.bulk_entries(group, decrement=decrement, check=lambda e, i: None)
+    own = all(variant == entry.key[2] for entry, variant in group)  # as the writer knows it
+    entries = wirebody.bulk_entries(group, decrement=decrement, check=lambda e, i: None, own=own)
     call = bulk_adjust_body(
         entries,
         len(group),

@@ -305,7 +305,8 @@ class BulkWriter:
         and encoded, and their call raises the error that names the entry."""
         check = _no_check if checked else check_adjust_entry
         try:
-            entries = bulk_entries(group, decrement=decrement, check=check)
+            # Checked by-variant entries all go out by their keys' own variants.
+            entries = bulk_entries(group, decrement=decrement, check=check, own=checked)
             return bulk_adjust_body(
                 entries,
                 len(group),

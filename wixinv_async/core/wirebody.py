@@ -145,22 +145,30 @@ def _increment_fragment(key: Key, net: int) -> bytes:
 
 
 def bulk_entries(
-    group: Sequence[tuple[Entry, str]], *, decrement: bool, check: Callable[[object, int], None]
+    group: Sequence[tuple[Entry, str]],
+    *,
+    decrement: bool,
+    check: Callable[[object, int], None],
+    own: bool = False,
 ) -> bytes:
     """The joined entries of a V3 bulk body (what goes between ``[`` and ``]``): by variant
     and location when the variants are non-empty (the writer's group: each entry with the
     variant it goes out for), else by inventory item id. ``check(struct, index)`` is called on
     every entry not held yet that the table did not check (a learnt variant, an item id) and
-    may raise; a held fragment was checked when it was first encoded."""
+    may raise; a held fragment was checked when it was first encoded. ``own``: the caller
+    knows every variant is its key's own (the comparison is skipped)."""
     if group[0][1]:
         fragments = _V3_DOWN if decrement else _V3_UP
         encode = _v3_variant_decrement if decrement else _v3_variant_increment
         try:
-            parts = [fragments[e.net].get(e.key) if v == e.key[2] else None for e, v in group]
+            if own:
+                parts = [fragments[e.net].get(e.key) for e, _ in group]
+            else:
+                parts = [fragments[e.net].get(e.key) if v == e.key[2] else None for e, v in group]
         except KeyError:
             for entry, _ in group:
                 fragments.setdefault(entry.net, {})
-            return bulk_entries(group, decrement=decrement, check=check)
+            return bulk_entries(group, decrement=decrement, check=check, own=own)
         if None in parts:
             _fill_v3(parts, fragments, group, encode, check, by_variant=True)
     else:
