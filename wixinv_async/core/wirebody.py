@@ -154,8 +154,8 @@ def bulk_entries(
     """The joined entries of a V3 bulk body (what goes between ``[`` and ``]``): by variant
     and location when the variants are non-empty (the writer's group: each entry with the
     variant it goes out for), else by inventory item id. ``check(struct, index)`` is called on
-    every entry not held yet that the table did not check (a learnt variant, an item id) and
-    may raise; a held fragment was checked when it was first encoded. ``own``: the caller
+    every entry not held yet and may raise (a held fragment was checked, or its ids were the
+    table's, when it was first encoded). ``own``: the caller
     knows every variant is its key's own (the comparison is skipped)."""
     if group[0][1]:
         fragments = _V3_DOWN if decrement else _V3_UP
@@ -208,9 +208,8 @@ def _fill_v3(
             continue
         entry, variant = group[at]
         data = encode(entry, variant)
+        check(data, at)
         own = by_variant and variant == entry.key[2]
-        if not own:  # the table checked only the key's own variant id
-            check(data, at)
         parts[at] = _ENCODER.encode(data)
         if own or not by_variant:
             if _HELD[0] >= _LIMIT:
