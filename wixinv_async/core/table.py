@@ -21,9 +21,9 @@ positive, it is sent as a plain increment.
 The table is the only owner of the entries, of the *busy* keys (an entry of theirs is in
 flight: their pending entry collects deltas but is not sent until the request in flight has an
 outcome, so one key's requests never overtake each other) and of the *ready* counts (non-busy
-head entries by sign of their net). :meth:`DeltaTable.submit` is the one way in: it checks,
-merges or inserts, and tells the driver (``wake``) when a kind's ready count reaches
-``wake_at``.
+head entries by sign of their net). :meth:`DeltaTable.submit` is the one way in (and
+:meth:`DeltaTable.submit_plain`, the same for the commonest shape): it checks, merges or
+inserts, and tells the driver (``wake``) when a kind's ready count reaches ``wake_at``.
 """
 
 from __future__ import annotations
