@@ -593,3 +593,61 @@ def test_a_new_key_wakes_the_driver_when_its_kinds_ready_count_reaches_wake_at()
     assert woken == [5] and table.wake_at == NEVER
     table.submit("p-w3", None, V[0], False, -1)
     assert woken == [5]
+
+
+def _state(table: DeltaTable) -> list[tuple[object, ...]]:
+    return [(e.key, e.net, e.count, e.first, e.tags) for e in table.pending()] + [
+        tuple(table.ready),
+        (table.tagged, table.chained),
+    ]
+
+
+@pytest.mark.parametrize("net", [True, False])
+def test_submit_plain_is_submit_of_the_commonest_shape(net: bool) -> None:
+    """The hub's one-call path merges, splits past the amount range and counts readiness as
+    ``submit(product_id, None, variant_id, False, ...)`` does, with or without netting."""
+    rng = random.Random(7)
+    full, _ = new_table(net)
+    plain, _ = new_table(net)
+    for step in range(600):
+        product, variant = f"p{rng.randrange(3)}", V[rng.randrange(6)]
+        delta = rng.choice([-3, -1, 1, 2, MAX_AMOUNT, -MAX_AMOUNT])
+        tag = step if rng.random() < 0.1 else None
+        for table in (full, plain):
+            table.clock = Clock()
+            table.clock.now = float(step)
+        a = full.submit(product, None, variant, False, delta, tag)
+        b = plain.submit_plain(product, variant, delta, tag)
+        assert (a.key, a.net, a.count) == (b.key, b.net, b.count)
+        if step % 50 == 49:  # some keys in flight, then back
+            for table in (full, plain):
+                ready = list(table.ready_entries())[:5]
+                table.take_all(ready)
+                table.release_all([entry.key for entry in ready])
+    assert _state(full) == _state(plain)
+
+
+@pytest.mark.parametrize(
+    ("product", "variant", "delta", "field"),
+    [
+        ("p1", V[0], 0, "delta"),
+        ("p1", V[0], True, "delta"),
+        ("p1", V[0], 1.0, "delta"),
+        ("p1", V[0], MAX_AMOUNT + 1, "delta"),
+        (None, V[0], 1, "product_id"),
+        ("", V[0], 1, "product_id"),
+        ("p1", "not-a-guid", 1, "variant_id"),
+        (["p1"], V[0], 1, "product_id"),
+    ],
+)
+def test_submit_plain_refuses_bad_input_as_submit_does(
+    product: object, variant: object, delta: object, field: str
+) -> None:
+    table, _ = new_table()
+    with pytest.raises(InvalidInputError) as caught:
+        table.submit_plain(product, variant, delta)  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert len(table) == 0 and table.ready == [0, 0, 0]
+    table.open = False
+    with pytest.raises(AdjusterClosed):
+        table.submit_plain("p1", V[0], 1)
