@@ -385,11 +385,21 @@ class SiteLimiter:
         pause; after one, slots restart from now with no catch-up, so the senders released by
         a pause still leave one interval apart.
         """
+        if not self.waiting and self._take_if_due():  # nobody in line: no lock needed
+            return None if self._slots is None else self._slots.last
         self.waiting += 1
         try:
             return await self._acquire()
         finally:
             self.waiting -= 1
+
+    def _take_if_due(self) -> bool:
+        """Grant a sender with nobody ahead of it what :meth:`_acquire` would at once (no
+        pause on, the next slot due: taken), or ``False`` if it would have to wait."""
+        if self._throttle.remaining(self._clock.time()) > 0:
+            return False
+        slots = self._slots
+        return slots is None or not slots.take(asyncio.get_running_loop().time())
 
     def next_slot(self) -> float:
         """The event-loop time at which a sender arriving now would get its slot: after the
