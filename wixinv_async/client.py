@@ -38,11 +38,12 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal, NamedTuple, Protocol, Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import msgspec
 from msgspec import UNSET
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import inventory_v3 as v3
 from .auth import Auth
@@ -283,6 +284,8 @@ class InventoryClient:
         self._by_endpoint: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
         self._spare_buffers: list[bytearray] = []
+        # Signed requests' headers by "has a body", with the auth headers they were made from.
+        self._header_cache: list[tuple[dict[str, str], Mapping[str, str]] | None] = [None, None]
         self._catalog = CatalogCache()
         self._catalog_lock = asyncio.Lock()  # one detection at a time
 
@@ -872,7 +875,7 @@ class InventoryClient:
                 refreshed = True
                 self._counts["auth_refreshes"] += 1
                 refresh = self._auth.refresh(self._fetch_token, self._base_url, request.headers)
-                await _token_step(request, refresh)
+                await _token_step(method, url, refresh)
             else:
                 raise self._final_error(decision, request, error)
 
@@ -894,18 +897,30 @@ class InventoryClient:
     async def _request(
         self, method: str, url: str, body: bytes, signed: bool, slot: float | None = None
     ) -> HttpRequest:
-        headers = {"Content-Type": "application/json"} if body else {}  # as the SDK: GETs bare
-        request = HttpRequest(method, url, body, headers)
-        if signed:
-            auth = self._auth.headers(self._fetch_token, self._base_url)
-            try:
-                headers.update(await _token_step(request, auth))
-            except BaseException:
-                # Refused for want of a token: nothing was sent, so the pacing slot just taken
-                # goes back (a resting site, refused batch after batch, spends no budget).
-                self._site.unused(slot)
-                raise
-        return request
+        if not signed:
+            headers = {"Content-Type": "application/json"} if body else {}  # GETs bare, as the SDK
+            return HttpRequest(method, url, body, headers)
+        auth = self._auth.headers(self._fetch_token, self._base_url)
+        try:
+            given = await _token_step(method, url, auth)
+        except BaseException:
+            # Refused for want of a token: nothing was sent, so the pacing slot just taken
+            # goes back (a resting site, refused batch after batch, spends no budget).
+            self._site.unused(slot)
+            raise
+        return HttpRequest(method, url, body, self._signed_headers(given, bool(body)))
+
+    def _signed_headers(self, auth: Mapping[str, str], has_body: bool) -> Mapping[str, str]:
+        """A request's headers for these auth headers: one read-only multidict, reused while
+        the token is the same (aiohttp then merges it without converting it first)."""
+        cached = self._header_cache[has_body]
+        if cached is not None and cached[0] == auth:
+            return cached[1]
+        merged = {"Content-Type": "application/json"} if has_body else {}  # GETs bare, as the SDK
+        merged.update(auth)
+        headers: Mapping[str, str] = CIMultiDictProxy(CIMultiDict(merged))
+        self._header_cache[has_body] = (dict(auth), headers)
+        return headers
 
     async def _attempt(
         self, endpoint: str, request: HttpRequest, signed: bool, kind: RequestKind
@@ -924,7 +939,8 @@ class InventoryClient:
         if signed and status != 429:
             self._site.succeeded()
         if 200 <= status < 300:
-            logger.debug("%s %s -> %d", request.method, request.path, status)
+            if logger.isEnabledFor(logging.DEBUG):  # the path is parsed only to be logged
+                logger.debug("%s %s -> %d", request.method, request.path, status)
             return response
         error = _api_error(response)
         logger.debug("%s %s -> %d %s", request.method, request.path, status, error.request_id)
@@ -998,8 +1014,8 @@ def _site_limiter(
     return rate_limit.site(site_key)
 
 
-async def _token_step(request: HttpRequest, step: Awaitable[_T]) -> _T:
-    """Await an auth step (its headers, or a refresh after a 401) for ``request``.
+async def _token_step(method: str, url: str, step: Awaitable[_T]) -> _T:
+    """Await an auth step (its headers, or a refresh after a 401) for a request.
 
     If the token cannot be fetched for a transient reason (a 5xx, a lost connection, a
     timeout, a malformed answer: already retried as a read), ``request`` was never sent. That
@@ -1009,7 +1025,7 @@ async def _token_step(request: HttpRequest, step: Awaitable[_T]) -> _T:
     try:
         return await step
     except (TransportError, ServerError) as exc:
-        what = f"{request.method} {request.path}"
+        what = f"{method} {urlsplit(url).path}"
         raise ConnectError(f"{what}: not sent, no app token ({exc})") from exc
 
 

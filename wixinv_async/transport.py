@@ -184,7 +184,8 @@ class AiohttpTransport:
     async def handle_request(self, request: HttpRequest) -> HttpResponse:
         session = self._get_session()
         status: int | None = None  # once the status line and headers have arrived
-        headers: dict[str, str] = {}
+        # Read-only and looked up case-insensitively as they came, never copied on success.
+        headers: Mapping[str, str] = {}
         try:
             async with session.request(
                 request.method,
@@ -193,7 +194,7 @@ class AiohttpTransport:
                 headers=request.headers,
                 timeout=self._timeout,
             ) as response:
-                headers = {key.lower(): value for key, value in response.headers.items()}
+                headers = response.headers
                 status = response.status
                 return HttpResponse(status, await response.read(), headers)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -245,11 +246,13 @@ def _translated(exc: BaseException, request: HttpRequest) -> Exception:
 
 
 def _body_lost(
-    exc: BaseException, request: HttpRequest, status: int, headers: dict[str, str]
+    exc: BaseException, request: HttpRequest, status: int, headers: Mapping[str, str]
 ) -> ConnectionLostError:
-    """The answer's status line and headers arrived, then reading its body failed."""
+    """The answer's status line and headers arrived, then reading its body failed. The error
+    keeps the headers as a plain dict with lower-case names (errors must pickle)."""
     what = f"{request.method} {request.path}: HTTP {status} answered, then its body was lost"
-    return ConnectionLostError(f"{what} ({type(exc).__name__})", status=status, headers=headers)
+    lowered = {key.lower(): value for key, value in headers.items()}
+    return ConnectionLostError(f"{what} ({type(exc).__name__})", status=status, headers=lowered)
 
 
 def _without_credentials(exc: BaseException) -> BaseException:
@@ -382,11 +385,21 @@ class SiteLimiter:
         pause; after one, slots restart from now with no catch-up, so the senders released by
         a pause still leave one interval apart.
         """
+        if not self.waiting and self._take_if_due():  # nobody in line: no lock needed
+            return None if self._slots is None else self._slots.last
         self.waiting += 1
         try:
             return await self._acquire()
         finally:
             self.waiting -= 1
+
+    def _take_if_due(self) -> bool:
+        """Grant a sender with nobody ahead of it what :meth:`_acquire` would at once (no
+        pause on, the next slot due: taken), or ``False`` if it would have to wait."""
+        if self._throttle.remaining(self._clock.time()) > 0:
+            return False
+        slots = self._slots
+        return slots is None or not slots.take(asyncio.get_running_loop().time())
 
     def next_slot(self) -> float:
         """The event-loop time at which a sender arriving now would get its slot: after the

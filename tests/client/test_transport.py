@@ -136,7 +136,7 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
 
 
 async def test_response_status_headers_and_body_come_back() -> None:
-    """The response's status, lower-cased headers and raw body are returned."""
+    """The response's status, headers (any case looks them up) and raw body are returned."""
     body = b'{"message":"x"}'
     reply = b"HTTP/1.1 428 Precondition Failed\r\nX-Wix-Request-Id: r1\r\n"
     reply += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
