@@ -8,7 +8,11 @@ every shard, ``read_fold`` until caught up, then per site begin, mark_sent and f
 (every entry APPLIED, as a V1 call that succeeded) until nothing is pending. The counters are
 dumped and Redis's instructions (Ir) divided by the deltas. Prints one JSON line.
 
-    .venv/bin/python benchmarks/callgrind_fleet.py [--deltas 4000]
+The entries are queued packed (one field, what a producer writes once the fleet's ``ingest``
+config says ``packed``); ``--fields`` queues them as separate fields (what producers wrote
+before, still read) for the comparison.
+
+    .venv/bin/python benchmarks/callgrind_fleet.py [--deltas 4000] [--fields]
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import redis.asyncio as aioredis  # noqa: E402
 
 from wixinv_async.fleet._redis_server import find_redis_server  # noqa: E402
 from wixinv_async.fleet.scripts import READ_COUNT, EntryVerdicts, ShardScripts  # noqa: E402
-from wixinv_async.fleet.shards import KeySpace, shard_of  # noqa: E402
+from wixinv_async.fleet.shards import KeySpace, ingest_fields, shard_of  # noqa: E402
 
 SHARDS, SITES, KEYS_PER_SITE = 16, 20, 100
 
@@ -55,14 +59,20 @@ def _ir(directory: Path) -> int:
     raise AssertionError("no totals in the callgrind dump")
 
 
-async def _queue(conn: aioredis.Redis, keys: KeySpace, count: int) -> None:
+async def _queue(conn: aioredis.Redis, keys: KeySpace, count: int, packed: bool) -> None:
     rng = random.Random(5)
     variants = [f"00000000-0000-0000-0000-{i:012d}" for i in range(KEYS_PER_SITE)]
     async with conn.pipeline(transaction=False) as pipe:
         for _ in range(count):
             site = f"site-{rng.randrange(SITES)}"
-            fields = {"e": rng.randbytes(8).hex(), "site": site, "p": "p1"}
-            fields |= {"v": rng.choice(variants), "d": str(rng.choice([-2, -1, 1, 2, 3]))}
+            fields = ingest_fields(
+                site,
+                "p1",
+                rng.choice(variants),
+                rng.choice([-2, -1, 1, 2, 3]),
+                rng.randbytes(8).hex(),
+                packed=packed,
+            )
             pipe.xadd(keys.key(shard_of(site, SHARDS), "in"), fields)  # type: ignore[arg-type]
         await pipe.execute()
 
@@ -88,7 +98,7 @@ async def _work(scripts: ShardScripts) -> int:
     return batches
 
 
-async def main(deltas: int) -> None:
+async def main(deltas: int, packed: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory, port = Path(tmp), random.randrange(20_000, 40_000)
         server = _start(directory, port)
@@ -101,7 +111,7 @@ async def main(deltas: int) -> None:
                 except aioredis.ConnectionError:  # still starting under valgrind
                     await asyncio.sleep(0.1)
             keys = KeySpace("cg", SHARDS)
-            await _queue(conn, keys, deltas)
+            await _queue(conn, keys, deltas, packed)
             for shard in range(SHARDS):  # what a worker of the version reading through it made
                 with contextlib.suppress(aioredis.ResponseError):
                     await conn.xgroup_create(
@@ -120,6 +130,7 @@ async def main(deltas: int) -> None:
             {
                 "benchmark": "callgrind_fleet",
                 "deltas": deltas,
+                "ingest": "packed" if packed else "fields",
                 "batches": batches,
                 "redis_ir_per_delta": round(ir / deltas),
             }
@@ -130,4 +141,8 @@ async def main(deltas: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deltas", type=int, default=4000)
-    asyncio.run(main(parser.parse_args().deltas))
+    parser.add_argument(
+        "--fields", action="store_true", help="queue entries as fields (before packing)"
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.deltas, not args.fields))

@@ -13,6 +13,7 @@ from pathlib import Path
 from redis.asyncio.cluster import RedisCluster
 
 from wixinv_async.emulator import Emulator, SiteSpec
+from wixinv_async.fleet.admin import FleetAdmin
 from wixinv_async.fleet.producer import FleetProducer
 
 from .harness import PREFIX, SHARDS, WORKER_FLAGS, Fleet, _site_keys
@@ -46,8 +47,13 @@ async def open_cluster_fleet(url: str, logs: Path, *, sites: int) -> AsyncIterat
     async with Emulator(sites=specs, rate_limit="5/1", latency_ms=20) as emulator:
         keys = [key for site in emulator.sites for key in _site_keys(emulator, site)]
         conn = RedisCluster.from_url(url, decode_responses=True)
+        admin = FleetAdmin(conn, prefix=PREFIX, shards=SHARDS)
+        await admin.pack_ingest(False)
         producer = FleetProducer(conn, prefix=PREFIX, shards=SHARDS)
-        fleet = ClusterFleet(emulator, producer, conn, url, keys, logs)
+        await producer.__aenter__()  # reads the fleet's ingest format now (not owning conn)
+        await admin.pack_ingest()
+        packed = FleetProducer(conn, prefix=PREFIX, shards=SHARDS)
+        fleet = ClusterFleet(emulator, producer, packed, conn, url, keys, logs)
         try:
             yield fleet
         finally:

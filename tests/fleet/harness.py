@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from wixinv_async.emulator import Emulator, SiteSpec
+from wixinv_async.fleet.admin import FleetAdmin
 from wixinv_async.fleet.producer import EventOutcome, FleetProducer
 from wixinv_async.fleet.shards import EventStatus
 
@@ -50,6 +51,9 @@ class Fleet:
 
     emulator: Emulator
     producer: FleetProducer
+    packed: FleetProducer
+    """A producer writing packed ingest entries: submit alternates between the two, as
+    producers of adjacent versions do while a fleet upgrades."""
     redis: aioredis.Redis
     url: str
     keys: list[Key]
@@ -95,11 +99,12 @@ class Fleet:
     async def submit(self, key: Key, delta: int, event_id: str = "") -> str:
         """Submit, retrying with the same event id while Redis is unreachable."""
         event_id = event_id or random.randbytes(8).hex()
+        producer = self.packed if len(self.produced) % 2 else self.producer
         self.produced[event_id] = (key, delta)
         for _ in range(200):
             try:
                 site, product, variant, location = key
-                return await self.producer.submit(
+                return await producer.submit(
                     site, product, variant, delta, event_id=event_id, location_id=location or None
                 )
             except (RedisConnectionError, OSError):
@@ -217,8 +222,13 @@ async def open_fleet(url: str, logs: Path, *, catalogs: str = "v1 v1 v1") -> Asy
     async with Emulator(sites=specs, rate_limit="5/1", latency_ms=20) as emulator:
         keys = [key for site in emulator.sites for key in _site_keys(emulator, site)]
         conn = aioredis.Redis.from_url(url, decode_responses=True)
+        admin = FleetAdmin(conn, prefix=PREFIX, shards=SHARDS)
+        await admin.pack_ingest(False)
         producer = FleetProducer(conn, prefix=PREFIX, shards=SHARDS)
-        fleet = Fleet(emulator, producer, conn, url, keys, logs)
+        await producer.__aenter__()  # reads the fleet's ingest format now (not owning conn)
+        await admin.pack_ingest()
+        packed = FleetProducer(conn, prefix=PREFIX, shards=SHARDS)
+        fleet = Fleet(emulator, producer, packed, conn, url, keys, logs)
         try:
             yield fleet
         finally:

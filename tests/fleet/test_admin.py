@@ -14,7 +14,7 @@ from wixinv_async.errors import InvalidInputError
 from wixinv_async.fleet.admin import FleetAdmin
 from wixinv_async.fleet.producer import FleetProducer
 from wixinv_async.fleet.scripts import EntryVerdicts, ShardScripts
-from wixinv_async.fleet.shards import EventStatus, KeySpace
+from wixinv_async.fleet.shards import EventStatus, KeySpace, shard_of
 
 from .helpers import VARIANTS, fold_all
 
@@ -99,6 +99,21 @@ async def test_resolve_refuses_a_malformed_batch_id_and_reports_a_missing_one(
     with pytest.raises(InvalidInputError, match="batch_id"):
         await admin.resolve("*", applied=True)
     assert (await admin.resolve("nope", applied=True)).state == "MISSING"
+
+
+async def test_pack_ingest_switches_new_producers_and_back(redis_conn: aioredis.Redis) -> None:
+    """Producers connecting after pack_ingest() write one packed field, after
+    pack_ingest(False) separate fields again; a non-bool is refused by name."""
+    admin = FleetAdmin(redis_conn, prefix="adm", shards=2)
+    with pytest.raises(InvalidInputError, match="packed"):
+        await admin.pack_ingest("yes")  # type: ignore[arg-type]
+    stream = KEYS.key(shard_of("s1", 2), "in")
+    written = []
+    for packed in (True, False):
+        await admin.pack_ingest(packed)
+        await FleetProducer(redis_conn, prefix="adm", shards=2).submit("s1", "p1", VARIANTS[0], 1)
+        written.append(sorted((await redis_conn.xrevrange(stream, count=1))[0][1]))
+    assert written == [["m"], ["d", "e", "p", "site", "v"]]
 
 
 async def test_outcome_trim_keeps_what_any_group_has_not_read_or_acknowledged(

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from wixinv_async.core.ratelimit import max_in_window
+from wixinv_async.fleet.admin import FleetAdmin
 from wixinv_async.fleet.producer import FleetProducer
 from wixinv_async.fleet.scripts import ShardScripts
 from wixinv_async.fleet.shards import KeySpace, gcra_decide
@@ -297,6 +298,50 @@ async def test_read_fold_drops_malformed_entries(
     assert (done.read, done.folded, done.malformed) == (3, 1, tuple(bad))
     assert await accumulator(redis_conn) == {VARIANTS[1]: 4}
     assert (await redis_conn.xpending(stream, GROUP))["pending"] == 0
+
+
+async def test_packed_and_field_entries_fold_alike_and_dedup_across_formats(
+    scripts: ShardScripts, producer: FleetProducer, redis_conn: aioredis.Redis
+) -> None:
+    """Once the fleet packs ingest, a new producer writes one field per entry; entries of an
+    earlier producer (separate fields) still fold beside them, with their location, and a
+    retry in the other format is a duplicate."""
+    token = await owner(scripts)
+    await producer.submit(SITE, "p1", VARIANTS[0], 2, event_id="old1")
+    await FleetAdmin(redis_conn, prefix="t", shards=1).pack_ingest()
+    packed = FleetProducer(redis_conn, prefix="t", shards=1)
+    await packed.submit(SITE, "p1", VARIANTS[0], 3, event_id="new1\nwith a newline")
+    await packed.submit(SITE, "p1", VARIANTS[1], -4, event_id="new2", location_id=VARIANTS[9])
+    await packed.submit(SITE, "p1", VARIANTS[0], 2, event_id="old1")  # a retry, repacked
+    entries = [f for _, f in await redis_conn.xrange(KEYS.key(0, "in"))]
+    assert [sorted(f) for f in entries] == [["d", "e", "p", "site", "v"]] + [["m"]] * 3
+    assert await fold_all(scripts, 0, token) == (3, 1)
+    begun = await scripts.begin(0, token, SITE, interval_us=1, lease_min_ms=0)
+    second = await scripts.begin(0, token, SITE, interval_us=1, lease_min_ms=0)
+    planned = {(e.variant_id, e.location_id, e.net, e.events) for e in begun.entries}
+    planned |= {(e.variant_id, e.location_id, e.net, e.events) for e in second.entries}
+    assert planned == {
+        (VARIANTS[0], "", 5, (("old1", 2), ("new1\nwith a newline", 3))),
+        (VARIANTS[1], VARIANTS[9], -4, (("new2", -4),)),
+    }
+
+
+async def test_packed_entries_no_producer_wrote_are_dropped_and_named(
+    scripts: ShardScripts, redis_conn: aioredis.Redis
+) -> None:
+    """A packed entry with a delta not an integer, no event id, or no key is malformed."""
+    token = await owner(scripts)
+    stream = KEYS.key(0, "in")
+    bad = [
+        await redis_conn.xadd(stream, {"m": f"0x1\x1ee1\x1e{SITE}\np1\n{VARIANTS[0]}"}),
+        await redis_conn.xadd(stream, {"m": f"1\x1e\x1e{SITE}\np1\n{VARIANTS[0]}"}),
+        await redis_conn.xadd(stream, {"m": f"1\x1ee3\x1e{SITE}\np1"}),
+        await redis_conn.xadd(stream, {"m": f"1234567890123456\x1ee4\x1e{SITE}\np1\nv"}),
+    ]
+    await redis_conn.xadd(stream, {"m": f"4\x1ee5\x1e{SITE}\np1\n{VARIANTS[1]}"})
+    done = await scripts.read_fold(0, token, "w1", dedup_ms=60_000)
+    assert (done.read, done.folded, done.malformed) == (5, 1, tuple(bad))
+    assert await accumulator(redis_conn) == {VARIANTS[1]: 4}
 
 
 async def test_every_event_of_a_big_batch_has_its_outcome(

@@ -262,21 +262,36 @@ local now = math.floor(now_us() / 1000)
 -- Parse; then one ZMSCORE and one ZADD for the event ids, one HINCRBY and one RPUSH per
 -- distinct key (a backlog's deltas of one key net within the call: their sum is what
 -- counts), one ZADD or ZREM per site.
+-- An entry is either one field m, 'delta RS event RS site LF product LF variant[ LF location]'
+-- (one string op to parse; the site-and-key part is the fold's group key as it stands), or,
+-- from a producer before it, the fields e, site, p, v, d and l.
+local PACKED = '^(-?%d+)\30([^\30]+)\30(([^\n]+)\n([^\n]*\n.*))$'
 local ids, bad, last, valid, eids = {}, {}, nil, {}, {}
 for _, rec in ipairs(records) do
   local f = rec[2]
   if f then  -- an entry deleted while pending comes back without fields: nothing to fold
     last = rec[1]
     ids[#ids + 1] = rec[1]
-    local v = {}
-    for j = 1, #f, 2 do v[f[j]] = f[j + 1] end
-    local eid, site, p, var, d = v['e'], v['site'], v['p'], v['v'], v['d']
-    if not (eid and site and p and var and d and string.match(d, '^-?%d+$') and #d < 16) then
+    local d, eid, gk, site, field
+    if f[1] == 'm' and #f == 2 then
+      d, eid, gk, site, field = string.match(f[2], PACKED)
+    else
+      local v = {}
+      for j = 1, #f, 2 do v[f[j]] = f[j + 1] end
+      local p, var = v['p'], v['v']
+      eid, site, d = v['e'], v['site'], v['d']
+      if p and var and site and d and string.match(d, '^-?%d+$') then
+        field = p .. '\n' .. var
+        if v['l'] and v['l'] ~= '' then field = field .. '\n' .. v['l'] end
+        gk = site .. '\n' .. field
+      else
+        eid = nil
+      end
+    end
+    if not (eid and #d < 16) then
       bad[#bad + 1] = rec[1]
     else
-      local field = p .. '\n' .. var
-      if v['l'] and v['l'] ~= '' then field = field .. '\n' .. v['l'] end
-      valid[#valid + 1] = {eid, site, field, d}
+      valid[#valid + 1] = {eid, site, field, d, gk}
       eids[#eids + 1] = eid
     end
   end
@@ -292,7 +307,7 @@ for i, e in ipairs(valid) do
     taken[eid] = true
     fresh[#fresh + 1] = nowtext
     fresh[#fresh + 1] = eid
-    local gk = e[2] .. '\n' .. e[3]
+    local gk = e[5]
     local g = groups[gk]
     if not g then
       g = {e[2], e[3], 0, {}}

@@ -35,6 +35,7 @@ from typing import Any, Self
 from ..errors import InvalidInputError
 from ._boundary import redis_call
 from ._connect import FleetRedis, connect
+from .producer import INGEST
 from .scripts import ShardScripts, text
 from .shards import KeySpace
 
@@ -158,6 +159,21 @@ class FleetAdmin:
                 pipe.exists(keys.batch(shard, batch_id))
             present: list[int] = await pipe.execute()
         return next((shard for shard, there in enumerate(present) if there), None)
+
+    async def pack_ingest(self, packed: bool = True) -> None:
+        """Have producers write each ingest entry as one packed field (``packed=False``: as
+        separate fields again), which costs Redis less to fold. Only once every worker reads
+        packed entries (this version on): an earlier worker drops them as malformed. A
+        producer reads the setting when it first connects."""
+        if not isinstance(packed, bool):
+            raise InvalidInputError("packed", packed, "must be True or False")
+        value = "packed" if packed else "fields"
+        await redis_call(
+            self.redis,
+            "pack_ingest",
+            lambda: self.redis.hset(self.keys.config, INGEST, value),
+            repeatable=True,
+        )
 
     async def trim_outcomes(self) -> int:
         """Trim every shard's outcome stream below what each of its consumer groups has read

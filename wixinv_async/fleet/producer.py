@@ -33,9 +33,16 @@ from . import _lua
 from ._boundary import redis_call
 from ._connect import FleetRedis, connect
 from .scripts import text
-from .shards import EventStatus, KeySpace, shard_of
+from .shards import EventStatus, KeySpace, ingest_fields, shard_of
 
-__all__ = ["EventOutcome", "FleetProducer", "check_delta", "ensure_config"]
+__all__ = [
+    "INGEST",
+    "EventOutcome",
+    "FleetProducer",
+    "check_delta",
+    "ensure_config",
+    "ingest_packed",
+]
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_AMOUNT = 99_999
@@ -75,6 +82,17 @@ def check_delta(
         raise InvalidInputError("locationId", location_id, "must be a GUID (or None)")
 
 
+INGEST = "ingest"
+"""The fleet config field saying how producers write ingest entries: ``packed`` (one field,
+:func:`~wixinv_async.fleet.shards.ingest_fields`), set by :meth:`FleetAdmin.pack_ingest`
+once every worker reads it; anything else, the separate fields every worker reads."""
+
+
+async def ingest_packed(redis: FleetRedis, keys: KeySpace) -> bool:
+    """Whether the fleet's producers write packed ingest entries."""
+    return text(await redis.hget(keys.config, INGEST)) == "packed"
+
+
 async def ensure_config(redis: FleetRedis, keys: KeySpace) -> None:
     """Record the shard count on first use; refuse a process configured with another one
     (its sites would map to other shards and their deltas never be read)."""
@@ -106,7 +124,7 @@ class FleetProducer:
             self._owned = True
         else:
             self.client, self._owned = redis, False
-        self._checked = False
+        self._checked = self._packed = False
         self._lookup = self.client.register_script(_lua.OUTCOME)
 
     @property
@@ -140,6 +158,12 @@ class FleetProducer:
                 lambda: ensure_config(self.client, self.keys),
                 repeatable=True,
             )
+            self._packed = await redis_call(
+                self.client,
+                "config check",
+                lambda: ingest_packed(self.client, self.keys),
+                repeatable=True,
+            )
             self._checked = True
 
     async def submit(
@@ -160,10 +184,9 @@ class FleetProducer:
         check_delta(site, product_id, variant_id, delta, event_id, location_id)
         await self._check()
         stream = self.keys.key(shard_of(site, self.keys.shards), "in")
-        fields: dict[str, str | int] = {"e": event_id, "site": site, "p": product_id}
-        fields |= {"v": variant_id, "d": delta}
-        if location_id is not None:
-            fields["l"] = location_id
+        fields = ingest_fields(
+            site, product_id, variant_id, delta, event_id, location_id, packed=self._packed
+        )
         await redis_call(
             self.client,
             "submit",

@@ -47,6 +47,7 @@ __all__ = [
     "bisect_cap",
     "gcra_decide",
     "gcra_interval_us",
+    "ingest_fields",
     "shard_of",
     "sum_by_key",
     "verdict_for",
@@ -54,6 +55,31 @@ __all__ = [
 
 MAX_BATCH = 300
 """Wix takes 1 to 300 entries per increment or decrement call."""
+
+
+def ingest_fields(
+    site: str,
+    product_id: str,
+    variant_id: str,
+    delta: int,
+    event_id: str,
+    location_id: str | None = None,
+    *,
+    packed: bool,
+) -> dict[str, str]:
+    """One ingest stream entry's fields. ``packed``: the one field ``m``,
+    ``delta RS event RS site LF product LF variant[ LF location]`` (RS ``\\x1e``, which an event
+    id may not hold; site and product hold no newline), which the fold parses with one string
+    match; else the fields ``e site p v d [l]`` every worker version reads."""
+    if packed:
+        key = f"{site}\n{product_id}\n{variant_id}"
+        if location_id is not None:
+            key += f"\n{location_id}"
+        return {"m": f"{delta}\x1e{event_id}\x1e{key}"}
+    fields = {"e": event_id, "site": site, "p": product_id, "v": variant_id, "d": str(delta)}
+    if location_id is not None:
+        fields["l"] = location_id
+    return fields
 
 
 def shard_of(site: str, shards: int) -> int:
