@@ -264,5 +264,5 @@ async def settle_and_check(
         "an APPLIED batch never arrived"
     )
     assert "SENDING" not in records and "RESERVED" not in records
-    assert fleet.rate_limited() == 0
+    assert fleet.rate_limited() == 0, fleet.emulator.stats()["requests"]
     return outcomes, records
