@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from wixinv_async.fleet._redis_server import RedisServer
 
+from .accounts import CATALOG_MIXES
 from .harness import Fleet, open_fleet
 
 
@@ -66,3 +67,10 @@ async def fleet(redis_url: str, tmp_path: Path) -> AsyncIterator[Fleet]:
     """The emulator (3 sites, strict 5/1 window), a producer, and room for worker processes."""
     async with open_fleet(redis_url, tmp_path) as fleet:
         yield fleet
+
+
+@pytest.fixture(params=list(CATALOG_MIXES), ids=list(CATALOG_MIXES))
+def catalogs(request: pytest.FixtureRequest) -> str:
+    """The sites' catalogs of a scenario run once per mix (see accounts.CATALOG_MIXES)."""
+    mix: str = CATALOG_MIXES[request.param]
+    return mix

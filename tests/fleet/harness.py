@@ -26,6 +26,9 @@ from wixinv_async.fleet.producer import EventOutcome, FleetProducer
 from wixinv_async.fleet.shards import EventStatus
 
 PREFIX, SHARDS = "e2e", 8
+# Bounds of the waits on an observable condition: generous, so a loaded machine (worker
+# processes starting slowly, a restarted Redis loading its append-only file) only waits longer.
+START_S, CONDITION_S, REDIS_BACK_S = 60.0, 60.0, 60.0
 # A short lease so a dead worker's shards move in about two seconds.
 WORKER_FLAGS = ("--rate-limit", "5/1", "--safety", "0.1", "--lease-ms", "1500")
 WORKER_FLAGS += ("--http-timeout", "0.5", "--margin", "0.25")
@@ -76,11 +79,12 @@ class Fleet:
 
     async def wait_for_workers(self, count: int) -> None:
         """Until ``count`` workers heartbeat (their signal handlers are installed by then)."""
-        for _ in range(400):
+        deadline = asyncio.get_running_loop().time() + START_S
+        while asyncio.get_running_loop().time() < deadline:
             if await self.redis.zcard(f"{PREFIX}:workers") >= count:
                 return
             await asyncio.sleep(0.05)
-        raise AssertionError(f"fewer than {count} workers started")
+        raise AssertionError(f"fewer than {count} workers started: {self.log_tail()}")
 
     async def lease_owners(self) -> list[str]:
         leases = [await self.redis.get(f"{{{PREFIX}:{n}}}:lease") for n in range(SHARDS)]
@@ -89,7 +93,9 @@ class Fleet:
     async def until_leases(self, wanted: str, worker_id: str) -> None:
         """Until ``worker_id`` holds "some" or "all" of the shards' leases."""
         test = any if wanted == "some" else all
-        for _ in range(300):
+        deadline = asyncio.get_running_loop().time() + CONDITION_S
+        owners: list[str] = []
+        while asyncio.get_running_loop().time() < deadline:
             owners = await self.lease_owners()
             if test(owner == worker_id for owner in owners):
                 return
@@ -101,7 +107,8 @@ class Fleet:
         event_id = event_id or random.randbytes(8).hex()
         producer = self.packed if len(self.produced) % 2 else self.producer
         self.produced[event_id] = (key, delta)
-        for _ in range(200):
+        deadline = asyncio.get_running_loop().time() + REDIS_BACK_S
+        while asyncio.get_running_loop().time() < deadline:
             try:
                 site, product, variant, location = key
                 return await producer.submit(
@@ -118,7 +125,8 @@ class Fleet:
     async def first_outcome(self) -> None:
         """Until some event has an outcome (a worker is delivering)."""
         event_id, (key, _) = next(iter(self.produced.items()))
-        assert await self.producer.outcome(key[0], event_id, wait=15) is not None
+        outcome = await self.producer.outcome(key[0], event_id, wait=CONDITION_S)
+        assert outcome is not None, f"no outcome yet: {self.log_tail()}"
 
     async def outcomes(self) -> dict[str, EventOutcome]:
         found = {}
@@ -266,5 +274,5 @@ async def settle_and_check(
         "an APPLIED batch never arrived"
     )
     assert "SENDING" not in records and "RESERVED" not in records
-    assert fleet.rate_limited() == 0
+    assert fleet.rate_limited() == 0, fleet.emulator.stats()["requests"]
     return outcomes, records

@@ -211,10 +211,21 @@ async def test_kill_9_and_restart_of_a_node_mid_run_loses_nothing(
     await fleet.first_outcome()
     victim = cluster.node(1)
     victim.kill()
-    await asyncio.sleep(0.3)
+    await _until_a_worker_saw_it_down(fleet)
     await asyncio.to_thread(victim.restart)
     await asyncio.to_thread(cluster.wait_ok)
     await fleet.produce(rng, 120)
     outcomes, records = await settle_and_check(fleet)
     assert outcomes.keys() == fleet.produced.keys()
     assert fleet.journal() - sum(records.values(), Counter()) == Counter()
+
+
+async def _until_a_worker_saw_it_down(fleet: ClusterFleet) -> None:
+    """Until a worker's log says a call failed on the dead node (the outage was seen)."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while asyncio.get_running_loop().time() < deadline:
+        logs = [p.read_text() for p in fleet.logs.glob("worker*.log")]
+        if any("redis unavailable" in log for log in logs):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no worker saw the node down: {fleet.log_tail()}")
