@@ -466,8 +466,6 @@ class InventoryHub:
         # also be given by position here (give them by keyword). The sink's method is called,
         # not the bound method kept in handle.submit: CPython calls a method for less.
         if location_id is None and sku is None:
-            if inventory_id is None and preorder is False:  # the commonest shape: two fields less
-                return handle._sink.submit_plain(product_id, variant_id, delta, tag)
             return handle._sink.submit(product_id, inventory_id, variant_id, preorder, delta, tag)
         return handle.adjuster.submit_nowait(
             product_id,

@@ -137,13 +137,6 @@ class PositionalSink(Protocol):
         /,
     ) -> Ticket: ...
 
-    def submit_plain(
-        self, product_id: str | None, variant_id: str | None, delta: int, tag: object, /
-    ) -> Ticket:
-        """``submit(product_id, None, variant_id, False, delta, tag)``: the commonest shape,
-        which the table takes without testing the other fields."""
-        ...
-
 
 class InventoryAdjuster:
     """Coalesces per-variant deltas from many producers into few, full, concurrent requests.
@@ -584,11 +577,6 @@ class _CheckedSink:
         return self._adjuster.submit_nowait(
             product_id, variant_id, delta, inventory_id=inventory_id, preorder=preorder, tag=tag
         )
-
-    def submit_plain(
-        self, product_id: str | None, variant_id: str | None, delta: int, tag: object
-    ) -> Ticket:
-        return self._adjuster.submit_nowait(product_id, variant_id, delta, tag=tag)
 
 
 def _check_settings(

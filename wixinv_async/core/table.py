@@ -21,9 +21,9 @@ positive, it is sent as a plain increment.
 The table is the only owner of the entries, of the *busy* keys (an entry of theirs is in
 flight: their pending entry collects deltas but is not sent until the request in flight has an
 outcome, so one key's requests never overtake each other) and of the *ready* counts (non-busy
-head entries by sign of their net). :meth:`DeltaTable.submit` is the one way in (and
-:meth:`DeltaTable.submit_plain`, the same for the commonest shape): it checks, merges or
-inserts, and tells the driver (``wake``) when a kind's ready count reaches ``wake_at``.
+head entries by sign of their net). :meth:`DeltaTable.submit` is the one way in: it checks,
+merges or inserts, and tells the driver (``wake``) when a kind's ready count reaches
+``wake_at``.
 """
 
 from __future__ import annotations
@@ -338,53 +338,6 @@ class DeltaTable:
         entries[key] = entry
         if preorder:
             self.preorders += 1
-        busy = self.busy
-        if not busy or key not in busy:  # (ready[2] is ready[-1], without a negative index)
-            self.ready[1 if delta > 0 else 2] += 1
-        return entry
-
-    def submit_plain(
-        self, product_id: str | None, variant_id: str | None, delta: int, tag: object = None
-    ) -> Entry:
-        """:meth:`submit` of the commonest shape (no inventory id, location or SKU, no
-        preorder): the same checks, errors and outcome, without the shape's tests. A many-site
-        caller makes one such call per delta, and the new-key path is most of a paced site's
-        deltas (a key is sent about once per batch)."""
-        if not (type(delta) is int and _MIN_AMOUNT <= delta <= MAX_AMOUNT and delta and self.open):
-            return self._refuse(product_id, None, variant_id, False, delta)
-        if not self.net_opposite_signs:
-            return self.submit(product_id, None, variant_id, False, delta, tag)
-        try:  # checked before: its key as made then (see _PLAIN)
-            key = _PLAIN[product_id][variant_id]
-        except (KeyError, TypeError):  # new, or not hashable: made and checked there
-            key = self._checked_key(product_id, None, variant_id, False, delta, None, None)
-        entries = self.entries
-        entry = entries.get(key)
-        if entry is not None:
-            old = entry.net
-            new = old + delta
-            if not _MIN_AMOUNT <= new <= MAX_AMOUNT:
-                return self._follow_up(entry, delta, tag)
-            entry.net = new
-            entry.count += 1
-            if tag is not None:
-                self._tag(entry, tag)
-            if old * new <= 0 and key not in self.busy:  # its sign changed: move its ready count
-                ready = self.ready
-                ready[_sign(old)] -= 1
-                ready[after := _sign(new)] += 1
-                if ready[after] >= self._wake_at:
-                    self.wake_at = NEVER
-                    self.wake()
-            return entry
-        if len(entries) >= self._watch:
-            return self._insert_watched(key, delta, tag, False)
-        clock = self.clock or self._started()
-        if tag is None:
-            entry = entries[key] = self._factory(key, clock.time(), delta, 1)
-        else:
-            entry = entries[key] = self._factory(key, clock.time(), delta, 1, [tag])
-            self.tagged = True
         busy = self.busy
         if not busy or key not in busy:  # (ready[2] is ready[-1], without a negative index)
             self.ready[1 if delta > 0 else 2] += 1
