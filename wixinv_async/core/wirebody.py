@@ -106,17 +106,22 @@ def _fill(
     while True:
         entry = entries[at]
         part = parts[at] = encode(entry.key, entry.net)
-        if _HELD[0] >= _LIMIT:
-            for held in _ALL:
-                for by_key in held.values():
-                    by_key.clear()
-            _HELD[0] = 0
-        fragments[entry.net][entry.key] = part
-        _HELD[0] += 1
+        _hold(fragments, entry, part)
         try:
             at = parts.index(None, at + 1)
         except ValueError:
             return
+
+
+def _hold(fragments: Fragments, entry: Entry, part: bytes) -> None:
+    """Hold ``part`` as ``entry``'s fragment; every store starts over at ``_LIMIT`` held."""
+    if _HELD[0] >= _LIMIT:
+        for held in _ALL:
+            for by_key in held.values():
+                by_key.clear()
+        _HELD[0] = 0
+    fragments[entry.net][entry.key] = part
+    _HELD[0] += 1
 
 
 def _decrement_fragment(key: Key, net: int) -> bytes:
@@ -157,32 +162,33 @@ def bulk_entries(
     every entry not held yet and may raise (a held fragment was checked, or its ids were the
     table's, when it was first encoded). ``own``: the caller
     knows every variant is its key's own (the comparison is skipped)."""
-    if group[0][1]:
+    by_variant = bool(group[0][1])
+    if by_variant:
         fragments = _V3_DOWN if decrement else _V3_UP
         encode = _v3_variant_decrement if decrement else _v3_variant_increment
-        try:
-            if own:
-                parts = [fragments[e.net].get(e.key) for e, _ in group]
-            else:
-                parts = [fragments[e.net].get(e.key) if v == e.key[2] else None for e, v in group]
-        except KeyError:
-            for entry, _ in group:
-                fragments.setdefault(entry.net, {})
-            return bulk_entries(group, decrement=decrement, check=check, own=own)
-        if None in parts:
-            _fill_v3(parts, fragments, group, encode, check, by_variant=True)
     else:
         fragments = _V3_DOWN_ID if decrement else _V3_UP_ID
         encode = _v3_id_decrement if decrement else _v3_id_increment
-        try:
-            parts = [fragments[e.net].get(e.key) for e, _ in group]
-        except KeyError:
-            for entry, _ in group:
-                fragments.setdefault(entry.net, {})
-            return bulk_entries(group, decrement=decrement, check=check)
-        if None in parts:
-            _fill_v3(parts, fragments, group, encode, check, by_variant=False)
+    own = own or not by_variant  # an id names the key's own item
+    try:
+        parts = _held_v3(fragments, group, own)
+    except KeyError:  # a net no batch had yet
+        for entry, _ in group:
+            fragments.setdefault(entry.net, {})
+        parts = _held_v3(fragments, group, own)
+    if None in parts:
+        _fill_v3(parts, fragments, group, encode, check, by_variant=by_variant)
     return b",".join(parts)  # type: ignore[arg-type]  # no None is left
+
+
+def _held_v3(
+    fragments: Fragments, group: Sequence[tuple[Entry, str]], own: bool
+) -> list[bytes | None]:
+    """The held fragment of each entry, ``None`` where there is none or the entry goes out
+    for another variant than its key's (``own``: none does, so nothing is compared)."""
+    if own:
+        return [fragments[e.net].get(e.key) for e, _ in group]
+    return [fragments[e.net].get(e.key) if v == e.key[2] else None for e, v in group]
 
 
 _V3Struct = (
@@ -210,15 +216,9 @@ def _fill_v3(
         data = encode(entry, variant)
         check(data, at)
         own = by_variant and variant == entry.key[2]
-        parts[at] = _ENCODER.encode(data)
+        part = parts[at] = _ENCODER.encode(data)
         if own or not by_variant:
-            if _HELD[0] >= _LIMIT:
-                for held in _ALL:
-                    for by_key in held.values():
-                        by_key.clear()
-                _HELD[0] = 0
-            fragments[entry.net][entry.key] = parts[at]  # type: ignore[assignment]
-            _HELD[0] += 1
+            _hold(fragments, entry, part)
 
 
 def _v3_location(key: Key) -> str | object:
