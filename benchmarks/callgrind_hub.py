@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import cProfile
 import json
 import os
@@ -47,12 +46,12 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._trace import OpcodeCounter, mark  # noqa: E402
 from benchmarks.bench_hub import (  # noqa: E402
     emit,
     emulator,
@@ -117,11 +116,6 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         return self.now
 
 
-def _mark() -> None:
-    """Cut callgrind's counts here (``--dump-before=os_getppid``)."""
-    os.getppid()
-
-
 async def budget_child(emu: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     v3 = args.catalog == "v3"
     keys = emu["keys_v3" if v3 else "keys"]
@@ -145,9 +139,9 @@ async def budget_child(emu: Mapping[str, Any], args: argparse.Namespace) -> dict
         feeder = loop.create_task(feed(submit, sites, stream, args.rate))
         await asyncio.sleep(args.warmup)
         before, t0, cpu0 = hub.stats().total, loop.time(), time.process_time()
-        _mark()
+        mark()
         await asyncio.sleep(args.seconds)
-        _mark()
+        mark()
         after, t1, cpu1 = hub.stats().total, loop.time(), time.process_time()
         feeder.cancel()
     ticks = round((t1 - t0) / 0.01)
@@ -179,12 +173,12 @@ async def _waves(
         submit(key)
     await flush()
     before = sent()
-    _mark()
+    mark()
     for wave in waves[1:]:
         for key in wave:
             submit(key)
         await flush()
-    _mark()
+    mark()
     return {"committed": sent() - before, "deltas": sum(map(len, waves[1:]))}
 
 
@@ -290,31 +284,16 @@ def _profiled(emu: Mapping[str, Any], args: argparse.Namespace) -> None:
     pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
 
 
-class _OpcodeCounter:
-    """Bytecodes executed by function between two ``_mark()`` calls (``sys.settrace``)."""
-
-    def __init__(self) -> None:
-        self.counts: collections.Counter[tuple[str, str, int]] = collections.Counter()
-        self.on = False
-
-    def trace(self, frame: FrameType, event: str, arg: object) -> Any:
-        frame.f_trace_opcodes = True
-        if event == "opcode" and self.on:
-            code = frame.f_code
-            self.counts[(Path(code.co_filename).name, code.co_name, code.co_firstlineno)] += 1
-        return self.trace
-
-
 def _opcodes(emu: Mapping[str, Any], args: argparse.Namespace) -> None:
     _count_exchanges()
-    counter = _OpcodeCounter()
+    counter = OpcodeCounter()
     real = os.getppid
 
-    def mark() -> int:
+    def toggle() -> int:
         counter.on = not counter.on
         return real()
 
-    os.getppid = mark  # _mark() toggles the count
+    os.getppid = toggle  # each mark() toggles the count
     with asyncio.Runner(loop_factory=VirtualLoop) as runner:
         sys.settrace(counter.trace)
         try:
@@ -328,7 +307,7 @@ def _opcodes(emu: Mapping[str, Any], args: argparse.Namespace) -> None:
         bench="opcodes_budget", sites=args.sites, deltas=deltas, per_delta=round(total / deltas, 1)
     )
     for (file, name, line), count in counter.counts.most_common(args.opcodes):
-        print(f"{count / deltas:9.2f}  {file}:{line}({name})")
+        print(f"{count / deltas:9.2f}  {Path(file).name}:{line}({name})")
 
 
 def overhead(args: argparse.Namespace) -> None:

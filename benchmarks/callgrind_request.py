@@ -40,7 +40,6 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,16 +49,12 @@ import aiohttp  # noqa: E402
 import msgspec  # noqa: E402
 
 from benchmarks._cpus import CLIENT_CPU, pin  # noqa: E402
+from benchmarks._trace import OpcodeCounter, mark  # noqa: E402
 from benchmarks.bench_hub import emit, emulator  # noqa: E402
 from wixinv_async import AppCredentials, DecrementData, InventoryClient  # noqa: E402
 from wixinv_async.models import DecrementInventoryRequest  # noqa: E402
 
 ENTRIES = 300
-
-
-def _mark() -> None:
-    """Cut callgrind's counts here (``--dump-before=os_getppid``)."""
-    os.getppid()
 
 
 def _body(keys: list[tuple[str, str]]) -> bytes:
@@ -88,9 +83,9 @@ async def run(emu: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any
 
         await wave(args.warmup)
         cpu0 = time.process_time()
-        _mark()
+        mark()
         await wave(args.requests)
-        _mark()
+        mark()
         cpu1 = time.process_time()
     return {"requests": args.requests, "cpu_us_per_request": (cpu1 - cpu0) / args.requests * 1e6}
 
@@ -177,35 +172,20 @@ def counted(emu: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 _PACKAGES = ("wixinv_async", "aiohttp", "asyncio", "yarl", "multidict")
 
 
-class _OpcodeCounter:
-    """Bytecodes executed, by function, between two ``_mark()`` calls (``sys.settrace``)."""
-
-    def __init__(self) -> None:
-        self.counts: collections.Counter[tuple[str, str, int]] = collections.Counter()
-        self.on = False
-
-    def trace(self, frame: FrameType, event: str, arg: object) -> Any:
-        frame.f_trace_opcodes = True
-        if event == "opcode" and self.on:
-            code = frame.f_code
-            self.counts[(code.co_filename, code.co_name, code.co_firstlineno)] += 1
-        return self.trace
-
-
 def _package(filename: str) -> str:
     parts = Path(filename).parts
     return next((p for p in _PACKAGES if p in parts), "other")
 
 
 def opcodes(emu: Mapping[str, Any], args: argparse.Namespace) -> None:
-    counter = _OpcodeCounter()
+    counter = OpcodeCounter()
     real = os.getppid
 
-    def mark() -> int:
+    def toggle() -> int:
         counter.on = not counter.on
         return real()
 
-    os.getppid = mark  # _mark() toggles the count
+    os.getppid = toggle  # each mark() toggles the count
     sys.settrace(counter.trace)
     try:
         result = asyncio.run(run(emu, args))
