@@ -91,6 +91,7 @@ def _one_of_each() -> list[errors.WixInventoryError]:
         errors.AdjusterFull("full"),
         errors.AdjusterClosed("closed"),
         errors.OffsetLimitError("past 10000"),
+        errors.LateSendError("POST /x: not sent", late_by=0.25, attempt=2),
         errors.WebhookError("webhook"),
         errors.FleetError("resolve", "127.0.0.1:6379/0", "ResponseError: OOM", applied=NO),
         errors.FleetUnavailable("submit", "10.0.0.2:6379/1", "closed", applied=MAYBE),

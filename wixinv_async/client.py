@@ -65,6 +65,7 @@ from .errors import (
     ConnectError,
     ConnectionLostError,
     InvalidInputError,
+    LateSendError,
     OutcomeUnknownError,
     PermissionDeniedError,
     RateLimitedError,
@@ -418,6 +419,7 @@ class InventoryClient:
         *,
         validate: bool = True,
         on_wire: OnWire | None = None,
+        not_after: float | None = None,
     ) -> str | None:
         """Add stock to 1 to 300 variants in one atomic batch; the answer's
         ``x-wix-request-id`` (``None`` if it had none) once applied.
@@ -426,8 +428,10 @@ class InventoryClient:
         input they already checked the same way (the adjuster does); the batch size is always
         checked. ``on_wire`` is awaited right before each attempt goes on the wire, once its
         pacing slot is granted (a journal marks the batch "sent" there); if it raises, nothing
-        is sent and its error propagates."""
-        return await self._write_batch(_INCREMENT, entries, validate, on_wire)
+        is sent and its error propagates. ``not_after``: an event-loop time (``loop.time()``)
+        after which no attempt may leave; an attempt checked past it, or a retry whose wait
+        would end past it, is not made: :class:`LateSendError` (nothing applied)."""
+        return await self._write_batch(_INCREMENT, entries, validate, on_wire, not_after)
 
     async def decrement_inventory(
         self,
@@ -435,10 +439,11 @@ class InventoryClient:
         *,
         validate: bool = True,
         on_wire: OnWire | None = None,
+        not_after: float | None = None,
     ) -> str | None:
-        """Take stock from 1 to 300 variants in one atomic batch (``validate``, ``on_wire``, the
-        request id returned: as for :meth:`increment_inventory`)."""
-        return await self._write_batch(_DECREMENT, entries, validate, on_wire)
+        """Take stock from 1 to 300 variants in one atomic batch (``validate``, ``on_wire``,
+        ``not_after``, the request id returned: as for :meth:`increment_inventory`)."""
+        return await self._write_batch(_DECREMENT, entries, validate, on_wire, not_after)
 
     async def send_batch_body(
         self,
@@ -462,6 +467,7 @@ class InventoryClient:
         entries: Sequence[IncrementData] | Sequence[DecrementData],
         validate: bool,
         on_wire: OnWire | None,
+        not_after: float | None = None,
     ) -> str | None:
         """The one body of both batch calls (``call`` says which); the answer's request id."""
         if validate:
@@ -469,14 +475,18 @@ class InventoryClient:
         else:
             validation.check_batch_size(call.field, len(entries))
         body = self._encode_batch(call.request(_as_list(entries)))
-        return await self._post_batch(call, body, on_wire)
+        return await self._post_batch(call, body, on_wire, not_after)
 
     async def _post_batch(
-        self, call: _BatchCall, body: bytes, on_wire: OnWire | None
+        self,
+        call: _BatchCall,
+        body: bytes,
+        on_wire: OnWire | None,
+        not_after: float | None = None,
     ) -> str | None:
         """Send one encoded batch; the answer's request id."""
         response = await self._send(
-            call.endpoint, "POST", call.path, body, RequestKind.WRITE, on_wire
+            call.endpoint, "POST", call.path, body, RequestKind.WRITE, on_wire, not_after
         )
         return response.header("x-wix-request-id")
 
@@ -594,9 +604,11 @@ class InventoryClient:
         return_entity: bool | None = None,
         reason: Reason | None = None,
         validate: bool = True,
+        not_after: float | None = None,
     ) -> BulkResult:
         """Take stock from the items of 1 to 300 (variant, location) pairs; results as for
-        :meth:`bulk_decrement_inventory_items`."""
+        :meth:`bulk_decrement_inventory_items` (``not_after``: as for
+        :meth:`increment_inventory`)."""
         call = v3.bulk_adjust_by_variant_and_location(
             decrement_data,
             DecrementDataByVariantAndLocation,
@@ -605,7 +617,7 @@ class InventoryClient:
             reason=reason,
             validate=validate,
         )
-        return await self._send_bulk(call, [None] * len(decrement_data))
+        return await self._send_bulk(call, [None] * len(decrement_data), not_after)
 
     async def bulk_increment_inventory_items_by_variant_and_location(
         self,
@@ -614,8 +626,10 @@ class InventoryClient:
         return_entity: bool | None = None,
         reason: Reason | None = None,
         validate: bool = True,
+        not_after: float | None = None,
     ) -> BulkResult:
-        """Add stock to the items of 1 to 300 (variant, location) pairs."""
+        """Add stock to the items of 1 to 300 (variant, location) pairs (``not_after``: as for
+        :meth:`increment_inventory`)."""
         call = v3.bulk_adjust_by_variant_and_location(
             increment_data,
             IncrementDataByVariantAndLocation,
@@ -623,7 +637,7 @@ class InventoryClient:
             reason=reason,
             validate=validate,
         )
-        return await self._send_bulk(call, [None] * len(increment_data))
+        return await self._send_bulk(call, [None] * len(increment_data), not_after)
 
     async def send_bulk_call(
         self, call: v3.V3Call, expected_ids: Sequence[str | None]
@@ -791,12 +805,16 @@ class InventoryClient:
         """Every item of a search, page after page by cursor."""
         return _every_item(self.search_inventory_items, filter, sort, limit)
 
-    async def _send_v3(self, call: v3.V3Call) -> HttpResponse:
-        return await self._send(call.endpoint, call.method, call.path, call.body, call.kind)
+    async def _send_v3(self, call: v3.V3Call, not_after: float | None = None) -> HttpResponse:
+        return await self._send(
+            call.endpoint, call.method, call.path, call.body, call.kind, not_after=not_after
+        )
 
-    async def _send_bulk(self, call: v3.V3Call, expected_ids: Sequence[str | None]) -> BulkResult:
+    async def _send_bulk(
+        self, call: v3.V3Call, expected_ids: Sequence[str | None], not_after: float | None = None
+    ) -> BulkResult:
         """Send a bulk write; its per-entry results (all UNKNOWN if a 2xx body is unreadable)."""
-        response = await self._send_v3(call)
+        response = await self._send_v3(call, not_after)
         request_id = response.header("x-wix-request-id")
         return parse_bulk_body(
             len(expected_ids), response.body, expected_ids=expected_ids, request_id=request_id
@@ -818,6 +836,7 @@ class InventoryClient:
         body: bytes,
         kind: RequestKind = RequestKind.READ,
         on_wire: OnWire | None = None,
+        not_after: float | None = None,
     ) -> HttpResponse:
         """Send a call with credentials and pacing, retrying what the decision table allows.
         Every error raised is stamped with whether the call may have been applied."""
@@ -825,7 +844,7 @@ class InventoryClient:
             raise stamp(ConfigurationError("the InventoryClient is closed"))
         url = self._base_url + path
         try:
-            return await self._retrying(endpoint, method, url, body, kind, True, on_wire)
+            return await self._retrying(endpoint, method, url, body, kind, True, on_wire, not_after)
         except WixInventoryError as exc:
             self._counts["failures"] += 1
             stamp(exc)
@@ -851,14 +870,22 @@ class InventoryClient:
         kind: RequestKind,
         signed: bool,
         on_wire: OnWire | None = None,
+        not_after: float | None = None,
     ) -> HttpResponse:
-        """Attempt until a 2xx response, or until the decision table says to raise."""
+        """Attempt until a 2xx response, or until the decision table says to raise. With
+        ``not_after``, the last check before the transport refuses an attempt past it; a
+        write is retried only after attempts that provably were not applied, so the
+        :class:`LateSendError` that ends such a call says nothing was applied."""
         attempt, refreshed = 1, False
         while True:
             slot = await self._site.acquire() if signed else None
-            request = await self._request(method, url, body, signed, slot)
+            request = await self._request(method, url, body, signed, slot, not_after)
             if on_wire is not None:
                 await on_wire()
+            late = _late(request, attempt)
+            if late is not None:
+                self._site.unused(slot)  # nothing goes out in it
+                raise late
             outcome = await self._attempt(endpoint, request, signed, kind)
             if isinstance(outcome, HttpResponse):
                 return outcome
@@ -895,7 +922,13 @@ class InventoryClient:
         return unknown
 
     async def _request(
-        self, method: str, url: str, body: bytes, signed: bool, slot: float | None = None
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        signed: bool,
+        slot: float | None = None,
+        not_after: float | None = None,
     ) -> HttpRequest:
         if not signed:
             headers = {"Content-Type": "application/json"} if body else {}  # GETs bare, as the SDK
@@ -908,7 +941,7 @@ class InventoryClient:
             # goes back (a resting site, refused batch after batch, spends no budget).
             self._site.unused(slot)
             raise
-        return HttpRequest(method, url, body, self._signed_headers(given, bool(body)))
+        return HttpRequest(method, url, body, self._signed_headers(given, bool(body)), not_after)
 
     def _signed_headers(self, auth: Mapping[str, str], has_body: bool) -> Mapping[str, str]:
         """A request's headers for these auth headers: one read-only multidict, reused while
@@ -965,6 +998,9 @@ class InventoryClient:
             delay = backoff_delay(
                 attempt, base=policy.base_delay, cap=policy.max_delay, rng=self._rng
             )
+        late = _late(request, attempt + 1, delay)
+        if late is not None:  # the retry could only leave past its deadline: not waited for
+            raise late from error
         self._counts["retries"] += 1
         logger.info(
             "%s %s failed (%s), attempt %d; retrying in %.2f s",
@@ -999,6 +1035,24 @@ class InventoryClient:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _late(request: HttpRequest, attempt: int, wait: float = 0.0) -> LateSendError | None:
+    """The error refusing attempt ``attempt`` of ``request`` when, made ``wait`` seconds from
+    now, it would leave past its ``not_after``; ``None`` when it may go."""
+    not_after = request.not_after
+    if not_after is None:
+        return None
+    late_by = asyncio.get_running_loop().time() + wait - not_after
+    if late_by <= 0:
+        return None
+    what = "its retry's wait would end" if wait else "it is"
+    return LateSendError(
+        f"{request.method} {request.path}: attempt {attempt} not sent, {what} {late_by:.3f} s "
+        "past its send deadline",
+        late_by=late_by,
+        attempt=attempt,
+    )
 
 
 def _site_limiter(

@@ -10,6 +10,7 @@
     │   ├── ConnectionLostError (ConnectionError)  the connection failed after sending began
     │   └── RequestTimeoutError (TimeoutError)
     ├── OutcomeUnknownError                   a write may or may not have been applied
+    ├── LateSendError                         not sent: its send deadline had passed
     ├── ApiError                              the server answered with an error status
     │   ├── BadRequestError (400)
     │   ├── AuthenticationError (401)
@@ -65,6 +66,7 @@ __all__ = [
     "FleetError",
     "FleetUnavailable",
     "InvalidInputError",
+    "LateSendError",
     "NotFoundError",
     "OffsetLimitError",
     "OutcomeUnknownError",
@@ -184,6 +186,22 @@ class OutcomeUnknownError(WixInventoryError):
 
     def __init__(self, message: str, *, request: Any):
         self.request = request
+        super().__init__(message)
+
+
+class LateSendError(WixInventoryError):
+    """A request was not sent because the deadline its caller gave (``not_after``) had passed:
+    the process stalled before the request could leave, or a retry's wait would have ended
+    past it. Nothing was applied: the attempt was not made, and the client retries a write
+    only after attempts that provably were not applied. ``late_by``: seconds past the
+    deadline when it was checked (for a retry not waited for, how far past it the wait would
+    have ended); ``attempt``: the attempt that was not made (1: the first)."""
+
+    applied = Applied.NO
+
+    def __init__(self, message: str, *, late_by: float, attempt: int):
+        self.late_by = late_by
+        self.attempt = attempt
         super().__init__(message)
 
 

@@ -67,12 +67,18 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class HttpRequest:
-    """One HTTP request. ``repr`` shows neither headers (credentials) nor the body."""
+    """One HTTP request. ``repr`` shows neither headers (credentials) nor the body.
+
+    ``not_after``: the event-loop time after which it must not leave (``None``: no deadline).
+    The client refuses an attempt past it right before handing it to the transport;
+    :class:`AiohttpTransport` also gives a new connection no longer than what remains of it.
+    """
 
     method: str
     url: str
     body: bytes = b""
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    not_after: float | None = None
 
     @property
     def path(self) -> str:
@@ -135,6 +141,11 @@ class Transport(Protocol):
 Handler = Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
 
 
+_LEAST_CONNECT = 1e-6
+"""Seconds: the connect timeout of a request whose deadline passed in the microseconds since
+the client's last check."""
+
+
 class MockTransport:
     """A transport that answers every request with ``handler(request)`` (sync or async).
 
@@ -171,6 +182,7 @@ class AiohttpTransport:
         self._owns_session = session is None
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        self._connect = timeout
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -192,7 +204,7 @@ class AiohttpTransport:
                 request.url,
                 data=request.body or None,  # b"" would add a Content-Type to a GET
                 headers=request.headers,
-                timeout=self._timeout,
+                timeout=self._timeout_of(request),
             ) as response:
                 headers = response.headers
                 status = response.status
@@ -204,6 +216,19 @@ class AiohttpTransport:
                 error = _body_lost(exc, request, status, headers)
             cause = _without_credentials(exc)
         raise error from cause  # outside the handler: no __context__ holding aiohttp's error
+
+    def _timeout_of(self, request: HttpRequest) -> aiohttp.ClientTimeout:
+        """The timeouts of one request. A request with a deadline may connect (or wait for a
+        pooled connection) only until then: aiohttp writes the request as soon as it has the
+        connection, so one made past the deadline would carry it late. Timing out
+        there is a connect timeout, provably unsent (a pooled connection ready at once is
+        taken without one)."""
+        if request.not_after is None:
+            return self._timeout
+        left = request.not_after - asyncio.get_running_loop().time()
+        # aiohttp reads a connect timeout of 0 or less as none at all.
+        connect = min(self._connect, max(left, _LEAST_CONNECT))
+        return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=self._connect)
 
     async def aclose(self) -> None:
         """Close the session if this transport created it; later requests are refused (a

@@ -12,6 +12,12 @@ GCRA does the pacing (the hub runs unpaced: each request took its slot in Redis 
 hub's clients retry what provably did not reach Wix (a 429, a 503, a refused connection); the
 worker bounds every request, retries included, to ``http_timeout + margin / 2``, so it
 settles inside the lease that ``mark_sent`` checked, and a request cut off there is IN_DOUBT.
+
+No attempt of a batch leaves later than :data:`SEND_SHARE` of
+:func:`~wixinv_async.fleet.shards.gcra_lateness_us` after the loop time just before its begin
+was sent (the grant came after it): a worker that stalled (stopped, swapped out, a slow
+Redis) or a retry that would go later does not send; the batch is RETURNED, code LATE, and
+its deltas coalesce again for a new begin and a new slot.
 """
 
 from __future__ import annotations
@@ -28,13 +34,13 @@ from redis.exceptions import ResponseError
 
 from ..catalog import CatalogVersion
 from ..core.bulk_results import BulkResult
-from ..errors import WixInventoryError
+from ..errors import LateSendError, WixInventoryError
 from ..hub import InventoryHub
 from ._config import CRASH_ENV, WorkerSettings, crash_point, retry_redis
 from ._connect import FleetRedis
 from ._sending import send_batch
 from .scripts import Begun, EntryVerdicts, PlannedEntry, ShardScripts, text
-from .shards import KeySpace
+from .shards import KeySpace, gcra_lateness_us
 from .verdicts import refusals, v1_settlement, v3_settlement, wrong_catalog
 
 __all__ = ["MAX_DEFER", "OwnedShard", "ShardSender"]
@@ -49,6 +55,10 @@ follows when the app lacks the scope to ask (403)."""
 DETECT_RETRY: Final = 1.0
 """Seconds before a failed detection is tried again."""
 CATALOG_TTL_MS: Final = 7 * 86_400_000
+SEND_SHARE: Final = 0.5
+"""Of the lateness past its grant that keeps every rolling window within the budget, the
+share a batch's request may spend before leaving; the rest is left to the network's
+variation between sending and arriving."""
 
 
 class OwnedShard:
@@ -99,6 +109,9 @@ class ShardSender:
         self.settings = settings
         self.hub = hub
         self._interval_us = interval_us
+        rate = settings.rate_limit
+        lateness_us = gcra_lateness_us(rate.requests, rate.period, rate.safety)
+        self._send_within = lateness_us * SEND_SHARE / 1e6
         self._drop = drop
         self.sent = 0
         """Requests that left (batches and detections)."""
@@ -134,6 +147,8 @@ class ShardSender:
         if not isinstance(catalog, CatalogVersion):
             return catalog
         batch_id = uuid.uuid4().hex
+        # Before begin leaves: its grant comes later, so this bounds how long ago it was.
+        asked = asyncio.get_running_loop().time()
         try:
             begun: Begun = await retry_redis(
                 lambda: self.scripts.begin(
@@ -155,7 +170,7 @@ class ShardSender:
         if begun.status != "BEGUN":
             return None
         crash_point("after_begin")
-        settled = await self._deliver(shard, site, catalog, begun)
+        settled = await self._deliver(shard, site, catalog, begun, asked + self._send_within)
         await retry_redis(
             lambda: self.scripts.finish_each(shard.number, shard.token, batch_id, settled)
         )
@@ -220,8 +235,14 @@ class ShardSender:
         return self.settings.http_timeout + self.settings.margin / 2
 
     async def _deliver(
-        self, shard: OwnedShard, site: str, catalog: CatalogVersion, begun: Begun
+        self,
+        shard: OwnedShard,
+        site: str,
+        catalog: CatalogVersion,
+        begun: Begun,
+        not_after: float,
     ) -> EntryVerdicts:
+        """Send the begun batch, no attempt after ``not_after`` (loop time); its verdicts."""
         codes = refusals(begun.entries, catalog)
         sending = [e for e, code in zip(begun.entries, codes, strict=True) if not code]
         v3 = catalog is CatalogVersion.V3_CATALOG
@@ -236,22 +257,32 @@ class ShardSender:
             unsent = tuple(("REJECTED", c) if c else ("RETURNED", gate) for c in codes)
             return EntryVerdicts(unsent, code=gate)
         crash_point("after_mark_sent")
-        result, error = await self._request(site, catalog, begun.kind, sending)
+        result, error = await self._request(site, catalog, begun.kind, sending, not_after)
         crash_point("after_answer")
-        self.sent += 1
+        if isinstance(error, LateSendError):
+            log.warning("site %s: batch %s returned, not sent (%s)", site, begun.batch_id, error)
+        else:
+            self.sent += 1
         if wrong_catalog(error):
             await self._forget_catalog(shard, site)
         return v3_settlement(codes, result, error) if v3 else v1_settlement(codes, error)
 
     async def _request(
-        self, site: str, catalog: CatalogVersion, kind: str, entries: list[PlannedEntry]
+        self,
+        site: str,
+        catalog: CatalogVersion,
+        kind: str,
+        entries: list[PlannedEntry],
+        not_after: float,
     ) -> tuple[BulkResult | None, BaseException | None]:
-        """Send, bounded by the deadline; the answer, or what it raised instead."""
+        """Send, bounded by the deadline, no attempt after ``not_after``; the answer, or what
+        it raised instead."""
         try:
             async with asyncio.timeout(self._deadline):
                 if os.environ.get(CRASH_ENV) == "during_request":
                     return await self._crash_during(site, catalog, kind, entries), None
-                return await send_batch(self.hub.site(site).client, catalog, kind, entries), None
+                client = self.hub.site(site).client
+                return await send_batch(client, catalog, kind, entries, not_after=not_after), None
         except Exception as error:  # every failure is data: the verdict tables decide
             if not isinstance(error, WixInventoryError | TimeoutError):
                 log.exception("site %s: unexpected error from the request (in doubt)", site)

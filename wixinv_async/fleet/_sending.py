@@ -1,6 +1,8 @@
 """The one request a worker makes per batch, through the hub's client of the batch's site:
 a V1 site's batch as one atomic increment or decrement call, a V3 site's as one bulk call by
-variant and location (a delta without a location goes to the site's default location)."""
+variant and location (a delta without a location goes to the site's default location). No
+attempt of it leaves after ``not_after`` (event-loop time): the client raises
+:class:`~wixinv_async.errors.LateSendError` instead."""
 
 from __future__ import annotations
 
@@ -19,29 +21,34 @@ __all__ = ["send_batch"]
 
 
 async def send_batch(
-    client: InventoryClient, catalog: CatalogVersion, kind: str, entries: Sequence[PlannedEntry]
+    client: InventoryClient,
+    catalog: CatalogVersion,
+    kind: str,
+    entries: Sequence[PlannedEntry],
+    *,
+    not_after: float | None = None,
 ) -> BulkResult | None:
     """Send ``entries`` (all of one sign: ``kind`` ``inc`` or ``dec``); a V3 call answers
     its per-item results, a V1 call ``None`` (applied whole, or it raised)."""
     if catalog is CatalogVersion.V3_CATALOG:
-        return await _send_v3(client, kind, entries)
+        return await _send_v3(client, kind, entries, not_after)
     if kind == "inc":
         increments = [
             IncrementData(product_id=e.product_id, variant_id=e.variant_id, increment_by=e.net)
             for e in entries
         ]
-        await client.increment_inventory(increments)
+        await client.increment_inventory(increments, not_after=not_after)
     else:
         decrements = [
             DecrementData(product_id=e.product_id, variant_id=e.variant_id, decrement_by=-e.net)
             for e in entries
         ]
-        await client.decrement_inventory(decrements)
+        await client.decrement_inventory(decrements, not_after=not_after)
     return None
 
 
 async def _send_v3(
-    client: InventoryClient, kind: str, entries: Sequence[PlannedEntry]
+    client: InventoryClient, kind: str, entries: Sequence[PlannedEntry], not_after: float | None
 ) -> BulkResult:
     if kind == "inc":
         increments = [
@@ -50,11 +57,15 @@ async def _send_v3(
             )
             for e in entries
         ]
-        return await client.bulk_increment_inventory_items_by_variant_and_location(increments)
+        return await client.bulk_increment_inventory_items_by_variant_and_location(
+            increments, not_after=not_after
+        )
     decrements = [
         DecrementDataByVariantAndLocation(
             variant_id=e.variant_id, location_id=e.location_id or UNSET, decrement_by=-e.net
         )
         for e in entries
     ]
-    return await client.bulk_decrement_inventory_items_by_variant_and_location(decrements)
+    return await client.bulk_decrement_inventory_items_by_variant_and_location(
+        decrements, not_after=not_after
+    )

@@ -31,6 +31,7 @@ from ..errors import (
     ConfigurationError,
     ConnectError,
     InvalidInputError,
+    LateSendError,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
@@ -47,6 +48,7 @@ __all__ = [
     "bisect_cap",
     "gcra_decide",
     "gcra_interval_us",
+    "gcra_lateness_us",
     "ingest_fields",
     "shard_of",
     "sum_by_key",
@@ -152,6 +154,24 @@ def gcra_interval_us(requests: int, period: float, safety: float) -> int:
     return math.ceil(period * 1e6 / requests * (1.0 + safety))
 
 
+def gcra_lateness_us(requests: int, period: float, safety: float) -> int:
+    """The most microseconds a request may reach the server after its GCRA slot was granted,
+    every request of the site alike, with no rolling window of ``period`` seconds holding more
+    than ``requests``: ``requests * interval - period`` (:func:`gcra_interval_us`; about
+    ``period * safety``).
+
+    Why: grants are at least ``interval`` apart, so among any ``requests + 1`` requests the
+    first and the last granted are at least ``requests * interval`` apart. The last granted
+    arrives no earlier than its grant and the first granted no later than its grant plus
+    the lateness, so the earliest and the latest arrival of the group are at least
+    ``requests * interval - lateness`` apart: ``period`` or more when the lateness is at most
+    this, and a window ``(t - period, t]`` (the strictest server's) never holds the whole
+    group. One microsecond more and a group sent on time but for its first request can fit.
+    The bound is for all of the lateness: a stalled sender's, a retry's and the network's
+    variation between sending and arriving."""
+    return math.floor(requests * gcra_interval_us(requests, period, safety) - period * 1e6)
+
+
 @dataclass(frozen=True, slots=True)
 class GcraDecision:
     """``allowed``: send now, and store ``tat`` as the site's new theoretical arrival time;
@@ -208,7 +228,7 @@ class Verdict(enum.Enum):
     IN_DOUBT = "IN_DOUBT"
 
 
-_NOT_SENT = (ConnectError, RateLimitedError, ConfigurationError, InvalidInputError)
+_NOT_SENT = (ConnectError, RateLimitedError, ConfigurationError, InvalidInputError, LateSendError)
 _REFUSED_NOT_BATCH = (AuthenticationError, PermissionDeniedError)
 
 
@@ -218,7 +238,8 @@ def verdict_for(error: BaseException | None) -> Verdict:
     ======================================================  ===========
     no error                                                APPLIED
     ConnectError, RateLimitedError (429), ServerError 503,  RETURNED (provably not applied)
-    ConfigurationError (closed client), InvalidInputError
+    ConfigurationError (closed client), InvalidInputError,
+    LateSendError (not sent: its deadline had passed)
     AuthenticationError, PermissionDeniedError              RETURNED (the batch is not at
                                                             fault; it waits for credentials)
     any other ApiError (400, 404, 409, 428)                 REFUSED

@@ -24,6 +24,7 @@ The request's answer (``whole`` is :func:`~wixinv_async.fleet.shards.verdict_for
     wrong-catalog 428 (the site moved)    RETURNED, catalog re-detected (the call was refused
                                           whole: provably not applied)
     whole RETURNED (429, 503, unsent)     RETURNED                   RETURNED
+    not sent past its deadline (LATE)     RETURNED                   RETURNED
     whole REFUSED (400, 404, other 428)   1 entry: REJECTED; more:   REJECTED (V3 has no
                                           RETURNED, cap halved       atomic batch to bisect)
     whole IN_DOUBT (timeout, reset, 5xx)  IN_DOUBT                   IN_DOUBT
@@ -39,12 +40,13 @@ from typing import Final
 
 from ..catalog import CatalogVersion
 from ..core.bulk_results import BulkItemStatus, BulkResult
-from ..errors import ApiError, WrongCatalogError
+from ..errors import ApiError, LateSendError, WrongCatalogError
 from .scripts import EntryVerdicts, PlannedEntry
 from .shards import MAX_BATCH, Verdict, verdict_for
 
 __all__ = [
     "DEFAULT_VARIANT",
+    "LATE",
     "error_code",
     "refusals",
     "v1_settlement",
@@ -54,6 +56,9 @@ __all__ = [
 
 DEFAULT_VARIANT: Final = "00000000-0000-0000-0000-000000000000"
 _MAX_AMOUNT: Final = 99_999
+LATE: Final = "LATE"
+"""The code of a batch not sent because its send deadline had passed (a stall, a retry's
+wait): its entries RETURNED."""
 
 Statuses = list[tuple[str, str]]
 
@@ -80,6 +85,8 @@ def error_code(error: BaseException | None) -> str:
     error's type."""
     if error is None:
         return ""
+    if isinstance(error, LateSendError):
+        return LATE
     if isinstance(error, ApiError):
         return error.code or str(error.status)
     return type(error).__name__
