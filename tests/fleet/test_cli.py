@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 from collections.abc import Callable
 
 import pytest
@@ -48,6 +49,26 @@ def test_lease_must_cover_two_requests() -> None:
     """A lease shorter than twice (timeout + margin) is refused by name."""
     with pytest.raises(ConfigurationError, match="lease_ms=1000"):
         WorkerSettings(lease_ms=1000, http_timeout=5.0)
+
+
+@pytest.mark.parametrize("value", [-1.0, -0.001, math.inf, math.nan, True, "1"])
+def test_max_defer_must_be_seconds_at_least_0_and_finite(value: object) -> None:
+    """A negative, infinite (a full stream would never deliver), NaN or non-number
+    max_defer is refused by name and value; 0 (send at once) and 60 are taken."""
+    with pytest.raises(ConfigurationError, match=r"max_defer=.* must be a number of seconds"):
+        WorkerSettings(max_defer=value)  # type: ignore[arg-type]
+    assert [WorkerSettings(max_defer=s).max_defer for s in (0, 60.0)] == [0, 60.0]
+
+
+def test_worker_command_passes_max_defer_to_its_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``fleet worker --max-defer -1`` exits 2 naming the setting and the value given."""
+    args = build_parser().parse_args(
+        ["fleet", "worker", "--redis", "redis://x", "--api-key", "k", "--max-defer", "-1"]
+    )
+    assert args.func(args) == EXIT_CONFIG
+    assert "max_defer=-1.0 must be" in capsys.readouterr().err
 
 
 def test_status_shows_backlog_per_site(redis_url: str) -> None:

@@ -52,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--lease-ms", type=int, default=15_000, help="shard lease [15000]")
     add("--http-timeout", type=float, default=5.0, help="request timeout, s [5]")
     add("--margin", type=float, default=1.0, help="lease time kept beyond the timeout, s [1]")
+    add(
+        "--max-defer",
+        type=float,
+        default=1.0,
+        help="longest wait for a shard's reader to fold a backlog before sending, s [1]",
+    )
     add("--worker-id", help="this worker's id [random]")
     add("--allow-weak-fsync", action="store_true", help="run without appendfsync always")
     worker.set_defaults(func=run_worker)
@@ -107,6 +113,7 @@ def run_worker(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             margin=args.margin,
             allow_weak_fsync=args.allow_weak_fsync,
             idle_timeout=args.idle_timeout,
+            max_defer=args.max_defer,
         )
         base_url = args.base_url or os.environ.get("WIX_BASE_URL") or "https://www.wixapis.com"
         worker = FleetWorker(
