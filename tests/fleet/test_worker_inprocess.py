@@ -131,6 +131,7 @@ async def _lte(length: Awaitable[int], most: int) -> bool:
 @pytest.mark.parametrize(
     ("catalog", "versions"),
     [("v1", ["V1_CATALOG", "V1_CATALOG"]), ("mixed", ["V1_CATALOG", "V3_CATALOG"])],
+    ids=["v1", "mixed"],
 )
 async def test_an_app_worker_serves_sites_by_instance_id_with_their_own_tokens(
     redis_url: str, redis_conn: aioredis.Redis, catalog: str, versions: list[str]
