@@ -103,16 +103,19 @@ async def test_resolve_refuses_a_malformed_batch_id_and_reports_a_missing_one(
 
 async def test_pack_ingest_switches_new_producers_and_back(redis_conn: aioredis.Redis) -> None:
     """Producers connecting after pack_ingest() write one packed field, after
-    pack_ingest(False) separate fields again; a non-bool is refused by name."""
+    pack_ingest(False) separate fields again, as ingest_format() says; a non-bool is refused
+    by name."""
     admin = FleetAdmin(redis_conn, prefix="adm", shards=2)
     with pytest.raises(InvalidInputError, match="packed"):
         await admin.pack_ingest("yes")  # type: ignore[arg-type]
     stream = KEYS.key(shard_of("s1", 2), "in")
-    written = []
+    formats, written = [await admin.ingest_format()], []
     for packed in (True, False):
         await admin.pack_ingest(packed)
+        formats.append(await admin.ingest_format())
         await FleetProducer(redis_conn, prefix="adm", shards=2).submit("s1", "p1", VARIANTS[0], 1)
         written.append(sorted((await redis_conn.xrevrange(stream, count=1))[0][1]))
+    assert formats == ["fields", "packed", "fields"]
     assert written == [["m"], ["d", "e", "p", "site", "v"]]
 
 

@@ -11,18 +11,14 @@ import contextlib
 import io
 import json
 import random
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from wixinv_async import ApiKeyAuth, AppCredentials, RateLimit
+from wixinv_async import ApiKeyAuth, RateLimit
 from wixinv_async.cli import EXIT_OK, build_parser
-from wixinv_async.emulator import Emulator, SiteSpec
-from wixinv_async.fleet import _sender
 from wixinv_async.fleet._redis_server import RedisServer
 from wixinv_async.fleet.producer import FleetProducer
 from wixinv_async.fleet.scripts import ShardScripts
@@ -196,111 +192,3 @@ def test_audit_fleet_status_names_each_shards_owner_and_backlog_per_site(
     assert shards[owned]["pending_keys_by_site"] == {pair[0]: 3, pair[1]: 2}
     assert (shards[other]["owner"], shards[other]["stream_entries"]) == (None, 1)
     assert status["pending_keys"] == 5 and status["in_doubt_batches"] == 0
-
-
-async def test_audit_a_queued_hot_sku_backlog_on_a_v3_site_goes_in_one_request(
-    redis_url: str, redis_conn: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """3,000 increments on 4 variants of a V3 site queued before the worker starts: one bulk
-    request carries them all (the minimum), and each variant moved by exactly its deltas."""
-    keys = KeySpace("hot3", 4)
-    async with Emulator(sites=[SiteSpec(catalog="v3")], products=4, seed=84) as emulator:
-        site = emulator.sites[0]
-        store = emulator.v3_store(site)
-        records = [
-            r
-            for r in store.records()
-            if r.track is True
-            and r.location_id == store.default_location
-            and r.variant_id != "00000000-0000-0000-0000-000000000000"
-        ][:4]
-        assert len(records) == 4
-        before = {r.id: r.quantity for r in records}
-        rng = random.Random(6)
-        added: Counter[str] = Counter()
-        stream = keys.key(shard_of(site, keys.shards), "in")
-        async with redis_conn.pipeline(transaction=False) as pipe:
-            for n in range(3000):
-                record = rng.choice(records)
-                added[record.id] += 1
-                fields = {"e": f"e{n}", "site": site, "p": record.product_id}
-                fields |= {"v": record.variant_id, "d": 1}
-                pipe.xadd(stream, fields)  # type: ignore[arg-type]
-            await pipe.execute()
-        worker = FleetWorker(
-            redis_url,
-            ApiKeyAuth(emulator.api_key),
-            base_url=emulator.url,
-            settings=WorkerSettings(prefix="hot3", shards=4, rate_limit=RateLimit(1000, 1)),
-        )
-        # The backlog rule defers a send while the reader folds, up to MAX_DEFER: on a loaded
-        # machine folding 3,000 entries can take longer than that, so the bound is made roomy.
-        monkeypatch.setattr(_sender, "MAX_DEFER", 60.0)
-        running = asyncio.create_task(worker.run())
-        producer = FleetProducer(redis_conn, prefix="hot3", shards=4)
-        outcome = await producer.outcome(site, "e2999", wait=60)
-        worker.stop()
-        await running
-        assert outcome is not None and outcome.status is S.APPLIED
-        writes = [e for e in emulator.journal(site) if e.endpoint.startswith("bulk")]
-        assert len(writes) == 1
-        after = {r.id: store.find(r.id).quantity for r in records}  # type: ignore[union-attr]
-        assert after == {i: q + added[i] for i, q in before.items()}  # type: ignore[operator]
-
-
-async def test_audit_an_app_worker_serves_v1_and_v3_instances_with_their_own_tokens(
-    redis_url: str, redis_conn: aioredis.Redis
-) -> None:
-    """With the app's credentials, a V1 and a V3 site named by instance id: one token per
-    instance, each delta lands once on its own site through its own catalog."""
-    async with Emulator(sites=2, catalog="mixed", products=3, seed=85) as emulator:
-        targets = []
-        for site in emulator.sites:
-            instance = emulator.instance_of(site)
-            if emulator.catalog_version(site) == "V1_CATALOG":
-                item = emulator.site(site).add_product(variants=1, quantity=10, track=True)
-                product, variant = item.product_id, item.variants[0].variant_id
-            else:
-                store = emulator.v3_store(site)
-                record = next(
-                    r
-                    for r in store.records()
-                    if r.track is True and r.variant_id != "00000000-0000-0000-0000-000000000000"
-                )
-                product, variant = record.product_id, record.variant_id
-            targets.append((site, instance, product, variant))
-        before = [_quantity(emulator, s, p, v) for s, _, p, v in targets]
-        worker = FleetWorker(
-            redis_url,
-            AppCredentials(emulator.app_id, emulator.app_secret),
-            base_url=emulator.url,
-            settings=WorkerSettings(prefix="app3", shards=2, rate_limit=RateLimit(1000, 1)),
-        )
-        running = asyncio.create_task(worker.run())
-        producer = FleetProducer(redis_conn, prefix="app3", shards=2)
-        for n, (_, instance, product, variant) in enumerate(targets):
-            await producer.submit(instance, product, variant, n + 1, event_id=f"e{n}")
-        for n, (_, instance, _, _) in enumerate(targets):
-            outcome = await producer.outcome(instance, f"e{n}", wait=15)
-            assert outcome is not None and outcome.status is S.APPLIED
-        worker.stop()
-        await running
-        after = [_quantity(emulator, s, p, v) for s, _, p, v in targets]
-        assert after == [q + n + 1 for n, q in enumerate(before)]
-        assert emulator.stats()["tokens_issued"] == dict.fromkeys(emulator.instances, 1)
-        assert worker.hub.stats().total.token_fetches == 2
-
-
-def _quantity(emulator: Emulator, site: str, product: str, variant: str) -> int | None:
-    """A variant's quantity (V3: at the site's default location)."""
-    if emulator.catalog_version(site) == "V1_CATALOG":
-        return emulator.site(site).quantity(product, variant)
-    store = emulator.v3_store(site)
-    [record] = [
-        r
-        for r in store.records()
-        if r.product_id == product
-        and r.variant_id == variant
-        and r.location_id == store.default_location
-    ]
-    return record.quantity  # type: ignore[return-value]

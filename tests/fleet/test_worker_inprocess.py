@@ -1,5 +1,5 @@
-"""FleetWorker embedded in this process (the emulator too): the backlog rule for hot SKUs, idle
-sites' clients closed, streams trimmed."""
+"""FleetWorker embedded in this process (the emulator too): the backlog rule for hot SKUs and
+app-credential workers on V1 and V3 sites, idle sites' clients closed, streams trimmed."""
 
 from __future__ import annotations
 
@@ -11,48 +11,60 @@ import pytest
 import redis.asyncio as aioredis
 
 from wixinv_async import ApiKeyAuth, AppCredentials, RateLimit
-from wixinv_async.emulator import Emulator
-from wixinv_async.fleet import _sender
+from wixinv_async.emulator import Emulator, SiteSpec
 from wixinv_async.fleet.producer import FleetProducer
 from wixinv_async.fleet.shards import EventStatus, KeySpace, shard_of
 from wixinv_async.fleet.worker import FleetWorker, WorkerSettings
 
+DEFAULT_VARIANT = "00000000-0000-0000-0000-000000000000"
+"""V1's shared default variant id, which a V3 site refuses."""
 
+
+@pytest.mark.parametrize("catalog", ["v1", "v3"])
 async def test_a_queued_hot_sku_backlog_goes_in_one_request(
-    redis_url: str, redis_conn: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, redis_conn: aioredis.Redis, catalog: str
 ) -> None:
-    """3,000 increments on 4 keys queued before the worker starts: it folds the whole backlog
-    before sending, so one request carries them (pacing loose: the first send could go at once)."""
+    """3,000 increments on 4 variants of a V1 or a V3 site queued before the worker starts: it
+    folds the whole backlog before sending, so one request carries them all (the minimum;
+    pacing loose: the first send could go at once), and each variant moved by exactly its
+    deltas."""
     keys = KeySpace("hot", 4)
-    async with Emulator(products=0) as emulator:
-        item = emulator.store.add_product(variants=4, quantity=10, track=True)
-        variants = [v.variant_id for v in item.variants]
+    async with Emulator(sites=[SiteSpec(catalog=catalog)], products=4, seed=84) as emulator:
+        site = emulator.sites[0]
+        targets = tracked_variants(emulator, site, 4)
+        before = [site_quantity(emulator, site, p, v) for p, v in targets]
         rng = random.Random(6)
-        stream = keys.key(shard_of(emulator.site_id, keys.shards), "in")
+        added = [0] * len(targets)
+        stream = keys.key(shard_of(site, keys.shards), "in")
         async with redis_conn.pipeline(transaction=False) as pipe:
             for n in range(3000):
-                fields = {"e": f"e{n}", "site": emulator.site_id, "p": item.product_id}
-                fields |= {"v": rng.choice(variants), "d": 1}
+                pick = rng.randrange(len(targets))
+                added[pick] += 1
+                product, variant = targets[pick]
+                fields = {"e": f"e{n}", "site": site, "p": product, "v": variant, "d": 1}
                 pipe.xadd(stream, fields)  # type: ignore[arg-type]
             await pipe.execute()
-        settings = WorkerSettings(prefix="hot", shards=4, rate_limit=RateLimit(1000, 1))
+        # max_defer roomy: on a loaded machine folding 3,000 entries can take longer than the
+        # default, and the backlog rule is what this test is about.
+        settings = WorkerSettings(
+            prefix="hot", shards=4, rate_limit=RateLimit(1000, 1), max_defer=60.0
+        )
         worker = FleetWorker(
             redis_url,
             ApiKeyAuth(emulator.api_key),
             base_url=emulator.url,
             settings=settings,
         )
-        # The backlog rule defers a send while the reader folds, up to MAX_DEFER: on a loaded
-        # machine folding 3,000 entries can take longer than that, so the bound is made roomy.
-        monkeypatch.setattr(_sender, "MAX_DEFER", 60.0)
         running = asyncio.create_task(worker.run())
         producer = FleetProducer(redis_conn, prefix="hot", shards=4)
-        outcome = await producer.outcome(emulator.site_id, "e2999", wait=60)
+        outcome = await producer.outcome(site, "e2999", wait=60)
         worker.stop()
         await running
-        assert outcome is not None
-        assert len(emulator.store.journal) == 1
-        assert sum(emulator.store.quantity(item.product_id, v) or 0 for v in variants) == 3040
+        assert outcome is not None and outcome.status is EventStatus.APPLIED
+        [write] = emulator.journal(site)  # one request applied: V1 atomic, V3 bulk
+        assert write.endpoint.startswith("bulk") is (catalog == "v3"), write.endpoint
+        after = [site_quantity(emulator, site, p, v) for p, v in targets]
+        assert after == [q + a for q, a in zip(before, added, strict=True)]  # type: ignore[operator]
 
 
 async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -116,16 +128,24 @@ async def _lte(length: Awaitable[int], most: int) -> bool:
     return await length <= most
 
 
+@pytest.mark.parametrize(
+    ("catalog", "versions"),
+    [("v1", ["V1_CATALOG", "V1_CATALOG"]), ("mixed", ["V1_CATALOG", "V3_CATALOG"])],
+    ids=["v1", "mixed"],
+)
 async def test_an_app_worker_serves_sites_by_instance_id_with_their_own_tokens(
-    redis_url: str, redis_conn: aioredis.Redis
+    redis_url: str, redis_conn: aioredis.Redis, catalog: str, versions: list[str]
 ) -> None:
-    """With the app's credentials a site is an app instance: the hub fetches each instance's
-    token, and each delta lands on its own site."""
-    async with Emulator(sites=2, products=0) as emulator:
+    """With the app's credentials a site is an app instance (two V1 sites, or a V1 and a V3
+    site): the hub fetches one token per instance, and each delta lands once on its own site
+    through its own catalog."""
+    async with Emulator(sites=2, catalog=catalog, products=3, seed=85) as emulator:
+        assert sorted(emulator.catalog_version(s) for s in emulator.sites) == versions
         targets = []
         for site in emulator.sites:
-            item = emulator.site(site).add_product(variants=1, quantity=10, track=True)
-            targets.append((site, emulator.instance_of(site), item.product_id, item.variants[0]))
+            [(product, variant)] = tracked_variants(emulator, site, 1)
+            targets.append((site, emulator.instance_of(site), product, variant))
+        before = [site_quantity(emulator, s, p, v) for s, _, p, v in targets]
         settings = WorkerSettings(prefix="app", shards=2, rate_limit=RateLimit(1000, 1))
         worker = FleetWorker(
             redis_url,
@@ -136,12 +156,46 @@ async def test_an_app_worker_serves_sites_by_instance_id_with_their_own_tokens(
         running = asyncio.create_task(worker.run())
         producer = FleetProducer(redis_conn, prefix="app", shards=2)
         for n, (_, instance, product, variant) in enumerate(targets):
-            await producer.submit(instance, product, variant.variant_id, n + 1, event_id=f"e{n}")
+            await producer.submit(instance, product, variant, n + 1, event_id=f"e{n}")
         for n, (_, instance, _, _) in enumerate(targets):
             outcome = await producer.outcome(instance, f"e{n}", wait=15)
             assert outcome is not None and outcome.status is EventStatus.APPLIED
         worker.stop()
         await running
-        for n, (site, _, product, variant) in enumerate(targets):
-            assert emulator.site(site).quantity(product, variant.variant_id) == 10 + n + 1
+        after = [site_quantity(emulator, s, p, v) for s, _, p, v in targets]
+        assert after == [q + n + 1 for n, q in enumerate(before)]  # type: ignore[operator]
+        assert emulator.stats()["tokens_issued"] == dict.fromkeys(emulator.instances, 1)
         assert worker.hub.stats().total.token_fetches == 2
+
+
+def tracked_variants(emulator: Emulator, site: str, count: int) -> list[tuple[str, str]]:
+    """``count`` (product, variant) pairs of the site whose quantity is tracked (V1: a product
+    added with that many variants; V3: seeded records at the default location)."""
+    if emulator.catalog_version(site) == "V1_CATALOG":
+        item = emulator.site(site).add_product(variants=count, quantity=10, track=True)
+        return [(item.product_id, v.variant_id) for v in item.variants]
+    store = emulator.v3_store(site)
+    records = [
+        r
+        for r in store.records()
+        if r.track is True
+        and r.location_id == store.default_location
+        and r.variant_id != DEFAULT_VARIANT
+    ][:count]
+    assert len(records) == count
+    return [(r.product_id, r.variant_id) for r in records]
+
+
+def site_quantity(emulator: Emulator, site: str, product: str, variant: str) -> int | None:
+    """A variant's quantity (V3: at the site's default location)."""
+    if emulator.catalog_version(site) == "V1_CATALOG":
+        return emulator.site(site).quantity(product, variant)
+    store = emulator.v3_store(site)
+    [record] = [
+        r
+        for r in store.records()
+        if r.product_id == product
+        and r.variant_id == variant
+        and r.location_id == store.default_location
+    ]
+    return record.quantity

@@ -3,6 +3,7 @@
     wixinv-async fleet worker --redis redis://host:6379/0 --api-key KEY [--shards 1024 ...]
     wixinv-async fleet status --redis redis://host:6379/0 [--shards 1024]
     wixinv-async fleet resolve --redis redis://host:6379/0 BATCH_ID --applied | --not-applied
+    wixinv-async fleet ingest --redis redis://host:6379/0 [--packed | --fields]
 
 On a Redis Cluster add ``--cluster`` to each and give any node's URL (``redis://host:7000``).
 
@@ -36,7 +37,7 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "fleet", help="a fleet of worker processes on Redis (worker, status)"
+        "fleet", help="a fleet of worker processes on Redis (worker, status, resolve, ingest)"
     )
     commands = parser.add_subparsers(dest="fleet_command", required=True, metavar="FLEET_COMMAND")
     worker = commands.add_parser("worker", help="own shards and deliver their deltas")
@@ -52,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--lease-ms", type=int, default=15_000, help="shard lease [15000]")
     add("--http-timeout", type=float, default=5.0, help="request timeout, s [5]")
     add("--margin", type=float, default=1.0, help="lease time kept beyond the timeout, s [1]")
+    add(
+        "--max-defer",
+        type=float,
+        default=1.0,
+        help="longest wait for a shard's reader to fold a backlog before sending, s [1]",
+    )
     add("--worker-id", help="this worker's id [random]")
     add("--allow-weak-fsync", action="store_true", help="run without appendfsync always")
     worker.set_defaults(func=run_worker)
@@ -67,6 +74,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verdict.add_argument("--applied", dest="applied", action="store_true", default=None)
     verdict.add_argument("--not-applied", dest="applied", action="store_false")
     resolve.set_defaults(func=run_resolve)
+    ingest = commands.add_parser(
+        "ingest",
+        help="show how producers write ingest entries, or switch it (--packed only once every "
+        "worker reads packed entries: docs/FLEET.md)",
+    )
+    _common(ingest)
+    form = ingest.add_mutually_exclusive_group()
+    form.add_argument(
+        "--packed",
+        dest="ingest",
+        action="store_const",
+        const="packed",
+        help="producers that connect from now on write one packed field per entry",
+    )
+    form.add_argument(
+        "--fields",
+        dest="ingest",
+        action="store_const",
+        const="fields",
+        help="they write separate fields again (every worker version reads them)",
+    )
+    ingest.set_defaults(func=run_ingest)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +113,11 @@ def _redis_url(args: argparse.Namespace) -> str:
     url = args.redis or os.environ.get("WIXINV_REDIS_URL")
     if not url:
         raise ConfigurationError("--redis (or WIXINV_REDIS_URL) is required")
+    if str(url).partition("://")[0] not in ("redis", "rediss", "unix"):
+        # Not shown: a URL may hold the password.
+        raise ConfigurationError(
+            "--redis (or WIXINV_REDIS_URL) must be a redis://, rediss:// or unix:// URL"
+        )
     return str(url)
 
 
@@ -107,6 +141,7 @@ def run_worker(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             margin=args.margin,
             allow_weak_fsync=args.allow_weak_fsync,
             idle_timeout=args.idle_timeout,
+            max_defer=args.max_defer,
         )
         base_url = args.base_url or os.environ.get("WIX_BASE_URL") or "https://www.wixapis.com"
         worker = FleetWorker(
@@ -220,3 +255,32 @@ async def _resolve(
     async with FleetAdmin(url, prefix=prefix, shards=shards, cluster=cluster) as admin:
         done = await admin.resolve(batch, applied=applied)
     return {"batch": done.batch_id, "state": done.state, "resolved": done.resolved}
+
+
+def run_ingest(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Print ``{"prefix", "ingest"}`` (after a switch, with ``"was"``); exit 2 when no fleet
+    uses the prefix, or it uses another shard count."""
+    from ..errors import ConfigurationError, FleetError
+
+    try:
+        url = _redis_url(args)
+        shown = asyncio.run(_ingest(url, args.prefix, args.shards, args.cluster, args.ingest))
+    except (ConfigurationError, FleetError) as error:
+        print(f"fleet ingest: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(json.dumps(shown), file=out)
+    return EXIT_OK
+
+
+async def _ingest(
+    url: str, prefix: str, shards: int, cluster: bool, wanted: str | None
+) -> dict[str, object]:
+    from ..fleet.admin import FleetAdmin
+
+    async with FleetAdmin(url, prefix=prefix, shards=shards, cluster=cluster) as admin:
+        await admin.check_fleet()
+        was = await admin.ingest_format()
+        if wanted is None:
+            return {"prefix": prefix, "ingest": was}
+        await admin.pack_ingest(wanted == "packed")
+    return {"prefix": prefix, "ingest": wanted, "was": was}

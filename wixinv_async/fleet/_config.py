@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
@@ -40,7 +41,10 @@ class WorkerSettings:
     event id is remembered (a producer retry later than that would apply twice).
     ``idle_timeout``: seconds after which the hub closes a site's client that sent nothing
     (it is made again, token and pacing kept, on the site's next batch). ``trim_every``: the
-    membership ticks between two trims of the owned shards' ingest and outcome streams."""
+    membership ticks between two trims of the owned shards' ingest and outcome streams.
+    ``max_defer``: the most seconds a shard's sends wait while its reader folds a backlog (the
+    deltas still queued may be for the same keys: waiting spares a second request for them;
+    0 sends at once), so a stream that stays full still delivers."""
 
     prefix: str = "wixfleet"
     shards: int = 1024
@@ -52,6 +56,7 @@ class WorkerSettings:
     allow_weak_fsync: bool = False
     idle_timeout: float = 300.0
     trim_every: int = 12
+    max_defer: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.idle_timeout > 2 * (self.http_timeout + self.margin):
@@ -63,6 +68,13 @@ class WorkerSettings:
             isinstance(self.trim_every, int) and self.trim_every >= 1
         ):
             raise ConfigurationError(f"trim_every={self.trim_every!r} must be an int >= 1")
+        if isinstance(self.max_defer, bool) or not (
+            isinstance(self.max_defer, int | float) and 0 <= self.max_defer < math.inf
+        ):
+            raise ConfigurationError(
+                f"max_defer={self.max_defer!r} must be a number of seconds >= 0 (not infinite: "
+                "a stream that stays full would never deliver)"
+            )
         if self.lease_ms < 2 * self.lease_min_ms:
             raise ConfigurationError(
                 f"lease_ms={self.lease_ms} must be at least twice (http_timeout + margin) = "

@@ -43,12 +43,10 @@ from .scripts import Begun, EntryVerdicts, PlannedEntry, ShardScripts, text
 from .shards import KeySpace, gcra_lateness_us
 from .verdicts import refusals, v1_settlement, v3_settlement, wrong_catalog
 
-__all__ = ["MAX_DEFER", "OwnedShard", "ShardSender"]
+__all__ = ["OwnedShard", "ShardSender"]
 
 log = logging.getLogger("wixinv_async.fleet")
 
-MAX_DEFER: Final = 1.0
-"""Seconds a send may wait for the shard's reader to catch up with a backlog (see run)."""
 DETECT_SLOTS: Final = 2
 """GCRA slots a catalog detection takes: the version call, and the V3 probe read that
 follows when the app lacks the scope to ask (403)."""
@@ -136,9 +134,9 @@ class ShardSender:
     def _deferring(self, shard: OwnedShard) -> bool:
         """While the reader still folds a backlog, deltas of the same keys are on their way:
         a send now would need a second request for them. Wait for the reader, but at most
-        MAX_DEFER seconds, so a stream that stays full still delivers."""
-        since = shard.behind_since
-        return since is not None and asyncio.get_running_loop().time() - since < MAX_DEFER
+        ``max_defer`` seconds, so a stream that stays full still delivers."""
+        since, most = shard.behind_since, self.settings.max_defer
+        return since is not None and asyncio.get_running_loop().time() - since < most
 
     async def _send_one(self, shard: OwnedShard, site: str) -> float | None:
         """One begin-send-finish for ``site``; the seconds to wait before the next, ``None``

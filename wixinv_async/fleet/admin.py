@@ -1,5 +1,5 @@
 """FleetAdmin: what a person does with the fleet's state: list the batches in doubt, resolve
-them, trim the outcome streams.
+them, trim the outcome streams, switch the format producers write ingest entries in.
 
 A batch is IN_DOUBT when its request may have been applied and no answer says (a worker died
 after the request left, a timeout, a V3 entry without a trustworthy result). The fleet never
@@ -32,14 +32,21 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from ..errors import InvalidInputError
+from ..errors import ConfigurationError, InvalidInputError
 from ._boundary import redis_call
 from ._connect import FleetRedis, connect
-from .producer import INGEST
+from .producer import INGEST, ingest_packed
 from .scripts import ShardScripts, text
 from .shards import KeySpace
 
-__all__ = ["FleetAdmin", "InDoubtBatch", "InDoubtEntry", "Resolution", "batch_record"]
+__all__ = [
+    "FleetAdmin",
+    "InDoubtBatch",
+    "InDoubtEntry",
+    "Resolution",
+    "batch_record",
+    "ingest_format",
+]
 
 RESOLVED = "RESOLVED"
 RESOLVED_NOT_APPLIED = "RESOLVED_NOT_APPLIED"
@@ -175,6 +182,36 @@ class FleetAdmin:
             repeatable=True,
         )
 
+    async def ingest_format(self) -> str:
+        """How a producer that connects now writes ingest entries: ``"packed"`` or
+        ``"fields"`` (see :meth:`pack_ingest`)."""
+        return await redis_call(
+            self.redis,
+            "ingest_format",
+            lambda: ingest_format(self.redis, self.keys),
+            repeatable=True,
+        )
+
+    async def check_fleet(self) -> None:
+        """Raise :class:`~wixinv_async.errors.ConfigurationError` unless a producer or worker
+        has used ``prefix`` (a mistyped prefix names no fleet: a switch there would change
+        nothing that runs), with this shard count."""
+        key = self.keys.config
+        stored = text(
+            await redis_call(
+                self.redis, "check_fleet", lambda: self.redis.hget(key, "shards"), repeatable=True
+            )
+        )
+        prefix = self.keys.prefix
+        if not stored:
+            raise ConfigurationError(
+                f"prefix={prefix!r}: no fleet uses it (no producer or worker has connected)"
+            )
+        if int(stored) != self.keys.shards:
+            raise ConfigurationError(
+                f"shards={self.keys.shards}: the fleet under prefix {prefix!r} uses {stored}"
+            )
+
     async def trim_outcomes(self) -> int:
         """Trim every shard's outcome stream below what each of its consumer groups has read
         and acknowledged (a stream without groups: below ``keep_ms`` of age); entries
@@ -188,6 +225,11 @@ class FleetAdmin:
         for shard in range(self.keys.shards):
             removed += (await self.scripts.trim_outcomes(shard, floor))[0]
         return removed
+
+
+async def ingest_format(redis: FleetRedis, keys: KeySpace) -> str:
+    """The fleet's ingest entry format: ``"packed"`` or ``"fields"``."""
+    return "packed" if await ingest_packed(redis, keys) else "fields"
 
 
 def batch_record(shard: int, batch_id: str, score: int, raw: Mapping[Any, Any]) -> InDoubtBatch:

@@ -1,5 +1,6 @@
 """A snapshot of the fleet for ``wixinv-async fleet status``: workers, shard owners and the
-server holding each shard (a cluster's node), backlog per site, open and in-doubt batches.
+server holding each shard (a cluster's node), backlog per site, open and in-doubt batches,
+and the format producers write ingest entries in.
 Read-only; not atomic across shards (each shard is read in one pipeline)."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._connect import FleetRedis, node_of
-from .admin import InDoubtBatch, batch_record
+from .admin import InDoubtBatch, batch_record, ingest_format
 from .scripts import text
 from .shards import KeySpace
 
@@ -63,12 +64,14 @@ def in_doubt_view(batch: InDoubtBatch) -> dict[str, Any]:
 
 
 async def fleet_status(redis: FleetRedis, keys: KeySpace) -> dict[str, Any]:
-    """Workers with their last heartbeat (Redis ms), and every shard that holds anything."""
+    """Workers with their last heartbeat (Redis ms), the ingest format (``"packed"`` or
+    ``"fields"``), and every shard that holds anything."""
     workers: Any = await redis.zrange(keys.workers, 0, -1, withscores=True)
     shards = [s for n in range(keys.shards) if (s := await _shard(redis, keys, n)) is not None]
     return {
         "prefix": keys.prefix,
         "shards": keys.shards,
+        "ingest": await ingest_format(redis, keys),
         "workers": {text(w): int(score) for w, score in workers},
         "active_shards": shards,
         "in_doubt_batches": sum(len(s["in_doubt"]) for s in shards),
