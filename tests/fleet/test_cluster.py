@@ -196,13 +196,6 @@ async def test_cluster_errors_are_translated_at_the_boundary(cluster_url: str) -
         await client.aclose()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "open bug (docs/AUDIT-15-16.md, session 23 fault (a)): after a node's kill -9 and "
-        "restart, shards whose leases lived on it are sometimes not served again"
-    ),
-)
 async def test_kill_9_and_restart_of_a_node_mid_run_loses_nothing(
     cluster: LocalRedisCluster, cluster_fleet: ClusterFleet
 ) -> None:

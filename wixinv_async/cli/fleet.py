@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import sys
+import types
 from typing import TYPE_CHECKING, TextIO
 
 from . import EXIT_CONFIG, EXIT_OK
@@ -194,10 +195,30 @@ async def _serve(worker: object, out: TextIO) -> int:
 
 
 def _print_tasks() -> None:
-    """kill -USR2 PID: every asyncio task's stack, for a worker that seems stuck."""
+    """kill -USR2 PID: every asyncio task and the chain of awaits it is suspended in (the
+    innermost last), for a worker that seems stuck."""
     for task in asyncio.all_tasks():
-        task.print_stack(file=sys.stderr)
+        print(f"task {task.get_name()}:", file=sys.stderr)
+        for where in _awaits(task.get_coro()):
+            print(f"  {where}", file=sys.stderr)
     sys.stderr.flush()
+
+
+def _awaits(awaitable: object) -> list[str]:
+    chain = []
+    while True:
+        if isinstance(awaitable, types.CoroutineType):
+            frame, awaitable = awaitable.cr_frame, awaitable.cr_await
+        elif isinstance(awaitable, types.GeneratorType):
+            frame, awaitable = awaitable.gi_frame, awaitable.gi_yieldfrom
+        else:
+            if awaitable is not None:
+                chain.append(repr(awaitable)[:200])
+            return chain
+        if frame is not None:
+            chain.append(
+                f"{frame.f_code.co_qualname} at {frame.f_code.co_filename}:{frame.f_lineno}"
+            )
 
 
 def run_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

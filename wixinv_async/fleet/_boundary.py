@@ -17,9 +17,12 @@ this module is for what a user calls or sees.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
+from redis.asyncio import connection as redis_connection
 from redis.exceptions import (
     ClusterDownError,
     RedisClusterException,
@@ -33,7 +36,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..errors import Applied, FleetError, FleetUnavailable
 from ._connect import FleetRedis, redis_password, server_name
 
-__all__ = ["REDIS_ERRORS", "UNAVAILABLE", "fleet_error", "redis_call", "server_name"]
+__all__ = [
+    "REDIS_ERRORS",
+    "UNAVAILABLE",
+    "answered",
+    "fleet_error",
+    "redis_call",
+    "server_name",
+    "unavailable",
+]
 
 log = logging.getLogger("wixinv_async.fleet")
 
@@ -53,6 +64,26 @@ REDIS_ERRORS = (RedisError, RedisClusterException)
 e.g. keys of two slots in one command) is not a ``RedisError``."""
 
 _T = TypeVar("_T")
+_CONNECTION_CODE = str(Path(redis_connection.__file__))
+
+
+def unavailable(error: BaseException) -> bool:
+    """``error`` says the server could not be reached or answer: one of ``UNAVAILABLE``, or
+    a connection closed under a command in redis-py's own connection code.
+
+    redis-py's asyncio connection (8.1.0, plain and cluster) raises ``AttributeError`` or
+    ``TypeError`` instead of ``ConnectionError`` when another task's disconnect, or a peer's
+    reset, clears the connection's writer while a command is being sent (redis/redis-py#3546,
+    #4287; fixed upstream by #4288, not in a release yet). The cluster client disconnects
+    every node's connections when a node fails, so a worker's concurrent steps meet this
+    whenever a node dies: without this they would end a worker's loops for good.
+    """
+    if isinstance(error, UNAVAILABLE):
+        return True
+    if not isinstance(error, AttributeError | TypeError):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    return any(frame.filename == _CONNECTION_CODE for frame in frames)
 
 
 def fleet_error(
@@ -64,8 +95,20 @@ def fleet_error(
     password = redis_password(redis)
     if password:
         reason = reason.replace(password, "***")
-    kind = FleetUnavailable if isinstance(error, UNAVAILABLE) else FleetError
+    kind = FleetUnavailable if unavailable(error) else FleetError
     return kind(operation, server_name(redis), reason, applied=applied)
+
+
+async def answered(step: Callable[[], Awaitable[_T]]) -> _T | Exception:
+    """``await step()``, or the error when the server could not answer (see
+    :func:`unavailable`), for a step tried again later rather than at once; any other error
+    propagates."""
+    try:
+        return await step()
+    except Exception as error:
+        if not unavailable(error):
+            raise
+        return error
 
 
 async def redis_call(
@@ -82,11 +125,12 @@ async def redis_call(
     for attempt in (1, 2):
         try:
             return await step()
-        except UNAVAILABLE as error:
-            if repeatable and attempt == 1:
+        except Exception as error:
+            lost = unavailable(error)
+            if not lost and not isinstance(error, REDIS_ERRORS):
+                raise
+            if lost and repeatable and attempt == 1:
                 log.info("fleet %s: %s; trying once more", operation, type(error).__name__)
                 continue
-            raise fleet_error(error, operation, redis, applied=applied) from error
-        except REDIS_ERRORS as error:
             raise fleet_error(error, operation, redis, applied=applied) from error
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises

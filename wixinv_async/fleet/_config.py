@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigurationError
 from ..transport import RateLimit
-from ._boundary import UNAVAILABLE
+from ._boundary import unavailable
 from ._connect import FleetRedis, server_settings
 from ._redis_server import MIN_VERSION
 from .scripts import text
@@ -171,7 +171,9 @@ async def retry_redis(step: Callable[[], Awaitable[_T]]) -> _T:
     while True:
         try:
             return await step()
-        except UNAVAILABLE as error:
+        except Exception as error:
+            if not unavailable(error):
+                raise
             log.warning("redis unavailable (%r); retrying in %.2fs", error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)

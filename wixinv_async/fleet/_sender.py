@@ -99,7 +99,7 @@ class ShardSender:
         settings: WorkerSettings,
         hub: InventoryHub,
         interval_us: int,
-        drop: Callable[[int, str], None],
+        drop: Callable[[OwnedShard, str], None],
     ) -> None:
         self.redis = redis
         self.scripts = scripts
@@ -159,7 +159,7 @@ class ShardSender:
                 )
             )
         except ResponseError as error:
-            self._drop(shard.number, f"fenced at begin ({error})")
+            self._drop(shard, f"fenced at begin ({error})")
             return None
         if begun.status == "WAIT":
             return begun.wait_us / 1e6
@@ -199,7 +199,7 @@ class ShardSender:
                 )
             )
         except ResponseError as error:
-            self._drop(shard.number, f"fenced at pace ({error})")
+            self._drop(shard, f"fenced at pace ({error})")
             return None
         if status != "OK":
             return wait / 1e6 if status == "WAIT" else 0.05

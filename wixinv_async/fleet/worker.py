@@ -21,6 +21,10 @@ Three loops, each a thin driver over the scripts of :mod:`~wixinv_async.fleet.sc
 
 Every Redis step is idempotent, so a connection error is met by repeating the same step with
 the same arguments (the same batch id for begin) until Redis answers or the shard is lost.
+Membership tries each shard's claim on its own every tick, so on a cluster a node that is down
+costs only its own shards their leases. A shard's loop that fails is given up (its lease
+released) and claimed again with a new loop; a reader that fails stops the worker, which
+raises the error: crash-only, never up and serving nothing.
 What ``run()`` raises is ours (:mod:`~wixinv_async.fleet._boundary`): ``ConfigurationError``
 for a server it refuses, ``FleetUnavailable`` when Redis is gone at start (after one more
 try) or at the final release, ``FleetError`` for a step Redis refused.
@@ -32,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from functools import partial
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -39,7 +44,7 @@ from redis.exceptions import ResponseError
 from ..auth import ApiKeyAuth, AppCredentials
 from ..errors import Applied, ConfigurationError
 from ..hub import InventoryHub
-from ._boundary import REDIS_ERRORS, UNAVAILABLE, fleet_error, redis_call
+from ._boundary import REDIS_ERRORS, answered, fleet_error, redis_call, unavailable
 from ._config import (
     CRASH_ENV,
     CRASH_POINTS,
@@ -121,6 +126,8 @@ class FleetWorker:
         )
         self._ticks = 0
         self._poll_s = POLL_S
+        self._releases: set[asyncio.Task[None]] = set()
+        self._live: list[str] = []
 
     @property
     def sent(self) -> int:
@@ -141,7 +148,8 @@ class FleetWorker:
     async def run(self) -> None:
         try:
             await redis_call(self.redis, "worker start", self._start, repeatable=True)
-            reader = asyncio.create_task(self._read_loop())
+            reader = asyncio.create_task(self._read_loop(), name="fleet-reader")
+            reader.add_done_callback(self._reader_ended)
             try:
                 await self._membership_loop()
             finally:
@@ -149,13 +157,23 @@ class FleetWorker:
                 # task stuck "cancelling" for good). The wake-up read blocks WAKE_MS, then sees
                 # the stop flag.
                 self._stopping.set()
-                await reader
-                await redis_call(self.redis, "worker stop", self._release_all, repeatable=True)
+                try:
+                    await reader  # raises what ended it, after the leases are released
+                finally:
+                    await redis_call(self.redis, "worker stop", self._release_all, repeatable=True)
         except REDIS_ERRORS as error:  # a step Redis refused outside the retried ones
             raise fleet_error(error, "worker run", self.redis, applied=Applied.NO) from error
         finally:
             await self.hub.close()
             await self.redis.aclose()
+
+    def _reader_ended(self, reader: asyncio.Task[None]) -> None:
+        """A reader that ended on an error stops the worker (crash-only): a worker that stays up
+        without reading holds its shards' leases and serves nothing."""
+        if reader.cancelled() or reader.exception() is None:
+            return
+        log.error("reader failed; stopping the worker", exc_info=reader.exception())
+        self._stopping.set()
 
     async def _start(self) -> None:
         await check_server(self.redis, allow_weak_fsync=self.settings.allow_weak_fsync)
@@ -178,34 +196,50 @@ class FleetWorker:
     async def _membership_loop(self) -> None:
         tick = self.settings.lease_ms / 3000
         while not self._stopping.is_set():
-            await retry_redis(self._membership_tick)
+            await self._membership_tick()
             self._ticks += 1
             if self._ticks % self.settings.trim_every == 0:
-                await retry_redis(self._trim)
+                await self._trim()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), tick)
 
     async def _membership_tick(self) -> None:
-        live = await self.scripts.heartbeat(self.worker_id, self.settings.lease_ms)
-        target = assign_shards(self.keys.shards, [*live, self.worker_id])
+        """Heartbeat, then each shard's claim on its own: a step Redis cannot answer (on a
+        cluster, a node down) is logged and tried on the next tick, and costs no other shard
+        its renewal. The leases are renewed even when the heartbeat fails, against the workers
+        last heard of."""
+        live = await answered(
+            lambda: self.scripts.heartbeat(self.worker_id, self.settings.lease_ms)
+        )
+        if isinstance(live, Exception):
+            log.warning("heartbeat failed (%r); renewing the leases held", live)
+        else:
+            self._live = live
+        target = assign_shards(self.keys.shards, [*self._live, self.worker_id])
         mine = target[self.worker_id]
-        for number in range(self.keys.shards):
-            shard = self._owned.get(number)
-            if shard is not None and number not in mine:
+        for number, shard in self._owned.items():
+            if number not in mine:
                 shard.leaving = True
                 shard.event.set()
-            if shard is not None or number in mine:
-                await self._claim(number)
+        wanted = sorted(set(self._owned) | set(mine))
+        claims = await asyncio.gather(*(answered(partial(self._claim, n)) for n in wanted))
+        failed = [(n, c) for n, c in zip(wanted, claims, strict=True) if isinstance(c, Exception)]
+        if failed:
+            numbers = ", ".join(str(n) for n, _ in failed)
+            log.warning("claim of shard %s failed (%r); the others renewed", numbers, failed[0][1])
 
     async def _claim(self, number: int) -> None:
         claim = await self.scripts.claim(number, self.worker_id, self.settings.lease_ms)
         shard = self._owned.get(number)
+        token = f"{self.worker_id}|{claim.epoch}"
         if not claim.mine:
             if shard is not None:
-                self._drop(number, "lease taken by " + claim.owner)
+                self._drop(shard, "lease taken by " + claim.owner)
             return
-        if shard is not None:
+        if shard is not None and shard.token == token:
             return
+        if shard is not None:  # the lease ran out and was taken again: the old loop is fenced
+            self._drop(shard, "lease lost and taken again")
         if claim.returned or claim.doubted:
             log.warning(
                 "took over shard %d: %d batches returned, %d in doubt",
@@ -213,32 +247,52 @@ class FleetWorker:
                 claim.returned,
                 claim.doubted,
             )
-        shard = OwnedShard(number, f"{self.worker_id}|{claim.epoch}")
+        shard = OwnedShard(number, token)
         # Read through the wake-up XREAD first (from the start: it returns at once when the
         # stream holds anything), so every read is seen by it before it is folded.
         shard.last_id = "0-0"
         self._owned[number] = shard
-        await self._adopt_pending(shard)
-        shard.task = asyncio.create_task(self._serve(shard))
+        shard.task = asyncio.create_task(self._serve(shard), name=f"fleet-shard-{number}")
+        shard.task.add_done_callback(lambda task: self._shard_ended(shard, task))
 
-    async def _adopt_pending(self, shard: OwnedShard) -> None:
+    def _shard_ended(self, shard: OwnedShard, task: asyncio.Task[None]) -> None:
+        """A shard's loop that ended on an error gives the shard up (its lease released: the
+        next claim is a takeover, which settles the batches the loop left open); the next
+        membership tick claims it again with a new loop."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("shard %d: its loop failed", shard.number, exc_info=task.exception())
+        self._drop(shard, "its loop failed")
+        release = asyncio.create_task(self._release(shard))
+        self._releases.add(release)  # held until done: the loop keeps only weak references
+        release.add_done_callback(self._releases.discard)
+
+    async def _release(self, shard: OwnedShard) -> None:
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.scripts.release(shard.number, shard.token)
+
+    async def _adopt_pending(self, shard: OwnedShard) -> bool:
         """Take over and fold every entry a worker of an earlier version (which read through
         a consumer group, then folded in a second step) read and never folded; a stream
         without that group has none. Reading and folding are one script now, moving the
-        shard's read cursor, so no entry read is left unfolded."""
+        shard's read cursor, so no entry read is left unfolded. False when fenced."""
         cursor = "0-0"
         while True:
             done = await self._read_fold(shard, cursor)
-            if done is None or done.cursor == "0-0":
-                return
+            if done is None:
+                return False
+            if done.cursor == "0-0":
+                return True
             cursor = done.cursor
 
-    def _drop(self, number: int, why: str) -> None:
-        shard = self._owned.pop(number, None)
-        if shard is not None:
-            log.info("shard %d dropped: %s", number, why)
-            shard.leaving = True
-            shard.event.set()
+    def _drop(self, shard: OwnedShard, why: str) -> None:
+        """Stop serving ``shard`` (a loop of an older token finding itself fenced drops only
+        itself, never the shard's newer loop)."""
+        if self._owned.get(shard.number) is shard:
+            del self._owned[shard.number]
+            log.info("shard %d dropped: %s", shard.number, why)
+        shard.leaving = True
+        shard.event.set()
 
     async def _release_all(self) -> None:
         for shard in list(self._owned.values()):
@@ -265,8 +319,10 @@ class FleetWorker:
                     await self._poll_for_entries(owned)
                 else:
                     await self._wait_for_entries(owned)
-            except UNAVAILABLE as error:
-                log.warning("read failed: %s", error)
+            except Exception as error:
+                if not unavailable(error):
+                    raise
+                log.warning("read failed: %r", error)
                 await asyncio.sleep(0.1)
 
     async def _wait_for_entries(self, owned: list[OwnedShard]) -> None:
@@ -311,7 +367,7 @@ class FleetWorker:
         for shard, answer in zip(ready, answers, strict=True):
             if isinstance(answer, ResponseError):
                 if "FENCED" in str(answer):
-                    self._drop(shard.number, "fenced at read_fold")
+                    self._drop(shard, "fenced at read_fold")
                 else:  # the shard stays ready: read again on the next turn
                     log.warning("shard %d: read_fold failed: %s", shard.number, answer)
                 continue
@@ -339,7 +395,7 @@ class FleetWorker:
         except ResponseError as error:
             if "FENCED" not in str(error):
                 raise
-            self._drop(shard.number, "fenced at read_fold")
+            self._drop(shard, "fenced at read_fold")
             return None
 
     def _folded(self, shard: OwnedShard, answer: ReadFold) -> ReadFold:
@@ -353,6 +409,8 @@ class FleetWorker:
     # --- sending and trimming -----------------------------------------------------------
 
     async def _serve(self, shard: OwnedShard) -> None:
+        if not await self._adopt_pending(shard):
+            return
         await self.sender.run(shard, self._stopping)
         if shard.leaving and self._owned.get(shard.number) is shard and not self._stopping.is_set():
             self._owned.pop(shard.number, None)
@@ -361,9 +419,18 @@ class FleetWorker:
     async def _trim(self) -> None:
         """Trim each owned shard's ingest stream below its read cursor, and its
         outcome stream below what every consumer group has read and acknowledged (without
-        groups: below what is older than the outcomes are kept)."""
-        seconds, _ = await self.redis.time()
-        floor = f"{max(0, seconds * 1000 - self.scripts.keep_ms)}-0"
+        groups: below what is older than the outcomes are kept). Best effort: a shard Redis
+        cannot answer for is trimmed on a later tick."""
+        now = await answered(self.redis.time)
+        if isinstance(now, Exception):
+            log.warning("trim skipped (%r)", now)
+            return
+        floor = f"{max(0, now[0] * 1000 - self.scripts.keep_ms)}-0"
         for number in list(self._owned):
-            await self.scripts.trim(number, GROUP)
-            await self.scripts.trim_outcomes(number, floor)
+            done = await answered(partial(self._trim_shard, number, floor))
+            if isinstance(done, Exception):
+                log.warning("trim of shard %d failed (%r)", number, done)
+
+    async def _trim_shard(self, number: int, floor: str) -> None:
+        await self.scripts.trim(number, GROUP)
+        await self.scripts.trim_outcomes(number, floor)
