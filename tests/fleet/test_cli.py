@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from wixinv_async import ApiKeyAuth, ConfigurationError, RateLimit
 from wixinv_async.cli import EXIT_CONFIG, EXIT_OK, build_parser
-from wixinv_async.cli.fleet import run_status
+from wixinv_async.cli.fleet import _print_tasks, run_status
 from wixinv_async.fleet._redis_server import RedisServer
 from wixinv_async.fleet.producer import FleetProducer
 from wixinv_async.fleet.shards import KeySpace, shard_of
@@ -268,3 +268,25 @@ def test_a_server_that_refuses_config_get_is_refused_unless_allowed() -> None:
     with pytest.raises(ConfigurationError, match="CONFIG GET refused"):
         judge_server(info, None, allow_weak_fsync=False)
     assert judge_server(info, None, allow_weak_fsync=True) == "7.0.15"
+
+
+async def test_kill_usr2_prints_each_tasks_chain_of_awaits(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What a stuck worker's task waits on, innermost last (not only its outer frame)."""
+    gate = asyncio.Event()
+
+    async def inner_step() -> None:
+        await gate.wait()
+
+    async def outer_loop() -> None:
+        await inner_step()
+
+    task = asyncio.create_task(outer_loop(), name="stuck-loop")
+    await asyncio.sleep(0)
+    _print_tasks()
+    gate.set()
+    await task
+    printed = capsys.readouterr().err
+    chain = printed[printed.index("task stuck-loop:") :].splitlines()[1:4]
+    assert "outer_loop" in chain[0] and "inner_step" in chain[1] and "Event.wait" in chain[2]
