@@ -265,6 +265,7 @@ class ClusterWakeup:
         finally:
             for waiter in waiters:
                 waiter.cancel()  # an Event's wait, not a read: safe to cancel
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def close(self) -> None:
         """End every doorbell and its connections."""
