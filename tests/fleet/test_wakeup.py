@@ -89,3 +89,34 @@ async def test_closing_ends_every_doorbell(client: RedisCluster) -> None:
     await wakeup.close()
     await asyncio.sleep(0)
     assert set(asyncio.all_tasks()) - before == set()
+
+
+def _tracking_clients(port: int) -> list[str]:
+    """The ids of the node's clients with tracking on (flag ``t``)."""
+    found = []
+    for line in command(port, "CLIENT", "LIST").splitlines():
+        fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+        if "t" in fields.get("flags", ""):
+            found.append(fields["id"])
+    return found
+
+
+async def test_a_write_after_the_tracked_connection_was_killed_is_still_reported(
+    client: RedisCluster, cluster: LocalRedisCluster
+) -> None:
+    """The node forgets what a killed connection tracked and tells no one: the probe finds
+    the connection gone, and the streams are polled again."""
+    wakeup = ClusterWakeup(client)
+    try:
+        streams = [(key, "0-0") for key in STREAMS]
+        assert not any(await wakeup.ready(streams, 0.05, asyncio.Event()))
+        killed = 0
+        for port in cluster.ports:
+            for client_id in _tracking_clients(port):
+                command(port, "CLIENT", "KILL", "ID", client_id)
+                killed += 1
+        assert killed == 2
+        await client.xadd(STREAMS[7], {"m": "x"})
+        assert await _until_ready(wakeup, streams) == [STREAMS[7]]
+    finally:
+        await wakeup.close()

@@ -17,14 +17,18 @@ worker cannot block on them all at once. Instead, per node of the cluster:
   until its name rings. An empty poll and the arming are one server step (the read
   registers the key), so an entry added after the poll always rings.
 
-So while the fleet is idle nothing is sent, and a new entry wakes its owner at once. What
-keeps this from missing an entry: a stream is armed only by a poll on a tracked connection
-that is still the one the node tracks for (any error on either connection of a node, or a
-subscription confirmed again, disarms every stream of that node and opens both anew); a
-node's flush rings every stream of it; and every ``REPOLL_S`` each owned stream is polled
-again anyway. A stream whose node answers a poll with an error (``MOVED`` after a
-resharding, ``TRYAGAIN``...) is reported as having entries: its ``read_fold``, routed by the
-cluster client (which follows the redirection and refreshes its map), finds out.
+So while the fleet is idle the reader sends almost nothing (each stream once every
+``REPOLL_S``), and a new entry wakes its owner at once. What keeps this from missing an
+entry: a stream is armed only by a poll on a tracked connection that is still the one the
+node tracks for (any error on either connection of a node, or a subscription confirmed
+again, disarms every stream of that node and opens both anew); a node's flush rings every
+stream of it; a tracked connection with nothing to poll is probed (PING) every ``PROBE_S``,
+since a node that dropped it would not say so; and every ``REPOLL_S`` each owned stream is
+polled again anyway. A node that refuses tracking (an ACL, a managed server) has its streams
+polled every ``UNTRACKED_S`` while none has anything new. A stream whose node answers a poll
+with an error (``MOVED`` after a resharding, ``TRYAGAIN``...) is reported as having entries:
+its ``read_fold``, routed by the cluster client (which follows the redirection and refreshes
+its map), finds out.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-__all__ = ["REPOLL_S", "ClusterWakeup"]
+__all__ = ["REPOLL_S", "UNTRACKED_S", "ClusterWakeup"]
 
 log = logging.getLogger("wixinv_async.fleet")
 
@@ -50,6 +55,10 @@ CLOSE_S = 1.0
 """How long closing waits for a doorbell's listener to read its closing message."""
 REPOLL_S = 5.0
 """Every owned stream is polled again at least this often, armed or not."""
+PROBE_S = 1.0
+"""While every stream of a node is armed, its tracked connection is probed this often."""
+UNTRACKED_S = 0.1
+"""The longest wait between two polls of the streams of a node that refused tracking."""
 
 
 class _Bell:
@@ -61,13 +70,34 @@ class _Bell:
         self.rung: set[str] = set()
         self.flushed = False
         self.broken = False
+        self.tracking = True
+        self.polled = 0.0  # loop time of the last poll or probe on the tracked connection
         self.tracked: Connection | None = None
         self.listener: asyncio.Task[None] | None = None
+        self._subscriber: Connection | None = None
         self._closing = False
         self._wake = f"wixinv:wakeup:{uuid.uuid4().hex}"  # ours alone: close() writes to it
 
     async def open(self) -> None:
-        subscriber = self._connection()
+        subscriber, tracked = self._connection(), self._connection()
+        try:
+            await self._track(subscriber, tracked)
+        except ResponseError as error:  # refused (an ACL, a managed server): no doorbell
+            log.warning(
+                "%s refused client tracking (%s): its streams are polled", self.node.name, error
+            )
+            self.tracking = False
+            await subscriber.disconnect()
+        except BaseException:
+            await subscriber.disconnect()
+            await tracked.disconnect()
+            raise
+        else:
+            self._subscriber = subscriber
+            self.listener = asyncio.create_task(self._listen(subscriber))
+        self.tracked = tracked
+
+    async def _track(self, subscriber: Connection, tracked: Connection) -> None:
         await subscriber.send_command("CLIENT", "ID")
         client_id = await subscriber.read_response()
         # The parser would hand an invalidation to a handler of the client-side cache and
@@ -77,11 +107,8 @@ class _Bell:
         await subscriber.send_command("SUBSCRIBE", CHANNEL, self._wake)
         for _ in range(2):
             await subscriber.read_response(push_request=True)
-        tracked = self._connection()
         await tracked.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", client_id)
         await tracked.read_response()
-        self.tracked = tracked
-        self.listener = asyncio.create_task(self._listen(subscriber))
 
     def _connection(self) -> Connection:
         # Our own connections, kept out of the node's pool: one is tracked, one subscribed.
@@ -123,6 +150,7 @@ class _Bell:
     async def poll(self, streams: list[tuple[str, str]]) -> list[bool]:
         assert self.tracked is not None
         tracked = self.tracked
+        self.polled = asyncio.get_running_loop().time()
         commands = [("XREAD", "COUNT", 1, "STREAMS", key, last) for key, last in streams]
         try:
             await tracked.send_packed_command(tracked.pack_commands(commands))
@@ -138,16 +166,42 @@ class _Bell:
             raise
         return answers
 
+    async def probe(self) -> None:
+        """A PING on the tracked connection: a node that dropped it tracks nothing of ours
+        any more, and no doorbell would say so."""
+        if self.broken or not self.tracking or self.tracked is None:
+            return
+        self.polled = asyncio.get_running_loop().time()
+        try:
+            await self.tracked.send_command("PING")
+            await self.tracked.read_response()
+        except Exception as error:
+            log.info("wake-up connection to %s lost: %r", self.node.name, error)
+            self.broken = True
+
     async def close(self) -> None:
         self._closing = True
-        listener, tracked = self.listener, self.tracked
-        if listener is not None and not listener.done() and tracked is not None:
-            with contextlib.suppress(Exception):
-                await tracked.send_command("PUBLISH", self._wake, "close")
-                await tracked.read_response()
-            await asyncio.wait([listener], timeout=CLOSE_S)
-        if tracked is not None:
-            await tracked.disconnect()
+        listener, subscriber = self.listener, self._subscriber
+        if listener is not None and not listener.done():
+            if await self._say_closing():
+                await asyncio.wait([listener], timeout=CLOSE_S)
+            if not listener.done() and subscriber is not None:
+                # No message came through: end its read by closing its connection under it.
+                await subscriber.disconnect(nowait=True)
+                await asyncio.wait([listener], timeout=CLOSE_S)
+        if self.tracked is not None:
+            await self.tracked.disconnect()
+
+    async def _say_closing(self) -> bool:
+        """A message on our own channel, which the listener reads and then sees it closes."""
+        if self.tracked is None or self.broken:
+            return False
+        try:
+            await self.tracked.send_command("PUBLISH", self._wake, "close")
+            await self.tracked.read_response()
+        except Exception:
+            return False
+        return True
 
 
 def _settled(results: list[Any]) -> list[Any]:
@@ -175,6 +229,7 @@ class ClusterWakeup:
         self._bells: dict[str, _Bell] = {}
         self._armed: dict[str, tuple[str, str, float]] = {}  # key -> (last id, node, when)
         self._ring = asyncio.Event()
+        self._untracked = False  # a node polled last refused tracking: wait UNTRACKED_S
 
     async def ready(
         self, streams: Sequence[tuple[str, str]], wait: float, stopping: asyncio.Event
@@ -183,8 +238,14 @@ class ClusterWakeup:
         When none has, first wait up to ``wait`` seconds for a doorbell (or ``stopping``)."""
         news = await self._check(streams)
         if not any(news):
-            await self._wait(wait, stopping)
+            await self._probe()
+            await self._wait(UNTRACKED_S if self._untracked else wait, stopping)
         return news
+
+    async def _probe(self) -> None:
+        now = asyncio.get_running_loop().time()
+        stale = [b for b in self._bells.values() if now - b.polled >= PROBE_S]
+        await asyncio.gather(*(bell.probe() for bell in stale))
 
     async def _check(self, streams: Sequence[tuple[str, str]]) -> list[bool]:
         self._ring.clear()  # a ring from here on wakes the next wait
@@ -218,11 +279,13 @@ class ClusterWakeup:
                 return_exceptions=True,
             )
         )
-        for (name, at), found in zip(by_node.items(), answers, strict=True):
+        self._untracked = False
+        for bell, (name, at), found in zip(bells, by_node.items(), answers, strict=True):
+            self._untracked |= not bell.tracking
             for index, new in zip(at, found, strict=True):
                 key, last = streams[index]
                 news[index] = new
-                if new:
+                if new or not bell.tracking:
                     self._armed.pop(key, None)
                 else:
                     self._armed[key] = (last, name, now)
@@ -248,7 +311,8 @@ class ClusterWakeup:
         if bell is not None:
             await bell.close()
         node = self._cluster.get_node(node_name=name)
-        assert node is not None
+        if node is None:  # gone from the slot map since: the next poll places its streams
+            raise RedisConnectionError(f"{name} is no longer a node of the cluster")
         bell = _Bell(node, self._ring)
         self._bells[name] = bell
         try:
