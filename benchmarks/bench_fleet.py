@@ -33,9 +33,9 @@ child process. Prints one JSON line per measurement.
     .venv/bin/python benchmarks/bench_fleet.py [--quick] [--only PART] [--rounds N] [--profile DIR]
         [--deltas N] [--fsync-compare] [--cluster NODES]
 
-``--only throughput`` runs part 1 alone (about a minute; two with each of the comparisons); ``--profile DIR`` dumps a cProfile of
-each worker into DIR and times every script step with the slow log (threshold 0, which slows
-Redis: take its figures as shares, not as rates).
+``--only throughput`` runs part 1 alone (about a minute, and one more for each comparison);
+``--profile DIR`` dumps a cProfile of each worker into DIR and times every script step with the
+slow log (threshold 0, which slows Redis: take its figures as shares, not as rates).
 """
 
 from __future__ import annotations
