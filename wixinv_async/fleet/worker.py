@@ -10,9 +10,10 @@ Three loops, each a thin driver over the scripts of :mod:`~wixinv_async.fleet.sc
   round trip), which reads, folds and moves the read cursor inside Redis, so the worker never
   parses an entry; while every shard is caught up, one blocking XREAD (COUNT 1, after each shard's
   last id: it consumes nothing) waits for the next entry of any of them. On a Redis Cluster
-  one XREAD cannot name streams of many slots, so each owned stream is polled (a pipelined
-  non-blocking XREAD COUNT 1 per shard, split by node) instead, every ``POLL_S`` while
-  entries come, backing off to ``POLL_MAX_S`` while none do.
+  one XREAD cannot name streams of many slots, so each owned stream is polled instead (a
+  non-blocking XREAD COUNT 1 per shard, pipelined per node), and a stream polled empty is not
+  polled again until its node's doorbell (client tracking) says it was written:
+  :mod:`~wixinv_async.fleet._wakeup`.
 - one sender per owned shard (:mod:`~wixinv_async.fleet._sender`): for each site with pending
   deltas, begin (GCRA and lease checked by Redis), mark_sent (the fence right before the
   request), send through the hub (V1 atomic calls or V3 bulk calls, by the site's catalog),
@@ -39,6 +40,7 @@ import uuid
 from functools import partial
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from ..auth import ApiKeyAuth, AppCredentials
@@ -56,6 +58,7 @@ from ._config import (
 )
 from ._connect import FleetRedis, connect
 from ._sender import OwnedShard, ShardSender
+from ._wakeup import ClusterWakeup
 from .producer import ensure_config
 from .scripts import GROUP, READ_COUNT, ReadFold, ShardScripts, text
 from .shards import KeySpace, assign_shards, gcra_interval_us
@@ -73,11 +76,9 @@ __all__ = [
 log = logging.getLogger("wixinv_async.fleet")
 WAKE_MS = 100
 """How long the reader's wake-up XREAD blocks before it looks at the stop flag again."""
-POLL_S = 0.02
-"""On a cluster, the pause after a poll of the owned streams that found something new; it
-doubles with each empty poll up to ``POLL_MAX_S``, so an idle fleet polls ten times less
-while a busy one waits at most ``POLL_S`` for a new entry."""
-POLL_MAX_S = 0.2
+IDLE_S = 1.0
+"""On a cluster, the longest the reader waits for a doorbell before it looks again (a new
+entry rings at once; the stop flag is waited on too)."""
 
 
 class FleetWorker:
@@ -125,9 +126,9 @@ class FleetWorker:
             self.redis, self.scripts, settings, self.hub, self._interval_us, self._drop
         )
         self._ticks = 0
-        self._poll_s = POLL_S
         self._releases: set[asyncio.Task[None]] = set()
         self._live: list[str] = []
+        self._wakeup = ClusterWakeup(self.redis) if isinstance(self.redis, RedisCluster) else None
 
     @property
     def sent(self) -> int:
@@ -308,6 +309,13 @@ class FleetWorker:
     # --- ingest -------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
+        try:
+            await self._read_until_stopped()
+        finally:
+            if self._wakeup is not None:
+                await self._wakeup.close()
+
+    async def _read_until_stopped(self) -> None:
         while not self._stopping.is_set():
             owned = [s for s in self._owned.values() if not s.leaving]
             try:
@@ -340,21 +348,18 @@ class FleetWorker:
                 shard.last_id = None
 
     async def _poll_for_entries(self, owned: list[OwnedShard]) -> None:
-        """:meth:`_wait_for_entries` on a cluster: one non-blocking XREAD COUNT 1 per owned
-        stream (each names one slot), pipelined; a pause (see ``POLL_S``) when none has
-        anything new."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for s in owned:
-                pipe.xread({self.keys.key(s.number, "in"): s.last_id or "0-0"}, count=1)
-            replies: list[Any] = await pipe.execute()
-        ready = [s for s, reply in zip(owned, replies, strict=True) if reply]
-        if not ready:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._poll_s)
-            self._poll_s = min(self._poll_s * 2, POLL_MAX_S)
-            return
-        self._poll_s = POLL_S
-        crash_point("after_read")
+        """:meth:`_wait_for_entries` on a cluster (:mod:`~wixinv_async.fleet._wakeup`): the
+        owned streams not known to be caught up are polled, and while none has anything new
+        the reader waits for a node's doorbell, at most ``IDLE_S``."""
+        assert self._wakeup is not None
+        news = await self._wakeup.ready(
+            [(self.keys.key(s.number, "in"), s.last_id or "0-0") for s in owned],
+            IDLE_S,
+            self._stopping,
+        )
+        ready = [s for s, new in zip(owned, news, strict=True) if new]
+        if ready:
+            crash_point("after_read")
         for shard in ready:
             shard.last_id = None
 
