@@ -59,8 +59,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import ResponseError
-
 from . import _lua
 from ._connect import FleetRedis, evalsha_many
 from .shards import MAX_BATCH, KeySpace
@@ -257,16 +255,17 @@ class ShardScripts:
 
     async def read_fold_many(
         self, shards: Sequence[tuple[int, str]], consumer: str, *, dedup_ms: int
-    ) -> list[ReadFold | ResponseError]:
+    ) -> list[ReadFold | Exception]:
         """``read_fold`` of new entries for each ``(shard, token)``, pipelined in one round
-        trip (one per node of a cluster); a shard's ``ResponseError`` (FENCED) is its answer,
-        not raised."""
+        trip (one per node of a cluster); a shard's error is its answer, not raised: a
+        ``ResponseError`` (FENCED), or on a cluster the error of its node (down, the cluster
+        down) while the other nodes answered."""
         calls = [
             self._read_fold_call(shard, token, consumer, ">", READ_COUNT, dedup_ms)
             for shard, token in shards
         ]
         replies = await evalsha_many(self.redis, self._read_fold, calls)
-        return [r if isinstance(r, ResponseError) else ReadFold.from_reply(r) for r in replies]
+        return [r if isinstance(r, Exception) else ReadFold.from_reply(r) for r in replies]
 
     async def begin(
         self,

@@ -364,23 +364,29 @@ class FleetWorker:
             shard.last_id = None
 
     async def _read_ready(self, ready: list[OwnedShard]) -> None:
-        """One read_fold per shard, pipelined; a shard whose read came back full stays ready."""
+        """One read_fold per shard, pipelined; a shard whose read came back full stays ready,
+        and so does one whose read failed (after a pause: its node may be down)."""
         answers = await self.scripts.read_fold_many(
             [(s.number, s.token) for s in ready], self.worker_id, dedup_ms=self.settings.dedup_ms
         )
         now = asyncio.get_running_loop().time()
+        failed: list[tuple[int, Exception]] = []
         for shard, answer in zip(ready, answers, strict=True):
-            if isinstance(answer, ResponseError):
+            if isinstance(answer, Exception):
                 if "FENCED" in str(answer):
                     self._drop(shard, "fenced at read_fold")
-                else:  # the shard stays ready: read again on the next turn
-                    log.warning("shard %d: read_fold failed: %s", shard.number, answer)
+                else:
+                    failed.append((shard.number, answer))
                 continue
             self._folded(shard, answer)
             if answer.read < READ_COUNT:
                 shard.last_id, shard.behind_since = answer.last_id, None
             elif shard.behind_since is None:
                 shard.behind_since = now
+        if failed:
+            numbers = ", ".join(str(number) for number, _ in failed)
+            log.warning("read_fold of shard %s failed (%r)", numbers, failed[0][1])
+            await asyncio.sleep(0.1)
 
     async def _read_fold(self, shard: OwnedShard, cursor: str) -> ReadFold | None:
         """Adopt (fold) up to READ_COUNT entries from ``cursor``; None when fenced."""
