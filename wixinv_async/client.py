@@ -124,12 +124,22 @@ from .transport import (
     Transport,
 )
 
-__all__ = ["DEFAULT_BASE_URL", "ClientStats", "InventoryClient", "RetryPolicy"]
+__all__ = ["DEFAULT_BASE_URL", "ClientStats", "DetectionPacer", "InventoryClient", "RetryPolicy"]
 
 logger = logging.getLogger("wixinv_async.client")
 _T = TypeVar("_T")
 OnWire = Callable[[], Awaitable[None]]
 """Awaited right before each attempt of a write goes on the wire (after its pacing slot)."""
+
+
+class DetectionPacer(Protocol):
+    """Paces catalog detection from outside the client (a fleet worker's budget in Redis):
+    awaited right before each detection request, it returns when that request may go, with
+    the request's send deadline (event-loop time, as ``not_after``) or ``None``. What it raises
+    ends the detection (nothing cached)."""
+
+    async def __call__(self) -> float | None: ...
+
 
 DEFAULT_BASE_URL: Final = "https://www.wixapis.com"
 _READER: Final = "/stores-reader/v2/inventoryItems"
@@ -519,39 +529,48 @@ class InventoryClient:
     async def get_catalog_version(self) -> CatalogVersion:
         """The site's catalog, asked now (``GET /stores/v3/provision/version``; needs the
         catalog-read scope). :meth:`catalog_version` caches it and copes without the scope."""
-        answer = _decode(_CATALOG_DECODER, await self._send_v3(v3.catalog_version_call()))
-        try:
-            return parse_catalog_version(answer.catalog_version)
-        except ValueError:
-            raise TransportError(f"unknown catalogVersion {answer.catalog_version!r}") from None
+        return await self._ask_catalog_version(None)
 
-    async def catalog_version(self) -> CatalogVersion:
+    async def catalog_version(self, *, pace: DetectionPacer | None = None) -> CatalogVersion:
         """The site's catalog, cached (the table in :mod:`wixinv_async.catalog`): asked once,
         probed with a V3 read when the version call answers 403, forgotten when a call is
-        refused with :class:`WrongCatalogError`. Concurrent callers share one detection."""
+        refused with :class:`WrongCatalogError`. Concurrent callers share one detection.
+        ``pace``: awaited before each of detection's requests (the version call, then the probe
+        only when needed), each sent by the deadline it returns (:class:`LateSendError`);
+        without it they are paced as any other call."""
         if self._catalog.version is not None:
             return self._catalog.version
         async with self._catalog_lock:
             if self._catalog.version is not None:
                 return self._catalog.version
-            version, generation = await self._detect_catalog()
+            version, generation = await self._detect_catalog(pace or _unpaced)
             self._catalog.store(version, generation)
             return version
 
-    async def _detect_catalog(self) -> tuple[CatalogVersion, int]:
+    async def _detect_catalog(self, pace: DetectionPacer) -> tuple[CatalogVersion, int]:
         """The catalog and the cache generation to store it under."""
         generation = self._catalog.generation
+        not_after = await pace()
         try:
-            return await self.get_catalog_version(), generation
+            return await self._ask_catalog_version(not_after), generation
         except PermissionDeniedError:
             logger.info("no catalog-read scope: probing the catalog with a V3 read")
+        probe = v3.query_items(limit=1)
         try:
-            await self.query_inventory_items(limit=1)
+            _decode(_PAGE_DECODER, await self._send_v3(probe, await pace()))
         except WrongCatalogError as exc:
             if probe_verdict(exc) is None:
                 raise
             return CatalogVersion.V1_CATALOG, self._catalog.generation  # fresh: just refused
         return CatalogVersion.V3_CATALOG, generation
+
+    async def _ask_catalog_version(self, not_after: float | None) -> CatalogVersion:
+        call = v3.catalog_version_call()
+        answer = _decode(_CATALOG_DECODER, await self._send_v3(call, not_after))
+        try:
+            return parse_catalog_version(answer.catalog_version)
+        except ValueError:
+            raise TransportError(f"unknown catalogVersion {answer.catalog_version!r}") from None
 
     async def bulk_decrement_inventory_items(
         self,
@@ -1035,6 +1054,10 @@ class InventoryClient:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+async def _unpaced() -> None:
+    """Detection's requests paced as any other call, with no send deadline."""
 
 
 def _late(request: HttpRequest, attempt: int, wait: float = 0.0) -> LateSendError | None:

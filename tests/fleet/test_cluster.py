@@ -31,7 +31,7 @@ from wixinv_async.fleet.shards import EventStatus, KeySpace, shard_of
 from wixinv_async.fleet.worker import FleetWorker, check_server
 
 from .cluster_harness import ClusterFleet, open_cluster_fleet
-from .harness import PREFIX, SHARDS, settle_and_check
+from .harness import CONDITION_S, PREFIX, SHARDS, settle_and_check
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +115,7 @@ async def test_two_workers_on_a_cluster_deliver_every_delta_once(
     assert _nonzero(fleet.applied_by_emulator()) == _nonzero(produced)
     assert fleet.journal() == records["APPLIED"]
 
-    status = await asyncio.to_thread(_fleet_status, fleet.url)
+    status = await _every_shard_owned(fleet.url)
     assert set(status["workers"]) == {"a", "b"}
     shards = status["active_shards"]
     assert {s["owner"] for s in shards} <= {"a", "b"}
@@ -158,6 +158,18 @@ async def test_a_worker_without_the_cluster_flag_is_refused(cluster_url: str) ->
 
 def _nonzero(counts: Counter[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], int]:
     return {key: count for key, count in counts.items() if count}
+
+
+async def _every_shard_owned(url: str) -> dict[str, Any]:
+    """The fleet's status once every shard with work has an owner (or after CONDITION_S): a
+    shard one worker gives up to the other has none until the other's next claim."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CONDITION_S
+    while True:
+        status = await asyncio.to_thread(_fleet_status, url)
+        if all(s["owner"] for s in status["active_shards"]) or loop.time() > deadline:
+            return status
+        await asyncio.sleep(0.05)
 
 
 def _fleet_status(url: str) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """The sending half of a worker: one loop per owned shard, delivering its sites' batches.
 
 For each site with pending deltas: know its catalog (the fleet keeps it in Redis, ``cat:<site>``,
-so a takeover does not ask again; detection takes its own GCRA slots, so the site's budget
-counts it), begin (GCRA and lease checked by Redis), refuse what can never be sent, mark_sent
-(the fence right before the request), send through the hub's client of the site, finish entry
-by entry (:mod:`~wixinv_async.fleet.verdicts`). One request in flight per shard, so per site.
+so a takeover does not ask again; each detection request takes a GCRA slot of its own right
+before it goes, so the site's budget counts it), begin (GCRA and lease checked by Redis),
+refuse what can never be sent, mark_sent (the fence right before the request), send through
+the hub's client of the site, finish entry by entry (:mod:`~wixinv_async.fleet.verdicts`).
+One request in flight per shard, so per site.
 
 Requests go through :class:`~wixinv_async.hub.InventoryHub`: one shared session, a token and
 a client per site (catalog detection cached in it), clients of idle sites closed. The fleet's
@@ -17,7 +18,8 @@ No attempt of a batch leaves later than :data:`SEND_SHARE` of
 :func:`~wixinv_async.fleet.shards.gcra_lateness_us` after the loop time just before its begin
 was sent (the grant came after it): a worker that stalled (stopped, swapped out, a slow
 Redis) or a retry that would go later does not send; the batch is RETURNED, code LATE, and
-its deltas coalesce again for a new begin and a new slot.
+its deltas coalesce again for a new begin and a new slot. A detection request has the same
+deadline from just before its own slot was asked; one not sent is detected again later.
 """
 
 from __future__ import annotations
@@ -47,11 +49,8 @@ __all__ = ["OwnedShard", "ShardSender"]
 
 log = logging.getLogger("wixinv_async.fleet")
 
-DETECT_SLOTS: Final = 2
-"""GCRA slots a catalog detection takes: the version call, and the V3 probe read that
-follows when the app lacks the scope to ask (403)."""
 DETECT_RETRY: Final = 1.0
-"""Seconds before a failed detection is tried again."""
+"""Seconds before a failed (or late) detection is tried again."""
 CATALOG_TTL_MS: Final = 7 * 86_400_000
 SEND_SHARE: Final = 0.5
 """Of the lateness past its grant that keeps every rolling window within the budget, the
@@ -187,37 +186,48 @@ class ShardSender:
         if stored in (CatalogVersion.V1_CATALOG.value, CatalogVersion.V3_CATALOG.value):
             shard.catalogs[site] = CatalogVersion(stored)
             return shard.catalogs[site]
+        return await self._detect(shard, site, key)
+
+    async def _detect(
+        self, shard: OwnedShard, site: str, key: str
+    ) -> CatalogVersion | float | None:
+        """Detect the site's catalog, each request on a slot of its own (:class:`_Slots`);
+        stored only from an answer."""
+        slots = _Slots(self, shard, site)
         try:
-            status, wait = await retry_redis(
+            async with asyncio.timeout(self._deadline):
+                version = await self.hub.site(site).client.catalog_version(pace=slots)
+        except _NotPaced as refused:
+            self.sent += slots.granted
+            return refused.wait
+        except Exception as error:  # a read: nothing to settle, try again later
+            self.sent += slots.granted - isinstance(error, LateSendError)
+            log.warning("site %s: catalog detection failed (%r)", site, error)
+            return DETECT_RETRY
+        self.sent += slots.granted
+        if version is not CatalogVersion.STORES_NOT_INSTALLED:
+            await retry_redis(lambda: self.redis.set(key, version.value, px=CATALOG_TTL_MS))
+            shard.catalogs[site] = version
+            log.info("site %s runs %s", site, version.value)
+        return version
+
+    async def _pace(self, shard: OwnedShard, site: str) -> tuple[str, int]:
+        """One slot of the site's pacing for a detection request; :class:`_NotPaced` (the
+        shard dropped) when fenced."""
+        try:
+            return await retry_redis(
                 lambda: self.scripts.pace(
                     shard.number,
                     shard.token,
                     site,
                     interval_us=self._interval_us,
                     lease_min_ms=self.settings.lease_min_ms,
-                    slots=DETECT_SLOTS,
+                    slots=1,
                 )
             )
         except ResponseError as error:
             self._drop(shard, f"fenced at pace ({error})")
-            return None
-        if status != "OK":
-            return wait / 1e6 if status == "WAIT" else 0.05
-        return await self._detect(shard, site, key)
-
-    async def _detect(self, shard: OwnedShard, site: str, key: str) -> CatalogVersion | float:
-        self.sent += 1
-        try:
-            async with asyncio.timeout(self._deadline):
-                version = await self.hub.site(site).catalog_version()
-        except Exception as error:  # a read: nothing to settle, try again later
-            log.warning("site %s: catalog detection failed (%r)", site, error)
-            return DETECT_RETRY
-        if version is not CatalogVersion.STORES_NOT_INSTALLED:
-            await retry_redis(lambda: self.redis.set(key, version.value, px=CATALOG_TTL_MS))
-            shard.catalogs[site] = version
-            log.info("site %s runs %s", site, version.value)
-        return version
+            raise _NotPaced(None) from error
 
     async def _forget_catalog(self, shard: OwnedShard, site: str) -> None:
         """The site was refused for the wrong catalog (it moved): detect it again."""
@@ -295,3 +305,42 @@ class ShardSender:
         await asyncio.wait([request], timeout=0.05)  # the request is on the wire by now
         crash_point("during_request")
         return await request
+
+
+class _NotPaced(Exception):
+    """A detection request got no slot: its detection ends, and the loop waits ``wait``
+    seconds for the site (``None``: the shard was dropped). Never leaves this module."""
+
+    def __init__(self, wait: float | None) -> None:
+        super().__init__(wait)
+        self.wait = wait
+
+
+class _Slots:
+    """Paces one detection of a site (the client's :class:`~wixinv_async.client.DetectionPacer`):
+    a GCRA slot of the site for each request, taken right before it, and the request's send
+    deadline reckoned as a batch's (the loop time before the slot was asked, plus the share).
+
+    A first slot refused ends the detection with the wait (nothing was asked yet: the loop
+    goes on to other sites). A later one (the probe after the version call's 403) is waited
+    for here, so the answer in hand is not asked again. A lease too short ends it."""
+
+    __slots__ = ("_sender", "_shard", "_site", "granted")
+
+    def __init__(self, sender: ShardSender, shard: OwnedShard, site: str) -> None:
+        self._sender, self._shard, self._site = sender, shard, site
+        self.granted = 0
+
+    async def __call__(self) -> float:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            status, wait = await self._sender._pace(self._shard, self._site)
+            if status == "OK":
+                self.granted += 1
+                return asked + self._sender._send_within
+            if status != "WAIT":
+                raise _NotPaced(0.05)
+            if not self.granted or self._shard.leaving:
+                raise _NotPaced(wait / 1e6)
+            await asyncio.sleep(wait / 1e6)
