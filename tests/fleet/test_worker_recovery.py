@@ -14,9 +14,10 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from wixinv_async import ApiKeyAuth, RateLimit
+from wixinv_async import ApiKeyAuth, FleetUnavailable, RateLimit
 from wixinv_async.emulator import Emulator
 from wixinv_async.fleet._boundary import unavailable
+from wixinv_async.fleet._redis_server import RedisServer
 from wixinv_async.fleet.producer import FleetProducer
 from wixinv_async.fleet.scripts import Claim
 from wixinv_async.fleet.shards import EventStatus, KeySpace, shard_of
@@ -180,3 +181,30 @@ async def test_redis_pys_error_for_a_connection_closed_under_a_command_is_unavai
         _ = None.writelines  # type: ignore[attr-defined]
     assert not unavailable(ours.value)
     assert not unavailable(TypeError("'NoneType' object is not callable"))
+
+
+async def test_a_stop_while_redis_is_down_ends_within_a_lease_and_says_so(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """A graceful stop cannot settle or release anything with Redis gone, but it must end:
+    its steps are retried for a lease at most (every write of ours is fenced by then, the
+    leases run out on their own), then run() raises FleetUnavailable."""
+    server = redis_server_factory()
+    conn = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        async with Emulator(products=0) as emulator:
+            worker = _worker(server.url, emulator, "gone")
+            running = asyncio.create_task(worker.run())
+            await _applied(
+                FleetProducer(conn, prefix="gone", shards=SHARDS),
+                emulator,
+                emulator.site_id,
+                "before",
+            )
+            server.kill()
+            await asyncio.sleep(1.2)  # each sender's next look at Redis fails: it retries
+            worker.stop()
+            with pytest.raises(FleetUnavailable, match="worker stop"):
+                await asyncio.wait_for(running, LEASE_MS / 1000 + 15)
+    finally:
+        await conn.aclose()

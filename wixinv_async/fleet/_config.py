@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ __all__ = [
     "CRASH_ENV",
     "CRASH_POINTS",
     "WorkerSettings",
+    "WorkerStop",
     "check_server",
     "crash_point",
     "judge_server",
@@ -165,14 +167,38 @@ def crash_point(step: str) -> None:
 _T = TypeVar("_T")
 
 
-async def retry_redis(step: Callable[[], Awaitable[_T]]) -> _T:
-    """Repeat an idempotent Redis step after a connection error, until it answers."""
+class WorkerStop:
+    """A worker's stop, once asked. A step Redis cannot answer is retried after it only until
+    a lease has run out since: by then every write of ours would be fenced, and a stop while
+    Redis (or a cluster node) is down must end."""
+
+    def __init__(self, lease_ms: int) -> None:
+        self.event = asyncio.Event()
+        self._lease_s = lease_ms / 1000
+        self._at: float | None = None
+
+    def set(self) -> None:
+        if self._at is None:
+            self._at = time.monotonic()
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def given_up(self) -> bool:
+        """Past a lease since the stop: retrying is over."""
+        return self._at is not None and time.monotonic() - self._at >= self._lease_s
+
+
+async def retry_redis(step: Callable[[], Awaitable[_T]], stop: WorkerStop | None = None) -> _T:
+    """Repeat an idempotent Redis step after a connection error, until it answers (or, with
+    ``stop``, until a lease after the worker's stop: then the error is raised)."""
     delay = 0.05
     while True:
         try:
             return await step()
         except Exception as error:
-            if not unavailable(error):
+            if not unavailable(error) or (stop is not None and stop.given_up()):
                 raise
             log.warning("redis unavailable (%r); retrying in %.2fs", error, delay)
             await asyncio.sleep(delay)

@@ -29,8 +29,8 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
 from redis.exceptions import ResponseError
 
@@ -38,7 +38,7 @@ from ..catalog import CatalogVersion
 from ..core.bulk_results import BulkResult
 from ..errors import LateSendError, WixInventoryError
 from ..hub import InventoryHub
-from ._config import CRASH_ENV, WorkerSettings, crash_point, retry_redis
+from ._config import CRASH_ENV, WorkerSettings, WorkerStop, crash_point, retry_redis
 from ._connect import FleetRedis
 from ._sending import send_batch
 from .scripts import Begun, EntryVerdicts, PlannedEntry, ShardScripts, text
@@ -48,6 +48,7 @@ from .verdicts import refusals, v1_settlement, v3_settlement, wrong_catalog
 __all__ = ["OwnedShard", "ShardSender"]
 
 log = logging.getLogger("wixinv_async.fleet")
+_T = TypeVar("_T")
 
 DETECT_RETRY: Final = 1.0
 """Seconds before a failed (or late) detection is tried again."""
@@ -99,6 +100,7 @@ class ShardSender:
         hub: InventoryHub,
         interval_us: int,
         drop: Callable[[OwnedShard, str], None],
+        stop: WorkerStop,
     ) -> None:
         self.redis = redis
         self.scripts = scripts
@@ -110,8 +112,12 @@ class ShardSender:
         lateness_us = gcra_lateness_us(rate.requests, rate.period, rate.safety)
         self._send_within = lateness_us * SEND_SHARE / 1e6
         self._drop = drop
+        self._stop = stop
         self.sent = 0
         """Requests that left (batches and detections)."""
+
+    async def _retry(self, step: Callable[[], Awaitable[_T]]) -> _T:
+        return await retry_redis(step, self._stop)
 
     async def run(self, shard: OwnedShard, stopping: asyncio.Event) -> None:
         """Send the shard's batches until it is leaving or the worker stops."""
@@ -122,7 +128,7 @@ class ShardSender:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(shard.event.wait(), 0.05)
                 continue
-            sites = await retry_redis(lambda: self.redis.zrange(sites_key, 0, -1))
+            sites = await self._retry(lambda: self.redis.zrange(sites_key, 0, -1))
             waits = [await self._send_one(shard, text(site)) for site in sites]
             pending = [w for w in waits if w is not None]
             if pending and min(pending) == 0:
@@ -147,7 +153,7 @@ class ShardSender:
         # Before begin leaves: its grant comes later, so this bounds how long ago it was.
         asked = asyncio.get_running_loop().time()
         try:
-            begun: Begun = await retry_redis(
+            begun: Begun = await self._retry(
                 lambda: self.scripts.begin(
                     shard.number,
                     shard.token,
@@ -168,7 +174,7 @@ class ShardSender:
             return None
         crash_point("after_begin")
         settled = await self._deliver(shard, site, catalog, begun, asked + self._send_within)
-        await retry_redis(
+        await self._retry(
             lambda: self.scripts.finish_each(shard.number, shard.token, batch_id, settled)
         )
         return 0.0
@@ -182,7 +188,7 @@ class ShardSender:
         if known is not None:
             return known
         key = self.keys.site_key(shard.number, "cat", site)
-        stored = text(await retry_redis(lambda: self.redis.get(key)))
+        stored = text(await self._retry(lambda: self.redis.get(key)))
         if stored in (CatalogVersion.V1_CATALOG.value, CatalogVersion.V3_CATALOG.value):
             shard.catalogs[site] = CatalogVersion(stored)
             return shard.catalogs[site]
@@ -206,7 +212,7 @@ class ShardSender:
             return DETECT_RETRY
         self.sent += slots.granted
         if version is not CatalogVersion.STORES_NOT_INSTALLED:
-            await retry_redis(lambda: self.redis.set(key, version.value, px=CATALOG_TTL_MS))
+            await self._retry(lambda: self.redis.set(key, version.value, px=CATALOG_TTL_MS))
             shard.catalogs[site] = version
             log.info("site %s runs %s", site, version.value)
         return version
@@ -215,7 +221,7 @@ class ShardSender:
         """One slot of the site's pacing for a detection request; :class:`_NotPaced` (the
         shard dropped) when fenced."""
         try:
-            return await retry_redis(
+            return await self._retry(
                 lambda: self.scripts.pace(
                     shard.number,
                     shard.token,
@@ -233,7 +239,7 @@ class ShardSender:
         """The site was refused for the wrong catalog (it moved): detect it again."""
         shard.catalogs.pop(site, None)
         key = self.keys.site_key(shard.number, "cat", site)
-        await retry_redis(lambda: self.redis.delete(key))
+        await self._retry(lambda: self.redis.delete(key))
         log.warning("site %s: refused for the wrong catalog; detecting it again", site)
 
     # --- one batch --------------------------------------------------------------------------
@@ -256,7 +262,7 @@ class ShardSender:
         v3 = catalog is CatalogVersion.V3_CATALOG
         if not sending:
             return v3_settlement(codes, None, None) if v3 else v1_settlement(codes, None)
-        gate = await retry_redis(
+        gate = await self._retry(
             lambda: self.scripts.mark_sent(
                 shard.number, shard.token, begun.batch_id, self.settings.lease_min_ms
             )

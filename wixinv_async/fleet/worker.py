@@ -51,6 +51,7 @@ from ._config import (
     CRASH_ENV,
     CRASH_POINTS,
     WorkerSettings,
+    WorkerStop,
     check_server,
     crash_point,
     judge_server,
@@ -108,7 +109,8 @@ class FleetWorker:
         self.cluster = cluster
         self.scripts = ShardScripts(self.redis, self.keys)
         self._owned: dict[int, OwnedShard] = {}
-        self._stopping = asyncio.Event()
+        self._stop = WorkerStop(settings.lease_ms)
+        self._stopping = self._stop.event
         rate = settings.rate_limit
         self._interval_us = gcra_interval_us(rate.requests, rate.period, rate.safety)
         # No local pacing: every request a worker makes took its GCRA slot in Redis first
@@ -123,7 +125,7 @@ class FleetWorker:
             timeout=settings.http_timeout,
         )
         self.sender = ShardSender(
-            self.redis, self.scripts, settings, self.hub, self._interval_us, self._drop
+            self.redis, self.scripts, settings, self.hub, self._interval_us, self._drop, self._stop
         )
         self._ticks = 0
         self._releases: set[asyncio.Task[None]] = set()
@@ -143,8 +145,10 @@ class FleetWorker:
         return sorted(self._owned)
 
     def stop(self) -> None:
-        """Graceful stop: finish requests in flight, settle them, release every lease."""
-        self._stopping.set()
+        """Graceful stop: finish requests in flight, settle them, release every lease. With
+        Redis unreachable, its steps are retried for a lease at most; run() then raises
+        FleetUnavailable (the leases run out on their own)."""
+        self._stop.set()
 
     async def run(self) -> None:
         try:
@@ -157,7 +161,7 @@ class FleetWorker:
                 # Not reader.cancel(): a cancelled blocking read was seen to hang redis-py (the
                 # task stuck "cancelling" for good). The wake-up read blocks WAKE_MS, then sees
                 # the stop flag.
-                self._stopping.set()
+                self._stop.set()
                 try:
                     await reader  # raises what ended it, after the leases are released
                 finally:
@@ -174,7 +178,7 @@ class FleetWorker:
         if reader.cancelled() or reader.exception() is None:
             return
         log.error("reader failed; stopping the worker", exc_info=reader.exception())
-        self._stopping.set()
+        self._stop.set()
 
     async def _start(self) -> None:
         await check_server(self.redis, allow_weak_fsync=self.settings.allow_weak_fsync)
@@ -260,9 +264,16 @@ class FleetWorker:
         """A shard's loop that ended on an error gives the shard up (its lease released: the
         next claim is a takeover, which settles the batches the loop left open); the next
         membership tick claims it again with a new loop."""
-        if task.cancelled() or task.exception() is None:
+        error = None if task.cancelled() else task.exception()
+        if error is None:
             return
-        log.error("shard %d: its loop failed", shard.number, exc_info=task.exception())
+        if self._stop.is_set() and unavailable(error):
+            log.warning(
+                "shard %d: given up at the stop, Redis unreachable (%r)", shard.number, error
+            )
+            self._drop(shard, "given up at the stop")
+            return
+        log.error("shard %d: its loop failed", shard.number, exc_info=error)
         self._drop(shard, "its loop failed")
         release = asyncio.create_task(self._release(shard))
         self._releases.add(release)  # held until done: the loop keeps only weak references
@@ -400,7 +411,8 @@ class FleetWorker:
                         self.worker_id,
                         dedup_ms=self.settings.dedup_ms,
                         start=cursor,
-                    )
+                    ),
+                    self._stop,
                 ),
             )
         except ResponseError as error:
@@ -425,7 +437,7 @@ class FleetWorker:
         await self.sender.run(shard, self._stopping)
         if shard.leaving and self._owned.get(shard.number) is shard and not self._stopping.is_set():
             self._owned.pop(shard.number, None)
-            await retry_redis(lambda: self.scripts.release(shard.number, shard.token))
+            await retry_redis(lambda: self.scripts.release(shard.number, shard.token), self._stop)
 
     async def _trim(self) -> None:
         """Trim each owned shard's ingest stream below its read cursor, and its
