@@ -50,6 +50,10 @@ __all__ = ["OwnedShard", "ShardSender"]
 log = logging.getLogger("wixinv_async.fleet")
 _T = TypeVar("_T")
 
+IDLE_S: Final = 5.0
+"""The longest a shard's loop sleeps with nothing pending. Every delta folded wakes it (the
+reader sets the shard's event), as does every verdict that gives deltas back (the loop's own
+finish), so this only bounds how long a wake-up it missed would go unnoticed."""
 DETECT_RETRY: Final = 1.0
 """Seconds before a failed (or late) detection is tried again."""
 CATALOG_TTL_MS: Final = 7 * 86_400_000
@@ -134,7 +138,7 @@ class ShardSender:
             if pending and min(pending) == 0:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(shard.event.wait(), min(pending, default=0.5))
+                await asyncio.wait_for(shard.event.wait(), min(pending, default=IDLE_S))
 
     def _deferring(self, shard: OwnedShard) -> bool:
         """While the reader still folds a backlog, deltas of the same keys are on their way:
