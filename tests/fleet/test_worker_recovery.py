@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -78,14 +78,16 @@ async def test_a_shard_whose_node_is_unreachable_costs_no_other_shard_its_lease(
         site = _site_past_shard_0(emulator)
         shard = shard_of(site, SHARDS)
         worker = _worker(redis_url, emulator, "down")
-        claim = worker.scripts.claim
+        claim_many = worker.scripts.claim_many
 
-        async def claim_but_shard_0(number: int, owner: str, ttl_ms: int) -> Claim:
-            if number == 0:
-                raise RedisConnectionError("Error 111 connecting to the node of shard 0")
-            return await claim(number, owner, ttl_ms)
+        async def claims_but_shard_0(
+            numbers: Sequence[int], owner: str, ttl_ms: int
+        ) -> list[Claim | Exception]:
+            answers = iter(await claim_many([n for n in numbers if n != 0], owner, ttl_ms))
+            down = RedisConnectionError("Error 111 connecting to the node of shard 0")
+            return [down if n == 0 else next(answers) for n in numbers]
 
-        monkeypatch.setattr(worker.scripts, "claim", claim_but_shard_0)
+        monkeypatch.setattr(worker.scripts, "claim_many", claims_but_shard_0)
         running = asyncio.create_task(worker.run())
         await _until(
             lambda: _held(redis_conn, "down", shard, worker.worker_id), "the shard claimed"

@@ -208,15 +208,29 @@ class ShardScripts:
         self._trim_outcomes = redis.register_script(_lua.TRIM_OUTCOMES)
 
     async def claim(self, shard: int, worker: str, ttl_ms: int) -> Claim:
+        keys, args = self._claim_call(shard, worker, ttl_ms)
+        return _claim_of(await self._claim(keys=keys, args=args), worker)
+
+    async def claim_many(
+        self, shards: Sequence[int], worker: str, ttl_ms: int
+    ) -> list[Claim | Exception]:
+        """``claim`` of each shard, pipelined in one round trip (one per node of a cluster);
+        a shard's error is its answer, not raised (on a cluster, its node's, down, while the
+        other nodes answered)."""
+        calls = [self._claim_call(shard, worker, ttl_ms) for shard in shards]
+        replies = await evalsha_many(self.redis, self._claim, calls)
+        return [r if isinstance(r, Exception) else _claim_of(r, worker) for r in replies]
+
+    def _claim_call(
+        self, shard: int, worker: str, ttl_ms: int
+    ) -> tuple[list[str], list[str | int]]:
         k = self.keys
-        reply: list[Any] = await self._claim(
-            keys=[k.key(shard, "lease"), k.key(shard, "epoch")],
-            args=[worker, ttl_ms, k.tag(shard), self.keep_ms],
-        )
-        status = reply[0]
-        if status == "TAKEN":
-            return Claim(status, 0, reply[1], 0, 0)
-        return Claim(status, int(reply[1]), worker, int(reply[2]), int(reply[3]))
+        return [k.key(shard, "lease"), k.key(shard, "epoch")], [
+            worker,
+            ttl_ms,
+            k.tag(shard),
+            self.keep_ms,
+        ]
 
     async def heartbeat(self, worker: str, lease_ms: int) -> list[str]:
         """Record ``worker`` alive now and answer every worker heard from within ``lease_ms``
@@ -366,3 +380,10 @@ class ShardScripts:
         in ``group``, read by a worker of an earlier version); entries removed."""
         keys = [self.keys.key(shard, "in"), self.keys.key(shard, "rd")]
         return int(await self._trim(keys=keys, args=[group]))
+
+
+def _claim_of(reply: Any, worker: str) -> Claim:
+    status = reply[0]
+    if status == "TAKEN":
+        return Claim(status, 0, reply[1], 0, 0)
+    return Claim(status, int(reply[1]), worker, int(reply[2]), int(reply[3]))

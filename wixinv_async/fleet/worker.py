@@ -61,7 +61,7 @@ from ._connect import FleetRedis, connect
 from ._sender import OwnedShard, ShardSender
 from ._wakeup import ClusterWakeup
 from .producer import ensure_config
-from .scripts import GROUP, READ_COUNT, ReadFold, ShardScripts, text
+from .scripts import GROUP, READ_COUNT, Claim, ReadFold, ShardScripts, text
 from .shards import KeySpace, assign_shards, gcra_interval_us
 
 __all__ = [
@@ -209,10 +209,10 @@ class FleetWorker:
                 await asyncio.wait_for(self._stopping.wait(), tick)
 
     async def _membership_tick(self) -> None:
-        """Heartbeat, then each shard's claim on its own: a step Redis cannot answer (on a
-        cluster, a node down) is logged and tried on the next tick, and costs no other shard
-        its renewal. The leases are renewed even when the heartbeat fails, against the workers
-        last heard of."""
+        """Heartbeat, then every shard's claim in one pipeline, each answered on its own: a
+        claim Redis cannot answer (on a cluster, its node down) is logged and tried on the next
+        tick, and costs no other shard its renewal. The leases are renewed even when the
+        heartbeat fails, against the workers last heard of."""
         live = await answered(
             lambda: self.scripts.heartbeat(self.worker_id, self.settings.lease_ms)
         )
@@ -227,14 +227,28 @@ class FleetWorker:
                 shard.leaving = True
                 shard.event.set()
         wanted = sorted(set(self._owned) | set(mine))
-        claims = await asyncio.gather(*(answered(partial(self._claim, n)) for n in wanted))
-        failed = [(n, c) for n, c in zip(wanted, claims, strict=True) if isinstance(c, Exception)]
+        if not wanted:
+            return
+        claims = await answered(
+            lambda: self.scripts.claim_many(wanted, self.worker_id, self.settings.lease_ms)
+        )
+        if isinstance(claims, Exception):
+            log.warning("claims failed (%r); trying on the next tick", claims)
+            return
+        failed: list[tuple[int, Exception]] = []
+        for number, claim in zip(wanted, claims, strict=True):
+            if not isinstance(claim, Exception):
+                self._claimed(number, claim)
+            elif unavailable(claim):
+                failed.append((number, claim))
+            else:
+                raise claim
         if failed:
             numbers = ", ".join(str(n) for n, _ in failed)
             log.warning("claim of shard %s failed (%r); the others renewed", numbers, failed[0][1])
 
-    async def _claim(self, number: int) -> None:
-        claim = await self.scripts.claim(number, self.worker_id, self.settings.lease_ms)
+    def _claimed(self, number: int, claim: Claim) -> None:
+        """Serve, keep serving or give up shard ``number`` by what its claim answered."""
         shard = self._owned.get(number)
         token = f"{self.worker_id}|{claim.epoch}"
         if not claim.mine:
