@@ -21,9 +21,10 @@ Three loops, each a thin driver over the scripts of :mod:`~wixinv_async.fleet.sc
   membership ticks, the owned shards' streams are trimmed (never past an unread entry).
 
 Every Redis step is idempotent, so a connection error is met by repeating the same step with
-the same arguments (the same batch id for begin) until Redis answers or the shard is lost.
-Membership tries each shard's claim on its own every tick, so on a cluster a node that is down
-costs only its own shards their leases. A shard's loop that fails is given up (its lease
+the same arguments (the same batch id for begin) until Redis answers or the shard is lost
+(after a stop, for a lease at most). Membership claims every shard in one pipeline per tick,
+each answered on its own, so on a cluster a node that is down costs only its own shards their
+leases. A shard's loop that fails is given up (its lease
 released) and claimed again with a new loop; a reader that fails stops the worker, which
 raises the error: crash-only, never up and serving nothing.
 What ``run()`` raises is ours (:mod:`~wixinv_async.fleet._boundary`): ``ConfigurationError``
