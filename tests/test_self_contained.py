@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -28,3 +32,17 @@ def test_no_test_reads_a_path_outside_the_repository() -> None:
         if ESCAPES.search(line)
     ]
     assert offenders == []
+
+
+def test_no_tracked_link_points_outside_the_repository() -> None:
+    """A committed symlink to a path on the committer's machine (a worktree's ``.venv``) would
+    dangle in every other clone."""
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: nothing tracked to check")
+    listing = subprocess.run(  # noqa: S603
+        [git, "-C", str(ROOT), "ls-files", "-s"], capture_output=True, text=True, check=True
+    ).stdout
+    links = [line.split("\t", 1)[1] for line in listing.splitlines() if line.startswith("120000")]
+    outside = [link for link in links if not (ROOT / link).resolve().is_relative_to(ROOT.resolve())]
+    assert outside == []
