@@ -40,9 +40,7 @@ import json
 import os
 import pstats
 import selectors
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -51,7 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._trace import OpcodeCounter, mark  # noqa: E402
+from benchmarks._trace import OpcodeCounter, mark, run_counted  # noqa: E402
 from benchmarks.bench_hub import (  # noqa: E402
     emit,
     emulator,
@@ -195,28 +193,9 @@ def child(args: argparse.Namespace) -> None:
 
 def counted(emu: Mapping[str, Any], args: argparse.Namespace, *extra: str) -> dict[str, Any]:
     """Run the child under callgrind; its report and the measured phase's instructions."""
-    with tempfile.TemporaryDirectory() as out:
-        (Path(out) / "emu.json").write_text(json.dumps(emu))
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            "--dump-before=os_getppid",
-            f"--callgrind-out-file={out}/cg.out",
-            sys.executable,
-            __file__,
-            *_passed(args),
-            *extra,
-            "--child",
-            f"{out}/emu.json",
-        ]
-        done = subprocess.run(  # noqa: S603 - our own script under valgrind
-            command, capture_output=True, text=True, check=True
-        )
-        report = json.loads(done.stdout.strip().splitlines()[-1])
-        if args.keep:
-            kept = f"{args.keep}{''.join(extra).replace('-', '')}"
-            subprocess.run(["cp", f"{out}/cg.out.2", kept], check=True)  # noqa: S603, S607
-        report["instructions"] = _total(Path(out) / "cg.out.2")
+    keep = f"{args.keep}{''.join(extra).replace('-', '')}" if args.keep else None
+    report, instructions = run_counted(__file__, emu, [*_passed(args), *extra], keep, _total)
+    report["instructions"] = instructions
     return report
 
 

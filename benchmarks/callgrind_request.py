@@ -34,9 +34,7 @@ import collections
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,7 +47,7 @@ import aiohttp  # noqa: E402
 import msgspec  # noqa: E402
 
 from benchmarks._cpus import CLIENT_CPU, pin  # noqa: E402
-from benchmarks._trace import OpcodeCounter, mark  # noqa: E402
+from benchmarks._trace import OpcodeCounter, mark, run_counted  # noqa: E402
 from benchmarks.bench_hub import emit, emulator  # noqa: E402
 from wixinv_async import AppCredentials, DecrementData, InventoryClient  # noqa: E402
 from wixinv_async.models import DecrementInventoryRequest  # noqa: E402
@@ -140,28 +138,12 @@ def _by_object(path: Path) -> tuple[int, dict[str, int]]:
 
 
 def counted(emu: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as out:
-        (Path(out) / "emu.json").write_text(json.dumps(emu))
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            "--dump-before=os_getppid",
-            f"--callgrind-out-file={out}/cg.out",
-            sys.executable,
-            __file__,
-            f"--requests={args.requests}",
-            f"--warmup={args.warmup}",
-            f"--concurrency={args.concurrency}",
-            "--child",
-            f"{out}/emu.json",
-        ]
-        done = subprocess.run(  # noqa: S603 - our own script under valgrind
-            command, capture_output=True, text=True, check=True
-        )
-        report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-        if args.keep:
-            subprocess.run(["cp", f"{out}/cg.out.2", args.keep], check=True)  # noqa: S603, S607
-        total, by_object = _by_object(Path(out) / "cg.out.2")
+    flags = [
+        f"--requests={args.requests}",
+        f"--warmup={args.warmup}",
+        f"--concurrency={args.concurrency}",
+    ]
+    report, (total, by_object) = run_counted(__file__, emu, flags, args.keep, _by_object)
     per = report["requests"]
     del report["cpu_us_per_request"]  # under valgrind: meaningless
     report["instructions_per_request"] = round(total / per)
