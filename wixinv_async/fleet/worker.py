@@ -111,7 +111,6 @@ class FleetWorker:
         self.scripts = ShardScripts(self.redis, self.keys)
         self._owned: dict[int, OwnedShard] = {}
         self._stop = WorkerStop(settings.lease_ms)
-        self._stopping = self._stop.event
         rate = settings.rate_limit
         self._interval_us = gcra_interval_us(rate.requests, rate.period, rate.safety)
         # No local pacing: every request a worker makes took its GCRA slot in Redis first
@@ -201,13 +200,13 @@ class FleetWorker:
 
     async def _membership_loop(self) -> None:
         tick = self.settings.lease_ms / 3000
-        while not self._stopping.is_set():
+        while not self._stop.is_set():
             await self._membership_tick()
             self._ticks += 1
             if self._ticks % self.settings.trim_every == 0:
                 await self._trim()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), tick)
+                await asyncio.wait_for(self._stop.event.wait(), tick)
 
     async def _membership_tick(self) -> None:
         """Heartbeat, then every shard's claim in one pipeline, each answered on its own: a
@@ -342,7 +341,7 @@ class FleetWorker:
                 await self._wakeup.close()
 
     async def _read_until_stopped(self) -> None:
-        while not self._stopping.is_set():
+        while not self._stop.is_set():
             owned = [s for s in self._owned.values() if not s.leaving]
             try:
                 if not owned:
@@ -381,7 +380,7 @@ class FleetWorker:
         news = await self._wakeup.ready(
             [(self.keys.key(s.number, "in"), s.last_id or "0-0") for s in owned],
             IDLE_S,
-            self._stopping,
+            self._stop.event,
         )
         ready = [s for s, new in zip(owned, news, strict=True) if new]
         if ready:
@@ -449,8 +448,8 @@ class FleetWorker:
     async def _serve(self, shard: OwnedShard) -> None:
         if not await self._adopt_pending(shard):
             return
-        await self.sender.run(shard, self._stopping)
-        if shard.leaving and self._owned.get(shard.number) is shard and not self._stopping.is_set():
+        await self.sender.run(shard, self._stop.event)
+        if shard.leaving and self._owned.get(shard.number) is shard and not self._stop.is_set():
             self._owned.pop(shard.number, None)
             await retry_redis(lambda: self.scripts.release(shard.number, shard.token), self._stop)
 
