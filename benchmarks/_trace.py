@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -69,3 +70,22 @@ class OpcodeCounter:
             code = frame.f_code
             self.counts[(code.co_filename, code.co_name, code.co_firstlineno)] += 1
         return self.trace
+
+
+@contextlib.contextmanager
+def tracing(counter: OpcodeCounter) -> Iterator[OpcodeCounter]:
+    """Count bytecodes into ``counter`` between the marks: each :func:`mark` turns it on or
+    off."""
+    real = os.getppid
+
+    def toggle() -> int:
+        counter.on = not counter.on
+        return real()
+
+    os.getppid = toggle
+    sys.settrace(counter.trace)
+    try:
+        yield counter
+    finally:
+        sys.settrace(None)
+        os.getppid = real

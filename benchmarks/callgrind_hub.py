@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import cProfile
 import json
-import os
 import pstats
 import selectors
 import sys
@@ -49,7 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._trace import OpcodeCounter, mark, run_counted  # noqa: E402
+from benchmarks._trace import OpcodeCounter, mark, run_counted, tracing  # noqa: E402
 from benchmarks.bench_hub import (  # noqa: E402
     emit,
     emulator,
@@ -265,21 +264,8 @@ def _profiled(emu: Mapping[str, Any], args: argparse.Namespace) -> None:
 
 def _opcodes(emu: Mapping[str, Any], args: argparse.Namespace) -> None:
     _count_exchanges()
-    counter = OpcodeCounter()
-    real = os.getppid
-
-    def toggle() -> int:
-        counter.on = not counter.on
-        return real()
-
-    os.getppid = toggle  # each mark() toggles the count
-    with asyncio.Runner(loop_factory=VirtualLoop) as runner:
-        sys.settrace(counter.trace)
-        try:
-            result = runner.run(budget_child(emu, args))
-        finally:
-            sys.settrace(None)
-            os.getppid = real
+    with asyncio.Runner(loop_factory=VirtualLoop) as runner, tracing(OpcodeCounter()) as counter:
+        result = runner.run(budget_child(emu, args))
     deltas = result["deltas"]
     total = sum(counter.counts.values())
     emit(

@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import collections
 import json
-import os
 import re
 import sys
 import time
@@ -47,7 +46,7 @@ import aiohttp  # noqa: E402
 import msgspec  # noqa: E402
 
 from benchmarks._cpus import CLIENT_CPU, pin  # noqa: E402
-from benchmarks._trace import OpcodeCounter, mark, run_counted  # noqa: E402
+from benchmarks._trace import OpcodeCounter, mark, run_counted, tracing  # noqa: E402
 from benchmarks.bench_hub import emit, emulator  # noqa: E402
 from wixinv_async import AppCredentials, DecrementData, InventoryClient  # noqa: E402
 from wixinv_async.models import DecrementInventoryRequest  # noqa: E402
@@ -160,20 +159,8 @@ def _package(filename: str) -> str:
 
 
 def opcodes(emu: Mapping[str, Any], args: argparse.Namespace) -> None:
-    counter = OpcodeCounter()
-    real = os.getppid
-
-    def toggle() -> int:
-        counter.on = not counter.on
-        return real()
-
-    os.getppid = toggle  # each mark() toggles the count
-    sys.settrace(counter.trace)
-    try:
+    with tracing(OpcodeCounter()) as counter:
         result = asyncio.run(run(emu, args))
-    finally:
-        sys.settrace(None)
-        os.getppid = real
     per = result["requests"]
     by_package: collections.Counter[str] = collections.Counter()
     for (file, _, _), count in counter.counts.items():
