@@ -1,6 +1,7 @@
 """A batch's request never leaves late enough to overfill a rolling window: the arithmetic of
-how late it may be (pure, no event loop), and a worker that stalls past it or whose retry
-would go past it sends nothing, returns the batch and delivers its deltas once, later."""
+how late it may be, stretched or not (pure, no event loop); a worker that stalls past it
+sends nothing, returns the batch and delivers its deltas once, later; a refused request is
+not retried on its slot."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ from wixinv_async.fleet.producer import FleetProducer
 from wixinv_async.fleet.scripts import EntryVerdicts
 from wixinv_async.fleet.shards import (
     EventStatus,
+    SendDelay,
     Verdict,
     gcra_decide,
     gcra_interval_us,
     gcra_lateness_us,
+    gcra_stretch_us,
     verdict_for,
 )
 from wixinv_async.fleet.verdicts import v1_settlement, v3_settlement
@@ -38,16 +41,17 @@ from wixinv_async.fleet.worker import FleetWorker, WorkerSettings
 # --- the arithmetic -------------------------------------------------------------------------
 
 
-def grants(asks: list[int], interval: int) -> list[int]:
-    """When the GCRA grants each ask (microseconds on one clock): an ask refused waits for
-    the wait it was told, and asks again."""
+def grants(asks: list[int], interval: int | list[int]) -> list[int]:
+    """When the GCRA grants each ask (microseconds on one clock), each with its own interval
+    when given a list: an ask refused waits for the wait it was told, and asks again."""
+    intervals = interval if isinstance(interval, list) else [interval] * len(asks)
     tat, granted, now = 0, [], 0
-    for ask in asks:
+    for ask, each in zip(asks, intervals, strict=True):
         now = max(now, ask)
-        decision = gcra_decide(tat, now, interval)
+        decision = gcra_decide(tat, now, each)
         if not decision.allowed:
             now += decision.wait_us
-            decision = gcra_decide(tat, now, interval)
+            decision = gcra_decide(tat, now, each)
         assert decision.allowed
         tat = decision.tat
         granted.append(now)
@@ -88,6 +92,75 @@ def test_sends_within_the_lateness_never_overfill_a_window(
     ]
     assert limit >= 0
     assert refused_by_strict_window(sends, requests, period_ms * 1000) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    requests=st.integers(1, 40),
+    period_ms=st.integers(1, 120_000),
+    safety=st.sampled_from([0.0, 0.02, 0.1]) | st.floats(0.0, 0.9),
+    gaps=st.lists(st.floats(0.0, 3.0), min_size=1, max_size=120),
+    delays=st.lists(st.sampled_from([0.0, 1.0, 5.0]) | st.floats(0.0, 5.0), min_size=120),
+    lateness=st.lists(st.sampled_from([0.0, 1.0]) | st.floats(0.0, 1.0), min_size=120),
+    share=st.sampled_from([0.5, 1.0]) | st.floats(0.01, 1.0),
+)
+def test_stretched_sends_never_overfill_a_window(
+    requests: int,
+    period_ms: int,
+    safety: float,
+    gaps: list[float],
+    delays: list[float],
+    lateness: list[float],
+    share: float,
+) -> None:
+    """Each request stretched for a delay of its own (up to five intervals, zero for some),
+    with the lateness that stretch allows: anywhere from its grant to its grant plus
+    ``lateness + stretch``, in any order. No rolling window holds more than the budget, and
+    ``share`` of that lateness covers the delay."""
+    period = period_ms / 1000
+    interval = gcra_interval_us(requests, period, safety)
+    limit = gcra_lateness_us(requests, period, safety)
+    n = len(gaps)
+    delay_us = [d * interval for d in delays[:n]]
+    stretch = [gcra_stretch_us(d, limit, share) for d in delay_us]
+    asks = [round(sum(gaps[: k + 1]) * interval) for k in range(n)]
+    granted = grants(asks, [interval + extra for extra in stretch])
+    sends = [
+        grant + math.floor(late * (limit + extra))
+        for grant, late, extra in zip(granted, lateness, stretch, strict=False)
+    ]
+    assert all(share * (limit + e) >= d - 1 for e, d in zip(stretch, delay_us, strict=True))
+    assert refused_by_strict_window(sends, requests, period_ms * 1000) == 0
+
+
+def test_no_stretch_while_the_share_covers_the_delay() -> None:
+    """A delay within the share of the lateness asks for nothing more; past it, just enough:
+    at 5 a second with 10 % (100 ms of lateness, half of it for the delay), a 30 ms delay
+    adds nothing and an 80 ms one adds 60 ms."""
+    limit = gcra_lateness_us(5, 1.0, 0.1)
+    assert gcra_stretch_us(30_000, limit, 0.5) == 0
+    assert gcra_stretch_us(80_000, limit, 0.5) == 160_000 - limit
+    assert gcra_stretch_us(80_000, 0, 0.5) == 160_000
+
+
+def test_the_send_delay_estimate_follows_what_it_sees() -> None:
+    """Nothing seen: no delay. A steady delay is covered with room to spare; a burst raises
+    the estimate, which comes back near the steady delay within a few dozen requests; one
+    stall counts for at most the cap."""
+    delay = SendDelay()
+    assert delay.expected() == 0.0
+    for _ in range(50):
+        delay.observe(0.040)
+    assert 0.040 <= delay.expected() < 0.045
+    delay.observe(0.2)
+    raised = delay.expected()
+    assert raised > 0.2
+    for _ in range(40):
+        delay.observe(0.040)
+    assert delay.expected() < 0.05
+    stalled = SendDelay()
+    stalled.observe(30.0)
+    assert stalled.expected() <= 3 * SendDelay.CAP
 
 
 @pytest.mark.parametrize(
@@ -220,12 +293,12 @@ async def test_a_worker_stalled_after_mark_sent_sends_nothing_and_delivers_later
     assert len(late) == 1 and late[0].levelno == logging.WARNING
 
 
-async def test_a_retry_that_would_go_past_the_deadline_is_not_sent(
+async def test_a_refused_request_is_not_retried_on_its_slot(
     redis_url: str, redis_conn: aioredis.Redis
 ) -> None:
-    """The first request is answered 429 (Retry-After 1 s): its retry would leave a second
-    after its grant, so it is not sent; the batch is RETURNED (nothing was applied) and a
-    later batch, with a slot of its own, applies the delta once."""
+    """The first request is answered 429: the worker's client does not retry it (a retry
+    would reach Wix on the refused attempt's slot); the batch is RETURNED (nothing was
+    applied) and a later batch, begun on a slot of its own, applies the delta once."""
 
     def arrange(worker: FleetWorker, finishes: Finishes) -> None:
         finish = worker.scripts.finish_each
@@ -236,12 +309,39 @@ async def test_a_retry_that_would_go_past_the_deadline_is_not_sent(
 
         worker.scripts.finish_each = heal  # type: ignore[method-assign]
 
-    plan = FaultPlan({"incrementInventory": FaultRule(rate_limited=1.0)}, retry_after=1)
+    plan = FaultPlan({"incrementInventory": FaultRule(rate_limited=1.0)}, retry_after=0)
     async with Emulator(products=0, rate_limit="5/1", faults=plan) as emulator:
         status, finishes, quantity = await deliver_one(redis_url, redis_conn, emulator, arrange)
         assert status is EventStatus.APPLIED and quantity == 13
         assert answered(emulator, "incrementInventory") == {"429": 1, "200": 1}
     verdicts = [(settled.statuses, state) for settled, state in finishes.done]
-    assert verdicts[0] == ((("RETURNED", "LATE"),), "RETURNED")
-    assert verdicts[-1] == ((("APPLIED", ""),), "APPLIED")
-    assert all(state in ("RETURNED", "APPLIED") for _, state in verdicts)
+    assert verdicts == [
+        ((("RETURNED", "TOO_MANY_REQUESTS"),), "RETURNED"),
+        ((("APPLIED", ""),), "APPLIED"),
+    ]
+
+
+async def test_a_worker_slower_than_the_share_stretches_its_slots_and_delivers(
+    redis_url: str, redis_conn: aioredis.Redis
+) -> None:
+    """Every mark_sent takes 80 ms (a slow Redis), more than the 50 ms share of the
+    lateness at 5 a second: without a stretch every batch would come back LATE and none
+    would ever be sent. The worker learns the delay, asks for longer intervals, and delivers
+    every delta once, the emulator's strict window refusing none."""
+
+    def arrange(worker: FleetWorker, finishes: Finishes) -> None:
+        mark_sent = worker.scripts.mark_sent
+
+        async def slow(*args: Any) -> str:
+            await asyncio.sleep(0.08)
+            return await mark_sent(*args)
+
+        worker.scripts.mark_sent = slow  # type: ignore[method-assign]
+
+    async with Emulator(products=0, rate_limit="5/1") as emulator:
+        status, finishes, quantity = await deliver_one(redis_url, redis_conn, emulator, arrange)
+        assert status is EventStatus.APPLIED and quantity == 13
+        assert answered(emulator, "incrementInventory") == {"200": 1}
+    late = [state for settled, state in finishes.done if settled.code == "LATE"]
+    assert len(late) <= 1  # at most the one that taught it the delay
+    assert finishes.done[-1][1] == "APPLIED"

@@ -16,6 +16,7 @@ from wixinv_async import (
     OutcomeUnknownError,
     PreconditionFailedError,
     RateLimit,
+    RequestTimeoutError,
     ServerError,
 )
 from wixinv_async.core.ratelimit import max_in_window
@@ -145,6 +146,8 @@ def test_gcra_allows_when_idle_and_refuses_too_soon() -> None:
         (ServerError(500, "boom"), Verdict.IN_DOUBT),
         (OutcomeUnknownError("reset", request=None), Verdict.IN_DOUBT),
         (TimeoutError(), Verdict.IN_DOUBT),
+        (RequestTimeoutError("timed out connecting", sent=False), Verdict.RETURNED),
+        (RequestTimeoutError("timed out waiting", sent=True), Verdict.IN_DOUBT),
         (PreconditionFailedError(428, "insufficient"), Verdict.REFUSED),
         (NotFoundError(404, "no such"), Verdict.REFUSED),
     ],

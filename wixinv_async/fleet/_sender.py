@@ -14,12 +14,19 @@ hub's clients retry what provably did not reach Wix (a 429, a 503, a refused con
 worker bounds every request, retries included, to ``http_timeout + margin / 2``, so it
 settles inside the lease that ``mark_sent`` checked, and a request cut off there is IN_DOUBT.
 
-No attempt of a batch leaves later than :data:`SEND_SHARE` of
-:func:`~wixinv_async.fleet.shards.gcra_lateness_us` after the loop time just before its begin
-was sent (the grant came after it): a worker that stalled (stopped, swapped out, a slow
-Redis) or a retry that would go later does not send; the batch is RETURNED, code LATE, and
-its deltas coalesce again for a new begin and a new slot. A detection request has the same
-deadline from just before its own slot was asked; one not sent is detected again later.
+No attempt of a batch leaves later than :data:`SEND_SHARE` of its lateness after the loop
+time just before its begin was sent (the grant came after it): a worker that stalled
+(stopped, swapped out) does not send; the batch is RETURNED, code LATE, and its deltas
+coalesce again for a new begin and a new slot. A detection request has the same deadline
+from just before its own slot was asked; one not sent is detected again later.
+
+The lateness is :func:`~wixinv_async.fleet.shards.gcra_lateness_us` plus a stretch: the worker
+estimates how long its requests take from asking for a slot to leaving
+(:class:`~wixinv_async.fleet.shards.SendDelay`: two Redis round trips and the wait for a core),
+and when that is more than the share of the lateness allows, asks for a longer interval after
+its grant (:func:`~wixinv_async.fleet.shards.gcra_stretch_us`), which allows that much more
+lateness. A slow Redis or a busy machine then sends fewer requests a minute, all of them,
+rather than finding every batch late and sending none.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from ._config import CRASH_ENV, WorkerSettings, WorkerStop, crash_point, retry_r
 from ._connect import FleetRedis
 from ._sending import send_batch
 from .scripts import Begun, EntryVerdicts, PlannedEntry, ShardScripts, text
-from .shards import KeySpace, gcra_lateness_us
+from .shards import KeySpace, SendDelay, gcra_lateness_us, gcra_stretch_us
 from .verdicts import refusals, v1_settlement, v3_settlement, wrong_catalog
 
 __all__ = ["OwnedShard", "ShardSender"]
@@ -113,8 +120,8 @@ class ShardSender:
         self.hub = hub
         self._interval_us = interval_us
         rate = settings.rate_limit
-        lateness_us = gcra_lateness_us(rate.requests, rate.period, rate.safety)
-        self._send_within = lateness_us * SEND_SHARE / 1e6
+        self._lateness_us = gcra_lateness_us(rate.requests, rate.period, rate.safety)
+        self._delay = SendDelay()
         self._drop = drop
         self._stop = stop
         self.sent = 0
@@ -140,6 +147,17 @@ class ShardSender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(shard.event.wait(), min(pending, default=IDLE_S))
 
+    def _slot(self) -> tuple[int, float]:
+        """The GCRA interval to ask for the next request, and the seconds it may take from
+        asking to leaving (see the module doc)."""
+        extra = gcra_stretch_us(self._delay.expected() * 1e6, self._lateness_us, SEND_SHARE)
+        return self._interval_us + extra, (self._lateness_us + extra) * SEND_SHARE / 1e6
+
+    def _left(self, asked: float) -> None:
+        """A request asked for its slot at ``asked`` (loop time) and leaves now, or found
+        itself too late to."""
+        self._delay.observe(asyncio.get_running_loop().time() - asked)
+
     def _deferring(self, shard: OwnedShard) -> bool:
         """While the reader still folds a backlog, deltas of the same keys are on their way:
         a send now would need a second request for them. Wait for the reader, but at most
@@ -154,6 +172,7 @@ class ShardSender:
         if not isinstance(catalog, CatalogVersion):
             return catalog
         batch_id = uuid.uuid4().hex
+        interval_us, send_within = self._slot()
         # Before begin leaves: its grant comes later, so this bounds how long ago it was.
         asked = asyncio.get_running_loop().time()
         try:
@@ -162,7 +181,7 @@ class ShardSender:
                     shard.number,
                     shard.token,
                     site,
-                    interval_us=self._interval_us,
+                    interval_us=interval_us,
                     lease_min_ms=self.settings.lease_min_ms,
                     batch_id=batch_id,
                 )
@@ -177,7 +196,7 @@ class ShardSender:
         if begun.status != "BEGUN":
             return None
         crash_point("after_begin")
-        settled = await self._deliver(shard, site, catalog, begun, asked + self._send_within)
+        settled = await self._deliver(shard, site, catalog, begun, asked, asked + send_within)
         await self._retry(
             lambda: self.scripts.finish_each(shard.number, shard.token, batch_id, settled)
         )
@@ -221,7 +240,7 @@ class ShardSender:
             log.info("site %s runs %s", site, version.value)
         return version
 
-    async def _pace(self, shard: OwnedShard, site: str) -> tuple[str, int]:
+    async def _pace(self, shard: OwnedShard, site: str, interval_us: int) -> tuple[str, int]:
         """One slot of the site's pacing for a detection request; :class:`_NotPaced` (the
         shard dropped) when fenced."""
         try:
@@ -230,7 +249,7 @@ class ShardSender:
                     shard.number,
                     shard.token,
                     site,
-                    interval_us=self._interval_us,
+                    interval_us=interval_us,
                     lease_min_ms=self.settings.lease_min_ms,
                     slots=1,
                 )
@@ -258,9 +277,11 @@ class ShardSender:
         site: str,
         catalog: CatalogVersion,
         begun: Begun,
+        asked: float,
         not_after: float,
     ) -> EntryVerdicts:
-        """Send the begun batch, no attempt after ``not_after`` (loop time); its verdicts."""
+        """Send the begun batch (its slot asked for at ``asked``), no attempt after
+        ``not_after`` (loop time); its verdicts."""
         codes = refusals(begun.entries, catalog)
         sending = [e for e, code in zip(begun.entries, codes, strict=True) if not code]
         v3 = catalog is CatalogVersion.V3_CATALOG
@@ -275,9 +296,11 @@ class ShardSender:
             unsent = tuple(("REJECTED", c) if c else ("RETURNED", gate) for c in codes)
             return EntryVerdicts(unsent, code=gate)
         crash_point("after_mark_sent")
+        self._left(asked)
         result, error = await self._request(site, catalog, begun.kind, sending, not_after)
         crash_point("after_answer")
         if isinstance(error, LateSendError):
+            self._left(asked)
             log.warning("site %s: batch %s returned, not sent (%s)", site, begun.batch_id, error)
         else:
             self.sent += 1
@@ -344,11 +367,13 @@ class _Slots:
     async def __call__(self) -> float:
         loop = asyncio.get_running_loop()
         while True:
+            interval_us, send_within = self._sender._slot()
             asked = loop.time()
-            status, wait = await self._sender._pace(self._shard, self._site)
+            status, wait = await self._sender._pace(self._shard, self._site, interval_us)
             if status == "OK":
                 self.granted += 1
-                return asked + self._sender._send_within
+                self._sender._left(asked)  # the request leaves as this returns
+                return asked + send_within
             if status != "WAIT":
                 raise _NotPaced(0.05)
             if not self.granted or self._shard.leaving:

@@ -34,6 +34,7 @@ from ..errors import (
     LateSendError,
     PermissionDeniedError,
     RateLimitedError,
+    RequestTimeoutError,
     ServerError,
 )
 
@@ -43,12 +44,14 @@ __all__ = [
     "EventStatus",
     "GcraDecision",
     "KeySpace",
+    "SendDelay",
     "Verdict",
     "assign_shards",
     "bisect_cap",
     "gcra_decide",
     "gcra_interval_us",
     "gcra_lateness_us",
+    "gcra_stretch_us",
     "ingest_fields",
     "shard_of",
     "sum_by_key",
@@ -172,6 +175,54 @@ def gcra_lateness_us(requests: int, period: float, safety: float) -> int:
     return math.floor(requests * gcra_interval_us(requests, period, safety) - period * 1e6)
 
 
+def gcra_stretch_us(delay_us: float, lateness_us: int, share: float) -> int:
+    """How many microseconds to add to one request's GCRA interval so that ``share`` of its
+    lateness covers ``delay_us`` (the time from asking for its slot to its leaving): 0 when
+    ``share * lateness_us`` already does.
+
+    Why it is safe: a grant that adds ``extra`` to the interval puts the next grant at least
+    ``interval + extra`` later. Of any ``requests + 1`` requests, the first granted then has
+    ``extra`` more before the last granted may arrive, so it may itself arrive up to
+    ``lateness + extra`` after its grant (:func:`gcra_lateness_us`'s argument, with the
+    first gap longer). Each request's bound depends only on the gaps after its own grant, so
+    requests stretched by different amounts (other workers, other moments) mix safely.
+    """
+    if not 0 < share <= 1:
+        raise ConfigurationError(f"share={share!r}: must be above 0 and at most 1")
+    return max(0, math.ceil(delay_us / share) - lateness_us)
+
+
+class SendDelay:
+    """An estimate, from what was seen, of the most time a request takes from asking for its
+    slot to leaving (the round trips to Redis before it, and waiting for a core):
+    ``mean + 4 * deviation``, smoothed as TCP smooths round-trip times (Jacobson/Karels,
+    RFC 6298: gains 1/8 and 1/4), so a steady slowdown is covered after a few requests and
+    forgotten as fast once it ends.
+
+    A sample is capped at :attr:`CAP` seconds: a stall that long (a stopped process) is not
+    the delay of the next request, which the late-send check refuses anyway."""
+
+    CAP = 1.0
+    __slots__ = ("_deviation", "_mean")
+
+    def __init__(self) -> None:
+        self._mean: float | None = None
+        self._deviation = 0.0
+
+    def observe(self, delay: float) -> None:
+        """One request's seconds from asking for its slot to leaving (or to finding it late)."""
+        delay = min(max(delay, 0.0), self.CAP)
+        if self._mean is None:
+            self._mean, self._deviation = delay, delay / 2
+            return
+        self._deviation += (abs(delay - self._mean) - self._deviation) / 4
+        self._mean += (delay - self._mean) / 8
+
+    def expected(self) -> float:
+        """Seconds the next request may take; 0 before any was seen."""
+        return 0.0 if self._mean is None else self._mean + 4 * self._deviation
+
+
 @dataclass(frozen=True, slots=True)
 class GcraDecision:
     """``allowed``: send now, and store ``tat`` as the site's new theoretical arrival time;
@@ -239,7 +290,8 @@ def verdict_for(error: BaseException | None) -> Verdict:
     no error                                                APPLIED
     ConnectError, RateLimitedError (429), ServerError 503,  RETURNED (provably not applied)
     ConfigurationError (closed client), InvalidInputError,
-    LateSendError (not sent: its deadline had passed)
+    LateSendError (not sent: its deadline had passed),
+    RequestTimeoutError(sent=False) (timed out connecting)
     AuthenticationError, PermissionDeniedError              RETURNED (the batch is not at
                                                             fault; it waits for credentials)
     any other ApiError (400, 404, 409, 428)                 REFUSED
@@ -249,6 +301,8 @@ def verdict_for(error: BaseException | None) -> Verdict:
     if error is None:
         return Verdict.APPLIED
     if isinstance(error, _NOT_SENT + _REFUSED_NOT_BATCH):
+        return Verdict.RETURNED
+    if isinstance(error, RequestTimeoutError) and not error.sent:
         return Verdict.RETURNED
     if isinstance(error, ServerError):
         return Verdict.RETURNED if error.status == 503 else Verdict.IN_DOUBT

@@ -45,6 +45,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from ..auth import ApiKeyAuth, AppCredentials
+from ..client import RetryPolicy
 from ..errors import Applied, ConfigurationError
 from ..hub import InventoryHub
 from ._boundary import REDIS_ERRORS, answered, fleet_error, redis_call, unavailable
@@ -113,14 +114,19 @@ class FleetWorker:
         self._stop = WorkerStop(settings.lease_ms)
         rate = settings.rate_limit
         self._interval_us = gcra_interval_us(rate.requests, rate.period, rate.safety)
-        # No local pacing: every request a worker makes took its GCRA slot in Redis first
-        # (begin for a batch, pace for a detection), one budget per site for the whole fleet;
-        # a local limiter could only delay what the fleet allowed. A 429 still pauses the
-        # site's client, and its retries follow the client's backoff.
+        # No local pacing and one attempt: every request a worker makes took its GCRA slot in
+        # Redis first (begin for a batch, pace for a detection), one budget per site for the
+        # whole fleet; a local limiter could only delay what the fleet allowed, and a retry
+        # inside the client would reach Wix on its first attempt's slot (Wix may count the
+        # refused attempt). What provably did not apply is RETURNED and begun again on a slot
+        # of its own. A 401 is still answered by one attempt with a refreshed token: it is
+        # the client's only way to learn that a token expired, and the emulator refuses it
+        # before counting it (what Wix counts is not known).
         self.hub = InventoryHub(
             auth,
             base_url=base_url,
             rate_limit=None,
+            retry=RetryPolicy(max_attempts=1),
             idle_timeout=settings.idle_timeout,
             timeout=settings.http_timeout,
         )
