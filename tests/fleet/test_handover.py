@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -86,3 +87,81 @@ async def test_join_leave_cycles_under_a_backlog_leave_nothing_in_doubt(
         assert not bad, f"seed {seed}: {bad}"
         after = {k: site_quantity(emulator, *k) for k in keys}
         assert after == {k: before[k] + added[k] for k in keys}, f"seed {seed}"  # type: ignore[operator]
+
+
+async def test_a_graceful_stop_while_requests_are_at_wix_settles_them(
+    redis_url: str, redis_conn: aioredis.Redis
+) -> None:
+    """Requests take most of the HTTP timeout, the workers own many shards and trim at every
+    tick: one worker stopped while its requests are at the emulator finishes and settles
+    them before it lets go, the other takes its shards over with nothing in doubt, and every
+    delta moves its variant exactly once."""
+    settings = WorkerSettings(
+        prefix="slowhand",
+        shards=64,
+        rate_limit=RateLimit(1000, 1),
+        lease_ms=1500,
+        http_timeout=0.5,
+        margin=0.2,
+        trim_every=1,
+        max_defer=0.0,
+    )
+    rng = random.Random(11)
+    specs = [SiteSpec(catalog="v1") for _ in range(3)]
+    async with Emulator(sites=specs, products=0, seed=7, latency_ms=350) as emulator:
+        keys = [
+            (site, p, v) for site in emulator.sites for p, v in tracked_variants(emulator, site, 2)
+        ]
+        before = {k: site_quantity(emulator, *k) for k in keys}
+        producer = FleetProducer(redis_conn, prefix="slowhand", shards=64)
+        auth = ApiKeyAuth(emulator.api_key)
+        workers = [
+            FleetWorker(redis_url, auth, base_url=emulator.url, settings=settings, worker_id=n)
+            for n in ("a", "b")
+        ]
+        marked: asyncio.Queue[FleetWorker] = asyncio.Queue()
+        for worker in workers:
+            mark_sent = worker.scripts.mark_sent
+
+            async def marking(
+                *args: Any, worker: FleetWorker = worker, step: Any = mark_sent
+            ) -> str:
+                gate = await step(*args)
+                marked.put_nowait(worker)  # the request leaves now; the emulator holds it 350 ms
+                return gate
+
+            worker.scripts.mark_sent = marking  # type: ignore[method-assign]
+        tasks = {w: asyncio.create_task(w.run()) for w in workers}
+        await asyncio.sleep(0.6)  # both own shards
+        added = dict.fromkeys(keys, 0)
+        events: dict[str, str] = {}
+
+        async def produce() -> None:
+            for n in range(120):
+                key = rng.choice(keys)
+                added[key] += 1
+                events[f"e{n}"] = key[0]
+                await producer.submit(*key, 1, event_id=f"e{n}")
+
+        producing = asyncio.create_task(produce())
+        async with asyncio.timeout(10):
+            stopped = await marked.get()
+        await asyncio.sleep(0.05)
+        answered = len(emulator.store.journal)
+        stopped.stop()
+        await tasks.pop(stopped)
+        assert len(emulator.store.journal) > answered  # it waited for the answer
+        await producing
+        outcomes = {e: await producer.outcome(site, e, wait=30) for e, site in events.items()}
+        for worker, task in tasks.items():
+            worker.stop()
+            await task
+        statuses = {o.status.value if o else None for o in outcomes.values()}
+        assert statuses <= {"APPLIED", "NETTED"}
+        doubted = 0
+        for shard in range(64):
+            for _, fields in await redis_conn.xrange(producer.keys.key(shard, "out")):
+                doubted += fields.get("s") == "IN_DOUBT"
+        assert doubted == 0
+        after = {k: site_quantity(emulator, *k) for k in keys}
+        assert after == {k: before[k] + added[k] for k in keys}  # type: ignore[operator]

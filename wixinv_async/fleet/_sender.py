@@ -140,8 +140,13 @@ class ShardSender:
                     await asyncio.wait_for(shard.event.wait(), 0.05)
                 continue
             sites = await self._retry(lambda: self.redis.zrange(sites_key, 0, -1))
-            waits = [await self._send_one(shard, text(site)) for site in sites]
-            pending = [w for w in waits if w is not None]
+            pending: list[float] = []
+            for site in sites:
+                if shard.leaving or stopping.is_set():  # hand over without starting another
+                    return
+                wait = await self._send_one(shard, text(site))
+                if wait is not None:
+                    pending.append(wait)
             if pending and min(pending) == 0:
                 continue
             with contextlib.suppress(TimeoutError):

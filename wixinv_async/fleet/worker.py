@@ -133,7 +133,6 @@ class FleetWorker:
         self.sender = ShardSender(
             self.redis, self.scripts, settings, self.hub, self._interval_us, self._drop, self._stop
         )
-        self._ticks = 0
         self._releases: set[asyncio.Task[None]] = set()
         self._live: list[str] = []
         self._wakeup = ClusterWakeup(self.redis) if isinstance(self.redis, RedisCluster) else None
@@ -161,14 +160,16 @@ class FleetWorker:
             await redis_call(self.redis, "worker start", self._start, repeatable=True)
             reader = asyncio.create_task(self._read_loop(), name="fleet-reader")
             reader.add_done_callback(self._reader_ended)
+            trimmer = asyncio.create_task(self._trim_loop(), name="fleet-trimmer")
             try:
                 await self._membership_loop()
             finally:
                 # Not reader.cancel(): a cancelled blocking read was seen to hang redis-py (the
                 # task stuck "cancelling" for good). The wake-up read blocks WAKE_MS, then sees
-                # the stop flag.
+                # the stop flag; the trimmer sees it between shards.
                 self._stop.set()
                 try:
+                    await trimmer
                     await reader  # raises what ended it, after the leases are released
                 finally:
                     await redis_call(self.redis, "worker stop", self._release_all, repeatable=True)
@@ -204,15 +205,26 @@ class FleetWorker:
 
     # --- membership ---------------------------------------------------------------------
 
+    @property
+    def _tick(self) -> float:
+        return self.settings.lease_ms / 3000
+
     async def _membership_loop(self) -> None:
-        tick = self.settings.lease_ms / 3000
         while not self._stop.is_set():
             await self._membership_tick()
-            self._ticks += 1
-            if self._ticks % self.settings.trim_every == 0:
-                await self._trim()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.event.wait(), tick)
+                await asyncio.wait_for(self._stop.event.wait(), self._tick)
+
+    async def _trim_loop(self) -> None:
+        """Trim every ``trim_every`` ticks, in a task of its own: a pass over many shards on a
+        slow Redis must not hold back the heartbeat and the lease renewals."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stop.event.wait(), self._tick * self.settings.trim_every
+                )
+            if not self._stop.is_set():
+                await self._trim()
 
     async def _membership_tick(self) -> None:
         """Heartbeat, then every shard's claim in one pipeline, each answered on its own: a
@@ -244,7 +256,7 @@ class FleetWorker:
         failed: list[tuple[int, Exception]] = []
         for number, claim in zip(wanted, claims, strict=True):
             if not isinstance(claim, Exception):
-                self._claimed(number, claim)
+                self._claimed(number, claim, number in mine)
             elif unavailable(claim):
                 failed.append((number, claim))
             else:
@@ -253,8 +265,9 @@ class FleetWorker:
             numbers = ", ".join(str(n) for n, _ in failed)
             log.warning("claim of shard %s failed (%r); the others renewed", numbers, failed[0][1])
 
-    def _claimed(self, number: int, claim: Claim) -> None:
-        """Serve, keep serving or give up shard ``number`` by what its claim answered."""
+    def _claimed(self, number: int, claim: Claim, targeted: bool) -> None:
+        """Serve, keep serving or give up shard ``number`` by what its claim answered
+        (``targeted``: this worker is the shard's owner by the assignment)."""
         shard = self._owned.get(number)
         token = f"{self.worker_id}|{claim.epoch}"
         if not claim.mine:
@@ -262,6 +275,11 @@ class FleetWorker:
                 self._drop(shard, "lease taken by " + claim.owner)
             return
         if shard is not None and shard.token == token:
+            return
+        if shard is None and not targeted:
+            # Handed over while the claim was on its way (the loop ended and released the
+            # lease, which the claim then took again): give it back rather than serve it.
+            self._release_later(OwnedShard(number, token))
             return
         if shard is not None:  # the lease ran out and was taken again: the old loop is fenced
             self._drop(shard, "lease lost and taken again")
@@ -295,6 +313,9 @@ class FleetWorker:
             return
         log.error("shard %d: its loop failed", shard.number, exc_info=error)
         self._drop(shard, "its loop failed")
+        self._release_later(shard)
+
+    def _release_later(self, shard: OwnedShard) -> None:
         release = asyncio.create_task(self._release(shard))
         self._releases.add(release)  # held until done: the loop keeps only weak references
         release.add_done_callback(self._releases.discard)
@@ -470,6 +491,8 @@ class FleetWorker:
             return
         floor = f"{max(0, now[0] * 1000 - self.scripts.keep_ms)}-0"
         for number in list(self._owned):
+            if self._stop.is_set():
+                return
             done = await answered(partial(self._trim_shard, number, floor))
             if isinstance(done, Exception):
                 log.warning("trim of shard %d failed (%r)", number, done)
