@@ -66,11 +66,15 @@ class Fleet:
 
     def start_worker(self, *, worker_id: str = "", crash_at: str = "") -> subprocess.Popen[bytes]:
         args = [sys.executable, "-m", "wixinv_async", "fleet", "worker", "--redis", self.url]
-        args += ["--base-url", self.emulator.url, "--api-key", self.emulator.api_key]
+        args += ["--base-url", self.emulator.url]  # the key in the environment, as a user would
         args += ["--prefix", PREFIX, "--shards", str(SHARDS), *WORKER_FLAGS]
         if worker_id:
             args += ["--worker-id", worker_id]
-        env = {**os.environ, "WIXINV_FLEET_CRASH_AT": crash_at}
+        env = {
+            **os.environ,
+            "WIXINV_FLEET_CRASH_AT": crash_at,
+            "WIX_API_KEY": self.emulator.api_key,
+        }
         log = (self.logs / f"worker{len(self.workers)}.log").open("wb")
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
         log.close()

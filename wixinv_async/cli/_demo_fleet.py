@@ -189,11 +189,12 @@ async def _workers(
     args: argparse.Namespace, url: str, emulator: Emulator, logs: Path
 ) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
     command = [sys.executable, "-m", "wixinv_async", "fleet", "worker", "--redis", url]
-    command += ["--base-url", emulator.url, "--api-key", emulator.api_key]
+    command += ["--base-url", emulator.url]  # the key goes in the environment, not in ps
     command += ["--prefix", PREFIX, "--shards", str(SHARDS), "--rate-limit", args.fleet_rate]
     command += ["--lease-ms", "3000", "--http-timeout", "1", "--margin", "0.5"]
+    env = {**os.environ, "WIX_API_KEY": emulator.api_key}
     processes = [
-        _start(logs / f"worker{n}.log", [*command, "--worker-id", f"worker-{n}"])
+        _start(logs / f"worker{n}.log", [*command, "--worker-id", f"worker-{n}"], env)
         for n in range(args.workers)
     ]
     try:
@@ -209,9 +210,9 @@ async def _workers(
                 process.kill()
 
 
-def _start(log_path: Path, command: list[str]) -> subprocess.Popen[bytes]:
+def _start(log_path: Path, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
 
 
 def _stock(emulator: Emulator) -> dict[Key, int]:
