@@ -156,7 +156,8 @@ def test_audit_fleet_status_names_each_shards_owner_and_backlog_per_site(
 ) -> None:
     """Two sites in one shard owned by w1 (epoch 1), with folded deltas on 3 and 2 keys, a
     third site queued in another, unowned shard: ``fleet status`` shows the owner, epoch and
-    lease, the pending keys by site, and the other shard's stream entries with no owner."""
+    lease, the pending keys and units by site, the owned shard's entries all read, and the
+    other shard's entry unread, with no owner."""
     sites = [f"site-{n}" for n in range(40)]
     by_shard: dict[int, list[str]] = {}
     for site in sites:
@@ -171,9 +172,9 @@ def test_audit_fleet_status_names_each_shards_owner_and_backlog_per_site(
             scripts = ShardScripts(conn, KEYS)
             claim = await scripts.claim(owned, "w1", 60_000)
             async with FleetProducer(conn, prefix=PREFIX, shards=SHARDS) as producer:
-                for site, count in zip(pair, (3, 2), strict=True):
+                for site, count, delta in zip(pair, (3, 2), (2, -1), strict=True):
                     for variant in variants[:count]:
-                        await producer.submit(site, "p1", variant, 1)
+                        await producer.submit(site, "p1", variant, delta)
                 await producer.submit(lone, "p1", variants[0], 1)
             await fold_all(scripts, owned, f"w1|{claim.epoch}")
         finally:
@@ -190,5 +191,9 @@ def test_audit_fleet_status_names_each_shards_owner_and_backlog_per_site(
     assert (shards[owned]["owner"], shards[owned]["epoch"]) == ("w1", 1)
     assert 0 < shards[owned]["lease_ms"] <= 60_000
     assert shards[owned]["pending_keys_by_site"] == {pair[0]: 3, pair[1]: 2}
+    assert shards[owned]["pending_units_by_site"] == {pair[0]: 6, pair[1]: 2}
+    assert (shards[owned]["stream_entries"], shards[owned]["unread_entries"]) == (5, 0)
     assert (shards[other]["owner"], shards[other]["stream_entries"]) == (None, 1)
-    assert status["pending_keys"] == 5 and status["in_doubt_batches"] == 0
+    assert (shards[other]["unread_entries"], shards[other]["unread_more"]) == (1, False)
+    assert status["pending_keys"] == 5 and status["pending_units"] == 8
+    assert status["unread_entries"] == 1 and status["in_doubt_batches"] == 0
