@@ -250,9 +250,12 @@ DURABLE = {"appendonly": "yes", "appendfsync": "always"}
 @pytest.mark.parametrize("version", ["6.0.16", "5.0.14", "6.1.9", "", "unstable"])
 def test_a_server_older_than_6_2_is_refused_by_its_info_reply(version: str) -> None:
     """INFO's redis_version below 6.2 (or unreadable): refused, even with allow_weak_fsync,
-    by a ConfigurationError that says the fleet needs 6.2 (XAUTOCLAIM)."""
+    by a ConfigurationError that says the fleet needs 6.2 and the commands it needs."""
     info = {"redis_version": version} if version else {}
-    with pytest.raises(ConfigurationError, match=r"the fleet needs 6\.2 or later \(XAUTOCLAIM\)"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"the fleet needs 6\.2 or later \(XAUTOCLAIM, ZMSCORE, XTRIM MINID\)",
+    ):
         judge_server(info, DURABLE, allow_weak_fsync=True)
 
 

