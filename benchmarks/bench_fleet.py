@@ -197,13 +197,18 @@ class Run:
                 args += ["-m", "cProfile", "-o", str(out)]
             args += ["-m", "wixinv_async", "fleet", "worker"]
             args += ["--redis", self.redis_url, "--base-url", self.emu["url"]]
-            args += ["--api-key", self.emu["api_key"], "--prefix", self.prefix]
+            args += ["--prefix", self.prefix]  # the key in WIX_API_KEY: argv shows in ps
             args += ["--shards", str(SHARDS), "--rate-limit", self.rate_limit]
             args += ["--cluster"] if self.target.cluster else []
             args += ["--allow-weak-fsync"] if self.target.fsync != "always" else []
             args += ["--lease-ms", str(self.lease_ms), "--http-timeout", "1", "--margin", "0.5"]
             self.workers.append(
-                subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+                subprocess.Popen(  # noqa: S603
+                    args,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={**os.environ, "WIX_API_KEY": self.emu["api_key"]},
+                )
             )
 
     def signal(self, signum: signal.Signals) -> None:

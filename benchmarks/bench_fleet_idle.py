@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import signal
 import statistics
@@ -52,11 +53,14 @@ def _start_workers(
     workers = []
     for _ in range(count):
         args = [sys.executable, "-m", "wixinv_async", "fleet", "worker", "--cluster"]
-        args += ["--redis", url, "--base-url", emu["url"], "--api-key", emu["api_key"]]
+        args += ["--redis", url, "--base-url", emu["url"]]  # the key in WIX_API_KEY, not argv
         args += ["--prefix", prefix, "--shards", str(shards), "--rate-limit", "1000/1"]
         args += ["--lease-ms", "6000", "--http-timeout", "1", "--margin", "0.5"]
+        env = {**os.environ, "WIX_API_KEY": emu["api_key"]}
         workers.append(
-            subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+            subprocess.Popen(  # noqa: S603
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+            )
         )
     return workers
 
