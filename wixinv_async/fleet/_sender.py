@@ -9,10 +9,11 @@ One request in flight per shard, so per site.
 
 Requests go through :class:`~wixinv_async.hub.InventoryHub`: one shared session, a token and
 a client per site (catalog detection cached in it), clients of idle sites closed. The fleet's
-GCRA does the pacing (the hub runs unpaced: each request took its slot in Redis first). The
-hub's clients retry what provably did not reach Wix (a 429, a 503, a refused connection); the
-worker bounds every request, retries included, to ``http_timeout + margin / 2``, so it
-settles inside the lease that ``mark_sent`` checked, and a request cut off there is IN_DOUBT.
+GCRA does the pacing (the hub runs unpaced: each request took its slot in Redis first), and
+the hub's clients make one attempt (a retry would go on its first attempt's slot): what
+provably did not reach Wix is RETURNED and begun again on a slot of its own. The worker bounds
+every request to ``http_timeout + margin / 2``, so it settles inside the lease that
+``mark_sent`` checked, and a request cut off there is IN_DOUBT.
 
 No attempt of a batch leaves later than :data:`SEND_SHARE` of its lateness after the loop
 time just before its begin was sent (the grant came after it): a worker that stalled
