@@ -146,7 +146,7 @@ def test_no_stretch_while_the_share_covers_the_delay() -> None:
 def test_the_send_delay_estimate_follows_what_it_sees() -> None:
     """Nothing seen: no delay. A steady delay is covered with room to spare; a burst raises
     the estimate, which comes back near the steady delay within a few dozen requests; one
-    stall counts for at most the cap."""
+    stall counts for at most the cap, and a long delay that stays is reached all the same."""
     delay = SendDelay()
     assert delay.expected() == 0.0
     for _ in range(50):
@@ -161,6 +161,10 @@ def test_the_send_delay_estimate_follows_what_it_sees() -> None:
     stalled = SendDelay()
     stalled.observe(30.0)
     assert stalled.expected() <= 3 * SendDelay.CAP
+    slow = SendDelay()
+    for _ in range(12):
+        slow.observe(5.0)
+    assert slow.expected() >= 5.0  # a delay past the cap that stays is still covered
 
 
 @pytest.mark.parametrize(

@@ -199,8 +199,10 @@ class SendDelay:
     RFC 6298: gains 1/8 and 1/4), so a steady slowdown is covered after a few requests and
     forgotten as fast once it ends.
 
-    A sample is capped at :attr:`CAP` seconds: a stall that long (a stopped process) is not
-    the delay of the next request, which the late-send check refuses anyway."""
+    A sample counts for at most twice the estimate so far, or :attr:`CAP` seconds when that
+    is more: one stall (a stopped process) is not the next request's delay, and the late-send
+    check refuses that request anyway; a delay that stays long is reached in a few requests,
+    the estimate at most doubling with each."""
 
     CAP = 1.0
     __slots__ = ("_deviation", "_mean")
@@ -211,7 +213,7 @@ class SendDelay:
 
     def observe(self, delay: float) -> None:
         """One request's seconds from asking for its slot to leaving (or to finding it late)."""
-        delay = min(max(delay, 0.0), self.CAP)
+        delay = min(max(delay, 0.0), max(self.CAP, 2 * self.expected()))
         if self._mean is None:
             self._mean, self._deviation = delay, delay / 2
             return
