@@ -94,7 +94,7 @@ def test_sends_within_the_lateness_never_overfill_a_window(
     assert refused_by_strict_window(sends, requests, period_ms * 1000) == 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     requests=st.integers(1, 40),
     period_ms=st.integers(1, 120_000),
