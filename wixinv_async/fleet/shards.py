@@ -25,17 +25,13 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..core.failures import Failure, applied, classify
 from ..errors import (
     ApiError,
+    Applied,
     AuthenticationError,
     ConfigurationError,
-    ConnectError,
-    InvalidInputError,
-    LateSendError,
     PermissionDeniedError,
-    RateLimitedError,
-    RequestTimeoutError,
-    ServerError,
 )
 
 __all__ = [
@@ -281,8 +277,8 @@ class Verdict(enum.Enum):
     IN_DOUBT = "IN_DOUBT"
 
 
-_NOT_SENT = (ConnectError, RateLimitedError, ConfigurationError, InvalidInputError, LateSendError)
 _REFUSED_NOT_BATCH = (AuthenticationError, PermissionDeniedError)
+_RESENT_API = frozenset({Failure.RATE_LIMITED, Failure.UNAVAILABLE})
 
 
 def verdict_for(error: BaseException | None) -> Verdict:
@@ -290,27 +286,30 @@ def verdict_for(error: BaseException | None) -> Verdict:
 
     ======================================================  ===========
     no error                                                APPLIED
-    ConnectError, RateLimitedError (429), ServerError 503,  RETURNED (provably not applied)
-    ConfigurationError (closed client), InvalidInputError,
-    LateSendError (not sent: its deadline had passed),
-    RequestTimeoutError(sent=False) (timed out connecting)
     AuthenticationError, PermissionDeniedError              RETURNED (the batch is not at
                                                             fault; it waits for credentials)
+    what may have been applied (:func:`core.failures.       IN_DOUBT
+    applied`: timeouts after sending, resets, 5xx but 503,
+    OutcomeUnknownError, anything unknown)
+    RateLimitedError (429), ServerError 503                 RETURNED (provably not applied)
     any other ApiError (400, 404, 409, 428)                 REFUSED
-    anything else (OutcomeUnknownError, timeouts, 5xx)      IN_DOUBT
+    anything else provably not applied (ConnectError, a     RETURNED
+    connect timeout, LateSendError, ConfigurationError
+    (closed client), InvalidInputError)
     ======================================================  ===========
+
+    Whether a request may have been applied is the client's one taxonomy
+    (:mod:`wixinv_async.core.failures`), not a list of its own here.
     """
     if error is None:
         return Verdict.APPLIED
-    if isinstance(error, _NOT_SENT + _REFUSED_NOT_BATCH):
+    if isinstance(error, _REFUSED_NOT_BATCH):
         return Verdict.RETURNED
-    if isinstance(error, RequestTimeoutError) and not error.sent:
-        return Verdict.RETURNED
-    if isinstance(error, ServerError):
-        return Verdict.RETURNED if error.status == 503 else Verdict.IN_DOUBT
-    if isinstance(error, ApiError):
+    if applied(error) is Applied.MAYBE:
+        return Verdict.IN_DOUBT
+    if isinstance(error, ApiError) and classify(error) not in _RESENT_API:
         return Verdict.REFUSED
-    return Verdict.IN_DOUBT
+    return Verdict.RETURNED
 
 
 def bisect_cap(cap: int, entries: int, refused: bool) -> int:
