@@ -29,6 +29,19 @@ SETTINGS = WorkerSettings(
 )
 
 
+Key = tuple[str, str, str]
+
+
+def tracked_keys(emulator: Emulator, per_site: int) -> tuple[list[Key], dict[Key, int | None]]:
+    """``per_site`` tracked (site, product, variant) keys of every site, and their quantities."""
+    keys = [
+        (site, p, v)
+        for site in emulator.sites
+        for p, v in tracked_variants(emulator, site, per_site)
+    ]
+    return keys, {k: site_quantity(emulator, *k) for k in keys}
+
+
 async def doubted_records(redis_conn: aioredis.Redis, producer: FleetProducer) -> int:
     """IN_DOUBT records in every outcome stream: an event's last outcome hides an IN_DOUBT
     its sender settled later, so every record is read."""
@@ -53,10 +66,7 @@ async def test_join_leave_cycles_under_a_backlog_leave_nothing_in_doubt(
     rng = random.Random(seed)
     specs = [SiteSpec(catalog="v1") for _ in range(3)]
     async with Emulator(sites=specs, products=0, seed=7, latency_ms=5) as emulator:
-        keys = [
-            (site, p, v) for site in emulator.sites for p, v in tracked_variants(emulator, site, 3)
-        ]
-        before = {k: site_quantity(emulator, *k) for k in keys}
+        keys, before = tracked_keys(emulator, 3)
         producer = FleetProducer(redis_conn, prefix="hand", shards=8)
         added = dict.fromkeys(keys, 0)
         sites: dict[str, str] = {}
@@ -109,10 +119,7 @@ async def test_a_graceful_stop_while_requests_are_at_wix_settles_them(
     rng = random.Random(11)
     specs = [SiteSpec(catalog="v1") for _ in range(3)]
     async with Emulator(sites=specs, products=0, seed=7, latency_ms=350) as emulator:
-        keys = [
-            (site, p, v) for site in emulator.sites for p, v in tracked_variants(emulator, site, 2)
-        ]
-        before = {k: site_quantity(emulator, *k) for k in keys}
+        keys, before = tracked_keys(emulator, 2)
         producer = FleetProducer(redis_conn, prefix="slowhand", shards=64)
         auth = ApiKeyAuth(emulator.api_key)
         workers = [

@@ -52,8 +52,7 @@ async def _shards(redis: FleetRedis, keys: KeySpace) -> list[dict[str, Any]]:
     }
     async with redis.pipeline(transaction=False) as pipe:
         for shard, f in active.items():
-            cursor = text(f["cursor"]) if f["cursor"] else "-"
-            start = f"({cursor}" if cursor != "-" else "-"
+            start = f"({text(f['cursor'])}" if f["cursor"] else "-"  # after the last read
             pipe.xrange(keys.key(shard, "in"), start, "+", count=UNREAD_CAP + 1)
             for site in f["sites"]:
                 pipe.hvals(keys.site_key(shard, "acc", text(site)))
